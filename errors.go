@@ -1,0 +1,162 @@
+// Package regroup holds the vocabulary that the coordinator, the member
+// library and the simulator share: the group protocol's errors.
+//
+// Errors are *Error values with a Code (the protocol name of the error, as it
+// travels in a google.rpc.ErrorInfo reason). Match them with errors.Is against
+// the sentinels below:
+//
+//	if errors.Is(err, regroup.ErrRebalanceInProgress) { ... }
+//
+// This package imports nothing beyond the standard library, so that the pure
+// state machines can use it.
+package regroup
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
+)
+
+// Code is the protocol name of an error, e.g. "REBALANCE_IN_PROGRESS".
+type Code string
+
+// The protocol's error codes. The comments of proto/regroup/v1 say which RPC
+// returns which, and what a client should do.
+const (
+	CodeRebalanceInProgress       Code = "REBALANCE_IN_PROGRESS"
+	CodeIllegalGeneration         Code = "ILLEGAL_GENERATION"
+	CodeUnknownMemberID           Code = "UNKNOWN_MEMBER_ID"
+	CodeMemberIDRequired          Code = "MEMBER_ID_REQUIRED"
+	CodeFencedInstanceID          Code = "FENCED_INSTANCE_ID"
+	CodeGroupMaxSizeReached       Code = "GROUP_MAX_SIZE_REACHED"
+	CodeInconsistentGroupProtocol Code = "INCONSISTENT_GROUP_PROTOCOL"
+	CodeInvalidSessionTimeout     Code = "INVALID_SESSION_TIMEOUT"
+	CodeInvalidRequest            Code = "INVALID_REQUEST"
+	CodeInvalidAssignment         Code = "INVALID_ASSIGNMENT"
+	CodeNotCoordinator            Code = "NOT_COORDINATOR"
+	CodeCoordinatorNotAvailable   Code = "COORDINATOR_NOT_AVAILABLE"
+	CodeUnknownGroup              Code = "UNKNOWN_GROUP"
+	CodeUnknownTopic              Code = "UNKNOWN_TOPIC"
+	CodeGroupNotEmpty             Code = "GROUP_NOT_EMPTY"
+)
+
+// Metadata keys carried by some errors.
+const (
+	// MetaMemberID is the id minted for a new member (MEMBER_ID_REQUIRED).
+	MetaMemberID = "member_id"
+	// MetaLeader is the address of the coordinator leader (NOT_COORDINATOR).
+	MetaLeader = "leader"
+	// MetaRebalanceTimeoutMs is the time left until the join barrier closes
+	// (REBALANCE_IN_PROGRESS), in milliseconds.
+	MetaRebalanceTimeoutMs = "rebalance_timeout_ms"
+	// MetaField names the malformed request field (INVALID_REQUEST).
+	MetaField = "field"
+	// MetaTopic, MetaPartition and MetaMembers locate a refused assignment
+	// (INVALID_ASSIGNMENT).
+	MetaTopic     = "topic"
+	MetaPartition = "partition"
+	MetaMembers   = "members"
+	// MetaMinSessionTimeoutMs and MetaMaxSessionTimeoutMs are the bounds the
+	// coordinator accepts (INVALID_SESSION_TIMEOUT).
+	MetaMinSessionTimeoutMs = "min_session_timeout_ms"
+	MetaMaxSessionTimeoutMs = "max_session_timeout_ms"
+)
+
+// Error is a protocol error. Its Code says what happened; Message says it to
+// a person; Metadata carries values a client acts on (see the Meta* keys).
+type Error struct {
+	Code     Code
+	Message  string
+	Metadata map[string]string
+}
+
+// Sentinels for errors.Is. Any *Error with the same Code matches.
+var (
+	ErrRebalanceInProgress       = &Error{Code: CodeRebalanceInProgress}
+	ErrIllegalGeneration         = &Error{Code: CodeIllegalGeneration}
+	ErrUnknownMemberID           = &Error{Code: CodeUnknownMemberID}
+	ErrMemberIDRequired          = &Error{Code: CodeMemberIDRequired}
+	ErrFencedInstanceID          = &Error{Code: CodeFencedInstanceID}
+	ErrGroupMaxSizeReached       = &Error{Code: CodeGroupMaxSizeReached}
+	ErrInconsistentGroupProtocol = &Error{Code: CodeInconsistentGroupProtocol}
+	ErrInvalidSessionTimeout     = &Error{Code: CodeInvalidSessionTimeout}
+	ErrInvalidRequest            = &Error{Code: CodeInvalidRequest}
+	ErrInvalidAssignment         = &Error{Code: CodeInvalidAssignment}
+	ErrNotCoordinator            = &Error{Code: CodeNotCoordinator}
+	ErrCoordinatorNotAvailable   = &Error{Code: CodeCoordinatorNotAvailable}
+	ErrUnknownGroup              = &Error{Code: CodeUnknownGroup}
+	ErrUnknownTopic              = &Error{Code: CodeUnknownTopic}
+	ErrGroupNotEmpty             = &Error{Code: CodeGroupNotEmpty}
+)
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// With returns a copy of e with key set to value in its metadata.
+func (e *Error) With(key, value string) *Error {
+	c := *e
+	c.Metadata = maps.Clone(e.Metadata)
+	if c.Metadata == nil {
+		c.Metadata = map[string]string{}
+	}
+	c.Metadata[key] = value
+	return &c
+}
+
+// Error implements error: "regroup: CODE: message".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("regroup: ")
+	b.WriteString(string(e.Code))
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if len(e.Metadata) > 0 {
+		keys := make([]string, 0, len(e.Metadata))
+		for k := range e.Metadata {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteString(" (")
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s=%s", k, e.Metadata[k])
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Is reports whether target is an *Error with the same Code, so that
+// errors.Is(err, regroup.ErrUnknownMemberID) works on any wrapped *Error.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Fatal reports whether a member that receives this code must stop rather
+// than retry: its configuration or deployment needs a person's attention.
+func (c Code) Fatal() bool {
+	switch c {
+	case CodeFencedInstanceID, CodeGroupMaxSizeReached, CodeInconsistentGroupProtocol,
+		CodeInvalidSessionTimeout, CodeInvalidRequest:
+		return true
+	}
+	return false
+}
+
+// CodeOf returns the Code of err if it is or wraps an *Error, else "".
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
