@@ -1,0 +1,76 @@
+package group
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config holds the coordinator-wide settings that shape every group. Every
+// field is taken literally; DefaultConfig returns Kafka's defaults.
+type Config struct {
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeout a
+	// member may ask for (INVALID_SESSION_TIMEOUT outside them).
+	MinSessionTimeout time.Duration
+	MaxSessionTimeout time.Duration
+	// MaxRebalanceTimeout bounds the rebalance timeout a member may ask for.
+	MaxRebalanceTimeout time.Duration
+	// InitialRebalanceDelay is how long the first rebalance of an empty group
+	// waits for more members, extended while members keep arriving and
+	// capped by the rebalance timeout. Zero completes it as soon as every
+	// member has joined.
+	InitialRebalanceDelay time.Duration
+	// MaxSize caps the number of members; zero means no cap.
+	MaxSize int
+	// NewMemberJoinTimeout is how long a new member's first join may stay
+	// parked before it is dropped (it cannot heartbeat meanwhile).
+	NewMemberJoinTimeout time.Duration
+	// EmptyRetention is how long an Empty group is kept before it is deleted.
+	EmptyRetention time.Duration
+	// MaxMetadataBytes caps the encoded size of a JoinGroup's protocols and
+	// of each assignment's user data.
+	MaxMetadataBytes int
+	// HistoryLimit is the number of rebalances kept per group.
+	HistoryLimit int
+}
+
+// DefaultConfig returns the defaults: sessions of 6 s to 30 min, rebalance
+// timeouts up to 1 h, an initial delay of 3 s, no size cap, 5 min for a new
+// member's join, empty groups kept for 24 h, 1 MiB of metadata, and the last
+// 32 rebalances.
+func DefaultConfig() Config {
+	return Config{
+		MinSessionTimeout:     6 * time.Second,
+		MaxSessionTimeout:     30 * time.Minute,
+		MaxRebalanceTimeout:   time.Hour,
+		InitialRebalanceDelay: 3 * time.Second,
+		NewMemberJoinTimeout:  5 * time.Minute,
+		EmptyRetention:        24 * time.Hour,
+		MaxMetadataBytes:      1 << 20,
+		HistoryLimit:          32,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.MinSessionTimeout <= 0:
+		return fmt.Errorf("regroup: minimum session timeout must be positive, got %v", c.MinSessionTimeout)
+	case c.MaxSessionTimeout < c.MinSessionTimeout:
+		return fmt.Errorf("regroup: maximum session timeout %v is below the minimum %v", c.MaxSessionTimeout, c.MinSessionTimeout)
+	case c.MaxRebalanceTimeout <= 0:
+		return fmt.Errorf("regroup: maximum rebalance timeout must be positive, got %v", c.MaxRebalanceTimeout)
+	case c.InitialRebalanceDelay < 0:
+		return fmt.Errorf("regroup: initial rebalance delay must not be negative, got %v", c.InitialRebalanceDelay)
+	case c.MaxSize < 0:
+		return fmt.Errorf("regroup: maximum group size must not be negative (0 means no limit), got %d", c.MaxSize)
+	case c.NewMemberJoinTimeout <= 0:
+		return fmt.Errorf("regroup: new member join timeout must be positive, got %v", c.NewMemberJoinTimeout)
+	case c.EmptyRetention <= 0:
+		return fmt.Errorf("regroup: empty group retention must be positive, got %v", c.EmptyRetention)
+	case c.MaxMetadataBytes <= 0:
+		return fmt.Errorf("regroup: metadata limit must be positive, got %d", c.MaxMetadataBytes)
+	case c.HistoryLimit <= 0:
+		return fmt.Errorf("regroup: history limit must be positive, got %d", c.HistoryLimit)
+	}
+	return nil
+}

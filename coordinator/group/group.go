@@ -1,0 +1,454 @@
+// Package group is the group protocol of one consumer group as a pure state
+// machine: JoinGroup, SyncGroup, Heartbeat and LeaveGroup, the join and sync
+// barriers with their timeouts, leader election, protocol selection, session
+// expiry, static membership, the checks on the leader's assignment, and the
+// rebalance history.
+//
+// A Group reads no clock, starts no goroutine and does no I/O. Every input
+// carries the current time; every step returns an Output that says which
+// requests to answer, whether to persist the group's record first, and the
+// driver calls Tick at NextDeadline. Member ids come from an injected
+// IDSource. A Group is not safe for concurrent use: its driver serializes the
+// inputs of one group.
+//
+// # Ownership is a lease
+//
+// The group tracks, for every member, the partitions it may still hold (the
+// assignments delivered to it that it has not given up by rejoining without
+// them or by leaving) and the time until which it may believe it holds them
+// (its lease: the last time the group answered it successfully plus its
+// session timeout). A partition is handed to a new owner only once its
+// previous owner has released it or its lease has ended: a SyncGroup whose
+// assignment contains a partition held by someone else is answered when that
+// lease runs out, and a leader's assignment that gives away a partition
+// still reported by a rejoined member is refused. So no partition ever has
+// two owners, even when members are removed by an administrator, fenced by a
+// restarted static member, or dropped at a barrier while still alive.
+package group
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// State is a group's place in the rebalance protocol.
+type State int
+
+// The states of a group, as in Kafka's classic protocol.
+const (
+	Empty State = iota + 1
+	PreparingRebalance
+	CompletingRebalance
+	Stable
+	Dead
+)
+
+// String returns the state's name, e.g. "PreparingRebalance".
+func (s State) String() string {
+	switch s {
+	case Empty:
+		return "Empty"
+	case PreparingRebalance:
+		return "PreparingRebalance"
+	case CompletingRebalance:
+		return "CompletingRebalance"
+	case Stable:
+		return "Stable"
+	case Dead:
+		return "Dead"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Proto returns the state as the API's enum.
+func (s State) Proto() regroupv1.GroupState {
+	switch s {
+	case Empty:
+		return regroupv1.GroupState_GROUP_STATE_EMPTY
+	case PreparingRebalance:
+		return regroupv1.GroupState_GROUP_STATE_PREPARING_REBALANCE
+	case CompletingRebalance:
+		return regroupv1.GroupState_GROUP_STATE_COMPLETING_REBALANCE
+	case Stable:
+		return regroupv1.GroupState_GROUP_STATE_STABLE
+	case Dead:
+		return regroupv1.GroupState_GROUP_STATE_DEAD
+	}
+	return regroupv1.GroupState_GROUP_STATE_UNSPECIFIED
+}
+
+// IDSource mints member ids. Ids must be unique for the life of the group;
+// prefix is the member's instance id or client id (possibly empty).
+type IDSource interface {
+	MemberID(prefix string) string
+}
+
+// member is one member of the group.
+type member struct {
+	id, instanceID, clientID, clientHost string
+	sessionTimeout, rebalanceTimeout     time.Duration
+	protocols                            []*regroupv1.Protocol
+
+	joinReq ReqID // parked JoinGroup, or 0
+	syncReq ReqID // parked SyncGroup, or 0
+	hbReq   ReqID // held heartbeat, or 0
+
+	isNew        bool // added in this rebalance: its first join is parked
+	absent       bool // static member that did not rejoin the current generation
+	awaitingSync bool // has not sent SyncGroup in the current generation
+
+	sessionDeadline time.Time
+	timerAt         time.Time // the session timer entry it has in the heap
+	leaseUntil      time.Time // until when it may believe it owns owned
+	deliverAt       time.Time // parked SyncGroup waits for holds until then
+
+	assignment    *regroupv1.Assignment // current assignment (delivered or not)
+	assigned      parts                 // assignment's partitions
+	assignmentGen int32                 // generation of assignment
+	owned         parts                 // partitions it may still hold
+	token         int64                 // fencing token of assignment
+}
+
+// key identifies a member across static replacements: its instance id, or
+// its member id when dynamic.
+func (m *member) key() string {
+	if m.instanceID != "" {
+		return m.instanceID
+	}
+	return m.id
+}
+
+func (m *member) offers(protocol string) *regroupv1.Protocol {
+	for _, p := range m.protocols {
+		if p.GetName() == protocol {
+			return p
+		}
+	}
+	return nil
+}
+
+// hold keeps the partitions of a member that left the group without
+// releasing them until its lease has ended.
+type hold struct {
+	member         string
+	partitions     parts
+	until          time.Time
+	sessionTimeout time.Duration
+}
+
+// Group is one consumer group.
+type Group struct {
+	id  string
+	cfg Config
+	ids IDSource
+	now time.Time // time of the latest input
+
+	state      State
+	generation int32
+	protocol   string
+	leader     string
+	members    map[string]*member
+	order      []*member // insertion order: leader succession, iteration
+	instances  map[string]*member
+	pending    map[string]time.Time // minted ids not yet joined -> expiry
+
+	reb            *regroupv1.Rebalance // the rebalance in progress
+	released       int                  // partitions released since reb started
+	joinDeadline   time.Time            // PreparingRebalance: barrier deadline
+	delayDeadline  time.Time            // initial rebalance delay timer
+	delayStep      time.Duration        // the delay that delayDeadline ends
+	delayBudget    time.Duration        // what is left to extend the delay
+	newMemberAdded bool
+	syncDeadline   time.Time
+
+	holds        []hold
+	replacements int64
+	registry     map[string]int32 // the topic registry (shared, read-only)
+	seen         map[string]int32 // subscribed topics' counts the leader was given
+	history      []*regroupv1.Rebalance
+	emptySince   time.Time
+	departed     []ownerParts // assignments of members removed since the last plan
+	inTransit    []ownerParts // partitions taken from their owner, not yet reassigned
+	timers       timerHeap
+}
+
+type ownerParts struct {
+	owner string
+	parts parts
+}
+
+// New returns an Empty group. registry maps every topic of the topic
+// registry to its partition count; the group keeps it and never modifies it.
+func New(id string, cfg Config, ids IDSource, registry map[string]int32, now time.Time) *Group {
+	return &Group{
+		id:         id,
+		cfg:        cfg,
+		ids:        ids,
+		now:        now,
+		state:      Empty,
+		members:    map[string]*member{},
+		instances:  map[string]*member{},
+		pending:    map[string]time.Time{},
+		registry:   registry,
+		seen:       map[string]int32{},
+		emptySince: now,
+	}
+}
+
+// ID returns the group's id.
+func (g *Group) ID() string { return g.id }
+
+// State returns the group's state.
+func (g *Group) State() State { return g.state }
+
+// Generation returns the group's generation.
+func (g *Group) Generation() int32 { return g.generation }
+
+// Leader returns the leader's member id, or "".
+func (g *Group) Leader() string { return g.leader }
+
+// Protocol returns the selected protocol, or "".
+func (g *Group) Protocol() string { return g.protocol }
+
+// Size returns the number of members.
+func (g *Group) Size() int { return len(g.members) }
+
+func (g *Group) setState(out *Output, s State) {
+	if g.state == s {
+		return
+	}
+	out.event(Event{Kind: EventStateChanged, From: g.state, To: s})
+	g.state = s
+}
+
+// subscription returns m's subscription under the selected protocol, or
+// under its first protocol before one is selected.
+func (g *Group) subscription(m *member) *regroupv1.Subscription {
+	if p := m.offers(g.protocol); p != nil {
+		return p.GetSubscription()
+	}
+	if len(m.protocols) > 0 {
+		return m.protocols[0].GetSubscription()
+	}
+	return nil
+}
+
+// subscribes reports whether m subscribes to topic under the selected
+// protocol.
+func (g *Group) subscribes(m *member, topic string) bool {
+	return slices.Contains(g.subscription(m).GetTopics(), topic)
+}
+
+// subscribedCounts returns the registry's partition count of every topic a
+// member subscribes to.
+func (g *Group) subscribedCounts() map[string]int32 {
+	counts := map[string]int32{}
+	for _, m := range g.order {
+		for _, t := range g.subscription(m).GetTopics() {
+			if n, ok := g.registry[t]; ok {
+				counts[t] = n
+			}
+		}
+	}
+	return counts
+}
+
+// rebalanceTimeout is the largest rebalance timeout among the members.
+func (g *Group) rebalanceTimeout() time.Duration {
+	var d time.Duration
+	for _, m := range g.order {
+		d = max(d, m.rebalanceTimeout)
+	}
+	return d
+}
+
+// addMember adds a member that joins with request r.
+func (g *Group) addMember(now time.Time, id, host string, r *regroupv1.JoinGroupRequest) *member {
+	m := &member{
+		id:            id,
+		instanceID:    r.GetGroupInstanceId(),
+		clientID:      r.GetClientId(),
+		clientHost:    host,
+		isNew:         true,
+		assignment:    &regroupv1.Assignment{},
+		assigned:      parts{},
+		owned:         parts{},
+		assignmentGen: -1,
+	}
+	g.update(m, r)
+	m.sessionDeadline = now.Add(g.cfg.NewMemberJoinTimeout)
+	g.members[id] = m
+	g.order = append(g.order, m)
+	if m.instanceID != "" {
+		g.instances[m.instanceID] = m
+	}
+	if g.leader == "" {
+		g.leader = id
+	}
+	g.newMemberAdded = true
+	g.schedule(m)
+	return m
+}
+
+// update applies a (re)join's protocols and timeouts to m (KAFKA-14009:
+// both timeouts follow every rejoin).
+func (g *Group) update(m *member, r *regroupv1.JoinGroupRequest) {
+	m.protocols = r.GetProtocols()
+	m.sessionTimeout = time.Duration(r.GetSessionTimeoutMs()) * time.Millisecond
+	m.rebalanceTimeout = time.Duration(r.GetRebalanceTimeoutMs()) * time.Millisecond
+	if r.GetClientId() != "" {
+		m.clientID = r.GetClientId()
+	}
+}
+
+// reportOwned records what m says it still owns when it rejoins: whatever it
+// no longer reports is released. It returns the number released.
+func (g *Group) reportOwned(m *member, r *regroupv1.JoinGroupRequest) int {
+	if len(r.GetProtocols()) == 0 {
+		return 0
+	}
+	reported := partsFromProto(r.GetProtocols()[0].GetSubscription().GetOwnedPartitions())
+	kept := m.owned.intersect(reported)
+	released := m.owned.count() - kept.count()
+	m.owned = kept
+	return released
+}
+
+// refresh extends m's session and lease: the group answered it successfully.
+func (g *Group) refresh(now time.Time, m *member) {
+	m.sessionDeadline = now.Add(m.sessionTimeout)
+	if until := now.Add(m.sessionTimeout); until.After(m.leaseUntil) {
+		m.leaseUntil = until
+	}
+	g.schedule(m)
+}
+
+// remove takes m out of the group, answering its parked requests with err.
+// Unless graceful (the member itself left, having released its partitions),
+// what it may still hold is kept from others until its lease ends.
+func (g *Group) remove(now time.Time, out *Output, m *member, why string, graceful bool, err error) {
+	for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq} {
+		if req != 0 {
+			out.fail(req, err)
+		}
+	}
+	m.joinReq, m.syncReq, m.hbReq = 0, 0, 0
+	if graceful {
+		g.released += m.owned.count()
+	} else if m.owned.count() > 0 && m.leaseUntil.After(now) {
+		g.holds = append(g.holds, hold{member: m.id, partitions: m.owned, until: m.leaseUntil, sessionTimeout: m.sessionTimeout})
+	}
+	if m.assigned.count() > 0 {
+		g.departed = append(g.departed, ownerParts{owner: m.key(), parts: m.assigned})
+	}
+	delete(g.members, m.id)
+	i := slices.Index(g.order, m)
+	g.order = slices.Delete(g.order, i, i+1)
+	if m.instanceID != "" && g.instances[m.instanceID] == m {
+		delete(g.instances, m.instanceID)
+	}
+	if g.leader == m.id {
+		g.leader = ""
+		if len(g.order) > 0 {
+			g.leader = g.order[min(i, len(g.order)-1)].id
+		}
+	}
+	out.Persist = true
+	out.event(Event{Kind: EventMemberRemoved, Member: m.id, Detail: why})
+}
+
+// validateMember finds the member a request names (Kafka's validateMember).
+func (g *Group) validateMember(memberID, instanceID string) (*member, error) {
+	if instanceID != "" {
+		m := g.instances[instanceID]
+		if m == nil {
+			return nil, regroup.Errorf(regroup.CodeUnknownMemberID, "instance %q is not a member of group %q", instanceID, g.id)
+		}
+		if m.id != memberID {
+			return nil, regroup.Errorf(regroup.CodeFencedInstanceID,
+				"member %q was replaced by %q, which joined with the same instance id %q", memberID, m.id, instanceID)
+		}
+		return m, nil
+	}
+	m := g.members[memberID]
+	if m == nil {
+		return nil, regroup.Errorf(regroup.CodeUnknownMemberID, "member %q is not a member of group %q", memberID, g.id)
+	}
+	if m.instanceID != "" {
+		return nil, regroup.Errorf(regroup.CodeFencedInstanceID,
+			"member %q is static (instance %q) but the request has no instance id", memberID, m.instanceID)
+	}
+	return m, nil
+}
+
+// supportsProtocols reports whether some protocol of protocols is offered by
+// every member other than except.
+func (g *Group) supportsProtocols(protocols []*regroupv1.Protocol, except *member) bool {
+	for _, p := range protocols {
+		all := true
+		for _, m := range g.order {
+			if m != except && m.offers(p.GetName()) == nil {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// selectProtocol picks the protocol every member offers that most members
+// prefer; ties go to the one the leader prefers.
+func (g *Group) selectProtocol() string {
+	leader := g.members[g.leader]
+	if leader == nil {
+		leader = g.order[0]
+	}
+	votes := map[string]int{}
+	var candidates []string
+	for _, p := range leader.protocols {
+		all := true
+		for _, m := range g.order {
+			if m.offers(p.GetName()) == nil {
+				all = false
+				break
+			}
+		}
+		if all {
+			candidates = append(candidates, p.GetName())
+			votes[p.GetName()] = 0
+		}
+	}
+	if len(candidates) == 0 {
+		panic(fmt.Sprintf("group %q: members share no protocol at join completion", g.id))
+	}
+	for _, m := range g.order {
+		for _, p := range m.protocols {
+			if _, ok := votes[p.GetName()]; ok {
+				votes[p.GetName()]++
+				break
+			}
+		}
+	}
+	best := candidates[0]
+	for _, c := range candidates[1:] {
+		if votes[c] > votes[best] {
+			best = c
+		}
+	}
+	return best
+}
+
+func protocolsEqual(a, b []*regroupv1.Protocol) bool {
+	return slices.EqualFunc(a, b, func(x, y *regroupv1.Protocol) bool { return proto.Equal(x, y) })
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }

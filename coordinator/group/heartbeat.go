@@ -1,0 +1,321 @@
+package group
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/regroup-dev/regroup"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Heartbeat handles a Heartbeat request. With hold_ms set, a successful reply
+// is held (see Reply.HoldUntil) and replaced by REBALANCE_IN_PROGRESS as soon
+// as a rebalance starts.
+func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatRequest) Output {
+	g.now = now
+	var out Output
+	if err := validateHeartbeat(r); err != nil {
+		out.fail(req, err)
+		return out
+	}
+	if g.state == Dead {
+		out.fail(req, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q was deleted", g.id))
+		return out
+	}
+	m, err := g.validateMember(r.GetMemberId(), r.GetGroupInstanceId())
+	if err != nil {
+		out.fail(req, err)
+		return out
+	}
+	if r.GetGeneration() != g.generation {
+		out.fail(req, regroup.Errorf(regroup.CodeIllegalGeneration, "generation %d is not the group's generation %d", r.GetGeneration(), g.generation))
+		return out
+	}
+	if m.hbReq != 0 {
+		out.reply(m.hbReq, &regroupv1.HeartbeatResponse{})
+		m.hbReq = 0
+	}
+	g.refresh(now, m)
+	if g.state == PreparingRebalance {
+		out.fail(req, errRebalancing(g, now))
+		return out
+	}
+	hold := min(time.Duration(r.GetHoldMs())*time.Millisecond, m.sessionTimeout/3)
+	if hold <= 0 {
+		out.reply(req, &regroupv1.HeartbeatResponse{})
+		return out
+	}
+	m.hbReq = req
+	out.Replies = append(out.Replies, Reply{Req: req, Msg: &regroupv1.HeartbeatResponse{}, HoldUntil: now.Add(hold)})
+	return out
+}
+
+// Leave handles a LeaveGroup request (and the Admin's RemoveMembers, which
+// is a LeaveGroup whose entries name only instance ids).
+func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) Output {
+	g.now = now
+	var out Output
+	if err := validateLeave(r); err != nil {
+		out.fail(req, err)
+		return out
+	}
+	if g.state == Dead {
+		out.fail(req, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q was deleted", g.id))
+		return out
+	}
+	resp := &regroupv1.LeaveGroupResponse{}
+	var left []string
+	for _, e := range r.GetMembers() {
+		res := &regroupv1.LeaveMemberResult{MemberId: e.GetMemberId(), GroupInstanceId: e.GetGroupInstanceId()}
+		resp.Members = append(resp.Members, res)
+		if err := g.leaveOne(now, &out, e); err != nil {
+			res.ErrorReason = string(regroup.CodeOf(err))
+			res.ErrorMessage = err.Error()
+			continue
+		}
+		if !e.GetTemporary() {
+			left = append(left, describeLeaver(e))
+		}
+	}
+	out.reply(req, resp)
+	if len(left) > 0 {
+		cause := fmt.Sprintf("%s left", joinWords(left))
+		switch g.state {
+		case Stable, CompletingRebalance:
+			g.prepareRebalance(now, &out, cause)
+		case PreparingRebalance:
+			g.maybeCompleteJoin(now, &out)
+		}
+	}
+	return out
+}
+
+func describeLeaver(e *regroupv1.LeaveMember) string {
+	switch {
+	case e.GetMemberId() == "":
+		return fmt.Sprintf("static member %s (removed by an administrator)", e.GetGroupInstanceId())
+	case e.GetGroupInstanceId() != "":
+		return fmt.Sprintf("static member %s (instance %s)", e.GetMemberId(), e.GetGroupInstanceId())
+	}
+	return "member " + e.GetMemberId()
+}
+
+func joinWords(ws []string) string {
+	if len(ws) > 3 {
+		return fmt.Sprintf("%s and %d more", joinWords(ws[:3]), len(ws)-3)
+	}
+	s := ""
+	for i, w := range ws {
+		switch {
+		case i == 0:
+		case i == len(ws)-1:
+			s += " and "
+		default:
+			s += ", "
+		}
+		s += w
+	}
+	return s
+}
+
+// leaveOne applies one LeaveGroup entry.
+func (g *Group) leaveOne(now time.Time, out *Output, e *regroupv1.LeaveMember) error {
+	gone := regroup.Errorf(regroup.CodeUnknownMemberID, "member left group %q", g.id)
+	if e.GetMemberId() == "" {
+		m := g.instances[e.GetGroupInstanceId()]
+		if m == nil {
+			return regroup.Errorf(regroup.CodeUnknownMemberID, "instance %q is not a member of group %q", e.GetGroupInstanceId(), g.id)
+		}
+		g.remove(now, out, m, withReason("removed by an administrator", e.GetReason()), false, gone)
+		return nil
+	}
+	if _, ok := g.pending[e.GetMemberId()]; ok {
+		delete(g.pending, e.GetMemberId())
+		return nil
+	}
+	m, err := g.validateMember(e.GetMemberId(), e.GetGroupInstanceId())
+	if err != nil {
+		return err
+	}
+	if e.GetTemporary() {
+		g.released += m.owned.count()
+		m.owned = parts{}
+		out.Persist = true
+		if m.hbReq != 0 {
+			out.fail(m.hbReq, gone)
+			m.hbReq = 0
+		}
+		return nil
+	}
+	g.remove(now, out, m, withReason("left the group", e.GetReason()), true, gone)
+	return nil
+}
+
+// SetTopics gives the group a new snapshot of the topic registry (which it
+// keeps and never modifies). If the partition count of a topic a member
+// subscribes to changed, the group rebalances; it returns the change it saw,
+// or "".
+func (g *Group) SetTopics(now time.Time, registry map[string]int32) (Output, string) {
+	g.now = now
+	var out Output
+	g.registry = registry
+	if g.state != Stable && g.state != CompletingRebalance {
+		return out, ""
+	}
+	current := g.subscribedCounts()
+	var changes []string
+	for t, n := range current {
+		if old, ok := g.seen[t]; !ok {
+			changes = append(changes, fmt.Sprintf("topic %s was created with %d partitions", t, n))
+		} else if old != n {
+			changes = append(changes, fmt.Sprintf("topic %s changed from %d to %d partitions", t, old, n))
+		}
+	}
+	for t := range g.seen {
+		if _, ok := current[t]; !ok {
+			changes = append(changes, fmt.Sprintf("topic %s was deleted", t))
+		}
+	}
+	if len(changes) == 0 {
+		return out, ""
+	}
+	slices.Sort(changes)
+	cause := joinWords(changes)
+	g.prepareRebalance(now, &out, cause)
+	return out, cause
+}
+
+// Tick fires every timer that is due at now: pending ids and sessions that
+// expired, the initial delay, the join and sync deadlines, deferred
+// deliveries and an Empty group's retention.
+func (g *Group) Tick(now time.Time) Output {
+	g.now = now
+	var out Output
+	for id, exp := range g.pending {
+		if !exp.After(now) {
+			delete(g.pending, id)
+			g.maybeCompleteJoin(now, &out)
+		}
+	}
+	for _, m := range g.dueSessions(now) {
+		g.checkSession(now, &out, m)
+	}
+	switch g.state {
+	case PreparingRebalance:
+		g.tickJoin(now, &out)
+	case CompletingRebalance, Stable:
+		g.tickSync(now, &out)
+	case Empty:
+		if !now.Before(g.emptySince.Add(g.cfg.EmptyRetention)) {
+			g.setState(&out, Dead)
+			out.Delete = true
+		}
+	}
+	return out
+}
+
+// checkSession expires m if its session has ended. Members waiting for a
+// join or sync reply count as alive, except new members whose first join
+// outlived the new-member timeout.
+func (g *Group) checkSession(now time.Time, out *Output, m *member) {
+	if m.sessionDeadline.After(now) {
+		g.schedule(m)
+		return
+	}
+	if (m.joinReq != 0 && !m.isNew) || m.syncReq != 0 {
+		m.sessionDeadline = now.Add(m.sessionTimeout)
+		g.schedule(m)
+		return
+	}
+	why := "session expired"
+	if m.isNew {
+		why = "its first join was not completed within the new-member timeout"
+	}
+	g.remove(now, out, m, why, false, regroup.Errorf(regroup.CodeUnknownMemberID, "member %s was removed from group %q: %s", m.id, g.id, why))
+	switch g.state {
+	case Stable, CompletingRebalance:
+		g.prepareRebalance(now, out, fmt.Sprintf("member %s expired", m.id))
+	case PreparingRebalance:
+		g.maybeCompleteJoin(now, out)
+	}
+}
+
+// tickJoin ends the initial delay, or the join barrier at its deadline.
+func (g *Group) tickJoin(now time.Time, out *Output) {
+	if !g.delayDeadline.IsZero() {
+		if now.Before(g.delayDeadline) {
+			return
+		}
+		if g.newMemberAdded && g.delayBudget > 0 {
+			// Members keep arriving: extend by another delay, within the
+			// rebalance timeout (KIP-134).
+			g.newMemberAdded = false
+			step := min(g.cfg.InitialRebalanceDelay, g.delayBudget)
+			g.delayBudget = max(g.delayBudget-g.delayStep, 0)
+			g.delayStep = step
+			g.delayDeadline = now.Add(step)
+			return
+		}
+		g.completeJoin(now, out)
+		return
+	}
+	if !g.joinDeadline.IsZero() && !now.Before(g.joinDeadline) {
+		g.completeJoin(now, out)
+	}
+}
+
+// tickSync removes members that did not send SyncGroup in time, and
+// delivers assignments whose holds have ended.
+func (g *Group) tickSync(now time.Time, out *Output) {
+	if !g.syncDeadline.IsZero() && !now.Before(g.syncDeadline) {
+		g.syncDeadline = time.Time{}
+		var late []string
+		for _, m := range slices.Clone(g.order) {
+			if m.awaitingSync {
+				late = append(late, m.id)
+				g.remove(now, out, m, "did not send SyncGroup before the rebalance timeout", false,
+					regroup.Errorf(regroup.CodeUnknownMemberID, "member %s did not sync in time", m.id))
+			}
+		}
+		if len(late) > 0 {
+			g.prepareRebalance(now, out, fmt.Sprintf("%s did not sync in time", joinWords(late)))
+			return
+		}
+	}
+	if g.state != Stable {
+		return
+	}
+	var held heldIndex
+	for _, m := range g.order {
+		if m.syncReq != 0 && !m.deliverAt.IsZero() && !now.Before(m.deliverAt) {
+			if held == nil {
+				held = g.heldIndex(now)
+			}
+			g.deliver(now, out, m, held)
+		}
+	}
+}
+
+// Abort answers every parked request with err, for a driver that lost the
+// group (its store write failed, or it is no longer the coordinator). The
+// driver discards the group afterwards and reloads it from the store.
+func (g *Group) Abort(err error) Output {
+	var out Output
+	for _, m := range g.order {
+		for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq} {
+			if req != 0 {
+				out.fail(req, err)
+			}
+		}
+		m.joinReq, m.syncReq, m.hbReq = 0, 0, 0
+	}
+	return out
+}
+
+func withReason(what, reason string) string {
+	if reason == "" {
+		return what
+	}
+	return what + ": " + reason
+}

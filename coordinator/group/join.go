@@ -1,0 +1,472 @@
+package group
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/regroup-dev/regroup"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Join handles a JoinGroup request from host. The reply may come in this
+// Output or, once the join barrier completes, in a later one.
+func (g *Group) Join(now time.Time, req ReqID, host string, r *regroupv1.JoinGroupRequest) Output {
+	g.now = now
+	var out Output
+	if err := g.cfg.validateJoin(r); err != nil {
+		out.fail(req, err)
+		return out
+	}
+	if g.state == Dead {
+		out.fail(req, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q was deleted", g.id))
+		return out
+	}
+	if r.GetMemberId() == "" {
+		g.joinUnknown(now, &out, req, host, r)
+	} else {
+		g.joinKnown(now, &out, req, host, r)
+	}
+	return out
+}
+
+// acceptNew reports whether a member that is not yet in the group may join
+// (KIP-389).
+func (g *Group) acceptNew() bool {
+	if g.cfg.MaxSize == 0 {
+		return true
+	}
+	switch g.state {
+	case PreparingRebalance:
+		return g.awaitingJoin() < g.cfg.MaxSize
+	case CompletingRebalance, Stable:
+		return len(g.members) < g.cfg.MaxSize
+	}
+	return true
+}
+
+func (g *Group) awaitingJoin() int {
+	n := 0
+	for _, m := range g.order {
+		if m.joinReq != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *Group) maxSizeError() error {
+	return regroup.Errorf(regroup.CodeGroupMaxSizeReached, "group %q has reached its maximum size of %d members", g.id, g.cfg.MaxSize)
+}
+
+func (g *Group) inconsistentProtocol(r *regroupv1.JoinGroupRequest) error {
+	names := make([]string, 0, len(r.GetProtocols()))
+	for _, p := range r.GetProtocols() {
+		names = append(names, p.GetName())
+	}
+	return regroup.Errorf(regroup.CodeInconsistentGroupProtocol,
+		"none of the protocols %v is offered by every member of group %q", names, g.id)
+}
+
+// joinUnknown handles a join with an empty member id.
+func (g *Group) joinUnknown(now time.Time, out *Output, req ReqID, host string, r *regroupv1.JoinGroupRequest) {
+	if old := g.instances[r.GetGroupInstanceId()]; r.GetGroupInstanceId() != "" && old != nil {
+		g.replaceStatic(now, out, req, host, r, old)
+		return
+	}
+	if !g.acceptNew() {
+		out.fail(req, g.maxSizeError())
+		return
+	}
+	if len(g.members) > 0 && !g.supportsProtocols(r.GetProtocols(), nil) {
+		out.fail(req, g.inconsistentProtocol(r))
+		return
+	}
+	if r.GetGroupInstanceId() != "" {
+		m := g.addMember(now, g.ids.MemberID(r.GetGroupInstanceId()), host, r)
+		m.joinReq = req
+		g.memberJoined(now, out, fmt.Sprintf("static member %s (instance %s) joined", m.id, m.instanceID))
+		return
+	}
+	prefix := r.GetClientId()
+	id := g.ids.MemberID(prefix)
+	g.pending[id] = now.Add(time.Duration(r.GetSessionTimeoutMs()) * time.Millisecond)
+	out.fail(req, regroup.Errorf(regroup.CodeMemberIDRequired, "rejoin with member id %q", id).With(regroup.MetaMemberID, id))
+}
+
+// memberJoined starts a rebalance for a new member, or re-checks the barrier
+// of the one in progress.
+func (g *Group) memberJoined(now time.Time, out *Output, cause string) {
+	out.Persist = true
+	if g.state == PreparingRebalance {
+		g.maybeCompleteJoin(now, out)
+		return
+	}
+	g.prepareRebalance(now, out, cause)
+}
+
+// joinKnown handles a join that names a member id.
+func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r *regroupv1.JoinGroupRequest) {
+	id := r.GetMemberId()
+	if _, ok := g.pending[id]; ok {
+		if r.GetGroupInstanceId() != "" {
+			out.fail(req, invalid("group_instance_id", "member id %q was minted for a dynamic member; static members join with an empty member id", id))
+			return
+		}
+		if !g.acceptNew() {
+			delete(g.pending, id)
+			out.fail(req, g.maxSizeError())
+			g.maybeCompleteJoin(now, out)
+			return
+		}
+		if len(g.members) > 0 && !g.supportsProtocols(r.GetProtocols(), nil) {
+			out.fail(req, g.inconsistentProtocol(r))
+			return
+		}
+		delete(g.pending, id)
+		m := g.addMember(now, id, host, r)
+		m.joinReq = req
+		g.memberJoined(now, out, fmt.Sprintf("member %s joined", id))
+		return
+	}
+	m, err := g.validateMember(id, r.GetGroupInstanceId())
+	if err != nil {
+		out.fail(req, err)
+		return
+	}
+	if !g.supportsProtocols(r.GetProtocols(), m) {
+		out.fail(req, g.inconsistentProtocol(r))
+		return
+	}
+	if g.state == PreparingRebalance && m.joinReq == 0 && g.cfg.MaxSize > 0 && g.awaitingJoin() >= g.cfg.MaxSize {
+		g.remove(now, out, m, "group is at its maximum size", false, g.maxSizeError())
+		out.fail(req, g.maxSizeError())
+		g.maybeCompleteJoin(now, out)
+		return
+	}
+	m.clientHost = host
+	g.released += g.reportOwned(m, r)
+	changed := !protocolsEqual(m.protocols, r.GetProtocols())
+	switch g.state {
+	case PreparingRebalance:
+		g.update(m, r)
+		g.park(out, m, req)
+		g.maybeCompleteJoin(now, out)
+	case CompletingRebalance:
+		if !changed {
+			g.update(m, r)
+			out.reply(req, g.joinResponse(now, m))
+			return
+		}
+		g.update(m, r)
+		g.park(out, m, req)
+		g.prepareRebalance(now, out, fmt.Sprintf("member %s changed its subscription", id))
+	case Stable:
+		if m.id != g.leader && !changed {
+			g.update(m, r)
+			out.reply(req, g.joinResponse(now, m))
+			return
+		}
+		cause := fmt.Sprintf("member %s changed its subscription", id)
+		if !changed {
+			cause = fmt.Sprintf("leader %s rejoined", id)
+		}
+		g.update(m, r)
+		g.park(out, m, req)
+		g.prepareRebalance(now, out, cause)
+	}
+}
+
+// park holds m's JoinGroup until the barrier completes. An older parked join
+// of the same member is answered: it was superseded.
+func (g *Group) park(out *Output, m *member, req ReqID) {
+	if m.joinReq != 0 {
+		out.fail(m.joinReq, regroup.Errorf(regroup.CodeRebalanceInProgress, "superseded by a newer JoinGroup from member %s", m.id))
+	}
+	m.joinReq = req
+}
+
+// replaceStatic handles a join with an empty member id and a known instance
+// id: a restarted static member takes the place of old (KIP-345).
+func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string, r *regroupv1.JoinGroupRequest, old *member) {
+	if !g.supportsProtocols(r.GetProtocols(), old) {
+		out.fail(req, g.inconsistentProtocol(r))
+		return
+	}
+	fenced := regroup.Errorf(regroup.CodeFencedInstanceID,
+		"member %s was replaced by a newer process with instance id %q", old.id, old.instanceID)
+	for _, q := range []ReqID{old.joinReq, old.syncReq, old.hbReq} {
+		if q != 0 {
+			out.fail(q, fenced)
+		}
+	}
+	if old.owned.count() > 0 && old.leaseUntil.After(now) {
+		g.holds = append(g.holds, hold{member: old.id, partitions: old.owned, until: old.leaseUntil, sessionTimeout: old.sessionTimeout})
+	}
+	n := &member{
+		id:            g.ids.MemberID(old.instanceID),
+		instanceID:    old.instanceID,
+		clientID:      old.clientID,
+		clientHost:    host,
+		absent:        old.absent,
+		awaitingSync:  old.awaitingSync,
+		assignment:    old.assignment,
+		assigned:      old.assigned,
+		assignmentGen: old.assignmentGen,
+		owned:         parts{},
+	}
+	oldTopics := g.subscription(old).GetTopics()
+	g.update(n, r)
+	g.replacements++
+	n.token = token(g.generation, g.replacements)
+	g.order[slices.Index(g.order, old)] = n
+	delete(g.members, old.id)
+	g.members[n.id] = n
+	g.instances[n.instanceID] = n
+	if g.leader == old.id {
+		g.leader = n.id
+	}
+	g.refresh(now, n)
+	out.Persist = true
+	switch g.state {
+	case Stable:
+		sameTopics := slices.Equal(sortedCopy(oldTopics), sortedCopy(g.subscription(n).GetTopics()))
+		if sameTopics && g.selectProtocol() == g.protocol {
+			n.absent = false
+			n.awaitingSync = false
+			resp := g.joinResponse(now, n)
+			if n.id == g.leader {
+				resp.SkipAssignment = true
+			}
+			out.reply(req, resp)
+			detail := fmt.Sprintf("static member %s (instance %s) replaced by %s", old.id, n.instanceID, n.id)
+			g.addHistory(&regroupv1.Rebalance{
+				Generation:  g.generation,
+				Cause:       detail,
+				Start:       timestamppb.New(now),
+				End:         timestamppb.New(now),
+				Members:     []string{n.id},
+				NoRebalance: true,
+			})
+			out.event(Event{Kind: EventMemberReplaced, Member: n.id, Detail: detail})
+			return
+		}
+		n.joinReq = req
+		g.prepareRebalance(now, out, fmt.Sprintf("static member %s (instance %s) rejoined with a different subscription", n.id, n.instanceID))
+	case CompletingRebalance:
+		n.joinReq = req
+		g.prepareRebalance(now, out, fmt.Sprintf("static member %s (instance %s) was replaced during the rebalance", n.id, n.instanceID))
+	default:
+		n.joinReq = req
+		g.maybeCompleteJoin(now, out)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	sort.Strings(c)
+	return slices.Compact(c)
+}
+
+// token is the fencing token for generation gen and the n-th static
+// replacement within it: tokens grow with every generation and every
+// replacement, so a partition's next owner always gets a larger one.
+func token(gen int32, n int64) int64 { return int64(gen)<<32 | n }
+
+// prepareRebalance moves the group to PreparingRebalance, answers parked
+// SyncGroups and held heartbeats with REBALANCE_IN_PROGRESS (the fast
+// notice), and completes the join at once if everyone has already joined.
+func (g *Group) prepareRebalance(now time.Time, out *Output, cause string) {
+	initial := g.state == Empty
+	g.setState(out, PreparingRebalance)
+	g.syncDeadline = time.Time{}
+	if g.reb == nil {
+		g.reb = &regroupv1.Rebalance{Cause: cause, Start: timestamppb.New(now)}
+	} else if len(g.reb.Cause) < 1024 {
+		g.reb.Cause += "; then " + cause
+	}
+	g.delayDeadline, g.joinDeadline = time.Time{}, time.Time{}
+	if initial && g.cfg.InitialRebalanceDelay > 0 {
+		g.delayStep = g.cfg.InitialRebalanceDelay
+		g.delayBudget = max(g.rebalanceTimeout()-g.delayStep, 0)
+		g.delayDeadline = now.Add(g.delayStep)
+		g.newMemberAdded = false
+	} else {
+		g.joinDeadline = now.Add(g.rebalanceTimeout())
+	}
+	notice := errRebalancing(g, now)
+	for _, m := range g.order {
+		for _, req := range []ReqID{m.syncReq, m.hbReq} {
+			if req != 0 {
+				out.fail(req, notice)
+			}
+		}
+		m.syncReq, m.hbReq = 0, 0
+		m.awaitingSync = false
+		m.deliverAt = time.Time{}
+	}
+	g.maybeCompleteJoin(now, out)
+}
+
+// errRebalancing is REBALANCE_IN_PROGRESS with the time left to rejoin.
+func errRebalancing(g *Group, now time.Time) error {
+	deadline := g.joinDeadline
+	if !g.delayDeadline.IsZero() {
+		deadline = g.delayDeadline.Add(g.delayBudget)
+	}
+	left := max(deadline.Sub(now), 0)
+	return regroup.Errorf(regroup.CodeRebalanceInProgress, "group %q is rebalancing: rejoin within %v", g.id, left).
+		With(regroup.MetaRebalanceTimeoutMs, strconv.FormatInt(ms(left), 10))
+}
+
+// allJoined reports whether the join barrier is complete: every member has
+// rejoined and no minted id is still pending.
+func (g *Group) allJoined() bool {
+	if len(g.pending) > 0 {
+		return false
+	}
+	for _, m := range g.order {
+		if m.joinReq == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// maybeCompleteJoin completes the join barrier if everyone has joined, except
+// during an empty group's initial delay, which only its timer ends.
+func (g *Group) maybeCompleteJoin(now time.Time, out *Output) {
+	if g.state == PreparingRebalance && g.delayDeadline.IsZero() && g.allJoined() {
+		g.completeJoin(now, out)
+	}
+}
+
+// completeJoin ends the join phase: it removes dynamic members that did not
+// rejoin, elects the leader, bumps the generation, selects the protocol and
+// answers every parked JoinGroup.
+func (g *Group) completeJoin(now time.Time, out *Output) {
+	g.delayDeadline, g.joinDeadline = time.Time{}, time.Time{}
+	for _, m := range slices.Clone(g.order) {
+		if m.joinReq == 0 && m.instanceID == "" {
+			g.remove(now, out, m, "did not rejoin before the rebalance timeout", false,
+				regroup.Errorf(regroup.CodeUnknownMemberID, "member %s did not rejoin group %q in time", m.id, g.id))
+		}
+	}
+	if len(g.members) == 0 {
+		g.generation++
+		g.protocol, g.leader = "", ""
+		g.setState(out, Empty)
+		g.emptySince = now
+		g.seen = map[string]int32{}
+		if g.reb != nil {
+			g.reb.Generation, g.reb.Members = g.generation, nil
+		}
+		g.finishRebalance(now, out, 0, 0)
+		out.Persist = true
+		return
+	}
+	if g.awaitingJoin() == 0 {
+		// Only static members that have not rejoined remain: wait for them
+		// for another rebalance timeout (their sessions may end first).
+		g.joinDeadline = now.Add(g.rebalanceTimeout())
+		return
+	}
+	if l := g.members[g.leader]; l == nil || l.joinReq == 0 {
+		for _, m := range g.order {
+			if m.joinReq != 0 {
+				g.leader = m.id
+				break
+			}
+		}
+	}
+	g.generation++
+	g.replacements = 0
+	g.protocol = g.selectProtocol()
+	g.seen = g.subscribedCounts()
+	g.setState(out, CompletingRebalance)
+	g.syncDeadline = now.Add(g.rebalanceTimeout())
+	ids := make([]string, 0, len(g.order))
+	for _, m := range g.order {
+		ids = append(ids, m.id)
+		m.token = token(g.generation, 0)
+		m.absent = m.joinReq == 0
+		m.awaitingSync = !m.absent
+		m.isNew = false
+		if !m.absent {
+			g.refresh(now, m)
+		}
+	}
+	sort.Strings(ids)
+	g.reb.Generation = g.generation
+	g.reb.Members = ids
+	out.Persist = true
+	for _, m := range g.order {
+		if m.joinReq != 0 {
+			out.reply(m.joinReq, g.joinResponse(now, m))
+			m.joinReq = 0
+		}
+	}
+}
+
+// joinResponse is m's JoinGroup answer for the current generation; the
+// leader's carries every member and the partition counts.
+func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupResponse {
+	window := m.rebalanceTimeout
+	if !g.syncDeadline.IsZero() {
+		window = max(g.syncDeadline.Sub(now), 0)
+	}
+	resp := &regroupv1.JoinGroupResponse{
+		Generation:         g.generation,
+		ProtocolName:       g.protocol,
+		LeaderId:           g.leader,
+		MemberId:           m.id,
+		RebalanceTimeoutMs: ms(window),
+		SessionTimeoutMs:   ms(m.sessionTimeout),
+	}
+	if m.id != g.leader {
+		return resp
+	}
+	sorted := slices.Clone(g.order)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].id < sorted[j].id })
+	for _, o := range sorted {
+		sub := g.subscription(o)
+		if len(sub.GetOwnedPartitions()) == 0 && o.assigned.count() > 0 {
+			// Present a member that reports nothing (an eager member, or a
+			// restarted static one) with its last assignment, so that sticky
+			// assignors give it back.
+			sub = proto.CloneOf(sub)
+			sub.OwnedPartitions = o.assigned.toProto()
+			sub.Generation = o.assignmentGen
+		}
+		resp.Members = append(resp.Members, &regroupv1.JoinGroupMember{
+			MemberId:        o.id,
+			GroupInstanceId: o.instanceID,
+			ClientId:        o.clientID,
+			Subscription:    sub,
+		})
+	}
+	resp.Topics = topicList(g.seen)
+	return resp
+}
+
+func topicList(counts map[string]int32) []*regroupv1.Topic {
+	names := make([]string, 0, len(counts))
+	for t := range counts {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	out := make([]*regroupv1.Topic, 0, len(names))
+	for _, t := range names {
+		out = append(out, &regroupv1.Topic{Name: t, Partitions: counts[t]})
+	}
+	return out
+}
+
+// memberList formats member ids for messages.
+func memberList(ids []string) string { return strings.Join(ids, ",") }

@@ -1,0 +1,228 @@
+package group
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Record returns the group's durable state. Parked requests, session
+// deadlines and expired holds are not part of it.
+func (g *Group) Record() *storev1.GroupRecord {
+	rec := &storev1.GroupRecord{
+		GroupId:      g.id,
+		Generation:   g.generation,
+		ProtocolName: g.protocol,
+		LeaderId:     g.leader,
+		State:        g.state.Proto(),
+		History:      g.history,
+		Replacements: g.replacements,
+		Topics:       topicList(g.seen),
+	}
+	if g.state == Empty {
+		rec.EmptySince = timestamppb.New(g.emptySince)
+	}
+	if g.reb != nil {
+		rec.RebalanceCause = g.reb.GetCause()
+	}
+	for _, m := range g.order {
+		rec.Members = append(rec.Members, &storev1.MemberRecord{
+			MemberId:             m.id,
+			GroupInstanceId:      m.instanceID,
+			ClientId:             m.clientID,
+			ClientHost:           m.clientHost,
+			SessionTimeoutMs:     ms(m.sessionTimeout),
+			RebalanceTimeoutMs:   ms(m.rebalanceTimeout),
+			Protocols:            m.protocols,
+			Assignment:           m.assignment,
+			AssignmentGeneration: m.assignmentGen,
+			FencingToken:         m.token,
+			Owned:                m.owned.toProto(),
+			AwaitingSync:         m.awaitingSync,
+			Absent:               m.absent,
+		})
+	}
+	for _, h := range g.holds {
+		if h.until.After(g.now) {
+			rec.Holds = append(rec.Holds, &storev1.HoldRecord{
+				MemberId:         h.member,
+				Partitions:       h.partitions.toProto(),
+				SessionTimeoutMs: ms(h.sessionTimeout),
+				Until:            timestamppb.New(h.until),
+			})
+		}
+	}
+	return rec
+}
+
+// Restore rebuilds a group from its record, as a newly elected coordinator
+// does. Every member gets a full session timeout from now, and so does every
+// hold and lease (the previous coordinator may have extended them until the
+// moment it stopped serving). A group stored mid-rebalance resumes it: in
+// PreparingRebalance members must rejoin; in CompletingRebalance the leader
+// must sync again. A group above the size limit rebalances.
+func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[string]int32, now time.Time) (*Group, Output, error) {
+	var out Output
+	if err := ValidateGroupID(rec.GetGroupId()); err != nil {
+		return nil, out, fmt.Errorf("regroup: stored group record: %w", err)
+	}
+	g := New(rec.GetGroupId(), cfg, ids, registry, now)
+	g.generation = rec.GetGeneration()
+	g.protocol = rec.GetProtocolName()
+	g.leader = rec.GetLeaderId()
+	g.history = rec.GetHistory()
+	g.replacements = rec.GetReplacements()
+	for _, t := range rec.GetTopics() {
+		g.seen[t.GetName()] = t.GetPartitions()
+	}
+	for _, mr := range rec.GetMembers() {
+		if mr.GetMemberId() == "" || g.members[mr.GetMemberId()] != nil {
+			return nil, out, fmt.Errorf("regroup: stored group %q has an empty or duplicate member id %q", g.id, mr.GetMemberId())
+		}
+		m := &member{
+			id:               mr.GetMemberId(),
+			instanceID:       mr.GetGroupInstanceId(),
+			clientID:         mr.GetClientId(),
+			clientHost:       mr.GetClientHost(),
+			sessionTimeout:   time.Duration(mr.GetSessionTimeoutMs()) * time.Millisecond,
+			rebalanceTimeout: time.Duration(mr.GetRebalanceTimeoutMs()) * time.Millisecond,
+			protocols:        mr.GetProtocols(),
+			assignment:       mr.GetAssignment(),
+			assignmentGen:    mr.GetAssignmentGeneration(),
+			token:            mr.GetFencingToken(),
+			owned:            partsFromProto(mr.GetOwned()),
+			awaitingSync:     mr.GetAwaitingSync(),
+			absent:           mr.GetAbsent(),
+		}
+		if m.sessionTimeout <= 0 || len(m.protocols) == 0 {
+			return nil, out, fmt.Errorf("regroup: stored member %q of group %q has no session timeout or no protocols", m.id, g.id)
+		}
+		if m.assignment == nil {
+			m.assignment = &regroupv1.Assignment{}
+		}
+		m.assigned = partsFromProto(m.assignment.GetPartitions())
+		g.members[m.id] = m
+		g.order = append(g.order, m)
+		if m.instanceID != "" {
+			g.instances[m.instanceID] = m
+		}
+		g.refresh(now, m)
+	}
+	for _, h := range rec.GetHolds() {
+		d := time.Duration(h.GetSessionTimeoutMs()) * time.Millisecond
+		g.holds = append(g.holds, hold{member: h.GetMemberId(), partitions: partsFromProto(h.GetPartitions()), until: now.Add(d), sessionTimeout: d})
+	}
+	if g.leader != "" && g.members[g.leader] == nil {
+		return nil, out, fmt.Errorf("regroup: stored group %q names leader %q, which is not a member", g.id, g.leader)
+	}
+	switch rec.GetState() {
+	case regroupv1.GroupState_GROUP_STATE_EMPTY:
+		if len(g.members) > 0 {
+			return nil, out, fmt.Errorf("regroup: stored group %q is Empty but has %d members", g.id, len(g.members))
+		}
+		g.state = Empty
+		if t := rec.GetEmptySince(); t != nil {
+			g.emptySince = t.AsTime()
+		}
+	case regroupv1.GroupState_GROUP_STATE_STABLE:
+		// Whether a member synced after the record was written is unknown;
+		// one that did not will sync again or let its session end.
+		g.state = Stable
+		for _, m := range g.order {
+			m.awaitingSync = false
+		}
+	case regroupv1.GroupState_GROUP_STATE_COMPLETING_REBALANCE:
+		g.state = CompletingRebalance
+		g.syncDeadline = now.Add(g.rebalanceTimeout())
+		ids := make([]string, 0, len(g.order))
+		for _, m := range g.order {
+			ids = append(ids, m.id)
+		}
+		sort.Strings(ids)
+		g.reb = &regroupv1.Rebalance{
+			Cause:      rec.GetRebalanceCause() + " (resumed by a new coordinator)",
+			Start:      timestamppb.New(now),
+			Generation: g.generation,
+			Members:    ids,
+		}
+	case regroupv1.GroupState_GROUP_STATE_PREPARING_REBALANCE:
+		g.state = Stable
+		cause := rec.GetRebalanceCause()
+		if cause == "" {
+			cause = "a rebalance"
+		}
+		g.prepareRebalance(now, &out, cause+" (resumed by a new coordinator)")
+	default:
+		return nil, out, fmt.Errorf("regroup: stored group %q has unusable state %v", g.id, rec.GetState())
+	}
+	if g.state != Empty && len(g.members) == 0 {
+		return nil, out, fmt.Errorf("regroup: stored group %q has no members in state %v", g.id, g.state)
+	}
+	if cfg.MaxSize > 0 && len(g.members) > cfg.MaxSize && (g.state == Stable || g.state == CompletingRebalance) {
+		g.prepareRebalance(now, &out, fmt.Sprintf("the group has %d members, above the limit of %d", len(g.members), cfg.MaxSize))
+	}
+	return g, out, nil
+}
+
+// Summary returns the group's line in ListGroups.
+func (g *Group) Summary() *regroupv1.GroupSummary {
+	return &regroupv1.GroupSummary{
+		GroupId:      g.id,
+		State:        g.state.Proto(),
+		Generation:   g.generation,
+		ProtocolName: g.protocol,
+		Members:      int32(len(g.members)),
+		LeaderId:     g.leader,
+	}
+}
+
+// Describe returns the group as DescribeGroup shows it.
+func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
+	d := &regroupv1.DescribeGroupResponse{
+		GroupId:      g.id,
+		State:        g.state.Proto(),
+		Generation:   g.generation,
+		ProtocolName: g.protocol,
+		LeaderId:     g.leader,
+		Rebalances:   slices.Clone(g.history),
+		Topics:       topicList(g.subscribedCounts()),
+	}
+	if g.reb != nil {
+		d.Rebalances = append(d.Rebalances, g.reb)
+	}
+	sorted := slices.Clone(g.order)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].id < sorted[j].id })
+	for _, m := range sorted {
+		names := make([]string, 0, len(m.protocols))
+		for _, p := range m.protocols {
+			names = append(names, p.GetName())
+		}
+		d.Members = append(d.Members, &regroupv1.MemberDescription{
+			MemberId:           m.id,
+			GroupInstanceId:    m.instanceID,
+			Static:             m.instanceID != "",
+			ClientId:           m.clientID,
+			ClientHost:         m.clientHost,
+			Protocols:          names,
+			Subscription:       g.subscription(m),
+			Assignment:         m.assignment,
+			SessionDeadline:    timestamppb.New(m.sessionDeadline),
+			SessionTimeoutMs:   ms(m.sessionTimeout),
+			RebalanceTimeoutMs: ms(m.rebalanceTimeout),
+			FencingToken:       m.token,
+			Joined:             m.joinReq != 0,
+			AwaitingSync:       m.awaitingSync,
+		})
+	}
+	for id := range g.pending {
+		d.PendingMemberIds = append(d.PendingMemberIds, id)
+	}
+	sort.Strings(d.PendingMemberIds)
+	return d
+}

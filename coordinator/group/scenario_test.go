@@ -1,0 +1,558 @@
+package group_test
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// TestScenarios runs the scenario files in testdata/. Each file drives one
+// group with commands and shows every reply, state change, persist and the
+// next deadline. Regenerate expected output with:
+//
+//	go test ./coordinator/group -run TestScenarios -rewrite
+//
+// Commands (times are offsets from the scenario's start; an input at t
+// first fires every timer due up to t, as the driver would):
+//
+//	config [initial-delay=3s] [min-session=6s] [max-session=30m] [max-size=0]
+//	       [retention=24h] [new-member-timeout=5m] [max-rebalance=1h]
+//	topics NAME=COUNT ...
+//	join req=N [at=T] [member=ID] [instance=I] [client=C] [session=10s]
+//	     [rebalance=30s] [protocols=range,sticky] [topics=a,b]
+//	     [owned=a:0-3/b:1] [gen=G] [reason=R]
+//	sync req=N [at=T] member=ID gen=G [instance=I] [protocol=P]
+//	     (input: one line per member, "ID: topic=0,1 topic2=3")
+//	heartbeat req=N [at=T] member=ID gen=G [instance=I] [hold=1s]
+//	leave req=N [at=T] [members=ID,ID] [instances=I,I] [temporary] [reason=R]
+//	tick at=T
+//	describe [at=T]
+//	history
+//	restore [at=T] [config keys]   (reload the group from its last
+//	        persisted record, as a new coordinator would)
+func TestScenarios(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		h := &harness{}
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			return h.run(t, d)
+		})
+	})
+}
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// seqIDs mints member ids "PREFIX-N" with one counter per scenario.
+type seqIDs struct{ n int }
+
+func (s *seqIDs) MemberID(prefix string) string {
+	s.n++
+	if prefix == "" {
+		prefix = "member"
+	}
+	return fmt.Sprintf("%s-%d", prefix, s.n)
+}
+
+type harness struct {
+	cfg      group.Config
+	ids      *seqIDs
+	g        *group.Group
+	now      time.Duration
+	registry map[string]int32
+	stored   []byte
+	inv      *invariants
+	b        strings.Builder
+}
+
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	h.b.Reset()
+	if d.Cmd != "config" && h.g == nil {
+		h.configure(t, nil)
+	}
+	if at, ok := arg(d, "at"); ok {
+		h.advance(t, dur(t, at))
+	}
+	switch d.Cmd {
+	case "config":
+		h.configure(t, d)
+	case "topics":
+		h.topics(t, d)
+	case "join":
+		h.join(t, d)
+	case "sync":
+		h.sync(t, d)
+	case "heartbeat":
+		h.heartbeat(t, d)
+	case "leave":
+		h.leave(t, d)
+	case "tick":
+	case "describe":
+		h.describe()
+	case "history":
+		for _, r := range h.g.Describe().GetRebalances() {
+			h.printf("%s\n", fmtRebalance(r))
+		}
+	case "restore":
+		h.applyConfig(t, d)
+		h.restore(t)
+	default:
+		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
+	}
+	return h.b.String()
+}
+
+func (h *harness) printf(format string, args ...any) { fmt.Fprintf(&h.b, format, args...) }
+
+func arg(d *datadriven.TestData, key string) (string, bool) {
+	for _, a := range d.CmdArgs {
+		if a.Key == key {
+			if len(a.Vals) == 0 {
+				return "", true
+			}
+			return a.Vals[0], true
+		}
+	}
+	return "", false
+}
+
+// argOr returns the argument's value, with Go escapes such as \x01
+// interpreted, or def if it is absent.
+func argOr(d *datadriven.TestData, key, def string) string {
+	v, ok := arg(d, key)
+	if !ok {
+		return def
+	}
+	if u, err := strconv.Unquote(`"` + v + `"`); err == nil {
+		return u
+	}
+	return v
+}
+
+func dur(t *testing.T, s string) time.Duration {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("bad duration %q: %v", s, err)
+	}
+	return v
+}
+
+func num(t *testing.T, s string) int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("bad number %q: %v", s, err)
+	}
+	return v
+}
+
+func list(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
+	h.cfg = group.DefaultConfig()
+	h.cfg.InitialRebalanceDelay = 0
+	h.applyConfig(t, d)
+	h.ids = &seqIDs{}
+	h.now = 0
+	if h.registry == nil {
+		h.registry = map[string]int32{}
+	}
+	h.g = group.New("g", h.cfg, h.ids, h.registry, epoch)
+	h.inv = newInvariants()
+}
+
+// applyConfig sets the config keys of d on h.cfg.
+func (h *harness) applyConfig(t *testing.T, d *datadriven.TestData) {
+	if d == nil {
+		return
+	}
+	for _, a := range d.CmdArgs {
+		v := a.Vals[0]
+		switch a.Key {
+		case "at":
+		case "initial-delay":
+			h.cfg.InitialRebalanceDelay = dur(t, v)
+		case "min-session":
+			h.cfg.MinSessionTimeout = dur(t, v)
+		case "max-session":
+			h.cfg.MaxSessionTimeout = dur(t, v)
+		case "max-rebalance":
+			h.cfg.MaxRebalanceTimeout = dur(t, v)
+		case "max-size":
+			h.cfg.MaxSize = int(num(t, v))
+		case "retention":
+			h.cfg.EmptyRetention = dur(t, v)
+		case "new-member-timeout":
+			h.cfg.NewMemberJoinTimeout = dur(t, v)
+		case "max-metadata":
+			h.cfg.MaxMetadataBytes = int(num(t, v))
+		default:
+			t.Fatalf("%s: unknown config key %q", d.Pos, a.Key)
+		}
+	}
+	if err := h.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) at() time.Time { return epoch.Add(h.now) }
+
+// advance fires every timer due up to offset, then moves the clock there.
+func (h *harness) advance(t *testing.T, to time.Duration) {
+	if to < h.now {
+		t.Fatalf("time goes backwards: %v after %v", to, h.now)
+	}
+	for {
+		next := h.g.NextDeadline()
+		if next.IsZero() || next.After(epoch.Add(to)) {
+			break
+		}
+		if next.Before(h.at()) {
+			next = h.at()
+		}
+		h.now = next.Sub(epoch)
+		out := h.g.Tick(next)
+		h.printf("t=%v tick\n", h.now)
+		h.show(t, out)
+		if h.g.NextDeadline().Equal(next) {
+			t.Fatalf("Tick at %v left its own deadline in place", h.now)
+		}
+	}
+	h.now = to
+}
+
+func (h *harness) show(t *testing.T, out group.Output) {
+	h.inv.check(t, h.g, out)
+	for _, e := range out.Events {
+		switch e.Kind {
+		case group.EventStateChanged:
+			h.printf("  state %v -> %v\n", e.From, e.To)
+		case group.EventMemberRemoved:
+			h.printf("  removed %s: %s\n", e.Member, e.Detail)
+		case group.EventAssignmentRefused:
+			h.printf("  refused assignment from %s: %s\n", e.Member, e.Detail)
+		case group.EventRebalanceDone:
+			h.printf("  rebalance done: %s (unowned %d)\n", fmtRebalance(e.Rebalance), e.Unowned)
+		case group.EventMemberReplaced:
+			h.printf("  replaced: %s\n", e.Detail)
+		}
+	}
+	if out.Persist {
+		h.printf("  persist\n")
+		h.persist(t)
+	}
+	if out.Delete {
+		h.printf("  delete\n")
+	}
+	for _, r := range out.Replies {
+		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(h, r))
+	}
+	if next := h.g.NextDeadline(); !next.IsZero() {
+		h.printf("  next deadline t=%v\n", next.Sub(epoch))
+	}
+}
+
+func (h *harness) persist(t *testing.T) {
+	b, err := marshal(h.g.Record())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.stored = b
+}
+
+func (h *harness) restore(t *testing.T) {
+	rec, err := unmarshal(h.stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, out, err := group.Restore(rec, h.cfg, h.ids, h.registry, h.at())
+	if err != nil {
+		h.printf("restore error: %v\n", err)
+		return
+	}
+	h.g = g
+	h.printf("restored %s generation %d\n", g.State(), g.Generation())
+	h.show(t, out)
+}
+
+func fmtReply(h *harness, r group.Reply) string {
+	if r.Err != nil {
+		return fmtErr(r.Err)
+	}
+	var s string
+	switch m := r.Msg.(type) {
+	case *regroupv1.JoinGroupResponse:
+		s = fmt.Sprintf("join gen=%d member=%s leader=%s protocol=%s", m.GetGeneration(), m.GetMemberId(), m.GetLeaderId(), m.GetProtocolName())
+		if m.GetSkipAssignment() {
+			s += " skip-assignment"
+		}
+		for _, mm := range m.GetMembers() {
+			s += "\n    member " + mm.GetMemberId()
+			if mm.GetGroupInstanceId() != "" {
+				s += " instance=" + mm.GetGroupInstanceId()
+			}
+			s += " topics=" + strings.Join(mm.GetSubscription().GetTopics(), ",")
+			if o := mm.GetSubscription().GetOwnedPartitions(); len(o) > 0 {
+				s += fmt.Sprintf(" owned=%s gen=%d", fmtParts(o), mm.GetSubscription().GetGeneration())
+			}
+		}
+		if len(m.GetTopics()) > 0 {
+			var ts []string
+			for _, tp := range m.GetTopics() {
+				ts = append(ts, fmt.Sprintf("%s:%d", tp.GetName(), tp.GetPartitions()))
+			}
+			s += "\n    topics " + strings.Join(ts, " ")
+		}
+	case *regroupv1.SyncGroupResponse:
+		s = fmt.Sprintf("sync assignment=%s token=%s", fmtParts(m.GetAssignment().GetPartitions()), fmtToken(m.GetFencingToken()))
+	case *regroupv1.HeartbeatResponse:
+		s = "heartbeat ok"
+		if !r.HoldUntil.IsZero() {
+			s += fmt.Sprintf(" (held until t=%v)", r.HoldUntil.Sub(epoch))
+		}
+	case *regroupv1.LeaveGroupResponse:
+		s = "leave"
+		for _, e := range m.GetMembers() {
+			who := e.GetMemberId()
+			if who == "" {
+				who = "instance " + e.GetGroupInstanceId()
+			}
+			if e.GetErrorReason() == "" {
+				s += fmt.Sprintf("\n    %s: ok", who)
+			} else {
+				s += fmt.Sprintf("\n    %s: %s", who, e.GetErrorReason())
+			}
+		}
+	default:
+		s = fmt.Sprintf("%T", m)
+	}
+	return s
+}
+
+func fmtErr(err error) string {
+	e, ok := err.(*regroup.Error)
+	if !ok {
+		return "error " + err.Error()
+	}
+	s := "error " + string(e.Code) + ": " + e.Message
+	keys := make([]string, 0, len(e.Metadata))
+	for k := range e.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s += fmt.Sprintf(" [%s=%s]", k, e.Metadata[k])
+	}
+	return s
+}
+
+func fmtToken(tok int64) string { return fmt.Sprintf("%d.%d", tok>>32, tok&0xffffffff) }
+
+func fmtParts(tps []*regroupv1.TopicPartitions) string {
+	if len(tps) == 0 {
+		return "-"
+	}
+	var ss []string
+	for _, tp := range tps {
+		var ps []string
+		for _, p := range tp.GetPartitions() {
+			ps = append(ps, strconv.Itoa(int(p)))
+		}
+		ss = append(ss, tp.GetTopic()+"="+strings.Join(ps, ","))
+	}
+	return strings.Join(ss, " ")
+}
+
+// parseParts reads "orders:0-3/payments:1,2".
+func parseParts(t *testing.T, s string) []*regroupv1.TopicPartitions {
+	var out []*regroupv1.TopicPartitions
+	for _, chunk := range strings.Split(s, "/") {
+		topic, ps, ok := strings.Cut(chunk, ":")
+		if !ok {
+			t.Fatalf("bad partitions %q: want topic:0-3,5", chunk)
+		}
+		tp := &regroupv1.TopicPartitions{Topic: topic}
+		for _, r := range strings.Split(ps, ",") {
+			lo, hi, isRange := strings.Cut(r, "-")
+			if lo == "" { // a negative partition, not a range
+				lo, hi, isRange = r, "", false
+			}
+			a := num(t, lo)
+			b := a
+			if isRange {
+				b = num(t, hi)
+			}
+			for p := a; p <= b; p++ {
+				tp.Partitions = append(tp.Partitions, int32(p))
+			}
+		}
+		out = append(out, tp)
+	}
+	return out
+}
+
+func fmtRebalance(r *regroupv1.Rebalance) string {
+	s := fmt.Sprintf("gen=%d cause=%q start=t=%v", r.GetGeneration(), r.GetCause(), r.GetStart().AsTime().Sub(epoch))
+	if r.GetEnd() != nil {
+		s += fmt.Sprintf(" end=t=%v", r.GetEnd().AsTime().Sub(epoch))
+	}
+	if r.GetNoRebalance() {
+		s += " no-rebalance"
+	}
+	s += fmt.Sprintf(" members=%s moved=%d revoked=%d", strings.Join(r.GetMembers(), ","), r.GetPartitionsMoved(), r.GetPartitionsRevoked())
+	return s
+}
+
+func (h *harness) topics(t *testing.T, d *datadriven.TestData) {
+	reg := map[string]int32{}
+	for _, a := range d.CmdArgs {
+		if a.Key == "at" {
+			continue
+		}
+		reg[a.Key] = int32(num(t, a.Vals[0]))
+	}
+	h.registry = reg
+	out, change := h.g.SetTopics(h.at(), reg)
+	if change != "" {
+		h.printf("change: %s\n", change)
+	}
+	h.show(t, out)
+}
+
+func (h *harness) join(t *testing.T, d *datadriven.TestData) {
+	topics := list(argOr(d, "topics", "orders"))
+	sub := &regroupv1.Subscription{Topics: topics, Generation: int32(num(t, argOr(d, "gen", "-1")))}
+	if o, ok := arg(d, "owned"); ok && o != "" {
+		sub.OwnedPartitions = parseParts(t, o)
+	}
+	var protocols []*regroupv1.Protocol
+	for _, name := range list(argOr(d, "protocols", "range")) {
+		protocols = append(protocols, &regroupv1.Protocol{Name: name, Subscription: sub})
+	}
+	r := &regroupv1.JoinGroupRequest{
+		GroupId:            argOr(d, "group", "g"),
+		MemberId:           argOr(d, "member", ""),
+		GroupInstanceId:    argOr(d, "instance", ""),
+		ClientId:           argOr(d, "client", "c"),
+		SessionTimeoutMs:   dur(t, argOr(d, "session", "10s")).Milliseconds(),
+		RebalanceTimeoutMs: dur(t, argOr(d, "rebalance", "30s")).Milliseconds(),
+		Protocols:          protocols,
+		Reason:             argOr(d, "reason", ""),
+	}
+	if _, ok := arg(d, "no-protocols"); ok {
+		r.Protocols = nil
+	}
+	h.show(t, h.g.Join(h.at(), h.req(t, d), "127.0.0.1", r))
+}
+
+func (h *harness) req(t *testing.T, d *datadriven.TestData) group.ReqID {
+	v, ok := arg(d, "req")
+	if !ok {
+		t.Fatalf("%s: missing req=N", d.Pos)
+	}
+	return group.ReqID(num(t, v))
+}
+
+func (h *harness) sync(t *testing.T, d *datadriven.TestData) {
+	r := &regroupv1.SyncGroupRequest{
+		GroupId:         "g",
+		MemberId:        argOr(d, "member", ""),
+		GroupInstanceId: argOr(d, "instance", ""),
+		Generation:      int32(num(t, argOr(d, "gen", "0"))),
+		ProtocolName:    argOr(d, "protocol", ""),
+	}
+	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+		if line == "" {
+			continue
+		}
+		id, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			t.Fatalf("%s: bad assignment line %q: want ID: topic=0,1", d.Pos, line)
+		}
+		a := &regroupv1.Assignment{}
+		for _, f := range strings.Fields(rest) {
+			topic, ps, _ := strings.Cut(f, "=")
+			tp := &regroupv1.TopicPartitions{Topic: topic}
+			for _, p := range list(ps) {
+				tp.Partitions = append(tp.Partitions, int32(num(t, p)))
+			}
+			a.Partitions = append(a.Partitions, tp)
+		}
+		r.Assignments = append(r.Assignments, &regroupv1.MemberAssignment{MemberId: strings.TrimSpace(id), Assignment: a})
+	}
+	req := h.req(t, d)
+	h.inv.syncSent(req, r.GetMemberId())
+	h.show(t, h.g.Sync(h.at(), req, r))
+}
+
+func (h *harness) heartbeat(t *testing.T, d *datadriven.TestData) {
+	r := &regroupv1.HeartbeatRequest{
+		GroupId:         "g",
+		MemberId:        argOr(d, "member", ""),
+		GroupInstanceId: argOr(d, "instance", ""),
+		Generation:      int32(num(t, argOr(d, "gen", "0"))),
+		HoldMs:          dur(t, argOr(d, "hold", "0s")).Milliseconds(),
+	}
+	h.show(t, h.g.Heartbeat(h.at(), h.req(t, d), r))
+}
+
+func (h *harness) leave(t *testing.T, d *datadriven.TestData) {
+	r := &regroupv1.LeaveGroupRequest{GroupId: "g"}
+	_, temporary := arg(d, "temporary")
+	for _, id := range list(argOr(d, "members", "")) {
+		member, instance, _ := strings.Cut(id, "/")
+		r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary, Reason: argOr(d, "reason", "")})
+	}
+	for _, inst := range list(argOr(d, "instances", "")) {
+		r.Members = append(r.Members, &regroupv1.LeaveMember{GroupInstanceId: inst, Reason: argOr(d, "reason", "")})
+	}
+	h.show(t, h.g.Leave(h.at(), h.req(t, d), r))
+}
+
+func (h *harness) describe() {
+	d := h.g.Describe()
+	h.printf("state=%s generation=%d protocol=%s leader=%s\n",
+		strings.TrimPrefix(d.GetState().String(), "GROUP_STATE_"), d.GetGeneration(), d.GetProtocolName(), d.GetLeaderId())
+	for _, m := range d.GetMembers() {
+		flags := []string{}
+		if m.GetStatic() {
+			flags = append(flags, "static="+m.GetGroupInstanceId())
+		}
+		if m.GetJoined() {
+			flags = append(flags, "joined")
+		}
+		if m.GetAwaitingSync() {
+			flags = append(flags, "awaiting-sync")
+		}
+		h.printf("  %s%s session-deadline=t=%v assignment=%s token=%s\n", m.GetMemberId(), prefixSpace(strings.Join(flags, " ")),
+			m.GetSessionDeadline().AsTime().Sub(epoch), fmtParts(m.GetAssignment().GetPartitions()), fmtToken(m.GetFencingToken()))
+	}
+	if p := d.GetPendingMemberIds(); len(p) > 0 {
+		h.printf("  pending %s\n", strings.Join(p, ","))
+	}
+	if ts := d.GetTopics(); len(ts) > 0 {
+		var s []string
+		for _, tp := range ts {
+			s = append(s, fmt.Sprintf("%s:%d", tp.GetName(), tp.GetPartitions()))
+		}
+		h.printf("  topics %s\n", strings.Join(s, " "))
+	}
+}
+
+func prefixSpace(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " " + s
+}

@@ -1,0 +1,341 @@
+package group
+
+import (
+		"slices"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/regroup-dev/regroup"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Sync handles a SyncGroup request. A follower's reply comes once the
+// leader's assignment has been accepted; a member whose new partitions are
+// still held by someone else is answered when that hold ends.
+func (g *Group) Sync(now time.Time, req ReqID, r *regroupv1.SyncGroupRequest) Output {
+	g.now = now
+	var out Output
+	if err := g.cfg.validateSync(r); err != nil {
+		out.fail(req, err)
+		return out
+	}
+	switch g.state {
+	case Dead:
+		out.fail(req, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q was deleted", g.id))
+		return out
+	case Empty:
+		out.fail(req, regroup.Errorf(regroup.CodeUnknownMemberID, "group %q has no members", g.id))
+		return out
+	}
+	m, err := g.validateMember(r.GetMemberId(), r.GetGroupInstanceId())
+	if err != nil {
+		out.fail(req, err)
+		return out
+	}
+	if r.GetGeneration() != g.generation {
+		out.fail(req, regroup.Errorf(regroup.CodeIllegalGeneration, "generation %d is not the group's generation %d", r.GetGeneration(), g.generation))
+		return out
+	}
+	if r.GetProtocolName() != "" && r.GetProtocolName() != g.protocol {
+		out.fail(req, regroup.Errorf(regroup.CodeInconsistentGroupProtocol, "protocol %q is not the group's protocol %q", r.GetProtocolName(), g.protocol))
+		return out
+	}
+	switch g.state {
+	case PreparingRebalance:
+		out.fail(req, errRebalancing(g, now))
+	case CompletingRebalance:
+		g.parkSync(&out, m, req)
+		if m.id != g.leader {
+			return out
+		}
+		if refusal := g.checkPlan(now, r.GetAssignments()); refusal != nil {
+			m.syncReq = 0
+			out.fail(req, refusal)
+			out.event(Event{Kind: EventAssignmentRefused, Member: m.id, Detail: refusal.Message})
+			g.prepareRebalance(now, &out, "assignment refused: "+refusal.Message)
+			return out
+		}
+		g.acceptPlan(now, &out, r.GetAssignments())
+	case Stable:
+		g.parkSync(&out, m, req)
+		g.deliver(now, &out, m, g.heldIndex(now))
+	}
+	return out
+}
+
+func (g *Group) parkSync(out *Output, m *member, req ReqID) {
+	if m.syncReq != 0 {
+		out.fail(m.syncReq, regroup.Errorf(regroup.CodeRebalanceInProgress, "superseded by a newer SyncGroup from member %s", m.id))
+	}
+	m.syncReq = req
+	m.awaitingSync = false
+}
+
+// refuse builds the INVALID_ASSIGNMENT error for a partition.
+func refuse(topic string, partition int32, members []string, format string, args ...any) *regroup.Error {
+	e := regroup.Errorf(regroup.CodeInvalidAssignment, format, args...)
+	if topic != "" {
+		e = e.With(regroup.MetaTopic, topic)
+	}
+	if partition >= 0 {
+		e = e.With(regroup.MetaPartition, strconv.Itoa(int(partition)))
+	}
+	if len(members) > 0 {
+		e = e.With(regroup.MetaMembers, memberList(members))
+	}
+	return e
+}
+
+// checkPlan validates the leader's assignment: every named member is in the
+// group, named once; every partition exists in a topic the member subscribes
+// to and goes to one member only; and no partition goes to a member other
+// than a rejoined member that still reports owning it.
+func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *regroup.Error {
+	owner := map[string][]string{}
+	named := map[string]bool{}
+	for _, a := range plan {
+		m := g.members[a.GetMemberId()]
+		if m == nil {
+			return refuse("", -1, []string{a.GetMemberId()}, "the assignment names %s, which is not a member of the generation", a.GetMemberId())
+		}
+		if named[m.id] {
+			return refuse("", -1, []string{m.id}, "the assignment names member %s twice", m.id)
+		}
+		named[m.id] = true
+		for _, tp := range a.GetAssignment().GetPartitions() {
+			t := tp.GetTopic()
+			n, ok := g.seen[t]
+			if !ok {
+				return refuse(t, -1, []string{m.id}, "topic %q given to %s does not exist or no member subscribes to it", t, m.id)
+			}
+			if !g.subscribes(m, t) {
+				return refuse(t, -1, []string{m.id}, "topic %q given to %s, which does not subscribe to it", t, m.id)
+			}
+			if owner[t] == nil {
+				owner[t] = make([]string, n)
+			}
+			for _, p := range tp.GetPartitions() {
+				if p >= n {
+					return refuse(t, p, []string{m.id}, "partition %s/%d given to %s does not exist (the topic has %d)", t, p, m.id, n)
+				}
+				if prev := owner[t][p]; prev != "" {
+					return refuse(t, p, []string{prev, m.id}, "partition %s/%d given to both %s and %s", t, p, prev, m.id)
+				}
+				owner[t][p] = m.id
+			}
+		}
+	}
+	for _, y := range g.order {
+		if y.absent {
+			continue
+		}
+		for _, t := range y.owned.topics() {
+			for _, p := range y.owned[t] {
+				if o := ownerOf(owner, t, p); o != "" && o != y.id {
+					return refuse(t, p, []string{o, y.id},
+						"partition %s/%d given to %s while %s still owns it (cooperative rule: revoke first, reassign in the next round)", t, p, o, y.id)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func ownerOf(owner map[string][]string, t string, p int32) string {
+	if int(p) < len(owner[t]) {
+		return owner[t][p]
+	}
+	return ""
+}
+
+// acceptPlan stores the leader's assignment, moves the group to Stable and
+// delivers every parked SyncGroup it can.
+func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberAssignment) {
+	byMember := make(map[string]*regroupv1.Assignment, len(plan))
+	for _, a := range plan {
+		byMember[a.GetMemberId()] = a.GetAssignment()
+	}
+	moved, unowned := g.countMoves(byMember)
+	for _, m := range g.order {
+		a := byMember[m.id]
+		if a == nil {
+			a = &regroupv1.Assignment{}
+		}
+		m.assigned = partsFromProto(a.GetPartitions())
+		m.assignment = &regroupv1.Assignment{Partitions: m.assigned.toProto(), UserData: a.GetUserData()}
+		m.assignmentGen = g.generation
+	}
+	g.setState(out, Stable)
+	out.Persist = true
+	g.finishRebalance(now, out, moved, unowned)
+	held := g.heldIndex(now)
+	for _, m := range g.order {
+		if m.syncReq != 0 {
+			g.deliver(now, out, m, held)
+		}
+	}
+}
+
+// countMoves returns how many partitions the plan gives to a member other
+// than the one that had them last, and how many it leaves unowned. It also
+// remembers the partitions the plan takes away without giving them to
+// anyone (a cooperative first round), so that the next round counts them.
+func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved, unowned int) {
+	prev := map[string][]string{}
+	note := func(owner string, ps parts) {
+		for t, list := range ps {
+			n := g.seen[t]
+			if prev[t] == nil && n > 0 {
+				prev[t] = make([]string, n)
+			}
+			for _, p := range list {
+				if p < n {
+					prev[t][p] = owner
+				}
+			}
+		}
+	}
+	for _, op := range g.inTransit {
+		note(op.owner, op.parts)
+	}
+	for _, op := range g.departed {
+		note(op.owner, op.parts)
+	}
+	for _, m := range g.order {
+		note(m.key(), m.assigned)
+	}
+	assigned := map[string][]bool{}
+	for _, m := range g.order {
+		for _, tp := range plan[m.id].GetPartitions() {
+			t := tp.GetTopic()
+			if assigned[t] == nil {
+				assigned[t] = make([]bool, g.seen[t])
+			}
+			for _, p := range tp.GetPartitions() {
+				assigned[t][p] = true
+				if o := ownerOf(prev, t, p); o != "" && o != m.key() {
+					moved++
+				}
+			}
+		}
+	}
+	transit := map[string]parts{}
+	for t, n := range g.seen {
+		for p := range n {
+			if int(p) < len(assigned[t]) && assigned[t][p] {
+				continue
+			}
+			unowned++
+			if o := ownerOf(prev, t, p); o != "" {
+				if transit[o] == nil {
+					transit[o] = parts{}
+				}
+				transit[o][t] = append(transit[o][t], p)
+			}
+		}
+	}
+	g.inTransit, g.departed = nil, nil
+	owners := make([]string, 0, len(transit))
+	for o := range transit {
+		owners = append(owners, o)
+	}
+	slices.Sort(owners)
+	for _, o := range owners {
+		g.inTransit = append(g.inTransit, ownerParts{owner: o, parts: transit[o]})
+	}
+	return moved, unowned
+}
+
+// deliver answers m's parked SyncGroup with its assignment, unless another
+// member may still hold one of its partitions (see heldIndex): then it waits
+// until that member's lease ends.
+func (g *Group) deliver(now time.Time, out *Output, m *member, held heldIndex) {
+	if until := held.until(m.assigned); until.After(now) {
+		m.deliverAt = until
+		return
+	}
+	m.deliverAt = time.Time{}
+	m.owned = m.owned.union(m.assigned)
+	g.refresh(now, m)
+	out.reply(m.syncReq, &regroupv1.SyncGroupResponse{
+		ProtocolName:     g.protocol,
+		Assignment:       m.assignment,
+		FencingToken:     m.token,
+		SessionTimeoutMs: ms(m.sessionTimeout),
+	})
+	m.syncReq = 0
+}
+
+// heldIndex maps topic -> partition -> the latest end of a lease under which
+// someone other than the partition's assignee may still hold it: a removed
+// or replaced member (a hold), or a member that holds partitions the current
+// assignment gives to others (one that has not rejoined).
+type heldIndex map[string]map[int32]time.Time
+
+func (g *Group) heldIndex(now time.Time) heldIndex {
+	g.holds = slices.DeleteFunc(g.holds, func(h hold) bool { return !h.until.After(now) })
+	idx := heldIndex{}
+	add := func(ps parts, until time.Time) {
+		if !until.After(now) {
+			return
+		}
+		for t, list := range ps {
+			if idx[t] == nil {
+				idx[t] = map[int32]time.Time{}
+			}
+			for _, p := range list {
+				if until.After(idx[t][p]) {
+					idx[t][p] = until
+				}
+			}
+		}
+	}
+	for _, h := range g.holds {
+		add(h.partitions, h.until)
+	}
+	for _, y := range g.order {
+		if y.owned.count() > 0 {
+			add(y.owned.minus(y.assigned), y.leaseUntil)
+		}
+	}
+	return idx
+}
+
+// until returns the latest hold on any of ps, or the zero time.
+func (idx heldIndex) until(ps parts) time.Time {
+	var until time.Time
+	for t, list := range ps {
+		held := idx[t]
+		if held == nil {
+			continue
+		}
+		for _, p := range list {
+			if u, ok := held[p]; ok && u.After(until) {
+				until = u
+			}
+		}
+	}
+	return until
+}
+
+// finishRebalance closes the rebalance in progress into the history.
+func (g *Group) finishRebalance(now time.Time, out *Output, moved, unowned int) {
+	if g.reb == nil {
+		return
+	}
+	g.reb.End = timestamppb.New(now)
+	g.reb.PartitionsMoved = int32(moved)
+	g.reb.PartitionsRevoked = int32(g.released)
+	g.addHistory(g.reb)
+	out.event(Event{Kind: EventRebalanceDone, Rebalance: g.reb, Unowned: unowned})
+	g.reb, g.released = nil, 0
+}
+
+func (g *Group) addHistory(r *regroupv1.Rebalance) {
+	g.history = append(g.history, r)
+	if over := len(g.history) - g.cfg.HistoryLimit; over > 0 {
+		g.history = slices.Delete(g.history, 0, over)
+	}
+}

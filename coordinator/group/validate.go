@@ -1,0 +1,226 @@
+package group
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// MaxIDLength is the longest group, member, instance, client or topic name
+// accepted, in bytes.
+const MaxIDLength = 255
+
+func invalid(field, format string, args ...any) *regroup.Error {
+	return regroup.Errorf(regroup.CodeInvalidRequest, "%s: %s", field, fmt.Sprintf(format, args...)).
+		With(regroup.MetaField, field)
+}
+
+// checkName checks an identifier: at most MaxIDLength bytes of valid UTF-8
+// without control characters, and not empty when required.
+func checkName(field, s string, required bool) *regroup.Error {
+	if s == "" {
+		if required {
+			return invalid(field, "must not be empty")
+		}
+		return nil
+	}
+	if len(s) > MaxIDLength {
+		return invalid(field, "is %d bytes long, the limit is %d", len(s), MaxIDLength)
+	}
+	if !utf8.ValidString(s) {
+		return invalid(field, "is not valid UTF-8")
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return invalid(field, "has a control character %q at byte %d", r, i)
+		}
+	}
+	return nil
+}
+
+// ValidateGroupID checks a group id: 1 to 255 bytes, no control characters.
+// Drivers call it before looking the group up.
+func ValidateGroupID(id string) error {
+	if err := checkName("group_id", id, true); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ValidateTopic checks a topic registry entry.
+func ValidateTopic(t *regroupv1.Topic) error {
+	if t == nil {
+		return invalid("topic", "is missing")
+	}
+	if err := checkName("topic.name", t.GetName(), true); err != nil {
+		return err
+	}
+	if t.GetPartitions() <= 0 {
+		return invalid("topic.partitions", "must be at least 1, got %d", t.GetPartitions())
+	}
+	return nil
+}
+
+func checkPartitions(field string, tps []*regroupv1.TopicPartitions) *regroup.Error {
+	for i, tp := range tps {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if err := checkName(f+".topic", tp.GetTopic(), true); err != nil {
+			return err
+		}
+		for _, p := range tp.GetPartitions() {
+			if p < 0 {
+				return invalid(f+".partitions", "has negative partition %d", p)
+			}
+		}
+	}
+	return nil
+}
+
+func checkTimeout(field string, ms int64, max time.Duration) *regroup.Error {
+	if ms <= 0 {
+		return invalid(field, "must be positive, got %d", ms)
+	}
+	if max > 0 && ms > max.Milliseconds() {
+		return invalid(field, "is %d, the limit is %d", ms, max.Milliseconds())
+	}
+	return nil
+}
+
+func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
+	if err := checkName("group_id", r.GetGroupId(), true); err != nil {
+		return err
+	}
+	if err := checkName("member_id", r.GetMemberId(), false); err != nil {
+		return err
+	}
+	if err := checkName("group_instance_id", r.GetGroupInstanceId(), false); err != nil {
+		return err
+	}
+	if err := checkName("client_id", r.GetClientId(), false); err != nil {
+		return err
+	}
+	if err := checkTimeout("session_timeout_ms", r.GetSessionTimeoutMs(), 0); err != nil {
+		return err
+	}
+	if err := checkTimeout("rebalance_timeout_ms", r.GetRebalanceTimeoutMs(), c.MaxRebalanceTimeout); err != nil {
+		return err
+	}
+	if len(r.GetProtocols()) == 0 {
+		return invalid("protocols", "must list at least one assignor")
+	}
+	seen := make(map[string]bool, len(r.GetProtocols()))
+	for i, p := range r.GetProtocols() {
+		f := fmt.Sprintf("protocols[%d]", i)
+		if err := checkName(f+".name", p.GetName(), true); err != nil {
+			return err
+		}
+		if seen[p.GetName()] {
+			return invalid(f+".name", "duplicate protocol %q", p.GetName())
+		}
+		seen[p.GetName()] = true
+		for j, t := range p.GetSubscription().GetTopics() {
+			if err := checkName(fmt.Sprintf("%s.subscription.topics[%d]", f, j), t, true); err != nil {
+				return err
+			}
+		}
+		if err := checkPartitions(f+".subscription.owned_partitions", p.GetSubscription().GetOwnedPartitions()); err != nil {
+			return err
+		}
+		if err := checkName(f+".subscription.rack", p.GetSubscription().GetRack(), false); err != nil {
+			return err
+		}
+	}
+	size := 0
+	for _, p := range r.GetProtocols() {
+		size += proto.Size(p)
+	}
+	if size > c.MaxMetadataBytes {
+		return invalid("protocols", "metadata is %d bytes, the limit is %d", size, c.MaxMetadataBytes)
+	}
+	if ms := r.GetSessionTimeoutMs(); ms < c.MinSessionTimeout.Milliseconds() || ms > c.MaxSessionTimeout.Milliseconds() {
+		return regroup.Errorf(regroup.CodeInvalidSessionTimeout,
+			"session timeout %d ms is outside [%d, %d] ms", ms, c.MinSessionTimeout.Milliseconds(), c.MaxSessionTimeout.Milliseconds()).
+			With(regroup.MetaMinSessionTimeoutMs, strconv.FormatInt(c.MinSessionTimeout.Milliseconds(), 10)).
+			With(regroup.MetaMaxSessionTimeoutMs, strconv.FormatInt(c.MaxSessionTimeout.Milliseconds(), 10))
+	}
+	return nil
+}
+
+func (c Config) validateSync(r *regroupv1.SyncGroupRequest) *regroup.Error {
+	if err := checkName("group_id", r.GetGroupId(), true); err != nil {
+		return err
+	}
+	if err := checkName("member_id", r.GetMemberId(), true); err != nil {
+		return err
+	}
+	if err := checkName("group_instance_id", r.GetGroupInstanceId(), false); err != nil {
+		return err
+	}
+	if err := checkName("protocol_name", r.GetProtocolName(), false); err != nil {
+		return err
+	}
+	for i, a := range r.GetAssignments() {
+		f := fmt.Sprintf("assignments[%d]", i)
+		if err := checkName(f+".member_id", a.GetMemberId(), true); err != nil {
+			return err
+		}
+		if err := checkPartitions(f+".assignment.partitions", a.GetAssignment().GetPartitions()); err != nil {
+			return err
+		}
+		if n := len(a.GetAssignment().GetUserData()); n > c.MaxMetadataBytes {
+			return invalid(f+".assignment.user_data", "is %d bytes, the limit is %d", n, c.MaxMetadataBytes)
+		}
+	}
+	return nil
+}
+
+func validateHeartbeat(r *regroupv1.HeartbeatRequest) *regroup.Error {
+	if err := checkName("group_id", r.GetGroupId(), true); err != nil {
+		return err
+	}
+	if err := checkName("member_id", r.GetMemberId(), true); err != nil {
+		return err
+	}
+	if err := checkName("group_instance_id", r.GetGroupInstanceId(), false); err != nil {
+		return err
+	}
+	if r.GetHoldMs() < 0 {
+		return invalid("hold_ms", "must not be negative, got %d", r.GetHoldMs())
+	}
+	return nil
+}
+
+func validateLeave(r *regroupv1.LeaveGroupRequest) *regroup.Error {
+	if err := checkName("group_id", r.GetGroupId(), true); err != nil {
+		return err
+	}
+	if len(r.GetMembers()) == 0 {
+		return invalid("members", "must name at least one member")
+	}
+	for i, m := range r.GetMembers() {
+		f := fmt.Sprintf("members[%d]", i)
+		if err := checkName(f+".member_id", m.GetMemberId(), false); err != nil {
+			return err
+		}
+		if err := checkName(f+".group_instance_id", m.GetGroupInstanceId(), false); err != nil {
+			return err
+		}
+		if m.GetMemberId() == "" && m.GetGroupInstanceId() == "" {
+			return invalid(f, "needs a member_id or a group_instance_id")
+		}
+		if m.GetTemporary() && m.GetGroupInstanceId() == "" {
+			return invalid(f+".temporary", "applies to static members only: set group_instance_id")
+		}
+		if m.GetTemporary() && m.GetMemberId() == "" {
+			return invalid(f+".temporary", "is for a member releasing its own partitions: set member_id")
+		}
+	}
+	return nil
+}
