@@ -1,7 +1,7 @@
 package group
 
 import (
-		"slices"
+	"slices"
 	"strconv"
 	"time"
 
