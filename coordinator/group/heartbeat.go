@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/regroup-dev/regroup"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -297,6 +299,19 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 	}
 }
 
+// Delete deletes an Empty group on an administrator's request: it becomes
+// Dead, and its record a tombstone. Any other state is GROUP_NOT_EMPTY.
+func (g *Group) Delete(now time.Time) (Output, error) {
+	g.now = now
+	var out Output
+	if g.state != Empty {
+		return out, regroup.Errorf(regroup.CodeGroupNotEmpty, "group %q is %v with %d members; only an Empty group can be deleted", g.id, g.state, len(g.members))
+	}
+	g.setState(&out, Dead)
+	out.Delete = true
+	return out, nil
+}
+
 // Abort answers every parked request with err, for a driver that lost the
 // group (its store write failed, or it is no longer the coordinator). The
 // driver discards the group afterwards and reloads it from the store.
@@ -318,4 +333,43 @@ func withReason(what, reason string) string {
 		return what
 	}
 	return what + ": " + reason
+}
+
+// AnswerUnknownGroup answers a request for a group the coordinator does not
+// have (never created, or deleted). After the same validation the group
+// would apply, a JoinGroup with a member id, a SyncGroup and a Heartbeat get
+// UNKNOWN_MEMBER_ID, and every LeaveGroup entry gets its own
+// UNKNOWN_MEMBER_ID. (A JoinGroup with an empty member id creates the group
+// instead.)
+func AnswerUnknownGroup(cfg Config, req proto.Message) Reply {
+	var err *regroup.Error
+	var id string
+	switch r := req.(type) {
+	case *regroupv1.JoinGroupRequest:
+		err, id = cfg.validateJoin(r), r.GetGroupId()
+	case *regroupv1.SyncGroupRequest:
+		err, id = cfg.validateSync(r), r.GetGroupId()
+	case *regroupv1.HeartbeatRequest:
+		err, id = validateHeartbeat(r), r.GetGroupId()
+	case *regroupv1.LeaveGroupRequest:
+		if err := validateLeave(r); err != nil {
+			return Reply{Err: err}
+		}
+		resp := &regroupv1.LeaveGroupResponse{}
+		for _, m := range r.GetMembers() {
+			resp.Members = append(resp.Members, &regroupv1.LeaveMemberResult{
+				MemberId:        m.GetMemberId(),
+				GroupInstanceId: m.GetGroupInstanceId(),
+				ErrorReason:     string(regroup.CodeUnknownMemberID),
+				ErrorMessage:    fmt.Sprintf("group %q does not exist", r.GetGroupId()),
+			})
+		}
+		return Reply{Msg: resp}
+	default:
+		panic(fmt.Sprintf("group: AnswerUnknownGroup of %T", req))
+	}
+	if err != nil {
+		return Reply{Err: err}
+	}
+	return Reply{Err: regroup.Errorf(regroup.CodeUnknownMemberID, "group %q does not exist; join it with an empty member id", id)}
 }

@@ -60,10 +60,11 @@ type Event struct {
 }
 
 // Output is what one step of the group asks of its driver, in order:
-//  1. if Persist, write the group's Record (or delete it, if Delete) and,
-//     should that fail, call Abort instead of sending anything;
+//  1. if Persist or Delete, write the group's Record and, should that fail,
+//     call Abort instead of sending anything;
 //  2. send Replies;
-//  3. call Tick at NextDeadline.
+//  3. if Delete, forget the group: it is Dead and its record is a
+//     tombstone (see Record); otherwise call Tick at NextDeadline.
 type Output struct {
 	Replies []Reply
 	Persist bool

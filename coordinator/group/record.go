@@ -13,8 +13,16 @@ import (
 )
 
 // Record returns the group's durable state. Parked requests, session
-// deadlines and expired holds are not part of it.
+// deadlines and expired holds are not part of it. What a member may own is
+// stored as its owned partitions plus its whole assignment: a SyncGroup
+// answered later can only deliver that assignment, so the record stays a
+// safe upper bound without a write per delivery. A Dead group's record is a
+// tombstone that keeps only its generation, so that a group created again
+// under the same id continues from it and fencing tokens keep growing.
 func (g *Group) Record() *storev1.GroupRecord {
+	if g.state == Dead {
+		return &storev1.GroupRecord{GroupId: g.id, Generation: g.generation, State: g.state.Proto()}
+	}
 	rec := &storev1.GroupRecord{
 		GroupId:      g.id,
 		Generation:   g.generation,
@@ -43,7 +51,7 @@ func (g *Group) Record() *storev1.GroupRecord {
 			Assignment:           m.assignment,
 			AssignmentGeneration: m.assignmentGen,
 			FencingToken:         m.token,
-			Owned:                m.owned.toProto(),
+			Owned:                m.owned.union(m.assigned).toProto(),
 			AwaitingSync:         m.awaitingSync,
 			Absent:               m.absent,
 		})
@@ -62,7 +70,8 @@ func (g *Group) Record() *storev1.GroupRecord {
 }
 
 // Restore rebuilds a group from its record, as a newly elected coordinator
-// does. Every member gets a full session timeout from now, and so does every
+// does; from a tombstone (a Dead record) it returns an Empty group that
+// continues the dead group's generations. Every member gets a full session timeout from now, and so does every
 // hold and lease (the previous coordinator may have extended them until the
 // moment it stopped serving). A group stored mid-rebalance resumes it: in
 // PreparingRebalance members must rejoin; in CompletingRebalance the leader
@@ -122,6 +131,12 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 		return nil, out, fmt.Errorf("regroup: stored group %q names leader %q, which is not a member", g.id, g.leader)
 	}
 	switch rec.GetState() {
+	case regroupv1.GroupState_GROUP_STATE_DEAD:
+		// A tombstone: the group starts afresh after its old generation.
+		if len(g.members) > 0 {
+			return nil, out, fmt.Errorf("regroup: stored group %q is Dead but has %d members", g.id, len(g.members))
+		}
+		g.state, g.leader, g.protocol, g.history = Empty, "", "", nil
 	case regroupv1.GroupState_GROUP_STATE_EMPTY:
 		if len(g.members) > 0 {
 			return nil, out, fmt.Errorf("regroup: stored group %q is Empty but has %d members", g.id, len(g.members))

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/store/memstore"
+)
+
+type serveFlags struct {
+	listen          string
+	store           string
+	logLevel        string
+	logJSON         bool
+	maxMessageBytes int
+	group           group.Config
+}
+
+func serveCmd() *cobra.Command {
+	f := serveFlags{group: group.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a coordinator",
+		Long: `Run a coordinator: it serves the Coordinator and Admin gRPC services until it
+receives SIGTERM or SIGINT, then answers every waiting request (so members
+move on at once) and stops.
+
+Every flag can also be set through the environment variable shown with it.`,
+		Example: `  # One coordinator on the default address, 127.0.0.1:7070:
+  regroup serve
+
+  # Listen on all interfaces, JSON logs, at most 500 members per group:
+  REGROUP_LOG_JSON=true regroup serve --listen 0.0.0.0:7070 --max-group-size 500`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address to serve gRPC on")
+	fl.StringVar(&f.store, "store", "memory", "where group records live: memory (kept in this process only)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")
+	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fl.IntVar(&f.maxMessageBytes, "max-message-bytes", 64<<20, "largest gRPC message accepted or sent (a leader's assignment for a big group is large)")
+	fl.DurationVar(&f.group.MinSessionTimeout, "min-session-timeout", f.group.MinSessionTimeout, "smallest session timeout a member may ask for")
+	fl.DurationVar(&f.group.MaxSessionTimeout, "max-session-timeout", f.group.MaxSessionTimeout, "largest session timeout a member may ask for")
+	fl.DurationVar(&f.group.MaxRebalanceTimeout, "max-rebalance-timeout", f.group.MaxRebalanceTimeout, "largest rebalance timeout a member may ask for")
+	fl.DurationVar(&f.group.InitialRebalanceDelay, "initial-rebalance-delay", f.group.InitialRebalanceDelay, "how long an empty group's first rebalance waits for more members (0 disables)")
+	fl.IntVar(&f.group.MaxSize, "max-group-size", f.group.MaxSize, "most members a group may have (0: no limit)")
+	fl.DurationVar(&f.group.NewMemberJoinTimeout, "new-member-join-timeout", f.group.NewMemberJoinTimeout, "how long a new member's first join may wait at the barrier")
+	fl.DurationVar(&f.group.EmptyRetention, "empty-group-retention", f.group.EmptyRetention, "how long an Empty group is kept before it is deleted")
+	fl.IntVar(&f.group.MaxMetadataBytes, "max-metadata-bytes", f.group.MaxMetadataBytes, "largest subscription metadata (and assignment user data) accepted, in bytes")
+	bindEnv(cmd)
+	return cmd
+}
+
+func newLogger(level string, json bool) (hclog.Logger, error) {
+	lvl := hclog.LevelFromString(level)
+	if lvl == hclog.NoLevel {
+		return nil, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", level)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "regroup", Level: lvl, JSONFormat: json, Output: os.Stderr}), nil
+}
+
+func serve(ctx context.Context, f serveFlags) error {
+	log, err := newLogger(f.logLevel, f.logJSON)
+	if err != nil {
+		return err
+	}
+	if err := f.group.Validate(); err != nil {
+		return err
+	}
+	if f.store != "memory" {
+		return fmt.Errorf("--store %q: the only store is memory", f.store)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another coordinator running? choose another address with --listen)", f.listen, err)
+	}
+	srv, err := coordinator.New(ctx, coordinator.Config{Group: f.group, Logger: log}, memstore.New())
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(f.maxMessageBytes), grpc.MaxSendMsgSize(f.maxMessageBytes))
+	srv.Register(gs)
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	log.Info("serving", "address", lis.Addr().String(), "store", f.store)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	srv.Close()
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		gs.Stop()
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,382 @@
+// Package coordinator is the driver of the group protocol: it serves the
+// Coordinator and Admin gRPC services, runs one coordinator/group state
+// machine per group, persists group records through a store.Store before
+// replying, and owns the goroutines and timers. It makes no protocol
+// decision of its own.
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/store"
+	"github.com/regroup-dev/regroup/internal/rpcerr"
+	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Config configures a Server. The zero value of each field has the meaning
+// given in its comment.
+type Config struct {
+	// Group holds the protocol settings; the zero value means
+	// group.DefaultConfig().
+	Group group.Config
+	// Logger receives structured logs; nil means hclog's default logger.
+	Logger hclog.Logger
+	// WriteTimeout bounds each store write; zero means 5 s.
+	WriteTimeout time.Duration
+}
+
+// Server runs the groups of one coordinator. Its methods are safe for
+// concurrent use.
+type Server struct {
+	regroupv1.UnimplementedCoordinatorServer
+	regroupv1.UnimplementedAdminServer
+
+	cfg   Config
+	log   hclog.Logger
+	store store.Store
+	clock func() time.Time
+	ids   group.IDSource
+	reqs  atomic.Uint64
+
+	groups sync.Map // group id -> *actor
+
+	// mu guards the registry, broken and closed, and serializes topic
+	// changes. Lock order: mu, then an actor's mu, then tombMu.
+	mu       sync.Mutex
+	registry map[string]int32
+	broken   map[string]error
+	closed   bool
+
+	tombMu     sync.Mutex
+	tombstones map[string]*storev1.GroupRecord
+}
+
+// New loads every group and topic from st and returns a Server ready to
+// serve them.
+func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
+	if cfg.Group == (group.Config{}) {
+		cfg.Group = group.DefaultConfig()
+	}
+	if err := cfg.Group.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.Default()
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	s := &Server{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		store:      st,
+		clock:      time.Now,
+		ids:        randomIDs{},
+		registry:   map[string]int32{},
+		tombstones: map[string]*storev1.GroupRecord{},
+		broken:     map[string]error{},
+	}
+	start := s.clock()
+	snap, err := st.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("regroup: loading groups and topics: %w", err)
+	}
+	for _, t := range snap.Topics {
+		s.registry[t.GetName()] = t.GetPartitions()
+	}
+	for id, err := range snap.Broken {
+		s.log.Error("group record cannot be decoded; the group is refused until it is fixed or deleted", "group", id, "error", err)
+		s.broken[id] = err
+	}
+	loaded := 0
+	for _, rec := range snap.Groups {
+		if rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD {
+			s.tombstones[rec.GetGroupId()] = rec
+			continue
+		}
+		g, out, err := group.Restore(rec, cfg.Group, s.ids, s.registry, s.clock())
+		if err != nil {
+			s.log.Error("group record is inconsistent; the group is refused until it is fixed or deleted", "group", rec.GetGroupId(), "error", err)
+			s.broken[rec.GetGroupId()] = err
+			continue
+		}
+		a := s.newActor(g)
+		s.groups.Store(g.ID(), a)
+		a.mu.Lock()
+		a.apply(out)
+		a.mu.Unlock()
+		loaded++
+	}
+	s.log.Info("loaded state", "groups", loaded, "tombstones", len(s.tombstones), "broken", len(s.broken),
+		"topics", len(s.registry), "duration", s.clock().Sub(start))
+	return s, nil
+}
+
+// Register registers the Coordinator and Admin services on srv.
+func (s *Server) Register(srv grpc.ServiceRegistrar) {
+	regroupv1.RegisterCoordinatorServer(srv, s)
+	regroupv1.RegisterAdminServer(srv, s)
+}
+
+// Close answers every waiting request with COORDINATOR_NOT_AVAILABLE, so
+// that members move on to another coordinator, and stops all timers. The
+// Server refuses requests afterwards.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	err := regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the coordinator is shutting down; retry on another one")
+	s.groups.Range(func(_, v any) bool {
+		v.(*actor).abort(err)
+		return true
+	})
+}
+
+// randomIDs mints member ids "PREFIX-UUID" from crypto/rand.
+type randomIDs struct{}
+
+func (randomIDs) MemberID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	id := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	if prefix == "" {
+		return id
+	}
+	// Keep the whole id within the protocol's length limit.
+	if max := group.MaxIDLength - len(id) - 1; len(prefix) > max {
+		prefix = prefix[:max]
+	}
+	return prefix + "-" + id
+}
+
+// lookup finds a group's actor. With create, a missing group is created
+// (continuing a tombstone's generation if there is one).
+func (s *Server) lookup(id string, create bool) (*actor, error) {
+	if v, ok := s.groups.Load(id); ok {
+		return v.(*actor), nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the coordinator is shutting down; retry on another one")
+	}
+	if err := s.broken[id]; err != nil {
+		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: %v", id, err)
+	}
+	if v, ok := s.groups.Load(id); ok {
+		return v.(*actor), nil
+	}
+	if !create {
+		return nil, nil
+	}
+	var g *group.Group
+	s.tombMu.Lock()
+	tomb := s.tombstones[id]
+	s.tombMu.Unlock()
+	if tomb != nil {
+		restored, _, err := group.Restore(tomb, s.cfg.Group, s.ids, s.registry, s.clock())
+		if err != nil {
+			return nil, err
+		}
+		g = restored
+	} else {
+		g = group.New(id, s.cfg.Group, s.ids, s.registry, s.clock())
+	}
+	a := s.newActor(g)
+	s.groups.Store(id, a)
+	return a, nil
+}
+
+// forget drops a Dead group, keeping its tombstone.
+func (s *Server) forget(a *actor, tomb *storev1.GroupRecord) {
+	s.tombMu.Lock()
+	defer s.tombMu.Unlock()
+	s.groups.CompareAndDelete(tomb.GetGroupId(), a)
+	s.tombstones[tomb.GetGroupId()] = tomb
+}
+
+// lost drops a group whose write failed; the next request reloads it.
+func (s *Server) lost(a *actor, err error) {
+	id := a.g.ID()
+	s.groups.CompareAndDelete(id, a)
+	s.log.Error("group record write failed; dropped the group from memory", "group", id, "error", err)
+	if errors.Is(err, store.ErrFenced) {
+		return
+	}
+	// Reload it from the store as a new coordinator would, in the
+	// background, so that members find it when they retry.
+	go s.reload(id)
+}
+
+func (s *Server) reload(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	snap, err := s.store.Load(ctx)
+	if err != nil {
+		s.log.Error("reloading group failed; it is created afresh on its next join", "group", id, "error", err)
+		return
+	}
+	for _, rec := range snap.Groups {
+		if rec.GetGroupId() != id || rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD {
+			continue
+		}
+		s.mu.Lock()
+		g, out, err := group.Restore(rec, s.cfg.Group, s.ids, s.registry, s.clock())
+		if err == nil {
+			a := s.newActor(g)
+			if _, loaded := s.groups.LoadOrStore(id, a); !loaded {
+				a.mu.Lock()
+				a.apply(out)
+				a.mu.Unlock()
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// persist writes a group's record.
+func (s *Server) persist(g *group.Group) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	return s.store.PutGroup(ctx, g.Record())
+}
+
+// observe logs what a step did.
+func (s *Server) observe(g *group.Group, out group.Output) {
+	for _, e := range out.Events {
+		switch e.Kind {
+		case group.EventStateChanged:
+			s.log.Debug("group state changed", "group", g.ID(), "from", e.From, "to", e.To, "generation", g.Generation())
+		case group.EventRebalanceDone:
+			r := e.Rebalance
+			var dur time.Duration
+			if r.GetStart() != nil && r.GetEnd() != nil {
+				dur = r.GetEnd().AsTime().Sub(r.GetStart().AsTime())
+			}
+			s.log.Info("rebalance done", "group", g.ID(), "generation", r.GetGeneration(), "cause", r.GetCause(),
+				"duration", dur, "members", len(r.GetMembers()), "partitions_moved", r.GetPartitionsMoved(),
+				"partitions_revoked", r.GetPartitionsRevoked(), "partitions_unowned", e.Unowned)
+		case group.EventAssignmentRefused:
+			s.log.Warn("leader's assignment refused", "group", g.ID(), "leader", e.Member, "reason", e.Detail)
+		case group.EventMemberRemoved:
+			s.log.Info("member removed", "group", g.ID(), "member", e.Member, "reason", e.Detail)
+		case group.EventMemberReplaced:
+			s.log.Info("static member replaced without a rebalance", "group", g.ID(), "detail", e.Detail)
+		}
+	}
+}
+
+// hostOf returns the address a request came from.
+func hostOf(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return host
+	}
+	return p.Addr.String()
+}
+
+// run steps an existing (or, with create, new) group with one request and
+// returns its reply, retrying if the group was dropped meanwhile. A request
+// for a group that does not exist is answered as group.AnswerUnknownGroup
+// says.
+func (s *Server) run(ctx context.Context, groupID string, create bool, req proto.Message, step func(g *group.Group, now time.Time, id group.ReqID) group.Output) (group.Reply, error) {
+	if err := group.ValidateGroupID(groupID); err != nil {
+		return group.Reply{}, err
+	}
+	for {
+		a, err := s.lookup(groupID, create)
+		if err != nil {
+			return group.Reply{}, err
+		}
+		if a == nil {
+			return group.AnswerUnknownGroup(s.cfg.Group, req), nil
+		}
+		r, err := a.call(ctx, step)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		return r, err
+	}
+}
+
+func replyOf[T any](r group.Reply, err error) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, rpcerr.ToStatus(err)
+	}
+	if r.Err != nil {
+		return zero, rpcerr.ToStatus(r.Err)
+	}
+	msg, ok := r.Msg.(T)
+	if !ok {
+		return zero, rpcerr.ToStatus(fmt.Errorf("regroup: internal error: reply of type %T", r.Msg))
+	}
+	return msg, nil
+}
+
+// JoinGroup implements the Coordinator service.
+func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest) (*regroupv1.JoinGroupResponse, error) {
+	host := hostOf(ctx)
+	r, err := s.run(ctx, req.GetGroupId(), req.GetMemberId() == "", req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
+		return g.Join(now, id, host, req)
+	})
+	return replyOf[*regroupv1.JoinGroupResponse](r, err)
+}
+
+// SyncGroup implements the Coordinator service.
+func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest) (*regroupv1.SyncGroupResponse, error) {
+	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
+		return g.Sync(now, id, req)
+	})
+	return replyOf[*regroupv1.SyncGroupResponse](r, err)
+}
+
+// Heartbeat implements the Coordinator service.
+func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest) (*regroupv1.HeartbeatResponse, error) {
+	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
+		return g.Heartbeat(now, id, req)
+	})
+	return replyOf[*regroupv1.HeartbeatResponse](r, err)
+}
+
+// LeaveGroup implements the Coordinator service.
+func (s *Server) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupRequest) (*regroupv1.LeaveGroupResponse, error) {
+	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
+		return g.Leave(now, id, req)
+	})
+	return replyOf[*regroupv1.LeaveGroupResponse](r, err)
+}
+
+// groupIDs returns the ids of the groups in memory, sorted.
+func (s *Server) groupIDs() []string {
+	var ids []string
+	s.groups.Range(func(k, _ any) bool {
+		ids = append(ids, k.(string))
+		return true
+	})
+	sort.Strings(ids)
+	return ids
+}
