@@ -337,4 +337,3 @@ func TestTenMembersOverGRPC(t *testing.T) {
 		}
 	}
 }
-
