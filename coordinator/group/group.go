@@ -168,6 +168,7 @@ type Group struct {
 	syncDeadline   time.Time
 
 	holds        []hold
+	held         heldIndex // cache of heldIndex; nil when stale
 	replacements int64
 	registry     map[string]int32 // the topic registry (shared, read-only)
 	seen         map[string]int32 // subscribed topics' counts the leader was given
@@ -313,6 +314,7 @@ func (g *Group) reportOwned(m *member, r *regroupv1.JoinGroupRequest) int {
 	if len(r.GetProtocols()) == 0 {
 		return 0
 	}
+	g.held = nil
 	reported := partsFromProto(r.GetProtocols()[0].GetSubscription().GetOwnedPartitions())
 	kept := m.owned.intersect(reported)
 	released := m.owned.count() - kept.count()
@@ -333,6 +335,7 @@ func (g *Group) refresh(now time.Time, m *member) {
 // Unless graceful (the member itself left, having released its partitions),
 // what it may still hold is kept from others until its lease ends.
 func (g *Group) remove(now time.Time, out *Output, m *member, why string, graceful bool, err error) {
+	g.held = nil
 	for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq} {
 		if req != 0 {
 			out.fail(req, err)

@@ -141,6 +141,7 @@ func (g *Group) leaveOne(now time.Time, out *Output, e *regroupv1.LeaveMember) e
 		return err
 	}
 	if e.GetTemporary() {
+		g.held = nil
 		g.released += m.owned.count()
 		m.owned = parts{}
 		out.Persist = true

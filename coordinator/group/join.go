@@ -206,6 +206,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 			out.fail(q, fenced)
 		}
 	}
+	g.held = nil
 	if old.owned.count() > 0 && old.leaseUntil.After(now) {
 		g.holds = append(g.holds, hold{member: old.id, partitions: old.owned, until: old.leaseUntil, sessionTimeout: old.sessionTimeout})
 	}

@@ -167,6 +167,7 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 		m.assignment = &regroupv1.Assignment{Partitions: m.assigned.toProto(), UserData: a.GetUserData()}
 		m.assignmentGen = g.generation
 	}
+	g.held = nil
 	g.setState(out, Stable)
 	out.Persist = true
 	g.finishRebalance(now, out, moved, unowned)
@@ -271,12 +272,21 @@ func (g *Group) deliver(now time.Time, out *Output, m *member, held heldIndex) {
 // heldIndex maps topic -> partition -> the latest end of a lease under which
 // someone other than the partition's assignee may still hold it: a removed
 // or replaced member (a hold), or a member that holds partitions the current
-// assignment gives to others (one that has not rejoined).
+// assignment gives to others (one that has not rejoined). Leases of members
+// that did rejoin do not matter: the leader cannot give their partitions to
+// others (checkPlan).
 type heldIndex map[string]map[int32]time.Time
 
+// heldIndex returns the index, cached until holds, reported ownership,
+// membership or the assignment change. Deliveries leave it valid: they add
+// a member's own assignment to what it owns. Ends in the past are harmless.
 func (g *Group) heldIndex(now time.Time) heldIndex {
+	if g.held != nil {
+		return g.held
+	}
 	g.holds = slices.DeleteFunc(g.holds, func(h hold) bool { return !h.until.After(now) })
 	idx := heldIndex{}
+	g.held = idx
 	add := func(ps parts, until time.Time) {
 		if !until.After(now) {
 			return
