@@ -40,6 +40,8 @@ type Config struct {
 	Logger hclog.Logger
 	// WriteTimeout bounds each store write; zero means 5 s.
 	WriteTimeout time.Duration
+	// Metrics receives measurements; nil means none are taken.
+	Metrics Metrics
 }
 
 // Server runs the groups of one coordinator. Its methods are safe for
@@ -82,6 +84,9 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	s := &Server{
 		cfg:        cfg,
@@ -258,13 +263,19 @@ func (s *Server) reload(id string) {
 func (s *Server) persist(g *group.Group) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()
-	return s.store.PutGroup(ctx, g.Record())
+	start := time.Now()
+	err := s.store.PutGroup(ctx, g.Record())
+	s.cfg.Metrics.StoreWrite(time.Since(start), err)
+	return err
 }
 
-// observe logs what a step did.
+// observe logs what a step did and passes its events to the metrics.
 func (s *Server) observe(g *group.Group, out group.Output) {
 	for _, e := range out.Events {
+		s.cfg.Metrics.GroupEvent(g.ID(), e)
 		switch e.Kind {
+		case group.EventRebalanceStarted:
+			s.log.Debug("rebalance started", "group", g.ID(), "cause", e.Detail)
 		case group.EventStateChanged:
 			s.log.Debug("group state changed", "group", g.ID(), "from", e.From, "to", e.To, "generation", g.Generation())
 		case group.EventRebalanceDone:
@@ -322,6 +333,15 @@ func (s *Server) run(ctx context.Context, groupID string, create bool, req proto
 	}
 }
 
+// finish reports an RPC to the metrics.
+func (s *Server) finish(method string, start time.Time, err error) {
+	code := regroup.CodeOf(rpcerr.FromStatus(err))
+	if err != nil && code == "" {
+		code = "CANCELED"
+	}
+	s.cfg.Metrics.Request(method, time.Since(start), code)
+}
+
 func replyOf[T any](r group.Reply, err error) (T, error) {
 	var zero T
 	if err != nil {
@@ -338,7 +358,8 @@ func replyOf[T any](r group.Reply, err error) (T, error) {
 }
 
 // JoinGroup implements the Coordinator service.
-func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest) (*regroupv1.JoinGroupResponse, error) {
+func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest) (_ *regroupv1.JoinGroupResponse, err error) {
+	defer func(start time.Time) { s.finish("JoinGroup", start, err) }(time.Now())
 	host := hostOf(ctx)
 	r, err := s.run(ctx, req.GetGroupId(), req.GetMemberId() == "", req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Join(now, id, host, req)
@@ -347,7 +368,8 @@ func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest)
 }
 
 // SyncGroup implements the Coordinator service.
-func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest) (*regroupv1.SyncGroupResponse, error) {
+func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest) (_ *regroupv1.SyncGroupResponse, err error) {
+	defer func(start time.Time) { s.finish("SyncGroup", start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Sync(now, id, req)
 	})
@@ -355,7 +377,8 @@ func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest)
 }
 
 // Heartbeat implements the Coordinator service.
-func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest) (*regroupv1.HeartbeatResponse, error) {
+func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest) (_ *regroupv1.HeartbeatResponse, err error) {
+	defer func(start time.Time) { s.finish("Heartbeat", start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Heartbeat(now, id, req)
 	})
@@ -363,7 +386,8 @@ func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest)
 }
 
 // LeaveGroup implements the Coordinator service.
-func (s *Server) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupRequest) (*regroupv1.LeaveGroupResponse, error) {
+func (s *Server) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupRequest) (_ *regroupv1.LeaveGroupResponse, err error) {
+	defer func(start time.Time) { s.finish("LeaveGroup", start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Leave(now, id, req)
 	})

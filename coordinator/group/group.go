@@ -167,6 +167,7 @@ type Group struct {
 	newMemberAdded bool
 	syncDeadline   time.Time
 
+	unowned      int // partitions the current assignment leaves without an owner
 	holds        []hold
 	held         heldIndex // cache of heldIndex; nil when stale
 	replacements int64
@@ -219,6 +220,10 @@ func (g *Group) Protocol() string { return g.protocol }
 
 // Size returns the number of members.
 func (g *Group) Size() int { return len(g.members) }
+
+// Unowned returns how many partitions of the subscribed topics the current
+// generation's assignment left without an owner (0 before the first).
+func (g *Group) Unowned() int { return g.unowned }
 
 func (g *Group) setState(out *Output, s State) {
 	if g.state == s {

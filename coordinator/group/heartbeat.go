@@ -68,6 +68,7 @@ func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) 
 	}
 	resp := &regroupv1.LeaveGroupResponse{}
 	var left []string
+	kind := CauseMemberRemoved
 	for _, e := range r.GetMembers() {
 		res := &regroupv1.LeaveMemberResult{MemberId: e.GetMemberId(), GroupInstanceId: e.GetGroupInstanceId()}
 		resp.Members = append(resp.Members, res)
@@ -78,6 +79,9 @@ func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) 
 		}
 		if !e.GetTemporary() {
 			left = append(left, describeLeaver(e))
+			if e.GetMemberId() != "" {
+				kind = CauseMemberLeft
+			}
 		}
 	}
 	out.reply(req, resp)
@@ -85,7 +89,7 @@ func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) 
 		cause := fmt.Sprintf("%s left", joinWords(left))
 		switch g.state {
 		case Stable, CompletingRebalance:
-			g.prepareRebalance(now, &out, cause)
+			g.prepareRebalance(now, &out, kind, cause)
 		case PreparingRebalance:
 			g.maybeCompleteJoin(now, &out)
 		}
@@ -185,7 +189,7 @@ func (g *Group) SetTopics(now time.Time, registry map[string]int32) (Output, str
 	}
 	slices.Sort(changes)
 	cause := joinWords(changes)
-	g.prepareRebalance(now, &out, cause)
+	g.prepareRebalance(now, &out, CauseTopicChanged, cause)
 	return out, cause
 }
 
@@ -238,7 +242,7 @@ func (g *Group) checkSession(now time.Time, out *Output, m *member) {
 	g.remove(now, out, m, why, false, regroup.Errorf(regroup.CodeUnknownMemberID, "member %s was removed from group %q: %s", m.id, g.id, why))
 	switch g.state {
 	case Stable, CompletingRebalance:
-		g.prepareRebalance(now, out, fmt.Sprintf("member %s expired", m.id))
+		g.prepareRebalance(now, out, CauseMemberExpired, fmt.Sprintf("member %s expired", m.id))
 	case PreparingRebalance:
 		g.maybeCompleteJoin(now, out)
 	}
@@ -282,7 +286,7 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 			}
 		}
 		if len(late) > 0 {
-			g.prepareRebalance(now, out, fmt.Sprintf("%s did not sync in time", joinWords(late)))
+			g.prepareRebalance(now, out, CauseSyncTimeout, fmt.Sprintf("%s did not sync in time", joinWords(late)))
 			return
 		}
 	}

@@ -108,7 +108,7 @@ func (g *Group) memberJoined(now time.Time, out *Output, cause string) {
 		g.maybeCompleteJoin(now, out)
 		return
 	}
-	g.prepareRebalance(now, out, cause)
+	g.prepareRebalance(now, out, CauseMemberJoined, cause)
 }
 
 // joinKnown handles a join that names a member id.
@@ -166,20 +166,20 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 		}
 		g.update(m, r)
 		g.park(out, m, req)
-		g.prepareRebalance(now, out, fmt.Sprintf("member %s changed its subscription", id))
+		g.prepareRebalance(now, out, CauseSubscriptionChanged, fmt.Sprintf("member %s changed its subscription", id))
 	case Stable:
 		if m.id != g.leader && !changed {
 			g.update(m, r)
 			out.reply(req, g.joinResponse(now, m))
 			return
 		}
-		cause := fmt.Sprintf("member %s changed its subscription", id)
+		kind, cause := CauseSubscriptionChanged, fmt.Sprintf("member %s changed its subscription", id)
 		if !changed {
-			cause = fmt.Sprintf("leader %s rejoined", id)
+			kind, cause = CauseLeaderRejoined, fmt.Sprintf("leader %s rejoined", id)
 		}
 		g.update(m, r)
 		g.park(out, m, req)
-		g.prepareRebalance(now, out, cause)
+		g.prepareRebalance(now, out, kind, cause)
 	}
 }
 
@@ -250,6 +250,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 			g.addHistory(&regroupv1.Rebalance{
 				Generation:  g.generation,
 				Cause:       detail,
+				CauseKind:   string(CauseStaticReplaced),
 				Start:       timestamppb.New(now),
 				End:         timestamppb.New(now),
 				Members:     []string{n.id},
@@ -259,10 +260,10 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 			return
 		}
 		n.joinReq = req
-		g.prepareRebalance(now, out, fmt.Sprintf("static member %s (instance %s) rejoined with a different subscription", n.id, n.instanceID))
+		g.prepareRebalance(now, out, CauseSubscriptionChanged, fmt.Sprintf("static member %s (instance %s) rejoined with a different subscription", n.id, n.instanceID))
 	case CompletingRebalance:
 		n.joinReq = req
-		g.prepareRebalance(now, out, fmt.Sprintf("static member %s (instance %s) was replaced during the rebalance", n.id, n.instanceID))
+		g.prepareRebalance(now, out, CauseStaticReplaced, fmt.Sprintf("static member %s (instance %s) was replaced during the rebalance", n.id, n.instanceID))
 	default:
 		n.joinReq = req
 		g.maybeCompleteJoin(now, out)
@@ -283,15 +284,16 @@ func token(gen int32, n int64) int64 { return int64(gen)<<32 | n }
 // prepareRebalance moves the group to PreparingRebalance, answers parked
 // SyncGroups and held heartbeats with REBALANCE_IN_PROGRESS (the fast
 // notice), and completes the join at once if everyone has already joined.
-func (g *Group) prepareRebalance(now time.Time, out *Output, cause string) {
+func (g *Group) prepareRebalance(now time.Time, out *Output, kind Cause, cause string) {
 	initial := g.state == Empty
 	g.setState(out, PreparingRebalance)
 	g.syncDeadline = time.Time{}
 	if g.reb == nil {
-		g.reb = &regroupv1.Rebalance{Cause: cause, Start: timestamppb.New(now)}
+		g.reb = &regroupv1.Rebalance{Cause: cause, CauseKind: string(kind), Start: timestamppb.New(now)}
 	} else if len(g.reb.Cause) < 1024 {
 		g.reb.Cause += "; then " + cause
 	}
+	out.event(Event{Kind: EventRebalanceStarted, Cause: kind, Detail: cause})
 	g.delayDeadline, g.joinDeadline = time.Time{}, time.Time{}
 	if initial && g.cfg.InitialRebalanceDelay > 0 {
 		g.delayStep = g.cfg.InitialRebalanceDelay
@@ -406,6 +408,7 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 	sort.Strings(ids)
 	g.reb.Generation = g.generation
 	g.reb.Members = ids
+	g.reb.JoinCompleted = timestamppb.New(now)
 	out.Persist = true
 	for _, m := range g.order {
 		if m.joinReq != 0 {

@@ -27,6 +27,25 @@ type Reply struct {
 	HoldUntil time.Time
 }
 
+// Cause is the kind of event that started a rebalance.
+type Cause string
+
+// The causes of a rebalance.
+const (
+	CauseMemberJoined        Cause = "member-joined"
+	CauseMemberLeft          Cause = "member-left"
+	CauseMemberRemoved       Cause = "member-removed"
+	CauseMemberExpired       Cause = "member-expired"
+	CauseSubscriptionChanged Cause = "subscription-changed"
+	CauseLeaderRejoined      Cause = "leader-rejoined"
+	CauseSyncTimeout         Cause = "sync-timeout"
+	CauseTopicChanged        Cause = "topic-changed"
+	CauseAssignmentRefused   Cause = "assignment-refused"
+	CauseStaticReplaced      Cause = "static-replaced"
+	CauseFailover            Cause = "coordinator-failover"
+	CauseGroupTooLarge       Cause = "group-too-large"
+)
+
 // EventKind says what an Event reports.
 type EventKind int
 
@@ -34,7 +53,10 @@ type EventKind int
 const (
 	// EventStateChanged: the group moved from From to To.
 	EventStateChanged EventKind = iota + 1
-	// EventRebalanceDone: a rebalance completed; Rebalance describes it.
+	// EventRebalanceStarted: a rebalance started; Cause says why.
+	EventRebalanceStarted
+	// EventRebalanceDone: a rebalance completed; Rebalance describes it
+	// (its start, join_completed and end times give the phases' lengths).
 	EventRebalanceDone
 	// EventAssignmentRefused: the leader's assignment was refused; Detail
 	// says why.
@@ -53,6 +75,7 @@ type Event struct {
 	From, To  State
 	Member    string
 	Detail    string
+	Cause     Cause
 	Rebalance *regroupv1.Rebalance
 	// Unowned is, for EventRebalanceDone, the number of partitions of
 	// subscribed topics that the new assignment leaves without an owner.

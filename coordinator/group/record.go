@@ -161,6 +161,7 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 		}
 		sort.Strings(ids)
 		g.reb = &regroupv1.Rebalance{
+			CauseKind:  string(CauseFailover),
 			Cause:      rec.GetRebalanceCause() + " (resumed by a new coordinator)",
 			Start:      timestamppb.New(now),
 			Generation: g.generation,
@@ -172,7 +173,7 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 		if cause == "" {
 			cause = "a rebalance"
 		}
-		g.prepareRebalance(now, &out, cause+" (resumed by a new coordinator)")
+		g.prepareRebalance(now, &out, CauseFailover, cause+" (resumed by a new coordinator)")
 	default:
 		return nil, out, fmt.Errorf("regroup: stored group %q has unusable state %v", g.id, rec.GetState())
 	}
@@ -180,7 +181,7 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 		return nil, out, fmt.Errorf("regroup: stored group %q has no members in state %v", g.id, g.state)
 	}
 	if cfg.MaxSize > 0 && len(g.members) > cfg.MaxSize && (g.state == Stable || g.state == CompletingRebalance) {
-		g.prepareRebalance(now, &out, fmt.Sprintf("the group has %d members, above the limit of %d", len(g.members), cfg.MaxSize))
+		g.prepareRebalance(now, &out, CauseGroupTooLarge, fmt.Sprintf("the group has %d members, above the limit of %d", len(g.members), cfg.MaxSize))
 	}
 	return g, out, nil
 }

@@ -242,6 +242,8 @@ func (h *harness) show(t *testing.T, out group.Output) {
 			h.printf("  removed %s: %s\n", e.Member, e.Detail)
 		case group.EventAssignmentRefused:
 			h.printf("  refused assignment from %s: %s\n", e.Member, e.Detail)
+		case group.EventRebalanceStarted:
+			h.printf("  rebalance started (%s): %s\n", e.Cause, e.Detail)
 		case group.EventRebalanceDone:
 			h.printf("  rebalance done: %s (unowned %d)\n", fmtRebalance(e.Rebalance), e.Unowned)
 		case group.EventMemberReplaced:

@@ -54,7 +54,7 @@ func (g *Group) Sync(now time.Time, req ReqID, r *regroupv1.SyncGroupRequest) Ou
 			m.syncReq = 0
 			out.fail(req, refusal)
 			out.event(Event{Kind: EventAssignmentRefused, Member: m.id, Detail: refusal.Message})
-			g.prepareRebalance(now, &out, "assignment refused: "+refusal.Message)
+			g.prepareRebalance(now, &out, CauseAssignmentRefused, "assignment refused: "+refusal.Message)
 			return out
 		}
 		g.acceptPlan(now, &out, r.GetAssignments())
@@ -168,6 +168,7 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 		m.assignmentGen = g.generation
 	}
 	g.held = nil
+	g.unowned = unowned
 	g.setState(out, Stable)
 	out.Persist = true
 	g.finishRebalance(now, out, moved, unowned)

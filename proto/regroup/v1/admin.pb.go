@@ -491,7 +491,15 @@ type Rebalance struct {
 	PartitionsRevoked int32 `protobuf:"varint,7,opt,name=partitions_revoked,json=partitionsRevoked,proto3" json:"partitions_revoked,omitempty"`
 	// Set when the entry records a change that needed no rebalance, such as
 	// a static member replaced by a restarted process.
-	NoRebalance   bool `protobuf:"varint,8,opt,name=no_rebalance,json=noRebalance,proto3" json:"no_rebalance,omitempty"`
+	NoRebalance bool `protobuf:"varint,8,opt,name=no_rebalance,json=noRebalance,proto3" json:"no_rebalance,omitempty"`
+	// The kind of the first cause, for metrics: member-joined, member-left,
+	// member-removed, member-expired, subscription-changed, leader-rejoined,
+	// sync-timeout, topic-changed, assignment-refused, static-replaced,
+	// coordinator-failover or group-too-large.
+	CauseKind string `protobuf:"bytes,9,opt,name=cause_kind,json=causeKind,proto3" json:"cause_kind,omitempty"`
+	// When the join barrier completed (unset before): the join phase ran from
+	// start to here, the sync phase from here to end.
+	JoinCompleted *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=join_completed,json=joinCompleted,proto3" json:"join_completed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -580,6 +588,20 @@ func (x *Rebalance) GetNoRebalance() bool {
 		return x.NoRebalance
 	}
 	return false
+}
+
+func (x *Rebalance) GetCauseKind() string {
+	if x != nil {
+		return x.CauseKind
+	}
+	return ""
+}
+
+func (x *Rebalance) GetJoinCompleted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.JoinCompleted
+	}
+	return nil
 }
 
 // DescribeGroupResponse describes a group.
@@ -1207,7 +1229,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x14rebalance_timeout_ms\x18\v \x01(\x03R\x12rebalanceTimeoutMs\x12#\n" +
 	"\rfencing_token\x18\f \x01(\x03R\ffencingToken\x12\x16\n" +
 	"\x06joined\x18\r \x01(\bR\x06joined\x12#\n" +
-	"\rawaiting_sync\x18\x0e \x01(\bR\fawaitingSync\"\xb8\x02\n" +
+	"\rawaiting_sync\x18\x0e \x01(\bR\fawaitingSync\"\x9a\x03\n" +
 	"\tRebalance\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x05R\n" +
@@ -1218,7 +1240,11 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\amembers\x18\x05 \x03(\tR\amembers\x12)\n" +
 	"\x10partitions_moved\x18\x06 \x01(\x05R\x0fpartitionsMoved\x12-\n" +
 	"\x12partitions_revoked\x18\a \x01(\x05R\x11partitionsRevoked\x12!\n" +
-	"\fno_rebalance\x18\b \x01(\bR\vnoRebalance\"\x8b\x03\n" +
+	"\fno_rebalance\x18\b \x01(\bR\vnoRebalance\x12\x1d\n" +
+	"\n" +
+	"cause_kind\x18\t \x01(\tR\tcauseKind\x12A\n" +
+	"\x0ejoin_completed\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rjoinCompleted\"\x8b\x03\n" +
 	"\x15DescribeGroupResponse\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.regroup.v1.GroupStateR\x05state\x12\x1e\n" +
@@ -1320,32 +1346,33 @@ var file_regroup_v1_admin_proto_depIdxs = []int32{
 	20, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
 	20, // 5: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
 	20, // 6: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
-	0,  // 7: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
-	5,  // 8: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
-	6,  // 9: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
-	21, // 10: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
-	22, // 11: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
-	21, // 12: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
-	21, // 13: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
-	1,  // 14: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
-	4,  // 15: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
-	8,  // 16: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
-	10, // 17: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
-	12, // 18: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
-	14, // 19: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
-	16, // 20: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
-	3,  // 21: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
-	7,  // 22: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
-	9,  // 23: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
-	11, // 24: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
-	13, // 25: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
-	15, // 26: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
-	17, // 27: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	20, // 7: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
+	0,  // 8: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
+	5,  // 9: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
+	6,  // 10: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
+	21, // 11: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
+	22, // 12: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
+	21, // 13: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
+	21, // 14: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
+	1,  // 15: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
+	4,  // 16: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
+	8,  // 17: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
+	10, // 18: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
+	12, // 19: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
+	14, // 20: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
+	16, // 21: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
+	3,  // 22: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
+	7,  // 23: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
+	9,  // 24: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
+	11, // 25: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
+	13, // 26: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
+	15, // 27: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
+	17, // 28: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_regroup_v1_admin_proto_init() }
