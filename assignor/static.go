@@ -70,49 +70,60 @@ func (static) Assign(in *Input) (Plan, error) {
 	}
 	load := make([]int32, len(pr.members))
 	b := pr.newBalancer(owner, nil, load)
-	for t := range pr.topics {
-		pr.draft(int32(t), b.subscribers(int32(t)), keys, owner, load)
+	if pr.equalSubscriptions() {
+		all := make([]int32, len(pr.members))
+		for m := range all {
+			all[m] = int32(m)
+		}
+		draft(owner, load, all, keys, 0)
+	} else {
+		for t := range pr.topics {
+			t := int32(t)
+			draft(owner[pr.base[t]:pr.base[t+1]], load, b.subscribers(t), keys, fnv1a('t', pr.topics[t]))
+		}
 	}
 	b.run()
 	withholdTransfers(owner, pr.claims())
 	return pr.plan(owner), nil
 }
 
-// draft assigns the partitions of topic t to its subscribers subs by ranked
-// draft (see static), adding to load.
-func (pr *problem) draft(t int32, subs []int32, keys []uint64, owner, load []int32) {
-	n, base := pr.count[t], pr.base[t]
+// draft assigns the partitions owner[0:n] to the members subs by ranked
+// draft (see static), adding to load. salt varies the members'
+// permutations between drafts.
+func draft(owner, load, subs []int32, keys []uint64, salt uint64) {
+	n := int32(len(owner))
 	s := int32(len(subs))
+	if n == 0 || s == 0 {
+		return
+	}
 	floor, extra := n/s, n%s
-	th := fnv1a('t', pr.topics[t])
-	type cursor struct{ pos, step, held int32 }
-	cur := make([]cursor, s)
-	active := make([]int32, s)
+	type cursor struct{ pos, step, held, member int32 }
+	active := make([]cursor, s)
 	for i, m := range subs {
-		h := mix64(keys[m] ^ th)
-		c := cursor{pos: int32(h % uint64(n)), step: 1}
+		h := mix64(keys[m] ^ salt)
+		c := cursor{pos: int32(h % uint64(n)), step: 1, member: m}
 		if n > 2 {
 			c.step = 1 + int32((h>>32)%uint64(n-1))
 			for gcd(c.step, n) != 1 {
 				c.step++
 			}
 		}
-		cur[i] = c
-		active[i] = int32(i)
+		active[i] = c
 	}
+	taken := make([]uint64, (n+63)/64)
 	for left := n; left > 0; {
 		if len(active) == 0 {
-			panic(fmt.Sprintf("assignor: static draft of topic %q stalled with %d of %d partitions left", pr.topics[t], left, n))
+			panic(fmt.Sprintf("assignor: static draft stalled with %d of %d partitions left", left, n))
 		}
 		k := 0
-		for _, i := range active {
-			c := &cur[i]
+		for _, c := range active {
 			if c.held > floor || c.held == floor && extra == 0 {
 				continue
 			}
-			if g := base + c.pos; owner[g] < 0 {
-				owner[g] = subs[i]
-				load[subs[i]]++
+			if w, bit := c.pos>>6, uint64(1)<<(c.pos&63); taken[w]&bit == 0 {
+				taken[w] |= bit
+				owner[c.pos] = c.member
+				load[c.member]++
 				left--
 				c.held++
 				if c.held == floor+1 {
@@ -123,7 +134,7 @@ func (pr *problem) draft(t int32, subs []int32, keys []uint64, owner, load []int
 			if c.pos >= n {
 				c.pos -= n
 			}
-			active[k] = i
+			active[k] = c
 			k++
 		}
 		active = active[:k]

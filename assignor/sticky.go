@@ -96,22 +96,12 @@ func (pr *problem) constrained(owner []int32) {
 			extra--
 		}
 	}
-	kept := have
-	clear(kept)
-	for g, m := range owner {
-		if m < 0 {
-			continue
-		}
-		if kept[m] < quota[m] {
-			kept[m]++
-		} else {
-			owner[g] = unclaimed
-		}
-	}
-	need := kept
+	pr.revokeSurplus(owner, have, quota)
+	need := quota // reused: quota is not needed after this
 	for m := range need {
-		need[m] = quota[m] - kept[m]
-		if extra > 0 && quota[m] == minQ {
+		q := quota[m]
+		need[m] = q - min(have[m], q)
+		if extra > 0 && q == minQ {
 			need[m]++
 			extra--
 		}
@@ -119,19 +109,107 @@ func (pr *problem) constrained(owner []int32) {
 	if pr.rackAware() {
 		pr.rackFill(owner, need)
 	}
-	m := int32(0)
+	ring := make([]int32, 0, n)
+	for m := range need {
+		if need[m] > 0 {
+			ring = append(ring, int32(m))
+		}
+	}
+	i := 0
 	for g := range owner {
 		if owner[g] >= 0 {
 			continue
 		}
-		for m < n && need[m] == 0 {
-			m++
+		if i == len(ring) {
+			ring, i = slices.DeleteFunc(ring, func(m int32) bool { return need[m] == 0 }), 0
+			if len(ring) == 0 {
+				panic(fmt.Sprintf("assignor: constrained fill ran out of quota at partition %d of %d with %d members", g, pr.total, n))
+			}
 		}
-		if m == n {
-			panic(fmt.Sprintf("assignor: constrained fill ran out of quota at partition %d of %d with %d members", g, pr.total, n))
-		}
+		m := ring[i]
 		owner[g] = m
 		need[m]--
+		i++
+		for i < len(ring) && need[ring[i]] == 0 {
+			i++
+		}
+	}
+}
+
+// revokeSurplus unassigns the partitions of members holding more than their
+// quota. A member keeps its partitions in the order (rank within its topic,
+// topic): first the lowest-numbered partition of every topic it holds, then
+// the second, and so on, so that what it keeps stays spread over topics as
+// what it held was.
+func (pr *problem) revokeSurplus(owner, have, quota []int32) {
+	var over []int32
+	for m := range have {
+		if have[m] > quota[m] {
+			over = append(over, int32(m))
+		}
+	}
+	if len(over) == 0 {
+		return
+	}
+	nt := int32(len(pr.topics))
+	held := make([]int32, len(over)*len(pr.topics)) // held[k*nt+t]: partitions of topic t of over[k]
+	slot := make([]int32, len(have))
+	for i := range slot {
+		slot[i] = -1
+	}
+	for k, m := range over {
+		slot[m] = int32(k)
+	}
+	for t := int32(0); t < nt; t++ {
+		for _, m := range owner[pr.base[t]:pr.base[t+1]] {
+			if m >= 0 && slot[m] >= 0 {
+				held[slot[m]*nt+t]++
+			}
+		}
+	}
+	// Member over[k] keeps every partition of rank < cut[k] in its topic,
+	// and those of rank cut[k] in the first tie[k] topics that have one.
+	cut := make([]int32, len(over))
+	tie := make([]int32, len(over))
+	for k, m := range over {
+		h := held[int32(k)*nt : int32(k+1)*nt]
+		below := func(r int32) int32 {
+			var s int32
+			for _, c := range h {
+				s += min(c, r)
+			}
+			return s
+		}
+		lo, hi := int32(0), quota[m]
+		for lo < hi {
+			mid := (lo + hi + 1) / 2
+			if below(mid) <= quota[m] {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		cut[k], tie[k] = lo, quota[m]-below(lo)
+	}
+	rank := make([]int32, len(over))
+	for t := int32(0); t < nt; t++ {
+		clear(rank)
+		for g := pr.base[t]; g < pr.base[t+1]; g++ {
+			m := owner[g]
+			if m < 0 || slot[m] < 0 {
+				continue
+			}
+			k := slot[m]
+			r := rank[k]
+			rank[k]++
+			switch {
+			case r < cut[k]:
+			case r == cut[k] && tie[k] > 0:
+				tie[k]--
+			default:
+				owner[g] = unclaimed
+			}
+		}
 	}
 }
 
