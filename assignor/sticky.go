@@ -22,10 +22,14 @@ func init() {
 // With equal subscriptions (Kafka's "constrained" path) every member gets
 // floor(P/N) or ceil(P/N) partitions, exactly P mod N of them the larger
 // quota. Members owning at least ceil(P/N) take the larger quotas first (in
-// member id order), each member keeps its lowest-numbered owned partitions up
-// to its quota, and the rest go, in partition order, to the members below
-// their quotas in member id order, in contiguous runs. This moves exactly
-// the partitions that balance requires to move.
+// member id order) and each member keeps owned partitions up to its quota,
+// spread over topics as it held them (see revokeSurplus). Where partitions
+// and members carry racks, each unassigned partition then goes to a member
+// below its quota in one of the partition's racks, if any; the rest are
+// dealt, in (topic, partition) order, round-robin to the members below their
+// quotas in member id order, which spreads every topic evenly over a fresh
+// group. This moves exactly the partitions that balance requires to move.
+// All of it is a few passes over flat arrays indexed by partition.
 //
 // With unequal subscriptions (the "general" path) every valid owned
 // partition is kept, the unowned ones go one by one to the least-loaded
