@@ -9,6 +9,13 @@
 //
 // The group's leader runs the assignor that the group selected; the simulator
 // runs the same code.
+//
+// The built-in assignors (see Lookup): "range" and "roundrobin", Kafka's
+// eager assignors; "sticky", balanced and moving only what balance requires;
+// "cooperative-sticky", the same target reached without handing a partition
+// to a new owner in the round that takes it from the old one; "static", a
+// plan that depends only on the members' instance ids and topics. Check,
+// Complete and Balanced state what a plan must satisfy.
 package assignor
 
 import (
@@ -85,7 +92,9 @@ type Input struct {
 }
 
 // Plan maps member id -> topic -> partitions (sorted, no duplicates). Every
-// member of the Input has an entry, possibly empty.
+// member of the Input has an entry, possibly empty; topics without
+// partitions are left out. Plans from the built-in assignors share one
+// backing array among their partition lists, each capped at its length.
 type Plan map[string]map[string][]int32
 
 // Assignor computes plans.

@@ -1,0 +1,525 @@
+package assignor
+
+import (
+	"fmt"
+	"slices"
+)
+
+func init() {
+	register("sticky", func() Assignor { return &sticky{name: "sticky"} })
+	register("cooperative-sticky", func() Assignor {
+		return &sticky{name: "cooperative-sticky", cooperative: true}
+	})
+}
+
+// sticky is the "sticky" and "cooperative-sticky" assignor.
+//
+// Both compute the same target: balanced (see Balanced), keeping every valid
+// owned partition that balance allows. Ownership is resolved first (see
+// problem.claims): the highest generation wins a double claim, a tie leaves
+// the partition to nobody.
+//
+// With equal subscriptions (Kafka's "constrained" path) every member gets
+// floor(P/N) or ceil(P/N) partitions, exactly P mod N of them the larger
+// quota. Members owning at least ceil(P/N) take the larger quotas first (in
+// member id order) and each member keeps owned partitions up to its quota,
+// spread over topics as it held them (see revokeSurplus). Where partitions
+// and members carry racks, each unassigned partition then goes to a member
+// below its quota in one of the partition's racks, if any; the rest are
+// dealt, in (topic, partition) order, round-robin to the members below their
+// quotas in member id order, which spreads every topic evenly over a fresh
+// group. This moves exactly the partitions that balance requires to move.
+// All of it is a few passes over flat arrays indexed by partition.
+//
+// With unequal subscriptions (the "general" path) every valid owned
+// partition is kept, the unowned ones go one by one to the least-loaded
+// subscriber (topics with the fewest subscribers first), and then, topic by
+// topic until no topic changes, a partition moves from the most-loaded
+// holder to the least-loaded subscriber while their loads differ by two or
+// more. A member gives away the partitions it did not own before first.
+//
+// cooperative-sticky then withholds, for this round, every partition that
+// the target gives to someone other than a member that still claims it, and
+// every partition claimed twice in one generation: its claimants revoke it
+// and the follow-up round, in which nobody claims it, hands it over.
+type sticky struct {
+	name        string
+	cooperative bool
+}
+
+func (s *sticky) Name() string { return s.name }
+
+func (s *sticky) Protocols() []RebalanceProtocol {
+	if s.cooperative {
+		return []RebalanceProtocol{Eager, Cooperative}
+	}
+	return []RebalanceProtocol{Eager}
+}
+
+func (s *sticky) Assign(in *Input) (Plan, error) {
+	pr, err := newProblem(in, byID)
+	if err != nil {
+		return nil, err
+	}
+	claims := pr.claims()
+	owner := holders(claims)
+	if pr.equalSubscriptions() {
+		pr.constrained(owner)
+	} else {
+		pr.general(owner, claims)
+	}
+	if s.cooperative {
+		withholdTransfers(owner, claims)
+	}
+	return pr.plan(owner), nil
+}
+
+// constrained turns the kept ownership in owner into a balanced assignment,
+// for members that all subscribe to the same topics.
+func (pr *problem) constrained(owner []int32) {
+	n := int32(len(pr.members))
+	if n == 0 || pr.total == 0 {
+		return
+	}
+	minQ, extra := pr.total/n, pr.total%n
+	maxQ := minQ
+	if extra > 0 {
+		maxQ++
+	}
+	have := make([]int32, n)
+	for _, m := range owner {
+		if m >= 0 {
+			have[m]++
+		}
+	}
+	quota := make([]int32, n)
+	for m := range quota {
+		quota[m] = minQ
+		if extra > 0 && have[m] >= maxQ {
+			quota[m] = maxQ
+			extra--
+		}
+	}
+	pr.revokeSurplus(owner, have, quota)
+	need := quota // reused: quota is not needed after this
+	for m := range need {
+		q := quota[m]
+		need[m] = q - min(have[m], q)
+		if extra > 0 && q == minQ {
+			need[m]++
+			extra--
+		}
+	}
+	if pr.rackAware() {
+		pr.rackFill(owner, need)
+	}
+	ring := make([]int32, 0, n)
+	for m := range need {
+		if need[m] > 0 {
+			ring = append(ring, int32(m))
+		}
+	}
+	i := 0
+	for g := range owner {
+		if owner[g] >= 0 {
+			continue
+		}
+		if i == len(ring) {
+			ring, i = slices.DeleteFunc(ring, func(m int32) bool { return need[m] == 0 }), 0
+			if len(ring) == 0 {
+				panic(fmt.Sprintf("assignor: constrained fill ran out of quota at partition %d of %d with %d members", g, pr.total, n))
+			}
+		}
+		m := ring[i]
+		owner[g] = m
+		need[m]--
+		i++
+		for i < len(ring) && need[ring[i]] == 0 {
+			i++
+		}
+	}
+}
+
+// revokeSurplus unassigns the partitions of members holding more than their
+// quota. A member keeps its partitions in the order (rank within its topic,
+// topic): first the lowest-numbered partition of every topic it holds, then
+// the second, and so on, so that what it keeps stays spread over topics as
+// what it held was.
+func (pr *problem) revokeSurplus(owner, have, quota []int32) {
+	var over []int32
+	for m := range have {
+		if have[m] > quota[m] {
+			over = append(over, int32(m))
+		}
+	}
+	if len(over) == 0 {
+		return
+	}
+	nt := int32(len(pr.topics))
+	held := make([]int32, len(over)*len(pr.topics)) // held[k*nt+t]: partitions of topic t of over[k]
+	slot := make([]int32, len(have))
+	for i := range slot {
+		slot[i] = -1
+	}
+	for k, m := range over {
+		slot[m] = int32(k)
+	}
+	for t := int32(0); t < nt; t++ {
+		for _, m := range owner[pr.base[t]:pr.base[t+1]] {
+			if m >= 0 && slot[m] >= 0 {
+				held[slot[m]*nt+t]++
+			}
+		}
+	}
+	// Member over[k] keeps every partition of rank < cut[k] in its topic,
+	// and those of rank cut[k] in the first tie[k] topics that have one.
+	cut := make([]int32, len(over))
+	tie := make([]int32, len(over))
+	for k, m := range over {
+		h := held[int32(k)*nt : int32(k+1)*nt]
+		below := func(r int32) int32 {
+			var s int32
+			for _, c := range h {
+				s += min(c, r)
+			}
+			return s
+		}
+		lo, hi := int32(0), quota[m]
+		for lo < hi {
+			mid := (lo + hi + 1) / 2
+			if below(mid) <= quota[m] {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		cut[k], tie[k] = lo, quota[m]-below(lo)
+	}
+	rank := make([]int32, len(over))
+	for t := int32(0); t < nt; t++ {
+		clear(rank)
+		for g := pr.base[t]; g < pr.base[t+1]; g++ {
+			m := owner[g]
+			if m < 0 || slot[m] < 0 {
+				continue
+			}
+			k := slot[m]
+			r := rank[k]
+			rank[k]++
+			switch {
+			case r < cut[k]:
+			case r == cut[k] && tie[k] > 0:
+				tie[k]--
+			default:
+				owner[g] = unclaimed
+			}
+		}
+	}
+}
+
+// general turns the kept ownership in owner into an assignment that
+// satisfies the balance rule, for members with unequal subscriptions. claims
+// tells which partitions each member owned before.
+func (pr *problem) general(owner, claims []int32) {
+	load := make([]int32, len(pr.members))
+	for _, m := range owner {
+		if m >= 0 {
+			load[m]++
+		}
+	}
+	b := pr.newBalancer(owner, claims, load)
+	h := newMemberHeap(len(pr.members), func(x, y int32) bool {
+		return load[x] < load[y] || load[x] == load[y] && x < y
+	})
+	for _, t := range b.order {
+		h.reset()
+		for g := pr.base[t]; g < pr.base[t+1]; g++ {
+			if owner[g] >= 0 {
+				continue
+			}
+			if len(h.items) == 0 {
+				for _, m := range b.subscribers(t) {
+					h.push(m)
+				}
+			}
+			m := h.items[0]
+			owner[g] = m
+			load[m]++
+			h.fix(m)
+		}
+	}
+	b.run()
+}
+
+// balancer moves partitions between members until no topic has a holder
+// with two or more partitions more than one of its subscribers.
+type balancer struct {
+	pr     *problem
+	owner  []int32
+	claims []int32 // nil: nobody owned anything before
+	load   []int32
+	subOff []int32 // subscribers of topic t: subFlat[subOff[t]:subOff[t+1]]
+	subs   []int32
+	order  []int32   // topics, fewest subscribers first
+	slot   []int32   // scratch: slot of the current topic for each member
+	stacks [][]int32 // per (member, subscribed topic): held partitions, the ones to give first last
+}
+
+func (pr *problem) newBalancer(owner, claims, load []int32) *balancer {
+	b := &balancer{pr: pr, owner: owner, claims: claims, load: load}
+	b.subOff, b.subs = pr.subscribers()
+	b.order = make([]int32, len(pr.topics))
+	for t := range b.order {
+		b.order[t] = int32(t)
+	}
+	slices.SortFunc(b.order, func(x, y int32) int {
+		nx, ny := b.subOff[x+1]-b.subOff[x], b.subOff[y+1]-b.subOff[y]
+		if nx != ny {
+			return int(nx - ny)
+		}
+		return int(x - y)
+	})
+	b.slot = make([]int32, len(pr.members))
+	return b
+}
+
+func (b *balancer) subscribers(t int32) []int32 {
+	return b.subs[b.subOff[t]:b.subOff[t+1]]
+}
+
+// setSlots points b.slot at each subscriber's stack for topic t.
+func (b *balancer) setSlots(t int32) {
+	for _, m := range b.subscribers(t) {
+		subs := b.pr.memberSubs(int(m))
+		lo, hi := 0, len(subs)
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if subs[mid] < t {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		b.slot[m] = b.pr.subOff[m] + int32(lo)
+	}
+}
+
+// buildStacks fills the per-(member, topic) stacks from owner: partitions
+// the member owned before at the bottom, new ones on top, each ascending.
+func (b *balancer) buildStacks() {
+	pr := b.pr
+	size := make([]int32, len(pr.subs)+1)
+	for t := range pr.topics {
+		b.setSlots(int32(t))
+		for _, m := range b.owner[pr.base[t]:pr.base[t+1]] {
+			if m >= 0 {
+				size[b.slot[m]+1]++
+			}
+		}
+	}
+	for k := range pr.subs {
+		size[k+1] += size[k]
+	}
+	arena := make([]int32, size[len(pr.subs)])
+	b.stacks = make([][]int32, len(pr.subs))
+	for k := range b.stacks {
+		b.stacks[k] = arena[size[k]:size[k]:size[k+1]]
+	}
+	for t := range pr.topics {
+		b.setSlots(int32(t))
+		for pass := 0; pass < 2; pass++ {
+			for g := pr.base[t]; g < pr.base[t+1]; g++ {
+				m := b.owner[g]
+				before := b.claims != nil && b.claims[g] == m
+				if m >= 0 && before == (pass == 0) {
+					k := b.slot[m]
+					b.stacks[k] = append(b.stacks[k], g)
+				}
+			}
+		}
+	}
+}
+
+// run balances topic after topic until a whole pass moves nothing. Every
+// move lowers the sum of squared loads, so it ends.
+func (b *balancer) run() {
+	if !b.unbalanced() {
+		return
+	}
+	b.buildStacks()
+	n := len(b.pr.members)
+	load := b.load
+	low := newMemberHeap(n, func(x, y int32) bool {
+		return load[x] < load[y] || load[x] == load[y] && x < y
+	})
+	high := newMemberHeap(n, func(x, y int32) bool {
+		return load[x] > load[y] || load[x] == load[y] && x < y
+	})
+	for moved := true; moved; {
+		moved = false
+		for _, t := range b.order {
+			if b.balanceTopic(t, low, high) {
+				moved = true
+			}
+		}
+	}
+}
+
+// unbalanced reports whether some topic has a holder with two or more
+// partitions more than one of its subscribers.
+func (b *balancer) unbalanced() bool {
+	pr := b.pr
+	for t := range pr.topics {
+		lo := int32(-1)
+		for _, m := range b.subscribers(int32(t)) {
+			if lo < 0 || b.load[m] < lo {
+				lo = b.load[m]
+			}
+		}
+		for _, m := range b.owner[pr.base[t]:pr.base[t+1]] {
+			if m >= 0 && b.load[m] >= lo+2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// balanceTopic moves partitions of topic t from its most-loaded holder to
+// its least-loaded subscriber while their loads differ by two or more.
+func (b *balancer) balanceTopic(t int32, low, high *memberHeap) bool {
+	subs := b.subscribers(t)
+	lo, hi := int32(-1), int32(-1)
+	b.setSlots(t)
+	for _, m := range subs {
+		l := b.load[m]
+		if lo < 0 || l < lo {
+			lo = l
+		}
+		if len(b.stacks[b.slot[m]]) > 0 && l > hi {
+			hi = l
+		}
+	}
+	if hi < lo+2 {
+		return false
+	}
+	low.reset()
+	high.reset()
+	for _, m := range subs {
+		low.push(m)
+		if len(b.stacks[b.slot[m]]) > 0 {
+			high.push(m)
+		}
+	}
+	for {
+		from, to := high.items[0], low.items[0]
+		if b.load[from] < b.load[to]+2 {
+			return true
+		}
+		ks, kd := b.slot[from], b.slot[to]
+		st := b.stacks[ks]
+		g := st[len(st)-1]
+		b.stacks[ks] = st[:len(st)-1]
+		b.stacks[kd] = append(b.stacks[kd], g)
+		b.owner[g] = to
+		b.load[from]--
+		b.load[to]++
+		if len(b.stacks[ks]) == 0 {
+			high.remove(from)
+		} else {
+			high.fix(from)
+		}
+		low.fix(from)
+		low.fix(to)
+		if high.has(to) {
+			high.fix(to)
+		} else {
+			high.push(to)
+		}
+	}
+}
+
+// memberHeap is a binary heap of member indices with positions, so that a
+// member's key can change in place.
+type memberHeap struct {
+	items []int32
+	pos   []int32 // index in items, or -1
+	less  func(x, y int32) bool
+}
+
+func newMemberHeap(n int, less func(x, y int32) bool) *memberHeap {
+	h := &memberHeap{pos: make([]int32, n), less: less}
+	for i := range h.pos {
+		h.pos[i] = -1
+	}
+	return h
+}
+
+func (h *memberHeap) has(m int32) bool { return h.pos[m] >= 0 }
+
+func (h *memberHeap) reset() {
+	for _, m := range h.items {
+		h.pos[m] = -1
+	}
+	h.items = h.items[:0]
+}
+
+func (h *memberHeap) push(m int32) {
+	h.pos[m] = int32(len(h.items))
+	h.items = append(h.items, m)
+	h.up(int(h.pos[m]))
+}
+
+func (h *memberHeap) remove(m int32) {
+	i := int(h.pos[m])
+	last := len(h.items) - 1
+	h.swap(i, last)
+	h.items = h.items[:last]
+	h.pos[m] = -1
+	if i < last {
+		h.down(i)
+		h.up(i)
+	}
+}
+
+// fix restores the heap after m's key changed.
+func (h *memberHeap) fix(m int32) {
+	i := int(h.pos[m])
+	h.down(i)
+	h.up(int(h.pos[m]))
+}
+
+func (h *memberHeap) swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.pos[h.items[i]] = int32(i)
+	h.pos[h.items[j]] = int32(j)
+}
+
+func (h *memberHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(h.items[i], h.items[p]) {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h *memberHeap) down(i int) {
+	n := len(h.items)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			return
+		}
+		if c+1 < n && h.less(h.items[c+1], h.items[c]) {
+			c++
+		}
+		if !h.less(h.items[c], h.items[i]) {
+			return
+		}
+		h.swap(i, c)
+		i = c
+	}
+}
