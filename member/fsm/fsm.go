@@ -1,0 +1,698 @@
+// Package fsm is one group member's side of the group protocol as a pure
+// state machine: when to join, what to report, how to compute the leader's
+// assignment, which partitions to revoke, when ownership is lost, how to
+// react to each error, and when to retry.
+//
+// A Member reads no clock, starts no goroutine and does no I/O. Every input
+// carries the current time; every step returns an Output listing the
+// requests to send, the application callbacks to run (in order, one at a
+// time) and whether the member is done. The driver calls Tick at
+// NextDeadline. It is not safe for concurrent use.
+//
+// # Ownership is a lease
+//
+// The member owns a partition from the moment OnAssigned is called for it
+// until OnRevoked for it returns (or its deadline passes), or until its
+// lease ends. The lease is the emission time of the last request the
+// coordinator answered successfully (its answer proves the coordinator
+// refreshed the member's session no earlier than that) plus the session
+// timeout, minus a safety margin for clock drift. The coordinator hands a
+// partition to a new owner only after the previous owner released it or
+// that lease could have ended, so a member that stops hearing from the
+// coordinator declares everything lost (OnLost) before anyone else can get
+// it.
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/assignor"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Config is what the state machine needs to know about its member.
+type Config struct {
+	GroupID    string
+	InstanceID string // empty for a dynamic member
+	ClientID   string
+	Rack       string
+	Topics     []string
+	// Assignors in preference order; the member is cooperative only if
+	// every one supports it.
+	Assignors []assignor.Assignor
+	// SessionTimeout, RebalanceTimeout and HeartbeatInterval are sent to
+	// the coordinator; heartbeats are held for HeartbeatInterval.
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	HeartbeatInterval time.Duration
+	// Margin is subtracted from every lease deadline, for clock drift.
+	Margin time.Duration
+	// LeaveOnStop makes a static member leave the group when stopped;
+	// otherwise it only releases its partitions and keeps its place, so
+	// that a restart takes them back without a rebalance.
+	LeaveOnStop bool
+	// MinBackoff and MaxBackoff bound the retry delay after a failure,
+	// which doubles on each consecutive failure.
+	MinBackoff, MaxBackoff time.Duration
+	// Jitter returns a number in [0, 1) that spreads retries; nil means
+	// none. The simulator injects a seeded source.
+	Jitter func() float64
+}
+
+// Partition is one owned partition and the fencing token it was acquired
+// with: pass the token to every system written to on the partition's
+// behalf, and have it refuse smaller tokens than the largest it has seen.
+type Partition struct {
+	Topic     string
+	Partition int32
+	Token     int64
+}
+
+type tp struct {
+	topic string
+	p     int32
+}
+
+// CallbackKind says which Listener method a Callback calls.
+type CallbackKind int
+
+// The callbacks.
+const (
+	// Assigned: the member now owns Partitions.
+	Assigned CallbackKind = iota + 1
+	// Revoked: the member gives Partitions up; the callback should finish
+	// its work (commit) before Deadline.
+	Revoked
+	// Lost: the member lost Partitions at Deadline (already past): it must
+	// stop using them at once, without committing.
+	Lost
+)
+
+// String returns "assigned", "revoked" or "lost".
+func (k CallbackKind) String() string {
+	switch k {
+	case Assigned:
+		return "assigned"
+	case Revoked:
+		return "revoked"
+	case Lost:
+		return "lost"
+	}
+	return fmt.Sprintf("CallbackKind(%d)", int(k))
+}
+
+// Callback asks the driver to call the application's listener. Callbacks
+// run one at a time, in the order emitted; the driver reports each one's
+// end with CallbackDone. The context given to the application ends at
+// Deadline.
+type Callback struct {
+	ID         uint64
+	Kind       CallbackKind
+	Partitions []Partition
+	Deadline   time.Time
+}
+
+// Request asks the driver to send a message (a *regroupv1.JoinGroupRequest,
+// SyncGroupRequest, HeartbeatRequest or LeaveGroupRequest) and to report
+// the answer with Response, giving up after Timeout.
+type Request struct {
+	ID      uint64
+	Msg     proto.Message
+	Timeout time.Duration
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The kinds of Event.
+const (
+	// EventJoined: the member joined a generation (Detail says as what).
+	EventJoined EventKind = iota + 1
+	// EventRebalance: a rebalance started; the member rejoins.
+	EventRebalance
+	// EventAssignment: the member received its assignment.
+	EventAssignment
+	// EventLost: the member's lease ended; it lost its partitions.
+	EventLost
+	// EventRetry: a request failed and will be retried.
+	EventRetry
+	// EventFatal: the member cannot continue; Output.Err says why.
+	EventFatal
+)
+
+// Event reports something worth logging.
+type Event struct {
+	Kind   EventKind
+	Detail string
+}
+
+// Output is what one step asks of the driver.
+type Output struct {
+	Requests  []Request
+	Callbacks []Callback
+	Events    []Event
+	// Done means the member has finished (stopped, or failed with Err).
+	Done bool
+	Err  error
+}
+
+// State is where the member is in the protocol.
+type State int
+
+// The member's states.
+const (
+	Joining State = iota + 1
+	Syncing
+	Stable
+	Revoking
+	Stopping
+	Stopped
+	Failed
+)
+
+// String returns the state's name.
+func (s State) String() string {
+	switch s {
+	case Joining:
+		return "Joining"
+	case Syncing:
+		return "Syncing"
+	case Stable:
+		return "Stable"
+	case Revoking:
+		return "Revoking"
+	case Stopping:
+		return "Stopping"
+	case Stopped:
+		return "Stopped"
+	case Failed:
+		return "Failed"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// step is what the member does next on its main line of requests.
+type step int
+
+const (
+	stepJoin step = iota + 1
+	stepSync
+	stepLeave
+)
+
+// Member is one member's protocol state.
+type Member struct {
+	cfg         Config
+	cooperative bool
+	nextID      uint64
+
+	memberID   string
+	generation int32 // -1 before the first generation
+	ownedGen   int32 // generation of the last assignment received
+	leader     bool
+	protocol   string
+	owned      map[tp]int64 // partition -> fencing token
+
+	// The main line: join, sync, leave, one at a time.
+	next      step
+	mainReq   uint64
+	mainKind  step
+	retryAt   time.Time
+	failures  int
+	joinResp  *regroupv1.JoinGroupResponse
+	stopping  bool
+	done      bool
+	stopAfter bool // the stop's revocation was emitted
+
+	// A callback that must end before the main line continues.
+	blocking         uint64
+	blockingDeadline time.Time
+	afterBlocking    func(now time.Time, out *Output)
+
+	// Heartbeats: one in flight at a time, sent for hbMember at hbGen.
+	hbReq      uint64
+	hbAt       time.Time
+	hbFailures int
+	hbMember   string
+	hbGen      int32
+
+	lease             time.Time // ownership ends here unless renewed
+	rebalanceDeadline time.Time // announced by the coordinator
+
+	sentAt map[uint64]time.Time // emission time of requests in flight
+}
+
+// New validates cfg and returns a member that has not started.
+func New(cfg Config) (*Member, error) {
+	switch {
+	case cfg.GroupID == "":
+		return nil, errors.New("regroup: member: the group id is empty")
+	case len(cfg.Topics) == 0:
+		return nil, errors.New("regroup: member: no topics to subscribe to")
+	case len(cfg.Assignors) == 0:
+		return nil, errors.New("regroup: member: no assignors")
+	case cfg.SessionTimeout <= 0 || cfg.RebalanceTimeout <= 0 || cfg.HeartbeatInterval <= 0:
+		return nil, errors.New("regroup: member: session timeout, rebalance timeout and heartbeat interval must be positive")
+	case cfg.HeartbeatInterval*3 > cfg.SessionTimeout:
+		return nil, fmt.Errorf("regroup: member: heartbeat interval %v must be at most a third of the session timeout %v", cfg.HeartbeatInterval, cfg.SessionTimeout)
+	case cfg.Margin < 0 || cfg.Margin >= cfg.SessionTimeout-cfg.HeartbeatInterval:
+		return nil, fmt.Errorf("regroup: member: safety margin %v must be between 0 and the session timeout minus the heartbeat interval", cfg.Margin)
+	case cfg.MinBackoff <= 0 || cfg.MaxBackoff < cfg.MinBackoff:
+		return nil, fmt.Errorf("regroup: member: backoff bounds %v..%v are not increasing positive durations", cfg.MinBackoff, cfg.MaxBackoff)
+	}
+	seen := map[string]bool{}
+	for _, a := range cfg.Assignors {
+		if seen[a.Name()] {
+			return nil, fmt.Errorf("regroup: member: assignor %q listed twice", a.Name())
+		}
+		seen[a.Name()] = true
+	}
+	return &Member{
+		cfg:         cfg,
+		cooperative: assignor.ProtocolFor(cfg.Assignors) == assignor.Cooperative,
+		generation:  -1,
+		ownedGen:    -1,
+		owned:       map[tp]int64{},
+		next:        stepJoin,
+		sentAt:      map[uint64]time.Time{},
+	}, nil
+}
+
+// Cooperative reports whether the member uses incremental cooperative
+// rebalancing (every assignor it offers supports it).
+func (m *Member) Cooperative() bool { return m.cooperative }
+
+// MemberID returns the member id the coordinator gave, or "".
+func (m *Member) MemberID() string { return m.memberID }
+
+// Generation returns the generation the member belongs to, or -1.
+func (m *Member) Generation() int32 { return m.generation }
+
+// Leader reports whether the member leads its generation.
+func (m *Member) Leader() bool { return m.leader }
+
+// State returns the member's state.
+func (m *Member) State() State {
+	switch {
+	case m.done && m.stopping:
+		return Stopped
+	case m.done:
+		return Failed
+	case m.stopping:
+		return Stopping
+	case m.blocking != 0:
+		return Revoking
+	case m.mainKind == stepSync || m.next == stepSync:
+		return Syncing
+	case m.mainKind == stepJoin || m.next == stepJoin:
+		return Joining
+	}
+	return Stable
+}
+
+// Assignment returns the partitions the member owns, sorted.
+func (m *Member) Assignment() []Partition { return sortedParts(m.owned) }
+
+// Lease returns when the member's ownership ends unless renewed (the zero
+// time before it owns anything).
+func (m *Member) Lease() time.Time { return m.lease }
+
+func sortedParts(set map[tp]int64) []Partition {
+	out := make([]Partition, 0, len(set))
+	for k, tok := range set {
+		out = append(out, Partition{Topic: k.topic, Partition: k.p, Token: tok})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
+}
+
+func (m *Member) id() uint64 {
+	m.nextID++
+	return m.nextID
+}
+
+// Start begins joining the group.
+func (m *Member) Start(now time.Time) Output {
+	var out Output
+	m.advance(now, &out)
+	return out
+}
+
+// Stop makes the member give up its partitions (OnRevoked), leave the group
+// (a static member only releases its partitions, unless LeaveOnStop), and
+// finish.
+func (m *Member) Stop(now time.Time) Output {
+	var out Output
+	if !m.done && !m.stopping {
+		m.stopping = true
+		m.retryAt = time.Time{}
+		if m.mainKind == stepJoin || m.mainKind == stepSync {
+			// Do not wait at a barrier to leave: its answer is ignored.
+			m.mainReq, m.mainKind = 0, 0
+		}
+	}
+	m.advance(now, &out)
+	return out
+}
+
+// CallbackDone reports that the callback id returned.
+func (m *Member) CallbackDone(now time.Time, id uint64) Output {
+	var out Output
+	if id == m.blocking {
+		m.unblock(now, &out)
+	}
+	m.advance(now, &out)
+	return out
+}
+
+// Tick fires what is due: the lease's end, a blocking callback's deadline,
+// a retry, the next heartbeat.
+func (m *Member) Tick(now time.Time) Output {
+	var out Output
+	m.checkLease(now, &out)
+	if m.blocking != 0 && !now.Before(m.blockingDeadline) {
+		m.unblock(now, &out)
+	}
+	m.advance(now, &out)
+	return out
+}
+
+// NextDeadline returns when Tick must be called next (zero: nothing due).
+func (m *Member) NextDeadline() time.Time {
+	var next time.Time
+	at := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if m.done {
+		return next
+	}
+	if len(m.owned) > 0 {
+		at(m.lease)
+	}
+	if m.blocking != 0 {
+		at(m.blockingDeadline)
+	}
+	if m.mainReq == 0 && m.blocking == 0 {
+		at(m.retryAt)
+	}
+	if m.hbReq == 0 && m.heartbeating() {
+		at(m.hbAt)
+	}
+	return next
+}
+
+// checkLease declares everything lost once the lease has ended.
+func (m *Member) checkLease(now time.Time, out *Output) {
+	if len(m.owned) == 0 || now.Before(m.lease) {
+		return
+	}
+	out.Events = append(out.Events, Event{Kind: EventLost, Detail: fmt.Sprintf("lease ended: no request sent in the last %v succeeded; every partition is lost", m.cfg.SessionTimeout-m.cfg.Margin)})
+	m.lose(now, out, m.lease)
+	if !m.stopping {
+		m.rejoin(now)
+	}
+}
+
+// lose emits OnLost for everything owned, with the instant ownership ended
+// as its (already past) deadline.
+func (m *Member) lose(now time.Time, out *Output, at time.Time) {
+	if len(m.owned) == 0 {
+		return
+	}
+	if at.After(now) {
+		at = now
+	}
+	out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Lost, Partitions: sortedParts(m.owned), Deadline: at})
+	clear(m.owned)
+	m.ownedGen = -1
+}
+
+// renew extends the lease: the coordinator answered a request emitted at
+// sent successfully.
+func (m *Member) renew(sent time.Time) {
+	if l := sent.Add(m.cfg.SessionTimeout - m.cfg.Margin); l.After(m.lease) {
+		m.lease = l
+	}
+}
+
+// rejoin makes the main line join again once free.
+func (m *Member) rejoin(now time.Time) {
+	m.next = stepJoin
+	m.joinResp = nil
+	if m.mainKind == stepSync {
+		m.mainReq, m.mainKind = 0, 0
+	}
+}
+
+// block holds the main line until callback cb ends or its deadline passes,
+// then runs then.
+func (m *Member) block(out *Output, cb Callback, then func(now time.Time, out *Output)) {
+	out.Callbacks = append(out.Callbacks, cb)
+	m.blocking, m.blockingDeadline, m.afterBlocking = cb.ID, cb.Deadline, then
+}
+
+func (m *Member) unblock(now time.Time, out *Output) {
+	then := m.afterBlocking
+	m.blocking, m.blockingDeadline, m.afterBlocking = 0, time.Time{}, nil
+	if then != nil {
+		then(now, out)
+	}
+}
+
+// revokeDeadline is how long a revocation may take: until the rebalance's
+// announced deadline or the lease's end, whichever comes first.
+func (m *Member) revokeDeadline(now time.Time) time.Time {
+	d := now.Add(m.cfg.RebalanceTimeout - m.cfg.Margin)
+	if !m.rebalanceDeadline.IsZero() && m.rebalanceDeadline.Before(d) {
+		d = m.rebalanceDeadline
+	}
+	if len(m.owned) > 0 && m.lease.Before(d) {
+		d = m.lease
+	}
+	if d.Before(now) {
+		d = now
+	}
+	return d
+}
+
+// revokeAll revokes every owned partition, then runs then.
+func (m *Member) revokeAll(now time.Time, out *Output, then func(now time.Time, out *Output)) {
+	parts := sortedParts(m.owned)
+	cb := Callback{ID: m.id(), Kind: Revoked, Partitions: parts, Deadline: m.revokeDeadline(now)}
+	m.block(out, cb, func(now time.Time, out *Output) {
+		for _, p := range parts {
+			delete(m.owned, tp{p.Topic, p.Partition})
+		}
+		if then != nil {
+			then(now, out)
+		}
+	})
+}
+
+// advance sends what the main line and the heartbeat need next.
+func (m *Member) advance(now time.Time, out *Output) {
+	m.advanceMain(now, out)
+	m.maybeHeartbeat(now, out)
+}
+
+func (m *Member) advanceMain(now time.Time, out *Output) {
+	if m.done || m.blocking != 0 || m.mainReq != 0 {
+		return
+	}
+	if m.stopping {
+		m.advanceStop(now, out)
+		return
+	}
+	if now.Before(m.retryAt) {
+		return
+	}
+	switch m.next {
+	case stepJoin:
+		if !m.cooperative && len(m.owned) > 0 {
+			// Eager: revoke everything before rejoining.
+			m.revokeAll(now, out, nil)
+			return
+		}
+		m.send(now, out, stepJoin, m.joinRequest(), m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
+	case stepSync:
+		req, err := m.syncRequest()
+		if err != nil {
+			m.fail(now, out, err)
+			return
+		}
+		m.send(now, out, stepSync, req, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
+	}
+}
+
+func (m *Member) advanceStop(now time.Time, out *Output) {
+	if !m.stopAfter {
+		m.stopAfter = true
+		if len(m.owned) > 0 {
+			m.revokeAll(now, out, nil)
+			return
+		}
+	}
+	if m.memberID == "" || m.mainKind == stepLeave {
+		m.finish(out, nil)
+		return
+	}
+	entry := &regroupv1.LeaveMember{MemberId: m.memberID, GroupInstanceId: m.cfg.InstanceID, Reason: "the member stopped"}
+	if m.cfg.InstanceID != "" && !m.cfg.LeaveOnStop {
+		entry.Temporary = true
+		entry.Reason = "the static member stopped; it keeps its place for a restart"
+	}
+	m.send(now, out, stepLeave, &regroupv1.LeaveGroupRequest{GroupId: m.cfg.GroupID, Members: []*regroupv1.LeaveMember{entry}}, m.cfg.SessionTimeout)
+}
+
+func (m *Member) finish(out *Output, err error) {
+	m.done = true
+	out.Done, out.Err = true, err
+	m.mainReq, m.hbReq = 0, 0
+}
+
+func (m *Member) fail(now time.Time, out *Output, err error) {
+	out.Events = append(out.Events, Event{Kind: EventFatal, Detail: err.Error()})
+	m.lose(now, out, now)
+	m.finish(out, err)
+}
+
+func (m *Member) send(now time.Time, out *Output, kind step, msg proto.Message, timeout time.Duration) {
+	id := m.id()
+	m.mainReq, m.mainKind = id, kind
+	m.retryAt = time.Time{}
+	out.Requests = append(out.Requests, Request{ID: id, Msg: msg, Timeout: timeout})
+	m.sentAt[id] = now
+}
+
+func (m *Member) joinRequest() *regroupv1.JoinGroupRequest {
+	sub := &regroupv1.Subscription{Topics: m.cfg.Topics, Generation: -1, Rack: m.cfg.Rack}
+	if m.cooperative && len(m.owned) > 0 {
+		sub.Generation = m.ownedGen
+		byTopic := map[string][]int32{}
+		for k := range m.owned {
+			byTopic[k.topic] = append(byTopic[k.topic], k.p)
+		}
+		topics := slices.Sorted(maps.Keys(byTopic))
+		for _, t := range topics {
+			ps := byTopic[t]
+			slices.Sort(ps)
+			sub.OwnedPartitions = append(sub.OwnedPartitions, &regroupv1.TopicPartitions{Topic: t, Partitions: ps})
+		}
+	}
+	req := &regroupv1.JoinGroupRequest{
+		GroupId:            m.cfg.GroupID,
+		MemberId:           m.memberID,
+		GroupInstanceId:    m.cfg.InstanceID,
+		ClientId:           m.cfg.ClientID,
+		SessionTimeoutMs:   m.cfg.SessionTimeout.Milliseconds(),
+		RebalanceTimeoutMs: m.cfg.RebalanceTimeout.Milliseconds(),
+	}
+	for _, a := range m.cfg.Assignors {
+		req.Protocols = append(req.Protocols, &regroupv1.Protocol{Name: a.Name(), Subscription: sub})
+	}
+	return req
+}
+
+// syncRequest builds the SyncGroup request; a leader computes the plan
+// with the selected assignor.
+func (m *Member) syncRequest() (*regroupv1.SyncGroupRequest, error) {
+	resp := m.joinResp
+	req := &regroupv1.SyncGroupRequest{
+		GroupId:         m.cfg.GroupID,
+		Generation:      resp.GetGeneration(),
+		MemberId:        resp.GetMemberId(),
+		GroupInstanceId: m.cfg.InstanceID,
+		ProtocolName:    resp.GetProtocolName(),
+	}
+	if !m.leader || resp.GetSkipAssignment() {
+		return req, nil
+	}
+	var a assignor.Assignor
+	for _, c := range m.cfg.Assignors {
+		if c.Name() == resp.GetProtocolName() {
+			a = c
+		}
+	}
+	if a == nil {
+		return nil, fmt.Errorf("regroup: member: the group selected assignor %q, which this member does not have", resp.GetProtocolName())
+	}
+	plan, err := a.Assign(assignor.InputFromJoin(resp))
+	if err != nil {
+		return nil, fmt.Errorf("regroup: member: assignor %q failed: %w", a.Name(), err)
+	}
+	req.Assignments = plan.Assignments()
+	return req, nil
+}
+
+func (m *Member) heartbeating() bool {
+	return !m.done && m.memberID != "" && m.generation >= 0 && !(m.stopping && m.mainKind == stepLeave)
+}
+
+func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
+	if m.hbReq != 0 || !m.heartbeating() || now.Before(m.hbAt) {
+		return
+	}
+	id := m.id()
+	m.hbReq, m.hbMember, m.hbGen = id, m.memberID, m.generation
+	m.sentAt[id] = now
+	out.Requests = append(out.Requests, Request{
+		ID: id,
+		Msg: &regroupv1.HeartbeatRequest{
+			GroupId: m.cfg.GroupID, Generation: m.generation, MemberId: m.memberID,
+			GroupInstanceId: m.cfg.InstanceID, HoldMs: m.cfg.HeartbeatInterval.Milliseconds(),
+		},
+		Timeout: m.cfg.HeartbeatInterval + m.cfg.SessionTimeout/3,
+	})
+}
+
+// backoff returns the delay before retry number n (1-based).
+func (m *Member) backoff(n int) time.Duration {
+	d := m.cfg.MinBackoff
+	for i := 1; i < n && d < m.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, m.cfg.MaxBackoff)
+	if m.cfg.Jitter != nil {
+		d = d/2 + time.Duration(m.cfg.Jitter()*float64(d/2))
+	}
+	return d
+}
+
+// retriable reports whether err is a coordinator or transport problem that
+// a retry (maybe on another coordinator) can solve.
+func retriable(err error) bool {
+	switch regroup.CodeOf(err) {
+	case regroup.CodeNotCoordinator, regroup.CodeCoordinatorNotAvailable, "":
+		return true
+	}
+	return false
+}
+
+// rebalanceNotice records the deadline a REBALANCE_IN_PROGRESS announced.
+func (m *Member) rebalanceNotice(sent time.Time, err error) {
+	var e *regroup.Error
+	if !errors.As(err, &e) {
+		return
+	}
+	ms, perr := strconv.ParseInt(e.Metadata[regroup.MetaRebalanceTimeoutMs], 10, 64)
+	if perr != nil {
+		return
+	}
+	m.rebalanceDeadline = sent.Add(time.Duration(ms)*time.Millisecond - m.cfg.Margin)
+}

@@ -1,0 +1,245 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Response reports the answer to request id: msg on success, else err (a
+// *regroup.Error for protocol errors; anything else counts as a transport
+// failure and is retried). Answers to requests the member no longer waits
+// for are ignored.
+func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error) Output {
+	var out Output
+	sent, ok := m.sentAt[id]
+	delete(m.sentAt, id)
+	if !ok || m.done {
+		return out
+	}
+	switch id {
+	case m.hbReq:
+		m.hbReq = 0
+		m.onHeartbeat(now, sent, err, &out)
+	case m.mainReq:
+		kind := m.mainKind
+		m.mainReq, m.mainKind = 0, 0
+		switch kind {
+		case stepJoin:
+			m.onJoin(now, sent, msg, err, &out)
+		case stepSync:
+			m.onSync(now, sent, msg, err, &out)
+		case stepLeave:
+			m.finish(&out, nil)
+			return out
+		}
+	}
+	m.checkLease(now, &out)
+	m.advance(now, &out)
+	return out
+}
+
+// retryLater schedules the main line's next attempt after a failure.
+func (m *Member) retryLater(now time.Time, out *Output, what string, err error) {
+	m.failures++
+	delay := m.backoff(m.failures)
+	if regroup.CodeOf(err) == regroup.CodeNotCoordinator && m.failures == 1 {
+		delay = 0 // the driver follows the redirect; try there at once
+	}
+	m.retryAt = now.Add(delay)
+	out.Events = append(out.Events, Event{Kind: EventRetry, Detail: fmt.Sprintf("%s failed, retrying in %v: %v", what, delay, err)})
+}
+
+// fatal turns a code the member cannot recover from into Run's error.
+func fatal(err error) error {
+	switch regroup.CodeOf(err) {
+	case regroup.CodeFencedInstanceID:
+		return fmt.Errorf("another process joined with the same instance id and took this member's place; give every process its own instance id: %w", err)
+	case regroup.CodeGroupMaxSizeReached:
+		return fmt.Errorf("the group is full; raise the coordinator's --max-group-size or run fewer members: %w", err)
+	case regroup.CodeInconsistentGroupProtocol:
+		return fmt.Errorf("this member's assignors are not compatible with the group's; offer an assignor every member offers: %w", err)
+	case regroup.CodeInvalidSessionTimeout:
+		return fmt.Errorf("the coordinator refuses this session timeout; choose one within its bounds: %w", err)
+	case regroup.CodeInvalidRequest:
+		return fmt.Errorf("the coordinator refused this member's configuration: %w", err)
+	}
+	return nil
+}
+
+// resetIdentity forgets the member id: the coordinator no longer knows it.
+// Everything owned is lost at once.
+func (m *Member) resetIdentity(now time.Time, out *Output) {
+	m.lose(now, out, now)
+	m.memberID, m.generation, m.leader = "", -1, false
+	m.hbAt = time.Time{}
+	m.rejoin(now)
+}
+
+func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *Output) {
+	if err != nil {
+		if f := fatal(err); f != nil {
+			m.fail(now, out, f)
+			return
+		}
+		switch {
+		case errors.Is(err, regroup.ErrMemberIDRequired):
+			var e *regroup.Error
+			errors.As(err, &e)
+			m.memberID = e.Metadata[regroup.MetaMemberID]
+			m.failures = 0
+		case errors.Is(err, regroup.ErrUnknownMemberID):
+			m.resetIdentity(now, out)
+		case errors.Is(err, regroup.ErrRebalanceInProgress):
+			// Superseded by another join of ours, or the group changed:
+			// join again.
+		default:
+			m.retryLater(now, out, "JoinGroup", err)
+		}
+		m.next = stepJoin
+		return
+	}
+	resp, ok := msg.(*regroupv1.JoinGroupResponse)
+	if !ok {
+		panic(fmt.Sprintf("fsm: the answer to a JoinGroup is a %T", msg))
+	}
+	m.failures = 0
+	m.renew(sent)
+	m.memberID, m.generation, m.protocol = resp.GetMemberId(), resp.GetGeneration(), resp.GetProtocolName()
+	m.leader = resp.GetLeaderId() == resp.GetMemberId()
+	m.joinResp = resp
+	m.next = stepSync
+	role := "a follower"
+	if m.leader {
+		role = "the leader"
+	}
+	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: fmt.Sprintf("joined generation %d as %s with protocol %s", m.generation, role, m.protocol)})
+	if m.hbReq == 0 {
+		m.hbAt = now
+	}
+}
+
+func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *Output) {
+	if err != nil {
+		if f := fatal(err); f != nil {
+			m.fail(now, out, f)
+			return
+		}
+		switch {
+		case errors.Is(err, regroup.ErrUnknownMemberID):
+			m.resetIdentity(now, out)
+		case errors.Is(err, regroup.ErrRebalanceInProgress), errors.Is(err, regroup.ErrIllegalGeneration), errors.Is(err, regroup.ErrInvalidAssignment):
+			if errors.Is(err, regroup.ErrRebalanceInProgress) {
+				m.rebalanceNotice(sent, err)
+			}
+			out.Events = append(out.Events, Event{Kind: EventRebalance, Detail: fmt.Sprintf("SyncGroup: %v; rejoining", err)})
+			m.rejoin(now)
+		default:
+			m.retryLater(now, out, "SyncGroup", err)
+			m.next = stepSync
+		}
+		return
+	}
+	resp, ok := msg.(*regroupv1.SyncGroupResponse)
+	if !ok {
+		panic(fmt.Sprintf("fsm: the answer to a SyncGroup is a %T", msg))
+	}
+	m.failures = 0
+	m.renew(sent)
+	m.next = 0
+	m.joinResp = nil
+	m.rebalanceDeadline = time.Time{}
+	assigned := map[tp]bool{}
+	for _, t := range resp.GetAssignment().GetPartitions() {
+		for _, p := range t.GetPartitions() {
+			assigned[tp{t.GetTopic(), p}] = true
+		}
+	}
+	var revoked []Partition
+	for _, p := range sortedParts(m.owned) {
+		if !assigned[tp{p.Topic, p.Partition}] {
+			revoked = append(revoked, p)
+		}
+	}
+	added := map[tp]int64{}
+	for k := range assigned {
+		if _, ok := m.owned[k]; !ok {
+			added[k] = resp.GetFencingToken()
+		}
+	}
+	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: fmt.Sprintf("generation %d: %d partitions, %d new, %d to revoke", m.generation, len(assigned), len(added), len(revoked))})
+	m.ownedGen = m.generation
+	if len(revoked) > 0 {
+		// Cooperative: give up what moved, then rejoin so that the next
+		// round can hand it to its new owner.
+		cb := Callback{ID: m.id(), Kind: Revoked, Partitions: revoked, Deadline: m.revokeDeadline(now)}
+		m.block(out, cb, func(now time.Time, out *Output) {
+			for _, p := range revoked {
+				delete(m.owned, tp{p.Topic, p.Partition})
+			}
+			m.rejoin(now)
+		})
+	}
+	if len(added) > 0 {
+		maps.Copy(m.owned, added)
+		out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Assigned, Partitions: sortedParts(added), Deadline: m.lease})
+	}
+}
+
+func (m *Member) onHeartbeat(now, sent time.Time, err error, out *Output) {
+	// A successful heartbeat was held by the coordinator: send the next at
+	// once, so that one is always waiting for the rebalance notice. An error
+	// came back at once: wait an interval before the next.
+	m.hbAt = now.Add(m.cfg.HeartbeatInterval)
+	if err == nil {
+		m.hbAt = now
+		m.hbFailures = 0
+		m.renew(sent)
+		return
+	}
+	if f := fatal(err); f != nil {
+		m.fail(now, out, f)
+		return
+	}
+	// While a join or sync is under way the main line handles the group's
+	// changes; a heartbeat only keeps the session (and the lease) alive. So
+	// does one sent for an earlier generation or member id, whose news the
+	// member has already acted on.
+	stale := m.hbGen != m.generation || m.hbMember != m.memberID
+	rejoining := stale || m.next == stepJoin || m.next == stepSync || m.mainKind == stepJoin || m.mainKind == stepSync
+	switch {
+	case errors.Is(err, regroup.ErrRebalanceInProgress):
+		m.hbFailures = 0
+		m.renew(sent)
+		m.rebalanceNotice(sent, err)
+		if !rejoining && !m.stopping {
+			out.Events = append(out.Events, Event{Kind: EventRebalance, Detail: "the group is rebalancing; rejoining"})
+			m.rejoin(now)
+		}
+	case errors.Is(err, regroup.ErrIllegalGeneration):
+		if !rejoining && !m.stopping {
+			out.Events = append(out.Events, Event{Kind: EventRebalance, Detail: "the group moved to a new generation without this member; rejoining"})
+			m.rejoin(now)
+		}
+	case errors.Is(err, regroup.ErrUnknownMemberID) && m.hbMember == m.memberID:
+		if m.stopping {
+			m.lose(now, out, now)
+			m.memberID = ""
+			return
+		}
+		out.Events = append(out.Events, Event{Kind: EventLost, Detail: "the coordinator no longer knows this member; joining afresh"})
+		m.resetIdentity(now, out)
+		if m.mainKind == stepJoin || m.mainKind == stepSync {
+			m.mainReq, m.mainKind = 0, 0 // its answer would name the old id
+		}
+	case retriable(err):
+		m.hbFailures++
+		m.hbAt = now.Add(m.backoff(m.hbFailures))
+	}
+}

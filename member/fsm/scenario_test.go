@@ -1,0 +1,391 @@
+package fsm_test
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/member/fsm"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// TestScenarios runs the scenario files in testdata/: each drives one
+// member with responses, callback completions and time, and shows the
+// requests, callbacks and events of every step. Regenerate with
+//
+//	go test ./member/fsm -run TestScenarios -rewrite
+//
+// Commands (times are offsets; an input at t first fires Tick up to t):
+//
+//	config [instance=I] [topics=a,b] [assignors=cooperative-sticky,range]
+//	       [session=10s] [rebalance=30s] [heartbeat=3s] [margin=1s]
+//	       [leave-on-stop]
+//	start [at=T]
+//	join id=N [at=T] gen=G member=M leader=L [protocol=P] [skip]
+//	     (input, leader only: "member ID topics=a,b [owned=a:0-3] [gen=G]"
+//	      and "topic NAME COUNT" lines)
+//	sync id=N [at=T] [assignment=a:0-3/b:1] token=G.R
+//	heartbeat id=N [at=T]
+//	leave id=N [at=T]
+//	error id=N [at=T] code=CODE [rebalance-ms=N] [member-id=M]
+//	fail id=N [at=T]   (a transport failure)
+//	done cb=N [at=T]   (callback N returned)
+//	tick at=T
+//	stop [at=T]
+//	state
+func TestScenarios(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		h := &harness{}
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			return h.run(t, d)
+		})
+	})
+}
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type harness struct {
+	m    *fsm.Member
+	now  time.Duration
+	sent map[uint64]proto.Message
+	b    strings.Builder
+}
+
+func arg(d *datadriven.TestData, key string) (string, bool) {
+	for _, a := range d.CmdArgs {
+		if a.Key == key {
+			if len(a.Vals) == 0 {
+				return "", true
+			}
+			return a.Vals[0], true
+		}
+	}
+	return "", false
+}
+
+func argOr(d *datadriven.TestData, key, def string) string {
+	if v, ok := arg(d, key); ok {
+		return v
+	}
+	return def
+}
+
+func dur(t *testing.T, s string) time.Duration {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("bad duration %q: %v", s, err)
+	}
+	return v
+}
+
+func num(t *testing.T, s string) int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("bad number %q: %v", s, err)
+	}
+	return v
+}
+
+func list(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func (h *harness) printf(format string, args ...any) { fmt.Fprintf(&h.b, format, args...) }
+
+func (h *harness) at() time.Time { return epoch.Add(h.now) }
+
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	h.b.Reset()
+	if d.Cmd != "config" && h.m == nil {
+		h.configure(t, nil)
+	}
+	if v, ok := arg(d, "at"); ok {
+		h.advance(t, dur(t, v))
+	}
+	switch d.Cmd {
+	case "config":
+		h.configure(t, d)
+	case "start":
+		h.show(h.m.Start(h.at()))
+	case "join":
+		h.respond(t, d, h.joinResponse(t, d), nil)
+	case "sync":
+		a := &regroupv1.Assignment{}
+		if v := argOr(d, "assignment", ""); v != "" {
+			a.Partitions = parseParts(t, v)
+		}
+		gen, rep, _ := strings.Cut(argOr(d, "token", "0.0"), ".")
+		tok := num(t, gen)<<32 | num(t, rep)
+		h.respond(t, d, &regroupv1.SyncGroupResponse{Assignment: a, FencingToken: tok}, nil)
+	case "heartbeat":
+		h.respond(t, d, &regroupv1.HeartbeatResponse{}, nil)
+	case "leave":
+		h.respond(t, d, &regroupv1.LeaveGroupResponse{}, nil)
+	case "error":
+		e := &regroup.Error{Code: regroup.Code(argOr(d, "code", "")), Message: "test", Metadata: map[string]string{}}
+		if v, ok := arg(d, "rebalance-ms"); ok {
+			e.Metadata[regroup.MetaRebalanceTimeoutMs] = v
+		}
+		if v, ok := arg(d, "member-id"); ok {
+			e.Metadata[regroup.MetaMemberID] = v
+		}
+		h.respond(t, d, nil, e)
+	case "fail":
+		h.respond(t, d, nil, fmt.Errorf("connection refused"))
+	case "done":
+		h.show(h.m.CallbackDone(h.at(), uint64(num(t, argOr(d, "cb", "0")))))
+	case "tick":
+	case "stop":
+		h.show(h.m.Stop(h.at()))
+	case "state":
+		h.printf("state=%s member=%s generation=%d leader=%v cooperative=%v\n", h.m.State(), h.m.MemberID(), h.m.Generation(), h.m.Leader(), h.m.Cooperative())
+		h.printf("owned=%s\n", fmtOwned(h.m.Assignment()))
+		if l := h.m.Lease(); !l.IsZero() {
+			h.printf("lease until t=%v\n", l.Sub(epoch))
+		}
+	default:
+		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
+	}
+	return h.b.String()
+}
+
+func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
+	cfg := fsm.Config{
+		GroupID: "g", ClientID: "c", Topics: []string{"orders"},
+		SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second, HeartbeatInterval: 3 * time.Second,
+		Margin: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second,
+	}
+	names := []string{"cooperative-sticky"}
+	if d != nil {
+		for _, a := range d.CmdArgs {
+			v := ""
+			if len(a.Vals) > 0 {
+				v = a.Vals[0]
+			}
+			switch a.Key {
+			case "instance":
+				cfg.InstanceID = v
+			case "topics":
+				cfg.Topics = list(v)
+			case "assignors":
+				names = list(v)
+			case "session":
+				cfg.SessionTimeout = dur(t, v)
+			case "rebalance":
+				cfg.RebalanceTimeout = dur(t, v)
+			case "heartbeat":
+				cfg.HeartbeatInterval = dur(t, v)
+			case "margin":
+				cfg.Margin = dur(t, v)
+			case "leave-on-stop":
+				cfg.LeaveOnStop = true
+			default:
+				t.Fatalf("%s: unknown config key %q", d.Pos, a.Key)
+			}
+		}
+	}
+	for _, n := range names {
+		a, err := assignor.Lookup(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Assignors = append(cfg.Assignors, a)
+	}
+	m, err := fsm.New(cfg)
+	if err != nil {
+		h.printf("error: %v\n", err)
+		return
+	}
+	h.m, h.now, h.sent = m, 0, map[uint64]proto.Message{}
+}
+
+// advance fires Tick at every deadline up to offset.
+func (h *harness) advance(t *testing.T, to time.Duration) {
+	if to < h.now {
+		t.Fatalf("time goes backwards: %v after %v", to, h.now)
+	}
+	for {
+		next := h.m.NextDeadline()
+		if next.IsZero() || next.After(epoch.Add(to)) {
+			break
+		}
+		if next.After(h.at()) {
+			h.now = next.Sub(epoch)
+		}
+		h.printf("t=%v tick\n", h.now)
+		h.show(h.m.Tick(h.at()))
+		if h.m.NextDeadline().Equal(next) {
+			t.Fatalf("Tick at %v left its own deadline in place", h.now)
+		}
+	}
+	h.now = to
+}
+
+func (h *harness) respond(t *testing.T, d *datadriven.TestData, msg proto.Message, err error) {
+	id := uint64(num(t, argOr(d, "id", "0")))
+	if _, ok := h.sent[id]; !ok {
+		t.Fatalf("%s: request %d was not sent (or already answered)", d.Pos, id)
+	}
+	delete(h.sent, id)
+	h.show(h.m.Response(h.at(), id, msg, err))
+}
+
+func (h *harness) joinResponse(t *testing.T, d *datadriven.TestData) *regroupv1.JoinGroupResponse {
+	r := &regroupv1.JoinGroupResponse{
+		Generation:   int32(num(t, argOr(d, "gen", "1"))),
+		MemberId:     argOr(d, "member", ""),
+		LeaderId:     argOr(d, "leader", ""),
+		ProtocolName: argOr(d, "protocol", "cooperative-sticky"),
+	}
+	_, r.SkipAssignment = arg(d, "skip")
+	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "member":
+			sub := &regroupv1.Subscription{Generation: -1}
+			for _, kv := range f[2:] {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "topics":
+					sub.Topics = list(v)
+				case "owned":
+					sub.OwnedPartitions = parseParts(t, v)
+				case "gen":
+					sub.Generation = int32(num(t, v))
+				}
+			}
+			r.Members = append(r.Members, &regroupv1.JoinGroupMember{MemberId: f[1], Subscription: sub})
+		case "topic":
+			r.Topics = append(r.Topics, &regroupv1.Topic{Name: f[1], Partitions: int32(num(t, f[2]))})
+		default:
+			t.Fatalf("%s: bad join input line %q", d.Pos, line)
+		}
+	}
+	return r
+}
+
+func parseParts(t *testing.T, s string) []*regroupv1.TopicPartitions {
+	var out []*regroupv1.TopicPartitions
+	for _, chunk := range strings.Split(s, "/") {
+		topic, ps, ok := strings.Cut(chunk, ":")
+		if !ok {
+			t.Fatalf("bad partitions %q: want topic:0-3,5", chunk)
+		}
+		tp := &regroupv1.TopicPartitions{Topic: topic}
+		for _, r := range strings.Split(ps, ",") {
+			lo, hi, isRange := strings.Cut(r, "-")
+			a := num(t, lo)
+			b := a
+			if isRange {
+				b = num(t, hi)
+			}
+			for p := a; p <= b; p++ {
+				tp.Partitions = append(tp.Partitions, int32(p))
+			}
+		}
+		out = append(out, tp)
+	}
+	return out
+}
+
+func fmtTP(tps []*regroupv1.TopicPartitions) string {
+	if len(tps) == 0 {
+		return "-"
+	}
+	var ss []string
+	for _, tp := range tps {
+		var ps []string
+		for _, p := range tp.GetPartitions() {
+			ps = append(ps, strconv.Itoa(int(p)))
+		}
+		ss = append(ss, tp.GetTopic()+":"+strings.Join(ps, ","))
+	}
+	return strings.Join(ss, " ")
+}
+
+func fmtOwned(ps []fsm.Partition) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	var ss []string
+	for _, p := range ps {
+		ss = append(ss, fmt.Sprintf("%s/%d@%d.%d", p.Topic, p.Partition, p.Token>>32, p.Token&0xffffffff))
+	}
+	return strings.Join(ss, " ")
+}
+
+func (h *harness) show(out fsm.Output) {
+	for _, e := range out.Events {
+		h.printf("  event %s\n", e.Detail)
+	}
+	for _, r := range out.Requests {
+		h.sent[r.ID] = r.Msg
+		h.printf("  send id=%d %s (timeout %v)\n", r.ID, fmtRequest(r.Msg), r.Timeout)
+	}
+	for _, c := range out.Callbacks {
+		h.printf("  callback cb=%d %s %s (deadline t=%v)\n", c.ID, c.Kind, fmtOwned(c.Partitions), c.Deadline.Sub(epoch))
+	}
+	if out.Done {
+		if out.Err != nil {
+			h.printf("  done: %v\n", out.Err)
+		} else {
+			h.printf("  done\n")
+		}
+	}
+	h.printf("  state %s", h.m.State())
+	if next := h.m.NextDeadline(); !next.IsZero() {
+		h.printf(", next deadline t=%v", next.Sub(epoch))
+	}
+	h.printf("\n")
+}
+
+func fmtRequest(msg proto.Message) string {
+	switch r := msg.(type) {
+	case *regroupv1.JoinGroupRequest:
+		var names []string
+		for _, p := range r.GetProtocols() {
+			names = append(names, p.GetName())
+		}
+		sub := r.GetProtocols()[0].GetSubscription()
+		s := fmt.Sprintf("join member=%q protocols=%s owned=%s", r.GetMemberId(), strings.Join(names, ","), fmtTP(sub.GetOwnedPartitions()))
+		if sub.GetGeneration() >= 0 {
+			s += fmt.Sprintf(" owned-gen=%d", sub.GetGeneration())
+		}
+		if r.GetGroupInstanceId() != "" {
+			s += " instance=" + r.GetGroupInstanceId()
+		}
+		return s
+	case *regroupv1.SyncGroupRequest:
+		s := fmt.Sprintf("sync gen=%d member=%s", r.GetGeneration(), r.GetMemberId())
+		as := r.GetAssignments()
+		sort.Slice(as, func(i, j int) bool { return as[i].GetMemberId() < as[j].GetMemberId() })
+		for _, a := range as {
+			s += fmt.Sprintf("\n      %s: %s", a.GetMemberId(), fmtTP(a.GetAssignment().GetPartitions()))
+		}
+		return s
+	case *regroupv1.HeartbeatRequest:
+		return fmt.Sprintf("heartbeat gen=%d member=%s hold=%dms", r.GetGeneration(), r.GetMemberId(), r.GetHoldMs())
+	case *regroupv1.LeaveGroupRequest:
+		e := r.GetMembers()[0]
+		s := "leave member=" + e.GetMemberId()
+		if e.GetTemporary() {
+			s += " temporary"
+		}
+		return s
+	}
+	return fmt.Sprintf("%T", msg)
+}
