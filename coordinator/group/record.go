@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
@@ -198,7 +199,8 @@ func (g *Group) Summary() *regroupv1.GroupSummary {
 	}
 }
 
-// Describe returns the group as DescribeGroup shows it.
+// Describe returns the group as DescribeGroup shows it: a copy that stays
+// valid, and unchanged, after the group moves on.
 func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
 	d := &regroupv1.DescribeGroupResponse{
 		GroupId:      g.id,
@@ -240,5 +242,7 @@ func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
 		d.PendingMemberIds = append(d.PendingMemberIds, id)
 	}
 	sort.Strings(d.PendingMemberIds)
-	return d
+	// The caller may read the answer after the group changed: give it a
+	// copy that shares nothing with the group.
+	return proto.CloneOf(d)
 }

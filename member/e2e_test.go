@@ -1,0 +1,545 @@
+package member_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/store/memstore"
+	"github.com/regroup-dev/regroup/member"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// coordinatorProc is a coordinator on a fixed loopback address that can be
+// stopped and started again on the same store, as a restarted process.
+type coordinatorProc struct {
+	t    testing.TB
+	addr string
+	data *memstore.Data
+	srv  *coordinator.Server
+	gs   *grpc.Server
+}
+
+func testGroupConfig() group.Config {
+	cfg := group.DefaultConfig()
+	cfg.MinSessionTimeout = 500 * time.Millisecond
+	cfg.InitialRebalanceDelay = 200 * time.Millisecond
+	return cfg
+}
+
+func startCoordinator(t testing.TB) *coordinatorProc {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &coordinatorProc{t: t, addr: lis.Addr().String(), data: &memstore.Data{}}
+	c.serve(lis)
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *coordinatorProc) serve(lis net.Listener) {
+	srv, err := coordinator.New(context.Background(), coordinator.Config{
+		Group:  testGroupConfig(),
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: io.Discard}),
+	}, c.data.Open())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	srv.Register(gs)
+	go func() { _ = gs.Serve(lis) }()
+	c.srv, c.gs = srv, gs
+}
+
+func (c *coordinatorProc) stop() {
+	if c.gs != nil {
+		c.srv.Close()
+		c.gs.Stop()
+		c.gs = nil
+	}
+}
+
+// restart stops the coordinator and starts a new one on the same address
+// and store, as a process restart would.
+func (c *coordinatorProc) restart() {
+	c.stop()
+	var lis net.Listener
+	var err error
+	for range 100 {
+		if lis, err = net.Listen("tcp", c.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.serve(lis)
+}
+
+func (c *coordinatorProc) admin() regroupv1.AdminClient {
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	return regroupv1.NewAdminClient(conn)
+}
+
+// proxy forwards one member's connections to the coordinator, and can be
+// cut: a network partition between that member and the coordinator.
+type proxy struct {
+	lis    net.Listener
+	target func() string
+	mu     sync.Mutex
+	conns  []net.Conn
+	cut    bool
+}
+
+func startProxy(t testing.TB, target func() string) *proxy {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{lis: lis, target: target}
+	go p.accept()
+	t.Cleanup(func() { lis.Close(); p.sever() })
+	return p
+}
+
+func (p *proxy) addr() string { return p.lis.Addr().String() }
+
+func (p *proxy) accept() {
+	for {
+		in, err := p.lis.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			in.Close()
+			continue
+		}
+		out, err := net.Dial("tcp", p.target())
+		if err != nil {
+			p.mu.Unlock()
+			in.Close()
+			continue
+		}
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(out, in); out.Close() }()
+		go func() { _, _ = io.Copy(in, out); in.Close() }()
+	}
+}
+
+// sever cuts every connection and refuses new ones.
+func (p *proxy) sever() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+type tp struct {
+	topic string
+	p     int32
+}
+
+type interval struct {
+	member     string
+	start, end time.Time // end is zero while owned
+}
+
+// recorder notes every ownership change that the member libraries report,
+// with its time, and checks that no partition ever had two owners at once.
+// Ownership starts when OnAssigned is called, and ends when OnRevoked
+// returns or its context ends, whichever is first, or at OnLost's context
+// deadline (the instant the library's lease ended).
+type recorder struct {
+	mu       sync.Mutex
+	owned    map[tp][]*interval
+	revoked  []revocation
+	assigned int
+	revokes  int
+	stopping map[string]bool
+}
+
+type revocation struct {
+	member string
+	p      tp
+	at     time.Time
+}
+
+func newRecorder() *recorder {
+	return &recorder{owned: map[tp][]*interval{}, stopping: map[string]bool{}}
+}
+
+func (r *recorder) listener(name string) member.Listener {
+	return member.ListenerFuncs{
+		Assigned: func(ctx context.Context, ps []member.Partition) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			now := time.Now()
+			for _, p := range ps {
+				k := tp{p.Topic, p.Partition}
+				r.owned[k] = append(r.owned[k], &interval{member: name, start: now})
+			}
+			r.assigned += len(ps)
+		},
+		Revoked: func(ctx context.Context, ps []member.Partition) {
+			r.end(name, ctx, ps, true)
+		},
+		Lost: func(ctx context.Context, ps []member.Partition) {
+			r.end(name, ctx, ps, false)
+		},
+	}
+}
+
+func (r *recorder) end(name string, ctx context.Context, ps []member.Partition, revoked bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	end := time.Now()
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	for _, p := range ps {
+		k := tp{p.Topic, p.Partition}
+		for _, iv := range r.owned[k] {
+			if iv.member == name && iv.end.IsZero() {
+				iv.end = end
+			}
+		}
+		if revoked && !r.stopping[name] {
+			r.revoked = append(r.revoked, revocation{member: name, p: k, at: end})
+		}
+	}
+	if revoked {
+		r.revokes += len(ps)
+	}
+}
+
+// check reports any instant at which a partition had two owners.
+func (r *recorder) check() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, ivs := range r.owned {
+		for i, a := range ivs {
+			for _, b := range ivs[i+1:] {
+				if a.member == b.member {
+					continue
+				}
+				aEnd, bEnd := a.end, b.end
+				if aEnd.IsZero() {
+					aEnd = time.Now().Add(time.Hour)
+				}
+				if bEnd.IsZero() {
+					bEnd = time.Now().Add(time.Hour)
+				}
+				if a.start.Before(bEnd) && b.start.Before(aEnd) {
+					return fmt.Errorf("%w: partition %s/%d owned by %s [%v, %v] and %s [%v, %v] at once", errTwoOwners,
+						k.topic, k.p, a.member, a.start.Format(time.StampMicro), a.end.Format(time.StampMicro),
+						b.member, b.start.Format(time.StampMicro), b.end.Format(time.StampMicro))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// movedOnly reports a revocation of a partition whose next owner was the
+// member that revoked it: a member kept a partition yet was asked to give
+// it up (cooperative rebalancing must not do that).
+func (r *recorder) movedOnly() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rv := range r.revoked {
+		var next *interval
+		for _, iv := range r.owned[rv.p] {
+			if !iv.start.Before(rv.at) && (next == nil || iv.start.Before(next.start)) {
+				next = iv
+			}
+		}
+		if next != nil && next.member == rv.member {
+			return fmt.Errorf("%s revoked %s/%d and got it back: it should have kept it", rv.member, rv.p.topic, rv.p.p)
+		}
+	}
+	return nil
+}
+
+type running struct {
+	name   string
+	m      *member.Member
+	proxy  *proxy
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (r *running) stop(t testing.TB) {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("%s: Run: %v", r.name, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: Run did not return 30s after its context ended", r.name)
+	}
+}
+
+func startMember(t testing.TB, c *coordinatorProc, rec *recorder, name, instance string, assignors []assignor.Assignor) *running {
+	px := startProxy(t, func() string { return c.addr })
+	m, err := member.New(member.Config{
+		Endpoints:         []string{px.addr()},
+		Group:             "g",
+		Topics:            []string{"orders"},
+		InstanceID:        instance,
+		Assignors:         assignors,
+		SessionTimeout:    2 * time.Second,
+		RebalanceTimeout:  5 * time.Second,
+		HeartbeatInterval: 500 * time.Millisecond,
+		SafetyMargin:      200 * time.Millisecond,
+		ClientID:          name,
+		Listener:          rec.listener(name),
+		Logger:            hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: io.Discard}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{name: name, m: m, proxy: px, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- m.Run(ctx) }()
+	return r
+}
+
+// converged checks that the members own every partition of orders exactly
+// once between them, that the group is Stable with them, and that the
+// recorder saw no overlap.
+func converged(admin regroupv1.AdminClient, rec *recorder, members []*running, partitions int32) error {
+	if err := rec.check(); err != nil {
+		return err
+	}
+	d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+	if err != nil {
+		return err
+	}
+	if d.GetState() != regroupv1.GroupState_GROUP_STATE_STABLE || len(d.GetMembers()) != len(members) {
+		return fmt.Errorf("group is %v with %d members, want Stable with %d", d.GetState(), len(d.GetMembers()), len(members))
+	}
+	owner := make([]string, partitions)
+	for _, r := range members {
+		for _, p := range r.m.Assignment() {
+			if owner[p.Partition] != "" {
+				return fmt.Errorf("partition %d owned by %s and %s", p.Partition, owner[p.Partition], r.name)
+			}
+			owner[p.Partition] = r.name
+		}
+	}
+	var missing []int
+	for p, o := range owner {
+		if o == "" {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("partitions %v have no owner", missing)
+	}
+	return nil
+}
+
+// errTwoOwners marks a safety violation: waiting longer cannot fix it.
+var errTwoOwners = errors.New("two owners")
+
+func waitFor(t testing.TB, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		if errors.Is(err, errTwoOwners) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after 60s: %v", what, err)
+}
+
+func lookupAll(t testing.TB, names ...string) []assignor.Assignor {
+	var as []assignor.Assignor
+	for _, n := range names {
+		a, err := assignor.Lookup(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as = append(as, a)
+	}
+	return as
+}
+
+// TestOwnershipThroughFaults runs groups of 10 members over 64 partitions,
+// eager and cooperative, through joins one by one, a graceful leave, a
+// member cut off from the coordinator, a member paused past its session
+// timeout, and a coordinator restart. After each step every partition has
+// exactly one owner, and at no recorded instant did two members own one.
+func TestOwnershipThroughFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		assignors []string
+	}{
+		{"cooperative", []string{"cooperative-sticky"}},
+		{"eager", []string{"sticky"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const partitions = 64
+			c := startCoordinator(t)
+			admin := c.admin()
+			if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: partitions}}); err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			var live []*running
+			for i := range 10 {
+				live = append(live, startMember(t, c, rec, fmt.Sprintf("m%d", i), "", lookupAll(t, tc.assignors...)))
+				waitFor(t, fmt.Sprintf("%d members converge", i+1), func() error { return converged(admin, rec, live, partitions) })
+			}
+
+			// m0 leaves gracefully.
+			rec.mu.Lock()
+			rec.stopping["m0"] = true
+			rec.mu.Unlock()
+			live[0].stop(t)
+			live = live[1:]
+			waitFor(t, "after a graceful leave", func() error { return converged(admin, rec, live, partitions) })
+
+			// m1 is cut off from the coordinator: it must self-fence, and
+			// the others take its partitions after its session expires.
+			cut := live[0]
+			cut.proxy.sever()
+			live = live[1:]
+			waitFor(t, "after a member is cut off", func() error { return converged(admin, rec, live, partitions) })
+			if a := cut.m.Assignment(); len(a) != 0 {
+				t.Errorf("the cut-off member still believes it owns %v", a)
+			}
+
+			// m2 is paused past its session timeout, then resumes and rejoins.
+			live[0].m.PauseForTest(4 * time.Second)
+			waitFor(t, "after a pause past the session timeout", func() error { return converged(admin, rec, live, partitions) })
+
+			// The coordinator restarts; the members ride through.
+			c.restart()
+			waitFor(t, "after a coordinator restart", func() error { return converged(admin, rec, live, partitions) })
+
+			if tc.name == "cooperative" {
+				if err := rec.movedOnly(); err != nil {
+					t.Error(err)
+				}
+			}
+			for _, r := range live {
+				rec.mu.Lock()
+				rec.stopping[r.name] = true
+				rec.mu.Unlock()
+				r.stop(t)
+			}
+			cut.cancel()
+			<-cut.done
+			if err := rec.check(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestStaticRollingRestart restarts ten static members one at a time: each
+// new process takes its predecessor's place and partitions with no
+// rebalance, and no other member revokes anything.
+func TestStaticRollingRestart(t *testing.T) {
+	const partitions = 64
+	c := startCoordinator(t)
+	admin := c.admin()
+	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: partitions}}); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	var live []*running
+	for i := range 10 {
+		live = append(live, startMember(t, c, rec, fmt.Sprintf("p%d", i), fmt.Sprintf("i%d", i), lookupAll(t, "cooperative-sticky")))
+	}
+	waitFor(t, "ten static members converge", func() error { return converged(admin, rec, live, partitions) })
+	d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := d.GetGeneration()
+	before := map[string][]member.Partition{}
+	for i, r := range live {
+		before[fmt.Sprintf("i%d", i)] = stripTokens(r.m.Assignment())
+	}
+	rec.mu.Lock()
+	revokesBefore := rec.revokes
+	rec.mu.Unlock()
+
+	for i := range live {
+		old := live[i]
+		rec.mu.Lock()
+		rec.stopping[old.name] = true
+		rec.mu.Unlock()
+		old.stop(t)
+		rec.mu.Lock()
+		revokesBefore += len(before[fmt.Sprintf("i%d", i)]) // the stopping process revokes its own
+		rec.mu.Unlock()
+		live[i] = startMember(t, c, rec, fmt.Sprintf("p%d'", i), fmt.Sprintf("i%d", i), lookupAll(t, "cooperative-sticky"))
+		waitFor(t, fmt.Sprintf("restart of i%d", i), func() error { return converged(admin, rec, live, partitions) })
+	}
+	d, err = admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.GetGeneration() != gen {
+		t.Errorf("generation moved from %d to %d during the rolling restart: it rebalanced", gen, d.GetGeneration())
+	}
+	for i, r := range live {
+		if got, want := stripTokens(r.m.Assignment()), before[fmt.Sprintf("i%d", i)]; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("instance i%d: assignment %v after its restart, %v before", i, got, want)
+		}
+	}
+	rec.mu.Lock()
+	if rec.revokes != revokesBefore {
+		t.Errorf("%d partitions were revoked by members that did not restart", rec.revokes-revokesBefore)
+	}
+	rec.mu.Unlock()
+	for _, r := range live {
+		r.stop(t)
+	}
+	if err := rec.check(); err != nil {
+		t.Error(err)
+	}
+}
+
+func stripTokens(ps []member.Partition) []member.Partition {
+	out := make([]member.Partition, len(ps))
+	for i, p := range ps {
+		out[i] = member.Partition{Topic: p.Topic, Partition: p.Partition}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out
+}

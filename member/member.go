@@ -1,0 +1,280 @@
+// Package member is the library an application embeds to share the
+// partitions of some topics with the other members of a group, through a
+// Regroup coordinator, and to learn, safely and quickly, which ones it owns.
+//
+//	m, err := member.New(member.Config{
+//		Endpoints: []string{"127.0.0.1:7070"},
+//		Group:     "billing",
+//		Topics:    []string{"orders"},
+//		Listener: member.ListenerFuncs{
+//			Assigned: func(ctx context.Context, ps []member.Partition) { /* start workers */ },
+//			Revoked:  func(ctx context.Context, ps []member.Partition) { /* commit, stop workers */ },
+//			Lost:     func(ctx context.Context, ps []member.Partition) { /* stop workers, no commit */ },
+//		},
+//	})
+//	if err != nil { ... }
+//	err = m.Run(ctx) // until ctx ends; then revokes and leaves
+//
+// # Safety
+//
+// The member owns a partition from the moment OnAssigned is called with it
+// until OnRevoked with it returns (or its context ends), or until OnLost is
+// called with it. No other member owns it meanwhile: the coordinator hands a
+// partition on only after its owner released it or the owner's lease could
+// have ended, and the library ends the lease itself, calling OnLost, when
+// the coordinator has not answered for a session timeout (less a safety
+// margin) counted from the send time of the last request it answered.
+//
+// A process can still be paused (a long GC, a VM freeze) past its lease and
+// wake up believing it owns partitions. Every partition therefore carries a
+// fencing token that grows with every change of owner: pass it with every
+// write made on the partition's behalf, and have the target refuse tokens
+// smaller than the largest it has seen.
+//
+// # Callbacks
+//
+// Callbacks run one at a time, in order, on a goroutine of their own. The
+// context given to each ends when the library's deadline for that step
+// passes: OnRevoked's when the rebalance (or the lease) would leave no more
+// time, OnLost's at the instant ownership ended (so it is already done).
+// OnRevoked completes before the member rejoins. A static member stopped by
+// Run's context revokes its partitions and releases them without leaving, so
+// that its restart gets them back at once and without a rebalance.
+package member
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/member/fsm"
+)
+
+// Partition is a partition the member owns and the fencing token it was
+// acquired with.
+type Partition = fsm.Partition
+
+// Listener receives ownership changes. Its methods are called one at a
+// time, in order.
+type Listener interface {
+	// OnAssigned: the member owns these partitions from now on.
+	OnAssigned(ctx context.Context, partitions []Partition)
+	// OnRevoked: the member gives these partitions up; finish and commit
+	// the work on them before ctx ends.
+	OnRevoked(ctx context.Context, partitions []Partition)
+	// OnLost: the member lost these partitions at ctx's deadline (already
+	// past); stop using them at once, without committing.
+	OnLost(ctx context.Context, partitions []Partition)
+}
+
+// ListenerFuncs is a Listener made of functions; nil ones do nothing.
+type ListenerFuncs struct {
+	Assigned, Revoked, Lost func(ctx context.Context, partitions []Partition)
+}
+
+// OnAssigned implements Listener.
+func (l ListenerFuncs) OnAssigned(ctx context.Context, ps []Partition) { call(l.Assigned, ctx, ps) }
+
+// OnRevoked implements Listener.
+func (l ListenerFuncs) OnRevoked(ctx context.Context, ps []Partition) { call(l.Revoked, ctx, ps) }
+
+// OnLost implements Listener.
+func (l ListenerFuncs) OnLost(ctx context.Context, ps []Partition) { call(l.Lost, ctx, ps) }
+
+func call(f func(context.Context, []Partition), ctx context.Context, ps []Partition) {
+	if f != nil {
+		f(ctx, ps)
+	}
+}
+
+// Config configures a Member. Zero values mean the defaults given.
+type Config struct {
+	// Endpoints are coordinator addresses ("host:port"); the member follows
+	// redirects to the leader and tries the others when one fails. Default
+	// 127.0.0.1:7070.
+	Endpoints []string
+	// Group is the group to join. Required.
+	Group string
+	// Topics are the topics to consume. Required.
+	Topics []string
+	// InstanceID makes the member static: a restart with the same instance
+	// id takes the place (and the partitions) of the previous process
+	// without a rebalance. Two live processes must never share one.
+	InstanceID string
+	// Assignors are the assignors offered, in preference order. Default
+	// cooperative-sticky. The member rebalances cooperatively only if every
+	// one supports it.
+	Assignors []assignor.Assignor
+	// SessionTimeout is how long the coordinator keeps the member without
+	// a heartbeat. Default 10 s.
+	SessionTimeout time.Duration
+	// RebalanceTimeout is how long the member may take to rejoin once a
+	// rebalance starts (OnRevoked included). Default 30 s.
+	RebalanceTimeout time.Duration
+	// HeartbeatInterval is how long a heartbeat is held by the coordinator;
+	// the member always has one outstanding, so it learns of a rebalance
+	// within one round trip whatever this is. Default 3 s; at most a third
+	// of the session timeout.
+	HeartbeatInterval time.Duration
+	// SafetyMargin is taken off the member's lease for clock drift. Default
+	// a tenth of the session timeout.
+	SafetyMargin time.Duration
+	// ClientID names the program to operators. Default the executable's name.
+	ClientID string
+	// Rack is the member's failure domain, for rack-aware assignors.
+	Rack string
+	// LeaveOnStop makes a static member leave the group when Run's context
+	// ends, instead of keeping its place for a restart.
+	LeaveOnStop bool
+	// Listener receives ownership changes; nil means none (use Assignment).
+	Listener Listener
+	// Logger receives the member's logs; nil means hclog's default logger.
+	Logger hclog.Logger
+	// DialOptions replace the default gRPC dial options (plaintext, with a
+	// reconnect backoff capped at 2 s).
+	DialOptions []grpc.DialOption
+}
+
+// withDefaults fills in the zero values.
+func (c Config) withDefaults() Config {
+	if len(c.Endpoints) == 0 {
+		c.Endpoints = []string{"127.0.0.1:7070"}
+	}
+	if len(c.Assignors) == 0 {
+		a, _ := assignor.Lookup("cooperative-sticky")
+		c.Assignors = []assignor.Assignor{a}
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 30 * time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = min(3*time.Second, c.SessionTimeout/3)
+	}
+	if c.SafetyMargin == 0 {
+		c.SafetyMargin = c.SessionTimeout / 10
+	}
+	if c.ClientID == "" {
+		c.ClientID = filepath.Base(os.Args[0])
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.Default()
+	}
+	if c.Listener == nil {
+		c.Listener = ListenerFuncs{}
+	}
+	if c.DialOptions == nil {
+		c.DialOptions = []grpc.DialOption{
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+				MinConnectTimeout: time.Second,
+			}),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		}
+	}
+	return c
+}
+
+// Change reports the member's state after a step that changed it.
+type Change struct {
+	Time       time.Time
+	State      fsm.State
+	MemberID   string
+	Generation int32
+	Assignment []Partition
+}
+
+// Member is one member of a group. Create it with New and run it with Run.
+type Member struct {
+	cfg     Config
+	machine *fsm.Member
+	log     hclog.Logger
+	tr      *transport
+	started atomic.Bool
+
+	mu         sync.Mutex
+	assignment []Partition
+	last       Change
+	changes    chan Change
+
+	// pause, when set, freezes the member for a while (tests of a
+	// stop-the-world pause).
+	pause chan time.Duration
+}
+
+// New validates cfg and returns a Member that has not joined yet. Invalid
+// configurations (no group, no topics, a heartbeat interval above a third of
+// the session timeout, unknown assignors...) are errors here, not later.
+func New(cfg Config) (*Member, error) {
+	cfg = cfg.withDefaults()
+	for _, e := range cfg.Endpoints {
+		if e == "" {
+			return nil, errors.New("regroup: member: an endpoint is empty")
+		}
+	}
+	for i, a := range cfg.Assignors {
+		if a == nil {
+			return nil, fmt.Errorf("regroup: member: assignor %d is nil", i)
+		}
+	}
+	if cfg.InstanceID == "" && cfg.LeaveOnStop {
+		return nil, errors.New("regroup: member: LeaveOnStop applies to static members (set InstanceID); dynamic members always leave")
+	}
+	machine, err := fsm.New(fsm.Config{
+		GroupID:           cfg.Group,
+		InstanceID:        cfg.InstanceID,
+		ClientID:          cfg.ClientID,
+		Rack:              cfg.Rack,
+		Topics:            slices.Clone(cfg.Topics),
+		Assignors:         cfg.Assignors,
+		SessionTimeout:    cfg.SessionTimeout,
+		RebalanceTimeout:  cfg.RebalanceTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		Margin:            cfg.SafetyMargin,
+		LeaveOnStop:       cfg.LeaveOnStop,
+		MinBackoff:        100 * time.Millisecond,
+		MaxBackoff:        min(5*time.Second, cfg.SessionTimeout/3),
+		Jitter:            jitter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("group", cfg.Group)
+	if cfg.InstanceID != "" {
+		log = log.With("instance", cfg.InstanceID)
+	}
+	return &Member{
+		cfg:     cfg,
+		machine: machine,
+		log:     log,
+		tr:      newTransport(cfg.Endpoints, cfg.DialOptions, log),
+		changes: make(chan Change, 16),
+		pause:   make(chan time.Duration, 1),
+	}, nil
+}
+
+// Assignment returns the partitions the member owns now, sorted.
+func (m *Member) Assignment() []Partition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.assignment)
+}
+
+// Changes delivers the member's state after every step that changed it.
+// A reader that falls behind misses changes (Assignment is always current).
+func (m *Member) Changes() <-chan Change { return m.changes }
