@@ -19,7 +19,8 @@ import (
 // answered later can only deliver that assignment, so the record stays a
 // safe upper bound without a write per delivery. A Dead group's record is a
 // tombstone that keeps only its generation, so that a group created again
-// under the same id continues from it and fencing tokens keep growing.
+// under the same id continues from it and fencing tokens keep growing. The
+// record shares state with the group: encode it before the next input.
 func (g *Group) Record() *storev1.GroupRecord {
 	if g.state == Dead {
 		return &storev1.GroupRecord{GroupId: g.id, Generation: g.generation, State: g.state.Proto()}
