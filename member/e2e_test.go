@@ -33,6 +33,10 @@ type coordinatorProc struct {
 	gs   *grpc.Server
 }
 
+func quietLogger() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: io.Discard})
+}
+
 func testGroupConfig() group.Config {
 	cfg := group.DefaultConfig()
 	cfg.MinSessionTimeout = 500 * time.Millisecond
@@ -319,7 +323,7 @@ func startMember(t testing.TB, c *coordinatorProc, rec *recorder, name, instance
 		SafetyMargin:      200 * time.Millisecond,
 		ClientID:          name,
 		Listener:          rec.listener(name),
-		Logger:            hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: io.Discard}),
+		Logger:            quietLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

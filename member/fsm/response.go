@@ -174,6 +174,9 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		}
 	}
 	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: fmt.Sprintf("generation %d: %d partitions, %d new, %d to revoke", m.generation, len(assigned), len(added), len(revoked))})
+	if m.hbReq == 0 {
+		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
+	}
 	m.ownedGen = m.generation
 	if len(revoked) > 0 {
 		// Cooperative: give up what moved, then rejoin so that the next
@@ -194,11 +197,16 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 
 func (m *Member) onHeartbeat(now, sent time.Time, err error, out *Output) {
 	// A successful heartbeat was held by the coordinator: send the next at
-	// once, so that one is always waiting for the rebalance notice. An error
-	// came back at once: wait an interval before the next.
+	// once, so that one is always waiting for the rebalance notice. So after
+	// an answer about an earlier generation or member id: the next one is
+	// about the current state. An error about the current state came back
+	// at once and would again: wait an interval before the next.
+	stale := m.hbGen != m.generation || m.hbMember != m.memberID
 	m.hbAt = now.Add(m.cfg.HeartbeatInterval)
-	if err == nil {
+	if err == nil || stale {
 		m.hbAt = now
+	}
+	if err == nil {
 		m.hbFailures = 0
 		m.renew(sent)
 		return
@@ -211,7 +219,6 @@ func (m *Member) onHeartbeat(now, sent time.Time, err error, out *Output) {
 	// changes; a heartbeat only keeps the session (and the lease) alive. So
 	// does one sent for an earlier generation or member id, whose news the
 	// member has already acted on.
-	stale := m.hbGen != m.generation || m.hbMember != m.memberID
 	rejoining := stale || m.next == stepJoin || m.next == stepSync || m.mainKind == stepJoin || m.mainKind == stepSync
 	switch {
 	case errors.Is(err, regroup.ErrRebalanceInProgress):

@@ -1,0 +1,258 @@
+package member_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/member"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// BenchmarkRebalance measures, end to end on loopback with 100 real member
+// libraries over 1,000 partitions and a heartbeat interval of 3 s, how long
+// the group takes to own every partition again after a graceful leave, a
+// join, and a crash (counted from the coordinator's detection of it), with
+// the partitions revoked and the partition-seconds without an owner.
+//
+//	go test ./member -run '^$' -bench Rebalance -benchtime 5x
+func BenchmarkRebalance(b *testing.B) {
+	for _, proto := range []struct {
+		name     string
+		assignor string
+	}{{"cooperative", "cooperative-sticky"}, {"eager", "sticky"}} {
+		for _, event := range []string{"leave", "join", "crash"} {
+			b.Run(proto.name+"/"+event, func(b *testing.B) {
+				benchEvent(b, proto.assignor, event)
+			})
+		}
+	}
+}
+
+const (
+	benchMembers    = 100
+	benchPartitions = 1000
+)
+
+// tracker follows who owns each partition and accumulates the time
+// partitions spend without an owner.
+type tracker struct {
+	mu        sync.Mutex
+	owners    map[int32]int
+	unownedAt map[int32]time.Time
+	unowned   time.Duration
+	complete  time.Time // when the last unowned partition got an owner
+	revoked   int
+	stopping  map[string]bool
+}
+
+func newTracker() *tracker {
+	tr := &tracker{owners: map[int32]int{}, unownedAt: map[int32]time.Time{}, stopping: map[string]bool{}}
+	start := time.Now()
+	for p := range int32(benchPartitions) {
+		tr.unownedAt[p] = start
+	}
+	return tr
+}
+
+func (tr *tracker) listener(name string) member.Listener {
+	change := func(ps []member.Partition, delta int, revoked bool) {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		now := time.Now()
+		for _, p := range ps {
+			tr.owners[p.Partition] += delta
+			switch {
+			case tr.owners[p.Partition] == 0:
+				tr.unownedAt[p.Partition] = now
+			case delta > 0 && tr.owners[p.Partition] == 1:
+				if since, ok := tr.unownedAt[p.Partition]; ok {
+					tr.unowned += now.Sub(since)
+					delete(tr.unownedAt, p.Partition)
+				}
+				if len(tr.unownedAt) == 0 {
+					tr.complete = now
+				}
+			}
+		}
+		if revoked {
+			tr.revoked += len(ps)
+		}
+	}
+	return member.ListenerFuncs{
+		Assigned: func(_ context.Context, ps []member.Partition) { change(ps, +1, false) },
+		Revoked:  func(_ context.Context, ps []member.Partition) { change(ps, -1, true) },
+		Lost:     func(_ context.Context, ps []member.Partition) { change(ps, -1, false) },
+	}
+}
+
+// reset starts a new measurement: unowned time and revocations from now.
+func (tr *tracker) reset() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.unowned, tr.revoked = 0, 0
+	now := time.Now()
+	for p := range tr.unownedAt {
+		tr.unownedAt[p] = now
+	}
+}
+
+// settled reports whether every partition is owned, with the time the last
+// one got its owner, the unowned partition-seconds and the revocations since
+// reset.
+func (tr *tracker) settled() (bool, time.Time, time.Duration, int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return len(tr.unownedAt) == 0, tr.complete, tr.unowned, tr.revoked
+}
+
+func benchEvent(b *testing.B, assignorName, event string) {
+	c := startCoordinator(b)
+	admin := c.admin()
+	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: benchPartitions}}); err != nil {
+		b.Fatal(err)
+	}
+	tr := newTracker()
+	a, err := assignor.Lookup(assignorName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	start := func() *running {
+		n++
+		// Only a crash needs a link the test can cut; the others connect
+		// directly, so that the proxy's copying does not count.
+		return startBenchMember(b, c, tr, fmt.Sprintf("m%d", n), a, event == "crash")
+	}
+	var live []*running
+	for range benchMembers {
+		live = append(live, start())
+	}
+	stable := func(members int) func() error {
+		return func() error {
+			d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+			if err != nil {
+				return err
+			}
+			if d.GetState() != regroupv1.GroupState_GROUP_STATE_STABLE || len(d.GetMembers()) != members {
+				return fmt.Errorf("%v with %d members", d.GetState(), len(d.GetMembers()))
+			}
+			if ok, _, _, _ := tr.settled(); !ok {
+				return fmt.Errorf("not every partition is owned")
+			}
+			return nil
+		}
+	}
+	waitFor(b, "the group forms", stable(benchMembers))
+
+	var latencies []time.Duration
+	var unowned []float64
+	var revoked []int
+	b.ResetTimer()
+	for i := range b.N {
+		time.Sleep(200 * time.Millisecond) // let the previous round's last callbacks run
+		tr.reset()
+		var t0 time.Time
+		members := len(live)
+		switch event {
+		case "leave":
+			victim := live[i%len(live)]
+			live = append(live[:i%len(live)], live[i%len(live)+1:]...)
+			t0 = time.Now()
+			victim.cancel()
+			<-victim.done
+			members--
+		case "join":
+			t0 = time.Now()
+			live = append(live, start())
+			members++
+		case "crash":
+			victim := live[i%len(live)]
+			live = append(live[:i%len(live)], live[i%len(live)+1:]...)
+			victim.proxy.sever()
+			members--
+			waitFor(b, "the crash is detected", func() error {
+				d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+				if err != nil {
+					return err
+				}
+				for _, r := range d.GetRebalances() {
+					if r.GetCauseKind() == "member-expired" && r.GetStart().AsTime().After(time.Now().Add(-time.Minute)) && r.GetStart().AsTime().After(t0) {
+						t0 = r.GetStart().AsTime()
+						return nil
+					}
+				}
+				return fmt.Errorf("not yet")
+			})
+			defer func() { victim.cancel(); <-victim.done }()
+		}
+		waitFor(b, "every partition is owned again", stable(members))
+		_, complete, un, rv := tr.settled()
+		if complete.Before(t0) {
+			complete = t0 // nothing became unowned
+		}
+		latencies = append(latencies, complete.Sub(t0))
+		unowned = append(unowned, un.Seconds())
+		revoked = append(revoked, rv)
+		// Restore the group's size for the next round, outside the
+		// measurement.
+		b.StopTimer()
+		switch event {
+		case "leave", "crash":
+			live = append(live, start())
+		case "join":
+			victim := live[0]
+			live = live[1:]
+			victim.cancel()
+			<-victim.done
+		}
+		waitFor(b, "the group recovers", stable(benchMembers))
+		b.StartTimer()
+	}
+	b.StopTimer()
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	sort.Float64s(unowned)
+	sort.Ints(revoked)
+	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(latencies[len(latencies)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(revoked[len(revoked)/2]), "revoked")
+	b.ReportMetric(unowned[len(unowned)/2], "unowned-partition-s")
+	for _, r := range live {
+		r.cancel()
+	}
+	for _, r := range live {
+		<-r.done
+	}
+}
+
+func startBenchMember(b *testing.B, c *coordinatorProc, tr *tracker, name string, a assignor.Assignor, proxied bool) *running {
+	var px *proxy
+	endpoint := c.addr
+	if proxied {
+		px = startProxy(b, func() string { return c.addr })
+		endpoint = px.addr()
+	}
+	m, err := member.New(member.Config{
+		Endpoints:         []string{endpoint},
+		Group:             "g",
+		Topics:            []string{"orders"},
+		Assignors:         []assignor.Assignor{a},
+		SessionTimeout:    9 * time.Second,
+		RebalanceTimeout:  20 * time.Second,
+		HeartbeatInterval: 3 * time.Second,
+		ClientID:          name,
+		Listener:          tr.listener(name),
+		Logger:            quietLogger(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{name: name, m: m, proxy: px, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- m.Run(ctx) }()
+	return r
+}
