@@ -337,3 +337,99 @@ func TestTenMembersOverGRPC(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticRestartsOverGRPC restarts ten static members in turn, each as a
+// new process (new member id, same instance id) that did not release its
+// partitions, within the session timeout: no rebalance, and every instance
+// gets its partitions back (once the old process's lease has ended). Then
+// one member stays away past its session timeout: one rebalance when it
+// expires, and one when it comes back.
+func TestStaticRestartsOverGRPC(t *testing.T) {
+	ts := startServer(t, testConfig(), memstore.New())
+	conn := dial(t, ts.addr)
+	admin := regroupv1.NewAdminClient(conn)
+	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 40}}); err != nil {
+		t.Fatal(err)
+	}
+	type running struct {
+		m      *rawMember
+		cancel context.CancelFunc
+		done   chan error
+	}
+	start := func(i int) *running {
+		m := &rawMember{name: fmt.Sprintf("p%d", i), instance: fmt.Sprintf("i%d", i), client: regroupv1.NewCoordinatorClient(dial(t, ts.addr)),
+			group: "g", topics: []string{"orders"}, session: time.Second}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &running{m: m, cancel: cancel, done: make(chan error, 1)}
+		go func() { r.done <- m.run(ctx, false) }()
+		return r
+	}
+	var all []*running
+	for i := range 10 {
+		all = append(all, start(i))
+	}
+	members := func() []*rawMember {
+		var ms []*rawMember
+		for _, r := range all {
+			ms = append(ms, r.m)
+		}
+		return ms
+	}
+	waitFor(t, "ten static members", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
+	describe := func() *regroupv1.DescribeGroupResponse {
+		d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	gen := describe().GetGeneration()
+	assignments := map[string]string{}
+	for _, r := range all {
+		_, _, a := r.m.snapshot()
+		assignments[r.m.instance] = fmt.Sprint(a)
+	}
+
+	for i := range all {
+		all[i].cancel() // the process dies: no leave, no release
+		<-all[i].done
+		all[i] = start(i)
+		waitFor(t, fmt.Sprintf("restart of i%d", i), func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
+		if g := describe().GetGeneration(); g != gen {
+			t.Fatalf("restart of i%d moved the generation from %d to %d: it rebalanced", i, gen, g)
+		}
+		_, _, a := all[i].m.snapshot()
+		if got := fmt.Sprint(a); got != assignments[all[i].m.instance] {
+			t.Fatalf("i%d got %s after its restart, had %s", i, got, assignments[all[i].m.instance])
+		}
+	}
+	noRebalance := 0
+	for _, r := range describe().GetRebalances() {
+		if r.GetNoRebalance() {
+			noRebalance++
+		}
+	}
+	if noRebalance != 10 {
+		t.Errorf("the history records %d replacements without a rebalance, want 10", noRebalance)
+	}
+
+	// i3 stays away past its session timeout: it is removed (one rebalance),
+	// then it comes back (another).
+	all[3].cancel()
+	<-all[3].done
+	all = append(all[:3], all[4:]...)
+	waitFor(t, "i3 expires", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
+	afterExpiry := describe().GetGeneration()
+	if afterExpiry != gen+1 {
+		t.Errorf("generation %d after i3 expired, want %d (one rebalance)", afterExpiry, gen+1)
+	}
+	all = append(all, start(3))
+	waitFor(t, "i3 returns", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
+	if g := describe().GetGeneration(); g != afterExpiry+1 {
+		t.Errorf("generation %d after i3 returned, want %d (one rebalance)", g, afterExpiry+1)
+	}
+	for _, r := range all {
+		r.cancel()
+		<-r.done
+	}
+}

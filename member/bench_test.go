@@ -256,3 +256,96 @@ func startBenchMember(b *testing.B, c *coordinatorProc, tr *tracker, name string
 	go func() { r.done <- m.Run(ctx) }()
 	return r
 }
+
+// BenchmarkRollingRestart restarts each of 10 members in turn (a clean
+// stop, then a new process), static (same instance id) and dynamic, with
+// cooperative-sticky over 100 partitions, and reports the rebalances, the
+// partitions that moved between members, the partitions revoked by members
+// that were not restarting, and the time the whole restart took.
+//
+//	go test ./member -run '^$' -bench RollingRestart -benchtime 3x
+func BenchmarkRollingRestart(b *testing.B) {
+	for _, static := range []bool{true, false} {
+		name := "dynamic"
+		if static {
+			name = "static"
+		}
+		b.Run(name, func(b *testing.B) {
+			var rebalances, moved, revokedByOthers []int
+			var took []time.Duration
+			for range b.N {
+				r, m, rv, d := rollingRestart(b, static)
+				rebalances, moved, revokedByOthers, took = append(rebalances, r), append(moved, m), append(revokedByOthers, rv), append(took, d)
+			}
+			sort.Ints(rebalances)
+			sort.Ints(moved)
+			sort.Ints(revokedByOthers)
+			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+			b.ReportMetric(float64(rebalances[len(rebalances)/2]), "rebalances")
+			b.ReportMetric(float64(moved[len(moved)/2]), "moved")
+			b.ReportMetric(float64(revokedByOthers[len(revokedByOthers)/2]), "revoked-by-others")
+			b.ReportMetric(took[len(took)/2].Seconds(), "restart-s")
+		})
+	}
+}
+
+func rollingRestart(b *testing.B, static bool) (rebalances, moved, revokedByOthers int, took time.Duration) {
+	const members, partitions = 10, 100
+	c := startCoordinator(b)
+	defer c.stop()
+	admin := c.admin()
+	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: partitions}}); err != nil {
+		b.Fatal(err)
+	}
+	rec := newRecorder()
+	a := lookupAll(b, "cooperative-sticky")
+	start := func(i, incarnation int) *running {
+		instance := ""
+		if static {
+			instance = fmt.Sprintf("i%d", i)
+		}
+		return startMember(b, c, rec, fmt.Sprintf("p%d.%d", i, incarnation), instance, a)
+	}
+	var live []*running
+	for i := range members {
+		live = append(live, start(i, 0))
+	}
+	waitFor(b, "the group forms", func() error { return converged(admin, rec, live, partitions) })
+	describe := func() *regroupv1.DescribeGroupResponse {
+		d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	rec.mu.Lock()
+	revokedBefore := len(rec.revoked)
+	rec.mu.Unlock()
+	t0 := time.Now()
+	for i := range live {
+		rec.mu.Lock()
+		rec.stopping[live[i].name] = true
+		rec.mu.Unlock()
+		live[i].stop(b)
+		live[i] = start(i, 1)
+		waitFor(b, fmt.Sprintf("restart %d", i), func() error { return converged(admin, rec, live, partitions) })
+	}
+	took = time.Since(t0)
+	after := describe()
+	for _, r := range after.GetRebalances() {
+		if r.GetEnd() != nil && r.GetEnd().AsTime().After(t0) && !r.GetNoRebalance() {
+			rebalances++
+			moved += int(r.GetPartitionsMoved())
+		}
+	}
+	rec.mu.Lock()
+	revokedByOthers = len(rec.revoked) - revokedBefore
+	rec.mu.Unlock()
+	if err := rec.check(); err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range live {
+		r.stop(b)
+	}
+	return rebalances, moved, revokedByOthers, took
+}
