@@ -3,6 +3,8 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -51,7 +53,7 @@ func (a *actor) call(ctx context.Context, step func(g *group.Group, now time.Tim
 		return group.Reply{}, errRetry
 	}
 	a.waiters[req] = w
-	a.apply(step(a.g, a.s.clock(), req))
+	a.step(func() group.Output { return step(a.g, a.s.clock(), req) })
 	a.mu.Unlock()
 	select {
 	case r := <-w.ch:
@@ -75,6 +77,21 @@ func (a *actor) call(ctx context.Context, step func(g *group.Group, now time.Tim
 	}
 }
 
+// step runs one input of the group and applies its output, with a.mu held.
+// Should the state machine panic (a bug), only this group suffers: it is
+// dropped as after a failed write, its waiting requests are answered, and
+// the next request reloads it from the store.
+func (a *actor) step(input func() group.Output) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.s.log.Error("BUG: the group state machine panicked; dropping the group, which reloads from the store",
+				"group", a.g.ID(), "panic", r, "stack", string(debug.Stack()))
+			a.drop(group.Output{}, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "internal error in group %q; retry", a.g.ID()), fmt.Errorf("panic: %v", r))
+		}
+	}()
+	a.apply(input())
+}
+
 // apply carries out a step's Output, with a.mu held: persist first, then
 // reply, then re-arm the timer. If the write fails the group is dropped:
 // every request waiting on it gets the write's error, and the next request
@@ -83,7 +100,7 @@ func (a *actor) apply(out group.Output) {
 	a.s.observe(a.g, out)
 	if out.Persist || out.Delete {
 		if err := a.s.persist(a.g); err != nil {
-			a.drop(out, err)
+			a.drop(out, writeError(err), err)
 			return
 		}
 	}
@@ -99,9 +116,9 @@ func (a *actor) apply(out group.Output) {
 	a.arm()
 }
 
-// drop abandons the group after a failed write.
-func (a *actor) drop(out group.Output, err error) {
-	rerr := writeError(err)
+// drop abandons the group after a failed write (or a bug): every request
+// waiting on it gets rerr; cause says what happened.
+func (a *actor) drop(out group.Output, rerr, cause error) {
 	for _, r := range out.Replies {
 		a.deliver(group.Reply{Req: r.Req, Err: rerr})
 	}
@@ -117,7 +134,7 @@ func (a *actor) drop(out group.Output, err error) {
 	}
 	a.gone = true
 	a.stopTimer()
-	a.s.lost(a, err)
+	a.s.lost(a, cause)
 }
 
 // writeError is what members hear when the group's record could not be
@@ -190,7 +207,7 @@ func (a *actor) tick() {
 		return
 	}
 	a.timerAt = time.Time{}
-	a.apply(a.g.Tick(a.s.clock()))
+	a.step(func() group.Output { return a.g.Tick(a.s.clock()) })
 }
 
 // abort answers every waiting request with err and stops the group's timer:

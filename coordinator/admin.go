@@ -95,11 +95,11 @@ func (s *Server) DeleteGroup(ctx context.Context, req *regroupv1.DeleteGroupRequ
 		}
 		var derr error
 		ok := a.inspect(func(g *group.Group) {
-			var out group.Output
-			out, derr = g.Delete(s.clock())
-			if derr == nil {
-				a.apply(out)
-			}
+			a.step(func() group.Output {
+				var out group.Output
+				out, derr = g.Delete(s.clock())
+				return out
+			})
 		})
 		if !ok {
 			continue
@@ -189,12 +189,14 @@ func (s *Server) setRegistry(reg map[string]int32) []string {
 		}
 		a := v.(*actor)
 		a.inspect(func(g *group.Group) {
-			out, change := g.SetTopics(s.clock(), reg)
-			if change != "" {
-				rebalanced = append(rebalanced, id)
-				s.log.Info("group rebalances for a topic change", "group", id, "change", change)
-			}
-			a.apply(out)
+			a.step(func() group.Output {
+				out, change := g.SetTopics(s.clock(), reg)
+				if change != "" {
+					rebalanced = append(rebalanced, id)
+					s.log.Info("group rebalances for a topic change", "group", id, "change", change)
+				}
+				return out
+			})
 		})
 	}
 	return rebalanced

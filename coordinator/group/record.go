@@ -129,6 +129,9 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 		d := time.Duration(h.GetSessionTimeoutMs()) * time.Millisecond
 		g.holds = append(g.holds, hold{member: h.GetMemberId(), partitions: partsFromProto(h.GetPartitions()), until: now.Add(d), sessionTimeout: d})
 	}
+	if len(g.order) > 0 && !g.supportsProtocols(g.order[0].protocols, g.order[0]) {
+		return nil, out, fmt.Errorf("regroup: stored group %q: its members share no protocol", g.id)
+	}
 	if g.leader != "" && g.members[g.leader] == nil {
 		return nil, out, fmt.Errorf("regroup: stored group %q names leader %q, which is not a member", g.id, g.leader)
 	}
