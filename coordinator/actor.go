@@ -122,7 +122,14 @@ func (a *actor) drop(out group.Output, rerr, cause error) {
 	for _, r := range out.Replies {
 		a.deliver(group.Reply{Req: r.Req, Err: rerr})
 	}
-	for _, r := range a.g.Abort(rerr).Replies {
+	a.end(rerr)
+	a.s.lost(a, cause)
+}
+
+// end answers every request still waiting on the group with err and stops
+// the actor, with a.mu held.
+func (a *actor) end(err error) {
+	for _, r := range a.g.Abort(err).Replies {
 		a.deliver(r)
 	}
 	for req, w := range a.waiters {
@@ -130,11 +137,10 @@ func (a *actor) drop(out group.Output, rerr, cause error) {
 			w.hold.Stop()
 		}
 		delete(a.waiters, req)
-		w.ch <- group.Reply{Req: req, Err: rerr}
+		w.ch <- group.Reply{Req: req, Err: err}
 	}
 	a.gone = true
 	a.stopTimer()
-	a.s.lost(a, cause)
 }
 
 // writeError is what members hear when the group's record could not be
@@ -215,19 +221,7 @@ func (a *actor) tick() {
 func (a *actor) abort(err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.gone {
-		return
+	if !a.gone {
+		a.end(err)
 	}
-	for _, r := range a.g.Abort(err).Replies {
-		a.deliver(r)
-	}
-	for req, w := range a.waiters {
-		if w.hold != nil {
-			w.hold.Stop()
-		}
-		delete(a.waiters, req)
-		w.ch <- group.Reply{Req: req, Err: err}
-	}
-	a.gone = true
-	a.stopTimer()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/internal/scenario"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -77,8 +78,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	if d.Cmd != "config" && h.g == nil {
 		h.configure(t, nil)
 	}
-	if at, ok := arg(d, "at"); ok {
-		h.advance(t, dur(t, at))
+	if at, ok := scenario.Arg(d, "at"); ok {
+		h.advance(t, scenario.Duration(t, at))
 	}
 	switch d.Cmd {
 	case "config":
@@ -111,54 +112,6 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 
 func (h *harness) printf(format string, args ...any) { fmt.Fprintf(&h.b, format, args...) }
 
-func arg(d *datadriven.TestData, key string) (string, bool) {
-	for _, a := range d.CmdArgs {
-		if a.Key == key {
-			if len(a.Vals) == 0 {
-				return "", true
-			}
-			return a.Vals[0], true
-		}
-	}
-	return "", false
-}
-
-// argOr returns the argument's value, with Go escapes such as \x01
-// interpreted, or def if it is absent.
-func argOr(d *datadriven.TestData, key, def string) string {
-	v, ok := arg(d, key)
-	if !ok {
-		return def
-	}
-	if u, err := strconv.Unquote(`"` + v + `"`); err == nil {
-		return u
-	}
-	return v
-}
-
-func dur(t *testing.T, s string) time.Duration {
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		t.Fatalf("bad duration %q: %v", s, err)
-	}
-	return v
-}
-
-func num(t *testing.T, s string) int64 {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t.Fatalf("bad number %q: %v", s, err)
-	}
-	return v
-}
-
-func list(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, ",")
-}
-
 func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 	h.cfg = group.DefaultConfig()
 	h.cfg.InitialRebalanceDelay = 0
@@ -182,21 +135,21 @@ func (h *harness) applyConfig(t *testing.T, d *datadriven.TestData) {
 		switch a.Key {
 		case "at":
 		case "initial-delay":
-			h.cfg.InitialRebalanceDelay = dur(t, v)
+			h.cfg.InitialRebalanceDelay = scenario.Duration(t, v)
 		case "min-session":
-			h.cfg.MinSessionTimeout = dur(t, v)
+			h.cfg.MinSessionTimeout = scenario.Duration(t, v)
 		case "max-session":
-			h.cfg.MaxSessionTimeout = dur(t, v)
+			h.cfg.MaxSessionTimeout = scenario.Duration(t, v)
 		case "max-rebalance":
-			h.cfg.MaxRebalanceTimeout = dur(t, v)
+			h.cfg.MaxRebalanceTimeout = scenario.Duration(t, v)
 		case "max-size":
-			h.cfg.MaxSize = int(num(t, v))
+			h.cfg.MaxSize = int(scenario.Int(t, v))
 		case "retention":
-			h.cfg.EmptyRetention = dur(t, v)
+			h.cfg.EmptyRetention = scenario.Duration(t, v)
 		case "new-member-timeout":
-			h.cfg.NewMemberJoinTimeout = dur(t, v)
+			h.cfg.NewMemberJoinTimeout = scenario.Duration(t, v)
 		case "max-metadata":
-			h.cfg.MaxMetadataBytes = int(num(t, v))
+			h.cfg.MaxMetadataBytes = int(scenario.Int(t, v))
 		default:
 			t.Fatalf("%s: unknown config key %q", d.Pos, a.Key)
 		}
@@ -376,34 +329,6 @@ func fmtParts(tps []*regroupv1.TopicPartitions) string {
 	return strings.Join(ss, " ")
 }
 
-// parseParts reads "orders:0-3/payments:1,2".
-func parseParts(t *testing.T, s string) []*regroupv1.TopicPartitions {
-	var out []*regroupv1.TopicPartitions
-	for _, chunk := range strings.Split(s, "/") {
-		topic, ps, ok := strings.Cut(chunk, ":")
-		if !ok {
-			t.Fatalf("bad partitions %q: want topic:0-3,5", chunk)
-		}
-		tp := &regroupv1.TopicPartitions{Topic: topic}
-		for _, r := range strings.Split(ps, ",") {
-			lo, hi, isRange := strings.Cut(r, "-")
-			if lo == "" { // a negative partition, not a range
-				lo, hi, isRange = r, "", false
-			}
-			a := num(t, lo)
-			b := a
-			if isRange {
-				b = num(t, hi)
-			}
-			for p := a; p <= b; p++ {
-				tp.Partitions = append(tp.Partitions, int32(p))
-			}
-		}
-		out = append(out, tp)
-	}
-	return out
-}
-
 func fmtRebalance(r *regroupv1.Rebalance) string {
 	s := fmt.Sprintf("gen=%d cause=%q start=t=%v", r.GetGeneration(), r.GetCause(), r.GetStart().AsTime().Sub(epoch))
 	if r.GetEnd() != nil {
@@ -422,7 +347,7 @@ func (h *harness) topics(t *testing.T, d *datadriven.TestData) {
 		if a.Key == "at" {
 			continue
 		}
-		reg[a.Key] = int32(num(t, a.Vals[0]))
+		reg[a.Key] = int32(scenario.Int(t, a.Vals[0]))
 	}
 	h.registry = reg
 	out, change := h.g.SetTopics(h.at(), reg)
@@ -433,46 +358,46 @@ func (h *harness) topics(t *testing.T, d *datadriven.TestData) {
 }
 
 func (h *harness) join(t *testing.T, d *datadriven.TestData) {
-	topics := list(argOr(d, "topics", "orders"))
-	sub := &regroupv1.Subscription{Topics: topics, Generation: int32(num(t, argOr(d, "gen", "-1")))}
-	if o, ok := arg(d, "owned"); ok && o != "" {
-		sub.OwnedPartitions = parseParts(t, o)
+	topics := scenario.List(scenario.ArgOr(d, "topics", "orders"))
+	sub := &regroupv1.Subscription{Topics: topics, Generation: int32(scenario.Int(t, scenario.ArgOr(d, "gen", "-1")))}
+	if o, ok := scenario.Arg(d, "owned"); ok && o != "" {
+		sub.OwnedPartitions = scenario.Partitions(t, o)
 	}
 	var protocols []*regroupv1.Protocol
-	for _, name := range list(argOr(d, "protocols", "range")) {
+	for _, name := range scenario.List(scenario.ArgOr(d, "protocols", "range")) {
 		protocols = append(protocols, &regroupv1.Protocol{Name: name, Subscription: sub})
 	}
 	r := &regroupv1.JoinGroupRequest{
-		GroupId:            argOr(d, "group", "g"),
-		MemberId:           argOr(d, "member", ""),
-		GroupInstanceId:    argOr(d, "instance", ""),
-		ClientId:           argOr(d, "client", "c"),
-		SessionTimeoutMs:   dur(t, argOr(d, "session", "10s")).Milliseconds(),
-		RebalanceTimeoutMs: dur(t, argOr(d, "rebalance", "30s")).Milliseconds(),
+		GroupId:            scenario.ArgOr(d, "group", "g"),
+		MemberId:           scenario.ArgOr(d, "member", ""),
+		GroupInstanceId:    scenario.ArgOr(d, "instance", ""),
+		ClientId:           scenario.ArgOr(d, "client", "c"),
+		SessionTimeoutMs:   scenario.Duration(t, scenario.ArgOr(d, "session", "10s")).Milliseconds(),
+		RebalanceTimeoutMs: scenario.Duration(t, scenario.ArgOr(d, "rebalance", "30s")).Milliseconds(),
 		Protocols:          protocols,
-		Reason:             argOr(d, "reason", ""),
+		Reason:             scenario.ArgOr(d, "reason", ""),
 	}
-	if _, ok := arg(d, "no-protocols"); ok {
+	if _, ok := scenario.Arg(d, "no-protocols"); ok {
 		r.Protocols = nil
 	}
 	h.show(t, h.g.Join(h.at(), h.req(t, d), "127.0.0.1", r))
 }
 
 func (h *harness) req(t *testing.T, d *datadriven.TestData) group.ReqID {
-	v, ok := arg(d, "req")
+	v, ok := scenario.Arg(d, "req")
 	if !ok {
 		t.Fatalf("%s: missing req=N", d.Pos)
 	}
-	return group.ReqID(num(t, v))
+	return group.ReqID(scenario.Int(t, v))
 }
 
 func (h *harness) sync(t *testing.T, d *datadriven.TestData) {
 	r := &regroupv1.SyncGroupRequest{
 		GroupId:         "g",
-		MemberId:        argOr(d, "member", ""),
-		GroupInstanceId: argOr(d, "instance", ""),
-		Generation:      int32(num(t, argOr(d, "gen", "0"))),
-		ProtocolName:    argOr(d, "protocol", ""),
+		MemberId:        scenario.ArgOr(d, "member", ""),
+		GroupInstanceId: scenario.ArgOr(d, "instance", ""),
+		Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
+		ProtocolName:    scenario.ArgOr(d, "protocol", ""),
 	}
 	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 		if line == "" {
@@ -486,8 +411,8 @@ func (h *harness) sync(t *testing.T, d *datadriven.TestData) {
 		for _, f := range strings.Fields(rest) {
 			topic, ps, _ := strings.Cut(f, "=")
 			tp := &regroupv1.TopicPartitions{Topic: topic}
-			for _, p := range list(ps) {
-				tp.Partitions = append(tp.Partitions, int32(num(t, p)))
+			for _, p := range scenario.List(ps) {
+				tp.Partitions = append(tp.Partitions, int32(scenario.Int(t, p)))
 			}
 			a.Partitions = append(a.Partitions, tp)
 		}
@@ -501,23 +426,23 @@ func (h *harness) sync(t *testing.T, d *datadriven.TestData) {
 func (h *harness) heartbeat(t *testing.T, d *datadriven.TestData) {
 	r := &regroupv1.HeartbeatRequest{
 		GroupId:         "g",
-		MemberId:        argOr(d, "member", ""),
-		GroupInstanceId: argOr(d, "instance", ""),
-		Generation:      int32(num(t, argOr(d, "gen", "0"))),
-		HoldMs:          dur(t, argOr(d, "hold", "0s")).Milliseconds(),
+		MemberId:        scenario.ArgOr(d, "member", ""),
+		GroupInstanceId: scenario.ArgOr(d, "instance", ""),
+		Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
+		HoldMs:          scenario.Duration(t, scenario.ArgOr(d, "hold", "0s")).Milliseconds(),
 	}
 	h.show(t, h.g.Heartbeat(h.at(), h.req(t, d), r))
 }
 
 func (h *harness) leave(t *testing.T, d *datadriven.TestData) {
 	r := &regroupv1.LeaveGroupRequest{GroupId: "g"}
-	_, temporary := arg(d, "temporary")
-	for _, id := range list(argOr(d, "members", "")) {
+	_, temporary := scenario.Arg(d, "temporary")
+	for _, id := range scenario.List(scenario.ArgOr(d, "members", "")) {
 		member, instance, _ := strings.Cut(id, "/")
-		r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary, Reason: argOr(d, "reason", "")})
+		r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary, Reason: scenario.ArgOr(d, "reason", "")})
 	}
-	for _, inst := range list(argOr(d, "instances", "")) {
-		r.Members = append(r.Members, &regroupv1.LeaveMember{GroupInstanceId: inst, Reason: argOr(d, "reason", "")})
+	for _, inst := range scenario.List(scenario.ArgOr(d, "instances", "")) {
+		r.Members = append(r.Members, &regroupv1.LeaveMember{GroupInstanceId: inst, Reason: scenario.ArgOr(d, "reason", "")})
 	}
 	h.show(t, h.g.Leave(h.at(), h.req(t, d), r))
 }

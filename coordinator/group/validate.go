@@ -83,6 +83,18 @@ func checkPartitions(field string, tps []*regroupv1.TopicPartitions) *regroup.Er
 	return nil
 }
 
+// checkIdentity checks a request's group, member and instance ids; the
+// member id may be empty only when memberRequired is false.
+func checkIdentity(groupID, memberID, instanceID string, memberRequired bool) *regroup.Error {
+	if err := checkName("group_id", groupID, true); err != nil {
+		return err
+	}
+	if err := checkName("member_id", memberID, memberRequired); err != nil {
+		return err
+	}
+	return checkName("group_instance_id", instanceID, false)
+}
+
 func checkTimeout(field string, ms int64, max time.Duration) *regroup.Error {
 	if ms <= 0 {
 		return invalid(field, "must be positive, got %d", ms)
@@ -94,13 +106,7 @@ func checkTimeout(field string, ms int64, max time.Duration) *regroup.Error {
 }
 
 func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
-	if err := checkName("group_id", r.GetGroupId(), true); err != nil {
-		return err
-	}
-	if err := checkName("member_id", r.GetMemberId(), false); err != nil {
-		return err
-	}
-	if err := checkName("group_instance_id", r.GetGroupInstanceId(), false); err != nil {
+	if err := checkIdentity(r.GetGroupId(), r.GetMemberId(), r.GetGroupInstanceId(), false); err != nil {
 		return err
 	}
 	if err := checkName("client_id", r.GetClientId(), false); err != nil {
@@ -154,13 +160,7 @@ func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
 }
 
 func (c Config) validateSync(r *regroupv1.SyncGroupRequest) *regroup.Error {
-	if err := checkName("group_id", r.GetGroupId(), true); err != nil {
-		return err
-	}
-	if err := checkName("member_id", r.GetMemberId(), true); err != nil {
-		return err
-	}
-	if err := checkName("group_instance_id", r.GetGroupInstanceId(), false); err != nil {
+	if err := checkIdentity(r.GetGroupId(), r.GetMemberId(), r.GetGroupInstanceId(), true); err != nil {
 		return err
 	}
 	if err := checkName("protocol_name", r.GetProtocolName(), false); err != nil {
@@ -182,13 +182,7 @@ func (c Config) validateSync(r *regroupv1.SyncGroupRequest) *regroup.Error {
 }
 
 func validateHeartbeat(r *regroupv1.HeartbeatRequest) *regroup.Error {
-	if err := checkName("group_id", r.GetGroupId(), true); err != nil {
-		return err
-	}
-	if err := checkName("member_id", r.GetMemberId(), true); err != nil {
-		return err
-	}
-	if err := checkName("group_instance_id", r.GetGroupInstanceId(), false); err != nil {
+	if err := checkIdentity(r.GetGroupId(), r.GetMemberId(), r.GetGroupInstanceId(), true); err != nil {
 		return err
 	}
 	if r.GetHoldMs() < 0 {

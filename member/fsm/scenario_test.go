@@ -13,6 +13,7 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/internal/scenario"
 	"github.com/regroup-dev/regroup/member/fsm"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -59,48 +60,6 @@ type harness struct {
 	b    strings.Builder
 }
 
-func arg(d *datadriven.TestData, key string) (string, bool) {
-	for _, a := range d.CmdArgs {
-		if a.Key == key {
-			if len(a.Vals) == 0 {
-				return "", true
-			}
-			return a.Vals[0], true
-		}
-	}
-	return "", false
-}
-
-func argOr(d *datadriven.TestData, key, def string) string {
-	if v, ok := arg(d, key); ok {
-		return v
-	}
-	return def
-}
-
-func dur(t *testing.T, s string) time.Duration {
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		t.Fatalf("bad duration %q: %v", s, err)
-	}
-	return v
-}
-
-func num(t *testing.T, s string) int64 {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t.Fatalf("bad number %q: %v", s, err)
-	}
-	return v
-}
-
-func list(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, ",")
-}
-
 func (h *harness) printf(format string, args ...any) { fmt.Fprintf(&h.b, format, args...) }
 
 func (h *harness) at() time.Time { return epoch.Add(h.now) }
@@ -110,8 +69,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	if d.Cmd != "config" && h.m == nil {
 		h.configure(t, nil)
 	}
-	if v, ok := arg(d, "at"); ok {
-		h.advance(t, dur(t, v))
+	if v, ok := scenario.Arg(d, "at"); ok {
+		h.advance(t, scenario.Duration(t, v))
 	}
 	switch d.Cmd {
 	case "config":
@@ -122,29 +81,29 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.respond(t, d, h.joinResponse(t, d), nil)
 	case "sync":
 		a := &regroupv1.Assignment{}
-		if v := argOr(d, "assignment", ""); v != "" {
-			a.Partitions = parseParts(t, v)
+		if v := scenario.ArgOr(d, "assignment", ""); v != "" {
+			a.Partitions = scenario.Partitions(t, v)
 		}
-		gen, rep, _ := strings.Cut(argOr(d, "token", "0.0"), ".")
-		tok := num(t, gen)<<32 | num(t, rep)
+		gen, rep, _ := strings.Cut(scenario.ArgOr(d, "token", "0.0"), ".")
+		tok := scenario.Int(t, gen)<<32 | scenario.Int(t, rep)
 		h.respond(t, d, &regroupv1.SyncGroupResponse{Assignment: a, FencingToken: tok}, nil)
 	case "heartbeat":
 		h.respond(t, d, &regroupv1.HeartbeatResponse{}, nil)
 	case "leave":
 		h.respond(t, d, &regroupv1.LeaveGroupResponse{}, nil)
 	case "error":
-		e := &regroup.Error{Code: regroup.Code(argOr(d, "code", "")), Message: "test", Metadata: map[string]string{}}
-		if v, ok := arg(d, "rebalance-ms"); ok {
+		e := &regroup.Error{Code: regroup.Code(scenario.ArgOr(d, "code", "")), Message: "test", Metadata: map[string]string{}}
+		if v, ok := scenario.Arg(d, "rebalance-ms"); ok {
 			e.Metadata[regroup.MetaRebalanceTimeoutMs] = v
 		}
-		if v, ok := arg(d, "member-id"); ok {
+		if v, ok := scenario.Arg(d, "member-id"); ok {
 			e.Metadata[regroup.MetaMemberID] = v
 		}
 		h.respond(t, d, nil, e)
 	case "fail":
 		h.respond(t, d, nil, fmt.Errorf("connection refused"))
 	case "done":
-		h.show(h.m.CallbackDone(h.at(), uint64(num(t, argOr(d, "cb", "0")))))
+		h.show(h.m.CallbackDone(h.at(), uint64(scenario.Int(t, scenario.ArgOr(d, "cb", "0")))))
 	case "tick":
 	case "stop":
 		h.show(h.m.Stop(h.at()))
@@ -177,17 +136,17 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 			case "instance":
 				cfg.InstanceID = v
 			case "topics":
-				cfg.Topics = list(v)
+				cfg.Topics = scenario.List(v)
 			case "assignors":
-				names = list(v)
+				names = scenario.List(v)
 			case "session":
-				cfg.SessionTimeout = dur(t, v)
+				cfg.SessionTimeout = scenario.Duration(t, v)
 			case "rebalance":
-				cfg.RebalanceTimeout = dur(t, v)
+				cfg.RebalanceTimeout = scenario.Duration(t, v)
 			case "heartbeat":
-				cfg.HeartbeatInterval = dur(t, v)
+				cfg.HeartbeatInterval = scenario.Duration(t, v)
 			case "margin":
-				cfg.Margin = dur(t, v)
+				cfg.Margin = scenario.Duration(t, v)
 			case "leave-on-stop":
 				cfg.LeaveOnStop = true
 			default:
@@ -233,7 +192,7 @@ func (h *harness) advance(t *testing.T, to time.Duration) {
 }
 
 func (h *harness) respond(t *testing.T, d *datadriven.TestData, msg proto.Message, err error) {
-	id := uint64(num(t, argOr(d, "id", "0")))
+	id := uint64(scenario.Int(t, scenario.ArgOr(d, "id", "0")))
 	if _, ok := h.sent[id]; !ok {
 		t.Fatalf("%s: request %d was not sent (or already answered)", d.Pos, id)
 	}
@@ -243,12 +202,12 @@ func (h *harness) respond(t *testing.T, d *datadriven.TestData, msg proto.Messag
 
 func (h *harness) joinResponse(t *testing.T, d *datadriven.TestData) *regroupv1.JoinGroupResponse {
 	r := &regroupv1.JoinGroupResponse{
-		Generation:   int32(num(t, argOr(d, "gen", "1"))),
-		MemberId:     argOr(d, "member", ""),
-		LeaderId:     argOr(d, "leader", ""),
-		ProtocolName: argOr(d, "protocol", "cooperative-sticky"),
+		Generation:   int32(scenario.Int(t, scenario.ArgOr(d, "gen", "1"))),
+		MemberId:     scenario.ArgOr(d, "member", ""),
+		LeaderId:     scenario.ArgOr(d, "leader", ""),
+		ProtocolName: scenario.ArgOr(d, "protocol", "cooperative-sticky"),
 	}
-	_, r.SkipAssignment = arg(d, "skip")
+	_, r.SkipAssignment = scenario.Arg(d, "skip")
 	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -261,45 +220,21 @@ func (h *harness) joinResponse(t *testing.T, d *datadriven.TestData) *regroupv1.
 				k, v, _ := strings.Cut(kv, "=")
 				switch k {
 				case "topics":
-					sub.Topics = list(v)
+					sub.Topics = scenario.List(v)
 				case "owned":
-					sub.OwnedPartitions = parseParts(t, v)
+					sub.OwnedPartitions = scenario.Partitions(t, v)
 				case "gen":
-					sub.Generation = int32(num(t, v))
+					sub.Generation = int32(scenario.Int(t, v))
 				}
 			}
 			r.Members = append(r.Members, &regroupv1.JoinGroupMember{MemberId: f[1], Subscription: sub})
 		case "topic":
-			r.Topics = append(r.Topics, &regroupv1.Topic{Name: f[1], Partitions: int32(num(t, f[2]))})
+			r.Topics = append(r.Topics, &regroupv1.Topic{Name: f[1], Partitions: int32(scenario.Int(t, f[2]))})
 		default:
 			t.Fatalf("%s: bad join input line %q", d.Pos, line)
 		}
 	}
 	return r
-}
-
-func parseParts(t *testing.T, s string) []*regroupv1.TopicPartitions {
-	var out []*regroupv1.TopicPartitions
-	for _, chunk := range strings.Split(s, "/") {
-		topic, ps, ok := strings.Cut(chunk, ":")
-		if !ok {
-			t.Fatalf("bad partitions %q: want topic:0-3,5", chunk)
-		}
-		tp := &regroupv1.TopicPartitions{Topic: topic}
-		for _, r := range strings.Split(ps, ",") {
-			lo, hi, isRange := strings.Cut(r, "-")
-			a := num(t, lo)
-			b := a
-			if isRange {
-				b = num(t, hi)
-			}
-			for p := a; p <= b; p++ {
-				tp.Partitions = append(tp.Partitions, int32(p))
-			}
-		}
-		out = append(out, tp)
-	}
-	return out
 }
 
 func fmtTP(tps []*regroupv1.TopicPartitions) string {
