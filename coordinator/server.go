@@ -68,6 +68,8 @@ type Server struct {
 
 	tombMu     sync.Mutex
 	tombstones map[string]*storev1.GroupRecord
+
+	watchers watchers // WatchGroup streams
 }
 
 // New loads every group and topic from st and returns a Server ready to
@@ -148,6 +150,7 @@ func (s *Server) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	err := regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the coordinator is shutting down; retry on another one")
+	s.watchers.close(err)
 	s.groups.Range(func(_, v any) bool {
 		v.(*actor).abort(err)
 		return true
@@ -269,10 +272,12 @@ func (s *Server) persist(g *group.Group) error {
 	return err
 }
 
-// observe logs what a step did and passes its events to the metrics.
+// observe logs what a step did and passes its events to the metrics and
+// the watchers.
 func (s *Server) observe(g *group.Group, out group.Output) {
 	for _, e := range out.Events {
 		s.cfg.Metrics.GroupEvent(g.ID(), e)
+		s.watchers.publish(g, s.clock(), e)
 		switch e.Kind {
 		case group.EventRebalanceStarted:
 			s.log.Debug("rebalance started", "group", g.ID(), "cause", e.Detail)
