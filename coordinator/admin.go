@@ -5,6 +5,8 @@ import (
 	"maps"
 	"sort"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
@@ -59,7 +61,9 @@ func (s *Server) DescribeGroup(ctx context.Context, req *regroupv1.DescribeGroup
 			return nil, rpcerr.ToStatus(err)
 		}
 		var resp *regroupv1.DescribeGroupResponse
-		if a.inspect(func(g *group.Group) { resp = g.Describe() }) {
+		// Copy under the lock: the description shares messages, such as the
+		// rebalance in progress, that the group changes later.
+		if a.inspect(func(g *group.Group) { resp = proto.CloneOf(g.Describe()) }) {
 			return resp, nil
 		}
 	}
