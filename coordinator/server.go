@@ -339,12 +339,12 @@ func (s *Server) run(ctx context.Context, groupID string, create bool, req proto
 }
 
 // finish reports an RPC to the metrics.
-func (s *Server) finish(method string, start time.Time, err error) {
+func (s *Server) finish(method string, req proto.Message, start time.Time, err error) {
 	code := regroup.CodeOf(rpcerr.FromStatus(err))
 	if err != nil && code == "" {
 		code = "CANCELED"
 	}
-	s.cfg.Metrics.Request(method, time.Since(start), code)
+	s.cfg.Metrics.Request(method, req, time.Since(start), code)
 }
 
 func replyOf[T any](r group.Reply, err error) (T, error) {
@@ -364,7 +364,7 @@ func replyOf[T any](r group.Reply, err error) (T, error) {
 
 // JoinGroup implements the Coordinator service.
 func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest) (_ *regroupv1.JoinGroupResponse, err error) {
-	defer func(start time.Time) { s.finish("JoinGroup", start, err) }(time.Now())
+	defer func(start time.Time) { s.finish("JoinGroup", req, start, err) }(time.Now())
 	host := hostOf(ctx)
 	r, err := s.run(ctx, req.GetGroupId(), req.GetMemberId() == "", req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Join(now, id, host, req)
@@ -374,7 +374,7 @@ func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest)
 
 // SyncGroup implements the Coordinator service.
 func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest) (_ *regroupv1.SyncGroupResponse, err error) {
-	defer func(start time.Time) { s.finish("SyncGroup", start, err) }(time.Now())
+	defer func(start time.Time) { s.finish("SyncGroup", req, start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Sync(now, id, req)
 	})
@@ -383,7 +383,7 @@ func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest)
 
 // Heartbeat implements the Coordinator service.
 func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest) (_ *regroupv1.HeartbeatResponse, err error) {
-	defer func(start time.Time) { s.finish("Heartbeat", start, err) }(time.Now())
+	defer func(start time.Time) { s.finish("Heartbeat", req, start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Heartbeat(now, id, req)
 	})
@@ -392,7 +392,7 @@ func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest)
 
 // LeaveGroup implements the Coordinator service.
 func (s *Server) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupRequest) (_ *regroupv1.LeaveGroupResponse, err error) {
-	defer func(start time.Time) { s.finish("LeaveGroup", start, err) }(time.Now())
+	defer func(start time.Time) { s.finish("LeaveGroup", req, start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Leave(now, id, req)
 	})
