@@ -3,13 +3,35 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
 
 func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the process's exit status: 0,
+// or 1 after a one-line error on stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "regroup:", strings.Join(strings.Fields(err.Error()), " "))
+		return 1
+	}
+	return 0
+}
+
+// newRoot returns the command tree.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "regroup",
 		Short: "Regroup: a consumer-group rebalance coordinator",
@@ -20,8 +42,5 @@ its part, safely (no partition ever has two owners).`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), versionCmd())
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "regroup:", err)
-		os.Exit(1)
-	}
+	return root
 }
