@@ -1,5 +1,5 @@
 // Command regroup is Regroup's one binary: the coordinator (serve) and the
-// operator's tools.
+// operator's tools (groups, topics).
 package main
 
 import (
@@ -41,6 +41,6 @@ its part, safely (no partition ever has two owners).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), versionCmd())
+	root.AddCommand(serveCmd(), versionCmd(), groupsCmd(), topicsCmd())
 	return root
 }
