@@ -35,6 +35,9 @@ type GroupStat struct {
 	// Rebalancing is how long the rebalance in progress has been running;
 	// zero when the group is not rebalancing.
 	Rebalancing time.Duration
+	// RebalanceTimeout is the largest rebalance timeout of the members: a
+	// rebalance's join and sync phases each end within it.
+	RebalanceTimeout time.Duration
 	// SessionLeft is the smallest fraction of its session timeout that a
 	// member has left before the coordinator expires it: about 1 just
 	// after a heartbeat, 0 when it expires. Members waiting at the join
@@ -67,6 +70,7 @@ func statOf(g *group.Group, now time.Time) GroupStat {
 		}
 	}
 	for _, m := range d.GetMembers() {
+		st.RebalanceTimeout = max(st.RebalanceTimeout, time.Duration(m.GetRebalanceTimeoutMs())*time.Millisecond)
 		timeout := time.Duration(m.GetSessionTimeoutMs()) * time.Millisecond
 		if m.GetJoined() || timeout <= 0 || m.GetSessionDeadline() == nil {
 			continue

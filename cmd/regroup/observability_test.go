@@ -208,6 +208,7 @@ func TestMetricsMoveWhenAGroupRebalances(t *testing.T) {
 		{"regroup_group_members", []string{"group", "g"}, is(1)},
 		{"regroup_group_partitions_unowned", []string{"group", "g"}, is(0)},
 		{"regroup_group_rebalance_running_seconds", []string{"group", "g"}, is(0)},
+		{"regroup_group_rebalance_timeout_seconds", []string{"group", "g"}, is(5)},
 		{"regroup_requests_total", []string{"code", "OK", "method", "JoinGroup"}, grows},
 		{"regroup_request_duration_seconds", []string{"method", "SyncGroup"}, grows},
 		{"regroup_store_write_duration_seconds", []string{"result", "ok"}, grows},

@@ -3,7 +3,8 @@
 // coordinator's events, requests and store writes. RegisterServer adds the
 // gauges that are read from the coordinator at every scrape: groups by
 // state, members, partitions without an owner, how long rebalances have been
-// running, how close members are to their session deadline, leadership.
+// running and may run, how close members are to their session deadline,
+// leadership.
 //
 // Every metric is registered on the Registerer the caller passes, never on
 // the global one, so that tests and embedders stay isolated. The metric
@@ -216,6 +217,7 @@ type collector struct {
 	members     *prometheus.Desc
 	unowned     *prometheus.Desc
 	rebalancing *prometheus.Desc
+	timeout     *prometheus.Desc
 	sessionLeft *prometheus.Desc
 	leader      *prometheus.Desc
 }
@@ -231,6 +233,8 @@ func newCollector(srv Server) *collector {
 			"Partitions of subscribed topics that the group's current assignment leaves without an owner.", []string{"group"}, nil),
 		rebalancing: prometheus.NewDesc("regroup_group_rebalance_running_seconds",
 			"How long the group's rebalance in progress has been running; 0 when it is not rebalancing.", []string{"group"}, nil),
+		timeout: prometheus.NewDesc("regroup_group_rebalance_timeout_seconds",
+			"The largest rebalance timeout of the group's members: a rebalance's join and sync phases each end within it.", []string{"group"}, nil),
 		sessionLeft: prometheus.NewDesc("regroup_group_session_left_ratio",
 			"The smallest fraction of its session timeout that a member of the group has left before it expires (1 just after a heartbeat, 0 at expiry); members waiting at the join barrier are left out.", []string{"group"}, nil),
 		leader: prometheus.NewDesc("regroup_leader",
@@ -240,7 +244,7 @@ func newCollector(srv Server) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.rebalancing, c.sessionLeft, c.leader} {
+	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.rebalancing, c.timeout, c.sessionLeft, c.leader} {
 		ch <- d
 	}
 }
@@ -258,6 +262,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(st.Members), st.ID)
 		ch <- prometheus.MustNewConstMetric(c.unowned, prometheus.GaugeValue, float64(st.Unowned), st.ID)
 		ch <- prometheus.MustNewConstMetric(c.rebalancing, prometheus.GaugeValue, st.Rebalancing.Seconds(), st.ID)
+		ch <- prometheus.MustNewConstMetric(c.timeout, prometheus.GaugeValue, st.RebalanceTimeout.Seconds(), st.ID)
 		ch <- prometheus.MustNewConstMetric(c.sessionLeft, prometheus.GaugeValue, st.SessionLeft, st.ID)
 	}
 	for _, s := range states {

@@ -129,8 +129,8 @@ func (f *fakeServer) Leading() bool                       { return f.leading }
 func TestGaugesReadAtScrapeTime(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	srv := &fakeServer{leading: true, stats: []coordinator.GroupStat{
-		{ID: "a", State: group.Stable, Members: 3, Unowned: 1, SessionLeft: 0.75},
-		{ID: "b", State: group.PreparingRebalance, Members: 2, Rebalancing: 1500 * time.Millisecond, SessionLeft: 0.25},
+		{ID: "a", State: group.Stable, Members: 3, Unowned: 1, RebalanceTimeout: time.Minute, SessionLeft: 0.75},
+		{ID: "b", State: group.PreparingRebalance, Members: 2, Rebalancing: 1500 * time.Millisecond, RebalanceTimeout: 5 * time.Second, SessionLeft: 0.25},
 	}}
 	if err := prommetrics.RegisterServer(reg, srv); err != nil {
 		t.Fatal(err)
@@ -154,6 +154,10 @@ regroup_group_partitions_unowned{group="b"} 0
 # TYPE regroup_group_rebalance_running_seconds gauge
 regroup_group_rebalance_running_seconds{group="a"} 0
 regroup_group_rebalance_running_seconds{group="b"} 1.5
+# HELP regroup_group_rebalance_timeout_seconds The largest rebalance timeout of the group's members: a rebalance's join and sync phases each end within it.
+# TYPE regroup_group_rebalance_timeout_seconds gauge
+regroup_group_rebalance_timeout_seconds{group="a"} 60
+regroup_group_rebalance_timeout_seconds{group="b"} 5
 # HELP regroup_group_session_left_ratio The smallest fraction of its session timeout that a member of the group has left before it expires (1 just after a heartbeat, 0 at expiry); members waiting at the join barrier are left out.
 # TYPE regroup_group_session_left_ratio gauge
 regroup_group_session_left_ratio{group="a"} 0.75
