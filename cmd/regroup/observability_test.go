@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"slices"
@@ -251,5 +252,41 @@ func TestServeWithoutMetrics(t *testing.T) {
 	// The coordinator works without metrics.
 	if _, err := regroupv1.NewAdminClient(dial(t, s.addr)).ListGroups(context.Background(), &regroupv1.ListGroupsRequest{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestServeLogsOneLinePerRebalance(t *testing.T) {
+	s := startServe(t)
+	conn := dial(t, s.addr)
+	admin := regroupv1.NewAdminClient(conn)
+	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	startMember(t, conn, "g", "a", "orders")
+	d := waitStable(t, admin, "g", "a")
+	var lines []map[string]any
+	for _, l := range strings.Split(s.logs.String(), "\n") {
+		var line map[string]any
+		if json.Unmarshal([]byte(l), &line) == nil && line["@message"] == "rebalance done" {
+			lines = append(lines, line)
+		}
+	}
+	rebalances := 0
+	for _, r := range d.GetRebalances() {
+		if !r.GetNoRebalance() {
+			rebalances++
+		}
+	}
+	if len(lines) != rebalances {
+		t.Fatalf("%d \"rebalance done\" log lines for %d rebalances:\n%s", len(lines), rebalances, s.logs)
+	}
+	last := lines[len(lines)-1]
+	for _, key := range []string{"group", "generation", "cause", "duration", "partitions_moved"} {
+		if _, ok := last[key]; !ok {
+			t.Errorf("the rebalance log line has no %q: %v", key, last)
+		}
+	}
+	if last["group"] != "g" || last["generation"] != float64(d.GetGeneration()) {
+		t.Errorf("the rebalance log line is %v, want group g at generation %d", last, d.GetGeneration())
 	}
 }
