@@ -38,6 +38,9 @@ func newRoot() *cobra.Command {
 		Long: `Regroup coordinates consumer groups: members join a group over gRPC, one of
 them computes who owns which partition, and the coordinator hands every member
 its part, safely (no partition ever has two owners).`,
+		Example: `  regroup serve
+  regroup groups list
+  regroup groups describe orders-consumers`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

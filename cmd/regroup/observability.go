@@ -30,7 +30,6 @@ const healthInterval = 250 * time.Millisecond
 // Admin API: Prometheus metrics over HTTP, the standard gRPC health service,
 // and server reflection.
 type observability struct {
-	log      hclog.Logger
 	registry *prometheus.Registry
 	metrics  *prommetrics.Metrics // nil when metrics are disabled
 	http     *http.Server         // nil when metrics are disabled
@@ -41,7 +40,7 @@ type observability struct {
 // startObservability creates the metrics and, unless addr is empty, serves
 // them over HTTP on addr at /metrics.
 func startObservability(addr string, log hclog.Logger) (*observability, error) {
-	o := &observability{log: log, health: health.NewServer(), stopPoll: make(chan struct{})}
+	o := &observability{health: health.NewServer(), stopPoll: make(chan struct{})}
 	if addr == "" {
 		log.Info("metrics disabled (--metrics-addr is empty)")
 		return o, nil
