@@ -41,7 +41,7 @@ type GroupStat struct {
 	// SessionLeft is the smallest fraction of its session timeout that a
 	// member has left before the coordinator expires it: about 1 just
 	// after a heartbeat, 0 when it expires. Members waiting at the join
-	// barrier count as alive and are left out; 1 when no member is left.
+	// barrier count as alive and are left out; 1 when no member counts.
 	SessionLeft float64
 }
 

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -179,7 +180,9 @@ func TestOperatorCommands(t *testing.T) {
 			return nil
 		})
 	}
-	cm := startMember(t, conn, "orders-consumers", "c", "orders")
+	// c's session outlasts the time between its crash and its removal
+	// below by far, whatever the machine's speed.
+	cm := startMemberWithSession(t, conn, "orders-consumers", "c", 3*time.Second, "orders")
 	for _, out := range []*syncBuffer{watchTable, watchJSON} {
 		waitFor(t, "groups watch prints the rebalance", func() error {
 			if !strings.Contains(out.String(), "rebalance_done") && !strings.Contains(out.String(), "rebalance done") {

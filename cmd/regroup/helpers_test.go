@@ -135,16 +135,24 @@ type member struct {
 	client   regroupv1.CoordinatorClient
 	group    string
 	instance string
+	session  time.Duration
 	topics   []string
 	leave    atomic.Bool
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
 
-// startMember runs a member until stop or crash is called, or the test ends.
+// startMember runs a member with a session timeout of one second until stop
+// or crash is called, or the test ends.
 func startMember(t *testing.T, conn *grpc.ClientConn, groupID, instance string, topics ...string) *member {
+	return startMemberWithSession(t, conn, groupID, instance, time.Second, topics...)
+}
+
+// startMemberWithSession is startMember with the given session timeout.
+func startMemberWithSession(t *testing.T, conn *grpc.ClientConn, groupID, instance string, session time.Duration, topics ...string) *member {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{client: regroupv1.NewCoordinatorClient(conn), group: groupID, instance: instance, topics: topics, cancel: cancel, done: make(chan struct{})}
+	m := &member{client: regroupv1.NewCoordinatorClient(conn), group: groupID, instance: instance, session: session, topics: topics,
+		cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		var id string
@@ -163,7 +171,7 @@ func startMember(t *testing.T, conn *grpc.ClientConn, groupID, instance string, 
 			}
 			id = joined
 			for ctx.Err() == nil {
-				_, err := m.client.Heartbeat(ctx, &regroupv1.HeartbeatRequest{GroupId: groupID, MemberId: id, GroupInstanceId: instance, Generation: gen, HoldMs: 300})
+				_, err := m.client.Heartbeat(ctx, &regroupv1.HeartbeatRequest{GroupId: groupID, MemberId: id, GroupInstanceId: instance, Generation: gen, HoldMs: (session / 3).Milliseconds()})
 				if err != nil {
 					break
 				}
@@ -180,7 +188,7 @@ func startMember(t *testing.T, conn *grpc.ClientConn, groupID, instance string, 
 
 func (m *member) joinAndSync(ctx context.Context, id string) (string, int32, error) {
 	resp, err := m.client.JoinGroup(ctx, &regroupv1.JoinGroupRequest{
-		GroupId: m.group, MemberId: id, GroupInstanceId: m.instance, ClientId: "test", SessionTimeoutMs: 1000, RebalanceTimeoutMs: 5000,
+		GroupId: m.group, MemberId: id, GroupInstanceId: m.instance, ClientId: "test", SessionTimeoutMs: m.session.Milliseconds(), RebalanceTimeoutMs: 5000,
 		Protocols: []*regroupv1.Protocol{{Name: "roundrobin", Subscription: &regroupv1.Subscription{Topics: m.topics, Generation: -1}}},
 	})
 	if err != nil {
