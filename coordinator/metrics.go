@@ -3,6 +3,8 @@ package coordinator
 import (
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 )
@@ -14,9 +16,11 @@ type Metrics interface {
 	// step's output has been applied.
 	GroupEvent(groupID string, e group.Event)
 	// Request is called when a Coordinator RPC returns: its method name
-	// ("JoinGroup", ...), how long it took, and its error code ("" on
-	// success, "CANCELED" if the client went away).
-	Request(method string, d time.Duration, code regroup.Code)
+	// ("JoinGroup", ...), its request message (read-only), how long it
+	// took, and its error code ("" on success, "CANCELED" if the client
+	// went away). The request tells held heartbeats (hold_ms > 0), whose
+	// duration is the hold, from the others.
+	Request(method string, req proto.Message, d time.Duration, code regroup.Code)
 	// StoreWrite is called after every write of a group record or topic.
 	StoreWrite(d time.Duration, err error)
 }
@@ -28,9 +32,21 @@ type GroupStat struct {
 	Members  int
 	Unowned  int
 	Protocol string
+	// Rebalancing is how long the rebalance in progress has been running;
+	// zero when the group is not rebalancing.
+	Rebalancing time.Duration
+	// RebalanceTimeout is the largest rebalance timeout of the members: a
+	// rebalance's join and sync phases each end within it.
+	RebalanceTimeout time.Duration
+	// SessionLeft is the smallest fraction of its session timeout that a
+	// member has left before the coordinator expires it: about 1 just
+	// after a heartbeat, 0 when it expires. Members waiting at the join
+	// barrier count as alive and are left out; 1 when no member counts.
+	SessionLeft float64
 }
 
-// GroupStats returns the state of every group, by id.
+// GroupStats returns the state of every group, by id. It costs time in
+// proportion to the number of members, under each group's lock in turn.
 func (s *Server) GroupStats() []GroupStat {
 	var out []GroupStat
 	for _, id := range s.groupIDs() {
@@ -39,15 +55,35 @@ func (s *Server) GroupStats() []GroupStat {
 			continue
 		}
 		v.(*actor).inspect(func(g *group.Group) {
-			out = append(out, GroupStat{ID: id, State: g.State(), Members: g.Size(), Unowned: g.Unowned(), Protocol: g.Protocol()})
+			out = append(out, statOf(g, s.clock()))
 		})
 	}
 	return out
 }
 
+func statOf(g *group.Group, now time.Time) GroupStat {
+	st := GroupStat{ID: g.ID(), State: g.State(), Members: g.Size(), Unowned: g.Unowned(), Protocol: g.Protocol(), SessionLeft: 1}
+	d := g.Describe()
+	if rs := d.GetRebalances(); len(rs) > 0 {
+		if last := rs[len(rs)-1]; last.GetEnd() == nil && last.GetStart() != nil {
+			st.Rebalancing = max(now.Sub(last.GetStart().AsTime()), 0)
+		}
+	}
+	for _, m := range d.GetMembers() {
+		st.RebalanceTimeout = max(st.RebalanceTimeout, time.Duration(m.GetRebalanceTimeoutMs())*time.Millisecond)
+		timeout := time.Duration(m.GetSessionTimeoutMs()) * time.Millisecond
+		if m.GetJoined() || timeout <= 0 || m.GetSessionDeadline() == nil {
+			continue
+		}
+		left := float64(m.GetSessionDeadline().AsTime().Sub(now)) / float64(timeout)
+		st.SessionLeft = min(st.SessionLeft, max(left, 0))
+	}
+	return st
+}
+
 // noMetrics is the Metrics of a Server configured without one.
 type noMetrics struct{}
 
-func (noMetrics) GroupEvent(string, group.Event)              {}
-func (noMetrics) Request(string, time.Duration, regroup.Code) {}
-func (noMetrics) StoreWrite(time.Duration, error)             {}
+func (noMetrics) GroupEvent(string, group.Event)                             {}
+func (noMetrics) Request(string, proto.Message, time.Duration, regroup.Code) {}
+func (noMetrics) StoreWrite(time.Duration, error)                            {}

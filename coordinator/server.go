@@ -68,6 +68,8 @@ type Server struct {
 
 	tombMu     sync.Mutex
 	tombstones map[string]*storev1.GroupRecord
+
+	watchers watchers // WatchGroup streams
 }
 
 // New loads every group and topic from st and returns a Server ready to
@@ -148,8 +150,10 @@ func (s *Server) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	err := regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the coordinator is shutting down; retry on another one")
-	s.groups.Range(func(_, v any) bool {
+	s.watchers.close(err)
+	s.groups.Range(func(k, v any) bool {
 		v.(*actor).abort(err)
+		s.groups.Delete(k)
 		return true
 	})
 }
@@ -269,10 +273,12 @@ func (s *Server) persist(g *group.Group) error {
 	return err
 }
 
-// observe logs what a step did and passes its events to the metrics.
+// observe logs what a step did and passes its events to the metrics and
+// the watchers.
 func (s *Server) observe(g *group.Group, out group.Output) {
 	for _, e := range out.Events {
 		s.cfg.Metrics.GroupEvent(g.ID(), e)
+		s.watchers.publish(g, s.clock(), e)
 		switch e.Kind {
 		case group.EventRebalanceStarted:
 			s.log.Debug("rebalance started", "group", g.ID(), "cause", e.Detail)
@@ -334,12 +340,12 @@ func (s *Server) run(ctx context.Context, groupID string, create bool, req proto
 }
 
 // finish reports an RPC to the metrics.
-func (s *Server) finish(method string, start time.Time, err error) {
+func (s *Server) finish(method string, req proto.Message, start time.Time, err error) {
 	code := regroup.CodeOf(rpcerr.FromStatus(err))
 	if err != nil && code == "" {
 		code = "CANCELED"
 	}
-	s.cfg.Metrics.Request(method, time.Since(start), code)
+	s.cfg.Metrics.Request(method, req, time.Since(start), code)
 }
 
 func replyOf[T any](r group.Reply, err error) (T, error) {
@@ -359,7 +365,7 @@ func replyOf[T any](r group.Reply, err error) (T, error) {
 
 // JoinGroup implements the Coordinator service.
 func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest) (_ *regroupv1.JoinGroupResponse, err error) {
-	defer func(start time.Time) { s.finish("JoinGroup", start, err) }(time.Now())
+	defer func(start time.Time) { s.finish("JoinGroup", req, start, err) }(time.Now())
 	host := hostOf(ctx)
 	r, err := s.run(ctx, req.GetGroupId(), req.GetMemberId() == "", req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Join(now, id, host, req)
@@ -369,7 +375,7 @@ func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest)
 
 // SyncGroup implements the Coordinator service.
 func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest) (_ *regroupv1.SyncGroupResponse, err error) {
-	defer func(start time.Time) { s.finish("SyncGroup", start, err) }(time.Now())
+	defer func(start time.Time) { s.finish("SyncGroup", req, start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Sync(now, id, req)
 	})
@@ -378,7 +384,7 @@ func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest)
 
 // Heartbeat implements the Coordinator service.
 func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest) (_ *regroupv1.HeartbeatResponse, err error) {
-	defer func(start time.Time) { s.finish("Heartbeat", start, err) }(time.Now())
+	defer func(start time.Time) { s.finish("Heartbeat", req, start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Heartbeat(now, id, req)
 	})
@@ -387,7 +393,7 @@ func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest)
 
 // LeaveGroup implements the Coordinator service.
 func (s *Server) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupRequest) (_ *regroupv1.LeaveGroupResponse, err error) {
-	defer func(start time.Time) { s.finish("LeaveGroup", start, err) }(time.Now())
+	defer func(start time.Time) { s.finish("LeaveGroup", req, start, err) }(time.Now())
 	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
 		return g.Leave(now, id, req)
 	})

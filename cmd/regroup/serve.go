@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
-	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -24,6 +24,7 @@ type serveFlags struct {
 	logLevel        string
 	logJSON         bool
 	maxMessageBytes int
+	metricsAddr     string
 	group           group.Config
 }
 
@@ -43,7 +44,7 @@ Every flag can also be set through the environment variable shown with it.`,
   # Listen on all interfaces, JSON logs, at most 500 members per group:
   REGROUP_LOG_JSON=true regroup serve --listen 0.0.0.0:7070 --max-group-size 500`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f, cmd.ErrOrStderr()) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address to serve gRPC on")
@@ -51,6 +52,7 @@ Every flag can also be set through the environment variable shown with it.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 	fl.IntVar(&f.maxMessageBytes, "max-message-bytes", 64<<20, "largest gRPC message accepted or sent (a leader's assignment for a big group is large)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:7071", "address to serve Prometheus metrics on, at /metrics (empty disables)")
 	fl.DurationVar(&f.group.MinSessionTimeout, "min-session-timeout", f.group.MinSessionTimeout, "smallest session timeout a member may ask for")
 	fl.DurationVar(&f.group.MaxSessionTimeout, "max-session-timeout", f.group.MaxSessionTimeout, "largest session timeout a member may ask for")
 	fl.DurationVar(&f.group.MaxRebalanceTimeout, "max-rebalance-timeout", f.group.MaxRebalanceTimeout, "largest rebalance timeout a member may ask for")
@@ -63,16 +65,16 @@ Every flag can also be set through the environment variable shown with it.`,
 	return cmd
 }
 
-func newLogger(level string, json bool) (hclog.Logger, error) {
+func newLogger(level string, json bool, w io.Writer) (hclog.Logger, error) {
 	lvl := hclog.LevelFromString(level)
 	if lvl == hclog.NoLevel {
 		return nil, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", level)
 	}
-	return hclog.New(&hclog.LoggerOptions{Name: "regroup", Level: lvl, JSONFormat: json, Output: os.Stderr}), nil
+	return hclog.New(&hclog.LoggerOptions{Name: "regroup", Level: lvl, JSONFormat: json, Output: w}), nil
 }
 
-func serve(ctx context.Context, f serveFlags) error {
-	log, err := newLogger(f.logLevel, f.logJSON)
+func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
+	log, err := newLogger(f.logLevel, f.logJSON, logTo)
 	if err != nil {
 		return err
 	}
@@ -89,12 +91,20 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another coordinator running? choose another address with --listen)", f.listen, err)
 	}
-	srv, err := coordinator.New(ctx, coordinator.Config{Group: f.group, Logger: log}, memstore.New())
+	obs, err := startObservability(f.metricsAddr, log)
+	if err != nil {
+		return err
+	}
+	defer obs.stop()
+	srv, err := coordinator.New(ctx, coordinator.Config{Group: f.group, Logger: log, Metrics: obs.coordinatorMetrics()}, memstore.New())
 	if err != nil {
 		return err
 	}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(f.maxMessageBytes), grpc.MaxSendMsgSize(f.maxMessageBytes))
 	srv.Register(gs)
+	if err := obs.attach(gs, srv); err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info("serving", "address", lis.Addr().String(), "store", f.store)

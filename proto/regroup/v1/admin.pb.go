@@ -9,6 +9,7 @@ package regroupv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1191,12 +1192,643 @@ func (x *DeleteTopicResponse) GetRebalancedGroups() []string {
 	return nil
 }
 
+// WatchGroupRequest names the group to watch.
+type WatchGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's id.
+	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchGroupRequest) Reset() {
+	*x = WatchGroupRequest{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchGroupRequest) ProtoMessage() {}
+
+func (x *WatchGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchGroupRequest.ProtoReflect.Descriptor instead.
+func (*WatchGroupRequest) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WatchGroupRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+// WatchGroupResponse is one event of a watched group.
+type WatchGroupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the coordinator saw the event.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// The group's generation after the step that produced the event.
+	Generation int32 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// What happened.
+	//
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchGroupResponse_Snapshot
+	//	*WatchGroupResponse_StateChanged
+	//	*WatchGroupResponse_RebalanceStarted
+	//	*WatchGroupResponse_RebalanceDone
+	//	*WatchGroupResponse_MemberRemoved
+	//	*WatchGroupResponse_MemberReplaced
+	//	*WatchGroupResponse_AssignmentRefused
+	Event         isWatchGroupResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchGroupResponse) Reset() {
+	*x = WatchGroupResponse{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchGroupResponse) ProtoMessage() {}
+
+func (x *WatchGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchGroupResponse.ProtoReflect.Descriptor instead.
+func (*WatchGroupResponse) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchGroupResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *WatchGroupResponse) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *WatchGroupResponse) GetEvent() isWatchGroupResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchGroupResponse) GetSnapshot() *GroupSummary {
+	if x != nil {
+		if x, ok := x.Event.(*WatchGroupResponse_Snapshot); ok {
+			return x.Snapshot
+		}
+	}
+	return nil
+}
+
+func (x *WatchGroupResponse) GetStateChanged() *GroupStateChange {
+	if x != nil {
+		if x, ok := x.Event.(*WatchGroupResponse_StateChanged); ok {
+			return x.StateChanged
+		}
+	}
+	return nil
+}
+
+func (x *WatchGroupResponse) GetRebalanceStarted() *RebalanceStarted {
+	if x != nil {
+		if x, ok := x.Event.(*WatchGroupResponse_RebalanceStarted); ok {
+			return x.RebalanceStarted
+		}
+	}
+	return nil
+}
+
+func (x *WatchGroupResponse) GetRebalanceDone() *RebalanceDone {
+	if x != nil {
+		if x, ok := x.Event.(*WatchGroupResponse_RebalanceDone); ok {
+			return x.RebalanceDone
+		}
+	}
+	return nil
+}
+
+func (x *WatchGroupResponse) GetMemberRemoved() *MemberRemoved {
+	if x != nil {
+		if x, ok := x.Event.(*WatchGroupResponse_MemberRemoved); ok {
+			return x.MemberRemoved
+		}
+	}
+	return nil
+}
+
+func (x *WatchGroupResponse) GetMemberReplaced() *MemberReplaced {
+	if x != nil {
+		if x, ok := x.Event.(*WatchGroupResponse_MemberReplaced); ok {
+			return x.MemberReplaced
+		}
+	}
+	return nil
+}
+
+func (x *WatchGroupResponse) GetAssignmentRefused() *AssignmentRefused {
+	if x != nil {
+		if x, ok := x.Event.(*WatchGroupResponse_AssignmentRefused); ok {
+			return x.AssignmentRefused
+		}
+	}
+	return nil
+}
+
+type isWatchGroupResponse_Event interface {
+	isWatchGroupResponse_Event()
+}
+
+type WatchGroupResponse_Snapshot struct {
+	// The group as it was when the watch started; always the first message.
+	Snapshot *GroupSummary `protobuf:"bytes,3,opt,name=snapshot,proto3,oneof"`
+}
+
+type WatchGroupResponse_StateChanged struct {
+	// The group changed state.
+	StateChanged *GroupStateChange `protobuf:"bytes,4,opt,name=state_changed,json=stateChanged,proto3,oneof"`
+}
+
+type WatchGroupResponse_RebalanceStarted struct {
+	// A rebalance started, or a new trigger joined the one in progress.
+	RebalanceStarted *RebalanceStarted `protobuf:"bytes,5,opt,name=rebalance_started,json=rebalanceStarted,proto3,oneof"`
+}
+
+type WatchGroupResponse_RebalanceDone struct {
+	// A rebalance completed.
+	RebalanceDone *RebalanceDone `protobuf:"bytes,6,opt,name=rebalance_done,json=rebalanceDone,proto3,oneof"`
+}
+
+type WatchGroupResponse_MemberRemoved struct {
+	// A member left the group.
+	MemberRemoved *MemberRemoved `protobuf:"bytes,7,opt,name=member_removed,json=memberRemoved,proto3,oneof"`
+}
+
+type WatchGroupResponse_MemberReplaced struct {
+	// A static member was replaced by a restarted process, without a
+	// rebalance.
+	MemberReplaced *MemberReplaced `protobuf:"bytes,8,opt,name=member_replaced,json=memberReplaced,proto3,oneof"`
+}
+
+type WatchGroupResponse_AssignmentRefused struct {
+	// The leader's assignment was refused; the group rebalances.
+	AssignmentRefused *AssignmentRefused `protobuf:"bytes,9,opt,name=assignment_refused,json=assignmentRefused,proto3,oneof"`
+}
+
+func (*WatchGroupResponse_Snapshot) isWatchGroupResponse_Event() {}
+
+func (*WatchGroupResponse_StateChanged) isWatchGroupResponse_Event() {}
+
+func (*WatchGroupResponse_RebalanceStarted) isWatchGroupResponse_Event() {}
+
+func (*WatchGroupResponse_RebalanceDone) isWatchGroupResponse_Event() {}
+
+func (*WatchGroupResponse_MemberRemoved) isWatchGroupResponse_Event() {}
+
+func (*WatchGroupResponse_MemberReplaced) isWatchGroupResponse_Event() {}
+
+func (*WatchGroupResponse_AssignmentRefused) isWatchGroupResponse_Event() {}
+
+// GroupStateChange is a group's move from one state to another.
+type GroupStateChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The state before.
+	From GroupState `protobuf:"varint,1,opt,name=from,proto3,enum=regroup.v1.GroupState" json:"from,omitempty"`
+	// The state after.
+	To            GroupState `protobuf:"varint,2,opt,name=to,proto3,enum=regroup.v1.GroupState" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupStateChange) Reset() {
+	*x = GroupStateChange{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupStateChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupStateChange) ProtoMessage() {}
+
+func (x *GroupStateChange) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupStateChange.ProtoReflect.Descriptor instead.
+func (*GroupStateChange) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GroupStateChange) GetFrom() GroupState {
+	if x != nil {
+		return x.From
+	}
+	return GroupState_GROUP_STATE_UNSPECIFIED
+}
+
+func (x *GroupStateChange) GetTo() GroupState {
+	if x != nil {
+		return x.To
+	}
+	return GroupState_GROUP_STATE_UNSPECIFIED
+}
+
+// RebalanceStarted says why a rebalance started.
+type RebalanceStarted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kind of cause, as in Rebalance.cause_kind.
+	CauseKind string `protobuf:"bytes,1,opt,name=cause_kind,json=causeKind,proto3" json:"cause_kind,omitempty"`
+	// The cause in words, e.g. "member m-1 joined".
+	Cause         string `protobuf:"bytes,2,opt,name=cause,proto3" json:"cause,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceStarted) Reset() {
+	*x = RebalanceStarted{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceStarted) ProtoMessage() {}
+
+func (x *RebalanceStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceStarted.ProtoReflect.Descriptor instead.
+func (*RebalanceStarted) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RebalanceStarted) GetCauseKind() string {
+	if x != nil {
+		return x.CauseKind
+	}
+	return ""
+}
+
+func (x *RebalanceStarted) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+// RebalanceDone summarizes a completed rebalance.
+type RebalanceDone struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The generation it produced.
+	Generation int32 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The kind of its first cause, as in Rebalance.cause_kind.
+	CauseKind string `protobuf:"bytes,2,opt,name=cause_kind,json=causeKind,proto3" json:"cause_kind,omitempty"`
+	// Its causes in words.
+	Cause string `protobuf:"bytes,3,opt,name=cause,proto3" json:"cause,omitempty"`
+	// From its start until every member had its assignment.
+	Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	// The join phase: from its start until the join barrier completed.
+	JoinDuration *durationpb.Duration `protobuf:"bytes,5,opt,name=join_duration,json=joinDuration,proto3" json:"join_duration,omitempty"`
+	// The number of members of the new generation.
+	Members int32 `protobuf:"varint,6,opt,name=members,proto3" json:"members,omitempty"`
+	// Partitions whose owner changed from one member to another.
+	PartitionsMoved int32 `protobuf:"varint,7,opt,name=partitions_moved,json=partitionsMoved,proto3" json:"partitions_moved,omitempty"`
+	// Partitions members gave up during the rebalance.
+	PartitionsRevoked int32 `protobuf:"varint,8,opt,name=partitions_revoked,json=partitionsRevoked,proto3" json:"partitions_revoked,omitempty"`
+	// Partitions of subscribed topics that the new assignment leaves without
+	// an owner.
+	PartitionsUnowned int32 `protobuf:"varint,9,opt,name=partitions_unowned,json=partitionsUnowned,proto3" json:"partitions_unowned,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RebalanceDone) Reset() {
+	*x = RebalanceDone{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceDone) ProtoMessage() {}
+
+func (x *RebalanceDone) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceDone.ProtoReflect.Descriptor instead.
+func (*RebalanceDone) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RebalanceDone) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *RebalanceDone) GetCauseKind() string {
+	if x != nil {
+		return x.CauseKind
+	}
+	return ""
+}
+
+func (x *RebalanceDone) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *RebalanceDone) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *RebalanceDone) GetJoinDuration() *durationpb.Duration {
+	if x != nil {
+		return x.JoinDuration
+	}
+	return nil
+}
+
+func (x *RebalanceDone) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *RebalanceDone) GetPartitionsMoved() int32 {
+	if x != nil {
+		return x.PartitionsMoved
+	}
+	return 0
+}
+
+func (x *RebalanceDone) GetPartitionsRevoked() int32 {
+	if x != nil {
+		return x.PartitionsRevoked
+	}
+	return 0
+}
+
+func (x *RebalanceDone) GetPartitionsUnowned() int32 {
+	if x != nil {
+		return x.PartitionsUnowned
+	}
+	return 0
+}
+
+// MemberRemoved reports a member that left the group.
+type MemberRemoved struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's id.
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Why it left, e.g. "session expired".
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoved) Reset() {
+	*x = MemberRemoved{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoved) ProtoMessage() {}
+
+func (x *MemberRemoved) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoved.ProtoReflect.Descriptor instead.
+func (*MemberRemoved) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MemberRemoved) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *MemberRemoved) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// MemberReplaced reports a static member replaced by a restarted process.
+type MemberReplaced struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new member id.
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Which instance, and the member id it replaced, in words.
+	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberReplaced) Reset() {
+	*x = MemberReplaced{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberReplaced) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberReplaced) ProtoMessage() {}
+
+func (x *MemberReplaced) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberReplaced.ProtoReflect.Descriptor instead.
+func (*MemberReplaced) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MemberReplaced) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *MemberReplaced) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// AssignmentRefused reports a leader's assignment that was refused.
+type AssignmentRefused struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader's member id.
+	LeaderId string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// Why the assignment was refused.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignmentRefused) Reset() {
+	*x = AssignmentRefused{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignmentRefused) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignmentRefused) ProtoMessage() {}
+
+func (x *AssignmentRefused) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignmentRefused.ProtoReflect.Descriptor instead.
+func (*AssignmentRefused) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AssignmentRefused) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *AssignmentRefused) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_regroup_v1_admin_proto protoreflect.FileDescriptor
 
 const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16regroup/v1/admin.proto\x12\n" +
-	"regroup.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cregroup/v1/coordinator.proto\x1a\x16regroup/v1/types.proto\"\x13\n" +
+	"regroup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cregroup/v1/coordinator.proto\x1a\x16regroup/v1/types.proto\"\x13\n" +
 	"\x11ListGroupsRequest\"\xd3\x01\n" +
 	"\fGroupSummary\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12,\n" +
@@ -1279,7 +1911,51 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x12DeleteTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"B\n" +
 	"\x13DeleteTopicResponse\x12+\n" +
-	"\x11rebalanced_groups\x18\x01 \x03(\tR\x10rebalancedGroups*\xb9\x01\n" +
+	"\x11rebalanced_groups\x18\x01 \x03(\tR\x10rebalancedGroups\".\n" +
+	"\x11WatchGroupRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xd6\x04\n" +
+	"\x12WatchGroupResponse\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x05R\n" +
+	"generation\x126\n" +
+	"\bsnapshot\x18\x03 \x01(\v2\x18.regroup.v1.GroupSummaryH\x00R\bsnapshot\x12C\n" +
+	"\rstate_changed\x18\x04 \x01(\v2\x1c.regroup.v1.GroupStateChangeH\x00R\fstateChanged\x12K\n" +
+	"\x11rebalance_started\x18\x05 \x01(\v2\x1c.regroup.v1.RebalanceStartedH\x00R\x10rebalanceStarted\x12B\n" +
+	"\x0erebalance_done\x18\x06 \x01(\v2\x19.regroup.v1.RebalanceDoneH\x00R\rrebalanceDone\x12B\n" +
+	"\x0emember_removed\x18\a \x01(\v2\x19.regroup.v1.MemberRemovedH\x00R\rmemberRemoved\x12E\n" +
+	"\x0fmember_replaced\x18\b \x01(\v2\x1a.regroup.v1.MemberReplacedH\x00R\x0ememberReplaced\x12N\n" +
+	"\x12assignment_refused\x18\t \x01(\v2\x1d.regroup.v1.AssignmentRefusedH\x00R\x11assignmentRefusedB\a\n" +
+	"\x05event\"f\n" +
+	"\x10GroupStateChange\x12*\n" +
+	"\x04from\x18\x01 \x01(\x0e2\x16.regroup.v1.GroupStateR\x04from\x12&\n" +
+	"\x02to\x18\x02 \x01(\x0e2\x16.regroup.v1.GroupStateR\x02to\"G\n" +
+	"\x10RebalanceStarted\x12\x1d\n" +
+	"\n" +
+	"cause_kind\x18\x01 \x01(\tR\tcauseKind\x12\x14\n" +
+	"\x05cause\x18\x02 \x01(\tR\x05cause\"\xfe\x02\n" +
+	"\rRebalanceDone\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x05R\n" +
+	"generation\x12\x1d\n" +
+	"\n" +
+	"cause_kind\x18\x02 \x01(\tR\tcauseKind\x12\x14\n" +
+	"\x05cause\x18\x03 \x01(\tR\x05cause\x125\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12>\n" +
+	"\rjoin_duration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\fjoinDuration\x12\x18\n" +
+	"\amembers\x18\x06 \x01(\x05R\amembers\x12)\n" +
+	"\x10partitions_moved\x18\a \x01(\x05R\x0fpartitionsMoved\x12-\n" +
+	"\x12partitions_revoked\x18\b \x01(\x05R\x11partitionsRevoked\x12-\n" +
+	"\x12partitions_unowned\x18\t \x01(\x05R\x11partitionsUnowned\"D\n" +
+	"\rMemberRemoved\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"E\n" +
+	"\x0eMemberReplaced\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"H\n" +
+	"\x11AssignmentRefused\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason*\xb9\x01\n" +
 	"\n" +
 	"GroupState\x12\x1b\n" +
 	"\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -1287,7 +1963,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x1fGROUP_STATE_PREPARING_REBALANCE\x10\x02\x12$\n" +
 	" GROUP_STATE_COMPLETING_REBALANCE\x10\x03\x12\x16\n" +
 	"\x12GROUP_STATE_STABLE\x10\x04\x12\x14\n" +
-	"\x10GROUP_STATE_DEAD\x10\x052\xb4\x04\n" +
+	"\x10GROUP_STATE_DEAD\x10\x052\x83\x05\n" +
 	"\x05Admin\x12K\n" +
 	"\n" +
 	"ListGroups\x12\x1d.regroup.v1.ListGroupsRequest\x1a\x1e.regroup.v1.ListGroupsResponse\x12T\n" +
@@ -1297,7 +1973,9 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\bPutTopic\x12\x1b.regroup.v1.PutTopicRequest\x1a\x1c.regroup.v1.PutTopicResponse\x12K\n" +
 	"\n" +
 	"ListTopics\x12\x1d.regroup.v1.ListTopicsRequest\x1a\x1e.regroup.v1.ListTopicsResponse\x12N\n" +
-	"\vDeleteTopic\x12\x1e.regroup.v1.DeleteTopicRequest\x1a\x1f.regroup.v1.DeleteTopicResponseB;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
+	"\vDeleteTopic\x12\x1e.regroup.v1.DeleteTopicRequest\x1a\x1f.regroup.v1.DeleteTopicResponse\x12M\n" +
+	"\n" +
+	"WatchGroup\x12\x1d.regroup.v1.WatchGroupRequest\x1a\x1e.regroup.v1.WatchGroupResponse0\x01B;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
 
 var (
 	file_regroup_v1_admin_proto_rawDescOnce sync.Once
@@ -1312,7 +1990,7 @@ func file_regroup_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_regroup_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_regroup_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_regroup_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_regroup_v1_admin_proto_goTypes = []any{
 	(GroupState)(0),               // 0: regroup.v1.GroupState
 	(*ListGroupsRequest)(nil),     // 1: regroup.v1.ListGroupsRequest
@@ -1332,47 +2010,70 @@ var file_regroup_v1_admin_proto_goTypes = []any{
 	(*ListTopicsResponse)(nil),    // 15: regroup.v1.ListTopicsResponse
 	(*DeleteTopicRequest)(nil),    // 16: regroup.v1.DeleteTopicRequest
 	(*DeleteTopicResponse)(nil),   // 17: regroup.v1.DeleteTopicResponse
-	(*Subscription)(nil),          // 18: regroup.v1.Subscription
-	(*Assignment)(nil),            // 19: regroup.v1.Assignment
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*Topic)(nil),                 // 21: regroup.v1.Topic
-	(*LeaveMemberResult)(nil),     // 22: regroup.v1.LeaveMemberResult
+	(*WatchGroupRequest)(nil),     // 18: regroup.v1.WatchGroupRequest
+	(*WatchGroupResponse)(nil),    // 19: regroup.v1.WatchGroupResponse
+	(*GroupStateChange)(nil),      // 20: regroup.v1.GroupStateChange
+	(*RebalanceStarted)(nil),      // 21: regroup.v1.RebalanceStarted
+	(*RebalanceDone)(nil),         // 22: regroup.v1.RebalanceDone
+	(*MemberRemoved)(nil),         // 23: regroup.v1.MemberRemoved
+	(*MemberReplaced)(nil),        // 24: regroup.v1.MemberReplaced
+	(*AssignmentRefused)(nil),     // 25: regroup.v1.AssignmentRefused
+	(*Subscription)(nil),          // 26: regroup.v1.Subscription
+	(*Assignment)(nil),            // 27: regroup.v1.Assignment
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*Topic)(nil),                 // 29: regroup.v1.Topic
+	(*LeaveMemberResult)(nil),     // 30: regroup.v1.LeaveMemberResult
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
 }
 var file_regroup_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: regroup.v1.GroupSummary.state:type_name -> regroup.v1.GroupState
 	2,  // 1: regroup.v1.ListGroupsResponse.groups:type_name -> regroup.v1.GroupSummary
-	18, // 2: regroup.v1.MemberDescription.subscription:type_name -> regroup.v1.Subscription
-	19, // 3: regroup.v1.MemberDescription.assignment:type_name -> regroup.v1.Assignment
-	20, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
-	20, // 5: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
-	20, // 6: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
-	20, // 7: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
+	26, // 2: regroup.v1.MemberDescription.subscription:type_name -> regroup.v1.Subscription
+	27, // 3: regroup.v1.MemberDescription.assignment:type_name -> regroup.v1.Assignment
+	28, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
+	28, // 5: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
+	28, // 6: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
+	28, // 7: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
 	0,  // 8: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
 	5,  // 9: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
 	6,  // 10: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
-	21, // 11: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
-	22, // 12: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
-	21, // 13: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
-	21, // 14: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
-	1,  // 15: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
-	4,  // 16: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
-	8,  // 17: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
-	10, // 18: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
-	12, // 19: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
-	14, // 20: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
-	16, // 21: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
-	3,  // 22: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
-	7,  // 23: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
-	9,  // 24: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
-	11, // 25: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
-	13, // 26: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
-	15, // 27: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
-	17, // 28: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
-	22, // [22:29] is the sub-list for method output_type
-	15, // [15:22] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	29, // 11: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
+	30, // 12: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
+	29, // 13: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
+	29, // 14: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
+	28, // 15: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 16: regroup.v1.WatchGroupResponse.snapshot:type_name -> regroup.v1.GroupSummary
+	20, // 17: regroup.v1.WatchGroupResponse.state_changed:type_name -> regroup.v1.GroupStateChange
+	21, // 18: regroup.v1.WatchGroupResponse.rebalance_started:type_name -> regroup.v1.RebalanceStarted
+	22, // 19: regroup.v1.WatchGroupResponse.rebalance_done:type_name -> regroup.v1.RebalanceDone
+	23, // 20: regroup.v1.WatchGroupResponse.member_removed:type_name -> regroup.v1.MemberRemoved
+	24, // 21: regroup.v1.WatchGroupResponse.member_replaced:type_name -> regroup.v1.MemberReplaced
+	25, // 22: regroup.v1.WatchGroupResponse.assignment_refused:type_name -> regroup.v1.AssignmentRefused
+	0,  // 23: regroup.v1.GroupStateChange.from:type_name -> regroup.v1.GroupState
+	0,  // 24: regroup.v1.GroupStateChange.to:type_name -> regroup.v1.GroupState
+	31, // 25: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
+	31, // 26: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
+	1,  // 27: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
+	4,  // 28: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
+	8,  // 29: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
+	10, // 30: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
+	12, // 31: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
+	14, // 32: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
+	16, // 33: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
+	18, // 34: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
+	3,  // 35: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
+	7,  // 36: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
+	9,  // 37: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
+	11, // 38: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
+	13, // 39: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
+	15, // 40: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
+	17, // 41: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
+	19, // 42: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
+	35, // [35:43] is the sub-list for method output_type
+	27, // [27:35] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_regroup_v1_admin_proto_init() }
@@ -1382,13 +2083,22 @@ func file_regroup_v1_admin_proto_init() {
 	}
 	file_regroup_v1_coordinator_proto_init()
 	file_regroup_v1_types_proto_init()
+	file_regroup_v1_admin_proto_msgTypes[18].OneofWrappers = []any{
+		(*WatchGroupResponse_Snapshot)(nil),
+		(*WatchGroupResponse_StateChanged)(nil),
+		(*WatchGroupResponse_RebalanceStarted)(nil),
+		(*WatchGroupResponse_RebalanceDone)(nil),
+		(*WatchGroupResponse_MemberRemoved)(nil),
+		(*WatchGroupResponse_MemberReplaced)(nil),
+		(*WatchGroupResponse_AssignmentRefused)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_regroup_v1_admin_proto_rawDesc), len(file_regroup_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

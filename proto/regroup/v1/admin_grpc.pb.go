@@ -26,6 +26,7 @@ const (
 	Admin_PutTopic_FullMethodName      = "/regroup.v1.Admin/PutTopic"
 	Admin_ListTopics_FullMethodName    = "/regroup.v1.Admin/ListTopics"
 	Admin_DeleteTopic_FullMethodName   = "/regroup.v1.Admin/DeleteTopic"
+	Admin_WatchGroup_FullMethodName    = "/regroup.v1.Admin/WatchGroup"
 )
 
 // AdminClient is the client API for Admin service.
@@ -61,6 +62,16 @@ type AdminClient interface {
 	// DeleteTopic removes a topic; subscribed groups rebalance and its
 	// partitions are no longer assigned. Errors: UNKNOWN_TOPIC.
 	DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error)
+	// WatchGroup streams what happens to one group: first a snapshot of its
+	// current state, then one message per event (state changes, rebalances
+	// started and done, members removed or replaced, assignments refused),
+	// in the order the coordinator saw them, with nothing missed in between.
+	// The stream stays open across the group's deletion and re-creation.
+	// A watcher that falls more than 256 events behind is disconnected with
+	// RESOURCE_EXHAUSTED (plain status, no ErrorInfo): watch again.
+	// Errors: UNKNOWN_GROUP; COORDINATOR_NOT_AVAILABLE when the coordinator
+	// shuts down.
+	WatchGroup(ctx context.Context, in *WatchGroupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGroupResponse], error)
 }
 
 type adminClient struct {
@@ -141,6 +152,25 @@ func (c *adminClient) DeleteTopic(ctx context.Context, in *DeleteTopicRequest, o
 	return out, nil
 }
 
+func (c *adminClient) WatchGroup(ctx context.Context, in *WatchGroupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGroupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[0], Admin_WatchGroup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchGroupRequest, WatchGroupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_WatchGroupClient = grpc.ServerStreamingClient[WatchGroupResponse]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -174,6 +204,16 @@ type AdminServer interface {
 	// DeleteTopic removes a topic; subscribed groups rebalance and its
 	// partitions are no longer assigned. Errors: UNKNOWN_TOPIC.
 	DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error)
+	// WatchGroup streams what happens to one group: first a snapshot of its
+	// current state, then one message per event (state changes, rebalances
+	// started and done, members removed or replaced, assignments refused),
+	// in the order the coordinator saw them, with nothing missed in between.
+	// The stream stays open across the group's deletion and re-creation.
+	// A watcher that falls more than 256 events behind is disconnected with
+	// RESOURCE_EXHAUSTED (plain status, no ErrorInfo): watch again.
+	// Errors: UNKNOWN_GROUP; COORDINATOR_NOT_AVAILABLE when the coordinator
+	// shuts down.
+	WatchGroup(*WatchGroupRequest, grpc.ServerStreamingServer[WatchGroupResponse]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -204,6 +244,9 @@ func (UnimplementedAdminServer) ListTopics(context.Context, *ListTopicsRequest) 
 }
 func (UnimplementedAdminServer) DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteTopic not implemented")
+}
+func (UnimplementedAdminServer) WatchGroup(*WatchGroupRequest, grpc.ServerStreamingServer[WatchGroupResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchGroup not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -352,6 +395,17 @@ func _Admin_DeleteTopic_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_WatchGroup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchGroupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).WatchGroup(m, &grpc.GenericServerStream[WatchGroupRequest, WatchGroupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_WatchGroupServer = grpc.ServerStreamingServer[WatchGroupResponse]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -388,6 +442,12 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Admin_DeleteTopic_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchGroup",
+			Handler:       _Admin_WatchGroup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "regroup/v1/admin.proto",
 }

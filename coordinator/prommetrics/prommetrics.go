@@ -1,0 +1,271 @@
+// Package prommetrics measures a coordinator with the Prometheus Go client.
+// Metrics implements coordinator.Metrics: counters and histograms fed by the
+// coordinator's events, requests and store writes. RegisterServer adds the
+// gauges that are read from the coordinator at every scrape: groups by
+// state, members, partitions without an owner, how long rebalances have been
+// running and may run, how close members are to their session deadline,
+// leadership.
+//
+// Every metric is registered on the Registerer the caller passes, never on
+// the global one, so that tests and embedders stay isolated. The metric
+// names, and what to alert on, are listed in docs/operations.md.
+package prommetrics
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// causes are the rebalance cause kinds whose counters start at zero, so
+// that rates and increases are defined before the first rebalance.
+var causes = []group.Cause{
+	group.CauseMemberJoined, group.CauseMemberLeft, group.CauseMemberRemoved, group.CauseMemberExpired,
+	group.CauseSubscriptionChanged, group.CauseLeaderRejoined, group.CauseSyncTimeout, group.CauseTopicChanged,
+	group.CauseAssignmentRefused, group.CauseStaticReplaced, group.CauseFailover, group.CauseGroupTooLarge,
+}
+
+// rebalanceBuckets span a fast rebalance of a few round trips to one that
+// waits out long rebalance timeouts, in seconds.
+var rebalanceBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+
+// latencyBuckets span a heartbeat on loopback to a store write at its
+// timeout, in seconds.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Metrics implements coordinator.Metrics with Prometheus counters and
+// histograms. Its methods are safe for concurrent use.
+type Metrics struct {
+	triggers        *prometheus.CounterVec
+	rebalances      *prometheus.CounterVec
+	duration        prometheus.Histogram
+	joinWait        prometheus.Histogram
+	syncWait        prometheus.Histogram
+	moved           prometheus.Counter
+	revoked         prometheus.Counter
+	refusals        prometheus.Counter
+	removals        prometheus.Counter
+	replacements    prometheus.Counter
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	storeWrites     *prometheus.HistogramVec
+}
+
+// New returns Metrics whose counters and histograms are registered on reg.
+// It fails if reg already holds metrics of the same names.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regroup_rebalance_triggers_total",
+			Help: "Events that started a rebalance or joined the one in progress, by cause kind.",
+		}, []string{"cause"}),
+		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regroup_rebalances_total",
+			Help: "Completed rebalances, by the kind of their first cause.",
+		}, []string{"cause"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "regroup_rebalance_duration_seconds",
+			Help:    "Time from the start of a rebalance until every member had its assignment.",
+			Buckets: rebalanceBuckets,
+		}),
+		joinWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "regroup_join_barrier_wait_seconds",
+			Help:    "Time from the start of a rebalance until the join barrier completed.",
+			Buckets: rebalanceBuckets,
+		}),
+		syncWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "regroup_sync_barrier_wait_seconds",
+			Help:    "Time from the join barrier until every member had its assignment (the leader's assignor, SyncGroups, partitions waiting for leases).",
+			Buckets: rebalanceBuckets,
+		}),
+		moved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regroup_partitions_moved_total",
+			Help: "Partitions whose owner changed from one member to another in a rebalance.",
+		}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regroup_partitions_revoked_total",
+			Help: "Partitions members gave up during rebalances.",
+		}),
+		refusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regroup_assignment_refusals_total",
+			Help: "Leader assignments the coordinator refused (INVALID_ASSIGNMENT).",
+		}),
+		removals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regroup_member_removals_total",
+			Help: "Members that left a group: left, expired, removed by an operator, or dropped at a barrier.",
+		}),
+		replacements: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regroup_static_replacements_total",
+			Help: "Static members replaced by a restarted process without a rebalance.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regroup_requests_total",
+			Help: "Coordinator RPCs answered, by method and code (OK, an error reason, or CANCELED).",
+		}, []string{"method", "code"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "regroup_request_duration_seconds",
+			Help:    "Duration of Coordinator RPCs by method, barrier waits included; held heartbeats (hold_ms > 0) are left out.",
+			Buckets: latencyBuckets,
+		}, []string{"method"}),
+		storeWrites: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "regroup_store_write_duration_seconds",
+			Help:    "Duration of writes of group records and topics to the store, by result (ok or error).",
+			Buckets: latencyBuckets,
+		}, []string{"result"}),
+	}
+	for _, c := range causes {
+		m.triggers.WithLabelValues(string(c))
+		m.rebalances.WithLabelValues(string(c))
+	}
+	for _, c := range []prometheus.Collector{
+		m.triggers, m.rebalances, m.duration, m.joinWait, m.syncWait, m.moved, m.revoked,
+		m.refusals, m.removals, m.replacements, m.requests, m.requestDuration, m.storeWrites,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("regroup: registering coordinator metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// GroupEvent implements coordinator.Metrics.
+func (m *Metrics) GroupEvent(_ string, e group.Event) {
+	switch e.Kind {
+	case group.EventRebalanceStarted:
+		m.triggers.WithLabelValues(string(e.Cause)).Inc()
+	case group.EventRebalanceDone:
+		r := e.Rebalance
+		m.rebalances.WithLabelValues(r.GetCauseKind()).Inc()
+		m.moved.Add(float64(r.GetPartitionsMoved()))
+		m.revoked.Add(float64(r.GetPartitionsRevoked()))
+		start, joined, end := r.GetStart(), r.GetJoinCompleted(), r.GetEnd()
+		if start != nil && end != nil {
+			m.duration.Observe(end.AsTime().Sub(start.AsTime()).Seconds())
+		}
+		if start != nil && joined != nil {
+			m.joinWait.Observe(joined.AsTime().Sub(start.AsTime()).Seconds())
+		}
+		if joined != nil && end != nil {
+			m.syncWait.Observe(end.AsTime().Sub(joined.AsTime()).Seconds())
+		}
+	case group.EventAssignmentRefused:
+		m.refusals.Inc()
+	case group.EventMemberRemoved:
+		m.removals.Inc()
+	case group.EventMemberReplaced:
+		m.replacements.Inc()
+	}
+}
+
+// Request implements coordinator.Metrics. A held heartbeat is counted but
+// its duration is not observed: the coordinator holds it on purpose, up to
+// hold_ms, and answers early when a rebalance starts, so its duration says
+// nothing about how fast the coordinator answers.
+func (m *Metrics) Request(method string, req proto.Message, d time.Duration, code regroup.Code) {
+	if code == "" {
+		code = "OK"
+	}
+	m.requests.WithLabelValues(method, string(code)).Inc()
+	if hb, ok := req.(*regroupv1.HeartbeatRequest); ok && hb.GetHoldMs() > 0 {
+		return
+	}
+	m.requestDuration.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// StoreWrite implements coordinator.Metrics.
+func (m *Metrics) StoreWrite(d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.storeWrites.WithLabelValues(result).Observe(d.Seconds())
+}
+
+// Server is what the scrape-time gauges read; *coordinator.Server
+// implements it.
+type Server interface {
+	// GroupStats returns the state of every group.
+	GroupStats() []coordinator.GroupStat
+	// Leading reports whether the coordinator serves groups.
+	Leading() bool
+}
+
+// states are the states a live group can be in, each reported by
+// regroup_groups even when no group is in it.
+var states = []group.State{group.Empty, group.PreparingRebalance, group.CompletingRebalance, group.Stable}
+
+// RegisterServer registers on reg the gauges that are read from srv at
+// every scrape. A scrape costs time in proportion to the number of members.
+func RegisterServer(reg prometheus.Registerer, srv Server) error {
+	if err := reg.Register(newCollector(srv)); err != nil {
+		return fmt.Errorf("regroup: registering coordinator gauges: %w", err)
+	}
+	return nil
+}
+
+// collector reads gauges from a Server at scrape time.
+type collector struct {
+	srv         Server
+	groups      *prometheus.Desc
+	members     *prometheus.Desc
+	unowned     *prometheus.Desc
+	rebalancing *prometheus.Desc
+	timeout     *prometheus.Desc
+	sessionLeft *prometheus.Desc
+	leader      *prometheus.Desc
+}
+
+func newCollector(srv Server) *collector {
+	return &collector{
+		srv: srv,
+		groups: prometheus.NewDesc("regroup_groups",
+			"Groups by state.", []string{"state"}, nil),
+		members: prometheus.NewDesc("regroup_group_members",
+			"Members of the group.", []string{"group"}, nil),
+		unowned: prometheus.NewDesc("regroup_group_partitions_unowned",
+			"Partitions of subscribed topics that the group's current assignment leaves without an owner.", []string{"group"}, nil),
+		rebalancing: prometheus.NewDesc("regroup_group_rebalance_running_seconds",
+			"How long the group's rebalance in progress has been running; 0 when it is not rebalancing.", []string{"group"}, nil),
+		timeout: prometheus.NewDesc("regroup_group_rebalance_timeout_seconds",
+			"The largest rebalance timeout of the group's members: a rebalance's join and sync phases each end within it.", []string{"group"}, nil),
+		sessionLeft: prometheus.NewDesc("regroup_group_session_left_ratio",
+			"The smallest fraction of its session timeout that a member of the group has left before it expires (1 just after a heartbeat, 0 at expiry); members waiting at the join barrier are left out.", []string{"group"}, nil),
+		leader: prometheus.NewDesc("regroup_leader",
+			"1 while this coordinator serves groups (it is the leader), else 0.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.rebalancing, c.timeout, c.sessionLeft, c.leader} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	leader := 0.0
+	if c.srv.Leading() {
+		leader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.leader, prometheus.GaugeValue, leader)
+	byState := map[group.State]int{}
+	for _, st := range c.srv.GroupStats() {
+		byState[st.State]++
+		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(st.Members), st.ID)
+		ch <- prometheus.MustNewConstMetric(c.unowned, prometheus.GaugeValue, float64(st.Unowned), st.ID)
+		ch <- prometheus.MustNewConstMetric(c.rebalancing, prometheus.GaugeValue, st.Rebalancing.Seconds(), st.ID)
+		ch <- prometheus.MustNewConstMetric(c.timeout, prometheus.GaugeValue, st.RebalanceTimeout.Seconds(), st.ID)
+		ch <- prometheus.MustNewConstMetric(c.sessionLeft, prometheus.GaugeValue, st.SessionLeft, st.ID)
+	}
+	for _, s := range states {
+		ch <- prometheus.MustNewConstMetric(c.groups, prometheus.GaugeValue, float64(byState[s]), s.String())
+	}
+}
