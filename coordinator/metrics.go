@@ -30,11 +30,16 @@ type GroupStat struct {
 	Protocol string
 }
 
-// GroupStats returns the state of every group, by id.
+// GroupStats returns the state of every group served, by id; none while
+// this coordinator does not lead.
 func (s *Server) GroupStats() []GroupStat {
+	t := s.cur.Load()
+	if t == nil {
+		return nil
+	}
 	var out []GroupStat
-	for _, id := range s.groupIDs() {
-		v, ok := s.groups.Load(id)
+	for _, id := range t.groupIDs() {
+		v, ok := t.groups.Load(id)
 		if !ok {
 			continue
 		}

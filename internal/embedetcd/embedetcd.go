@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -48,9 +49,10 @@ type Config struct {
 
 // Node is a running embedded etcd server. Close stops it.
 type Node struct {
-	etcd     *embed.Etcd
-	name     string
-	endpoint string
+	closeOnce sync.Once
+	etcd      *embed.Etcd
+	name      string
+	endpoint  string
 }
 
 // Start starts a single-node cluster (or restarts it from cfg.Dir) and
@@ -79,9 +81,10 @@ func (n *Node) Endpoint() string { return n.endpoint }
 // Name is the node's member name.
 func (n *Node) Name() string { return n.name }
 
-// Close stops the node. Its data stays in its directory.
+// Close stops the node; it may be called more than once. Its data stays
+// in its directory.
 func (n *Node) Close() {
-	n.etcd.Close()
+	n.closeOnce.Do(n.etcd.Close)
 }
 
 // Endpoints returns the client endpoints of nodes.
