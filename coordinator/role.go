@@ -124,7 +124,9 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 		defer cancel()
 		if err := term.Resign(rctx); err != nil {
 			s.log.Warn("resigning failed; the lease expires by itself", "lease", info.LeaseID, "error", err)
+			return
 		}
+		s.log.Info("resigned: the lease is revoked", "lease", info.LeaseID)
 	}()
 	t, err := s.load(ctx, term.Store(), term)
 	if err == nil {

@@ -10,6 +10,14 @@ import (
 )
 
 func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "regroup:", err)
+		os.Exit(1)
+	}
+}
+
+// rootCmd returns the regroup command with its subcommands.
+func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "regroup",
 		Short: "Regroup: a consumer-group rebalance coordinator",
@@ -20,8 +28,5 @@ its part, safely (no partition ever has two owners).`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), versionCmd())
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "regroup:", err)
-		os.Exit(1)
-	}
+	return root
 }

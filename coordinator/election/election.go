@@ -178,7 +178,10 @@ func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Ter
 	grant, err := k.Grant(gctx, int64(e.cfg.TTL/time.Second))
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("regroup: etcd at %s: granting a lease: %w", strings.Join(e.cli.Endpoints(), ","), err)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %v", max(e.cfg.TTL, 5*time.Second))
+		}
+		return nil, fmt.Errorf("regroup: etcd at %s is unreachable: granting a lease: %w", strings.Join(e.cli.Endpoints(), ","), err)
 	}
 	// The session runs on a client that shares the real one's connection
 	// but whose Lease is the keeper.
