@@ -68,8 +68,12 @@ func NewElected(cfg Config, e Elector) (*Server, error) {
 	return s, nil
 }
 
-// resignTimeout bounds the resignation at the end of a term.
-const resignTimeout = 5 * time.Second
+// resignTimeout bounds the resignation at the end of a term, and
+// loadTimeout the load at its start.
+const (
+	resignTimeout = 5 * time.Second
+	loadTimeout   = time.Minute
+)
 
 // Run campaigns for leadership and serves groups for as long as each term
 // lasts, then campaigns again, until ctx ends or Close is called; it then
@@ -128,7 +132,16 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 		}
 		s.log.Info("resigned: the lease is revoked", "lease", info.LeaseID)
 	}()
-	t, err := s.load(ctx, term.Store(), term)
+	lctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	go func() {
+		select {
+		case <-term.Done():
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	t, err := s.load(lctx, term.Store(), term)
+	cancel()
 	if err == nil {
 		err = s.install(t)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/store"
+	"github.com/regroup-dev/regroup/internal/parallel"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
@@ -142,13 +143,27 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 		s.log.Error("group record cannot be decoded; the group is refused until it is fixed or deleted", "group", id, "error", err)
 		t.broken[id] = err
 	}
+	// Restoring is pure and independent per group: spread it over the
+	// cores, then start the groups one by one.
+	type restored struct {
+		g   *group.Group
+		out group.Output
+		err error
+	}
+	res := make([]restored, len(snap.Groups))
+	now := s.clock()
+	parallel.ForEach(len(snap.Groups), func(i int) {
+		if rec := snap.Groups[i]; rec.GetState() != regroupv1.GroupState_GROUP_STATE_DEAD {
+			res[i].g, res[i].out, res[i].err = group.Restore(rec, s.cfg.Group, s.ids, t.registry, now)
+		}
+	})
 	loaded := 0
-	for _, rec := range snap.Groups {
+	for i, rec := range snap.Groups {
 		if rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD {
 			t.tombstones[rec.GetGroupId()] = rec
 			continue
 		}
-		g, out, err := group.Restore(rec, s.cfg.Group, s.ids, t.registry, s.clock())
+		g, out, err := res[i].g, res[i].out, res[i].err
 		if err != nil {
 			s.log.Error("group record is inconsistent; the group is refused until it is fixed or deleted", "group", rec.GetGroupId(), "error", err)
 			t.broken[rec.GetGroupId()] = err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,7 +25,7 @@ const (
 
 // fleet is a group of members running against some coordinators.
 type fleet struct {
-	t       *testing.T
+	t       testing.TB
 	addrs   []string
 	own     *ownership
 	members []*member
@@ -34,7 +33,7 @@ type fleet struct {
 	wg      sync.WaitGroup
 }
 
-func newFleet(t *testing.T, addrs ...string) *fleet {
+func newFleet(t testing.TB, addrs ...string) *fleet {
 	f := &fleet{t: t, addrs: addrs, own: newOwnership()}
 	t.Cleanup(f.stop)
 	return f
@@ -152,11 +151,11 @@ func (f *fleet) sameAsBefore(before snapshot) {
 	}
 }
 
-func adminOf(t *testing.T, c *coord) regroupv1.AdminClient {
+func adminOf(t testing.TB, c *coord) regroupv1.AdminClient {
 	return regroupv1.NewAdminClient(dial(t, c.addr))
 }
 
-func history(t *testing.T, admin regroupv1.AdminClient) []*regroupv1.Rebalance {
+func history(t testing.TB, admin regroupv1.AdminClient) []*regroupv1.Rebalance {
 	t.Helper()
 	d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 	if err != nil {
@@ -165,7 +164,7 @@ func history(t *testing.T, admin regroupv1.AdminClient) []*regroupv1.Rebalance {
 	return d.GetRebalances()
 }
 
-func putTopic(t *testing.T, admin regroupv1.AdminClient) {
+func putTopic(t testing.TB, admin regroupv1.AdminClient) {
 	t.Helper()
 	waitFor(t, "the topic is created", func() error {
 		_, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: partitions}})
@@ -175,7 +174,7 @@ func putTopic(t *testing.T, admin regroupv1.AdminClient) {
 
 // formGroup starts n members spread over the coordinators and waits until
 // the group is Stable.
-func formGroup(t *testing.T, f *fleet, admin regroupv1.AdminClient, n int) {
+func formGroup(t testing.TB, f *fleet, admin regroupv1.AdminClient, n int) {
 	t.Helper()
 	for i := range n {
 		f.add(fmt.Sprint("m", i), i%len(f.addrs))
@@ -458,18 +457,15 @@ func etcdLeader(t *testing.T, c *coord, nodes []*embedetcd.Node) *embedetcd.Node
 	return nil
 }
 
-// startCoordAt is startCoord on a given address, for a restart.
-func startCoordAt(t *testing.T, name, addr string, eps []string, ttl time.Duration) *coord {
+// startCoordAt is startCoord on a given address, for a restart: it waits
+// until the address is free.
+func startCoordAt(t testing.TB, name, addr string, eps []string, ttl time.Duration) *coord {
 	t.Helper()
 	var c *coord
 	waitFor(t, "the address is free again", func() error {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return err
-		}
-		l.Close()
-		return nil
+		var err error
+		c, err = tryStartCoord(t, name, addr, eps, coordOpts{ttl: ttl, log: testLogger(t, name)})
+		return err
 	})
-	c = startCoordOn(t, name, addr, eps, ttl)
 	return c
 }

@@ -116,21 +116,38 @@ func startCoord(t testing.TB, name string, endpoints []string, ttl time.Duration
 
 func startCoordOn(t testing.TB, name, addr string, endpoints []string, ttl time.Duration) *coord {
 	t.Helper()
-	lis, err := net.Listen("tcp", addr)
+	c, err := tryStartCoord(t, name, addr, endpoints, coordOpts{ttl: ttl, log: testLogger(t, name)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := testLogger(t, name)
+	return c
+}
+
+// coordOpts configure a coordinator of a test.
+type coordOpts struct {
+	ttl     time.Duration
+	log     hclog.Logger
+	metrics coordinator.Metrics
+}
+
+// tryStartCoord starts a coordinator listening on addr; it fails only if it
+// cannot listen there.
+func tryStartCoord(t testing.TB, name, addr string, endpoints []string, o coordOpts) (*coord, error) {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
 	cli, err := etcdstore.NewClient(endpoints, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	el, err := election.New(election.Config{Client: cli, TTL: ttl, Logger: log})
+	el, err := election.New(election.Config{Client: cli, TTL: o.ttl, Logger: o.log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &coord{name: name, addr: lis.Addr().String(), cli: cli, elector: &recordingElector{Elector: el}, done: make(chan struct{})}
-	c.srv, err = coordinator.NewElected(coordinator.Config{Group: groupConfig(), Logger: log, Address: c.addr}, c.elector)
+	c.srv, err = coordinator.NewElected(coordinator.Config{Group: groupConfig(), Logger: o.log, Address: c.addr, Metrics: o.metrics}, c.elector)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +161,7 @@ func startCoordOn(t testing.TB, name, addr string, endpoints []string, ttl time.
 		_ = c.srv.Run(ctx)
 	}()
 	t.Cleanup(c.stop)
-	return c
+	return c, nil
 }
 
 // stop shuts the coordinator down gracefully: it answers parked requests,
@@ -233,11 +250,16 @@ type router struct {
 }
 
 func newRouter(t testing.TB, addrs []string) *router {
-	r := &router{addrs: addrs, clients: map[string]regroupv1.CoordinatorClient{}, target: addrs[0]}
+	clients := map[string]regroupv1.CoordinatorClient{}
 	for _, a := range addrs {
-		r.clients[a] = regroupv1.NewCoordinatorClient(dial(t, a))
+		clients[a] = regroupv1.NewCoordinatorClient(dial(t, a))
 	}
-	return r
+	return sharedRouter(addrs, clients)
+}
+
+// sharedRouter is a router over clients that other routers use too.
+func sharedRouter(addrs []string, clients map[string]regroupv1.CoordinatorClient) *router {
+	return &router{addrs: addrs, clients: clients, target: addrs[0]}
 }
 
 func (r *router) current() (string, regroupv1.CoordinatorClient) {
@@ -260,8 +282,10 @@ func (r *router) redirect(from, to string) {
 }
 
 // call runs f against the leader until it gets an answer that is not a
-// redirection, or ctx ends. It returns the address that answered.
+// redirection, or ctx ends, backing off from 10 ms to 160 ms between
+// tries. It returns the address that answered.
 func (r *router) call(ctx context.Context, f func(regroupv1.CoordinatorClient) error) (string, error) {
+	wait := 10 * time.Millisecond
 	for {
 		addr, c := r.current()
 		err := rpcerr.FromStatus(f(c))
@@ -284,12 +308,13 @@ func (r *router) call(ctx context.Context, f func(regroupv1.CoordinatorClient) e
 		select {
 		case <-ctx.Done():
 			return addr, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 160*time.Millisecond)
 	}
 }
 
-// ownership records, from the members' side, who owned which partition
+// ownership records, from the members' side, for one group, who owned which partition
 // when: from the receipt of the assignment until the member revoked it, or
 // until its own lease ended (the send time of its last successful call
 // plus its session timeout), whichever came first.
@@ -306,6 +331,9 @@ type span struct {
 func newOwnership() *ownership { return &ownership{spans: map[int32][]span{}} }
 
 func (o *ownership) acquire(member string, parts []int32, at time.Time) {
+	if o == nil {
+		return
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, p := range parts {
@@ -315,6 +343,9 @@ func (o *ownership) acquire(member string, parts []int32, at time.Time) {
 
 // release ends member's open spans at at.
 func (o *ownership) release(member string, at time.Time) {
+	if o == nil {
+		return
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for p, ss := range o.spans {
@@ -360,7 +391,11 @@ type member struct {
 	topic   string
 	session time.Duration
 	r       *router
-	own     *ownership
+	own     *ownership // nil: not recorded
+
+	// observe, if set before the member runs, is called with the send
+	// time and the answering coordinator of every successful call.
+	observe func(sent time.Time, addr string)
 
 	pause chan chan struct{} // a receive parks the member until the inner channel closes
 
@@ -394,6 +429,9 @@ func (m *member) state() memberState {
 }
 
 func (m *member) ok(sent time.Time, addr string) {
+	if m.observe != nil {
+		m.observe(sent, addr)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if sent.After(m.lastOK) {
