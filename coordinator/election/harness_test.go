@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -229,9 +230,15 @@ func waitFor(t testing.TB, what string, cond func() error) {
 	}
 }
 
+// dial connects to a coordinator. Reconnections back off to at most
+// 500 ms: a coordinator restarted at the address of a dead one is reached
+// at once, as a member library that caps its backoff would.
 func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond,
+		}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,8 +584,10 @@ func (m *member) heartbeat(ctx context.Context) {
 		var sent time.Time
 		addr, err := m.r.call(lctx, func(c regroupv1.CoordinatorClient) error {
 			sent = time.Now()
+			// A held reply must come back while the lease still runs.
+			hold := max(0, min(m.session/3, end.Sub(sent)-m.session/5))
 			_, err := c.Heartbeat(lctx, &regroupv1.HeartbeatRequest{
-				GroupId: m.group, MemberId: st.id, Generation: st.generation, HoldMs: (m.session / 3).Milliseconds(),
+				GroupId: m.group, MemberId: st.id, Generation: st.generation, HoldMs: hold.Milliseconds(),
 			})
 			return err
 		})
