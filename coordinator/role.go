@@ -94,29 +94,26 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	retry := backoff{min: 200 * time.Millisecond, max: 10 * time.Second}
-	for {
+	for ctx.Err() == nil {
 		s.log.Info("campaigning for leadership", "address", s.cfg.Address, "leader", s.elector.Leader())
 		term, err := s.elector.Campaign(ctx, s.cfg.Address)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			d := retry.next()
-			s.log.Error("cannot campaign for leadership; members are told NOT_COORDINATOR until this works", "error", err, "retry_in", d)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(d):
-			}
+		if err == nil && s.lead(ctx, term) {
+			retry.reset()
 			continue
 		}
-		if s.lead(ctx, term) {
-			retry.reset()
-		}
 		if ctx.Err() != nil {
-			return nil
+			break
+		}
+		d := retry.next()
+		if err != nil {
+			s.log.Error("cannot campaign for leadership; members are told NOT_COORDINATOR until this works", "error", err, "retry_in", d)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
 		}
 	}
+	return nil
 }
 
 // lead serves one term until it ends, then resigns it. It reports whether
@@ -147,7 +144,10 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 	}
 	if err != nil {
 		if t != nil {
-			t.end(s.notLeading())
+			s.mu.Lock()
+			refusal := s.notLeading()
+			s.mu.Unlock()
+			t.end(refusal)
 		}
 		s.log.Error("elected, but cannot serve; resigning", "election_key", info.Key, "error", err)
 		return false

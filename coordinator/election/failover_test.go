@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/election"
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
+	"github.com/regroup-dev/regroup/internal/rpcerr"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -468,4 +470,39 @@ func startCoordAt(t testing.TB, name, addr string, eps []string, ttl time.Durati
 		return err
 	})
 	return c
+}
+
+// TestEtcdLostWhileServing cuts a lone coordinator off from etcd while a
+// group of 10 is Stable: it stops answering as leader at once, and leads
+// again (the group as it was) once it can prove its leadership.
+func TestEtcdLostWhileServing(t *testing.T) {
+	eps := embedetcd.Endpoints(startEtcd(t, 1))
+	c := startCoord(t, "a", eps, testTTL)
+	waitLeader(t, c)
+	putTopic(t, adminOf(t, c))
+	f := newFleet(t, c.addr)
+	formGroup(t, f, adminOf(t, c), 10)
+	before := f.mark()
+
+	election.HoldKeepAlives(c.elector.Elector, true)
+	cut := time.Now()
+	waitFor(t, "the coordinator stops leading", func() error {
+		if c.srv.Leading() {
+			return errors.New("still leading")
+		}
+		return nil
+	})
+	_, err := regroupv1.NewCoordinatorClient(dial(t, c.addr)).Heartbeat(context.Background(), &regroupv1.HeartbeatRequest{
+		GroupId: "g", MemberId: before["m0"].id, Generation: before["m0"].generation,
+	})
+	if code := regroup.CodeOf(rpcerr.FromStatus(err)); code != regroup.CodeNotCoordinator && code != regroup.CodeCoordinatorNotAvailable {
+		t.Fatalf("a heartbeat while cut off from etcd: got %v, want NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE", err)
+	}
+	election.HoldKeepAlives(c.elector.Elector, false)
+	waitLeader(t, c)
+	f.heartbeatingAt(c.addr, cut)
+	f.sameAsBefore(before)
+	if err := f.own.check(); err != nil {
+		t.Error(err)
+	}
 }
