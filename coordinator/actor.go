@@ -22,6 +22,7 @@ var errRetry = errors.New("regroup: group was dropped; look it up again")
 // share locks, so different groups proceed in parallel.
 type actor struct {
 	s  *Server
+	t  *tenure
 	mu sync.Mutex
 	g  *group.Group
 
@@ -38,8 +39,14 @@ type waiter struct {
 	hold *time.Timer
 }
 
-func (s *Server) newActor(g *group.Group) *actor {
-	return &actor{s: s, g: g, waiters: map[group.ReqID]*waiter{}}
+func (s *Server) newActor(t *tenure, g *group.Group) *actor {
+	return &actor{s: s, t: t, g: g, waiters: map[group.ReqID]*waiter{}}
+}
+
+// stale reports, with a.mu held, whether the actor must not step its group
+// again: the group was dropped, or its tenure ended.
+func (a *actor) stale() bool {
+	return a.gone || a.t.ended.Load()
 }
 
 // call steps the group with one request and waits for its reply. It returns
@@ -48,7 +55,7 @@ func (a *actor) call(ctx context.Context, step func(g *group.Group, now time.Tim
 	req := group.ReqID(a.s.reqs.Add(1))
 	w := &waiter{ch: make(chan group.Reply, 1)}
 	a.mu.Lock()
-	if a.gone {
+	if a.stale() {
 		a.mu.Unlock()
 		return group.Reply{}, errRetry
 	}
@@ -99,7 +106,7 @@ func (a *actor) step(input func() group.Output) {
 func (a *actor) apply(out group.Output) {
 	a.s.observe(a.g, out)
 	if out.Persist || out.Delete {
-		if err := a.s.persist(a.g); err != nil {
+		if err := a.persist(); err != nil {
 			a.drop(out, writeError(err), err)
 			return
 		}
@@ -110,7 +117,7 @@ func (a *actor) apply(out group.Output) {
 	if out.Delete {
 		a.gone = true
 		a.stopTimer()
-		a.s.forget(a, a.g.Record())
+		a.t.forget(a, a.g.Record())
 		return
 	}
 	a.arm()
@@ -209,7 +216,7 @@ func (a *actor) stopTimer() {
 func (a *actor) tick() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.gone {
+	if a.stale() {
 		return
 	}
 	a.timerAt = time.Time{}

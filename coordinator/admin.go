@@ -2,11 +2,17 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sort"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -31,7 +37,7 @@ func (s *Server) existing(id string) (*actor, error) {
 func (a *actor) inspect(f func(g *group.Group)) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.gone {
+	if a.stale() {
 		return false
 	}
 	f(a.g)
@@ -39,10 +45,17 @@ func (a *actor) inspect(f func(g *group.Group)) bool {
 }
 
 // ListGroups implements the Admin service.
-func (s *Server) ListGroups(ctx context.Context, _ *regroupv1.ListGroupsRequest) (*regroupv1.ListGroupsResponse, error) {
+func (s *Server) ListGroups(ctx context.Context, req *regroupv1.ListGroupsRequest) (*regroupv1.ListGroupsResponse, error) {
+	if resp, handled, err := forward(ctx, s, req, regroupv1.AdminClient.ListGroups); handled {
+		return resp, err
+	}
+	t, err := s.serving()
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
 	resp := &regroupv1.ListGroupsResponse{}
-	for _, id := range s.groupIDs() {
-		v, ok := s.groups.Load(id)
+	for _, id := range t.groupIDs() {
+		v, ok := t.groups.Load(id)
 		if !ok {
 			continue
 		}
@@ -53,13 +66,18 @@ func (s *Server) ListGroups(ctx context.Context, _ *regroupv1.ListGroupsRequest)
 
 // DescribeGroup implements the Admin service.
 func (s *Server) DescribeGroup(ctx context.Context, req *regroupv1.DescribeGroupRequest) (*regroupv1.DescribeGroupResponse, error) {
+	if resp, handled, err := forward(ctx, s, req, regroupv1.AdminClient.DescribeGroup); handled {
+		return resp, err
+	}
 	for {
 		a, err := s.existing(req.GetGroupId())
 		if err != nil {
 			return nil, rpcerr.ToStatus(err)
 		}
 		var resp *regroupv1.DescribeGroupResponse
-		if a.inspect(func(g *group.Group) { resp = g.Describe() }) {
+		// The description shares messages with the group (the rebalance in
+		// progress): copy it under the lock, as gRPC encodes it after.
+		if a.inspect(func(g *group.Group) { resp = proto.CloneOf(g.Describe()) }) {
 			return resp, nil
 		}
 	}
@@ -67,6 +85,9 @@ func (s *Server) DescribeGroup(ctx context.Context, req *regroupv1.DescribeGroup
 
 // RemoveMembers implements the Admin service.
 func (s *Server) RemoveMembers(ctx context.Context, req *regroupv1.RemoveMembersRequest) (*regroupv1.RemoveMembersResponse, error) {
+	if resp, handled, err := forward(ctx, s, req, regroupv1.AdminClient.RemoveMembers); handled {
+		return resp, err
+	}
 	if _, err := s.existing(req.GetGroupId()); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -88,6 +109,9 @@ func (s *Server) RemoveMembers(ctx context.Context, req *regroupv1.RemoveMembers
 
 // DeleteGroup implements the Admin service.
 func (s *Server) DeleteGroup(ctx context.Context, req *regroupv1.DeleteGroupRequest) (*regroupv1.DeleteGroupResponse, error) {
+	if resp, handled, err := forward(ctx, s, req, regroupv1.AdminClient.DeleteGroup); handled {
+		return resp, err
+	}
 	for {
 		a, err := s.existing(req.GetGroupId())
 		if err != nil {
@@ -112,9 +136,16 @@ func (s *Server) DeleteGroup(ctx context.Context, req *regroupv1.DeleteGroupRequ
 }
 
 // ListTopics implements the Admin service.
-func (s *Server) ListTopics(ctx context.Context, _ *regroupv1.ListTopicsRequest) (*regroupv1.ListTopicsResponse, error) {
+func (s *Server) ListTopics(ctx context.Context, req *regroupv1.ListTopicsRequest) (*regroupv1.ListTopicsResponse, error) {
+	if resp, handled, err := forward(ctx, s, req, regroupv1.AdminClient.ListTopics); handled {
+		return resp, err
+	}
+	t, err := s.serving()
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
 	s.mu.Lock()
-	reg := s.registry
+	reg := t.registry
 	s.mu.Unlock()
 	names := make([]string, 0, len(reg))
 	for n := range reg {
@@ -128,62 +159,95 @@ func (s *Server) ListTopics(ctx context.Context, _ *regroupv1.ListTopicsRequest)
 	return resp, nil
 }
 
+// leading returns the tenure being served, with s.mu held, or the error to
+// refuse a topic change with.
+func (s *Server) leading() (*tenure, error) {
+	t := s.cur.Load()
+	if t == nil || !t.valid(s.clock()) {
+		return nil, s.notLeading()
+	}
+	return t, nil
+}
+
 // PutTopic implements the Admin service.
 func (s *Server) PutTopic(ctx context.Context, req *regroupv1.PutTopicRequest) (*regroupv1.PutTopicResponse, error) {
+	if resp, handled, err := forward(ctx, s, req, regroupv1.AdminClient.PutTopic); handled {
+		return resp, err
+	}
 	if err := group.ValidateTopic(req.GetTopic()); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	t := req.GetTopic()
+	tp := req.GetTopic()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	prev := s.registry[t.GetName()]
-	if prev == t.GetPartitions() {
-		return &regroupv1.PutTopicResponse{PreviousPartitions: prev}, nil
-	}
-	if err := s.writeTopic(ctx, func(ctx context.Context) error { return s.store.PutTopic(ctx, t) }); err != nil {
+	t, err := s.leading()
+	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	reg := maps.Clone(s.registry)
-	reg[t.GetName()] = t.GetPartitions()
-	s.log.Info("topic changed", "topic", t.GetName(), "from", prev, "to", t.GetPartitions())
-	return &regroupv1.PutTopicResponse{PreviousPartitions: prev, RebalancedGroups: s.setRegistry(reg)}, nil
+	prev := t.registry[tp.GetName()]
+	if prev == tp.GetPartitions() {
+		return &regroupv1.PutTopicResponse{PreviousPartitions: prev}, nil
+	}
+	if err := s.writeTopic(ctx, t, func(ctx context.Context) error { return t.st.PutTopic(ctx, tp) }); err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	reg := maps.Clone(t.registry)
+	reg[tp.GetName()] = tp.GetPartitions()
+	s.log.Info("topic changed", "topic", tp.GetName(), "from", prev, "to", tp.GetPartitions())
+	return &regroupv1.PutTopicResponse{PreviousPartitions: prev, RebalancedGroups: s.setRegistry(t, reg)}, nil
 }
 
 // DeleteTopic implements the Admin service.
 func (s *Server) DeleteTopic(ctx context.Context, req *regroupv1.DeleteTopicRequest) (*regroupv1.DeleteTopicResponse, error) {
+	if resp, handled, err := forward(ctx, s, req, regroupv1.AdminClient.DeleteTopic); handled {
+		return resp, err
+	}
 	if err := group.ValidateTopic(&regroupv1.Topic{Name: req.GetName(), Partitions: 1}); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.registry[req.GetName()]; !ok {
-		return nil, rpcerr.ToStatus(regroup.Errorf(regroup.CodeUnknownTopic, "topic %q does not exist", req.GetName()))
-	}
-	if err := s.writeTopic(ctx, func(ctx context.Context) error { return s.store.DeleteTopic(ctx, req.GetName()) }); err != nil {
+	t, err := s.leading()
+	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	reg := maps.Clone(s.registry)
+	if _, ok := t.registry[req.GetName()]; !ok {
+		return nil, rpcerr.ToStatus(regroup.Errorf(regroup.CodeUnknownTopic, "topic %q does not exist", req.GetName()))
+	}
+	if err := s.writeTopic(ctx, t, func(ctx context.Context) error { return t.st.DeleteTopic(ctx, req.GetName()) }); err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	reg := maps.Clone(t.registry)
 	delete(reg, req.GetName())
 	s.log.Info("topic deleted", "topic", req.GetName())
-	return &regroupv1.DeleteTopicResponse{RebalancedGroups: s.setRegistry(reg)}, nil
+	return &regroupv1.DeleteTopicResponse{RebalancedGroups: s.setRegistry(t, reg)}, nil
 }
 
-func (s *Server) writeTopic(ctx context.Context, write func(context.Context) error) error {
+// writeTopic runs a topic write of tenure t, with s.mu held. A fenced write
+// ends the tenure.
+func (s *Server) writeTopic(ctx context.Context, t *tenure, write func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
-	if err := write(ctx); err != nil {
+	start := time.Now()
+	err := write(ctx)
+	s.cfg.Metrics.StoreWrite(time.Since(start), err)
+	if err != nil {
+		if errors.Is(err, store.ErrFenced) {
+			go s.stepDown(t, "a write was fenced: another coordinator was elected")
+		}
 		return writeError(err)
 	}
 	return nil
 }
 
-// setRegistry installs a new registry snapshot (with s.mu held) and hands
-// it to every group; it returns the groups that rebalance because of it.
-func (s *Server) setRegistry(reg map[string]int32) []string {
-	s.registry = reg
+// setRegistry installs a new registry snapshot in t (with s.mu held) and
+// hands it to every group; it returns the groups that rebalance because of
+// it.
+func (s *Server) setRegistry(t *tenure, reg map[string]int32) []string {
+	t.registry = reg
 	var rebalanced []string
-	for _, id := range s.groupIDs() {
-		v, ok := s.groups.Load(id)
+	for _, id := range t.groupIDs() {
+		v, ok := t.groups.Load(id)
 		if !ok {
 			continue
 		}
@@ -200,4 +264,30 @@ func (s *Server) setRegistry(reg map[string]int32) []string {
 		})
 	}
 	return rebalanced
+}
+
+// DescribeCluster implements the Admin service. It describes the
+// coordinator called and is never forwarded.
+func (s *Server) DescribeCluster(ctx context.Context, _ *regroupv1.DescribeClusterRequest) (*regroupv1.DescribeClusterResponse, error) {
+	resp := &regroupv1.DescribeClusterResponse{
+		Role:          regroupv1.CoordinatorRole_COORDINATOR_ROLE_FOLLOWER,
+		Address:       s.cfg.Address,
+		LeaderAddress: s.leader(),
+	}
+	now := s.clock()
+	t := s.cur.Load()
+	if t == nil || !t.valid(now) {
+		return resp, nil
+	}
+	resp.Role = regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER
+	resp.LeadingSince = timestamppb.New(t.since)
+	if t.term != nil {
+		info := t.term.Info()
+		resp.ElectionKey = info.Key
+		resp.ElectionRevision = info.Revision
+		resp.LeaseId = info.LeaseID
+		resp.LeaseTtlMs = info.LeaseTTL.Milliseconds()
+		resp.LeaseRemainingMs = max(0, t.term.ValidUntil().Sub(now).Milliseconds())
+	}
+	return resp, nil
 }

@@ -45,12 +45,17 @@ type GroupStat struct {
 	SessionLeft float64
 }
 
-// GroupStats returns the state of every group, by id. It costs time in
-// proportion to the number of members, under each group's lock in turn.
+// GroupStats returns the state of every group served, by id; none while
+// this coordinator does not lead. It costs time in proportion to the
+// number of members, under each group's lock in turn.
 func (s *Server) GroupStats() []GroupStat {
+	t := s.cur.Load()
+	if t == nil {
+		return nil
+	}
 	var out []GroupStat
-	for _, id := range s.groupIDs() {
-		v, ok := s.groups.Load(id)
+	for _, id := range t.groupIDs() {
+		v, ok := t.groups.Load(id)
 		if !ok {
 			continue
 		}

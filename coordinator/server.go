@@ -3,6 +3,13 @@
 // machine per group, persists group records through a store.Store before
 // replying, and owns the goroutines and timers. It makes no protocol
 // decision of its own.
+//
+// Several coordinators may share a store: an Elector (coordinator/election
+// over etcd) elects one, which loads every group and serves them for as
+// long as its term lasts, writing through a store fenced on the term. It
+// stops serving at once when the term may have ended (its lease may have
+// expired, or a write was fenced), and the others answer group calls with
+// NOT_COORDINATOR and the leader's address, and forward Admin calls to it.
 package coordinator
 
 import (
@@ -25,6 +32,7 @@ import (
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/store"
+	"github.com/regroup-dev/regroup/internal/parallel"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
@@ -42,39 +50,44 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Metrics receives measurements; nil means none are taken.
 	Metrics Metrics
+	// Address is the address members and other coordinators reach this
+	// one at: an elected Server announces it as the leader's, and
+	// DescribeCluster shows it. "" means unknown.
+	Address string
 }
 
-// Server runs the groups of one coordinator. Its methods are safe for
-// concurrent use.
+// Server runs the groups of one coordinator. A Server made by New leads at
+// once; one made by NewElected serves groups only while its Elector has
+// elected it, and otherwise answers group calls with NOT_COORDINATOR and
+// forwards Admin calls to the leader. Its methods are safe for concurrent
+// use.
 type Server struct {
 	regroupv1.UnimplementedCoordinatorServer
 	regroupv1.UnimplementedAdminServer
 
-	cfg   Config
-	log   hclog.Logger
-	store store.Store
-	clock func() time.Time
-	ids   group.IDSource
-	reqs  atomic.Uint64
+	cfg     Config
+	log     hclog.Logger
+	clock   func() time.Time
+	ids     group.IDSource
+	reqs    atomic.Uint64
+	elector Elector // nil for a Server made by New
+	fwd     forwarder
 
-	groups sync.Map // group id -> *actor
+	// cur is the tenure being served; nil while not leading.
+	cur atomic.Pointer[tenure]
 
-	// mu guards the registry, broken and closed, and serializes topic
-	// changes. Lock order: mu, then an actor's mu, then tombMu.
-	mu       sync.Mutex
-	registry map[string]int32
-	broken   map[string]error
-	closed   bool
-
-	tombMu     sync.Mutex
-	tombstones map[string]*storev1.GroupRecord
+	// mu guards closed, the changes of cur, and the current tenure's
+	// registry and broken groups; it serializes topic changes. Lock order:
+	// mu, then an actor's mu, then a tenure's tombMu.
+	mu        sync.Mutex
+	closed    bool
+	closing   chan struct{} // closed by Close
+	closeOnce sync.Once
 
 	watchers watchers // WatchGroup streams
 }
 
-// New loads every group and topic from st and returns a Server ready to
-// serve them.
-func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
+func newServer(cfg Config) (*Server, error) {
 	if cfg.Group == (group.Config{}) {
 		cfg.Group = group.DefaultConfig()
 	}
@@ -90,50 +103,84 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	s := &Server{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		store:      st,
-		clock:      time.Now,
-		ids:        randomIDs{},
-		registry:   map[string]int32{},
-		tombstones: map[string]*storev1.GroupRecord{},
-		broken:     map[string]error{},
+	return &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		clock:   time.Now,
+		ids:     randomIDs{},
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// New loads every group and topic from st and returns a Server that serves
+// them at once, for as long as it runs: a single coordinator. If a write
+// is fenced (another coordinator took over st), it stops serving for good.
+func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
 	}
+	t, err := s.load(ctx, st, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(t)
+	return s, nil
+}
+
+// load reads the state of a term from st and restores every group. The
+// groups' timers run from now on; the caller installs the tenure or ends
+// it.
+func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, error) {
+	t := newTenure(st, term, s.clock())
 	start := s.clock()
 	snap, err := st.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("regroup: loading groups and topics: %w", err)
 	}
-	for _, t := range snap.Topics {
-		s.registry[t.GetName()] = t.GetPartitions()
+	for _, tp := range snap.Topics {
+		t.registry[tp.GetName()] = tp.GetPartitions()
 	}
 	for id, err := range snap.Broken {
 		s.log.Error("group record cannot be decoded; the group is refused until it is fixed or deleted", "group", id, "error", err)
-		s.broken[id] = err
+		t.broken[id] = err
 	}
+	// Restoring is pure and independent per group: spread it over the
+	// cores, then start the groups one by one.
+	type restored struct {
+		g   *group.Group
+		out group.Output
+		err error
+	}
+	res := make([]restored, len(snap.Groups))
+	now := s.clock()
+	parallel.ForEach(len(snap.Groups), func(i int) {
+		if rec := snap.Groups[i]; rec.GetState() != regroupv1.GroupState_GROUP_STATE_DEAD {
+			res[i].g, res[i].out, res[i].err = group.Restore(rec, s.cfg.Group, s.ids, t.registry, now)
+		}
+	})
 	loaded := 0
-	for _, rec := range snap.Groups {
+	for i, rec := range snap.Groups {
 		if rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD {
-			s.tombstones[rec.GetGroupId()] = rec
+			t.tombstones[rec.GetGroupId()] = rec
 			continue
 		}
-		g, out, err := group.Restore(rec, cfg.Group, s.ids, s.registry, s.clock())
+		g, out, err := res[i].g, res[i].out, res[i].err
 		if err != nil {
 			s.log.Error("group record is inconsistent; the group is refused until it is fixed or deleted", "group", rec.GetGroupId(), "error", err)
-			s.broken[rec.GetGroupId()] = err
+			t.broken[rec.GetGroupId()] = err
 			continue
 		}
-		a := s.newActor(g)
-		s.groups.Store(g.ID(), a)
+		a := s.newActor(t, g)
+		t.groups.Store(g.ID(), a)
 		a.mu.Lock()
 		a.apply(out)
 		a.mu.Unlock()
 		loaded++
 	}
-	s.log.Info("loaded state", "groups", loaded, "tombstones", len(s.tombstones), "broken", len(s.broken),
-		"topics", len(s.registry), "duration", s.clock().Sub(start))
-	return s, nil
+	s.log.Info("loaded state", "groups", loaded, "tombstones", len(t.tombstones), "broken", len(t.broken),
+		"topics", len(t.registry), "duration", s.clock().Sub(start))
+	return t, nil
 }
 
 // Register registers the Coordinator and Admin services on srv.
@@ -144,18 +191,22 @@ func (s *Server) Register(srv grpc.ServiceRegistrar) {
 
 // Close answers every waiting request with COORDINATOR_NOT_AVAILABLE, so
 // that members move on to another coordinator, and stops all timers. The
-// Server refuses requests afterwards.
+// Server refuses requests afterwards, and Run resigns and returns.
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
+	t := s.cur.Swap(nil)
+	if t != nil {
+		t.ended.Store(true)
+	}
 	s.mu.Unlock()
+	s.closeOnce.Do(func() { close(s.closing) })
 	err := regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the coordinator is shutting down; retry on another one")
 	s.watchers.close(err)
-	s.groups.Range(func(k, v any) bool {
-		v.(*actor).abort(err)
-		s.groups.Delete(k)
-		return true
-	})
+	if t != nil {
+		t.end(err)
+	}
+	s.fwd.close()
 }
 
 // randomIDs mints member ids "PREFIX-UUID" from crypto/rand.
@@ -178,70 +229,83 @@ func (randomIDs) MemberID(prefix string) string {
 	return prefix + "-" + id
 }
 
-// lookup finds a group's actor. With create, a missing group is created
-// (continuing a tombstone's generation if there is one).
+// lookup finds a group's actor in the tenure being served. With create, a
+// missing group is created (continuing a tombstone's generation if there
+// is one). It returns NOT_COORDINATOR (or COORDINATOR_NOT_AVAILABLE) when
+// this coordinator does not lead.
 func (s *Server) lookup(id string, create bool) (*actor, error) {
-	if v, ok := s.groups.Load(id); ok {
+	t, err := s.serving()
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := t.groups.Load(id); ok {
 		return v.(*actor), nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the coordinator is shutting down; retry on another one")
+	if s.cur.Load() != t {
+		return nil, s.notLeading()
 	}
-	if err := s.broken[id]; err != nil {
+	if err := t.broken[id]; err != nil {
 		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: %v", id, err)
 	}
-	if v, ok := s.groups.Load(id); ok {
+	if v, ok := t.groups.Load(id); ok {
 		return v.(*actor), nil
 	}
 	if !create {
 		return nil, nil
 	}
 	var g *group.Group
-	s.tombMu.Lock()
-	tomb := s.tombstones[id]
-	s.tombMu.Unlock()
+	t.tombMu.Lock()
+	tomb := t.tombstones[id]
+	t.tombMu.Unlock()
 	if tomb != nil {
-		restored, _, err := group.Restore(tomb, s.cfg.Group, s.ids, s.registry, s.clock())
+		restored, _, err := group.Restore(tomb, s.cfg.Group, s.ids, t.registry, s.clock())
 		if err != nil {
 			return nil, err
 		}
 		g = restored
 	} else {
-		g = group.New(id, s.cfg.Group, s.ids, s.registry, s.clock())
+		g = group.New(id, s.cfg.Group, s.ids, t.registry, s.clock())
 	}
-	a := s.newActor(g)
-	s.groups.Store(id, a)
+	a := s.newActor(t, g)
+	t.groups.Store(id, a)
 	return a, nil
 }
 
 // forget drops a Dead group, keeping its tombstone.
-func (s *Server) forget(a *actor, tomb *storev1.GroupRecord) {
-	s.tombMu.Lock()
-	defer s.tombMu.Unlock()
-	s.groups.CompareAndDelete(tomb.GetGroupId(), a)
-	s.tombstones[tomb.GetGroupId()] = tomb
+func (t *tenure) forget(a *actor, tomb *storev1.GroupRecord) {
+	t.tombMu.Lock()
+	defer t.tombMu.Unlock()
+	t.groups.CompareAndDelete(tomb.GetGroupId(), a)
+	t.tombstones[tomb.GetGroupId()] = tomb
 }
 
-// lost drops a group whose write failed; the next request reloads it.
+// lost drops a group whose write failed; the next request reloads it. A
+// fenced write means another coordinator leads: the whole tenure ends.
 func (s *Server) lost(a *actor, err error) {
 	id := a.g.ID()
-	s.groups.CompareAndDelete(id, a)
+	a.t.groups.CompareAndDelete(id, a)
 	s.log.Error("group record write failed; dropped the group from memory", "group", id, "error", err)
 	if errors.Is(err, store.ErrFenced) {
+		// The caller holds the actor's lock, which ending the tenure takes.
+		go s.stepDown(a.t, "a write was fenced: another coordinator was elected")
 		return
 	}
 	// Reload it from the store as a new coordinator would, in the
 	// background, so that members find it when they retry.
-	go s.reload(id)
+	go s.reload(a.t, id)
 }
 
-func (s *Server) reload(id string) {
+func (s *Server) reload(t *tenure, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()
-	snap, err := s.store.Load(ctx)
+	snap, err := t.st.Load(ctx)
 	if err != nil {
+		if errors.Is(err, store.ErrFenced) {
+			s.stepDown(t, "a read was fenced: another coordinator was elected")
+			return
+		}
 		s.log.Error("reloading group failed; it is created afresh on its next join", "group", id, "error", err)
 		return
 	}
@@ -250,10 +314,14 @@ func (s *Server) reload(id string) {
 			continue
 		}
 		s.mu.Lock()
-		g, out, err := group.Restore(rec, s.cfg.Group, s.ids, s.registry, s.clock())
+		if s.cur.Load() != t {
+			s.mu.Unlock()
+			return
+		}
+		g, out, err := group.Restore(rec, s.cfg.Group, s.ids, t.registry, s.clock())
 		if err == nil {
-			a := s.newActor(g)
-			if _, loaded := s.groups.LoadOrStore(id, a); !loaded {
+			a := s.newActor(t, g)
+			if _, loaded := t.groups.LoadOrStore(id, a); !loaded {
 				a.mu.Lock()
 				a.apply(out)
 				a.mu.Unlock()
@@ -263,13 +331,13 @@ func (s *Server) reload(id string) {
 	}
 }
 
-// persist writes a group's record.
-func (s *Server) persist(g *group.Group) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+// persist writes a group's record through its tenure's store.
+func (a *actor) persist() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.WriteTimeout)
 	defer cancel()
 	start := time.Now()
-	err := s.store.PutGroup(ctx, g.Record())
-	s.cfg.Metrics.StoreWrite(time.Since(start), err)
+	err := a.t.st.PutGroup(ctx, a.g.Record())
+	a.s.cfg.Metrics.StoreWrite(time.Since(start), err)
 	return err
 }
 
@@ -400,10 +468,10 @@ func (s *Server) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupReques
 	return replyOf[*regroupv1.LeaveGroupResponse](r, err)
 }
 
-// groupIDs returns the ids of the groups in memory, sorted.
-func (s *Server) groupIDs() []string {
+// groupIDs returns the ids of the tenure's groups, sorted.
+func (t *tenure) groupIDs() []string {
 	var ids []string
-	s.groups.Range(func(k, _ any) bool {
+	t.groups.Range(func(k, _ any) bool {
 		ids = append(ids, k.(string))
 		return true
 	})

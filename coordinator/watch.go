@@ -108,14 +108,27 @@ func (h *watchers) publish(g *group.Group, now time.Time, e group.Event) {
 }
 
 // close disconnects every watch with err and refuses new ones: the
-// coordinator stops serving.
+// coordinator shuts down.
 func (h *watchers) close(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = rpcerr.ToStatus(err)
+	h.dropAll(h.closed)
+}
+
+// end disconnects every watch with err but accepts new ones: the
+// coordinator stopped leading, and may lead again.
+func (h *watchers) end(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dropAll(rpcerr.ToStatus(err))
+}
+
+// dropAll disconnects every watch with err, with h.mu held.
+func (h *watchers) dropAll(err error) {
 	for id, ws := range h.byID {
 		for w := range ws {
-			h.drop(id, w, h.closed)
+			h.drop(id, w, err)
 		}
 	}
 }

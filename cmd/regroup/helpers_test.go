@@ -71,8 +71,10 @@ type served struct {
 func startServe(t *testing.T, extra ...string) *served {
 	t.Helper()
 	s := &served{logs: &syncBuffer{}}
+	// The operator surface does not depend on the store; the memory store
+	// leads at once (TestServeEmbeddedEtcdKeepsState covers etcd).
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-json",
-		"--min-session-timeout", "500ms", "--initial-rebalance-delay", "0s"}, extra...)
+		"--store", "memory", "--min-session-timeout", "500ms", "--initial-rebalance-delay", "0s"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
 	go func() { exited <- run(ctx, args, io.Discard, s.logs) }()

@@ -15,12 +15,11 @@ import (
 
 	"github.com/regroup-dev/regroup/coordinator"
 	"github.com/regroup-dev/regroup/coordinator/group"
-	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 )
 
 type serveFlags struct {
 	listen          string
-	store           string
+	backend         backendFlags
 	logLevel        string
 	logJSON         bool
 	maxMessageBytes int
@@ -37,9 +36,21 @@ func serveCmd() *cobra.Command {
 receives SIGTERM or SIGINT, then answers every waiting request (so members
 move on at once) and stops.
 
+By default the groups live in an embedded single-node etcd in ./regroup-data,
+so a restarted coordinator finds them. With --etcd-endpoints, any number of
+coordinators share an external etcd cluster: one leads, the others redirect
+members to it and take over when it fails.
+
 Every flag can also be set through the environment variable shown with it.`,
-		Example: `  # One coordinator on the default address, 127.0.0.1:7070:
+		Example: `  # One durable coordinator on the default address, 127.0.0.1:7070, its
+  # groups in an embedded etcd in ./regroup-data:
   regroup serve
+
+  # Three coordinators sharing an etcd cluster (one leads):
+  regroup serve --listen 10.0.0.1:7070 --etcd-endpoints a:2379,b:2379,c:2379
+
+  # Nothing kept: groups live in this process only.
+  regroup serve --store memory
 
   # Listen on all interfaces, JSON logs, at most 500 members per group:
   REGROUP_LOG_JSON=true regroup serve --listen 0.0.0.0:7070 --max-group-size 500`,
@@ -48,7 +59,7 @@ Every flag can also be set through the environment variable shown with it.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address to serve gRPC on")
-	fl.StringVar(&f.store, "store", "memory", "where group records live: memory (kept in this process only)")
+	f.backend.register(fl)
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 	fl.IntVar(&f.maxMessageBytes, "max-message-bytes", 64<<20, "largest gRPC message accepted or sent (a leader's assignment for a big group is large)")
@@ -81,9 +92,6 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	if err := f.group.Validate(); err != nil {
 		return err
 	}
-	if f.store != "memory" {
-		return fmt.Errorf("--store %q: the only store is memory", f.store)
-	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -93,13 +101,17 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	}
 	obs, err := startObservability(f.metricsAddr, log)
 	if err != nil {
+		lis.Close()
 		return err
 	}
 	defer obs.stop()
-	srv, err := coordinator.New(ctx, coordinator.Config{Group: f.group, Logger: log, Metrics: obs.coordinatorMetrics()}, memstore.New())
+	be, err := startBackend(ctx, f.backend, coordinator.Config{Group: f.group, Logger: log, Metrics: obs.coordinatorMetrics()}, lis.Addr(), log)
 	if err != nil {
+		lis.Close()
 		return err
 	}
+	defer be.cleanup()
+	srv := be.srv
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(f.maxMessageBytes), grpc.MaxSendMsgSize(f.maxMessageBytes))
 	srv.Register(gs)
 	if err := obs.attach(gs, srv); err != nil {
@@ -107,7 +119,9 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
-	log.Info("serving", "address", lis.Addr().String(), "store", f.store)
+	ran := make(chan struct{})
+	go func() { defer close(ran); be.run(ctx) }()
+	log.Info("serving", "address", lis.Addr().String(), "store", f.backend.store)
 
 	select {
 	case err := <-errc:
@@ -116,6 +130,7 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	}
 	log.Info("shutting down")
 	srv.Close()
+	<-ran // resigned leadership, if it led
 	done := make(chan struct{})
 	go func() { gs.GracefulStop(); close(done) }()
 	select {

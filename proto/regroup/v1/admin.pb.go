@@ -88,6 +88,61 @@ func (GroupState) EnumDescriptor() ([]byte, []int) {
 	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+// CoordinatorRole is a coordinator's role among those sharing a store.
+type CoordinatorRole int32
+
+const (
+	// Not set.
+	CoordinatorRole_COORDINATOR_ROLE_UNSPECIFIED CoordinatorRole = 0
+	// It serves the groups.
+	CoordinatorRole_COORDINATOR_ROLE_LEADER CoordinatorRole = 1
+	// It does not serve groups: another coordinator leads, or none does yet
+	// (an election, or the store is unreachable). Group calls get
+	// NOT_COORDINATOR with the leader's address; Admin calls are forwarded.
+	CoordinatorRole_COORDINATOR_ROLE_FOLLOWER CoordinatorRole = 2
+)
+
+// Enum value maps for CoordinatorRole.
+var (
+	CoordinatorRole_name = map[int32]string{
+		0: "COORDINATOR_ROLE_UNSPECIFIED",
+		1: "COORDINATOR_ROLE_LEADER",
+		2: "COORDINATOR_ROLE_FOLLOWER",
+	}
+	CoordinatorRole_value = map[string]int32{
+		"COORDINATOR_ROLE_UNSPECIFIED": 0,
+		"COORDINATOR_ROLE_LEADER":      1,
+		"COORDINATOR_ROLE_FOLLOWER":    2,
+	}
+)
+
+func (x CoordinatorRole) Enum() *CoordinatorRole {
+	p := new(CoordinatorRole)
+	*p = x
+	return p
+}
+
+func (x CoordinatorRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CoordinatorRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_regroup_v1_admin_proto_enumTypes[1].Descriptor()
+}
+
+func (CoordinatorRole) Type() protoreflect.EnumType {
+	return &file_regroup_v1_admin_proto_enumTypes[1]
+}
+
+func (x CoordinatorRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CoordinatorRole.Descriptor instead.
+func (CoordinatorRole) EnumDescriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
 // ListGroupsRequest has no fields.
 type ListGroupsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1823,6 +1878,165 @@ func (x *AssignmentRefused) GetReason() string {
 	return ""
 }
 
+// DescribeClusterRequest has no fields.
+type DescribeClusterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeClusterRequest) Reset() {
+	*x = DescribeClusterRequest{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeClusterRequest) ProtoMessage() {}
+
+func (x *DescribeClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeClusterRequest.ProtoReflect.Descriptor instead.
+func (*DescribeClusterRequest) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+// DescribeClusterResponse describes one coordinator.
+type DescribeClusterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its role.
+	Role CoordinatorRole `protobuf:"varint,1,opt,name=role,proto3,enum=regroup.v1.CoordinatorRole" json:"role,omitempty"`
+	// The address it advertises.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// The leader's address as this coordinator knows it; empty when no
+	// leader is known.
+	LeaderAddress string `protobuf:"bytes,3,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	// When it started leading (leader only).
+	LeadingSince *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=leading_since,json=leadingSince,proto3" json:"leading_since,omitempty"`
+	// The election key of its term and that key's creation revision, on which
+	// its writes are fenced (leader on etcd only).
+	ElectionKey string `protobuf:"bytes,5,opt,name=election_key,json=electionKey,proto3" json:"election_key,omitempty"`
+	// See election_key.
+	ElectionRevision int64 `protobuf:"varint,6,opt,name=election_revision,json=electionRevision,proto3" json:"election_revision,omitempty"`
+	// The etcd lease that keeps it leading (leader on etcd only).
+	LeaseId int64 `protobuf:"varint,7,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// The lease's time to live.
+	LeaseTtlMs int64 `protobuf:"varint,8,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
+	// How long it still certainly holds the lease: the send time of its last
+	// successful keep-alive plus the TTL, minus a safety margin, minus now.
+	// It stops serving when this reaches zero without a renewal.
+	LeaseRemainingMs int64 `protobuf:"varint,9,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DescribeClusterResponse) Reset() {
+	*x = DescribeClusterResponse{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeClusterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeClusterResponse) ProtoMessage() {}
+
+func (x *DescribeClusterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeClusterResponse.ProtoReflect.Descriptor instead.
+func (*DescribeClusterResponse) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DescribeClusterResponse) GetRole() CoordinatorRole {
+	if x != nil {
+		return x.Role
+	}
+	return CoordinatorRole_COORDINATOR_ROLE_UNSPECIFIED
+}
+
+func (x *DescribeClusterResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *DescribeClusterResponse) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
+}
+
+func (x *DescribeClusterResponse) GetLeadingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeadingSince
+	}
+	return nil
+}
+
+func (x *DescribeClusterResponse) GetElectionKey() string {
+	if x != nil {
+		return x.ElectionKey
+	}
+	return ""
+}
+
+func (x *DescribeClusterResponse) GetElectionRevision() int64 {
+	if x != nil {
+		return x.ElectionRevision
+	}
+	return 0
+}
+
+func (x *DescribeClusterResponse) GetLeaseId() int64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *DescribeClusterResponse) GetLeaseTtlMs() int64 {
+	if x != nil {
+		return x.LeaseTtlMs
+	}
+	return 0
+}
+
+func (x *DescribeClusterResponse) GetLeaseRemainingMs() int64 {
+	if x != nil {
+		return x.LeaseRemainingMs
+	}
+	return 0
+}
+
 var File_regroup_v1_admin_proto protoreflect.FileDescriptor
 
 const file_regroup_v1_admin_proto_rawDesc = "" +
@@ -1955,7 +2169,19 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\"H\n" +
 	"\x11AssignmentRefused\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason*\xb9\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x18\n" +
+	"\x16DescribeClusterRequest\"\x87\x03\n" +
+	"\x17DescribeClusterResponse\x12/\n" +
+	"\x04role\x18\x01 \x01(\x0e2\x1b.regroup.v1.CoordinatorRoleR\x04role\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
+	"\x0eleader_address\x18\x03 \x01(\tR\rleaderAddress\x12?\n" +
+	"\rleading_since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fleadingSince\x12!\n" +
+	"\felection_key\x18\x05 \x01(\tR\velectionKey\x12+\n" +
+	"\x11election_revision\x18\x06 \x01(\x03R\x10electionRevision\x12\x19\n" +
+	"\blease_id\x18\a \x01(\x03R\aleaseId\x12 \n" +
+	"\flease_ttl_ms\x18\b \x01(\x03R\n" +
+	"leaseTtlMs\x12,\n" +
+	"\x12lease_remaining_ms\x18\t \x01(\x03R\x10leaseRemainingMs*\xb9\x01\n" +
 	"\n" +
 	"GroupState\x12\x1b\n" +
 	"\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -1963,7 +2189,11 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x1fGROUP_STATE_PREPARING_REBALANCE\x10\x02\x12$\n" +
 	" GROUP_STATE_COMPLETING_REBALANCE\x10\x03\x12\x16\n" +
 	"\x12GROUP_STATE_STABLE\x10\x04\x12\x14\n" +
-	"\x10GROUP_STATE_DEAD\x10\x052\x83\x05\n" +
+	"\x10GROUP_STATE_DEAD\x10\x05*o\n" +
+	"\x0fCoordinatorRole\x12 \n" +
+	"\x1cCOORDINATOR_ROLE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17COORDINATOR_ROLE_LEADER\x10\x01\x12\x1d\n" +
+	"\x19COORDINATOR_ROLE_FOLLOWER\x10\x022\xdf\x05\n" +
 	"\x05Admin\x12K\n" +
 	"\n" +
 	"ListGroups\x12\x1d.regroup.v1.ListGroupsRequest\x1a\x1e.regroup.v1.ListGroupsResponse\x12T\n" +
@@ -1975,7 +2205,8 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"ListTopics\x12\x1d.regroup.v1.ListTopicsRequest\x1a\x1e.regroup.v1.ListTopicsResponse\x12N\n" +
 	"\vDeleteTopic\x12\x1e.regroup.v1.DeleteTopicRequest\x1a\x1f.regroup.v1.DeleteTopicResponse\x12M\n" +
 	"\n" +
-	"WatchGroup\x12\x1d.regroup.v1.WatchGroupRequest\x1a\x1e.regroup.v1.WatchGroupResponse0\x01B;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
+	"WatchGroup\x12\x1d.regroup.v1.WatchGroupRequest\x1a\x1e.regroup.v1.WatchGroupResponse0\x01\x12Z\n" +
+	"\x0fDescribeCluster\x12\".regroup.v1.DescribeClusterRequest\x1a#.regroup.v1.DescribeClusterResponseB;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
 
 var (
 	file_regroup_v1_admin_proto_rawDescOnce sync.Once
@@ -1989,91 +2220,98 @@ func file_regroup_v1_admin_proto_rawDescGZIP() []byte {
 	return file_regroup_v1_admin_proto_rawDescData
 }
 
-var file_regroup_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_regroup_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_regroup_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_regroup_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_regroup_v1_admin_proto_goTypes = []any{
-	(GroupState)(0),               // 0: regroup.v1.GroupState
-	(*ListGroupsRequest)(nil),     // 1: regroup.v1.ListGroupsRequest
-	(*GroupSummary)(nil),          // 2: regroup.v1.GroupSummary
-	(*ListGroupsResponse)(nil),    // 3: regroup.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),  // 4: regroup.v1.DescribeGroupRequest
-	(*MemberDescription)(nil),     // 5: regroup.v1.MemberDescription
-	(*Rebalance)(nil),             // 6: regroup.v1.Rebalance
-	(*DescribeGroupResponse)(nil), // 7: regroup.v1.DescribeGroupResponse
-	(*RemoveMembersRequest)(nil),  // 8: regroup.v1.RemoveMembersRequest
-	(*RemoveMembersResponse)(nil), // 9: regroup.v1.RemoveMembersResponse
-	(*DeleteGroupRequest)(nil),    // 10: regroup.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),   // 11: regroup.v1.DeleteGroupResponse
-	(*PutTopicRequest)(nil),       // 12: regroup.v1.PutTopicRequest
-	(*PutTopicResponse)(nil),      // 13: regroup.v1.PutTopicResponse
-	(*ListTopicsRequest)(nil),     // 14: regroup.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),    // 15: regroup.v1.ListTopicsResponse
-	(*DeleteTopicRequest)(nil),    // 16: regroup.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),   // 17: regroup.v1.DeleteTopicResponse
-	(*WatchGroupRequest)(nil),     // 18: regroup.v1.WatchGroupRequest
-	(*WatchGroupResponse)(nil),    // 19: regroup.v1.WatchGroupResponse
-	(*GroupStateChange)(nil),      // 20: regroup.v1.GroupStateChange
-	(*RebalanceStarted)(nil),      // 21: regroup.v1.RebalanceStarted
-	(*RebalanceDone)(nil),         // 22: regroup.v1.RebalanceDone
-	(*MemberRemoved)(nil),         // 23: regroup.v1.MemberRemoved
-	(*MemberReplaced)(nil),        // 24: regroup.v1.MemberReplaced
-	(*AssignmentRefused)(nil),     // 25: regroup.v1.AssignmentRefused
-	(*Subscription)(nil),          // 26: regroup.v1.Subscription
-	(*Assignment)(nil),            // 27: regroup.v1.Assignment
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*Topic)(nil),                 // 29: regroup.v1.Topic
-	(*LeaveMemberResult)(nil),     // 30: regroup.v1.LeaveMemberResult
-	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(GroupState)(0),                 // 0: regroup.v1.GroupState
+	(CoordinatorRole)(0),            // 1: regroup.v1.CoordinatorRole
+	(*ListGroupsRequest)(nil),       // 2: regroup.v1.ListGroupsRequest
+	(*GroupSummary)(nil),            // 3: regroup.v1.GroupSummary
+	(*ListGroupsResponse)(nil),      // 4: regroup.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),    // 5: regroup.v1.DescribeGroupRequest
+	(*MemberDescription)(nil),       // 6: regroup.v1.MemberDescription
+	(*Rebalance)(nil),               // 7: regroup.v1.Rebalance
+	(*DescribeGroupResponse)(nil),   // 8: regroup.v1.DescribeGroupResponse
+	(*RemoveMembersRequest)(nil),    // 9: regroup.v1.RemoveMembersRequest
+	(*RemoveMembersResponse)(nil),   // 10: regroup.v1.RemoveMembersResponse
+	(*DeleteGroupRequest)(nil),      // 11: regroup.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),     // 12: regroup.v1.DeleteGroupResponse
+	(*PutTopicRequest)(nil),         // 13: regroup.v1.PutTopicRequest
+	(*PutTopicResponse)(nil),        // 14: regroup.v1.PutTopicResponse
+	(*ListTopicsRequest)(nil),       // 15: regroup.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),      // 16: regroup.v1.ListTopicsResponse
+	(*DeleteTopicRequest)(nil),      // 17: regroup.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),     // 18: regroup.v1.DeleteTopicResponse
+	(*WatchGroupRequest)(nil),       // 19: regroup.v1.WatchGroupRequest
+	(*WatchGroupResponse)(nil),      // 20: regroup.v1.WatchGroupResponse
+	(*GroupStateChange)(nil),        // 21: regroup.v1.GroupStateChange
+	(*RebalanceStarted)(nil),        // 22: regroup.v1.RebalanceStarted
+	(*RebalanceDone)(nil),           // 23: regroup.v1.RebalanceDone
+	(*MemberRemoved)(nil),           // 24: regroup.v1.MemberRemoved
+	(*MemberReplaced)(nil),          // 25: regroup.v1.MemberReplaced
+	(*AssignmentRefused)(nil),       // 26: regroup.v1.AssignmentRefused
+	(*DescribeClusterRequest)(nil),  // 27: regroup.v1.DescribeClusterRequest
+	(*DescribeClusterResponse)(nil), // 28: regroup.v1.DescribeClusterResponse
+	(*Subscription)(nil),            // 29: regroup.v1.Subscription
+	(*Assignment)(nil),              // 30: regroup.v1.Assignment
+	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
+	(*Topic)(nil),                   // 32: regroup.v1.Topic
+	(*LeaveMemberResult)(nil),       // 33: regroup.v1.LeaveMemberResult
+	(*durationpb.Duration)(nil),     // 34: google.protobuf.Duration
 }
 var file_regroup_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: regroup.v1.GroupSummary.state:type_name -> regroup.v1.GroupState
-	2,  // 1: regroup.v1.ListGroupsResponse.groups:type_name -> regroup.v1.GroupSummary
-	26, // 2: regroup.v1.MemberDescription.subscription:type_name -> regroup.v1.Subscription
-	27, // 3: regroup.v1.MemberDescription.assignment:type_name -> regroup.v1.Assignment
-	28, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
-	28, // 5: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
-	28, // 6: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
-	28, // 7: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
+	3,  // 1: regroup.v1.ListGroupsResponse.groups:type_name -> regroup.v1.GroupSummary
+	29, // 2: regroup.v1.MemberDescription.subscription:type_name -> regroup.v1.Subscription
+	30, // 3: regroup.v1.MemberDescription.assignment:type_name -> regroup.v1.Assignment
+	31, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
+	31, // 5: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
+	31, // 6: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
+	31, // 7: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
 	0,  // 8: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
-	5,  // 9: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
-	6,  // 10: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
-	29, // 11: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
-	30, // 12: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
-	29, // 13: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
-	29, // 14: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
-	28, // 15: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 16: regroup.v1.WatchGroupResponse.snapshot:type_name -> regroup.v1.GroupSummary
-	20, // 17: regroup.v1.WatchGroupResponse.state_changed:type_name -> regroup.v1.GroupStateChange
-	21, // 18: regroup.v1.WatchGroupResponse.rebalance_started:type_name -> regroup.v1.RebalanceStarted
-	22, // 19: regroup.v1.WatchGroupResponse.rebalance_done:type_name -> regroup.v1.RebalanceDone
-	23, // 20: regroup.v1.WatchGroupResponse.member_removed:type_name -> regroup.v1.MemberRemoved
-	24, // 21: regroup.v1.WatchGroupResponse.member_replaced:type_name -> regroup.v1.MemberReplaced
-	25, // 22: regroup.v1.WatchGroupResponse.assignment_refused:type_name -> regroup.v1.AssignmentRefused
+	6,  // 9: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
+	7,  // 10: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
+	32, // 11: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
+	33, // 12: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
+	32, // 13: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
+	32, // 14: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
+	31, // 15: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
+	3,  // 16: regroup.v1.WatchGroupResponse.snapshot:type_name -> regroup.v1.GroupSummary
+	21, // 17: regroup.v1.WatchGroupResponse.state_changed:type_name -> regroup.v1.GroupStateChange
+	22, // 18: regroup.v1.WatchGroupResponse.rebalance_started:type_name -> regroup.v1.RebalanceStarted
+	23, // 19: regroup.v1.WatchGroupResponse.rebalance_done:type_name -> regroup.v1.RebalanceDone
+	24, // 20: regroup.v1.WatchGroupResponse.member_removed:type_name -> regroup.v1.MemberRemoved
+	25, // 21: regroup.v1.WatchGroupResponse.member_replaced:type_name -> regroup.v1.MemberReplaced
+	26, // 22: regroup.v1.WatchGroupResponse.assignment_refused:type_name -> regroup.v1.AssignmentRefused
 	0,  // 23: regroup.v1.GroupStateChange.from:type_name -> regroup.v1.GroupState
 	0,  // 24: regroup.v1.GroupStateChange.to:type_name -> regroup.v1.GroupState
-	31, // 25: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
-	31, // 26: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
-	1,  // 27: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
-	4,  // 28: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
-	8,  // 29: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
-	10, // 30: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
-	12, // 31: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
-	14, // 32: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
-	16, // 33: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
-	18, // 34: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
-	3,  // 35: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
-	7,  // 36: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
-	9,  // 37: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
-	11, // 38: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
-	13, // 39: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
-	15, // 40: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
-	17, // 41: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
-	19, // 42: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
-	35, // [35:43] is the sub-list for method output_type
-	27, // [27:35] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	34, // 25: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
+	34, // 26: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
+	1,  // 27: regroup.v1.DescribeClusterResponse.role:type_name -> regroup.v1.CoordinatorRole
+	31, // 28: regroup.v1.DescribeClusterResponse.leading_since:type_name -> google.protobuf.Timestamp
+	2,  // 29: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
+	5,  // 30: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
+	9,  // 31: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
+	11, // 32: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
+	13, // 33: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
+	15, // 34: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
+	17, // 35: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
+	19, // 36: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
+	27, // 37: regroup.v1.Admin.DescribeCluster:input_type -> regroup.v1.DescribeClusterRequest
+	4,  // 38: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
+	8,  // 39: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
+	10, // 40: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
+	12, // 41: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
+	14, // 42: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
+	16, // 43: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
+	18, // 44: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
+	20, // 45: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
+	28, // 46: regroup.v1.Admin.DescribeCluster:output_type -> regroup.v1.DescribeClusterResponse
+	38, // [38:47] is the sub-list for method output_type
+	29, // [29:38] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_regroup_v1_admin_proto_init() }
@@ -2097,8 +2335,8 @@ func file_regroup_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_regroup_v1_admin_proto_rawDesc), len(file_regroup_v1_admin_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   25,
+			NumEnums:      2,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

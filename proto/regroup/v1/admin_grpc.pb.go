@@ -19,14 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_ListGroups_FullMethodName    = "/regroup.v1.Admin/ListGroups"
-	Admin_DescribeGroup_FullMethodName = "/regroup.v1.Admin/DescribeGroup"
-	Admin_RemoveMembers_FullMethodName = "/regroup.v1.Admin/RemoveMembers"
-	Admin_DeleteGroup_FullMethodName   = "/regroup.v1.Admin/DeleteGroup"
-	Admin_PutTopic_FullMethodName      = "/regroup.v1.Admin/PutTopic"
-	Admin_ListTopics_FullMethodName    = "/regroup.v1.Admin/ListTopics"
-	Admin_DeleteTopic_FullMethodName   = "/regroup.v1.Admin/DeleteTopic"
-	Admin_WatchGroup_FullMethodName    = "/regroup.v1.Admin/WatchGroup"
+	Admin_ListGroups_FullMethodName      = "/regroup.v1.Admin/ListGroups"
+	Admin_DescribeGroup_FullMethodName   = "/regroup.v1.Admin/DescribeGroup"
+	Admin_RemoveMembers_FullMethodName   = "/regroup.v1.Admin/RemoveMembers"
+	Admin_DeleteGroup_FullMethodName     = "/regroup.v1.Admin/DeleteGroup"
+	Admin_PutTopic_FullMethodName        = "/regroup.v1.Admin/PutTopic"
+	Admin_ListTopics_FullMethodName      = "/regroup.v1.Admin/ListTopics"
+	Admin_DeleteTopic_FullMethodName     = "/regroup.v1.Admin/DeleteTopic"
+	Admin_WatchGroup_FullMethodName      = "/regroup.v1.Admin/WatchGroup"
+	Admin_DescribeCluster_FullMethodName = "/regroup.v1.Admin/DescribeCluster"
 )
 
 // AdminClient is the client API for Admin service.
@@ -72,6 +73,12 @@ type AdminClient interface {
 	// Errors: UNKNOWN_GROUP; COORDINATOR_NOT_AVAILABLE when the coordinator
 	// shuts down.
 	WatchGroup(ctx context.Context, in *WatchGroupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGroupResponse], error)
+	// DescribeCluster shows the coordinator called: its role among the
+	// coordinators sharing its store, the leader's address and, on the
+	// leader, the lease that keeps it leading. It is answered by the
+	// coordinator called, never forwarded. (On a follower, the other Admin
+	// calls are forwarded to the leader.)
+	DescribeCluster(ctx context.Context, in *DescribeClusterRequest, opts ...grpc.CallOption) (*DescribeClusterResponse, error)
 }
 
 type adminClient struct {
@@ -171,6 +178,16 @@ func (c *adminClient) WatchGroup(ctx context.Context, in *WatchGroupRequest, opt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_WatchGroupClient = grpc.ServerStreamingClient[WatchGroupResponse]
 
+func (c *adminClient) DescribeCluster(ctx context.Context, in *DescribeClusterRequest, opts ...grpc.CallOption) (*DescribeClusterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeClusterResponse)
+	err := c.cc.Invoke(ctx, Admin_DescribeCluster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -214,6 +231,12 @@ type AdminServer interface {
 	// Errors: UNKNOWN_GROUP; COORDINATOR_NOT_AVAILABLE when the coordinator
 	// shuts down.
 	WatchGroup(*WatchGroupRequest, grpc.ServerStreamingServer[WatchGroupResponse]) error
+	// DescribeCluster shows the coordinator called: its role among the
+	// coordinators sharing its store, the leader's address and, on the
+	// leader, the lease that keeps it leading. It is answered by the
+	// coordinator called, never forwarded. (On a follower, the other Admin
+	// calls are forwarded to the leader.)
+	DescribeCluster(context.Context, *DescribeClusterRequest) (*DescribeClusterResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -247,6 +270,9 @@ func (UnimplementedAdminServer) DeleteTopic(context.Context, *DeleteTopicRequest
 }
 func (UnimplementedAdminServer) WatchGroup(*WatchGroupRequest, grpc.ServerStreamingServer[WatchGroupResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchGroup not implemented")
+}
+func (UnimplementedAdminServer) DescribeCluster(context.Context, *DescribeClusterRequest) (*DescribeClusterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeCluster not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -406,6 +432,24 @@ func _Admin_WatchGroup_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_WatchGroupServer = grpc.ServerStreamingServer[WatchGroupResponse]
 
+func _Admin_DescribeCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeClusterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DescribeCluster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DescribeCluster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DescribeCluster(ctx, req.(*DescribeClusterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -440,6 +484,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteTopic",
 			Handler:    _Admin_DeleteTopic_Handler,
+		},
+		{
+			MethodName: "DescribeCluster",
+			Handler:    _Admin_DescribeCluster_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/election"
+	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
+	"github.com/regroup-dev/regroup/coordinator/store/memstore"
+	"github.com/regroup-dev/regroup/internal/embedetcd"
+)
+
+// backendFlags choose where group records live and how coordinators elect
+// their leader.
+type backendFlags struct {
+	store          string
+	dataDir        string
+	etcdEndpoints  []string
+	etcdClientPort int
+	etcdPeerPort   int
+	advertiseAddr  string
+	leaseTTL       time.Duration
+}
+
+func (f *backendFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.store, "store", "etcd", "where group records live: etcd (durable; several coordinators elect a leader) or memory (kept in this process only)")
+	fl.StringVar(&f.dataDir, "data-dir", "./regroup-data", "data directory of the embedded etcd (used when --etcd-endpoints is empty)")
+	fl.StringSliceVar(&f.etcdEndpoints, "etcd-endpoints", nil, "etcd cluster to use, e.g. a:2379,b:2379,c:2379; empty starts an embedded single-node etcd in --data-dir")
+	fl.IntVar(&f.etcdClientPort, "etcd-client-port", 7379, "loopback port of the embedded etcd's clients")
+	fl.IntVar(&f.etcdPeerPort, "etcd-peer-port", 7380, "loopback port of the embedded etcd's peers")
+	fl.StringVar(&f.advertiseAddr, "advertise-addr", "", "address members and other coordinators reach this one at (default: the --listen address)")
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", election.DefaultTTL, "etcd lease TTL, whole seconds: a leader that stops renewing it is replaced after at most this long")
+}
+
+// backend is a running coordinator over its store.
+type backend struct {
+	srv     *coordinator.Server
+	run     func(ctx context.Context) // serves until ctx ends or srv closes
+	cleanup func()                    // after run returned
+}
+
+// startBackend starts the store chosen by f and a coordinator over it,
+// advertised at addr. With etcd the coordinator follows until it is
+// elected; an unreachable etcd is retried with backoff.
+func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, listen net.Addr, log hclog.Logger) (*backend, error) {
+	cfg.Address = f.advertiseAddr
+	if cfg.Address == "" {
+		cfg.Address = listen.String()
+		if ip := listen.(*net.TCPAddr).IP; ip.IsUnspecified() {
+			log.Warn("advertising a wildcard address; other coordinators cannot redirect members to it: set --advertise-addr", "address", cfg.Address)
+		}
+	}
+	switch f.store {
+	case "memory":
+		if len(f.etcdEndpoints) > 0 {
+			return nil, fmt.Errorf("--etcd-endpoints needs --store etcd")
+		}
+		srv, err := coordinator.New(ctx, cfg, memstore.New())
+		if err != nil {
+			return nil, err
+		}
+		return &backend{srv: srv, run: func(ctx context.Context) {}, cleanup: func() {}}, nil
+	case "etcd":
+	default:
+		return nil, fmt.Errorf("--store %q: want etcd or memory", f.store)
+	}
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	endpoints := f.etcdEndpoints
+	quiet := new(atomic.Bool)
+	etcdLog := etcdLogger(log.Named("etcd"), quiet)
+	if len(endpoints) == 0 {
+		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("--data-dir: %w", err)
+		}
+		node, err := embedetcd.Start(embedetcd.Config{Dir: f.dataDir, ClientPort: f.etcdClientPort, PeerPort: f.etcdPeerPort, Logger: etcdLog})
+		if err != nil {
+			return nil, fmt.Errorf("%w (is another `regroup serve` using %s or these ports? choose --data-dir, --etcd-client-port and --etcd-peer-port, or use an external cluster with --etcd-endpoints)", err, f.dataDir)
+		}
+		cleanups = append(cleanups, func() {
+			quiet.Store(true)
+			node.Close()
+		})
+		endpoints = []string{node.Endpoint()}
+		log.Info("embedded etcd started", "data_dir", f.dataDir, "endpoint", node.Endpoint())
+	}
+	cli, err := etcdstore.NewClient(endpoints, etcdLog)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { cli.Close() })
+	el, err := election.New(election.Config{Client: cli, TTL: f.leaseTTL, Logger: log.Named("election")})
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("--lease-ttl: %w", err)
+	}
+	cleanups = append(cleanups, el.Close)
+	srv, err := coordinator.NewElected(cfg, el)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	if len(f.etcdEndpoints) > 0 {
+		go checkEtcd(ctx, cli, log)
+	}
+	return &backend{srv: srv, run: func(ctx context.Context) { _ = srv.Run(ctx) }, cleanup: cleanup}, nil
+}
+
+// checkEtcd logs whether etcd answers, so that an unreachable cluster is
+// reported at start in plain words; the coordinator retries on its own.
+func checkEtcd(ctx context.Context, cli *clientv3.Client, log hclog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, ep := range cli.Endpoints() {
+		if _, err := cli.Status(ctx, ep); err != nil {
+			log.Error("etcd endpoint does not answer; the coordinator serves no group until etcd is reachable, and keeps retrying", "endpoint", ep, "error", err)
+			continue
+		}
+		log.Info("etcd endpoint answers", "endpoint", ep)
+	}
+}

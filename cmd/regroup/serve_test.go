@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestServeEmbeddedEtcdKeepsState runs `regroup serve` on its embedded
+// etcd, stops it with the equivalent of SIGTERM and starts it again on the
+// same data directory: the topic registry is still there.
+func TestServeEmbeddedEtcdKeepsState(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"serve", "--listen", addr, "--data-dir", t.TempDir(), "--lease-ttl", "2s", "--log-level", "warn",
+		"--etcd-client-port", fmt.Sprint(freePort(t)), "--etcd-peer-port", fmt.Sprint(freePort(t))}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := regroupv1.NewAdminClient(conn)
+
+	for run := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			root := newRoot()
+			root.SetArgs(args)
+			done <- root.ExecuteContext(ctx)
+		}()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			d, err := admin.DescribeCluster(ctx, &regroupv1.DescribeClusterRequest{})
+			if err == nil && d.GetRole() == regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d: not leading after 60s: %v %v", run, d, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if run == 0 {
+			if _, err := admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 8}}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			resp, err := admin.ListTopics(ctx, &regroupv1.ListTopicsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.GetTopics()) != 1 || resp.GetTopics()[0].GetPartitions() != 8 {
+				t.Fatalf("after a restart the topics are %v, want orders with 8 partitions", resp.GetTopics())
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+}

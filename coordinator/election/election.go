@@ -1,0 +1,266 @@
+// Package election elects the one coordinator that serves groups among the
+// `regroup serve` processes sharing an etcd cluster. It implements
+// coordinator.Elector with etcd's concurrency.Session and
+// concurrency.Election under etcdstore.ElectionPrefix: each candidate puts
+// a key bound to its own lease, whose value is its advertised address, and
+// the candidate with the oldest key leads. The leader's term is fenced on
+// that key's creation revision (see etcdstore).
+//
+// # Leases are measured from the send time
+//
+// A leader must stop serving before its lease can have expired in etcd,
+// because a successor can be elected right after. The session's lease is
+// therefore kept alive by this package, not by the session: a keep-alive
+// is sent every TTL/3 and the term is held until the send time of the last
+// successful one plus the TTL, minus a margin (Config.Margin). The
+// coordinator refuses calls past that deadline and steps down; a failed
+// keep-alive is retried every 100 ms until then.
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/store"
+	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
+)
+
+// DefaultTTL is the default lease TTL: how long a leader that stops
+// renewing its lease (it crashed, or lost etcd) keeps the others waiting.
+const DefaultTTL = 5 * time.Second
+
+// Config configures an Elector. The zero value of each field has the
+// meaning given in its comment.
+type Config struct {
+	// Client reaches the etcd cluster; required. The Elector does not
+	// close it.
+	Client *clientv3.Client
+	// Prefix is the key prefix shared with the store; "" means
+	// etcdstore.DefaultPrefix.
+	Prefix string
+	// TTL is the lease TTL, a whole number of seconds; 0 means DefaultTTL.
+	TTL time.Duration
+	// Margin is taken off the lease's validity, for clock rate differences
+	// and the time it takes to stop serving; 0 means TTL/10, at least
+	// 100 ms. It must be less than TTL/2.
+	Margin time.Duration
+	// Logger receives the election's logs; nil means hclog's default.
+	Logger hclog.Logger
+}
+
+// Elector campaigns for a coordinator and tells who leads. Its methods are
+// safe for concurrent use.
+type Elector struct {
+	cfg    Config
+	cli    *clientv3.Client
+	log    hclog.Logger
+	leader atomic.Pointer[string]
+	hold   atomic.Bool // test hook, see export_test.go
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+var _ coordinator.Elector = (*Elector)(nil)
+
+// New validates cfg and starts watching the election, so that Leader
+// knows the leader's address. Close stops it.
+func New(cfg Config) (*Elector, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("regroup: election: an etcd client is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = etcdstore.DefaultPrefix
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.TTL < time.Second || cfg.TTL%time.Second != 0 {
+		return nil, fmt.Errorf("regroup: election: lease TTL %v: etcd leases last a whole number of seconds, at least 1s", cfg.TTL)
+	}
+	if cfg.Margin == 0 {
+		cfg.Margin = max(cfg.TTL/10, 100*time.Millisecond)
+	}
+	if cfg.Margin < 0 || cfg.Margin >= cfg.TTL/2 {
+		return nil, fmt.Errorf("regroup: election: margin %v must be positive and under half the TTL %v", cfg.Margin, cfg.TTL)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Elector{cfg: cfg, cli: cfg.Client, log: cfg.Logger, stop: cancel, done: make(chan struct{})}
+	empty := ""
+	e.leader.Store(&empty)
+	go e.observe(ctx)
+	return e, nil
+}
+
+// Close stops watching the election. Terms already won are not affected.
+func (e *Elector) Close() {
+	e.stop()
+	<-e.done
+}
+
+// Leader returns the address of the coordinator that leads, as last seen in
+// etcd, or "" while none is known.
+func (e *Elector) Leader() string { return *e.leader.Load() }
+
+// observe keeps e.leader up to date: the value of the oldest key under the
+// election prefix, re-read whenever a key under it changes.
+func (e *Elector) observe(ctx context.Context) {
+	defer close(e.done)
+	pfx := etcdstore.ElectionPrefix(e.cfg.Prefix) + "/"
+	retry := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		resp, err := e.cli.Get(ctx, pfx, clientv3.WithFirstCreate()...)
+		if err == nil {
+			retry = 100 * time.Millisecond
+			e.setLeader(resp)
+			wch := e.cli.Watch(clientv3.WithRequireLeader(ctx), pfx, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+			for wr := range wch {
+				if wr.Err() != nil {
+					err = wr.Err()
+					break
+				}
+				resp, err = e.cli.Get(ctx, pfx, clientv3.WithFirstCreate()...)
+				if err != nil {
+					break
+				}
+				e.setLeader(resp)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			e.log.Debug("watching the election failed; retrying", "error", err, "retry_in", retry)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, 5*time.Second)
+	}
+}
+
+func (e *Elector) setLeader(resp *clientv3.GetResponse) {
+	addr := ""
+	if len(resp.Kvs) > 0 {
+		addr = string(resp.Kvs[0].Value)
+	}
+	if prev := e.leader.Swap(&addr); *prev != addr {
+		if addr == "" {
+			e.log.Info("no coordinator leads")
+		} else {
+			e.log.Info("coordinator leader", "address", addr)
+		}
+	}
+}
+
+// Campaign implements coordinator.Elector: it grants a lease, keeps it
+// alive, and waits until this candidate's key is the oldest. It fails if
+// the lease may have expired meanwhile or etcd cannot be reached.
+func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Term, error) {
+	k := &keeper{Lease: e.cli.Lease, margin: e.cfg.Margin, hold: &e.hold, log: e.log}
+	gctx, cancel := context.WithTimeout(ctx, max(e.cfg.TTL, 5*time.Second))
+	grant, err := k.Grant(gctx, int64(e.cfg.TTL/time.Second))
+	cancel()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %v", max(e.cfg.TTL, 5*time.Second))
+		}
+		return nil, fmt.Errorf("regroup: etcd at %s is unreachable: granting a lease: %w", strings.Join(e.cli.Endpoints(), ","), err)
+	}
+	// The session runs on a client that shares the real one's connection
+	// but whose Lease is the keeper.
+	tctx, tcancel := context.WithCancel(context.Background())
+	sc := clientv3.NewCtxClient(tctx)
+	sc.KV, sc.Watcher, sc.Lease = e.cli.KV, e.cli.Watcher, k
+	sess, err := concurrency.NewSession(sc, concurrency.WithLease(grant.ID), concurrency.WithContext(tctx))
+	if err != nil {
+		tcancel()
+		return nil, fmt.Errorf("regroup: starting an etcd session: %w", err)
+	}
+	t := &term{keeper: k, sess: sess, lease: grant.ID, cancel: tcancel}
+	el := concurrency.NewElection(sess, etcdstore.ElectionPrefix(e.cfg.Prefix))
+	cctx, ccancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-sess.Done():
+			ccancel()
+		case <-cctx.Done():
+		}
+	}()
+	err = el.Campaign(cctx, address)
+	ccancel()
+	if err == nil && !time.Now().Before(k.deadline()) {
+		err = errors.New("the lease may have expired while campaigning")
+	}
+	if err != nil {
+		select {
+		case <-sess.Done():
+			err = fmt.Errorf("the lease was lost while campaigning (%w)", err)
+		default:
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+		_ = t.Resign(rctx)
+		rcancel()
+		return nil, fmt.Errorf("regroup: campaigning in etcd: %w", err)
+	}
+	t.info = coordinator.TermInfo{Key: el.Key(), Revision: el.Rev(), LeaseID: int64(grant.ID), LeaseTTL: k.granted()}
+	t.st = etcdstore.New(e.cli, e.cfg.Prefix, etcdstore.Fence{Key: el.Key(), Revision: el.Rev()})
+	return t, nil
+}
+
+// term is one won election.
+type term struct {
+	keeper *keeper
+	sess   *concurrency.Session
+	lease  clientv3.LeaseID
+	cancel context.CancelFunc
+	info   coordinator.TermInfo
+	st     *etcdstore.Store
+
+	resignOnce sync.Once
+	resignErr  error
+}
+
+// Store implements coordinator.Term.
+func (t *term) Store() store.Store { return t.st }
+
+// ValidUntil implements coordinator.Term.
+func (t *term) ValidUntil() time.Time { return t.keeper.deadline() }
+
+// Done implements coordinator.Term: the session ends when its keep-alives
+// stop, which they do once the lease may have expired.
+func (t *term) Done() <-chan struct{} { return t.sess.Done() }
+
+// Info implements coordinator.Term.
+func (t *term) Info() coordinator.TermInfo { return t.info }
+
+// Resign implements coordinator.Term: it stops the keep-alives and revokes
+// the lease, which deletes the election key.
+func (t *term) Resign(ctx context.Context) error {
+	t.resignOnce.Do(func() {
+		t.sess.Orphan()
+		_, err := t.keeper.Revoke(ctx, t.lease)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			err = nil
+		}
+		t.resignErr = err
+		t.cancel()
+	})
+	return t.resignErr
+}

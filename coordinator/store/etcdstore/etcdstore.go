@@ -1,0 +1,265 @@
+// Package etcdstore is the store.Store over etcd, through
+// go.etcd.io/etcd/client/v3. It is the production store, whether the etcd
+// cluster is external or embedded in `regroup serve`.
+//
+// # Key layout
+//
+// Every key lives under a prefix, DefaultPrefix unless configured; the
+// version in it changes if the layout ever does:
+//
+//	/regroup/v1/groups/<group id>   a storev1.GroupRecord (protobuf), tombstones included
+//	/regroup/v1/topics/<name>       a regroupv1.Topic (protobuf)
+//	/regroup/v1/leader/<lease id>   the coordinators' election (concurrency.Election);
+//	                                the value is a coordinator's advertised address
+//
+// # Fencing
+//
+// A Store belongs to one leadership term, named by a Fence: the elected
+// coordinator's election key and that key's creation revision. Every read
+// and write is a single transaction guarded by "the key still has this
+// creation revision". Once the term's lease has expired or been revoked
+// the key is gone (a successor's key has another revision), so a deposed
+// coordinator's write fails with store.ErrFenced and it must stop serving.
+//
+// # Record size
+//
+// A group record is written in one request. etcd refuses requests above
+// its --max-request-bytes (1.5 MiB by default); a group of 2,000 members
+// over 1,000,000 partitions needs about 8 MiB. The embedded etcd of
+// `regroup serve` accepts 32 MiB; an external cluster must be started with
+// a large enough --max-request-bytes, and a write that is too large fails
+// with ErrRecordTooLarge, which says so.
+package etcdstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup/coordinator/store"
+	"github.com/regroup-dev/regroup/internal/parallel"
+	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// DefaultPrefix is the prefix of every key Regroup keeps in etcd.
+const DefaultPrefix = "/regroup/v1/"
+
+// MaxSendBytes is the largest request the client made by NewClient sends;
+// the etcd server's --max-request-bytes decides what it accepts.
+const MaxSendBytes = 64 << 20
+
+// ErrRecordTooLarge is returned (wrapped, with the sizes) by a write that
+// etcd refused as too large.
+var ErrRecordTooLarge = errors.New("regroup: etcdstore: record larger than the etcd cluster accepts in one request")
+
+// GroupsPrefix returns the prefix of the group records under prefix.
+func GroupsPrefix(prefix string) string { return prefix + "groups/" }
+
+// TopicsPrefix returns the prefix of the topics under prefix.
+func TopicsPrefix(prefix string) string { return prefix + "topics/" }
+
+// ElectionPrefix returns the prefix of the coordinators' election under
+// prefix, for concurrency.NewElection.
+func ElectionPrefix(prefix string) string { return prefix + "leader" }
+
+// NewClient returns an etcd client for endpoints (e.g.
+// "http://10.0.0.1:2379"), set up for Regroup: it sends records up to
+// MaxSendBytes and gives up dialing after 5 s per attempt. Calls block
+// until etcd answers or their context ends.
+func NewClient(endpoints []string, log *zap.Logger) (*clientv3.Client, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		MaxCallSendMsgSize:   MaxSendBytes,
+		Logger:               log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("regroup: etcd client for %s: %w", strings.Join(endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// Fence names a leadership term: the election key of the elected
+// coordinator and the key's creation revision.
+type Fence struct {
+	Key      string
+	Revision int64
+}
+
+// Store is the store.Store of one leadership term. Its methods are safe for
+// concurrent use.
+type Store struct {
+	kv     clientv3.KV
+	prefix string
+	fence  Fence
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns the Store of the term f, keeping its keys under prefix
+// ("" means DefaultPrefix) through kv (usually a *clientv3.Client).
+func New(kv clientv3.KV, prefix string, f Fence) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &Store{kv: kv, prefix: prefix, fence: f}
+}
+
+func (s *Store) guard() clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(s.fence.Key), "=", s.fence.Revision)
+}
+
+// Load implements store.Store: it reads every group and topic at one
+// revision, in one transaction fenced on the term.
+func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
+	gp, tp := GroupsPrefix(s.prefix), TopicsPrefix(s.prefix)
+	resp, err := s.kv.Txn(ctx).If(s.guard()).Then(
+		clientv3.OpGet(gp, clientv3.WithPrefix()),
+		clientv3.OpGet(tp, clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("regroup: reading %s from etcd: %w", s.prefix, err)
+	}
+	if !resp.Succeeded {
+		return nil, store.ErrFenced
+	}
+	snap := &store.Snapshot{Broken: map[string]error{}}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	recs := make([]*storev1.GroupRecord, len(kvs))
+	errs := make([]error, len(kvs))
+	// Decoding dominates a large load: spread it over the cores.
+	parallel.ForEach(len(kvs), func(i int) {
+		key := string(kvs[i].Key)
+		id := strings.TrimPrefix(key, gp)
+		rec := &storev1.GroupRecord{}
+		err := proto.Unmarshal(kvs[i].Value, rec)
+		if err == nil && rec.GetGroupId() != id {
+			err = fmt.Errorf("the record names group %q", rec.GetGroupId())
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("regroup: group %q: the record at etcd key %q cannot be decoded (%v); fix or delete the key to serve the group again", id, key, err)
+			return
+		}
+		recs[i] = rec
+	})
+	for i, rec := range recs {
+		if errs[i] != nil {
+			snap.Broken[strings.TrimPrefix(string(kvs[i].Key), gp)] = errs[i]
+			continue
+		}
+		snap.Groups = append(snap.Groups, rec)
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
+		t := &regroupv1.Topic{}
+		if err := proto.Unmarshal(kv.Value, t); err != nil {
+			return nil, fmt.Errorf("regroup: the topic at etcd key %q cannot be decoded (%v); fix or delete the key", kv.Key, err)
+		}
+		snap.Topics = append(snap.Topics, t)
+	}
+	return snap, nil
+}
+
+// PutGroup implements store.Store.
+func (s *Store) PutGroup(ctx context.Context, rec *storev1.GroupRecord) error {
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("regroup: encoding the record of group %q: %w", rec.GetGroupId(), err)
+	}
+	key := GroupsPrefix(s.prefix) + rec.GetGroupId()
+	if err := s.write(ctx, clientv3.OpPut(key, string(b))); err != nil {
+		if tooLarge(err) {
+			return fmt.Errorf("%w: the record of group %q is %d bytes (%v); start etcd with --max-request-bytes above %d, or split the group",
+				ErrRecordTooLarge, rec.GetGroupId(), len(b), err, len(b)+64<<10)
+		}
+		return fmt.Errorf("regroup: writing the record of group %q: %w", rec.GetGroupId(), err)
+	}
+	return nil
+}
+
+// DeleteGroup implements store.Store.
+func (s *Store) DeleteGroup(ctx context.Context, groupID string) error {
+	if err := s.write(ctx, clientv3.OpDelete(GroupsPrefix(s.prefix)+groupID)); err != nil {
+		return fmt.Errorf("regroup: deleting the record of group %q: %w", groupID, err)
+	}
+	return nil
+}
+
+// PutTopic implements store.Store.
+func (s *Store) PutTopic(ctx context.Context, t *regroupv1.Topic) error {
+	b, err := proto.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("regroup: encoding topic %q: %w", t.GetName(), err)
+	}
+	if err := s.write(ctx, clientv3.OpPut(TopicsPrefix(s.prefix)+t.GetName(), string(b))); err != nil {
+		return fmt.Errorf("regroup: writing topic %q: %w", t.GetName(), err)
+	}
+	return nil
+}
+
+// DeleteTopic implements store.Store.
+func (s *Store) DeleteTopic(ctx context.Context, name string) error {
+	if err := s.write(ctx, clientv3.OpDelete(TopicsPrefix(s.prefix)+name)); err != nil {
+		return fmt.Errorf("regroup: deleting topic %q: %w", name, err)
+	}
+	return nil
+}
+
+// write runs op in a transaction fenced on the term. A write is the whole
+// new value of one key, so sending it again after a failure that left its
+// fate unknown (etcd's leader changed, a member went away) is harmless:
+// write retries those until ctx ends.
+func (s *Store) write(ctx context.Context, op clientv3.Op) error {
+	backoff := 20 * time.Millisecond
+	for {
+		resp, err := s.kv.Txn(ctx).If(s.guard()).Then(op).Commit()
+		if err == nil {
+			if !resp.Succeeded {
+				return store.ErrFenced
+			}
+			return nil
+		}
+		if !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// codeOf returns the gRPC code of an error from the etcd client.
+func codeOf(err error) codes.Code {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code()
+	}
+	return status.Code(err)
+}
+
+// transient reports whether err says etcd could not serve the request right
+// now (no leader, leader changed, a member unreachable, a timeout).
+func transient(err error) bool {
+	return codeOf(err) == codes.Unavailable
+}
+
+func tooLarge(err error) bool {
+	return errors.Is(err, rpctypes.ErrRequestTooLarge) || codeOf(err) == codes.ResourceExhausted
+}

@@ -1,0 +1,192 @@
+package etcdstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/regroup-dev/regroup/coordinator/store"
+	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
+	"github.com/regroup-dev/regroup/coordinator/store/storetest"
+	"github.com/regroup-dev/regroup/internal/embedetcd"
+	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// node is one embedded etcd server shared by the tests of this package;
+// each test keeps its keys under a prefix of its own.
+var node *embedetcd.Node
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "etcdstore-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	node, err = embedetcd.Start(embedetcd.Config{Dir: dir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	node.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func client(t testing.TB, endpoint string) *clientv3.Client {
+	t.Helper()
+	cli, err := etcdstore.NewClient([]string{endpoint}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+var prefixes atomic.Int64
+
+// terms opens successive leadership terms under a fresh prefix the way
+// coordinators do: each term is a session that wins the election, and a
+// new term begins once the previous one's lease is revoked.
+type terms struct {
+	cli    *clientv3.Client
+	prefix string
+	sess   *concurrency.Session
+}
+
+func newTerms(t *testing.T, cli *clientv3.Client) *terms {
+	return &terms{cli: cli, prefix: fmt.Sprintf("/test%d/regroup/v1/", prefixes.Add(1))}
+}
+
+func (ts *terms) open(t *testing.T) *etcdstore.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ts.sess != nil {
+		if err := ts.sess.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess, err := concurrency.NewSession(ts.cli, concurrency.WithTTL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	ts.sess = sess
+	e := concurrency.NewElection(sess, etcdstore.ElectionPrefix(ts.prefix))
+	if err := e.Campaign(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return etcdstore.New(ts.cli, ts.prefix, etcdstore.Fence{Key: e.Key(), Revision: e.Rev()})
+}
+
+func TestContract(t *testing.T) {
+	cli := client(t, node.Endpoint())
+	storetest.Run(t, storetest.Backend{
+		Fresh: func(t *testing.T) (func(*testing.T) store.Store, func(*testing.T, string, []byte)) {
+			ts := newTerms(t, cli)
+			return func(t *testing.T) store.Store { return ts.open(t) },
+				func(t *testing.T, id string, b []byte) {
+					if _, err := cli.Put(context.Background(), etcdstore.GroupsPrefix(ts.prefix)+id, string(b)); err != nil {
+						t.Fatal(err)
+					}
+				}
+		},
+	})
+}
+
+// A broken record's error names its etcd key, so that an operator can fix
+// or delete it.
+func TestBrokenRecordNamesKey(t *testing.T) {
+	cli := client(t, node.Endpoint())
+	ts := newTerms(t, cli)
+	s := ts.open(t)
+	key := etcdstore.GroupsPrefix(ts.prefix) + "bad"
+	if _, err := cli.Put(context.Background(), key, "\xff\xff"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Broken["bad"]; err == nil || !strings.Contains(err.Error(), key) {
+		t.Fatalf("broken record error %v does not name key %q", err, key)
+	}
+}
+
+// A write from a term whose election key expired with its lease is fenced,
+// even though no other coordinator has been elected yet.
+func TestLeaseExpiryFences(t *testing.T) {
+	cli := client(t, node.Endpoint())
+	prefix := fmt.Sprintf("/test%d/regroup/v1/", prefixes.Add(1))
+	ctx := context.Background()
+	lease, err := cli.Grant(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := etcdstore.ElectionPrefix(prefix) + "/term"
+	put, err := cli.Put(ctx, key, "addr", clientv3.WithLease(lease.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := etcdstore.New(cli, prefix, etcdstore.Fence{Key: key, Revision: put.Header.Revision})
+	if err := s.PutGroup(ctx, &storev1.GroupRecord{GroupId: "g", Generation: 1}); err != nil {
+		t.Fatalf("the live term cannot write: %v", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := s.PutGroup(ctx, &storev1.GroupRecord{GroupId: "g", Generation: 2})
+		if errors.Is(err, store.ErrFenced) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes still succeed 60s after the lease's TTL of 1s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := s.Load(ctx); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("Load after the lease expired: got %v, want store.ErrFenced", err)
+	}
+}
+
+// A record larger than the cluster's request limit fails with an error
+// that says which flag to raise.
+func TestRecordTooLarge(t *testing.T) {
+	small, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), MaxRequestBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(small.Close)
+	cli := client(t, small.Endpoint())
+	s := newTerms(t, cli).open(t)
+	rec := &storev1.GroupRecord{GroupId: "big", Generation: 1, State: regroupv1.GroupState_GROUP_STATE_STABLE}
+	for i := range 200 {
+		parts := make([]int32, 500)
+		for p := range parts {
+			parts[p] = int32(i*500 + p)
+		}
+		rec.Members = append(rec.Members, &storev1.MemberRecord{
+			MemberId:   fmt.Sprintf("m%d", i),
+			Assignment: &regroupv1.Assignment{Partitions: []*regroupv1.TopicPartitions{{Topic: "orders", Partitions: parts}}},
+		})
+	}
+	err = s.PutGroup(context.Background(), rec)
+	if !errors.Is(err, etcdstore.ErrRecordTooLarge) || !strings.Contains(err.Error(), "--max-request-bytes") {
+		t.Fatalf("got %v, want ErrRecordTooLarge naming --max-request-bytes", err)
+	}
+	if err := s.PutGroup(context.Background(), &storev1.GroupRecord{GroupId: "small", Generation: 1}); err != nil {
+		t.Fatalf("a small record after a refused one: %v", err)
+	}
+}
