@@ -161,6 +161,11 @@ func (m *rawMember) joinAndSync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Keep the member id at once: if the sync fails, the member rejoins
+	// as itself rather than as a new member that leaves a ghost behind.
+	m.mu.Lock()
+	m.member = resp.GetMemberId()
+	m.mu.Unlock()
 	sync := &regroupv1.SyncGroupRequest{GroupId: m.group, MemberId: resp.GetMemberId(), GroupInstanceId: m.instance, Generation: resp.GetGeneration()}
 	if resp.GetMemberId() == resp.GetLeaderId() && !resp.GetSkipAssignment() {
 		sync.Assignments = roundRobin(resp)

@@ -14,10 +14,11 @@ import (
 )
 
 // Record returns the group's durable state. Parked requests, session
-// deadlines and expired holds are not part of it. What a member may own is
-// stored as its owned partitions plus its whole assignment: a SyncGroup
-// answered later can only deliver that assignment, so the record stays a
-// safe upper bound without a write per delivery. A Dead group's record is a
+// deadlines and expired holds are not part of it. A member is taken to own
+// its whole assignment plus the partitions it still holds beyond it (only
+// those are stored): a SyncGroup answered later can only deliver that
+// assignment, so the record stays a safe upper bound without a write per
+// delivery. A Dead group's record is a
 // tombstone that keeps only its generation, so that a group created again
 // under the same id continues from it and fencing tokens keep growing. The
 // record shares state with the group: encode it before the next input.
@@ -53,7 +54,7 @@ func (g *Group) Record() *storev1.GroupRecord {
 			Assignment:           m.assignment,
 			AssignmentGeneration: m.assignmentGen,
 			FencingToken:         m.token,
-			Owned:                m.owned.union(m.assigned).toProto(),
+			Owned:                m.owned.minus(m.assigned).toProto(),
 			AwaitingSync:         m.awaitingSync,
 			Absent:               m.absent,
 		})
@@ -118,6 +119,7 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 			m.assignment = &regroupv1.Assignment{}
 		}
 		m.assigned = partsFromProto(m.assignment.GetPartitions())
+		m.owned = m.owned.union(m.assigned)
 		g.members[m.id] = m
 		g.order = append(g.order, m)
 		if m.instanceID != "" {

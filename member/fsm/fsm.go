@@ -655,10 +655,23 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 		ID: id,
 		Msg: &regroupv1.HeartbeatRequest{
 			GroupId: m.cfg.GroupID, Generation: m.generation, MemberId: m.memberID,
-			GroupInstanceId: m.cfg.InstanceID, HoldMs: m.cfg.HeartbeatInterval.Milliseconds(),
+			GroupInstanceId: m.cfg.InstanceID, HoldMs: m.hold(now).Milliseconds(),
 		},
 		Timeout: m.cfg.HeartbeatInterval + m.cfg.SessionTimeout/3,
 	})
+}
+
+// hold is how long the coordinator may hold a heartbeat: the heartbeat
+// interval, but no more than half the time left on the lease, so that the
+// answer renewing the lease arrives before the lease ends (the coordinator
+// renews the session when the heartbeat arrives, but the member learns of it
+// only from the answer).
+func (m *Member) hold(now time.Time) time.Duration {
+	h := m.cfg.HeartbeatInterval
+	if len(m.owned) > 0 {
+		h = min(h, m.lease.Sub(now)/2)
+	}
+	return max(h, 0)
 }
 
 // backoff returns the delay before retry number n (1-based).

@@ -197,9 +197,10 @@ type MemberRecord struct {
 	AssignmentGeneration int32 `protobuf:"varint,9,opt,name=assignment_generation,json=assignmentGeneration,proto3" json:"assignment_generation,omitempty"`
 	// The fencing token it was last given.
 	FencingToken int64 `protobuf:"varint,10,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
-	// The partitions it may hold: those delivered and not yet released, plus
-	// its whole current assignment (which a SyncGroup may deliver at any
-	// time), an upper bound that needs no write per delivery.
+	// The partitions it may hold beyond its assignment (delivered in an
+	// earlier generation and not yet released). It is taken to hold its whole
+	// current assignment too, which a SyncGroup may deliver at any time: an
+	// upper bound that needs no write per delivery.
 	Owned []*v1.TopicPartitions `protobuf:"bytes,11,rep,name=owned,proto3" json:"owned,omitempty"`
 	// Whether it still has to send SyncGroup in this generation.
 	AwaitingSync bool `protobuf:"varint,12,opt,name=awaiting_sync,json=awaitingSync,proto3" json:"awaiting_sync,omitempty"`
