@@ -1039,7 +1039,8 @@ func (p *parser) finish() error {
 	}
 	sort.SliceStable(p.actions, func(i, k int) bool { return p.actions[i].At < p.actions[k].At })
 	joined := map[string]string{}
-	for _, a := range p.actions {
+	for i := range p.actions {
+		a := &p.actions[i]
 		switch c := a.Do.(type) {
 		case Join:
 			if g, ok := joined[c.Member]; ok && g != c.Group {
@@ -1050,6 +1051,11 @@ func (p *parser) finish() error {
 				if !p.topics[t] && !topicCreated(p.actions, t) {
 					return fail(a.Line, "join: %s subscribes to topic %s, which is never declared", c.Member, t)
 				}
+			}
+		case Failover:
+			if c.Gap == 0 {
+				c.Gap = sc.Coordinator.FailoverGap
+				a.Do = c
 			}
 		case Churn:
 			if _, ok := cfgs[c.Group]; c.Group != "" && !ok {

@@ -17,7 +17,8 @@ import (
 // drift of up to 1%, and 1 to 8 disturbances between 10 s and 2 min: joins,
 // leaves, crashes, restarts, pauses and partitions shorter or longer than
 // the session timeout, failovers, topic growth, slow revocations and
-// network changes. The run lasts until the liveness bound after the last
+// network changes (a lossy network becomes reliable again after the last
+// disturbance). The run lasts until the liveness bound after the last
 // disturbance; its seed is seed.
 func Random(seed uint64) string {
 	r := rand.New(rand.NewPCG(seed, 0xc0ffee))
@@ -31,8 +32,9 @@ func Random(seed uint64) string {
 	line("# Random scenario %d (regroup sim run --random %d).", seed, seed)
 	line("seed %d", seed)
 	line("coordinator initial-delay=%v failover-gap=%v", dur(0, 3*time.Second), dur(500*time.Millisecond, 3*time.Second))
-	loss := "0"
+	loss, lossy := "0", false
 	if r.IntN(10) < 3 {
+		lossy = true
 		loss = fmt.Sprintf("%.1f%%", 0.1+r.Float64()*1.9)
 	}
 	line("network delay=1ms..%v loss=%s", dur(time.Millisecond, 30*time.Millisecond), loss)
@@ -101,10 +103,16 @@ func Random(seed uint64) string {
 		case 8:
 			line("at %v slow %s on-revoked=%v", at, m, dur(time.Second, 20*time.Second))
 		case 9:
+			lossy = true
 			line("at %v network loss=%.1f%%", at, r.Float64()*2)
 		case 10:
 			line("at %v restart %s down=%v repeat=%d every=%v", at, m, dur(0, 3*time.Second), 2+r.IntN(3), dur(5*time.Second, 20*time.Second))
 		}
+	}
+	if lossy {
+		// Loss is a fault that never ends: end it, so that liveness can be
+		// checked.
+		line("at %v network loss=0", times[len(times)-1]+time.Second)
 	}
 	line("expect violations=0")
 	return b.String()

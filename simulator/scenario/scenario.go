@@ -188,7 +188,8 @@ type Slow struct {
 }
 
 // Failover makes the coordinator lose its leadership; a new one loads the
-// groups from the store Gap later (zero: the Coordinator's FailoverGap).
+// groups from the store Gap later (Parse fills in the Coordinator's
+// FailoverGap when the command gives none).
 type Failover struct{ Gap time.Duration }
 
 // SetTopic creates a topic or changes its partition count.
