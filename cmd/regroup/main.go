@@ -20,6 +20,7 @@ its part, safely (no partition ever has two owners).`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), versionCmd())
+	root.AddCommand(simCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "regroup:", err)
 		os.Exit(1)
