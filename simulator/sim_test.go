@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regroup-dev/regroup/simulator"
 	"github.com/regroup-dev/regroup/simulator/report"
@@ -144,5 +145,29 @@ at 40s partition m1..m4 for=30s
 		if (overlaps > 0) != tc.bad {
 			t.Errorf("drift %s: %d overlaps (violations %v)", tc.drift, overlaps, res.Violations)
 		}
+	}
+}
+
+// TestFastRebalanceNotice: members learn that a rebalance started from
+// their held heartbeat, which the coordinator answers at once with
+// REBALANCE_IN_PROGRESS instead of at the end of its hold: the rebalance
+// after a crash completes within a few round trips, not a heartbeat
+// interval (3 s).
+func TestFastRebalanceNotice(t *testing.T) {
+	res, err := simulator.Run(load(t, "testdata/one-crash.sim"), simulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range res.Metrics.RebalanceLog {
+		if r.CauseKind == "member-expired" {
+			found = true
+			if d := r.End - r.Start; d > 100*time.Millisecond {
+				t.Errorf("the rebalance after the crash took %v, want a few round trips", d)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no rebalance after the crash: %+v", res.Metrics.RebalanceLog)
 	}
 }
