@@ -420,8 +420,14 @@ func (s *sim) afterEvent() {
 	s.settledSince = -1
 	if s.livenessAt >= 0 && s.now >= s.livenessAt && s.net.loss == 0 && !s.livenessBroken {
 		s.livenessBroken = true
-		s.violate("liveness", "not settled %v after the last disturbance (at %s; the bound is %v): %s",
-			time.Duration(s.now-s.lastDisturbance), strings.TrimSpace(fmtTime(s.lastDisturbance)), time.Duration(s.bound), s.unsettled())
+		last := strings.TrimSpace(fmtTime(s.lastDisturbance))
+		if s.now == s.livenessAt {
+			s.violate("liveness", "not settled within the liveness bound (%v) after the last disturbance at %s: %s",
+				time.Duration(s.bound).Round(time.Millisecond), last, s.unsettled())
+		} else {
+			s.violate("liveness", "unsettled again %v after the last disturbance at %s, with none since: %s",
+				time.Duration(s.now-s.lastDisturbance).Round(time.Millisecond), last, s.unsettled())
+		}
 	}
 }
 

@@ -41,36 +41,57 @@ type event struct {
 	idx  int // action index, or churn number
 }
 
-// queue is a min-heap of events by (at, seq).
-type queue []event
-
-func (q queue) less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
-	}
-	return q[i].seq < q[j].seq
+// queue is a min-heap of events by (at, seq). The heap holds small
+// entries; the events live in a slab whose slots are reused.
+type queue struct {
+	heap []entry
+	slab []event
+	free []int32
 }
 
+type entry struct {
+	at   int64
+	seq  uint64
+	slot int32
+}
+
+func (q *queue) len() int { return len(q.heap) }
+
+func less(a, b entry) bool { return a.at < b.at || a.at == b.at && a.seq < b.seq }
+
+// push adds e, whose at and seq are set.
 func (q *queue) push(e event) {
-	*q = append(*q, e)
-	h := *q
+	var slot int32
+	if n := len(q.free); n > 0 {
+		slot = q.free[n-1]
+		q.free = q.free[:n-1]
+		q.slab[slot] = e
+	} else {
+		slot = int32(len(q.slab))
+		q.slab = append(q.slab, e)
+	}
+	h := append(q.heap, entry{at: e.at, seq: e.seq, slot: slot})
 	i := len(h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h.less(i, p) {
+		if !less(h[i], h[p]) {
 			break
 		}
 		h[i], h[p] = h[p], h[i]
 		i = p
 	}
+	q.heap = h
 }
 
+// peek returns the time of the next event.
+func (q *queue) peek() int64 { return q.heap[0].at }
+
+// pop removes the next event and returns it.
 func (q *queue) pop() event {
-	h := *q
+	h := q.heap
 	top := h[0]
 	n := len(h) - 1
 	h[0] = h[n]
-	h[n] = event{}
 	h = h[:n]
 	i := 0
 	for {
@@ -79,17 +100,20 @@ func (q *queue) pop() event {
 			break
 		}
 		m := l
-		if r := l + 1; r < n && h.less(r, l) {
+		if r := l + 1; r < n && less(h[r], h[l]) {
 			m = r
 		}
-		if !h.less(m, i) {
+		if !less(h[m], h[i]) {
 			break
 		}
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-	*q = h
-	return top
+	q.heap = h
+	e := q.slab[top.slot]
+	q.slab[top.slot] = event{}
+	q.free = append(q.free, top.slot)
+	return e
 }
 
 // at schedules e at time t (never before now).

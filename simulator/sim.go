@@ -192,12 +192,8 @@ func newSim(sc *scenario.Scenario, opts Options) (*sim, error) {
 }
 
 func (s *sim) run() (*Result, error) {
-	for len(s.q) > 0 && !s.stopped {
+	for s.q.len() > 0 && !s.stopped && s.q.peek() <= s.end {
 		e := s.q.pop()
-		if e.at > s.end {
-			s.q.push(e)
-			break
-		}
 		s.now = e.at
 		s.metrics.Events++
 		s.dispatch(e)
