@@ -25,6 +25,9 @@ func simCmd() *cobra.Command {
 members) in virtual time: joins, crashes, pauses, partitions, failovers and topic
 changes, with safety and liveness checks after every event. The scenario language
 is documented in docs/simulator.md.`,
+		Example: `  regroup sim run simulator/testdata/one-crash.sim --trace
+  regroup sim compare simulator/testdata/rolling-restart.sim --protocols eager,cooperative --static
+  regroup sim sweep --seeds 1000`,
 	}
 	cmd.AddCommand(simRunCmd(), simCompareCmd(), simSweepCmd(), simRandomCmd())
 	return cmd
