@@ -17,7 +17,6 @@ import (
 // groupState is what the simulator knows of one scenario group: its
 // partitions in the ownership ledger and its members' counts.
 type groupState struct {
-	idx      int32
 	name     string
 	topics   []string           // topics any of its members subscribes to
 	parts    map[string][]int32 // topic -> ledger partition per partition number
@@ -56,9 +55,8 @@ func (s *sim) setup() error {
 			return err
 		}
 	}
-	for i, g := range s.sc.Groups {
-		gs := &groupState{idx: int32(i), name: g.Name, parts: map[string][]int32{}, tags: map[string]int32{}, liveSubs: map[string]int{}, maxGen: -1}
-		gs.topics = slices.Clone(g.Member.Topics)
+	for _, g := range s.sc.Groups {
+		gs := &groupState{name: g.Name, parts: map[string][]int32{}, tags: map[string]int32{}, liveSubs: map[string]int{}, maxGen: -1}
 		s.groups = append(s.groups, gs)
 		s.byGroup[g.Name] = gs
 	}

@@ -96,6 +96,7 @@ type Violation struct {
 	Detail string
 }
 
+// String formats the violation as "  12.345s kind: detail".
 func (v Violation) String() string {
 	return fmt.Sprintf("%s %s: %s", fmtTime(int64(v.At)), v.Kind, v.Detail)
 }
