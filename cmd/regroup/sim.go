@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,7 +31,23 @@ is documented in docs/simulator.md.`,
   regroup sim sweep --seeds 1000`,
 	}
 	cmd.AddCommand(simRunCmd(), simCompareCmd(), simSweepCmd(), simRandomCmd())
+	for _, c := range cmd.Commands() {
+		run := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error { return unprefixed(run(cmd, args)) }
+	}
 	return cmd
+}
+
+// unprefixed drops the "regroup: " that library errors start with: main
+// prints every error after "regroup: " already.
+func unprefixed(err error) error {
+	if err == nil {
+		return nil
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "regroup: "); ok {
+		return errors.New(msg)
+	}
+	return err
 }
 
 // loadScenario reads and parses a scenario file ("-" is standard input), or

@@ -34,7 +34,7 @@ func Summary(w io.Writer, res *simulator.Result) error {
 	m := res.Metrics
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
-	p("scenario", "%s (seed %d): %v simulated, %d events", res.Scenario, res.Seed, m.Simulated, m.Events)
+	p("scenario", "%s (seed %d): %v simulated, %d events", res.Scenario, res.Seed, round(m.Simulated), m.Events)
 	p("rebalances", "%d%s", m.Rebalances, causes(m.Causes))
 	p("generation", "%d (highest)", m.Generation)
 	p("rebalance time", "median %v, max %v", round(m.RebalanceMedian), round(m.RebalanceMax))
