@@ -44,6 +44,6 @@ its part, safely (no partition ever has two owners).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), versionCmd(), groupsCmd(), topicsCmd())
+	root.AddCommand(serveCmd(), versionCmd(), groupsCmd(), topicsCmd(), simCmd())
 	return root
 }

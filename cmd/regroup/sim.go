@@ -1,0 +1,464 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regroup-dev/regroup/simulator"
+	"github.com/regroup-dev/regroup/simulator/report"
+	"github.com/regroup-dev/regroup/simulator/scenario"
+)
+
+func simCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Simulate rebalances: run, compare and sweep scenarios in virtual time",
+		Long: `Run scenarios against the real group protocol state machines (coordinator and
+members) in virtual time: joins, crashes, pauses, partitions, failovers and topic
+changes, with safety and liveness checks after every event. The scenario language
+is documented in docs/simulator.md.`,
+		Example: `  regroup sim run simulator/testdata/one-crash.sim --trace
+  regroup sim compare simulator/testdata/rolling-restart.sim --protocols eager,cooperative --static
+  regroup sim sweep --seeds 1000`,
+	}
+	cmd.AddCommand(simRunCmd(), simCompareCmd(), simSweepCmd(), simRandomCmd())
+	for _, c := range cmd.Commands() {
+		run := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error { return unprefixed(run(cmd, args)) }
+	}
+	return cmd
+}
+
+// unprefixed drops the "regroup: " that library errors start with: main
+// prints every error after "regroup: " already.
+func unprefixed(err error) error {
+	if err == nil {
+		return nil
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "regroup: "); ok {
+		return errors.New(msg)
+	}
+	return err
+}
+
+// loadScenario reads and parses a scenario file ("-" is standard input), or
+// the random scenario of a seed.
+func loadScenario(cmd *cobra.Command, path string, random int64) (*scenario.Scenario, error) {
+	if random >= 0 {
+		if path != "" {
+			return nil, fmt.Errorf("give a scenario FILE or --random SEED, not both")
+		}
+		return scenario.Parse(fmt.Sprintf("random-%d", random), scenario.Random(uint64(random)))
+	}
+	if path == "" {
+		return nil, fmt.Errorf("give a scenario FILE (see simulator/testdata/*.sim) or --random SEED")
+	}
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(cmd.InOrStdin())
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return scenario.Parse(path, string(b))
+}
+
+// writeFile writes what render produces to path.
+func writeFile(path string, render func(w io.Writer) error) error {
+	var b bytes.Buffer
+	if err := render(&b); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+func checkOutput(o string, allowed ...string) error {
+	for _, a := range allowed {
+		if o == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("-o %q: want %s", o, strings.Join(allowed, " or "))
+}
+
+func simRunCmd() *cobra.Command {
+	var (
+		seed, random      int64
+		trace, messages   bool
+		csvF, jsonF, svgF string
+		output            string
+	)
+	cmd := &cobra.Command{
+		Use:   "run [FILE]",
+		Short: "Run a scenario and print its summary",
+		Long: `Run a scenario file (or "-" for standard input, or a random scenario with
+--random) and print a summary: rebalances and their causes, rebalance durations,
+partitions moved, revoked and lost, partition-seconds without an owner, time to
+stable after the last disturbance, messages, invariant violations and the expect
+lines that failed. Exits with an error if the run found a violation or an
+expectation failed.`,
+		Example: `  # Run a shipped scenario:
+  regroup sim run simulator/testdata/rolling-restart.sim
+
+  # With another seed, the event trace, and the ownership timeline as SVG:
+  regroup sim run simulator/testdata/gc-pause-long.sim --seed 7 --trace --svg pause.svg
+
+  # Replay a seed a sweep reported:
+  regroup sim run --random 229 --trace`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
+			}
+			path := ""
+			if len(args) == 1 {
+				path = args[0]
+			}
+			sc, err := loadScenario(cmd, path, random)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("seed") {
+				sc.Seed = uint64(seed)
+			}
+			out := cmd.OutOrStdout()
+			opts := simulator.Options{Timeline: svgF != "", Messages: messages}
+			if trace || messages {
+				opts.Trace = out
+			}
+			res, err := simulator.Run(sc, opts)
+			if err != nil {
+				return err
+			}
+			row := report.Row{Result: res}
+			if csvF != "" {
+				if err := writeFile(csvF, func(w io.Writer) error { return report.CSV(w, []report.Row{row}) }); err != nil {
+					return err
+				}
+			}
+			if jsonF != "" {
+				if err := writeFile(jsonF, func(w io.Writer) error { return report.JSON(w, row) }); err != nil {
+					return err
+				}
+			}
+			if svgF != "" {
+				title := fmt.Sprintf("%s (seed %d)", res.Scenario, res.Seed)
+				if err := writeFile(svgF, func(w io.Writer) error { return report.SVG(w, res.Timeline, title) }); err != nil {
+					return err
+				}
+			}
+			if output == "json" {
+				err = report.JSON(out, row)
+			} else {
+				err = report.Summary(out, res)
+			}
+			if err != nil {
+				return err
+			}
+			if !res.OK() {
+				return fmt.Errorf("%s: %d violations, %d failed expectations", res.Scenario, len(res.Violations), len(res.Failed))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Int64Var(&seed, "seed", 0, "seed for the run's random source (default: the scenario's seed line, or 1)")
+	f.Int64Var(&random, "random", -1, "run the random scenario of this seed instead of a FILE (as sweep does)")
+	f.BoolVar(&trace, "trace", false, "print one line per event before the summary")
+	f.BoolVar(&messages, "messages", false, "with the trace, print every message sent, delivered or lost")
+	f.StringVar(&csvF, "csv", "", "write the metrics as CSV to this file")
+	f.StringVar(&jsonF, "json", "", "write the metrics, violations and failed expectations as JSON to this file")
+	f.StringVar(&svgF, "svg", "", "write the partition ownership timeline as SVG to this file")
+	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func simCompareCmd() *cobra.Command {
+	var (
+		protocols, assignors []string
+		static               bool
+		seed                 int64
+		output, csvF         string
+		parallel             int
+	)
+	cmd := &cobra.Command{
+		Use:   "compare FILE",
+		Short: "Run a scenario under several protocols and assignors, side by side",
+		Long: `Run a scenario once per combination of rebalance protocol and assignor (every
+member offering that assignor), and print one table with a row per combination:
+rebalances, median and max rebalance duration, partitions moved, revoked and lost,
+partition-seconds without an owner, time to stable, messages and violations.
+
+A member is cooperative only if every assignor it offers supports it, so an
+assignor that supports both protocols runs eagerly by being offered with range
+after it (range is never selected); an eager-only assignor (range, roundrobin,
+sticky) cannot run cooperatively and its cooperative row is skipped. With
+--static every combination also runs with every member static and with every
+member dynamic; otherwise members keep the scenario's membership. The scenario's
+expect lines are not checked (they are written for its own configuration).`,
+		Example: `  # Eager, cooperative and static membership side by side after one crash:
+  regroup sim compare simulator/testdata/one-crash.sim \
+      --protocols eager,cooperative --assignors range,sticky,cooperative-sticky,static --static
+
+  # As JSON, for a notebook:
+  regroup sim compare simulator/testdata/rolling-restart.sim -o json > rolling.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, "text", "json", "markdown"); err != nil {
+				return err
+			}
+			var memberships []string
+			if static {
+				memberships = []string{"dynamic", "static"}
+			}
+			variants, skipped, err := simulator.Variants(protocols, assignors, memberships)
+			if err != nil {
+				return err
+			}
+			base, err := loadScenario(cmd, args[0], -1)
+			if err != nil {
+				return err
+			}
+			rows := make([]report.Row, len(variants))
+			errs := make([]error, len(variants))
+			forEach(len(variants), parallel, func(i int) {
+				sc, err := loadScenario(cmd, args[0], -1)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				sc.Expects = nil
+				if cmd.Flags().Changed("seed") {
+					sc.Seed = uint64(seed)
+				}
+				variants[i].Apply(sc)
+				res, err := simulator.Run(sc, simulator.Options{})
+				rows[i], errs[i] = report.Row{Variant: variants[i], Result: res}, err
+			})
+			for i, err := range errs {
+				if err != nil {
+					return fmt.Errorf("%v: %w", variants[i], err)
+				}
+			}
+			if csvF != "" {
+				if err := writeFile(csvF, func(w io.Writer) error { return report.CSV(w, rows) }); err != nil {
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			switch output {
+			case "json":
+				return report.JSONRows(out, rows)
+			case "markdown":
+				err = report.Markdown(out, rows)
+			default:
+				fmt.Fprintf(out, "%s, seed %d\n", base.Name, rows[0].Result.Seed)
+				err = report.Table(out, rows)
+			}
+			if err != nil {
+				return err
+			}
+			for _, s := range skipped {
+				fmt.Fprintf(out, "skipped %s\n", s)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "rebalance protocols to compare: eager, cooperative")
+	f.StringSliceVar(&assignors, "assignors", []string{"range", "sticky", "cooperative-sticky", "static"}, "assignors to compare (built-in names)")
+	f.BoolVar(&static, "static", false, "run every combination with all members dynamic and with all members static")
+	f.Int64Var(&seed, "seed", 0, "seed for every run (default: the scenario's)")
+	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
+	f.StringVar(&csvF, "csv", "", "also write the rows as CSV to this file")
+	f.StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
+	return cmd
+}
+
+// sweepResult is one failing seed of a sweep.
+type sweepResult struct {
+	Seed       uint64   `json:"seed"`
+	Violations []string `json:"violations"`
+	Failed     []string `json:"failed_expectations"`
+	Replay     string   `json:"replay"`
+}
+
+func simSweepCmd() *cobra.Command {
+	var (
+		seeds, parallel int
+		start           int64
+		output          string
+	)
+	cmd := &cobra.Command{
+		Use:   "sweep",
+		Short: "Run random scenarios from consecutive seeds and report the failing ones",
+		Long: `Run the random scenario of every seed from --start to --start+--seeds-1 (see
+"regroup sim random"), checking safety after every event and liveness after the
+last disturbance, with a progress bar on standard error. Prints the failing seeds,
+each with the command that replays it, and exits with an error if any failed.`,
+		Example: `  # The sweep recorded in docs/simulator.md:
+  regroup sim sweep --seeds 1000
+
+  # Continue from seed 1000, four runs at once, failures as JSON:
+  regroup sim sweep --seeds 1000 --start 1000 --parallel 4 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
+			}
+			if seeds <= 0 || start < 0 {
+				return fmt.Errorf("--seeds must be positive and --start not negative")
+			}
+			results := make([]*sweepResult, seeds)
+			errs := make([]error, seeds)
+			bar := newProgress(cmd.ErrOrStderr(), seeds)
+			forEach(seeds, parallel, func(i int) {
+				seed := uint64(start) + uint64(i)
+				sc, err := scenario.Parse(fmt.Sprintf("random-%d", seed), scenario.Random(seed))
+				if err == nil {
+					var res *simulator.Result
+					if res, err = simulator.Run(sc, simulator.Options{}); err == nil && !res.OK() {
+						r := &sweepResult{Seed: seed, Failed: res.Failed, Replay: fmt.Sprintf("regroup sim run --random %d --trace", seed)}
+						for _, v := range res.Violations {
+							r.Violations = append(r.Violations, v.String())
+						}
+						results[i] = r
+					}
+				}
+				errs[i] = err
+				bar.done(results[i] != nil)
+			})
+			bar.finish()
+			var failing []*sweepResult
+			for i, r := range results {
+				if errs[i] != nil {
+					return fmt.Errorf("seed %d: %w", uint64(start)+uint64(i), errs[i])
+				}
+				if r != nil {
+					failing = append(failing, r)
+				}
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				if failing == nil {
+					failing = []*sweepResult{}
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(failing); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(out, "%d seeds (%d to %d): %d failing\n", seeds, start, start+int64(seeds)-1, len(failing))
+				for _, r := range failing {
+					fmt.Fprintf(out, "seed %d: %s\n", r.Seed, r.Replay)
+					for _, v := range r.Violations {
+						fmt.Fprintf(out, "  VIOLATION %s\n", v)
+					}
+					for _, f := range r.Failed {
+						fmt.Fprintf(out, "  FAILED %s\n", f)
+					}
+				}
+			}
+			if len(failing) > 0 {
+				return fmt.Errorf("%d of %d seeds failed", len(failing), seeds)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&seeds, "seeds", 100, "how many seeds to run")
+	f.Int64Var(&start, "start", 0, "first seed")
+	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
+	f.StringVarP(&output, "output", "o", "text", "output format for the failing seeds: text or json")
+	return cmd
+}
+
+func simRandomCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "random SEED",
+		Short: "Print the random scenario of a seed (the one sweep and run --random use)",
+		Example: `  # Save a random scenario to edit it:
+  regroup sim random 229 > s229.sim && regroup sim run s229.sim`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var seed uint64
+			if _, err := fmt.Sscan(args[0], &seed); err != nil {
+				return fmt.Errorf("SEED %q: want a whole number", args[0])
+			}
+			_, err := io.WriteString(cmd.OutOrStdout(), scenario.Random(seed))
+			return err
+		},
+	}
+}
+
+// forEach runs f(0..n-1) on up to parallel goroutines.
+func forEach(n, parallel int, f func(i int)) {
+	parallel = max(1, min(parallel, n))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// progress draws a progress bar on w.
+type progress struct {
+	mu            sync.Mutex
+	w             io.Writer
+	total, n, bad int
+	shown         int
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	p := &progress{w: w, total: total, shown: -1}
+	p.draw()
+	return p
+}
+
+func (p *progress) done(failed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	if failed {
+		p.bad++
+	}
+	p.draw()
+}
+
+// draw redraws the bar when the percentage changed (or a seed failed).
+func (p *progress) draw() {
+	pct := 100 * p.n / p.total
+	if pct == p.shown && p.n != p.total {
+		return
+	}
+	p.shown = pct
+	const width = 40
+	filled := width * p.n / p.total
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d seeds, %d failing", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total, p.bad)
+}
+
+func (p *progress) finish() { fmt.Fprintln(p.w) }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runSim runs "regroup sim ARGS..." and returns its output and error.
+func runSim(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := simCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage = true
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestSimRun(t *testing.T) {
+	dir := t.TempDir()
+	csvF, jsonF, svgF := filepath.Join(dir, "m.csv"), filepath.Join(dir, "m.json"), filepath.Join(dir, "t.svg")
+	out, _, err := runSim(t, "run", "../../simulator/testdata/one-crash.sim", "--csv", csvF, "--json", jsonF, "--svg", svgF)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "expectations    all held") {
+		t.Errorf("summary:\n%s", out)
+	}
+	for _, f := range []string{csvF, jsonF, svgF} {
+		if b, err := os.ReadFile(f); err != nil || len(b) == 0 {
+			t.Errorf("%s: %v (%d bytes)", f, err, len(b))
+		}
+	}
+	out, _, err = runSim(t, "run", "../../simulator/testdata/one-crash.sim", "--trace", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "m3       crash") || !strings.Contains(out, `"trace_sha256"`) {
+		t.Errorf("trace and JSON missing:\n%.2000s", out)
+	}
+
+	// A scenario whose expectation fails makes the command fail.
+	bad := filepath.Join(dir, "bad.sim")
+	if err := os.WriteFile(bad, []byte("topic orders partitions=4\nat 0s join m1\nexpect rebalances=5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runSim(t, "run", bad)
+	if err == nil || !strings.Contains(out, "FAILED line 3: expect rebalances=5: got 1") {
+		t.Errorf("want a failure for a failed expectation, got %v:\n%s", err, out)
+	}
+	// Scenario errors name the line.
+	if err := os.WriteFile(bad, []byte("topic orders partitions=4\nat 0s join m1 bogus=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err = runSim(t, "run", bad); err == nil || !strings.Contains(err.Error(), "line 2: join: unknown argument \"bogus\"") {
+		t.Errorf("want a line-numbered error, got %v", err)
+	}
+	if _, _, err = runSim(t, "run", "-o", "yaml", bad); err == nil || !strings.Contains(err.Error(), "-o \"yaml\"") {
+		t.Errorf("want an error for -o yaml, got %v", err)
+	}
+}
+
+func TestSimCompare(t *testing.T) {
+	out, _, err := runSim(t, "compare", "../../simulator/testdata/gc-pause-short.sim", "--protocols", "eager,cooperative", "--assignors", "range,cooperative-sticky", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// eager/range, eager/cooperative-sticky (offered with range), cooperative/cooperative-sticky.
+	if len(rows) != 3 || rows[1]["assignors"].([]any)[1] != "range" || rows[2]["protocol"] != "cooperative" {
+		t.Errorf("rows: %v", rows)
+	}
+	out, _, err = runSim(t, "compare", "../../simulator/testdata/gc-pause-short.sim", "--assignors", "range")
+	if err != nil || !strings.Contains(out, "skipped cooperative/range") {
+		t.Errorf("want the cooperative range row skipped, got %v:\n%s", err, out)
+	}
+	if _, _, err = runSim(t, "compare", "../../simulator/testdata/gc-pause-short.sim", "--protocols", "lazy"); err == nil {
+		t.Error("an unknown protocol was accepted")
+	}
+}
+
+func TestSimSweep(t *testing.T) {
+	out, progress, err := runSim(t, "sweep", "--seeds", "5", "--start", "10")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "5 seeds (10 to 14): 0 failing") || !strings.Contains(progress, "5/5 seeds, 0 failing") {
+		t.Errorf("output %q, progress %q", out, progress)
+	}
+	out, _, err = runSim(t, "random", "12")
+	if err != nil || !strings.HasPrefix(out, "# Random scenario 12") {
+		t.Errorf("random: %v\n%s", err, out)
+	}
+}

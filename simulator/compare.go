@@ -1,0 +1,96 @@
+package simulator
+
+import (
+	"fmt"
+
+	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/simulator/scenario"
+)
+
+// Variant is one combination a comparison runs a scenario under: every
+// member offers Assignor, under Protocol, with Membership "static",
+// "dynamic" or "" (as the scenario says).
+type Variant struct {
+	Protocol   assignor.RebalanceProtocol
+	Assignor   string
+	Membership string
+}
+
+// eagerFallback is what a member offers after an assignor that supports
+// the cooperative protocol to run it eagerly: a member is cooperative only
+// if every assignor it offers supports it (assignor.ProtocolFor), and the
+// group selects the assignor every member prefers, so range is never used.
+const eagerFallback = "range"
+
+// Assignors returns the assignors every member offers under v.
+func (v Variant) Assignors() []string {
+	a, err := assignor.Lookup(v.Assignor)
+	if err == nil && v.Protocol == assignor.Eager && assignor.Supports(a, assignor.Cooperative) {
+		return []string{v.Assignor, eagerFallback}
+	}
+	return []string{v.Assignor}
+}
+
+// Apply sets sc's members' assignors and membership to v's.
+func (v Variant) Apply(sc *scenario.Scenario) {
+	sc.SetAssignors(v.Assignors())
+	switch v.Membership {
+	case "static":
+		sc.SetStatic(true)
+	case "dynamic":
+		sc.SetStatic(false)
+	}
+}
+
+// String names the variant, e.g. "cooperative/cooperative-sticky/static".
+func (v Variant) String() string {
+	m := v.Membership
+	if m == "" {
+		m = "as-scenario"
+	}
+	return fmt.Sprintf("%v/%s/%s", v.Protocol, v.Assignor, m)
+}
+
+// Variants returns every combination of protocols ("eager",
+// "cooperative"), assignors (built-in names) and memberships ("static",
+// "dynamic", or "" for the scenario's own), leaving out the combinations an
+// assignor cannot run (an eager-only assignor under the cooperative
+// protocol), which it lists in skipped.
+func Variants(protocols, assignors, memberships []string) (vs []Variant, skipped []string, err error) {
+	if len(memberships) == 0 {
+		memberships = []string{""}
+	}
+	for _, m := range memberships {
+		if m != "" && m != "static" && m != "dynamic" {
+			return nil, nil, fmt.Errorf("regroup: unknown membership %q: want static or dynamic", m)
+		}
+	}
+	for _, p := range protocols {
+		var proto assignor.RebalanceProtocol
+		switch p {
+		case "eager":
+			proto = assignor.Eager
+		case "cooperative":
+			proto = assignor.Cooperative
+		default:
+			return nil, nil, fmt.Errorf("regroup: unknown protocol %q: want eager or cooperative", p)
+		}
+		for _, name := range assignors {
+			a, err := assignor.Lookup(name)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !assignor.Supports(a, proto) {
+				skipped = append(skipped, fmt.Sprintf("%s/%s (%s supports only %v)", p, name, name, a.Protocols()))
+				continue
+			}
+			for _, m := range memberships {
+				vs = append(vs, Variant{Protocol: proto, Assignor: name, Membership: m})
+			}
+		}
+	}
+	if len(vs) == 0 {
+		return nil, skipped, fmt.Errorf("regroup: no combination of protocols %v and assignors %v can run; known assignors: %v", protocols, assignors, assignor.Names())
+	}
+	return vs, skipped, nil
+}

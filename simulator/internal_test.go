@@ -1,0 +1,61 @@
+package simulator
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/regroup-dev/regroup/simulator/scenario"
+)
+
+// TestLivenessCheck: with a liveness bound shorter than the initial
+// rebalance, the run reports one liveness violation; with the real bound,
+// none.
+func TestLivenessCheck(t *testing.T) {
+	for _, tc := range []struct {
+		bound time.Duration
+		want  int
+	}{{time.Second, 1}, {0, 0}} {
+		sc, err := scenario.Parse("liveness", "topic orders partitions=8\nat 0s join m1..m3\nrun until=1m\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := newSim(sc, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.bound > 0 {
+			s.bound = int64(tc.bound)
+		}
+		res, err := s.run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, v := range res.Violations {
+			if v.Kind == "liveness" {
+				got++
+			}
+		}
+		if got != tc.want || len(res.Violations) != got {
+			t.Errorf("bound %v: violations %v, want %d liveness violations", tc.bound, res.Violations, tc.want)
+		}
+	}
+}
+
+// TestClockConversion: toGlobal returns the first virtual instant at which
+// a drifting clock reads at least the given time.
+func TestClockConversion(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		p := &process{rate: (rng.Float64()*2 - 1) * 0.5}
+		if rng.IntN(4) == 0 {
+			p.rate = 0
+		}
+		l := rng.Int64N(int64(2 * time.Hour))
+		g := p.toGlobal(l)
+		if p.localNow(g) < l || (g > 0 && p.localNow(g-1) >= l) {
+			t.Fatalf("rate %v: toGlobal(%d) = %d, local there %d, one earlier %d", p.rate, l, g, p.localNow(g), p.localNow(g-1))
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package simulator
+
+import (
+	"google.golang.org/protobuf/proto"
+)
+
+// kind says what an event does.
+type kind uint8
+
+const (
+	evAction      kind = iota + 1 // a scenario action (act)
+	evToCoord                     // a request reaches the coordinator
+	evToMember                    // a reply reaches a member process
+	evMemberTimer                 // a member process's timer (tok)
+	evCallbackEnd                 // the running callback returns (tok)
+	evResume                      // a pause ends (tok)
+	evHeal                        // a partition ends (tok)
+	evGroupTick                   // a group's deadline (tok)
+	evHold                        // a held reply is due (tok)
+	evLeader                      // a new coordinator takes over
+	evStart                       // a (re)started member process comes up
+	evChurn                       // a churn event
+	evStop                        // a deferred graceful stop
+	evLiveness                    // the liveness deadline
+)
+
+// event is one thing that happens at a virtual time. Events at one time
+// run in the order they were scheduled (seq).
+type event struct {
+	at   int64
+	seq  uint64
+	kind kind
+	tok  uint64
+	dur  int64 // a request's timeout
+	proc *process
+	node *node
+	act  *actorState
+	w    *waiter
+	msg  proto.Message
+	err  error
+	idx  int // action index, or churn number
+}
+
+// queue is a min-heap of events by (at, seq). The heap holds small
+// entries; the events live in a slab whose slots are reused.
+type queue struct {
+	heap []entry
+	slab []event
+	free []int32
+}
+
+type entry struct {
+	at   int64
+	seq  uint64
+	slot int32
+}
+
+func (q *queue) len() int { return len(q.heap) }
+
+func less(a, b entry) bool { return a.at < b.at || a.at == b.at && a.seq < b.seq }
+
+// push adds e, whose at and seq are set.
+func (q *queue) push(e event) {
+	var slot int32
+	if n := len(q.free); n > 0 {
+		slot = q.free[n-1]
+		q.free = q.free[:n-1]
+		q.slab[slot] = e
+	} else {
+		slot = int32(len(q.slab))
+		q.slab = append(q.slab, e)
+	}
+	h := append(q.heap, entry{at: e.at, seq: e.seq, slot: slot})
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !less(h[i], h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+	q.heap = h
+}
+
+// peek returns the time of the next event.
+func (q *queue) peek() int64 { return q.heap[0].at }
+
+// pop removes the next event and returns it.
+func (q *queue) pop() event {
+	h := q.heap
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && less(h[r], h[l]) {
+			m = r
+		}
+		if !less(h[m], h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	q.heap = h
+	e := q.slab[top.slot]
+	q.slab[top.slot] = event{}
+	q.free = append(q.free, top.slot)
+	return e
+}
+
+// at schedules e at time t (never before now).
+func (s *sim) at(t int64, e event) {
+	e.at = max(t, s.now)
+	s.seq++
+	e.seq = s.seq
+	s.q.push(e)
+}

@@ -1,0 +1,119 @@
+package scenario
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Random returns the text of a random scenario drawn from seed, for sweeps
+// (Parse reads it; the same seed gives the same text). Sizes are bounded:
+// 2 to 10 members at the start and up to 3 more joining, one or two topics
+// of 1 to 40 partitions, one assignor for everyone (any built-in), static
+// or dynamic membership, session timeouts of 6 to 15 s, callbacks of up to
+// half a second, network delays of up to 30 ms with up to 2% loss, clock
+// drift of up to 1%, and 1 to 8 disturbances between 10 s and 2 min: joins,
+// leaves, crashes, restarts, pauses and partitions shorter or longer than
+// the session timeout, failovers, topic growth, slow revocations and
+// network changes (a lossy network becomes reliable again after the last
+// disturbance). The run lasts until the liveness bound after the last
+// disturbance; its seed is seed.
+func Random(seed uint64) string {
+	r := rand.New(rand.NewPCG(seed, 0xc0ffee))
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	dur := func(lo, hi time.Duration) time.Duration {
+		d := lo + time.Duration(r.Int64N(int64(hi-lo)+1))
+		return d.Round(time.Millisecond)
+	}
+
+	line("# Random scenario %d (regroup sim run --random %d).", seed, seed)
+	line("seed %d", seed)
+	line("coordinator initial-delay=%v failover-gap=%v", dur(0, 3*time.Second), dur(500*time.Millisecond, 3*time.Second))
+	loss, lossy := "0", false
+	if r.IntN(10) < 3 {
+		lossy = true
+		loss = fmt.Sprintf("%.1f%%", 0.1+r.Float64()*1.9)
+	}
+	line("network delay=1ms..%v loss=%s", dur(time.Millisecond, 30*time.Millisecond), loss)
+	topics := []string{"orders"}
+	if r.IntN(2) == 0 {
+		topics = append(topics, "audit")
+	}
+	counts := map[string]int{}
+	for _, t := range topics {
+		counts[t] = 1 + r.IntN(40)
+		line("topic %s partitions=%d", t, counts[t])
+	}
+	assignors := []string{"cooperative-sticky", "sticky", "range", "roundrobin", "static"}
+	session := dur(6*time.Second, 15*time.Second).Round(time.Second)
+	membership := "dynamic"
+	if r.IntN(2) == 0 {
+		membership = "static"
+	}
+	drift := ""
+	if r.IntN(2) == 0 {
+		drift = fmt.Sprintf(" drift=%.2f%%", r.Float64())
+	}
+	line("group g assignors=%s %s session=%v rebalance=%v on-assigned=0s..%v on-revoked=0s..%v%s",
+		assignors[r.IntN(len(assignors))], membership, session, dur(10*time.Second, 40*time.Second).Round(time.Second),
+		dur(0, 100*time.Millisecond), dur(0, 500*time.Millisecond), drift)
+
+	n := 2 + r.IntN(9)
+	line("at 0s join m1..m%d stagger=%v", n, dur(0, 500*time.Millisecond))
+	members := n
+	times := make([]time.Duration, 1+r.IntN(8))
+	for i := range times {
+		times[i] = dur(10*time.Second, 120*time.Second).Round(100 * time.Millisecond)
+	}
+	slices.Sort(times)
+	for _, at := range times {
+		m := fmt.Sprintf("m%d", 1+r.IntN(members))
+		switch k := r.IntN(11); k {
+		case 0:
+			if members < n+3 {
+				members++
+				line("at %v join m%d", at, members)
+			}
+		case 1:
+			line("at %v leave %s", at, m)
+		case 2:
+			line("at %v crash %s", at, m)
+		case 3:
+			flags := ""
+			if r.IntN(2) == 0 {
+				flags += " crash"
+			}
+			if r.IntN(4) == 0 {
+				flags += " new-instance"
+			}
+			line("at %v restart %s down=%v%s", at, m, dur(0, 2*session), flags)
+		case 4:
+			line("at %v pause %s for=%v", at, m, dur(time.Second, 2*session))
+		case 5:
+			line("at %v partition %s for=%v", at, m, dur(time.Second, 2*session))
+		case 6:
+			line("at %v failover", at)
+		case 7:
+			t := topics[r.IntN(len(topics))]
+			counts[t] += 1 + r.IntN(16)
+			line("at %v topic %s partitions=%d", at, t, counts[t])
+		case 8:
+			line("at %v slow %s on-revoked=%v", at, m, dur(time.Second, 20*time.Second))
+		case 9:
+			lossy = true
+			line("at %v network loss=%.1f%%", at, r.Float64()*2)
+		case 10:
+			line("at %v restart %s down=%v repeat=%d every=%v", at, m, dur(0, 3*time.Second), 2+r.IntN(3), dur(5*time.Second, 20*time.Second))
+		}
+	}
+	if lossy {
+		// Loss is a fault that never ends: end it, so that liveness can be
+		// checked.
+		line("at %v network loss=0", times[len(times)-1]+time.Second)
+	}
+	line("expect violations=0")
+	return b.String()
+}

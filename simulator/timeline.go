@@ -1,0 +1,224 @@
+package simulator
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regroup-dev/regroup/member/fsm"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Timeline is what a run recorded over time, for drawing (see
+// simulator/report): per member, when its processes ran, when they were
+// paused or cut off, and how many partitions they owned; the rebalances;
+// the failovers; and how many partitions had no owner.
+type Timeline struct {
+	End        time.Duration
+	Members    []TimelineMember
+	Rebalances []Rebalance
+	Failovers  []Span
+	// Partitions is the number of partitions over time, Unowned the
+	// number without an owner.
+	Partitions []Step
+	Unowned    []Step
+}
+
+// TimelineMember is one member over the run.
+type TimelineMember struct {
+	Name string
+	// Running are its processes' lifetimes; Crashes when one crashed.
+	Running []Span
+	Crashes []time.Duration
+	Paused  []Span
+	Cut     []Span
+	// Owned is how many partitions it owned over time.
+	Owned []Step
+}
+
+// Span is an interval of virtual time.
+type Span struct{ From, To time.Duration }
+
+// Step is a value that holds from At until the next Step.
+type Step struct {
+	At    time.Duration
+	Value int
+}
+
+func (t *Timeline) member(name string) *TimelineMember {
+	for i := range t.Members {
+		if t.Members[i].Name == name {
+			return &t.Members[i]
+		}
+	}
+	t.Members = append(t.Members, TimelineMember{Name: name})
+	return &t.Members[len(t.Members)-1]
+}
+
+func (t *Timeline) addProcess(p *process) {
+	m := t.member(p.node.name)
+	m.Running = append(m.Running, Span{From: time.Duration(p.started), To: -1})
+}
+
+func (t *Timeline) processEnded(p *process, now int64) {
+	m := t.member(p.node.name)
+	if n := len(m.Running); n > 0 && m.Running[n-1].To < 0 {
+		m.Running[n-1].To = time.Duration(now)
+	}
+	if !p.done {
+		m.Crashes = append(m.Crashes, time.Duration(now))
+	}
+}
+
+func (t *Timeline) paused(p *process, from, to int64) {
+	m := t.member(p.node.name)
+	if n := len(m.Paused); n > 0 && m.Paused[n-1].To >= time.Duration(from) {
+		m.Paused[n-1].To = time.Duration(to)
+		return
+	}
+	m.Paused = append(m.Paused, Span{From: time.Duration(from), To: time.Duration(to)})
+}
+
+func (t *Timeline) cut(name string, now int64) {
+	m := t.member(name)
+	if n := len(m.Cut); n > 0 && m.Cut[n-1].To < 0 {
+		return
+	}
+	m.Cut = append(m.Cut, Span{From: time.Duration(now), To: -1})
+}
+
+func (t *Timeline) healed(name string, now int64) {
+	m := t.member(name)
+	if n := len(m.Cut); n > 0 && m.Cut[n-1].To < 0 {
+		m.Cut[n-1].To = time.Duration(now)
+	}
+}
+
+// finish closes open spans at the end and derives the ownership steps
+// from the ledger's intervals.
+func (t *Timeline) finish(s *sim) {
+	t.End = time.Duration(s.end)
+	t.Rebalances = s.metrics.RebalanceLog
+	for i := range t.Members {
+		m := &t.Members[i]
+		for k := range m.Running {
+			if m.Running[k].To < 0 {
+				m.Running[k].To = t.End
+			}
+		}
+		for k := range m.Cut {
+			if m.Cut[k].To < 0 {
+				m.Cut[k].To = t.End
+			}
+		}
+		for k := range m.Paused {
+			m.Paused[k].To = min(m.Paused[k].To, t.End)
+		}
+	}
+	type change struct {
+		at int64
+		d  int
+	}
+	perMember := map[string][]change{}
+	perPart := make([][]change, len(s.partRefs))
+	for _, iv := range s.ledger.Intervals() {
+		if iv.End <= iv.Start {
+			continue
+		}
+		name := s.procs[iv.Owner].node.name
+		perMember[name] = append(perMember[name], change{iv.Start, 1}, change{iv.End, -1})
+		perPart[iv.P] = append(perPart[iv.P], change{iv.Start, 1}, change{iv.End, -1})
+	}
+	steps := func(cs []change) []Step {
+		slices.SortStableFunc(cs, func(a, b change) int { return cmp.Compare(a.at, b.at) })
+		var out []Step
+		v := 0
+		for i, c := range cs {
+			v += c.d
+			if i+1 < len(cs) && cs[i+1].at == c.at {
+				continue
+			}
+			out = append(out, Step{At: time.Duration(c.at), Value: v})
+		}
+		return out
+	}
+	for i := range t.Members {
+		t.Members[i].Owned = steps(perMember[t.Members[i].Name])
+	}
+	// A partition is owned while any interval covers it; count the
+	// partitions that exist and the covered ones.
+	var exist, covered []change
+	for p, cs := range perPart {
+		exist = append(exist, change{s.partRefs[p].born, 1})
+		slices.SortStableFunc(cs, func(a, b change) int { return cmp.Compare(a.at, b.at) })
+		depth := 0
+		for _, c := range cs {
+			was := depth
+			depth += c.d
+			switch {
+			case was == 0 && depth > 0:
+				covered = append(covered, change{c.at, 1})
+			case was > 0 && depth == 0:
+				covered = append(covered, change{c.at, -1})
+			}
+		}
+	}
+	t.Partitions = steps(exist)
+	var unowned []change
+	unowned = append(unowned, exist...)
+	for _, c := range covered {
+		unowned = append(unowned, change{c.at, -c.d})
+	}
+	t.Unowned = steps(unowned)
+}
+
+// fmtParts formats a callback's partitions: "orders/0-3,7 audit/1".
+func fmtParts(ps []fsm.Partition) string {
+	var tps []*regroupv1.TopicPartitions
+	for _, p := range ps {
+		if n := len(tps); n > 0 && tps[n-1].GetTopic() == p.Topic {
+			tps[n-1].Partitions = append(tps[n-1].Partitions, p.Partition)
+			continue
+		}
+		tps = append(tps, &regroupv1.TopicPartitions{Topic: p.Topic, Partitions: []int32{p.Partition}})
+	}
+	s := fmtTopicParts(tps)
+	if len(ps) > 0 {
+		s += fmt.Sprintf(" @%d.%d", ps[0].Token>>32, ps[0].Token&(1<<32-1))
+	}
+	return s
+}
+
+// fmtTopicParts formats partitions as "orders/0-3,7 audit/1", or "-".
+func fmtTopicParts(tps []*regroupv1.TopicPartitions) string {
+	if len(tps) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for i, tp := range tps {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(tp.GetTopic())
+		b.WriteByte('/')
+		ps := slices.Sorted(slices.Values(tp.GetPartitions()))
+		for j := 0; j < len(ps); {
+			k := j
+			for k+1 < len(ps) && ps[k+1] == ps[k]+1 {
+				k++
+			}
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			if k > j {
+				fmt.Fprintf(&b, "%d-%d", ps[j], ps[k])
+			} else {
+				fmt.Fprintf(&b, "%d", ps[j])
+			}
+			j = k + 1
+		}
+	}
+	return b.String()
+}
