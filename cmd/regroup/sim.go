@@ -425,18 +425,30 @@ func forEach(n, parallel int, f func(i int)) {
 	wg.Wait()
 }
 
-// progress draws a progress bar on w.
+// progress draws a progress bar on w when it is a terminal, and prints a
+// line every tenth of the way otherwise (a log, CI).
 type progress struct {
 	mu            sync.Mutex
 	w             io.Writer
+	tty           bool
 	total, n, bad int
 	shown         int
 }
 
 func newProgress(w io.Writer, total int) *progress {
-	p := &progress{w: w, total: total, shown: -1}
+	p := &progress{w: w, total: total, shown: -1, tty: isTerminal(w)}
 	p.draw()
 	return p
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progress) done(failed bool) {
@@ -449,9 +461,17 @@ func (p *progress) done(failed bool) {
 	p.draw()
 }
 
-// draw redraws the bar when the percentage changed (or a seed failed).
+// draw redraws the bar when the percentage changed, or prints a line when
+// the tenth did.
 func (p *progress) draw() {
 	pct := 100 * p.n / p.total
+	if !p.tty {
+		if pct/10 != p.shown/10 || p.n == p.total {
+			p.shown = pct
+			fmt.Fprintf(p.w, "%d/%d seeds, %d failing\n", p.n, p.total, p.bad)
+		}
+		return
+	}
 	if pct == p.shown && p.n != p.total {
 		return
 	}
@@ -461,4 +481,8 @@ func (p *progress) draw() {
 	fmt.Fprintf(p.w, "\r[%s%s] %d/%d seeds, %d failing", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total, p.bad)
 }
 
-func (p *progress) finish() { fmt.Fprintln(p.w) }
+func (p *progress) finish() {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}

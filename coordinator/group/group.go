@@ -27,6 +27,7 @@
 package group
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -167,7 +168,10 @@ type Group struct {
 	newMemberAdded bool
 	syncDeadline   time.Time
 
-	unowned      int // partitions the current assignment leaves without an owner
+	unowned      int       // partitions the current assignment leaves without an owner
+	unassigned   parts     // those partitions
+	lastStranded parts     // the last set checkStranded started a round for
+	strandCheck  time.Time // when a hold covering unassigned partitions ends
 	holds        []hold
 	held         heldIndex // cache of heldIndex; nil when stale
 	replacements int64
@@ -457,6 +461,17 @@ func (g *Group) selectProtocol() string {
 
 func protocolsEqual(a, b []*regroupv1.Protocol) bool {
 	return slices.EqualFunc(a, b, func(x, y *regroupv1.Protocol) bool { return proto.Equal(x, y) })
+}
+
+// sameSubscriptions reports whether a and b differ at most in the owned
+// partitions and their generation: a cooperative member that released
+// partitions rejoins with such a change.
+func sameSubscriptions(a, b []*regroupv1.Protocol) bool {
+	return slices.EqualFunc(a, b, func(x, y *regroupv1.Protocol) bool {
+		xs, ys := x.GetSubscription(), y.GetSubscription()
+		return x.GetName() == y.GetName() && slices.Equal(xs.GetTopics(), ys.GetTopics()) &&
+			xs.GetRack() == ys.GetRack() && bytes.Equal(xs.GetUserData(), ys.GetUserData())
+	})
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }

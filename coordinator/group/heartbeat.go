@@ -85,6 +85,11 @@ func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) 
 		}
 	}
 	out.reply(req, resp)
+	if len(left) == 0 && g.state == Stable {
+		// Temporary leaves released partitions: one the assignment left
+		// out may now be held by nobody.
+		g.checkStranded(now, &out)
+	}
 	if len(left) > 0 {
 		cause := fmt.Sprintf("%s left", joinWords(left))
 		switch g.state {
@@ -167,8 +172,17 @@ func (g *Group) SetTopics(now time.Time, registry map[string]int32) (Output, str
 	g.now = now
 	var out Output
 	g.registry = registry
+	cause := g.rebalanceForTopics(now, &out)
+	return out, cause
+}
+
+// rebalanceForTopics starts a rebalance if the partition count of a
+// subscribed topic differs from what the leader was last given, and returns
+// the change ("" if none). It applies in Stable and CompletingRebalance; a
+// rebalance in progress gives the leader the new counts anyway.
+func (g *Group) rebalanceForTopics(now time.Time, out *Output) string {
 	if g.state != Stable && g.state != CompletingRebalance {
-		return out, ""
+		return ""
 	}
 	current := g.subscribedCounts()
 	var changes []string
@@ -185,12 +199,12 @@ func (g *Group) SetTopics(now time.Time, registry map[string]int32) (Output, str
 		}
 	}
 	if len(changes) == 0 {
-		return out, ""
+		return ""
 	}
 	slices.Sort(changes)
 	cause := joinWords(changes)
-	g.prepareRebalance(now, &out, CauseTopicChanged, cause)
-	return out, cause
+	g.prepareRebalance(now, out, CauseTopicChanged, cause)
+	return cause
 }
 
 // Tick fires every timer that is due at now: pending ids and sessions that
@@ -292,6 +306,12 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 	}
 	if g.state != Stable {
 		return
+	}
+	if !g.strandCheck.IsZero() && !now.Before(g.strandCheck) {
+		g.checkStranded(now, out)
+		if g.state != Stable {
+			return
+		}
 	}
 	var held heldIndex
 	for _, m := range g.order {

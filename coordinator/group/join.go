@@ -164,16 +164,17 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 			out.reply(req, g.joinResponse(now, m))
 			return
 		}
+		kind, cause := subscriptionChange(m, r)
 		g.update(m, r)
 		g.park(out, m, req)
-		g.prepareRebalance(now, out, CauseSubscriptionChanged, fmt.Sprintf("member %s changed its subscription", id))
+		g.prepareRebalance(now, out, kind, cause)
 	case Stable:
 		if m.id != g.leader && !changed {
 			g.update(m, r)
 			out.reply(req, g.joinResponse(now, m))
 			return
 		}
-		kind, cause := CauseSubscriptionChanged, fmt.Sprintf("member %s changed its subscription", id)
+		kind, cause := subscriptionChange(m, r)
 		if !changed {
 			kind, cause = CauseLeaderRejoined, fmt.Sprintf("leader %s rejoined", id)
 		}
@@ -181,6 +182,15 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 		g.park(out, m, req)
 		g.prepareRebalance(now, out, kind, cause)
 	}
+}
+
+// subscriptionChange names the change of a rejoin with changed metadata: a
+// cooperative member that released partitions, or a new subscription.
+func subscriptionChange(m *member, r *regroupv1.JoinGroupRequest) (Cause, string) {
+	if sameSubscriptions(m.protocols, r.GetProtocols()) {
+		return CauseFollowUp, fmt.Sprintf("member %s released partitions", m.id)
+	}
+	return CauseSubscriptionChanged, fmt.Sprintf("member %s changed its subscription", m.id)
 }
 
 // park holds m's JoinGroup until the barrier completes. An older parked join
@@ -257,6 +267,9 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 				NoRebalance: true,
 			})
 			out.event(Event{Kind: EventMemberReplaced, Member: n.id, Detail: detail})
+			// The old process may have held partitions the assignment left
+			// out; its hold, if any, is checked when it ends.
+			g.checkStranded(now, out)
 			return
 		}
 		n.joinReq = req
@@ -287,7 +300,7 @@ func token(gen int32, n int64) int64 { return int64(gen)<<32 | n }
 func (g *Group) prepareRebalance(now time.Time, out *Output, kind Cause, cause string) {
 	initial := g.state == Empty
 	g.setState(out, PreparingRebalance)
-	g.syncDeadline = time.Time{}
+	g.syncDeadline, g.strandCheck = time.Time{}, time.Time{}
 	if g.reb == nil {
 		g.reb = &regroupv1.Rebalance{Cause: cause, CauseKind: string(kind), Start: timestamppb.New(now)}
 	} else if len(g.reb.Cause) < 1024 {

@@ -44,6 +44,9 @@ const (
 	CauseStaticReplaced      Cause = "static-replaced"
 	CauseFailover            Cause = "coordinator-failover"
 	CauseGroupTooLarge       Cause = "group-too-large"
+	// CauseFollowUp: partitions were released or left without an owner,
+	// and the next round assigns them (cooperative rebalancing).
+	CauseFollowUp Cause = "follow-up"
 )
 
 // EventKind says what an Event reports.

@@ -104,6 +104,18 @@ func (p parts) combine(q parts, onlyP, onlyQ, both bool) parts {
 	return out
 }
 
-func (p parts) union(q parts) parts     { return p.combine(q, true, true, true) }
+func (p parts) union(q parts) parts { return p.combine(q, true, true, true) }
+
+func (p parts) equal(q parts) bool {
+	if len(p) != len(q) {
+		return false
+	}
+	for t, ps := range p {
+		if !slices.Equal(ps, q[t]) {
+			return false
+		}
+	}
+	return true
+}
 func (p parts) intersect(q parts) parts { return p.combine(q, false, false, true) }
 func (p parts) minus(q parts) parts     { return p.combine(q, true, false, false) }

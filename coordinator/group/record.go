@@ -78,7 +78,8 @@ func (g *Group) Record() *storev1.GroupRecord {
 // hold and lease (the previous coordinator may have extended them until the
 // moment it stopped serving). A group stored mid-rebalance resumes it: in
 // PreparingRebalance members must rejoin; in CompletingRebalance the leader
-// must sync again. A group above the size limit rebalances.
+// must sync again. A group above the size limit, or one whose subscribed
+// topics changed since the record was written, rebalances.
 func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[string]int32, now time.Time) (*Group, Output, error) {
 	var out Output
 	if err := ValidateGroupID(rec.GetGroupId()); err != nil {
@@ -190,6 +191,9 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 	if cfg.MaxSize > 0 && len(g.members) > cfg.MaxSize && (g.state == Stable || g.state == CompletingRebalance) {
 		g.prepareRebalance(now, &out, CauseGroupTooLarge, fmt.Sprintf("the group has %d members, above the limit of %d", len(g.members), cfg.MaxSize))
 	}
+	// A topic may have changed while no coordinator served the group, or
+	// after the rebalance it caused started and before it was stored.
+	g.rebalanceForTopics(now, &out)
 	return g, out, nil
 }
 

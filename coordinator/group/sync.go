@@ -1,6 +1,7 @@
 package group
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -157,7 +158,8 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	for _, a := range plan {
 		byMember[a.GetMemberId()] = a.GetAssignment()
 	}
-	moved, unowned := g.countMoves(byMember)
+	moved, unassigned := g.countMoves(byMember)
+	unowned := unassigned.count()
 	for _, m := range g.order {
 		a := byMember[m.id]
 		if a == nil {
@@ -178,13 +180,52 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 			g.deliver(now, out, m, held)
 		}
 	}
+	g.unassigned = unassigned
+	g.checkStranded(now, out)
+}
+
+// checkStranded starts the next round itself when the current assignment
+// leaves partitions without an owner that no member will release: a
+// cooperative assignor withheld them from a member presented with its last
+// assignment (a restarted static member, or an eager one) that does not
+// actually hold them, so nobody revokes them and rejoins. Partitions a
+// member holds are left to it (it rejoins once it revoked them, or its
+// leaving or expiry rebalances); partitions only a hold covers (a removed
+// member's lease) are checked again when the hold ends. The follow-up
+// happens once per distinct set, since an assignor may leave partitions out
+// on purpose: the same set twice in a row starts no more rounds.
+func (g *Group) checkStranded(now time.Time, out *Output) {
+	g.strandCheck = time.Time{}
+	stranded := g.unassigned
+	for _, m := range g.order {
+		stranded = stranded.minus(m.owned)
+	}
+	for _, h := range g.holds {
+		if !h.until.After(now) || h.partitions.intersect(stranded).count() == 0 {
+			continue
+		}
+		stranded = stranded.minus(h.partitions)
+		if g.strandCheck.IsZero() || h.until.Before(g.strandCheck) {
+			g.strandCheck = h.until
+		}
+	}
+	n := stranded.count()
+	if n == 0 {
+		g.lastStranded = nil
+		return
+	}
+	if stranded.equal(g.lastStranded) {
+		return // the round started for these left them out too
+	}
+	g.lastStranded = stranded
+	g.prepareRebalance(now, out, CauseFollowUp, fmt.Sprintf("the assignment left %d partitions that no member holds without an owner", n))
 }
 
 // countMoves returns how many partitions the plan gives to a member other
 // than the one that had them last, and how many it leaves unowned. It also
 // remembers the partitions the plan takes away without giving them to
 // anyone (a cooperative first round), so that the next round counts them.
-func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved, unowned int) {
+func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, unassigned parts) {
 	prev := map[string][]string{}
 	note := func(owner string, ps parts) {
 		for t, list := range ps {
@@ -224,12 +265,13 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved, unowne
 		}
 	}
 	transit := map[string]parts{}
+	unassigned = parts{}
 	for t, n := range g.seen {
 		for p := range n {
 			if int(p) < len(assigned[t]) && assigned[t][p] {
 				continue
 			}
-			unowned++
+			unassigned[t] = append(unassigned[t], p)
 			if o := ownerOf(prev, t, p); o != "" {
 				if transit[o] == nil {
 					transit[o] = parts{}
@@ -247,7 +289,7 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved, unowne
 	for _, o := range owners {
 		g.inTransit = append(g.inTransit, ownerParts{owner: o, parts: transit[o]})
 	}
-	return moved, unowned
+	return moved, unassigned
 }
 
 // deliver answers m's parked SyncGroup with its assignment, unless another

@@ -80,6 +80,7 @@ func (g *Group) NextDeadline() time.Time {
 		at(g.syncDeadline)
 	case Stable:
 		at(g.syncDeadline)
+		at(g.strandCheck)
 		for _, m := range g.order {
 			if m.syncReq != 0 {
 				at(m.deliverAt)

@@ -200,6 +200,21 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
+// beat is a heartbeat in flight (id 0: none).
+type beat struct {
+	id     uint64
+	member string
+	gen    int32
+	sent   time.Time
+	hold   time.Duration
+}
+
+// overdue is when a held heartbeat's answer is late enough to send a probe
+// beside it.
+func (b beat) overdue(session time.Duration) time.Time {
+	return b.sent.Add(b.hold + heartbeatSlack(session))
+}
+
 // step is what the member does next on its main line of requests.
 type step int
 
@@ -238,17 +253,24 @@ type Member struct {
 	blockingDeadline time.Time
 	afterBlocking    func(now time.Time, out *Output)
 
-	// Heartbeats: one in flight at a time, sent for hbMember at hbGen.
-	hbReq      uint64
-	hbAt       time.Time
+	// Heartbeats: one in flight (hb), which the coordinator may hold, plus a
+	// probe when hb's answer is overdue.
+	hb         beat
+	probe      beat
+	probedFor  uint64    // the hb that got its probe (one each)
+	hbAt       time.Time // when to send the next hb
 	hbFailures int
-	hbMember   string
-	hbGen      int32
+	hbHeld     bool // the last heartbeat succeeded: the next may be held
 
 	lease             time.Time // ownership ends here unless renewed
 	rebalanceDeadline time.Time // announced by the coordinator
 
 	sentAt map[uint64]time.Time // emission time of requests in flight
+
+	// losses counts the times the member lost partitions; joinLosses is its
+	// value when the last JoinGroup was sent. If they differ, that join
+	// reported partitions the member no longer owns.
+	losses, joinLosses int
 }
 
 // New validates cfg and returns a member that has not started.
@@ -348,6 +370,7 @@ func (m *Member) id() uint64 {
 // Start begins joining the group.
 func (m *Member) Start(now time.Time) Output {
 	var out Output
+	m.expire(now, &out)
 	m.advance(now, &out)
 	return out
 }
@@ -357,6 +380,9 @@ func (m *Member) Start(now time.Time) Output {
 // finish.
 func (m *Member) Stop(now time.Time) Output {
 	var out Output
+	// A member stopped after its lease ended (it was paused, say) lost its
+	// partitions then: it must not revoke them now.
+	m.expire(now, &out)
 	if !m.done && !m.stopping {
 		m.stopping = true
 		m.retryAt = time.Time{}
@@ -372,6 +398,7 @@ func (m *Member) Stop(now time.Time) Output {
 // CallbackDone reports that the callback id returned.
 func (m *Member) CallbackDone(now time.Time, id uint64) Output {
 	var out Output
+	m.expire(now, &out)
 	if id == m.blocking {
 		m.unblock(now, &out)
 	}
@@ -383,12 +410,20 @@ func (m *Member) CallbackDone(now time.Time, id uint64) Output {
 // a retry, the next heartbeat.
 func (m *Member) Tick(now time.Time) Output {
 	var out Output
-	m.checkLease(now, &out)
-	if m.blocking != 0 && !now.Before(m.blockingDeadline) {
-		m.unblock(now, &out)
-	}
+	m.expire(now, &out)
 	m.advance(now, &out)
 	return out
+}
+
+// expire ends what is due at now, in order: a revocation whose deadline
+// passed (ownership of its partitions ended at that deadline, which is never
+// after the lease's end), then the lease itself (everything still owned is
+// lost at the lease's end).
+func (m *Member) expire(now time.Time, out *Output) {
+	if m.blocking != 0 && !now.Before(m.blockingDeadline) {
+		m.unblock(now, out)
+	}
+	m.checkLease(now, out)
 }
 
 // NextDeadline returns when Tick must be called next (zero: nothing due).
@@ -411,8 +446,13 @@ func (m *Member) NextDeadline() time.Time {
 	if m.mainReq == 0 && m.blocking == 0 {
 		at(m.retryAt)
 	}
-	if m.hbReq == 0 && m.heartbeating() {
-		at(m.hbAt)
+	if m.heartbeating() {
+		switch {
+		case m.hb.id == 0:
+			at(m.hbAt)
+		case m.hb.hold > 0 && m.probe.id == 0 && m.probedFor != m.hb.id:
+			at(m.hb.overdue(m.cfg.SessionTimeout))
+		}
 	}
 	return next
 }
@@ -441,6 +481,7 @@ func (m *Member) lose(now time.Time, out *Output, at time.Time) {
 	out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Lost, Partitions: sortedParts(m.owned), Deadline: at})
 	clear(m.owned)
 	m.ownedGen = -1
+	m.losses++
 }
 
 // renew extends the lease: the coordinator answered a request emitted at
@@ -485,9 +526,6 @@ func (m *Member) revokeDeadline(now time.Time) time.Time {
 	if len(m.owned) > 0 && m.lease.Before(d) {
 		d = m.lease
 	}
-	if d.Before(now) {
-		d = now
-	}
 	return d
 }
 
@@ -529,6 +567,7 @@ func (m *Member) advanceMain(now time.Time, out *Output) {
 			m.revokeAll(now, out, nil)
 			return
 		}
+		m.joinLosses = m.losses
 		m.send(now, out, stepJoin, m.joinRequest(), m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
 	case stepSync:
 		req, err := m.syncRequest()
@@ -563,7 +602,7 @@ func (m *Member) advanceStop(now time.Time, out *Output) {
 func (m *Member) finish(out *Output, err error) {
 	m.done = true
 	out.Done, out.Err = true, err
-	m.mainReq, m.hbReq = 0, 0
+	m.mainReq, m.hb, m.probe = 0, beat{}, beat{}
 }
 
 func (m *Member) fail(now time.Time, out *Output, err error) {
@@ -644,34 +683,62 @@ func (m *Member) heartbeating() bool {
 	return !m.done && m.memberID != "" && m.generation >= 0 && !(m.stopping && m.mainKind == stepLeave)
 }
 
+// maybeHeartbeat sends the next heartbeat when it is due, and a probe when
+// the heartbeat in flight was held and its answer is overdue: lost on the
+// way, or slow. The probe is not held, so its answer renews the lease
+// within a round trip; the heartbeat is not given up, because its answer
+// may yet come (a process frozen by a pause sees its timers fire and its
+// answers arrive at once when it wakes).
 func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
-	if m.hbReq != 0 || !m.heartbeating() || now.Before(m.hbAt) {
+	if !m.heartbeating() {
 		return
 	}
-	id := m.id()
-	m.hbReq, m.hbMember, m.hbGen = id, m.memberID, m.generation
-	m.sentAt[id] = now
+	switch {
+	case m.hb.id == 0 && !now.Before(m.hbAt):
+		m.hb = m.beat(now, out, m.hold(now))
+	case m.hb.id != 0 && m.hb.hold > 0 && m.probe.id == 0 && m.probedFor != m.hb.id && !now.Before(m.hb.overdue(m.cfg.SessionTimeout)):
+		m.probe, m.probedFor = m.beat(now, out, 0), m.hb.id
+	}
+}
+
+// beat sends one heartbeat held for up to hold.
+func (m *Member) beat(now time.Time, out *Output, hold time.Duration) beat {
+	b := beat{id: m.id(), member: m.memberID, gen: m.generation, sent: now, hold: hold}
+	m.sentAt[b.id] = now
 	out.Requests = append(out.Requests, Request{
-		ID: id,
+		ID: b.id,
 		Msg: &regroupv1.HeartbeatRequest{
 			GroupId: m.cfg.GroupID, Generation: m.generation, MemberId: m.memberID,
-			GroupInstanceId: m.cfg.InstanceID, HoldMs: m.hold(now).Milliseconds(),
+			GroupInstanceId: m.cfg.InstanceID, HoldMs: hold.Milliseconds(),
 		},
-		Timeout: m.cfg.HeartbeatInterval + m.cfg.SessionTimeout/3,
+		Timeout: hold + m.cfg.SessionTimeout/3,
 	})
+	return b
 }
 
 // hold is how long the coordinator may hold a heartbeat: the heartbeat
 // interval, but no more than half the time left on the lease, so that the
 // answer renewing the lease arrives before the lease ends (the coordinator
 // renews the session when the heartbeat arrives, but the member learns of it
-// only from the answer).
+// only from the answer). After a heartbeat that did not succeed (an error,
+// a timeout, a coordinator change), none is held until one succeeds: the
+// lease is renewed within a round trip.
 func (m *Member) hold(now time.Time) time.Duration {
+	if !m.hbHeld {
+		return 0
+	}
 	h := m.cfg.HeartbeatInterval
 	if len(m.owned) > 0 {
 		h = min(h, m.lease.Sub(now)/2)
 	}
 	return max(h, 0)
+}
+
+// heartbeatSlack is how long past its hold a heartbeat's answer may take
+// before a probe goes out beside it: a tenth of the session, between 200 ms
+// and 1 s.
+func heartbeatSlack(session time.Duration) time.Duration {
+	return min(max(session/10, 200*time.Millisecond), time.Second)
 }
 
 // backoff returns the delay before retry number n (1-based).

@@ -24,9 +24,14 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 		return out
 	}
 	switch id {
-	case m.hbReq:
-		m.hbReq = 0
-		m.onHeartbeat(now, sent, err, &out)
+	case m.hb.id:
+		b := m.hb
+		m.hb = beat{}
+		m.onHeartbeat(now, b, true, err, &out)
+	case m.probe.id:
+		b := m.probe
+		m.probe = beat{}
+		m.onHeartbeat(now, b, false, err, &out)
 	case m.mainReq:
 		kind := m.mainKind
 		m.mainReq, m.mainKind = 0, 0
@@ -40,7 +45,9 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 			return out
 		}
 	}
-	m.checkLease(now, &out)
+	// The answer may have renewed the lease: a success proves the
+	// coordinator refreshed the session no earlier than the request's send.
+	m.expire(now, &out)
 	m.advance(now, &out)
 	return out
 }
@@ -111,16 +118,25 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 	}
 	m.failures = 0
 	m.renew(sent)
+	m.hbHeld = true // the coordinator answers: heartbeats may be held again
 	m.memberID, m.generation, m.protocol = resp.GetMemberId(), resp.GetGeneration(), resp.GetProtocolName()
 	m.leader = resp.GetLeaderId() == resp.GetMemberId()
 	m.joinResp = resp
 	m.next = stepSync
+	if m.losses != m.joinLosses {
+		// The join reported partitions lost since: the leader would plan
+		// around them and the coordinator wait for their revocation. Tell
+		// it the truth first.
+		out.Events = append(out.Events, Event{Kind: EventRebalance, Detail: fmt.Sprintf("joined generation %d, but lost partitions since the join was sent; rejoining", m.generation)})
+		m.rejoin(now)
+		return
+	}
 	role := "a follower"
 	if m.leader {
 		role = "the leader"
 	}
 	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: fmt.Sprintf("joined generation %d as %s with protocol %s", m.generation, role, m.protocol)})
-	if m.hbReq == 0 {
+	if m.hb.id == 0 {
 		m.hbAt = now
 	}
 }
@@ -152,6 +168,7 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	}
 	m.failures = 0
 	m.renew(sent)
+	m.hbHeld = true
 	m.next = 0
 	m.joinResp = nil
 	m.rebalanceDeadline = time.Time{}
@@ -174,7 +191,7 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		}
 	}
 	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: fmt.Sprintf("generation %d: %d partitions, %d new, %d to revoke", m.generation, len(assigned), len(added), len(revoked))})
-	if m.hbReq == 0 {
+	if m.hb.id == 0 {
 		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
 	}
 	m.ownedGen = m.generation
@@ -193,18 +210,33 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		maps.Copy(m.owned, added)
 		out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Assigned, Partitions: sortedParts(added), Deadline: m.lease})
 	}
+	if len(revoked) == 0 && m.losses != m.joinLosses {
+		// Partitions were lost after the join that reported them: the
+		// coordinator may wait for their revocation. Rejoin to report what
+		// the member owns now.
+		m.rejoin(now)
+	}
 }
 
-func (m *Member) onHeartbeat(now, sent time.Time, err error, out *Output) {
-	// A successful heartbeat was held by the coordinator: send the next at
-	// once, so that one is always waiting for the rebalance notice. So after
-	// an answer about an earlier generation or member id: the next one is
-	// about the current state. An error about the current state came back
-	// at once and would again: wait an interval before the next.
-	stale := m.hbGen != m.generation || m.hbMember != m.memberID
-	m.hbAt = now.Add(m.cfg.HeartbeatInterval)
-	if err == nil || stale {
-		m.hbAt = now
+// onHeartbeat handles the answer to heartbeat b: the one in flight (main)
+// or a probe.
+func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *Output) {
+	sent := b.sent
+	stale := b.gen != m.generation || b.member != m.memberID
+	if main {
+		// A successful heartbeat was held by the coordinator: send the
+		// next at once, so that one is always waiting for the rebalance
+		// notice. So after an answer about an earlier generation or member
+		// id: the next one is about the current state. An error about the
+		// current state came back at once and would again: wait an
+		// interval before the next.
+		m.hbAt = now.Add(m.cfg.HeartbeatInterval)
+		if err == nil || stale {
+			m.hbAt = now
+		}
+	}
+	if main || err == nil {
+		m.hbHeld = err == nil || stale
 	}
 	if err == nil {
 		m.hbFailures = 0
@@ -234,7 +266,7 @@ func (m *Member) onHeartbeat(now, sent time.Time, err error, out *Output) {
 			out.Events = append(out.Events, Event{Kind: EventRebalance, Detail: "the group moved to a new generation without this member; rejoining"})
 			m.rejoin(now)
 		}
-	case errors.Is(err, regroup.ErrUnknownMemberID) && m.hbMember == m.memberID:
+	case errors.Is(err, regroup.ErrUnknownMemberID) && b.member == m.memberID:
 		if m.stopping {
 			m.lose(now, out, now)
 			m.memberID = ""
@@ -245,7 +277,7 @@ func (m *Member) onHeartbeat(now, sent time.Time, err error, out *Output) {
 		if m.mainKind == stepJoin || m.mainKind == stepSync {
 			m.mainReq, m.mainKind = 0, 0 // its answer would name the old id
 		}
-	case retriable(err):
+	case retriable(err) && main:
 		m.hbFailures++
 		m.hbAt = now.Add(m.backoff(m.hbFailures))
 	}

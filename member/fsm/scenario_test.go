@@ -24,7 +24,9 @@ import (
 //
 //	go test ./member/fsm -run TestScenarios -rewrite
 //
-// Commands (times are offsets; an input at t first fires Tick up to t):
+// Commands (times are offsets; an input at t first fires Tick up to t,
+// unless it is marked paused: then, as in a process that was frozen, no
+// timer ran in between):
 //
 //	config [instance=I] [topics=a,b] [assignors=cooperative-sticky,range]
 //	       [session=10s] [rebalance=30s] [heartbeat=3s] [margin=1s]
@@ -70,7 +72,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.configure(t, nil)
 	}
 	if v, ok := scenario.Arg(d, "at"); ok {
-		h.advance(t, scenario.Duration(t, v))
+		if _, paused := scenario.Arg(d, "paused"); paused {
+			// A paused process: time moved on, but no timer ran.
+			h.now = scenario.Duration(t, v)
+		} else {
+			h.advance(t, scenario.Duration(t, v))
+		}
 	}
 	switch d.Cmd {
 	case "config":
@@ -105,6 +112,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "done":
 		h.show(h.m.CallbackDone(h.at(), uint64(scenario.Int(t, scenario.ArgOr(d, "cb", "0")))))
 	case "tick":
+		if _, paused := scenario.Arg(d, "paused"); paused {
+			h.show(h.m.Tick(h.at()))
+		}
 	case "stop":
 		h.show(h.m.Stop(h.at()))
 	case "state":
