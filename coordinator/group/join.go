@@ -451,14 +451,30 @@ func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupRespo
 	}
 	sorted := slices.Clone(g.order)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].id < sorted[j].id })
+	var held parts // what members may hold, built when first needed
 	for _, o := range sorted {
 		sub := g.subscription(o)
-		if len(sub.GetOwnedPartitions()) == 0 && o.assigned.count() > 0 {
+		switch {
+		case o.absent:
+			// A static member that did not rejoin: its last subscription is
+			// older than what the coordinator knows it may hold (the
+			// assignments delivered since), so present that, and the leader
+			// keeps its partitions from others as the cooperative rule asks.
+			sub = proto.CloneOf(sub)
+			sub.OwnedPartitions = o.owned.toProto()
+			sub.Generation = o.assignmentGen
+		case len(sub.GetOwnedPartitions()) == 0 && o.assigned.count() > 0:
 			// Present a member that reports nothing (an eager member, or a
 			// restarted static one) with its last assignment, so that sticky
-			// assignors give it back.
+			// assignors give it back; but not the partitions only another
+			// member may hold (the assignment may never have reached this
+			// one): a claim on a partition the member does not hold must not
+			// outrank the claim of a member that does.
+			if held == nil {
+				held = g.mayHold()
+			}
 			sub = proto.CloneOf(sub)
-			sub.OwnedPartitions = o.assigned.toProto()
+			sub.OwnedPartitions = o.assigned.minus(held.minus(o.owned)).toProto()
 			sub.Generation = o.assignmentGen
 		}
 		resp.Members = append(resp.Members, &regroupv1.JoinGroupMember{
@@ -470,6 +486,15 @@ func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupRespo
 	}
 	resp.Topics = topicList(g.seen)
 	return resp
+}
+
+// mayHold is every partition a member of the group may hold.
+func (g *Group) mayHold() parts {
+	held := parts{}
+	for _, m := range g.order {
+		held = held.union(m.owned)
+	}
+	return held
 }
 
 func topicList(counts map[string]int32) []*regroupv1.Topic {
