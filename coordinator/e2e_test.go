@@ -21,6 +21,7 @@ import (
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -230,22 +231,6 @@ func roundRobin(resp *regroupv1.JoinGroupResponse) []*regroupv1.MemberAssignment
 	return out
 }
 
-// waitFor polls cond until it holds or a generous bound passes.
-func waitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not true after 60s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // checkOwnership checks that the members are all in one Stable generation
 // and own every partition of the topic exactly once between them.
 func checkOwnership(admin regroupv1.AdminClient, groupID string, members []*rawMember, topic string, partitions int32) error {
@@ -305,7 +290,7 @@ func TestTenMembersOverGRPC(t *testing.T) {
 		}
 		return ms
 	}
-	waitFor(t, "ten members own every partition once", func() error { return checkOwnership(admin, "g", members(all), "orders", 64) })
+	waitfor.Until(t, "ten members own every partition once", func() error { return checkOwnership(admin, "g", members(all), "orders", 64) })
 
 	// m0 leaves gracefully.
 	all[0].cancel()
@@ -313,13 +298,13 @@ func TestTenMembersOverGRPC(t *testing.T) {
 		t.Fatalf("m0 leave: %v", err)
 	}
 	all = all[1:]
-	waitFor(t, "nine members after a leave", func() error { return checkOwnership(admin, "g", members(all), "orders", 64) })
+	waitfor.Until(t, "nine members after a leave", func() error { return checkOwnership(admin, "g", members(all), "orders", 64) })
 
 	// m9 stops heartbeating; its session (1s) expires and the rest rebalance.
 	all[len(all)-1].cancel()
 	<-all[len(all)-1].done
 	all = all[:len(all)-1]
-	waitFor(t, "eight members after a crash", func() error { return checkOwnership(admin, "g", members(all), "orders", 64) })
+	waitfor.Until(t, "eight members after a crash", func() error { return checkOwnership(admin, "g", members(all), "orders", 64) })
 
 	d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 	if err != nil {
@@ -380,7 +365,7 @@ func TestStaticRestartsOverGRPC(t *testing.T) {
 		}
 		return ms
 	}
-	waitFor(t, "ten static members", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
+	waitfor.Until(t, "ten static members", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
 	describe := func() *regroupv1.DescribeGroupResponse {
 		d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 		if err != nil {
@@ -399,7 +384,7 @@ func TestStaticRestartsOverGRPC(t *testing.T) {
 		all[i].cancel() // the process dies: no leave, no release
 		<-all[i].done
 		all[i] = start(i)
-		waitFor(t, fmt.Sprintf("restart of i%d", i), func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
+		waitfor.Until(t, fmt.Sprintf("restart of i%d", i), func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
 		if g := describe().GetGeneration(); g != gen {
 			t.Fatalf("restart of i%d moved the generation from %d to %d: it rebalanced", i, gen, g)
 		}
@@ -423,13 +408,13 @@ func TestStaticRestartsOverGRPC(t *testing.T) {
 	all[3].cancel()
 	<-all[3].done
 	all = append(all[:3], all[4:]...)
-	waitFor(t, "i3 expires", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
+	waitfor.Until(t, "i3 expires", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
 	afterExpiry := describe().GetGeneration()
 	if afterExpiry != gen+1 {
 		t.Errorf("generation %d after i3 expired, want %d (one rebalance)", afterExpiry, gen+1)
 	}
 	all = append(all, start(3))
-	waitFor(t, "i3 returns", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
+	waitfor.Until(t, "i3 returns", func() error { return checkOwnership(admin, "g", members(), "orders", 40) })
 	if g := describe().GetGeneration(); g != afterExpiry+1 {
 		t.Errorf("generation %d after i3 returned, want %d (one rebalance)", g, afterExpiry+1)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -39,7 +40,7 @@ func TestFencedWriteStepsDown(t *testing.T) {
 	if !errors.Is(rpcerr.FromStatus(err), regroup.ErrNotCoordinator) {
 		t.Fatalf("a fenced topic write: got %v, want NOT_COORDINATOR", err)
 	}
-	waitFor(t, "the coordinator steps down", func() error {
+	waitfor.Until(t, "the coordinator steps down", func() error {
 		if ts.srv.Leading() {
 			return errors.New("still leading")
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -37,7 +38,7 @@ func TestWatchGroup(t *testing.T) {
 		return m
 	}
 	m1 := start("m1")
-	waitFor(t, "one member owns every partition", func() error { return checkOwnership(admin, "g", []*rawMember{m1}, "orders", 4) })
+	waitfor.Until(t, "one member owns every partition", func() error { return checkOwnership(admin, "g", []*rawMember{m1}, "orders", 4) })
 
 	stream, err := admin.WatchGroup(ctx, &regroupv1.WatchGroupRequest{GroupId: "g"})
 	if err != nil {
@@ -85,7 +86,7 @@ func TestWatchGroup(t *testing.T) {
 		done.GetDuration() == nil || done.GetJoinDuration() == nil || done.GetDuration().AsDuration() < done.GetJoinDuration().AsDuration() {
 		t.Errorf("rebalance done %v, want generation %d with 2 members, caused by a join, with its durations", done, snap.GetGeneration()+1)
 	}
-	waitFor(t, "two members own every partition", func() error { return checkOwnership(admin, "g", []*rawMember{m1, m2}, "orders", 4) })
+	waitfor.Until(t, "two members own every partition", func() error { return checkOwnership(admin, "g", []*rawMember{m1, m2}, "orders", 4) })
 
 	ts.srv.Close()
 	for {

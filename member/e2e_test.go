@@ -2,7 +2,6 @@ package member_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"github.com/regroup-dev/regroup/coordinator"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
+	"github.com/regroup-dev/regroup/internal/cutproxy"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	"github.com/regroup-dev/regroup/member"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -102,65 +103,6 @@ func (c *coordinatorProc) admin() regroupv1.AdminClient {
 	}
 	c.t.Cleanup(func() { conn.Close() })
 	return regroupv1.NewAdminClient(conn)
-}
-
-// proxy forwards one member's connections to the coordinator, and can be
-// cut: a network partition between that member and the coordinator.
-type proxy struct {
-	lis    net.Listener
-	target func() string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
-}
-
-func startProxy(t testing.TB, target func() string) *proxy {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{lis: lis, target: target}
-	go p.accept()
-	t.Cleanup(func() { lis.Close(); p.sever() })
-	return p
-}
-
-func (p *proxy) addr() string { return p.lis.Addr().String() }
-
-func (p *proxy) accept() {
-	for {
-		in, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			in.Close()
-			continue
-		}
-		out, err := net.Dial("tcp", p.target())
-		if err != nil {
-			p.mu.Unlock()
-			in.Close()
-			continue
-		}
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(out, in); out.Close() }()
-		go func() { _, _ = io.Copy(in, out); in.Close() }()
-	}
-}
-
-// sever cuts every connection and refuses new ones.
-func (p *proxy) sever() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
 
 type tp struct {
@@ -292,7 +234,7 @@ func (r *recorder) movedOnly() error {
 type running struct {
 	name   string
 	m      *member.Member
-	proxy  *proxy
+	proxy  *cutproxy.Proxy
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -310,9 +252,9 @@ func (r *running) stop(t testing.TB) {
 }
 
 func startMember(t testing.TB, c *coordinatorProc, rec *recorder, name, instance string, assignors []assignor.Assignor) *running {
-	px := startProxy(t, func() string { return c.addr })
+	px := cutproxy.Start(t, func() string { return c.addr })
 	m, err := member.New(member.Config{
-		Endpoints:         []string{px.addr()},
+		Endpoints:         []string{px.Addr()},
 		Group:             "g",
 		Topics:            []string{"orders"},
 		InstanceID:        instance,
@@ -370,23 +312,7 @@ func converged(admin regroupv1.AdminClient, rec *recorder, members []*running, p
 }
 
 // errTwoOwners marks a safety violation: waiting longer cannot fix it.
-var errTwoOwners = errors.New("two owners")
-
-func waitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		if errors.Is(err, errTwoOwners) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: not true after 60s: %v", what, err)
-}
+var errTwoOwners = fmt.Errorf("two owners (%w)", waitfor.ErrHopeless)
 
 func lookupAll(t testing.TB, names ...string) []assignor.Assignor {
 	var as []assignor.Assignor
@@ -424,7 +350,7 @@ func TestOwnershipThroughFaults(t *testing.T) {
 			var live []*running
 			for i := range 10 {
 				live = append(live, startMember(t, c, rec, fmt.Sprintf("m%d", i), "", lookupAll(t, tc.assignors...)))
-				waitFor(t, fmt.Sprintf("%d members converge", i+1), func() error { return converged(admin, rec, live, partitions) })
+				waitfor.Until(t, fmt.Sprintf("%d members converge", i+1), func() error { return converged(admin, rec, live, partitions) })
 			}
 
 			// m0 leaves gracefully.
@@ -433,25 +359,25 @@ func TestOwnershipThroughFaults(t *testing.T) {
 			rec.mu.Unlock()
 			live[0].stop(t)
 			live = live[1:]
-			waitFor(t, "after a graceful leave", func() error { return converged(admin, rec, live, partitions) })
+			waitfor.Until(t, "after a graceful leave", func() error { return converged(admin, rec, live, partitions) })
 
 			// m1 is cut off from the coordinator: it must self-fence, and
 			// the others take its partitions after its session expires.
 			cut := live[0]
-			cut.proxy.sever()
+			cut.proxy.Sever()
 			live = live[1:]
-			waitFor(t, "after a member is cut off", func() error { return converged(admin, rec, live, partitions) })
+			waitfor.Until(t, "after a member is cut off", func() error { return converged(admin, rec, live, partitions) })
 			if a := cut.m.Assignment(); len(a) != 0 {
 				t.Errorf("the cut-off member still believes it owns %v", a)
 			}
 
 			// m2 is paused past its session timeout, then resumes and rejoins.
 			live[0].m.PauseForTest(4 * time.Second)
-			waitFor(t, "after a pause past the session timeout", func() error { return converged(admin, rec, live, partitions) })
+			waitfor.Until(t, "after a pause past the session timeout", func() error { return converged(admin, rec, live, partitions) })
 
 			// The coordinator restarts; the members ride through.
 			c.restart()
-			waitFor(t, "after a coordinator restart", func() error { return converged(admin, rec, live, partitions) })
+			waitfor.Until(t, "after a coordinator restart", func() error { return converged(admin, rec, live, partitions) })
 
 			if tc.name == "cooperative" {
 				if err := rec.movedOnly(); err != nil {
@@ -488,7 +414,7 @@ func TestStaticRollingRestart(t *testing.T) {
 	for i := range 10 {
 		live = append(live, startMember(t, c, rec, fmt.Sprintf("p%d", i), fmt.Sprintf("i%d", i), lookupAll(t, "cooperative-sticky")))
 	}
-	waitFor(t, "ten static members converge", func() error { return converged(admin, rec, live, partitions) })
+	waitfor.Until(t, "ten static members converge", func() error { return converged(admin, rec, live, partitions) })
 	d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 	if err != nil {
 		t.Fatal(err)
@@ -512,7 +438,7 @@ func TestStaticRollingRestart(t *testing.T) {
 		revokesBefore += len(before[fmt.Sprintf("i%d", i)]) // the stopping process revokes its own
 		rec.mu.Unlock()
 		live[i] = startMember(t, c, rec, fmt.Sprintf("p%d'", i), fmt.Sprintf("i%d", i), lookupAll(t, "cooperative-sticky"))
-		waitFor(t, fmt.Sprintf("restart of i%d", i), func() error { return converged(admin, rec, live, partitions) })
+		waitfor.Until(t, fmt.Sprintf("restart of i%d", i), func() error { return converged(admin, rec, live, partitions) })
 	}
 	d, err = admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/regroup-dev/regroup/coordinator"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
+	"github.com/regroup-dev/regroup/internal/cutproxy"
 	"github.com/regroup-dev/regroup/member"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 	"github.com/regroup-dev/regroup/simulator"
@@ -106,16 +105,16 @@ func runReal(t *testing.T) (int, map[string][]string) {
 	}
 	type proc struct {
 		m      *member.Member
-		cut    *cutProxy
+		cut    *cutproxy.Proxy
 		cancel context.CancelFunc
 		done   chan error
 	}
 	procs := map[string]*proc{}
 	for i := 1; i <= 5; i++ {
 		name := fmt.Sprintf("m%d", i)
-		px := newCutProxy(t, lis.Addr().String())
+		px := cutproxy.Start(t, func() string { return lis.Addr().String() })
 		m, err := member.New(member.Config{
-			Endpoints: []string{px.addr()}, Group: "g", Topics: []string{"orders"}, InstanceID: name, ClientID: name,
+			Endpoints: []string{px.Addr()}, Group: "g", Topics: []string{"orders"}, InstanceID: name, ClientID: name,
 			Assignors: []assignor.Assignor{rangeA}, SessionTimeout: 2 * time.Second, RebalanceTimeout: 5 * time.Second,
 			HeartbeatInterval: 500 * time.Millisecond, SafetyMargin: 200 * time.Millisecond, LeaveOnStop: name == "m5",
 			Logger: logger,
@@ -154,7 +153,7 @@ func runReal(t *testing.T) (int, map[string][]string) {
 	}
 	procs["m5"].done <- nil // for the cleanup
 	settle("m1", "m2", "m3", "m4")
-	procs["m4"].cut.sever()
+	procs["m4"].cut.Sever()
 	settle("m1", "m2", "m3")
 
 	d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
@@ -176,60 +175,4 @@ func runReal(t *testing.T) (int, map[string][]string) {
 		assignment[name] = owned
 	}
 	return rebalances, assignment
-}
-
-// cutProxy forwards one member's connections to the coordinator until it
-// is severed: then it drops them and refuses new ones (a partition).
-type cutProxy struct {
-	lis    net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{lis: lis, target: target}
-	go p.accept()
-	t.Cleanup(func() { lis.Close(); p.sever() })
-	return p
-}
-
-func (p *cutProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *cutProxy) accept() {
-	for {
-		in, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		out, err := net.Dial("tcp", p.target)
-		if p.cut || err != nil {
-			p.mu.Unlock()
-			in.Close()
-			if out != nil {
-				out.Close()
-			}
-			continue
-		}
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(out, in); out.Close() }()
-		go func() { _, _ = io.Copy(in, out); in.Close() }()
-	}
-}
-
-func (p *cutProxy) sever() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for _, c := range slices.Clone(p.conns) {
-		c.Close()
-	}
-	p.conns = nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -173,7 +174,7 @@ func TestOperatorCommands(t *testing.T) {
 		}()
 	}
 	for _, out := range []*syncBuffer{watchTable, watchJSON} {
-		waitFor(t, "groups watch prints the group's state", func() error {
+		waitfor.Until(t, "groups watch prints the group's state", func() error {
 			if !strings.Contains(out.String(), "\n") {
 				return fmt.Errorf("output so far: %q", out)
 			}
@@ -184,7 +185,7 @@ func TestOperatorCommands(t *testing.T) {
 	// below by far, whatever the machine's speed.
 	cm := startMemberWithSession(t, conn, "orders-consumers", "c", 3*time.Second, "orders")
 	for _, out := range []*syncBuffer{watchTable, watchJSON} {
-		waitFor(t, "groups watch prints the rebalance", func() error {
+		waitfor.Until(t, "groups watch prints the rebalance", func() error {
 			if !strings.Contains(out.String(), "rebalance_done") && !strings.Contains(out.String(), "rebalance done") {
 				return fmt.Errorf("output so far: %q", out)
 			}
@@ -236,7 +237,7 @@ func TestOperatorCommands(t *testing.T) {
 	waitStable(t, admin, "other", "x")
 	x.stop()
 	for _, g := range []string{"orders-consumers", "other"} {
-		waitFor(t, g+" is Empty", func() error {
+		waitfor.Until(t, g+" is Empty", func() error {
 			d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: g})
 			if err == nil && d.GetState() != regroupv1.GroupState_GROUP_STATE_EMPTY {
 				err = fmt.Errorf("group is %v", d.GetState())

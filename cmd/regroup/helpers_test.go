@@ -19,6 +19,7 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -39,23 +40,6 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// waitFor polls cond until it holds or a generous bound passes; the bound
-// only turns a hang into a failure, it is not a timing assumption.
-func waitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not true after 60s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // served is `regroup serve` running in the test's process, on loopback
@@ -84,7 +68,7 @@ func startServe(t *testing.T, extra ...string) *served {
 			t.Errorf("regroup serve exited with status %d; its logs:\n%s", status, s.logs)
 		}
 	})
-	waitFor(t, "regroup serve logs its addresses", func() error {
+	waitfor.Until(t, "regroup serve logs its addresses", func() error {
 		select {
 		case status := <-exited:
 			t.Fatalf("regroup serve exited with status %d:\n%s", status, s.logs)
@@ -240,7 +224,7 @@ func (m *member) crash() {
 func waitStable(t *testing.T, admin regroupv1.AdminClient, groupID string, instances ...string) *regroupv1.DescribeGroupResponse {
 	t.Helper()
 	var d *regroupv1.DescribeGroupResponse
-	waitFor(t, fmt.Sprintf("group %s Stable with members %v", groupID, instances), func() error {
+	waitfor.Until(t, fmt.Sprintf("group %s Stable with members %v", groupID, instances), func() error {
 		var err error
 		d, err = admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: groupID})
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -97,7 +98,7 @@ func benchFailover(b *testing.B, ttl time.Duration) {
 			go func() { defer wg.Done(); m.run(ctx) }()
 		}
 	}
-	waitFor(b, "100 Stable groups of 10", func() error { return allStable(adminOf(b, leader), members, groups, perGroup) })
+	waitfor.Until(b, "100 Stable groups of 10", func() error { return allStable(adminOf(b, leader), members, groups, perGroup) })
 
 	var took []time.Duration
 	b.ResetTimer()
@@ -105,7 +106,7 @@ func benchFailover(b *testing.B, ttl time.Duration) {
 		r := &failoverRound{at: time.Now(), dead: leader.addr, first: map[*member]time.Time{}}
 		round.Store(r)
 		leader.crash()
-		waitFor(b, "every member heartbeats the new leader", func() error {
+		waitfor.Until(b, "every member heartbeats the new leader", func() error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			if len(r.first) < len(members) {
@@ -131,7 +132,7 @@ func benchFailover(b *testing.B, ttl time.Duration) {
 		}
 		leader = waitLeader(b, live...)
 		cs = append(live, startQuietCoordAt(b, fmt.Sprint("r", i), r.dead, eps, ttl))
-		waitFor(b, "100 Stable groups of 10", func() error { return allStable(adminOf(b, leader), members, groups, perGroup) })
+		waitfor.Until(b, "100 Stable groups of 10", func() error { return allStable(adminOf(b, leader), members, groups, perGroup) })
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -177,7 +178,7 @@ func startQuietCoord(b *testing.B, name string, eps []string, ttl time.Duration)
 func startQuietCoordAt(b *testing.B, name, addr string, eps []string, ttl time.Duration) *coord {
 	b.Helper()
 	var c *coord
-	waitFor(b, "the address is free", func() error {
+	waitfor.Until(b, "the address is free", func() error {
 		var err error
 		c, err = tryStartCoord(b, name, addr, eps, coordOpts{ttl: ttl, log: quietLogger()})
 		return err
@@ -351,7 +352,7 @@ func BenchmarkRebalanceWrites(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		f.add(fmt.Sprint("n", i), 0)
-		waitFor(b, "the group is Stable with the new member", func() error { return f.stable(admin) })
+		waitfor.Until(b, "the group is Stable with the new member", func() error { return f.stable(admin) })
 	}
 	b.StopTimer()
 	writes, rebalances := rec.take()

@@ -15,6 +15,7 @@ import (
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -130,7 +131,7 @@ func (f *fleet) stable(admin regroupv1.AdminClient) error {
 // after since and answered by addr.
 func (f *fleet) heartbeatingAt(addr string, since time.Time) {
 	f.t.Helper()
-	waitFor(f.t, "every member heartbeats "+addr, func() error {
+	waitfor.Until(f.t, "every member heartbeats "+addr, func() error {
 		for _, m := range f.members {
 			st := m.state()
 			if st.lastAddr != addr || !st.lastOK.After(since) {
@@ -168,7 +169,7 @@ func history(t testing.TB, admin regroupv1.AdminClient) []*regroupv1.Rebalance {
 
 func putTopic(t testing.TB, admin regroupv1.AdminClient) {
 	t.Helper()
-	waitFor(t, "the topic is created", func() error {
+	waitfor.Until(t, "the topic is created", func() error {
 		_, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: partitions}})
 		return err
 	})
@@ -181,7 +182,7 @@ func formGroup(t testing.TB, f *fleet, admin regroupv1.AdminClient, n int) {
 	for i := range n {
 		f.add(fmt.Sprint("m", i), i%len(f.addrs))
 	}
-	waitFor(t, fmt.Sprintf("%d members form a Stable group", n), func() error { return f.stable(admin) })
+	waitfor.Until(t, fmt.Sprintf("%d members form a Stable group", n), func() error { return f.stable(admin) })
 }
 
 // TestRestartWithoutRebalance stops a single coordinator as SIGKILL would
@@ -260,7 +261,7 @@ func TestFailover(t *testing.T) {
 	f.members[9].pause <- resume
 	f.add("m10", 0)
 	admin := adminOf(t, leader)
-	waitFor(t, "a rebalance is in progress", func() error {
+	waitfor.Until(t, "a rebalance is in progress", func() error {
 		d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 		if err != nil {
 			return err
@@ -273,7 +274,7 @@ func TestFailover(t *testing.T) {
 	leader.crash()
 	leader = waitLeader(t, cs...)
 	close(resume)
-	waitFor(t, "the rebalance completes on the new leader with 11 members", func() error { return f.stable(adminOf(t, leader)) })
+	waitfor.Until(t, "the rebalance completes on the new leader with 11 members", func() error { return f.stable(adminOf(t, leader)) })
 	if err := f.own.check(); err != nil {
 		t.Error(err)
 	}
@@ -337,7 +338,7 @@ func TestHeldKeepAlivesDepose(t *testing.T) {
 	election.HoldKeepAlives(old.elector.Elector, true)
 	crashed := f.crash(3)
 	held := time.Now()
-	waitFor(t, "the old leader stops serving", func() error {
+	waitfor.Until(t, "the old leader stops serving", func() error {
 		if old.srv.Leading() {
 			return errors.New("still leading")
 		}
@@ -345,7 +346,7 @@ func TestHeldKeepAlivesDepose(t *testing.T) {
 	})
 	t.Logf("old leader stopped %v after its keep-alives were held", time.Since(held))
 	var next *coord
-	waitFor(t, "another coordinator leads", func() error {
+	waitfor.Until(t, "another coordinator leads", func() error {
 		for _, c := range cs {
 			if c != old && c.srv.Leading() {
 				next = c
@@ -366,12 +367,12 @@ func TestHeldKeepAlivesDepose(t *testing.T) {
 
 	// The crashed member's session runs out on the new leader; the others
 	// take its partitions.
-	waitFor(t, "the group rebalances without the crashed member", func() error { return f.stable(adminOf(t, next)) })
+	waitfor.Until(t, "the group rebalances without the crashed member", func() error { return f.stable(adminOf(t, next)) })
 	if st := crashed.state(); !time.Now().After(st.lastOK.Add(session)) {
 		t.Errorf("the crashed member was expired before its lease could end")
 	}
 	election.HoldKeepAlives(old.elector.Elector, false)
-	waitFor(t, "the old leader follows the new one", func() error {
+	waitfor.Until(t, "the old leader follows the new one", func() error {
 		d, err := adminOf(t, old).DescribeCluster(context.Background(), &regroupv1.DescribeClusterRequest{})
 		if err != nil {
 			return err
@@ -419,7 +420,7 @@ func TestEtcdMemberLoss(t *testing.T) {
 	killed := time.Now()
 	t.Logf("closing etcd member %s took %v", victim.Name(), killed.Sub(t0))
 	// Wait for a keep-alive sent after the kill to succeed.
-	waitFor(t, "the lease is renewed through the remaining etcd members", func() error {
+	waitfor.Until(t, "the lease is renewed through the remaining etcd members", func() error {
 		d := desc()
 		validUntil := time.Now().Add(time.Duration(d.GetLeaseRemainingMs()) * time.Millisecond)
 		if validUntil.Before(killed.Add(ttl - ttl/10)) {
@@ -437,7 +438,7 @@ func TestEtcdMemberLoss(t *testing.T) {
 		t.Errorf("members saw errors: %v", errs)
 	}
 	f.add("m10", 0)
-	waitFor(t, "11 members form a Stable group", func() error { return f.stable(adminOf(t, leader)) })
+	waitfor.Until(t, "11 members form a Stable group", func() error { return f.stable(adminOf(t, leader)) })
 	if err := f.own.check(); err != nil {
 		t.Error(err)
 	}
@@ -464,7 +465,7 @@ func etcdLeader(t *testing.T, c *coord, nodes []*embedetcd.Node) *embedetcd.Node
 func startCoordAt(t testing.TB, name, addr string, eps []string, ttl time.Duration) *coord {
 	t.Helper()
 	var c *coord
-	waitFor(t, "the address is free again", func() error {
+	waitfor.Until(t, "the address is free again", func() error {
 		var err error
 		c, err = tryStartCoord(t, name, addr, eps, coordOpts{ttl: ttl, log: testLogger(t, name)})
 		return err
@@ -486,7 +487,7 @@ func TestEtcdLostWhileServing(t *testing.T) {
 
 	election.HoldKeepAlives(c.elector.Elector, true)
 	cut := time.Now()
-	waitFor(t, "the coordinator stops leading", func() error {
+	waitfor.Until(t, "the coordinator stops leading", func() error {
 		if c.srv.Leading() {
 			return errors.New("still leading")
 		}

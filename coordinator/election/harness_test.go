@@ -27,6 +27,7 @@ import (
 	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -196,7 +197,7 @@ func (c *coord) crash() {
 func waitLeader(t testing.TB, cs ...*coord) *coord {
 	t.Helper()
 	var leader *coord
-	waitFor(t, "one coordinator leads", func() error {
+	waitfor.Until(t, "one coordinator leads", func() error {
 		leader = nil
 		for _, c := range cs {
 			if !c.stopped && c.srv.Leading() {
@@ -212,22 +213,6 @@ func waitLeader(t testing.TB, cs ...*coord) *coord {
 		return nil
 	})
 	return leader
-}
-
-// waitFor polls cond until it holds or a generous bound passes.
-func waitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not true after 60s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // dial connects to a coordinator. Reconnections back off to at most

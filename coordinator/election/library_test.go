@@ -12,6 +12,7 @@ import (
 
 	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	memberlib "github.com/regroup-dev/regroup/member"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -122,7 +123,7 @@ func TestMemberLibraryFollowsFailover(t *testing.T) {
 	describe := func(c *coord) (*regroupv1.DescribeGroupResponse, error) {
 		return adminOf(t, c).DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 	}
-	waitFor(t, "ten members own every partition", func() error {
+	waitfor.Until(t, "ten members own every partition", func() error {
 		d, err := describe(leader)
 		if err != nil {
 			return err
@@ -149,7 +150,7 @@ func TestMemberLibraryFollowsFailover(t *testing.T) {
 	leader = waitLeader(t, cs...)
 	// Every member heartbeats the new leader: its session deadline, as the
 	// new leader sees it, moves past the full session it granted at load.
-	waitFor(t, "every member heartbeats the new leader", func() error {
+	waitfor.Until(t, "every member heartbeats the new leader", func() error {
 		d, err := describe(leader)
 		if err != nil {
 			return err
