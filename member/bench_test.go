@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/internal/cutproxy"
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	"github.com/regroup-dev/regroup/member"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -147,7 +149,7 @@ func benchEvent(b *testing.B, assignorName, event string) {
 			return nil
 		}
 	}
-	waitFor(b, "the group forms", stable(benchMembers))
+	waitfor.Until(b, "the group forms", stable(benchMembers))
 
 	var latencies []time.Duration
 	var unowned []float64
@@ -173,24 +175,27 @@ func benchEvent(b *testing.B, assignorName, event string) {
 		case "crash":
 			victim := live[i%len(live)]
 			live = append(live[:i%len(live)], live[i%len(live)+1:]...)
-			victim.proxy.sever()
+			cut := time.Now()
+			victim.proxy.Sever()
 			members--
-			waitFor(b, "the crash is detected", func() error {
+			// Measure from this crash's detection: the expiry rebalance
+			// that started after the cut, not an earlier round's.
+			waitfor.Until(b, "the crash is detected", func() error {
 				d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 				if err != nil {
 					return err
 				}
 				for _, r := range d.GetRebalances() {
-					if r.GetCauseKind() == "member-expired" && r.GetStart().AsTime().After(time.Now().Add(-time.Minute)) && r.GetStart().AsTime().After(t0) {
+					if r.GetCauseKind() == "member-expired" && r.GetStart().AsTime().After(cut) {
 						t0 = r.GetStart().AsTime()
 						return nil
 					}
 				}
-				return fmt.Errorf("not yet")
+				return fmt.Errorf("no expiry since the cut yet")
 			})
 			defer func() { victim.cancel(); <-victim.done }()
 		}
-		waitFor(b, "every partition is owned again", stable(members))
+		waitfor.Until(b, "every partition is owned again", stable(members))
 		_, complete, un, rv := tr.settled()
 		if complete.Before(t0) {
 			complete = t0 // nothing became unowned
@@ -210,7 +215,7 @@ func benchEvent(b *testing.B, assignorName, event string) {
 			victim.cancel()
 			<-victim.done
 		}
-		waitFor(b, "the group recovers", stable(benchMembers))
+		waitfor.Until(b, "the group recovers", stable(benchMembers))
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -230,11 +235,11 @@ func benchEvent(b *testing.B, assignorName, event string) {
 }
 
 func startBenchMember(b *testing.B, c *coordinatorProc, tr *tracker, name string, a assignor.Assignor, proxied bool) *running {
-	var px *proxy
+	var px *cutproxy.Proxy
 	endpoint := c.addr
 	if proxied {
-		px = startProxy(b, func() string { return c.addr })
-		endpoint = px.addr()
+		px = cutproxy.Start(b, func() string { return c.addr })
+		endpoint = px.Addr()
 	}
 	m, err := member.New(member.Config{
 		Endpoints:         []string{endpoint},
@@ -310,7 +315,7 @@ func rollingRestart(b *testing.B, static bool) (rebalances, moved, revokedByOthe
 	for i := range members {
 		live = append(live, start(i, 0))
 	}
-	waitFor(b, "the group forms", func() error { return converged(admin, rec, live, partitions) })
+	waitfor.Until(b, "the group forms", func() error { return converged(admin, rec, live, partitions) })
 	describe := func() *regroupv1.DescribeGroupResponse {
 		d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 		if err != nil {
@@ -328,7 +333,7 @@ func rollingRestart(b *testing.B, static bool) (rebalances, moved, revokedByOthe
 		rec.mu.Unlock()
 		live[i].stop(b)
 		live[i] = start(i, 1)
-		waitFor(b, fmt.Sprintf("restart %d", i), func() error { return converged(admin, rec, live, partitions) })
+		waitfor.Until(b, fmt.Sprintf("restart %d", i), func() error { return converged(admin, rec, live, partitions) })
 	}
 	took = time.Since(t0)
 	after := describe()
