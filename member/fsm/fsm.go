@@ -257,7 +257,7 @@ type Member struct {
 	// probe when hb's answer is overdue.
 	hb         beat
 	probe      beat
-	probedFor  uint64    // the hb that got its probe (one each)
+	probeAt    time.Time // when to probe for hb (zero: no probe due)
 	hbAt       time.Time // when to send the next hb
 	hbFailures int
 	hbHeld     bool // the last heartbeat succeeded: the next may be held
@@ -450,8 +450,8 @@ func (m *Member) NextDeadline() time.Time {
 		switch {
 		case m.hb.id == 0:
 			at(m.hbAt)
-		case m.hb.hold > 0 && m.probe.id == 0 && m.probedFor != m.hb.id:
-			at(m.hb.overdue(m.cfg.SessionTimeout))
+		case m.hb.hold > 0 && m.probe.id == 0 && !m.probeAt.IsZero():
+			at(m.probeAt)
 		}
 	}
 	return next
@@ -602,7 +602,7 @@ func (m *Member) advanceStop(now time.Time, out *Output) {
 func (m *Member) finish(out *Output, err error) {
 	m.done = true
 	out.Done, out.Err = true, err
-	m.mainReq, m.hb, m.probe = 0, beat{}, beat{}
+	m.mainReq, m.hb, m.probe, m.probeAt = 0, beat{}, beat{}, time.Time{}
 }
 
 func (m *Member) fail(now time.Time, out *Output, err error) {
@@ -688,21 +688,32 @@ func (m *Member) heartbeating() bool {
 // way, or slow. The probe is not held, so its answer renews the lease
 // within a round trip; the heartbeat is not given up, because its answer
 // may yet come (a process frozen by a pause sees its timers fire and its
-// answers arrive at once when it wakes).
+// answers arrive at once when it wakes). A probe that gets no answer within
+// the slack is followed by another, one per slack, until one is answered: a
+// network blip shorter than the lease costs nothing.
 func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 	if !m.heartbeating() {
 		return
 	}
 	switch {
 	case m.hb.id == 0 && !now.Before(m.hbAt):
-		m.hb = m.beat(now, out, m.hold(now))
-	case m.hb.id != 0 && m.hb.hold > 0 && m.probe.id == 0 && m.probedFor != m.hb.id && !now.Before(m.hb.overdue(m.cfg.SessionTimeout)):
-		m.probe, m.probedFor = m.beat(now, out, 0), m.hb.id
+		m.hb = m.beat(now, out, m.hold(now), 0)
+		m.probeAt = time.Time{}
+		if m.hb.hold > 0 {
+			m.probeAt = m.hb.overdue(m.cfg.SessionTimeout)
+		}
+	case m.hb.id != 0 && m.hb.hold > 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt):
+		m.probe = m.beat(now, out, 0, heartbeatSlack(m.cfg.SessionTimeout))
+		m.probeAt = time.Time{}
 	}
 }
 
-// beat sends one heartbeat held for up to hold.
-func (m *Member) beat(now time.Time, out *Output, hold time.Duration) beat {
+// beat sends one heartbeat held for up to hold, which times out after
+// timeout (zero: the hold plus a third of the session).
+func (m *Member) beat(now time.Time, out *Output, hold, timeout time.Duration) beat {
+	if timeout == 0 {
+		timeout = hold + m.cfg.SessionTimeout/3
+	}
 	b := beat{id: m.id(), member: m.memberID, gen: m.generation, sent: now, hold: hold}
 	m.sentAt[b.id] = now
 	out.Requests = append(out.Requests, Request{
@@ -711,7 +722,7 @@ func (m *Member) beat(now time.Time, out *Output, hold time.Duration) beat {
 			GroupId: m.cfg.GroupID, Generation: m.generation, MemberId: m.memberID,
 			GroupInstanceId: m.cfg.InstanceID, HoldMs: hold.Milliseconds(),
 		},
-		Timeout: hold + m.cfg.SessionTimeout/3,
+		Timeout: timeout,
 	})
 	return b
 }
