@@ -68,6 +68,11 @@ type Member struct {
 	Owned []TopicPartitions
 	// Generation is the generation in which Owned was assigned, or -1.
 	Generation int32
+	// NotHeld marks Owned as the member's last assignment, shown for
+	// stickiness, rather than a report: the member holds none of it. Such a
+	// claim never outranks a held one, and the cooperative rule does not
+	// apply to it (nobody has to revoke it first).
+	NotHeld bool
 	// Rack is the member's rack, or "".
 	Rack string
 	// UserData is free-form data from the member.

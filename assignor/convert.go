@@ -11,7 +11,8 @@ import (
 // InputFromJoin builds the assignor input from the leader's JoinGroup
 // response: one member per entry of resp.Members, sorted by member id, with
 // the topics, owned partitions, generation, rack and user data of its
-// subscription and the instance id from group_instance_id; the topics and
+// subscription, the instance id from group_instance_id and NotHeld from
+// owned_not_held; the topics and
 // the generation from the response. A member without a subscription
 // subscribes to nothing and owns nothing (generation -1). The input shares
 // slices (partition lists, user data) with resp; neither must be modified
@@ -37,6 +38,7 @@ func InputFromJoin(resp *regroupv1.JoinGroupResponse) *Input {
 		}
 		if sub != nil {
 			m.Generation = sub.GetGeneration()
+			m.NotHeld = jm.GetOwnedNotHeld()
 		}
 		for _, tp := range sub.GetOwnedPartitions() {
 			m.Owned = append(m.Owned, TopicPartitions{Topic: tp.GetTopic(), Partitions: tp.GetPartitions()})

@@ -89,7 +89,8 @@ func FuzzInvariants(f *testing.F) {
 }
 
 // evolveFromBytes is the next round after plan p: members report p, and
-// the fuzzer's bytes (read backwards) drop members and stale generations.
+// the fuzzer's bytes (read backwards) drop members, make generations stale
+// and mark claims as not held.
 func evolveFromBytes(in *Input, p Plan, data []byte) *Input {
 	next := feedBack(in, p, in.Generation)
 	var keep []Member
@@ -103,6 +104,8 @@ func evolveFromBytes(in *Input, p Plan, data []byte) *Input {
 			continue
 		case b%5 == 1:
 			m.Generation--
+		case b%5 == 2:
+			m.NotHeld = true
 		}
 		keep = append(keep, m)
 	}

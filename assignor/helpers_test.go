@@ -90,6 +90,7 @@ func feedBack(in *Input, p Plan, gen int32) *Input {
 		m := &out.Members[i]
 		m.Owned = ownedOf(p[m.ID])
 		m.Generation = gen
+		m.NotHeld = false
 	}
 	return out
 }
@@ -135,11 +136,13 @@ func spread(p Plan) int {
 
 // validOwners resolves the owned partitions of in independently of the
 // package: a claim is valid for an existing partition of a topic the member
-// subscribes to; the unique highest generation among valid claims wins.
+// subscribes to; a held claim outranks one that is not (Member.NotHeld);
+// among claims of one kind the unique highest generation wins.
 func validOwners(in *Input) map[tp]string {
 	type claim struct {
-		gen int32
-		ids map[string]bool
+		held bool
+		gen  int32
+		ids  map[string]bool
 	}
 	best := map[tp]*claim{}
 	for _, m := range in.Members {
@@ -158,10 +161,11 @@ func validOwners(in *Input) map[tp]string {
 				}
 				k := tp{o.Topic, q}
 				c := best[k]
+				held := !m.NotHeld
 				switch {
-				case c == nil || m.Generation > c.gen:
-					best[k] = &claim{m.Generation, map[string]bool{m.ID: true}}
-				case m.Generation == c.gen:
+				case c == nil || held && !c.held || held == c.held && m.Generation > c.gen:
+					best[k] = &claim{held, m.Generation, map[string]bool{m.ID: true}}
+				case held == c.held && m.Generation == c.gen:
 					c.ids[m.ID] = true
 				}
 			}
@@ -392,6 +396,10 @@ func evolve(r *rand.Rand, in *Input, p Plan, o genOptions) *Input {
 		case 3:
 			m.Owned = append(m.Owned, TopicPartitions{Topic: "gone", Partitions: []int32{0, 1}},
 				TopicPartitions{Topic: topics[0], Partitions: []int32{-1, 1 << 20}})
+		case 4:
+			// A member that restarted, or an eager one: it holds nothing
+			// and is shown with its last assignment.
+			m.NotHeld = true
 		}
 	}
 	if r.IntN(6) == 0 {

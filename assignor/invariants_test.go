@@ -96,12 +96,16 @@ func converge(t testing.TB, a Assignor, in *Input, plan Plan) (Plan, int) {
 }
 
 // transfers returns the existing partitions that p adds to a member that
-// did not report owning them, and those a member reports owning but p does
-// not give it (revoked), each with the member.
+// did not report owning them, and those a member holds but p does not give
+// it (revoked), each with the member. A member shown with partitions it
+// does not hold (Member.NotHeld) revokes nothing.
 func transfers(in *Input, p Plan) (added, revoked map[tp]string) {
 	added, revoked = map[tp]string{}, map[tp]string{}
 	for _, m := range in.Members {
 		owned := map[tp]bool{}
+		if m.NotHeld {
+			m.Owned = nil // it holds none of them
+		}
 		for _, o := range m.Owned {
 			for _, q := range o.Partitions {
 				if q >= 0 && q < in.Topics[o.Topic] {
@@ -216,7 +220,7 @@ func checkNoReverseMoves(t testing.TB, a Assignor, in *Input, final Plan) {
 func describe(in *Input) string {
 	s := fmt.Sprintf("gen %d topics %v", in.Generation, in.Topics)
 	for _, m := range in.Members {
-		s += fmt.Sprintf("\n  %s inst=%q gen=%d topics=%v owned=%v rack=%q", m.ID, m.InstanceID, m.Generation, m.Topics, m.Owned, m.Rack)
+		s += fmt.Sprintf("\n  %s inst=%q gen=%d topics=%v owned=%v not-held=%v rack=%q", m.ID, m.InstanceID, m.Generation, m.Topics, m.Owned, m.NotHeld, m.Rack)
 	}
 	return s
 }

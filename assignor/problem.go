@@ -182,9 +182,17 @@ func (pr *problem) claims() []int32 {
 			order = append(order, int32(m))
 		}
 	}
-	// Highest generation first: a later valid claim then wins only against
-	// a stale claim, and ties with an earlier one in its own generation.
+	// Held claims first, then highest generation first: a later valid claim
+	// then wins only against a stale claim or one that is not held, and ties
+	// with an earlier one of its kind in its own generation.
 	slices.SortStableFunc(order, func(a, b int32) int {
+		na, nb := pr.members[a].NotHeld, pr.members[b].NotHeld
+		if na != nb {
+			if nb {
+				return -1
+			}
+			return 1
+		}
 		ga, gb := pr.members[a].Generation, pr.members[b].Generation
 		switch {
 		case ga > gb:
@@ -221,9 +229,11 @@ func (pr *problem) claims() []int32 {
 					if cur == unclaimed {
 						owner[g] = staleClaim
 					}
-				case cur == unclaimed || cur == staleClaim:
+				case cur == unclaimed || cur == staleClaim && !pr.members[m].NotHeld:
+					// A claim that is not held never displaces one that is,
+					// even a stale one: its holder has to revoke it first.
 					owner[g] = m
-				case cur >= 0 && cur != m && pr.members[cur].Generation == gen:
+				case cur >= 0 && cur != m && pr.members[cur].Generation == gen && pr.members[cur].NotHeld == pr.members[m].NotHeld:
 					owner[g] = contested
 				}
 			}
@@ -251,14 +261,18 @@ func holders(claims []int32) []int32 {
 }
 
 // withholdTransfers applies the cooperative rule to a target: a partition
-// that a member of the group still claims goes to nobody in this round
+// that a member of the group still holds goes to nobody in this round
 // unless the target leaves it with its valid owner. The claimant revokes it,
-// and the follow-up round, in which nobody claims it, hands it over.
-func withholdTransfers(target, claims []int32) {
+// and the follow-up round, in which nobody claims it, hands it over. A
+// claim that is not held (Member.NotHeld) is kept only for stickiness: its
+// partition moves at once.
+func (pr *problem) withholdTransfers(target, claims []int32) {
 	for g, o := range target {
-		if c := claims[g]; c != unclaimed && c != o {
-			target[g] = unclaimed
+		c := claims[g]
+		if c == unclaimed || c == o || (c >= 0 && pr.members[c].NotHeld) {
+			continue
 		}
+		target[g] = unclaimed
 	}
 }
 

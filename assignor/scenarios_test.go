@@ -812,3 +812,61 @@ func TestRackAwareAssignmentWithNonEqualSubscription(t *testing.T) {
 		settle(t, a, in)
 	})
 }
+
+// notHeld is a member shown with its last assignment, which it does not
+// hold (it reported nothing: an eager member, or a restarted static one).
+func notHeld(m Member) Member {
+	m.NotHeld = true
+	return m
+}
+
+// A partition claimed only by a member that does not hold it moves at once,
+// even for the assignors that withhold transfers: nobody has to revoke it.
+func TestNotHeldClaimMovesAtOnce(t *testing.T) {
+	for _, name := range []string{"cooperative-sticky", "static"} {
+		t.Run(name, func(t *testing.T) {
+			a := mustLookup(t, name)
+			in := group(map[string]int32{"topic": 4},
+				notHeld(mem("c1", topicList("topic"), 3, tps("topic", 0, 1, 2, 3))),
+				mem("c2", topicList("topic"), -1))
+			p, err := a.Assign(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Complete(in, p); err != nil {
+				t.Fatalf("one round should do: %v", err)
+			}
+			if n := counts(p)["c2"]; n != 2 {
+				t.Fatalf("c2 got %d partitions in the first round, want 2: %v", n, p)
+			}
+			verify(t, a, in, 1)
+		})
+	}
+}
+
+// A claim that is not held never outranks a held one, whatever their
+// generations: the holder keeps the partition, or revokes it first.
+func TestNotHeldClaimNeverOutranksHeld(t *testing.T) {
+	forSticky(t, func(t *testing.T, a Assignor) {
+		in := group(map[string]int32{"topic": 4},
+			notHeld(mem("c1", topicList("topic"), 9, tps("topic", 0, 1))),
+			mem("c2", topicList("topic"), 8, tps("topic", 0, 1, 2, 3)))
+		p, err := a.Assign(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner := ownerMap(p)
+		for q := int32(0); q < 4; q++ {
+			if o := owner[tp{"topic", q}]; o == "c1" && a.Name() == "cooperative-sticky" {
+				t.Fatalf("topic-%d given to c1 while c2 holds it", q)
+			}
+		}
+		if got := counts(p)["c2"]; a.Name() == "cooperative-sticky" && got != 2 {
+			t.Fatalf("c2 keeps %d, want 2 (it revokes the other two first): %v", got, p)
+		}
+		final := settle(t, a, in)
+		if c := counts(final); c["c1"] != 2 || c["c2"] != 2 {
+			t.Fatalf("final plan %v, want two partitions each", final)
+		}
+	})
+}

@@ -90,7 +90,7 @@ func (static) Assign(in *Input) (Plan, error) {
 		}
 	}
 	b.run()
-	withholdTransfers(owner, pr.claims())
+	pr.withholdTransfers(owner, pr.claims())
 	return pr.plan(owner), nil
 }
 

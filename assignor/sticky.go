@@ -69,7 +69,7 @@ func (s *sticky) Assign(in *Input) (Plan, error) {
 		pr.general(owner, claims)
 	}
 	if s.cooperative {
-		withholdTransfers(owner, claims)
+		pr.withholdTransfers(owner, claims)
 	}
 	return pr.plan(owner), nil
 }

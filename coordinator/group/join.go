@@ -454,6 +454,7 @@ func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupRespo
 	var held parts // what members may hold, built when first needed
 	for _, o := range sorted {
 		sub := g.subscription(o)
+		notHeld := false
 		switch {
 		case o.absent:
 			// A static member that did not rejoin: its last subscription is
@@ -476,12 +477,14 @@ func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupRespo
 			sub = proto.CloneOf(sub)
 			sub.OwnedPartitions = o.assigned.minus(held.minus(o.owned)).toProto()
 			sub.Generation = o.assignmentGen
+			notHeld = len(sub.OwnedPartitions) > 0
 		}
 		resp.Members = append(resp.Members, &regroupv1.JoinGroupMember{
 			MemberId:        o.id,
 			GroupInstanceId: o.instanceID,
 			ClientId:        o.clientID,
 			Subscription:    sub,
+			OwnedNotHeld:    notHeld,
 		})
 	}
 	resp.Topics = topicList(g.seen)

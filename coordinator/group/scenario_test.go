@@ -260,6 +260,9 @@ func fmtReply(h *harness, r group.Reply) string {
 			s += " topics=" + strings.Join(mm.GetSubscription().GetTopics(), ",")
 			if o := mm.GetSubscription().GetOwnedPartitions(); len(o) > 0 {
 				s += fmt.Sprintf(" owned=%s gen=%d", fmtParts(o), mm.GetSubscription().GetGeneration())
+				if mm.GetOwnedNotHeld() {
+					s += " not-held"
+				}
 			}
 		}
 		if len(m.GetTopics()) > 0 {

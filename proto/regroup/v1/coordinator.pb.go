@@ -144,10 +144,21 @@ type JoinGroupMember struct {
 	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
 	// The member's client id.
 	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	// The member's subscription under the selected protocol. For a static
-	// member that restarted and reports no owned partitions, owned_partitions
-	// and generation are what the coordinator last assigned to its instance.
-	Subscription  *Subscription `protobuf:"bytes,4,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// The member's subscription under the selected protocol. For a member
+	// that reports no owned partitions (an eager member, or a static member
+	// that restarted), owned_partitions and generation are what the
+	// coordinator last assigned to it, less what other members may hold, so
+	// that sticky assignors give them back; owned_not_held is then true. For
+	// a static member that did not rejoin, owned_partitions are what the
+	// coordinator knows it may still hold.
+	Subscription *Subscription `protobuf:"bytes,4,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// True when subscription.owned_partitions is the member's last
+	// assignment, shown for stickiness, and not a report: the member holds
+	// none of it, so the cooperative rule (revoke first, reassign in the next
+	// round) does not apply to it, and a claim that is not held never
+	// outranks one that is. The coordinator delivers such a partition to its
+	// new owner once any earlier holder's lease has ended.
+	OwnedNotHeld  bool `protobuf:"varint,5,opt,name=owned_not_held,json=ownedNotHeld,proto3" json:"owned_not_held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -208,6 +219,13 @@ func (x *JoinGroupMember) GetSubscription() *Subscription {
 		return x.Subscription
 	}
 	return nil
+}
+
+func (x *JoinGroupMember) GetOwnedNotHeld() bool {
+	if x != nil {
+		return x.OwnedNotHeld
+	}
+	return false
 }
 
 // JoinGroupResponse is the outcome of the join barrier.
@@ -938,12 +956,13 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\x12session_timeout_ms\x18\x05 \x01(\x03R\x10sessionTimeoutMs\x120\n" +
 	"\x14rebalance_timeout_ms\x18\x06 \x01(\x03R\x12rebalanceTimeoutMs\x122\n" +
 	"\tprotocols\x18\a \x03(\v2\x14.regroup.v1.ProtocolR\tprotocols\x12\x16\n" +
-	"\x06reason\x18\b \x01(\tR\x06reason\"\xb5\x01\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"\xdb\x01\n" +
 	"\x0fJoinGroupMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12<\n" +
-	"\fsubscription\x18\x04 \x01(\v2\x18.regroup.v1.SubscriptionR\fsubscription\"\xfd\x02\n" +
+	"\fsubscription\x18\x04 \x01(\v2\x18.regroup.v1.SubscriptionR\fsubscription\x12$\n" +
+	"\x0eowned_not_held\x18\x05 \x01(\bR\fownedNotHeld\"\xfd\x02\n" +
 	"\x11JoinGroupResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x05R\n" +
