@@ -270,6 +270,9 @@ expect lines are not checked (they are written for its own configuration).`,
 			if err != nil {
 				return err
 			}
+			if output == "markdown" {
+				out = cmd.ErrOrStderr() // keep the Markdown a table
+			}
 			for _, s := range skipped {
 				fmt.Fprintf(out, "skipped %s\n", s)
 			}
