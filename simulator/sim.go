@@ -59,6 +59,10 @@ type Options struct {
 	// Timeline records ownership and disturbances over time, for
 	// Result.Timeline.
 	Timeline bool
+	// Progress, if set, is called as virtual time advances, at most once
+	// per hundredth of the scenario, with the virtual time reached and the
+	// scenario's end. It must not call back into the run.
+	Progress func(reached, end time.Duration)
 }
 
 // Result is what a run found.
@@ -193,12 +197,17 @@ func newSim(sc *scenario.Scenario, opts Options) (*sim, error) {
 }
 
 func (s *sim) run() (*Result, error) {
+	var mark int64 // the next progress report is due at this virtual time
 	for s.q.len() > 0 && !s.stopped && s.q.peek() <= s.end {
 		e := s.q.pop()
 		s.now = e.at
 		s.metrics.Events++
 		s.dispatch(e)
 		s.afterEvent()
+		if s.opts.Progress != nil && s.now >= mark {
+			s.opts.Progress(time.Duration(s.now), time.Duration(s.end))
+			mark = s.now + max(s.end/100, 1)
+		}
 	}
 	s.now = s.end
 	s.finish()

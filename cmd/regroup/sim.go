@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -138,7 +139,10 @@ expectation failed.`,
 			if trace || messages {
 				opts.Trace = out
 			}
+			shown := newRunProgress(cmd.ErrOrStderr())
+			opts.Progress = shown.report
 			res, err := simulator.Run(sc, opts)
+			shown.finish()
 			if err != nil {
 				return err
 			}
@@ -233,7 +237,10 @@ expect lines are not checked (they are written for its own configuration).`,
 			}
 			rows := make([]report.Row, len(variants))
 			errs := make([]error, len(variants))
+			bar := newProgress(cmd.ErrOrStderr(), len(variants), "runs")
+			defer bar.finish()
 			forEach(len(variants), parallel, func(i int) {
+				defer func() { bar.done(errs[i] != nil || rows[i].Result != nil && !rows[i].Result.OK()) }()
 				sc, err := loadScenario(cmd, args[0], -1)
 				if err != nil {
 					errs[i] = err
@@ -326,7 +333,7 @@ each with the command that replays it, and exits with an error if any failed.`,
 			}
 			results := make([]*sweepResult, seeds)
 			errs := make([]error, seeds)
-			bar := newProgress(cmd.ErrOrStderr(), seeds)
+			bar := newProgress(cmd.ErrOrStderr(), seeds, "seeds")
 			forEach(seeds, parallel, func(i int) {
 				seed := uint64(start) + uint64(i)
 				sc, err := scenario.Parse(fmt.Sprintf("random-%d", seed), scenario.Random(seed))
@@ -434,12 +441,13 @@ type progress struct {
 	mu            sync.Mutex
 	w             io.Writer
 	tty           bool
+	unit          string // what is counted: "seeds", "runs"
 	total, n, bad int
 	shown         int
 }
 
-func newProgress(w io.Writer, total int) *progress {
-	p := &progress{w: w, total: total, shown: -1, tty: isTerminal(w)}
+func newProgress(w io.Writer, total int, unit string) *progress {
+	p := &progress{w: w, total: total, unit: unit, shown: -1, tty: isTerminal(w)}
 	p.draw()
 	return p
 }
@@ -471,7 +479,7 @@ func (p *progress) draw() {
 	if !p.tty {
 		if pct/10 != p.shown/10 || p.n == p.total {
 			p.shown = pct
-			fmt.Fprintf(p.w, "%d/%d seeds, %d failing\n", p.n, p.total, p.bad)
+			fmt.Fprintf(p.w, "%d/%d %s, %d failing\n", p.n, p.total, p.unit, p.bad)
 		}
 		return
 	}
@@ -481,11 +489,51 @@ func (p *progress) draw() {
 	p.shown = pct
 	const width = 40
 	filled := width * p.n / p.total
-	fmt.Fprintf(p.w, "\r[%s%s] %d/%d seeds, %d failing", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total, p.bad)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d %s, %d failing", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total, p.unit, p.bad)
 }
 
 func (p *progress) finish() {
 	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// runProgress shows how far a long run has got in virtual time, on w: a
+// line redrawn in place on a terminal, a line every tenth otherwise. Runs
+// that end within a second show nothing.
+type runProgress struct {
+	w       io.Writer
+	tty     bool
+	started time.Time
+	tenth   int64 // the last tenth printed (not on a terminal)
+	drawn   bool
+}
+
+func newRunProgress(w io.Writer) *runProgress {
+	return &runProgress{w: w, tty: isTerminal(w), started: time.Now(), tenth: -1}
+}
+
+// report is simulator.Options.Progress.
+func (p *runProgress) report(reached, end time.Duration) {
+	if end <= 0 || time.Since(p.started) < time.Second {
+		return
+	}
+	pct := int64(100 * reached / end)
+	line := fmt.Sprintf("simulated %v of %v (%d%%), %v so far", reached.Round(time.Second), end.Round(time.Second), pct, time.Since(p.started).Round(100*time.Millisecond))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r%-72s", line)
+		p.drawn = true
+		return
+	}
+	if pct/10 != p.tenth {
+		p.tenth = pct / 10
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+// finish ends the line drawn on a terminal.
+func (p *runProgress) finish() {
+	if p.drawn {
 		fmt.Fprintln(p.w)
 	}
 }

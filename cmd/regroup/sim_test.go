@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runSim runs "regroup sim ARGS..." and returns its output and error.
@@ -99,5 +100,26 @@ func TestSimSweep(t *testing.T) {
 	out, _, err = runSim(t, "random", "12")
 	if err != nil || !strings.HasPrefix(out, "# Random scenario 12") {
 		t.Errorf("random: %v\n%s", err, out)
+	}
+}
+
+// A long run (here: one that started two seconds ago) prints a line per
+// tenth of the scenario when standard error is not a terminal; a short one
+// prints nothing.
+func TestRunProgress(t *testing.T) {
+	var buf bytes.Buffer
+	p := newRunProgress(&buf)
+	p.report(30*time.Second, time.Minute)
+	if buf.Len() != 0 {
+		t.Fatalf("a run younger than a second printed %q", buf.String())
+	}
+	p.started = time.Now().Add(-2 * time.Second)
+	for s := 0; s <= 60; s += 3 {
+		p.report(time.Duration(s)*time.Second, time.Minute)
+	}
+	p.finish()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 11 || !strings.HasPrefix(lines[5], "simulated 30s of 1m0s (50%)") {
+		t.Fatalf("want 11 lines, one per tenth, got:\n%s", buf.String())
 	}
 }
