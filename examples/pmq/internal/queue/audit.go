@@ -237,7 +237,7 @@ func (r *Report) auditLedger(ctx context.Context, db *sql.DB, p int32) error {
 			if from != offset {
 				r.Breaks = append(r.Breaks, fmt.Sprintf("partition %d: ledger %d: %s committed from offset %d, the committed offset was %d", p, seq, c, from, offset))
 			}
-			offset = to
+			token, owner, offset = t, c, to
 		}
 	}
 	if err := rows.Err(); err != nil {
