@@ -7,6 +7,7 @@
 //	pmq produce --dsn ... --topic orders --rate 500
 //	pmq consume --dsn ... --topic orders --group billing --name c1
 //	pmq audit   --dsn ... --topic orders --group billing
+//	pmq bench   --dsn ... --endpoints 127.0.0.1:7070
 //
 // run.sh starts all of it (MariaDB, regroup serve, producers, consumers).
 package main
@@ -29,6 +30,7 @@ var commands = map[string]command{
 	"produce": {"insert messages into a topic's partitions at a given rate", runProduce},
 	"consume": {"consume a topic as a member of a Regroup group", runConsume},
 	"audit":   {"check a group's consumption from the database alone", runAudit},
+	"bench":   {"measure throughput and rebalance pauses (in-process consumers)", runBench},
 }
 
 func main() {
