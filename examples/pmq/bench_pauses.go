@@ -8,6 +8,9 @@ import (
 	"github.com/regroup-dev/regroup/examples/pmq/internal/queue"
 )
 
+// window is how long after a change its pauses are looked for.
+const window = 3500 * time.Millisecond
+
 // pauseResult is one run's gaps: per event, per partition.
 type pauseResult struct {
 	baseline    []time.Duration // a quiet instant before the changes
@@ -19,7 +22,7 @@ type pauseResult struct {
 func (b *bench) pauses(assignors []string, rate float64) error {
 	fmt.Printf("pauses: %d partitions, %.0f messages/s of %d bytes, %d consumers, then a join, then a graceful leave; %d runs per assignor\n",
 		b.partitions, rate, b.size, b.consumers, b.runs)
-	fmt.Print("gap = time between the last batch a partition finished before the change and the first after it\n\n")
+	fmt.Printf("gap = per partition, the longest time between two consecutive batches finished in the %s after the change\n\n", window)
 	fmt.Println("| assignor | event | partitions paused > 250 ms (median) | median gap | max gap (median of runs) | max gap, runs |")
 	fmt.Println("|---|---|---:|---:|---:|---|")
 	for _, a := range assignors {
@@ -84,7 +87,7 @@ func (b *bench) pausesRun(a string, rate float64) (pauseResult, error) {
 	if err != nil {
 		return res, err
 	}
-	settle := func() { time.Sleep(4 * time.Second) }
+	settle := func() { time.Sleep(window + 500*time.Millisecond) }
 	settle()
 	quiet := time.Now()
 	settle()
@@ -109,7 +112,7 @@ func (b *bench) pausesRun(a string, rate float64) (pauseResult, error) {
 		at  time.Time
 		out *[]time.Duration
 	}{{quiet, &res.baseline}, {joined, &res.join}, {left, &res.leave}} {
-		if *ev.out, err = queue.Gaps(b.ctx, cfg.db, cfg.group, cfg.topic, ev.at); err != nil {
+		if *ev.out, err = queue.MaxGaps(b.ctx, cfg.db, cfg.group, cfg.topic, ev.at, ev.at.Add(window)); err != nil {
 			return res, err
 		}
 	}

@@ -16,13 +16,13 @@ func runMariaDB(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	ctx, stop := signalContext() // before Start: a signal during it stops the server after
+	defer stop()
 	s, err := mariadb.Start(*dir, *port, *database)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("MariaDB ready: --dsn '%s' (data in %s)\n", s.DSN(*database), s.Dir)
-	ctx, stop := signalContext()
-	defer stop()
 	exited := make(chan error, 1)
 	go func() { exited <- s.Wait() }()
 	select {

@@ -38,7 +38,11 @@ func runSetup(args []string) error {
 	if *endpoints == "" {
 		return nil
 	}
-	return putTopic(ctx, strings.Split(*endpoints, ","), *topic, int32(*partitions))
+	if err := putTopic(ctx, strings.Split(*endpoints, ","), *topic, int32(*partitions)); err != nil {
+		return err
+	}
+	fmt.Printf("topic %s registered in Regroup\n", *topic)
+	return nil
 }
 
 // putTopic creates topic in Regroup's registry through the first endpoint
@@ -55,7 +59,6 @@ func putTopic(ctx context.Context, endpoints []string, topic string, partitions 
 			Topic: &regroupv1.Topic{Name: topic, Partitions: partitions}})
 		conn.Close()
 		if err == nil {
-			fmt.Printf("topic %s registered in Regroup at %s\n", topic, e)
 			return nil
 		}
 		last = err

@@ -79,6 +79,7 @@ start_infra() {
     exit 1
   }
   mkdir -p "$STATE"
+  rm -f "$STATE"/*.log
   build
   say "MariaDB on 127.0.0.1:$DB_PORT (data in $STATE/db)"
   spawn mariadb "$BIN/pmq" mariadb --dir "$STATE/db" --port "$DB_PORT"

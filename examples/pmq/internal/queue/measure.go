@@ -7,28 +7,47 @@ import (
 	"time"
 )
 
-// Gaps returns, for each partition of topic, the gap in group's consumption
-// around the instant at: from the last batch finished at or before it to
-// the first finished after it. A partition with nothing finished on one
-// side gets -1.
-func Gaps(ctx context.Context, db *sql.DB, group, topic string, at time.Time) ([]time.Duration, error) {
+// MaxGaps returns, for each partition of topic, the longest time group's
+// consumption stood still between from and to: the largest gap between
+// consecutive batches finished in that window (the first gap starting at
+// the last batch finished before from). A partition with no batch finished
+// in the window gets its whole length.
+func MaxGaps(ctx context.Context, db *sql.DB, group, topic string, from, to time.Time) ([]time.Duration, error) {
 	n, err := Partitions(ctx, db, topic)
 	if err != nil {
 		return nil, err
 	}
 	gaps := make([]time.Duration, n)
 	for p := int32(0); p < n; p++ {
-		var before, after sql.NullTime
-		if err := db.QueryRowContext(ctx, `SELECT
-			(SELECT MAX(finished_at) FROM results WHERE grp = ? AND topic = ? AND part = ? AND finished_at <= ?),
-			(SELECT MIN(finished_at) FROM results WHERE grp = ? AND topic = ? AND part = ? AND finished_at > ?)`,
-			group, topic, p, at.UTC(), group, topic, p, at.UTC()).Scan(&before, &after); err != nil {
-			return nil, fmt.Errorf("measuring the gap of partition %d: %w", p, err)
+		var prev sql.NullTime
+		if err := db.QueryRowContext(ctx, `SELECT MAX(finished_at) FROM results
+			WHERE grp = ? AND topic = ? AND part = ? AND finished_at < ?`, group, topic, p, from.UTC()).Scan(&prev); err != nil {
+			return nil, fmt.Errorf("measuring the gaps of partition %d: %w", p, err)
 		}
-		gaps[p] = -1
-		if before.Valid && after.Valid {
-			gaps[p] = after.Time.Sub(before.Time)
+		last := from
+		if prev.Valid {
+			last = prev.Time
 		}
+		rows, err := db.QueryContext(ctx, `SELECT DISTINCT finished_at FROM results
+			WHERE grp = ? AND topic = ? AND part = ? AND finished_at >= ? AND finished_at <= ? ORDER BY finished_at`,
+			group, topic, p, from.UTC(), to.UTC())
+		if err != nil {
+			return nil, fmt.Errorf("measuring the gaps of partition %d: %w", p, err)
+		}
+		for rows.Next() {
+			var at time.Time
+			if err := rows.Scan(&at); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			gaps[p] = max(gaps[p], at.Sub(last))
+			last = at
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		gaps[p] = max(gaps[p], to.Sub(last))
 	}
 	return gaps, nil
 }
