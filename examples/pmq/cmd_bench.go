@@ -29,7 +29,8 @@ func runBench(args []string) error {
 	batches := fs.String("batch", "1,10,100", "batch sizes (producer statements and consumer pulls), comma-separated")
 	messages := fs.Int("messages", 20000, "throughput: messages per run")
 	size := fs.Int("size", 1024, "payload bytes per message")
-	rate := fs.Float64("rate", 400, "pauses: messages per second in all")
+	rate := fs.Float64("rate", 800, "pauses: messages per second in all")
+	work := fs.Duration("work", time.Millisecond, "pauses: simulated processing time per message (a revoke waits for the batch in hand)")
 	assignors := fs.String("assignors", "cooperative-sticky,sticky", "pauses: assignors to compare, comma-separated")
 	runs := fs.Int("runs", 3, "runs per configuration")
 	if err := parse(fs, args); err != nil {
@@ -56,6 +57,7 @@ func runBench(args []string) error {
 		}
 		return b.throughput(bs, *messages)
 	case "pauses":
+		b.cfg.work = *work
 		return b.pauses(strings.Split(*assignors, ","), *rate)
 	}
 	return fmt.Errorf("--mode %q: use throughput or pauses", *mode)

@@ -15,7 +15,6 @@ import (
 
 // inproc is a consumer running in this process, for the benchmarks.
 type inproc struct {
-	c      *consumer.Consumer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -29,6 +28,7 @@ type inprocConfig struct {
 	assignor  string
 	batch     int
 	work      time.Duration
+	poll      time.Duration
 }
 
 // startInproc starts a consumer named name as a member of the group.
@@ -37,7 +37,7 @@ func startInproc(cfg inprocConfig, name string) (*inproc, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := consumer.New(consumer.Config{DB: cfg.db, Group: cfg.group, Topic: cfg.topic, Name: name, Batch: cfg.batch, Work: cfg.work})
+	c := consumer.New(consumer.Config{DB: cfg.db, Group: cfg.group, Topic: cfg.topic, Name: name, Batch: cfg.batch, Work: cfg.work, Poll: cfg.poll})
 	m, err := member.New(member.Config{
 		Endpoints: cfg.endpoints,
 		Group:     cfg.group,
@@ -51,7 +51,7 @@ func startInproc(cfg inprocConfig, name string) (*inproc, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &inproc{c: c, cancel: cancel, done: make(chan error, 1)}
+	p := &inproc{cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- m.Run(ctx) }()
 	return p, nil
 }

@@ -8,8 +8,8 @@
 #   ./run.sh start   start MariaDB, regroup serve, a producer and 3 consumers
 #   ./run.sh stop    stop everything started here
 #   ./run.sh audit   audit the group's consumption from the database
-#   ./run.sh bench   start MariaDB and regroup serve, run pmq bench (both
-#                    modes), stop them
+#   ./run.sh bench [FLAGS]  start MariaDB and regroup serve, run pmq bench
+#                    with FLAGS (both modes unless --mode is given), stop them
 #
 # Environment: PMQ_STATE (logs, pids, data; default /tmp/pmq-demo),
 # PMQ_DB_PORT (3307), PMQ_REGROUP (127.0.0.1:7070), PMQ_RATE (200 msg/s).
@@ -150,6 +150,10 @@ demo() {
 bench() {
   trap stop EXIT
   start_infra
+  if [[ " $* " == *" --mode "* ]]; then
+    "$BIN/pmq" bench --dsn "$DSN" --endpoints "$REGROUP" "$@"
+    return
+  fi
   say "throughput (pmq bench --mode throughput)"
   "$BIN/pmq" bench --dsn "$DSN" --endpoints "$REGROUP" --mode throughput "$@"
   say "pauses (pmq bench --mode pauses)"

@@ -104,3 +104,24 @@ func Claimed(ctx context.Context, db *sql.DB, group, topic string) (int, error) 
 	err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM offsets WHERE grp = ? AND topic = ? AND owner <> ''`, group, topic).Scan(&n)
 	return n, err
 }
+
+// ClaimedBetween returns the partitions of topic that one of group's
+// consumers claimed between from and to: those whose consumption stopped
+// and restarted (with a new owner, or the same one after an eager revoke).
+func ClaimedBetween(ctx context.Context, db *sql.DB, group, topic string, from, to time.Time) (map[int32]bool, error) {
+	rows, err := db.QueryContext(ctx, `SELECT DISTINCT part FROM ledger
+		WHERE grp = ? AND topic = ? AND kind = 'claim' AND at >= ? AND at <= ?`, group, topic, from.UTC(), to.UTC())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ps := map[int32]bool{}
+	for rows.Next() {
+		var p int32
+		if err := rows.Scan(&p); err != nil {
+			return nil, err
+		}
+		ps[p] = true
+	}
+	return ps, rows.Err()
+}
