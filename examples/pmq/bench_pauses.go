@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,8 +66,12 @@ func (b *bench) pauses(assignors []string, rate float64) error {
 	return nil
 }
 
-// msList prints the median of ds and, in brackets, every run.
+// msList prints the median of ds and, in brackets, every run; "-" when
+// every run measured nothing.
 func msList(ds []time.Duration) string {
+	if slices.Max(ds) == 0 {
+		return "-"
+	}
 	var all []string
 	for _, d := range ds {
 		all = append(all, fmt.Sprint(d.Milliseconds()))

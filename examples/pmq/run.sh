@@ -166,5 +166,5 @@ case "${1:-}" in
   stop) stop ;;
   audit) audit ;;
   bench) shift; bench "$@" ;;
-  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 2 ;;
 esac
