@@ -115,15 +115,16 @@ func (c *Consumer) OnRevoked(ctx context.Context, ps []member.Partition) {
 	}
 }
 
-// OnLost stops each worker without committing: a worker that has not yet
-// processed its batch drops it. It returns once they have all stopped,
-// aborting their database calls after StopGrace. A worker that was already
-// committing (a process waking from a pause is) goes on, and the fence
-// refuses its commit.
+// OnLost stops each worker without committing on its behalf: a worker takes
+// no new batch, and OnLost returns once they have all stopped, aborting
+// their database calls after StopGrace. The member no longer owns the
+// partitions, so a batch a worker was already processing (as a process
+// waking from a pause is) still goes to the fence when the worker tries to
+// commit it: refused if a newer owner has claimed the partition, accepted
+// if nobody has yet (and then the next owner starts after it).
 func (c *Consumer) OnLost(_ context.Context, ps []member.Partition) {
 	ws := c.take(ps)
 	for _, w := range ws {
-		w.lost.Store(true)
 		close(w.stop)
 	}
 	for _, w := range ws {

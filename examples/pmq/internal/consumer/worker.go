@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/regroup-dev/regroup/examples/pmq/internal/queue"
@@ -16,7 +15,6 @@ type worker struct {
 	ctx   context.Context // aborts the worker's database calls
 	abort context.CancelFunc
 	stop  chan struct{} // closed: finish the batch in hand and exit
-	lost  atomic.Bool   // set with stop by OnLost: do not commit
 	done  chan struct{} // closed when run returns
 }
 
@@ -63,9 +61,6 @@ func (w *worker) run() {
 			continue
 		}
 		b := w.process(offset, msgs)
-		if w.lost.Load() {
-			return
-		}
 		if err := w.retry(func() error { return w.owner.Commit(w.ctx, b) }); err != nil {
 			w.failed("commit", err)
 			return
