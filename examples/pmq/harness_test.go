@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -184,16 +185,21 @@ func (h *harness) owners() map[int32]string {
 	return m
 }
 
-// ownedBy counts the partitions whose stored owner is the process p.
-func (h *harness) ownedBy(p *proc) int {
-	n := 0
-	for _, o := range h.owners() {
+// partitionsOf returns, sorted, the partitions whose stored owner is the
+// process p.
+func (h *harness) partitionsOf(p *proc) []int32 {
+	var ps []int32
+	for part, o := range h.owners() {
 		if o == p.id() {
-			n++
+			ps = append(ps, part)
 		}
 	}
-	return n
+	slices.Sort(ps)
+	return ps
 }
+
+// ownedBy counts the partitions whose stored owner is the process p.
+func (h *harness) ownedBy(p *proc) int { return len(h.partitionsOf(p)) }
 
 // count runs a COUNT query.
 func (h *harness) count(q string, args ...any) int64 {

@@ -127,9 +127,11 @@ func TestProof(t *testing.T) {
 	// Restart the static member c4: its partitions come back to the new
 	// process (same instance id) without a rebalance.
 	h.waitFor("c3 owns partitions again", 30*time.Second, func() bool { return h.ownedBy(c3) > 0 })
+	before := h.partitionsOf(c4)
 	c4.stop(t)
 	c4 = h.consumer("c4", addrs, "--instance", "c4")
 	h.waitFor("the restarted c4 owns partitions", 30*time.Second, func() bool { return h.ownedBy(c4) > 0 })
+	t.Logf("c4 owned partitions %v before its restart, %v after", before, h.partitionsOf(c4))
 
 	// Fail the leading coordinator over.
 	l := leader(addrs)

@@ -122,7 +122,7 @@ show() {
 }
 
 demo() {
-  rm -rf "$STATE"
+  rm -rf "${STATE:?}/db" # a fresh database; nothing else of $STATE is removed
   trap stop EXIT
   start
   show 4

@@ -116,9 +116,13 @@ func install(dir, data string) error {
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
-	out, err := exec.Command("mariadb-install-db", args...).CombinedOutput()
+	tool := "mariadb-install-db"
+	if _, err := exec.LookPath(tool); err != nil {
+		tool = "mysql_install_db" // older packages
+	}
+	out, err := exec.Command(tool, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("mariadb-install-db --datadir=%s failed: %v\n%s", data, err, out)
+		return fmt.Errorf("%s --datadir=%s failed: %v\n%s", tool, data, err, out)
 	}
 	return nil
 }
