@@ -105,8 +105,10 @@ func TestProof(t *testing.T) {
 	for attempt := 1; ; attempt++ {
 		h.waitFor("c3 owns partitions", 30*time.Second, func() bool { return h.ownedBy(c3) > 0 })
 		c3.signal(t, syscall.SIGSTOP)
+		stopped := time.Now()
 		h.waitFor("c3's partitions have new owners while it is stopped", 30*time.Second, func() bool { return h.ownedBy(c3) == 0 })
 		c3.signal(t, syscall.SIGCONT)
+		t.Logf("c3 was stopped for %s (session timeout %s)", time.Since(stopped).Round(10*time.Millisecond), sessionTimeout)
 		refused := func() bool {
 			return h.count(`SELECT COUNT(*) FROM refused WHERE grp = ? AND kind = 'commit' AND consumer = ?`, proofGroup, c3.id()) > 0
 		}
