@@ -86,6 +86,7 @@ func Start(dir string, port int, database string) (*Server, error) {
 	}
 	args := []string{"--no-defaults", "--datadir=" + data, "--socket=" + filepath.Join(dir, "mysqld.sock"),
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
+		"--tmpdir=" + filepath.Join(dir, "tmp"),
 		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1"}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
@@ -109,10 +110,13 @@ func Start(dir string, port int, database string) (*Server, error) {
 }
 
 func install(dir, data string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return err
 	}
-	args := []string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal", "--skip-test-db"}
+	// A private tmpdir: servers bootstrapped at once in the shared /tmp
+	// collide on their temporary table names.
+	args := []string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal", "--skip-test-db",
+		"--tmpdir=" + filepath.Join(dir, "tmp")}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
