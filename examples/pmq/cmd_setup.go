@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/regroup-dev/regroup/examples/pmq/internal/queue"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+func runSetup(args []string) error {
+	fs := newFlags("setup", "Create the queue's tables in the database: a table per partition of the\n"+
+		"topic, offsets, results, ledger and refused. With --endpoints, also create\n"+
+		"the topic in Regroup's registry. Running it again changes nothing.")
+	dsn := fs.String("dsn", defaultDSN, "database, as user@tcp(host:port)/database")
+	topic := fs.String("topic", "orders", "topic to create")
+	partitions := fs.Int("partitions", 8, "the topic's partition count")
+	endpoints := fs.String("endpoints", "", "Regroup coordinator addresses, comma-separated (empty: skip the registry)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := openDB(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := queue.Setup(ctx, db, *topic, int32(*partitions)); err != nil {
+		return err
+	}
+	fmt.Printf("tables ready for topic %s (%d partitions)\n", *topic, *partitions)
+	if *endpoints == "" {
+		return nil
+	}
+	if err := putTopic(ctx, strings.Split(*endpoints, ","), *topic, int32(*partitions)); err != nil {
+		return err
+	}
+	fmt.Printf("topic %s registered in Regroup\n", *topic)
+	return nil
+}
+
+// putTopic creates topic in Regroup's registry through the first endpoint
+// that answers.
+func putTopic(ctx context.Context, endpoints []string, topic string, partitions int32) error {
+	var last error
+	for _, e := range endpoints {
+		conn, err := grpc.NewClient(e, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			last = err
+			continue
+		}
+		_, err = regroupv1.NewAdminClient(conn).PutTopic(ctx, &regroupv1.PutTopicRequest{
+			Topic: &regroupv1.Topic{Name: topic, Partitions: partitions}})
+		conn.Close()
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("registering topic %s in Regroup at %v: %v (is `regroup serve` running?)", topic, endpoints, last)
+}
