@@ -313,6 +313,9 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 			return
 		}
 	}
+	if !g.deliveryDue(now) {
+		return
+	}
 	var held heldIndex
 	for _, m := range g.order {
 		if m.syncReq != 0 && !m.deliverAt.IsZero() && !now.Before(m.deliverAt) {
@@ -322,6 +325,13 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 			g.deliver(now, out, m, held)
 		}
 	}
+}
+
+// deliveryDue reports whether a waiting delivery is due at now.
+func (g *Group) deliveryDue(now time.Time) bool {
+	return slices.ContainsFunc(g.waiters(), func(m *member) bool {
+		return m.syncReq != 0 && !now.Before(m.deliverAt)
+	})
 }
 
 // Delete deletes an Empty group on an administrator's request: it becomes

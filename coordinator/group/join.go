@@ -233,6 +233,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 		owned:         parts{},
 	}
 	oldTopics := g.subscription(old).GetTopics()
+	g.uncount(old)
 	g.update(n, r)
 	g.replacements++
 	n.token = token(g.generation, g.replacements)

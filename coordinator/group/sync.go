@@ -297,7 +297,7 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 // until that member's lease ends.
 func (g *Group) deliver(now time.Time, out *Output, m *member, held heldIndex) {
 	if until := held.until(m.assigned); until.After(now) {
-		m.deliverAt = until
+		g.wait(m, until)
 		return
 	}
 	m.deliverAt = time.Time{}
@@ -310,6 +310,29 @@ func (g *Group) deliver(now time.Time, out *Output, m *member, held heldIndex) {
 		SessionTimeoutMs: ms(m.sessionTimeout),
 	})
 	m.syncReq = 0
+}
+
+// wait defers m's delivery until until. The group lists the members whose
+// delivery waits, so that NextDeadline and Tick need not scan every member;
+// the list may still name members that no longer wait (see waiters).
+func (g *Group) wait(m *member, until time.Time) {
+	m.deliverAt = until
+	if !m.waitListed {
+		m.waitListed = true
+		g.waiting = append(g.waiting, m)
+	}
+}
+
+// waiters returns the list of members whose delivery may wait, after
+// dropping those that no longer wait (delivered, or no longer members): a
+// member with a parked SyncGroup and a deliverAt is always in it.
+func (g *Group) waiters() []*member {
+	g.waiting = slices.DeleteFunc(g.waiting, func(m *member) bool {
+		gone := m.deliverAt.IsZero() || g.members[m.id] != m
+		m.waitListed = !gone
+		return gone
+	})
+	return g.waiting
 }
 
 // heldIndex maps topic -> partition -> the latest end of a lease under which

@@ -81,7 +81,7 @@ func (g *Group) NextDeadline() time.Time {
 	case Stable:
 		at(g.syncDeadline)
 		at(g.strandCheck)
-		for _, m := range g.order {
+		for _, m := range g.waiters() {
 			if m.syncReq != 0 {
 				at(m.deliverAt)
 			}
