@@ -26,9 +26,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"time"
 
@@ -75,11 +73,6 @@ type Partition struct {
 	Topic     string
 	Partition int32
 	Token     int64
-}
-
-type tp struct {
-	topic string
-	p     int32
 }
 
 // CallbackKind says which Listener method a Callback calls.
@@ -235,7 +228,7 @@ type Member struct {
 	ownedGen   int32 // generation of the last assignment received
 	leader     bool
 	protocol   string
-	owned      map[tp]int64 // partition -> fencing token
+	owned      []Partition // sorted, see comparePartitions
 
 	// The main line: join, sync, leave, one at a time.
 	next      step
@@ -265,7 +258,7 @@ type Member struct {
 	lease             time.Time // ownership ends here unless renewed
 	rebalanceDeadline time.Time // announced by the coordinator
 
-	sentAt map[uint64]time.Time // emission time of requests in flight
+	sentAt []sentAt // requests in flight
 
 	// losses counts the times the member lost partitions; joinLosses is its
 	// value when the last JoinGroup was sent. If they differ, that join
@@ -303,9 +296,7 @@ func New(cfg Config) (*Member, error) {
 		cooperative: assignor.ProtocolFor(cfg.Assignors) == assignor.Cooperative,
 		generation:  -1,
 		ownedGen:    -1,
-		owned:       map[tp]int64{},
 		next:        stepJoin,
-		sentAt:      map[uint64]time.Time{},
 	}, nil
 }
 
@@ -342,24 +333,36 @@ func (m *Member) State() State {
 }
 
 // Assignment returns the partitions the member owns, sorted.
-func (m *Member) Assignment() []Partition { return sortedParts(m.owned) }
+func (m *Member) Assignment() []Partition { return slices.Clone(m.owned) }
 
 // Lease returns when the member's ownership ends unless renewed (the zero
 // time before it owns anything).
 func (m *Member) Lease() time.Time { return m.lease }
 
-func sortedParts(set map[tp]int64) []Partition {
-	out := make([]Partition, 0, len(set))
-	for k, tok := range set {
-		out = append(out, Partition{Topic: k.topic, Partition: k.p, Token: tok})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Topic != out[j].Topic {
-			return out[i].Topic < out[j].Topic
+// sentAt is the emission time of a request in flight.
+type sentAt struct {
+	id   uint64
+	time time.Time
+}
+
+// sent records that request id was emitted at now.
+func (m *Member) sent(id uint64, now time.Time) {
+	m.sentAt = append(m.sentAt, sentAt{id, now})
+}
+
+// answered forgets request id and returns when it was emitted, or false if
+// it is not in flight. A member has few requests in flight (its main line,
+// a heartbeat, a probe, and those it stopped waiting for).
+func (m *Member) answered(id uint64) (time.Time, bool) {
+	for i, s := range m.sentAt {
+		if s.id == id {
+			last := len(m.sentAt) - 1
+			m.sentAt[i] = m.sentAt[last]
+			m.sentAt = m.sentAt[:last]
+			return s.time, true
 		}
-		return out[i].Partition < out[j].Partition
-	})
-	return out
+	}
+	return time.Time{}, false
 }
 
 func (m *Member) id() uint64 {
@@ -478,8 +481,8 @@ func (m *Member) lose(now time.Time, out *Output, at time.Time) {
 	if at.After(now) {
 		at = now
 	}
-	out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Lost, Partitions: sortedParts(m.owned), Deadline: at})
-	clear(m.owned)
+	out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Lost, Partitions: m.owned, Deadline: at})
+	m.owned = nil
 	m.ownedGen = -1
 	m.losses++
 }
@@ -531,12 +534,10 @@ func (m *Member) revokeDeadline(now time.Time) time.Time {
 
 // revokeAll revokes every owned partition, then runs then.
 func (m *Member) revokeAll(now time.Time, out *Output, then func(now time.Time, out *Output)) {
-	parts := sortedParts(m.owned)
+	parts := slices.Clone(m.owned)
 	cb := Callback{ID: m.id(), Kind: Revoked, Partitions: parts, Deadline: m.revokeDeadline(now)}
 	m.block(out, cb, func(now time.Time, out *Output) {
-		for _, p := range parts {
-			delete(m.owned, tp{p.Topic, p.Partition})
-		}
+		m.owned = withoutPartitions(m.owned, parts)
 		if then != nil {
 			then(now, out)
 		}
@@ -616,21 +617,19 @@ func (m *Member) send(now time.Time, out *Output, kind step, msg proto.Message, 
 	m.mainReq, m.mainKind = id, kind
 	m.retryAt = time.Time{}
 	out.Requests = append(out.Requests, Request{ID: id, Msg: msg, Timeout: timeout})
-	m.sentAt[id] = now
+	m.sent(id, now)
 }
 
 func (m *Member) joinRequest() *regroupv1.JoinGroupRequest {
 	sub := &regroupv1.Subscription{Topics: m.cfg.Topics, Generation: -1, Rack: m.cfg.Rack}
 	if m.cooperative && len(m.owned) > 0 {
 		sub.Generation = m.ownedGen
-		byTopic := map[string][]int32{}
-		for k := range m.owned {
-			byTopic[k.topic] = append(byTopic[k.topic], k.p)
-		}
-		topics := slices.Sorted(maps.Keys(byTopic))
-		for _, t := range topics {
-			ps := byTopic[t]
-			slices.Sort(ps)
+		for i := 0; i < len(m.owned); {
+			t := m.owned[i].Topic
+			var ps []int32
+			for ; i < len(m.owned) && m.owned[i].Topic == t; i++ {
+				ps = append(ps, m.owned[i].Partition)
+			}
 			sub.OwnedPartitions = append(sub.OwnedPartitions, &regroupv1.TopicPartitions{Topic: t, Partitions: ps})
 		}
 	}
@@ -704,7 +703,7 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 // beat sends one heartbeat held for up to hold.
 func (m *Member) beat(now time.Time, out *Output, hold time.Duration) beat {
 	b := beat{id: m.id(), member: m.memberID, gen: m.generation, sent: now, hold: hold}
-	m.sentAt[b.id] = now
+	m.sent(b.id, now)
 	out.Requests = append(out.Requests, Request{
 		ID: b.id,
 		Msg: &regroupv1.HeartbeatRequest{

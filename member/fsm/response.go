@@ -3,7 +3,6 @@ package fsm
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -18,8 +17,7 @@ import (
 // for are ignored.
 func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error) Output {
 	var out Output
-	sent, ok := m.sentAt[id]
-	delete(m.sentAt, id)
+	sent, ok := m.answered(id)
 	if !ok || m.done {
 		return out
 	}
@@ -172,24 +170,8 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	m.next = 0
 	m.joinResp = nil
 	m.rebalanceDeadline = time.Time{}
-	assigned := map[tp]bool{}
-	for _, t := range resp.GetAssignment().GetPartitions() {
-		for _, p := range t.GetPartitions() {
-			assigned[tp{t.GetTopic(), p}] = true
-		}
-	}
-	var revoked []Partition
-	for _, p := range sortedParts(m.owned) {
-		if !assigned[tp{p.Topic, p.Partition}] {
-			revoked = append(revoked, p)
-		}
-	}
-	added := map[tp]int64{}
-	for k := range assigned {
-		if _, ok := m.owned[k]; !ok {
-			added[k] = resp.GetFencingToken()
-		}
-	}
+	assigned := assignedPartitions(resp.GetAssignment(), resp.GetFencingToken())
+	revoked, added := diffPartitions(m.owned, assigned)
 	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: fmt.Sprintf("generation %d: %d partitions, %d new, %d to revoke", m.generation, len(assigned), len(added), len(revoked))})
 	if m.hb.id == 0 {
 		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
@@ -200,15 +182,13 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		// round can hand it to its new owner.
 		cb := Callback{ID: m.id(), Kind: Revoked, Partitions: revoked, Deadline: m.revokeDeadline(now)}
 		m.block(out, cb, func(now time.Time, out *Output) {
-			for _, p := range revoked {
-				delete(m.owned, tp{p.Topic, p.Partition})
-			}
+			m.owned = withoutPartitions(m.owned, revoked)
 			m.rejoin(now)
 		})
 	}
 	if len(added) > 0 {
-		maps.Copy(m.owned, added)
-		out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Assigned, Partitions: sortedParts(added), Deadline: m.lease})
+		m.owned = withPartitions(m.owned, added)
+		out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Assigned, Partitions: added, Deadline: m.lease})
 	}
 	if len(revoked) == 0 && m.losses != m.joinLosses {
 		// Partitions were lost after the join that reported them: the

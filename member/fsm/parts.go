@@ -1,0 +1,87 @@
+package fsm
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// The member keeps the partitions it owns as a list sorted by topic and
+// partition, without duplicates: a rebalance compares the assignment with
+// it in one merge, and callbacks get sorted lists.
+
+// comparePartitions orders partitions by topic, then partition.
+func comparePartitions(a, b Partition) int {
+	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Partition, b.Partition)
+}
+
+// assignedPartitions returns the partitions of a, sorted and without
+// duplicates, each with token tok.
+func assignedPartitions(a *regroupv1.Assignment, tok int64) []Partition {
+	n := 0
+	for _, t := range a.GetPartitions() {
+		n += len(t.GetPartitions())
+	}
+	out := make([]Partition, 0, n)
+	for _, t := range a.GetPartitions() {
+		for _, p := range t.GetPartitions() {
+			out = append(out, Partition{Topic: t.GetTopic(), Partition: p, Token: tok})
+		}
+	}
+	if !slices.IsSortedFunc(out, comparePartitions) {
+		slices.SortFunc(out, comparePartitions)
+	}
+	return slices.CompactFunc(out, func(a, b Partition) bool { return comparePartitions(a, b) == 0 })
+}
+
+// diffPartitions returns the partitions of a that b lacks and those of b
+// that a lacks; both lists are sorted.
+func diffPartitions(a, b []Partition) (onlyA, onlyB []Partition) {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		c := 0
+		switch {
+		case j == len(b):
+			c = -1
+		case i == len(a):
+			c = 1
+		default:
+			c = comparePartitions(a[i], b[j])
+		}
+		switch {
+		case c < 0:
+			onlyA = append(onlyA, a[i])
+			i++
+		case c > 0:
+			onlyB = append(onlyB, b[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return onlyA, onlyB
+}
+
+// withoutPartitions returns the partitions of a that b lacks (compared by
+// topic and partition, whatever their tokens).
+func withoutPartitions(a, b []Partition) []Partition {
+	onlyA, _ := diffPartitions(a, b)
+	return onlyA
+}
+
+// withPartitions returns a and the partitions of b that a lacks, sorted.
+func withPartitions(a, b []Partition) []Partition {
+	_, add := diffPartitions(a, b)
+	if len(add) == 0 {
+		return a
+	}
+	out := append(slices.Clone(a), add...)
+	slices.SortFunc(out, comparePartitions)
+	return out
+}
