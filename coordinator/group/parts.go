@@ -12,20 +12,58 @@ import (
 // once built, so sets may share slices.
 type parts map[string][]int32
 
+// partsFromProto builds a set from a message's lists. Lists that are
+// already sorted and duplicate-free, one per topic (as members and
+// assignors send them), are shared with the message, which the group keeps
+// and never modifies; others are copied.
 func partsFromProto(tps []*regroupv1.TopicPartitions) parts {
-	p := parts{}
+	p := make(parts, len(tps))
+	dup := false
 	for _, tp := range tps {
 		if len(tp.GetPartitions()) == 0 {
 			continue
 		}
-		p[tp.GetTopic()] = append(p[tp.GetTopic()], tp.GetPartitions()...)
+		_, dup = p[tp.GetTopic()]
+		if dup {
+			break
+		}
+		p[tp.GetTopic()] = tp.GetPartitions()
+	}
+	if dup {
+		return partsFromLists(tps)
 	}
 	for t, ps := range p {
-		ps = slices.Clone(ps)
+		if !strictlyIncreasing(ps) {
+			ps = slices.Clone(ps)
+			slices.Sort(ps)
+			p[t] = slices.Compact(ps)
+		}
+	}
+	return p
+}
+
+// partsFromLists builds a set from lists that may name a topic twice.
+func partsFromLists(tps []*regroupv1.TopicPartitions) parts {
+	p := parts{}
+	for _, tp := range tps {
+		if len(tp.GetPartitions()) > 0 {
+			p[tp.GetTopic()] = append(p[tp.GetTopic()], tp.GetPartitions()...)
+		}
+	}
+	for t, ps := range p {
 		slices.Sort(ps)
 		p[t] = slices.Compact(ps)
 	}
 	return p
+}
+
+func strictlyIncreasing(ps []int32) bool {
+	for i := 1; i < len(ps); i++ {
+		if ps[i] <= ps[i-1] {
+			return false
+		}
+	}
+	return true
 }
 
 func (p parts) toProto() []*regroupv1.TopicPartitions {
@@ -104,7 +142,61 @@ func (p parts) combine(q parts, onlyP, onlyQ, both bool) parts {
 	return out
 }
 
-func (p parts) union(q parts) parts { return p.combine(q, true, true, true) }
+// subset reports whether every partition of p is in q.
+func (p parts) subset(q parts) bool {
+	for t, ps := range p {
+		if !containsAll(q[t], ps) {
+			return false
+		}
+	}
+	return true
+}
+
+// containsAll reports whether sorted list a contains every element of
+// sorted list b.
+func containsAll(a, b []int32) bool {
+	if len(b) > len(a) {
+		return false
+	}
+	i := 0
+	for _, x := range b {
+		for i < len(a) && a[i] < x {
+			i++
+		}
+		if i == len(a) || a[i] != x {
+			return false
+		}
+		i++
+	}
+	return true
+}
+
+// shareAny reports whether sorted lists a and b have an element in common.
+func shareAny(a, b []int32) bool {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case b[j] < a[i]:
+			j++
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// union returns p and q; p or q itself when it contains the other.
+func (p parts) union(q parts) parts {
+	switch {
+	case q.subset(p):
+		return p
+	case p.subset(q):
+		return q
+	}
+	return p.combine(q, true, true, true)
+}
 
 func (p parts) equal(q parts) bool {
 	if len(p) != len(q) {
@@ -117,5 +209,31 @@ func (p parts) equal(q parts) bool {
 	}
 	return true
 }
-func (p parts) intersect(q parts) parts { return p.combine(q, false, false, true) }
-func (p parts) minus(q parts) parts     { return p.combine(q, true, false, false) }
+
+// intersect returns the partitions in both p and q; p itself when q
+// contains it.
+func (p parts) intersect(q parts) parts {
+	if p.subset(q) {
+		return p
+	}
+	return p.combine(q, false, false, true)
+}
+
+// minus returns the partitions of p not in q; p itself when they share
+// none.
+func (p parts) minus(q parts) parts {
+	if p.disjoint(q) {
+		return p
+	}
+	return p.combine(q, true, false, false)
+}
+
+// disjoint reports whether p and q share no partition.
+func (p parts) disjoint(q parts) bool {
+	for t, ps := range p {
+		if shareAny(ps, q[t]) {
+			return false
+		}
+	}
+	return true
+}

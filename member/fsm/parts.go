@@ -39,6 +39,52 @@ func assignedPartitions(a *regroupv1.Assignment, tok int64) []Partition {
 	return slices.CompactFunc(out, func(a, b Partition) bool { return comparePartitions(a, b) == 0 })
 }
 
+// diffAssignment returns the partitions of owned that assignment a lacks,
+// those of a (with token tok) that owned lacks, and the number of distinct
+// partitions in a. An assignment sorted by topic and partition, as the
+// coordinator sends it, is compared as it is; another is sorted first.
+func diffAssignment(owned []Partition, a *regroupv1.Assignment, tok int64) (revoked, added []Partition, n int) {
+	if !sortedAssignment(a) {
+		assigned := assignedPartitions(a, tok)
+		revoked, added = diffPartitions(owned, assigned)
+		return revoked, added, len(assigned)
+	}
+	i := 0
+	for _, t := range a.GetPartitions() {
+		for _, p := range t.GetPartitions() {
+			x := Partition{Topic: t.GetTopic(), Partition: p, Token: tok}
+			n++
+			for i < len(owned) && comparePartitions(owned[i], x) < 0 {
+				revoked = append(revoked, owned[i])
+				i++
+			}
+			if i < len(owned) && comparePartitions(owned[i], x) == 0 {
+				i++
+				continue
+			}
+			added = append(added, x)
+		}
+	}
+	return append(revoked, owned[i:]...), added, n
+}
+
+// sortedAssignment reports whether a lists its partitions in increasing
+// order of topic and partition, each once.
+func sortedAssignment(a *regroupv1.Assignment) bool {
+	var prev Partition
+	first := true
+	for _, t := range a.GetPartitions() {
+		for _, p := range t.GetPartitions() {
+			x := Partition{Topic: t.GetTopic(), Partition: p}
+			if !first && comparePartitions(prev, x) >= 0 {
+				return false
+			}
+			prev, first = x, false
+		}
+	}
+	return true
+}
+
 // diffPartitions returns the partitions of a that b lacks and those of b
 // that a lacks; both lists are sorted.
 func diffPartitions(a, b []Partition) (onlyA, onlyB []Partition) {

@@ -170,9 +170,8 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	m.next = 0
 	m.joinResp = nil
 	m.rebalanceDeadline = time.Time{}
-	assigned := assignedPartitions(resp.GetAssignment(), resp.GetFencingToken())
-	revoked, added := diffPartitions(m.owned, assigned)
-	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: fmt.Sprintf("generation %d: %d partitions, %d new, %d to revoke", m.generation, len(assigned), len(added), len(revoked))})
+	revoked, added, assigned := diffAssignment(m.owned, resp.GetAssignment(), resp.GetFencingToken())
+	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: fmt.Sprintf("generation %d: %d partitions, %d new, %d to revoke", m.generation, assigned, len(added), len(revoked))})
 	if m.hb.id == 0 {
 		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
 	}
