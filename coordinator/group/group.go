@@ -345,8 +345,11 @@ func (g *Group) reportOwned(m *member, r *regroupv1.JoinGroupRequest) int {
 		return 0
 	}
 	g.held = nil
-	reported := partsFromProto(r.GetProtocols()[0].GetSubscription().GetOwnedPartitions())
-	kept := m.owned.intersect(reported)
+	lists := r.GetProtocols()[0].GetSubscription().GetOwnedPartitions()
+	if m.owned.coveredBy(lists) {
+		return 0
+	}
+	kept := m.owned.intersect(partsFromProto(lists))
 	released := m.owned.count() - kept.count()
 	m.owned = kept
 	return released

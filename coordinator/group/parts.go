@@ -152,6 +152,25 @@ func (p parts) subset(q parts) bool {
 	return true
 }
 
+// coveredBy reports whether lists name every partition of p. It may
+// report false when they do, if they are not sorted or name a topic twice:
+// it only spares building the set of lists when they cover p.
+func (p parts) coveredBy(lists []*regroupv1.TopicPartitions) bool {
+	covered := 0
+	for i, tp := range lists {
+		ps, ok := p[tp.GetTopic()]
+		if !ok {
+			continue
+		}
+		twice := slices.ContainsFunc(lists[:i], func(o *regroupv1.TopicPartitions) bool { return o.GetTopic() == tp.GetTopic() })
+		if twice || !strictlyIncreasing(tp.GetPartitions()) || !containsAll(tp.GetPartitions(), ps) {
+			return false
+		}
+		covered++
+	}
+	return covered == len(p)
+}
+
 // containsAll reports whether sorted list a contains every element of
 // sorted list b.
 func containsAll(a, b []int32) bool {

@@ -9,10 +9,10 @@ import (
 
 // TestPartsShortcuts checks that union, intersect and minus, which return
 // an operand when it is the answer, agree with the plain merge (combine),
-// and that partsFromProto sorts and deduplicates what it does not share.
+// that coveredBy implies subset, and that partsFromProto sorts and deduplicates what it does not share.
 func TestPartsShortcuts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	random := func() parts {
+	random := func() (parts, []*regroupv1.TopicPartitions) {
 		var tps []*regroupv1.TopicPartitions
 		for _, topic := range []string{"a", "b", "c"} {
 			if rng.IntN(3) == 0 {
@@ -33,10 +33,14 @@ func TestPartsShortcuts(t *testing.T) {
 				t.Fatalf("partsFromProto gave %s: %v", topic, ps)
 			}
 		}
-		return p
+		return p, tps
 	}
 	for range 5000 {
-		p, q := random(), random()
+		p, _ := random()
+		q, lists := random()
+		if got, want := p.coveredBy(lists), p.subset(q); got && !want {
+			t.Fatalf("%v coveredBy %v, but is not a subset", p, lists)
+		}
 		if r, want := p.union(q), p.combine(q, true, true, true); !r.equal(want) {
 			t.Fatalf("%v union %v = %v, want %v", p, q, r, want)
 		}

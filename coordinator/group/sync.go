@@ -114,17 +114,19 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 			if !g.subscribes(m, t) {
 				return refuse(t, -1, []string{m.id}, "topic %q given to %s, which does not subscribe to it", t, m.id)
 			}
-			if owner[t] == nil {
-				owner[t] = make([]string, n)
+			owners := owner[t]
+			if owners == nil {
+				owners = make([]string, n)
+				owner[t] = owners
 			}
 			for _, p := range tp.GetPartitions() {
 				if p >= n {
 					return refuse(t, p, []string{m.id}, "partition %s/%d given to %s does not exist (the topic has %d)", t, p, m.id, n)
 				}
-				if prev := owner[t][p]; prev != "" {
+				if prev := owners[p]; prev != "" {
 					return refuse(t, p, []string{prev, m.id}, "partition %s/%d given to both %s and %s", t, p, prev, m.id)
 				}
-				owner[t][p] = m.id
+				owners[p] = m.id
 			}
 		}
 	}
@@ -133,8 +135,9 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 			continue
 		}
 		for _, t := range y.owned.topics() {
+			owners := owner[t]
 			for _, p := range y.owned[t] {
-				if o := ownerOf(owner, t, p); o != "" && o != y.id {
+				if o := ownerAt(owners, p); o != "" && o != y.id {
 					return refuse(t, p, []string{o, y.id},
 						"partition %s/%d given to %s while %s still owns it (cooperative rule: revoke first, reassign in the next round)", t, p, o, y.id)
 				}
@@ -144,9 +147,10 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 	return nil
 }
 
-func ownerOf(owner map[string][]string, t string, p int32) string {
-	if int(p) < len(owner[t]) {
-		return owner[t][p]
+// ownerAt returns owners[p], or "" if p is out of range.
+func ownerAt(owners []string, p int32) string {
+	if int(p) < len(owners) {
+		return owners[p]
 	}
 	return ""
 }
@@ -230,12 +234,14 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 	note := func(owner string, ps parts) {
 		for t, list := range ps {
 			n := g.seen[t]
-			if prev[t] == nil && n > 0 {
-				prev[t] = make([]string, n)
+			owners := prev[t]
+			if owners == nil && n > 0 {
+				owners = make([]string, n)
+				prev[t] = owners
 			}
 			for _, p := range list {
 				if p < n {
-					prev[t][p] = owner
+					owners[p] = owner
 				}
 			}
 		}
@@ -251,14 +257,18 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 	}
 	assigned := map[string][]bool{}
 	for _, m := range g.order {
+		key := m.key()
 		for _, tp := range plan[m.id].GetPartitions() {
 			t := tp.GetTopic()
-			if assigned[t] == nil {
-				assigned[t] = make([]bool, g.seen[t])
+			done := assigned[t]
+			if done == nil {
+				done = make([]bool, g.seen[t])
+				assigned[t] = done
 			}
+			owners := prev[t]
 			for _, p := range tp.GetPartitions() {
-				assigned[t][p] = true
-				if o := ownerOf(prev, t, p); o != "" && o != m.key() {
+				done[p] = true
+				if o := ownerAt(owners, p); o != "" && o != key {
 					moved++
 				}
 			}
@@ -267,12 +277,13 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 	transit := map[string]parts{}
 	unassigned = parts{}
 	for t, n := range g.seen {
+		done, owners := assigned[t], prev[t]
 		for p := range n {
-			if int(p) < len(assigned[t]) && assigned[t][p] {
+			if int(p) < len(done) && done[p] {
 				continue
 			}
 			unassigned[t] = append(unassigned[t], p)
-			if o := ownerOf(prev, t, p); o != "" {
+			if o := ownerAt(owners, p); o != "" {
 				if transit[o] == nil {
 					transit[o] = parts{}
 				}
