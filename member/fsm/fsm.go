@@ -626,8 +626,12 @@ func (m *Member) joinRequest() *regroupv1.JoinGroupRequest {
 		sub.Generation = m.ownedGen
 		for i := 0; i < len(m.owned); {
 			t := m.owned[i].Topic
-			var ps []int32
-			for ; i < len(m.owned) && m.owned[i].Topic == t; i++ {
+			end := i + 1
+			for end < len(m.owned) && m.owned[end].Topic == t {
+				end++
+			}
+			ps := make([]int32, 0, end-i)
+			for ; i < end; i++ {
 				ps = append(ps, m.owned[i].Partition)
 			}
 			sub.OwnedPartitions = append(sub.OwnedPartitions, &regroupv1.TopicPartitions{Topic: t, Partitions: ps})
@@ -640,6 +644,7 @@ func (m *Member) joinRequest() *regroupv1.JoinGroupRequest {
 		ClientId:           m.cfg.ClientID,
 		SessionTimeoutMs:   m.cfg.SessionTimeout.Milliseconds(),
 		RebalanceTimeoutMs: m.cfg.RebalanceTimeout.Milliseconds(),
+		Protocols:          make([]*regroupv1.Protocol, 0, len(m.cfg.Assignors)),
 	}
 	for _, a := range m.cfg.Assignors {
 		req.Protocols = append(req.Protocols, &regroupv1.Protocol{Name: a.Name(), Subscription: sub})

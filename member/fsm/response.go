@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -133,7 +134,9 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 	if m.leader {
 		role = "the leader"
 	}
-	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: fmt.Sprintf("joined generation %d as %s with protocol %s", m.generation, role, m.protocol)})
+	// (Concatenated rather than formatted: every join of every member
+	// builds it.)
+	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: "joined generation " + itoa(m.generation) + " as " + role + " with protocol " + m.protocol})
 	if m.hb.id == 0 {
 		m.hbAt = now
 	}
@@ -171,7 +174,8 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	m.joinResp = nil
 	m.rebalanceDeadline = time.Time{}
 	revoked, added, assigned := diffAssignment(m.owned, resp.GetAssignment(), resp.GetFencingToken())
-	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: fmt.Sprintf("generation %d: %d partitions, %d new, %d to revoke", m.generation, assigned, len(added), len(revoked))})
+	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: "generation " + itoa(m.generation) + ": " + itoa(assigned) + " partitions, " +
+		itoa(len(added)) + " new, " + itoa(len(revoked)) + " to revoke"})
 	if m.hb.id == 0 {
 		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
 	}
@@ -196,6 +200,8 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		m.rejoin(now)
 	}
 }
+
+func itoa[T int | int32](n T) string { return strconv.FormatInt(int64(n), 10) }
 
 // onHeartbeat handles the answer to heartbeat b: the one in flight (main)
 // or a probe.
