@@ -42,9 +42,7 @@ type event struct {
 }
 
 // queue is a min-heap of events by (at, seq). The heap holds small
-// entries, four children to a node (a shallower heap than a binary one:
-// fewer cache lines touched per pop); the events live in a slab whose slots
-// are reused.
+// entries; the events live in a slab whose slots are reused.
 type queue struct {
 	heap []entry
 	slab []event
@@ -56,9 +54,6 @@ type entry struct {
 	seq  uint64
 	slot int32
 }
-
-// arity is the number of children of a heap node.
-const arity = 4
 
 func (q *queue) len() int { return len(q.heap) }
 
@@ -76,17 +71,15 @@ func (q *queue) push(e event) {
 		q.slab = append(q.slab, e)
 	}
 	h := append(q.heap, entry{at: e.at, seq: e.seq, slot: slot})
-	x := h[len(h)-1]
 	i := len(h) - 1
 	for i > 0 {
-		p := (i - 1) / arity
-		if !less(x, h[p]) {
+		p := (i - 1) / 2
+		if !less(h[i], h[p]) {
 			break
 		}
-		h[i] = h[p]
+		h[i], h[p] = h[p], h[i]
 		i = p
 	}
-	h[i] = x
 	q.heap = h
 }
 
@@ -98,40 +91,29 @@ func (q *queue) pop() event {
 	h := q.heap
 	top := h[0]
 	n := len(h) - 1
-	x := h[n]
+	h[0] = h[n]
 	h = h[:n]
-	if n > 0 {
-		q.siftDown(h, x)
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && less(h[r], h[l]) {
+			m = r
+		}
+		if !less(h[m], h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
 	}
 	q.heap = h
 	e := q.slab[top.slot]
 	q.slab[top.slot] = event{}
 	q.free = append(q.free, top.slot)
 	return e
-}
-
-// siftDown places x, which replaces the root of h, where it belongs.
-func (q *queue) siftDown(h []entry, x entry) {
-	n := len(h)
-	i := 0
-	for {
-		c := arity*i + 1
-		if c >= n {
-			break
-		}
-		m := c
-		for k := c + 1; k < min(c+arity, n); k++ {
-			if less(h[k], h[m]) {
-				m = k
-			}
-		}
-		if !less(h[m], x) {
-			break
-		}
-		h[i] = h[m]
-		i = m
-	}
-	h[i] = x
 }
 
 // at schedules e at time t (never before now).
