@@ -241,10 +241,13 @@ type Member struct {
 	done      bool
 	stopAfter bool // the stop's revocation was emitted
 
-	// A callback that must end before the main line continues.
+	// A revocation that must end before the main line continues: when it
+	// does (or its deadline passes), its partitions are no longer owned,
+	// and with rejoinAfter the member rejoins.
 	blocking         uint64
 	blockingDeadline time.Time
-	afterBlocking    func(now time.Time, out *Output)
+	blockingParts    []Partition
+	rejoinAfter      bool
 
 	// Heartbeats: one in flight (hb), which the coordinator may hold, plus a
 	// probe when hb's answer is overdue.
@@ -403,7 +406,7 @@ func (m *Member) CallbackDone(now time.Time, id uint64) Output {
 	var out Output
 	m.expire(now, &out)
 	if id == m.blocking {
-		m.unblock(now, &out)
+		m.unblock(now)
 	}
 	m.advance(now, &out)
 	return out
@@ -424,7 +427,7 @@ func (m *Member) Tick(now time.Time) Output {
 // lost at the lease's end).
 func (m *Member) expire(now time.Time, out *Output) {
 	if m.blocking != 0 && !now.Before(m.blockingDeadline) {
-		m.unblock(now, out)
+		m.unblock(now)
 	}
 	m.checkLease(now, out)
 }
@@ -504,18 +507,22 @@ func (m *Member) rejoin(now time.Time) {
 	}
 }
 
-// block holds the main line until callback cb ends or its deadline passes,
-// then runs then.
-func (m *Member) block(out *Output, cb Callback, then func(now time.Time, out *Output)) {
+// block holds the main line until revocation cb ends or its deadline
+// passes; then the member rejoins if rejoin is set.
+func (m *Member) block(out *Output, cb Callback, rejoin bool) {
 	out.Callbacks = append(out.Callbacks, cb)
-	m.blocking, m.blockingDeadline, m.afterBlocking = cb.ID, cb.Deadline, then
+	m.blocking, m.blockingDeadline = cb.ID, cb.Deadline
+	m.blockingParts, m.rejoinAfter = cb.Partitions, rejoin
 }
 
-func (m *Member) unblock(now time.Time, out *Output) {
-	then := m.afterBlocking
-	m.blocking, m.blockingDeadline, m.afterBlocking = 0, time.Time{}, nil
-	if then != nil {
-		then(now, out)
+// unblock ends the blocking revocation: its partitions are given up.
+func (m *Member) unblock(now time.Time) {
+	parts, rejoin := m.blockingParts, m.rejoinAfter
+	m.blocking, m.blockingDeadline = 0, time.Time{}
+	m.blockingParts, m.rejoinAfter = nil, false
+	m.owned = withoutPartitions(m.owned, parts)
+	if rejoin {
+		m.rejoin(now)
 	}
 }
 
@@ -532,16 +539,10 @@ func (m *Member) revokeDeadline(now time.Time) time.Time {
 	return d
 }
 
-// revokeAll revokes every owned partition, then runs then.
-func (m *Member) revokeAll(now time.Time, out *Output, then func(now time.Time, out *Output)) {
-	parts := slices.Clone(m.owned)
-	cb := Callback{ID: m.id(), Kind: Revoked, Partitions: parts, Deadline: m.revokeDeadline(now)}
-	m.block(out, cb, func(now time.Time, out *Output) {
-		m.owned = withoutPartitions(m.owned, parts)
-		if then != nil {
-			then(now, out)
-		}
-	})
+// revokeAll revokes every owned partition.
+func (m *Member) revokeAll(now time.Time, out *Output) {
+	cb := Callback{ID: m.id(), Kind: Revoked, Partitions: slices.Clone(m.owned), Deadline: m.revokeDeadline(now)}
+	m.block(out, cb, false)
 }
 
 // advance sends what the main line and the heartbeat need next.
@@ -565,7 +566,7 @@ func (m *Member) advanceMain(now time.Time, out *Output) {
 	case stepJoin:
 		if !m.cooperative && len(m.owned) > 0 {
 			// Eager: revoke everything before rejoining.
-			m.revokeAll(now, out, nil)
+			m.revokeAll(now, out)
 			return
 		}
 		m.joinLosses = m.losses
@@ -584,7 +585,7 @@ func (m *Member) advanceStop(now time.Time, out *Output) {
 	if !m.stopAfter {
 		m.stopAfter = true
 		if len(m.owned) > 0 {
-			m.revokeAll(now, out, nil)
+			m.revokeAll(now, out)
 			return
 		}
 	}
@@ -768,10 +769,20 @@ func retriable(err error) bool {
 	return false
 }
 
+// asError returns the *regroup.Error in err's chain, or nil.
+func asError(err error) *regroup.Error {
+	if e, ok := err.(*regroup.Error); ok {
+		return e // the usual case, without errors.As's allocation
+	}
+	var e *regroup.Error
+	errors.As(err, &e)
+	return e
+}
+
 // rebalanceNotice records the deadline a REBALANCE_IN_PROGRESS announced.
 func (m *Member) rebalanceNotice(sent time.Time, err error) {
-	var e *regroup.Error
-	if !errors.As(err, &e) {
+	e := asError(err)
+	if e == nil {
 		return
 	}
 	ms, perr := strconv.ParseInt(e.Metadata[regroup.MetaRebalanceTimeoutMs], 10, 64)

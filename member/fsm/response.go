@@ -96,8 +96,7 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 		}
 		switch {
 		case errors.Is(err, regroup.ErrMemberIDRequired):
-			var e *regroup.Error
-			errors.As(err, &e)
+			e := asError(err)
 			m.memberID = e.Metadata[regroup.MetaMemberID]
 			m.failures = 0
 		case errors.Is(err, regroup.ErrUnknownMemberID):
@@ -184,10 +183,7 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		// Cooperative: give up what moved, then rejoin so that the next
 		// round can hand it to its new owner.
 		cb := Callback{ID: m.id(), Kind: Revoked, Partitions: revoked, Deadline: m.revokeDeadline(now)}
-		m.block(out, cb, func(now time.Time, out *Output) {
-			m.owned = withoutPartitions(m.owned, revoked)
-			m.rejoin(now)
-		})
+		m.block(out, cb, true)
 	}
 	if len(added) > 0 {
 		m.owned = withPartitions(m.owned, added)
