@@ -36,6 +36,7 @@ type coordinator struct {
 	ids        []string // actors' group ids, sorted
 	tombstones map[string]*storev1.GroupRecord
 	waiters    map[group.ReqID]*waiter
+	spare      []*waiter // retired waiters, for reuse
 	nextReq    group.ReqID
 	idsrc      *idSource
 }
@@ -51,13 +52,16 @@ type actorState struct {
 }
 
 // waiter is a request waiting for its reply. A held heartbeat's reply
-// waits in held until its time, unless a later reply replaces it.
+// waits in held until its time, unless a later reply replaces it. Waiters
+// are reused (see retire); holdTok only grows, so that an evHold event of a
+// waiter's earlier use never matches.
 type waiter struct {
 	req      group.ReqID
 	proc     *process
 	id       uint64 // the member's request id
 	deadline int64  // the caller's deadline: replies after it are dropped
-	held     *group.Reply
+	holding  bool   // held is a held reply
+	held     proto.Message
 	holdTok  uint64
 }
 
@@ -141,7 +145,7 @@ func (c *coordinator) receive(p *process, id uint64, msg proto.Message, timeout 
 	}
 	c.nextReq++
 	req := c.nextReq
-	c.waiters[req] = &waiter{req: req, proc: p, id: id, deadline: c.s.now + timeout}
+	c.waiters[req] = c.newWaiter(req, p, id, c.s.now+timeout)
 	now := c.s.clock()
 	var out group.Output
 	switch r := msg.(type) {
@@ -237,31 +241,51 @@ func (c *coordinator) deliver(r group.Reply) {
 		return // already answered (a held reply went out), or the caller left
 	}
 	if c.s.now > w.deadline {
-		delete(c.waiters, r.Req)
+		c.retire(w)
 		return // the caller's deadline passed: gRPC dropped the call
 	}
-	w.held = nil
+	w.holding, w.held = false, nil
 	w.holdTok++
 	if !r.HoldUntil.IsZero() {
-		held := group.Reply{Req: r.Req, Msg: r.Msg}
-		w.held = &held
+		w.holding, w.held = true, r.Msg
 		c.s.at(int64(r.HoldUntil.Sub(epoch)), event{kind: evHold, w: w, tok: w.holdTok})
 		return
 	}
-	delete(c.waiters, r.Req)
-	c.s.sendReply(w.proc, w.id, r.Msg, r.Err)
+	proc, id := w.proc, w.id
+	c.retire(w)
+	c.s.sendReply(proc, id, r.Msg, r.Err)
+}
+
+// newWaiter returns a waiter for request req, reusing a retired one.
+func (c *coordinator) newWaiter(req group.ReqID, p *process, id uint64, deadline int64) *waiter {
+	w := &waiter{}
+	if n := len(c.spare); n > 0 {
+		w = c.spare[n-1]
+		c.spare = c.spare[:n-1]
+	}
+	w.req, w.proc, w.id, w.deadline = req, p, id, deadline
+	return w
+}
+
+// retire forgets w, which no reply will use any more, and keeps it for
+// reuse; its hold events, if any, will not match it again.
+func (c *coordinator) retire(w *waiter) {
+	delete(c.waiters, w.req)
+	w.holdTok++
+	w.proc, w.holding, w.held = nil, false, nil
+	c.spare = append(c.spare, w)
 }
 
 // hold sends a held reply whose time has come, unless it was replaced.
 func (c *coordinator) hold(w *waiter, tok uint64) {
-	if w.held == nil || w.holdTok != tok || c.waiters[w.req] != w {
+	if !w.holding || w.holdTok != tok || c.waiters[w.req] != w {
 		return
 	}
-	delete(c.waiters, w.req)
-	if c.s.now > w.deadline {
-		return
+	proc, id, msg, late := w.proc, w.id, w.held, c.s.now > w.deadline
+	c.retire(w)
+	if !late {
+		c.s.sendReply(proc, id, msg, nil)
 	}
-	c.s.sendReply(w.proc, w.id, w.held.Msg, nil)
 }
 
 // arm makes sure the group's timer fires no later than its next
@@ -320,10 +344,10 @@ func (c *coordinator) failover(gap int64) {
 	reqs := slices.Sorted(maps.Keys(c.waiters))
 	for _, req := range reqs {
 		w := c.waiters[req]
-		delete(c.waiters, req)
-		w.holdTok++
-		if c.s.now <= w.deadline {
-			c.s.sendReply(w.proc, w.id, nil, err)
+		proc, id, late := w.proc, w.id, c.s.now > w.deadline
+		c.retire(w)
+		if !late {
+			c.s.sendReply(proc, id, nil, err)
 		}
 	}
 	c.actors, c.ids, c.tombstones = map[string]*actorState{}, nil, map[string]*storev1.GroupRecord{}
