@@ -109,6 +109,7 @@ type member struct {
 	leaseUntil      time.Time // until when it may believe it owns owned
 	deliverAt       time.Time // parked SyncGroup waits for holds until then
 	waitListed      bool      // in the group's waiting list
+	removed         bool      // no longer a member (removed or replaced)
 
 	assignment    *regroupv1.Assignment // current assignment (delivered or not)
 	assigned      parts                 // assignment's partitions
@@ -384,6 +385,7 @@ func (g *Group) remove(now time.Time, out *Output, m *member, why string, gracef
 		g.departed = append(g.departed, ownerParts{owner: m.key(), parts: m.assigned})
 	}
 	delete(g.members, m.id)
+	m.removed = true
 	g.uncount(m)
 	i := slices.Index(g.order, m)
 	g.order = slices.Delete(g.order, i, i+1)

@@ -239,6 +239,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 	n.token = token(g.generation, g.replacements)
 	g.order[slices.Index(g.order, old)] = n
 	delete(g.members, old.id)
+	old.removed = true
 	g.members[n.id] = n
 	g.instances[n.instanceID] = n
 	if g.leader == old.id {
@@ -338,8 +339,12 @@ func errRebalancing(g *Group, now time.Time) error {
 		deadline = g.delayDeadline.Add(g.delayBudget)
 	}
 	left := max(deadline.Sub(now), 0)
-	return regroup.Errorf(regroup.CodeRebalanceInProgress, "group %q is rebalancing: rejoin within %v", g.id, left).
-		With(regroup.MetaRebalanceTimeoutMs, strconv.FormatInt(ms(left), 10))
+	// Built without fmt: every heartbeat during a rebalance gets one.
+	return &regroup.Error{
+		Code:     regroup.CodeRebalanceInProgress,
+		Message:  "group " + strconv.Quote(g.id) + " is rebalancing: rejoin within " + left.String(),
+		Metadata: map[string]string{regroup.MetaRebalanceTimeoutMs: strconv.FormatInt(ms(left), 10)},
+	}
 }
 
 // allJoined reports whether the join barrier is complete: every member has

@@ -39,7 +39,18 @@ func nameOK(s string, required bool) bool {
 	if s == "" {
 		return !required
 	}
-	return len(s) <= MaxIDLength && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+	if len(s) > MaxIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf {
+			// Not ASCII: the general check.
+			return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+		} else if c < 0x20 || c == 0x7f {
+			return false // an ASCII control character
+		}
+	}
+	return true
 }
 
 // nameError is checkName's error for a name nameOK refuses.
