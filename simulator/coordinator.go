@@ -258,10 +258,12 @@ func (c *coordinator) deliver(r group.Reply) {
 
 // newWaiter returns a waiter for request req, reusing a retired one.
 func (c *coordinator) newWaiter(req group.ReqID, p *process, id uint64, deadline int64) *waiter {
-	w := &waiter{}
+	var w *waiter
 	if n := len(c.spare); n > 0 {
 		w = c.spare[n-1]
 		c.spare = c.spare[:n-1]
+	} else {
+		w = &waiter{}
 	}
 	w.req, w.proc, w.id, w.deadline = req, p, id, deadline
 	return w
