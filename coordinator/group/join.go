@@ -429,6 +429,7 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 	g.reb.Members = ids
 	g.reb.JoinCompleted = timestamppb.New(now)
 	out.Persist = true
+	out.Replies = slices.Grow(out.Replies, len(g.order))
 	for _, m := range g.order {
 		if m.joinReq != 0 {
 			out.reply(m.joinReq, g.joinResponse(now, m))
@@ -457,7 +458,9 @@ func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupRespo
 	}
 	sorted := slices.Clone(g.order)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].id < sorted[j].id })
-	for _, o := range sorted {
+	resp.Members = make([]*regroupv1.JoinGroupMember, 0, len(sorted))
+	entries := make([]regroupv1.JoinGroupMember, len(sorted)) // one allocation for all
+	for i, o := range sorted {
 		sub := g.subscription(o)
 		if len(sub.GetOwnedPartitions()) == 0 && o.assigned.count() > 0 {
 			// Present a member that reports nothing (an eager member, or a
@@ -467,12 +470,9 @@ func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupRespo
 			sub.OwnedPartitions = o.assigned.toProto()
 			sub.Generation = o.assignmentGen
 		}
-		resp.Members = append(resp.Members, &regroupv1.JoinGroupMember{
-			MemberId:        o.id,
-			GroupInstanceId: o.instanceID,
-			ClientId:        o.clientID,
-			Subscription:    sub,
-		})
+		e := &entries[i]
+		e.MemberId, e.GroupInstanceId, e.ClientId, e.Subscription = o.id, o.instanceID, o.clientID, sub
+		resp.Members = append(resp.Members, e)
 	}
 	resp.Topics = topicList(g.seen)
 	return resp

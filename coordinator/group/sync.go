@@ -164,13 +164,12 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	}
 	moved, unassigned := g.countMoves(byMember)
 	unowned := unassigned.count()
-	for _, m := range g.order {
+	stored := make([]regroupv1.Assignment, len(g.order)) // one allocation for all
+	for i, m := range g.order {
 		a := byMember[m.id]
-		if a == nil {
-			a = &regroupv1.Assignment{}
-		}
 		m.assigned = partsFromProto(a.GetPartitions())
-		m.assignment = &regroupv1.Assignment{Partitions: m.assigned.toProto(), UserData: a.GetUserData()}
+		stored[i].Partitions, stored[i].UserData = m.assigned.toProto(), a.GetUserData()
+		m.assignment = &stored[i]
 		m.assignmentGen = g.generation
 	}
 	g.held = nil
@@ -179,6 +178,7 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	out.Persist = true
 	g.finishRebalance(now, out, moved, unowned)
 	held := g.heldIndex(now)
+	out.Replies = slices.Grow(out.Replies, len(g.order))
 	for _, m := range g.order {
 		if m.syncReq != 0 {
 			g.deliver(now, out, m, held)
@@ -383,7 +383,7 @@ func (g *Group) heldIndex(now time.Time) heldIndex {
 		add(h.partitions, h.until)
 	}
 	for _, y := range g.order {
-		if y.owned.count() > 0 {
+		if y.owned.count() > 0 && !y.owned.subset(y.assigned) {
 			add(y.owned.minus(y.assigned), y.leaseUntil)
 		}
 	}
