@@ -34,8 +34,11 @@ func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatReques
 		out.fail(req, regroup.Errorf(regroup.CodeIllegalGeneration, "generation %d is not the group's generation %d", r.GetGeneration(), g.generation))
 		return out
 	}
+	// One empty answer serves both the held heartbeat and this one.
+	ok := &regroupv1.HeartbeatResponse{}
 	if m.hbReq != 0 {
-		out.reply(m.hbReq, &regroupv1.HeartbeatResponse{})
+		out.Replies = make([]Reply, 0, 2)
+		out.reply(m.hbReq, ok)
 		m.hbReq = 0
 	}
 	g.refresh(now, m)
@@ -45,11 +48,11 @@ func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatReques
 	}
 	hold := min(time.Duration(r.GetHoldMs())*time.Millisecond, m.sessionTimeout/3)
 	if hold <= 0 {
-		out.reply(req, &regroupv1.HeartbeatResponse{})
+		out.reply(req, ok)
 		return out
 	}
 	m.hbReq = req
-	out.Replies = append(out.Replies, Reply{Req: req, Msg: &regroupv1.HeartbeatResponse{}, HoldUntil: now.Add(hold)})
+	out.Replies = append(out.Replies, Reply{Req: req, Msg: ok, HoldUntil: now.Add(hold)})
 	return out
 }
 

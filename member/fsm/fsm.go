@@ -622,35 +622,62 @@ func (m *Member) send(now time.Time, out *Output, kind step, msg proto.Message, 
 }
 
 func (m *Member) joinRequest() *regroupv1.JoinGroupRequest {
-	sub := &regroupv1.Subscription{Topics: m.cfg.Topics, Generation: -1, Rack: m.cfg.Rack}
+	// The messages of a join live in one block: every member rejoins on
+	// every rebalance.
+	b := &joinBlock{}
+	sub := &b.sub
+	sub.Topics, sub.Generation, sub.Rack = m.cfg.Topics, -1, m.cfg.Rack
 	if m.cooperative && len(m.owned) > 0 {
 		sub.Generation = m.ownedGen
-		for i := 0; i < len(m.owned); {
-			t := m.owned[i].Topic
-			end := i + 1
-			for end < len(m.owned) && m.owned[end].Topic == t {
-				end++
-			}
-			ps := make([]int32, 0, end-i)
-			for ; i < end; i++ {
-				ps = append(ps, m.owned[i].Partition)
-			}
-			sub.OwnedPartitions = append(sub.OwnedPartitions, &regroupv1.TopicPartitions{Topic: t, Partitions: ps})
+		sub.OwnedPartitions = m.ownedLists(&b.list, b.lists[:0])
+	}
+	req := &b.req
+	req.GroupId, req.MemberId, req.GroupInstanceId, req.ClientId = m.cfg.GroupID, m.memberID, m.cfg.InstanceID, m.cfg.ClientID
+	req.SessionTimeoutMs, req.RebalanceTimeoutMs = m.cfg.SessionTimeout.Milliseconds(), m.cfg.RebalanceTimeout.Milliseconds()
+	req.Protocols = b.protocols[:0]
+	for i, a := range m.cfg.Assignors {
+		p := &b.protocol
+		if i > 0 {
+			p = &regroupv1.Protocol{}
 		}
-	}
-	req := &regroupv1.JoinGroupRequest{
-		GroupId:            m.cfg.GroupID,
-		MemberId:           m.memberID,
-		GroupInstanceId:    m.cfg.InstanceID,
-		ClientId:           m.cfg.ClientID,
-		SessionTimeoutMs:   m.cfg.SessionTimeout.Milliseconds(),
-		RebalanceTimeoutMs: m.cfg.RebalanceTimeout.Milliseconds(),
-		Protocols:          make([]*regroupv1.Protocol, 0, len(m.cfg.Assignors)),
-	}
-	for _, a := range m.cfg.Assignors {
-		req.Protocols = append(req.Protocols, &regroupv1.Protocol{Name: a.Name(), Subscription: sub})
+		p.Name, p.Subscription = a.Name(), sub
+		req.Protocols = append(req.Protocols, p)
 	}
 	return req
+}
+
+// ownedLists appends what the member owns to lists, one list per topic;
+// first is used for the first one.
+func (m *Member) ownedLists(first *regroupv1.TopicPartitions, lists []*regroupv1.TopicPartitions) []*regroupv1.TopicPartitions {
+	for i := 0; i < len(m.owned); {
+		t := m.owned[i].Topic
+		end := i + 1
+		for end < len(m.owned) && m.owned[end].Topic == t {
+			end++
+		}
+		ps := make([]int32, 0, end-i)
+		for ; i < end; i++ {
+			ps = append(ps, m.owned[i].Partition)
+		}
+		tp := first
+		if len(lists) > 0 {
+			tp = &regroupv1.TopicPartitions{}
+		}
+		tp.Topic, tp.Partitions = t, ps
+		lists = append(lists, tp)
+	}
+	return lists
+}
+
+// joinBlock holds a JoinGroup request with its first protocol and first
+// owned list, so that a join with one of each allocates them at once.
+type joinBlock struct {
+	req       regroupv1.JoinGroupRequest
+	sub       regroupv1.Subscription
+	protocol  regroupv1.Protocol
+	protocols [1]*regroupv1.Protocol
+	list      regroupv1.TopicPartitions
+	lists     [1]*regroupv1.TopicPartitions
 }
 
 // syncRequest builds the SyncGroup request; a leader computes the plan
