@@ -50,19 +50,23 @@ func diffAssignment(owned []Partition, a *regroupv1.Assignment, tok int64) (revo
 		return revoked, added, len(assigned)
 	}
 	i := 0
-	for _, t := range a.GetPartitions() {
-		for _, p := range t.GetPartitions() {
-			x := Partition{Topic: t.GetTopic(), Partition: p, Token: tok}
+	for _, list := range a.GetPartitions() {
+		t := list.GetTopic()
+		for i < len(owned) && owned[i].Topic < t {
+			revoked = append(revoked, owned[i])
+			i++
+		}
+		for _, p := range list.GetPartitions() {
 			n++
-			for i < len(owned) && comparePartitions(owned[i], x) < 0 {
+			for i < len(owned) && owned[i].Topic == t && owned[i].Partition < p {
 				revoked = append(revoked, owned[i])
 				i++
 			}
-			if i < len(owned) && comparePartitions(owned[i], x) == 0 {
+			if i < len(owned) && owned[i].Topic == t && owned[i].Partition == p {
 				i++
 				continue
 			}
-			added = append(added, x)
+			added = append(added, Partition{Topic: t, Partition: p, Token: tok})
 		}
 	}
 	return append(revoked, owned[i:]...), added, n
@@ -71,16 +75,23 @@ func diffAssignment(owned []Partition, a *regroupv1.Assignment, tok int64) (revo
 // sortedAssignment reports whether a lists its partitions in increasing
 // order of topic and partition, each once.
 func sortedAssignment(a *regroupv1.Assignment) bool {
-	var prev Partition
-	first := true
-	for _, t := range a.GetPartitions() {
-		for _, p := range t.GetPartitions() {
-			x := Partition{Topic: t.GetTopic(), Partition: p}
-			if !first && comparePartitions(prev, x) >= 0 {
+	var last Partition // the last partition seen
+	seen := false
+	for _, list := range a.GetPartitions() {
+		ps := list.GetPartitions()
+		if len(ps) == 0 {
+			continue
+		}
+		t := list.GetTopic()
+		if seen && (t < last.Topic || t == last.Topic && ps[0] <= last.Partition) {
+			return false
+		}
+		for j := 1; j < len(ps); j++ {
+			if ps[j] <= ps[j-1] {
 				return false
 			}
-			prev, first = x, false
 		}
+		last, seen = Partition{Topic: t, Partition: ps[len(ps)-1]}, true
 	}
 	return true
 }
@@ -127,7 +138,16 @@ func withPartitions(a, b []Partition) []Partition {
 	if len(add) == 0 {
 		return a
 	}
-	out := append(slices.Clone(a), add...)
-	slices.SortFunc(out, comparePartitions)
+	out := make([]Partition, 0, len(a)+len(add))
+	i, j := 0, 0
+	for i < len(a) || j < len(add) {
+		if j == len(add) || i < len(a) && comparePartitions(a[i], add[j]) < 0 {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, add[j])
+			j++
+		}
+	}
 	return out
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // TestDiffAssignment checks the merge of an assignment with the owned list
-// against sets, for sorted assignments and for unsorted ones with
-// duplicates.
+// (and the merges that apply its result) against sets, for sorted
+// assignments and for unsorted ones with duplicates.
 func TestDiffAssignment(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 5000 {
@@ -56,6 +56,12 @@ func TestDiffAssignment(t *testing.T) {
 		}
 		if !slices.IsSortedFunc(added, comparePartitions) {
 			t.Fatalf("added %v is not sorted", added)
+		}
+		if all := withPartitions(owned, added); len(all) != len(owned)+len(added) || !slices.IsSortedFunc(all, comparePartitions) {
+			t.Fatalf("withPartitions(%v, %v) = %v", owned, added, all)
+		}
+		if kept := withoutPartitions(owned, revoked); len(kept) != len(owned)-len(revoked) {
+			t.Fatalf("withoutPartitions(%v, %v) = %v", owned, revoked, kept)
 		}
 	}
 }
