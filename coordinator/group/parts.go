@@ -66,16 +66,25 @@ func strictlyIncreasing(ps []int32) bool {
 	return true
 }
 
+// toProto returns the set as messages, by topic. They share the partition
+// lists with the set: neither is ever modified.
 func (p parts) toProto() []*regroupv1.TopicPartitions {
 	topics := p.topics()
 	out := make([]*regroupv1.TopicPartitions, 0, len(topics))
-	for _, t := range topics {
-		out = append(out, &regroupv1.TopicPartitions{Topic: t, Partitions: slices.Clone(p[t])})
+	lists := make([]regroupv1.TopicPartitions, len(topics)) // one allocation for all
+	for i, t := range topics {
+		lists[i].Topic, lists[i].Partitions = t, p[t]
+		out = append(out, &lists[i])
 	}
 	return out
 }
 
 func (p parts) topics() []string {
+	if len(p) == 1 {
+		for t := range p {
+			return []string{t}
+		}
+	}
 	ts := make([]string, 0, len(p))
 	for t := range p {
 		ts = append(ts, t)
