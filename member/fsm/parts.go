@@ -128,24 +128,44 @@ func diffPartitions(a, b []Partition) (onlyA, onlyB []Partition) {
 // withoutPartitions returns the partitions of a that b lacks (compared by
 // topic and partition, whatever their tokens).
 func withoutPartitions(a, b []Partition) []Partition {
-	onlyA, _ := diffPartitions(a, b)
-	return onlyA
+	var out []Partition
+	j := 0
+	for _, x := range a {
+		for j < len(b) && comparePartitions(b[j], x) < 0 {
+			j++
+		}
+		if j < len(b) && comparePartitions(b[j], x) == 0 {
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
-// withPartitions returns a and the partitions of b that a lacks, sorted.
+// withPartitions returns the sorted union of a and b (a's entry when both
+// have a partition).
 func withPartitions(a, b []Partition) []Partition {
-	_, add := diffPartitions(a, b)
-	if len(add) == 0 {
+	if len(b) == 0 {
 		return a
 	}
-	out := make([]Partition, 0, len(a)+len(add))
+	out := make([]Partition, 0, len(a)+len(b))
 	i, j := 0, 0
-	for i < len(a) || j < len(add) {
-		if j == len(add) || i < len(a) && comparePartitions(a[i], add[j]) < 0 {
+	for i < len(a) || j < len(b) {
+		c := -1
+		switch {
+		case i == len(a):
+			c = 1
+		case j < len(b):
+			c = comparePartitions(a[i], b[j])
+		}
+		if c <= 0 {
 			out = append(out, a[i])
 			i++
-		} else {
-			out = append(out, add[j])
+		}
+		if c >= 0 {
+			if c > 0 {
+				out = append(out, b[j])
+			}
 			j++
 		}
 	}
