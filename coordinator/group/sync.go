@@ -94,9 +94,11 @@ func refuse(topic string, partition int32, members []string, format string, args
 // to and goes to one member only; and no partition goes to a member other
 // than a rejoined member that still reports owning it.
 func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *regroup.Error {
-	owner := map[string][]string{}
+	// owner[t][p] numbers the plan entry that gives t/p away: i+1 for
+	// plan[i], 0 for none.
+	owner := map[string][]int32{}
 	named := map[string]bool{}
-	for _, a := range plan {
+	for i, a := range plan {
 		m := g.members[a.GetMemberId()]
 		if m == nil {
 			return refuse("", -1, []string{a.GetMemberId()}, "the assignment names %s, which is not a member of the generation", a.GetMemberId())
@@ -116,17 +118,18 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 			}
 			owners := owner[t]
 			if owners == nil {
-				owners = make([]string, n)
+				owners = make([]int32, n)
 				owner[t] = owners
 			}
 			for _, p := range tp.GetPartitions() {
 				if p >= n {
 					return refuse(t, p, []string{m.id}, "partition %s/%d given to %s does not exist (the topic has %d)", t, p, m.id, n)
 				}
-				if prev := owners[p]; prev != "" {
-					return refuse(t, p, []string{prev, m.id}, "partition %s/%d given to both %s and %s", t, p, prev, m.id)
+				if prev := owners[p]; prev != 0 {
+					o := plan[prev-1].GetMemberId()
+					return refuse(t, p, []string{o, m.id}, "partition %s/%d given to both %s and %s", t, p, o, m.id)
 				}
-				owners[p] = m.id
+				owners[p] = int32(i + 1)
 			}
 		}
 	}
@@ -137,7 +140,8 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 		for _, t := range y.owned.topics() {
 			owners := owner[t]
 			for _, p := range y.owned[t] {
-				if o := ownerAt(owners, p); o != "" && o != y.id {
+				if k := ownerAt(owners, p); k != 0 && plan[k-1].GetMemberId() != y.id {
+					o := plan[k-1].GetMemberId()
 					return refuse(t, p, []string{o, y.id},
 						"partition %s/%d given to %s while %s still owns it (cooperative rule: revoke first, reassign in the next round)", t, p, o, y.id)
 				}
@@ -147,12 +151,12 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 	return nil
 }
 
-// ownerAt returns owners[p], or "" if p is out of range.
-func ownerAt(owners []string, p int32) string {
+// ownerAt returns owners[p], or 0 if p is out of range.
+func ownerAt(owners []int32, p int32) int32 {
 	if int(p) < len(owners) {
 		return owners[p]
 	}
-	return ""
+	return 0
 }
 
 // acceptPlan stores the leader's assignment, moves the group to Stable and
@@ -230,18 +234,23 @@ func (g *Group) checkStranded(now time.Time, out *Output) {
 // remembers the partitions the plan takes away without giving them to
 // anyone (a cooperative first round), so that the next round counts them.
 func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, unassigned parts) {
-	prev := map[string][]string{}
+	// prev[t][p] numbers the last owner of t/p: names[k-1] for k, none
+	// for 0.
+	prev := map[string][]int32{}
+	var names []string
 	note := func(owner string, ps parts) {
+		names = append(names, owner)
+		k := int32(len(names))
 		for t, list := range ps {
 			n := g.seen[t]
 			owners := prev[t]
 			if owners == nil && n > 0 {
-				owners = make([]string, n)
+				owners = make([]int32, n)
 				prev[t] = owners
 			}
 			for _, p := range list {
 				if p < n {
-					owners[p] = owner
+					owners[p] = k
 				}
 			}
 		}
@@ -268,7 +277,7 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 			owners := prev[t]
 			for _, p := range tp.GetPartitions() {
 				done[p] = true
-				if o := ownerAt(owners, p); o != "" && o != key {
+				if k := ownerAt(owners, p); k != 0 && names[k-1] != key {
 					moved++
 				}
 			}
@@ -283,7 +292,8 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 				continue
 			}
 			unassigned[t] = append(unassigned[t], p)
-			if o := ownerAt(owners, p); o != "" {
+			if k := ownerAt(owners, p); k != 0 {
+				o := names[k-1]
 				if transit[o] == nil {
 					transit[o] = parts{}
 				}
