@@ -430,9 +430,11 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 	g.reb.JoinCompleted = timestamppb.New(now)
 	out.Persist = true
 	out.Replies = slices.Grow(out.Replies, len(g.order))
-	for _, m := range g.order {
+	resps := make([]regroupv1.JoinGroupResponse, len(g.order)) // one allocation for all
+	for i, m := range g.order {
 		if m.joinReq != 0 {
-			out.reply(m.joinReq, g.joinResponse(now, m))
+			g.fillJoinResponse(now, m, &resps[i])
+			out.reply(m.joinReq, &resps[i])
 			m.joinReq = 0
 		}
 	}
@@ -441,23 +443,24 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 // joinResponse is m's JoinGroup answer for the current generation; the
 // leader's carries every member and the partition counts.
 func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupResponse {
+	resp := &regroupv1.JoinGroupResponse{}
+	g.fillJoinResponse(now, m, resp)
+	return resp
+}
+
+// fillJoinResponse sets resp, a zero message, to joinResponse(now, m).
+func (g *Group) fillJoinResponse(now time.Time, m *member, resp *regroupv1.JoinGroupResponse) {
 	window := m.rebalanceTimeout
 	if !g.syncDeadline.IsZero() {
 		window = max(g.syncDeadline.Sub(now), 0)
 	}
-	resp := &regroupv1.JoinGroupResponse{
-		Generation:         g.generation,
-		ProtocolName:       g.protocol,
-		LeaderId:           g.leader,
-		MemberId:           m.id,
-		RebalanceTimeoutMs: ms(window),
-		SessionTimeoutMs:   ms(m.sessionTimeout),
-	}
+	resp.Generation, resp.ProtocolName, resp.LeaderId, resp.MemberId = g.generation, g.protocol, g.leader, m.id
+	resp.RebalanceTimeoutMs, resp.SessionTimeoutMs = ms(window), ms(m.sessionTimeout)
 	if m.id != g.leader {
-		return resp
+		return
 	}
 	sorted := slices.Clone(g.order)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].id < sorted[j].id })
+	slices.SortFunc(sorted, func(a, b *member) int { return strings.Compare(a.id, b.id) })
 	resp.Members = make([]*regroupv1.JoinGroupMember, 0, len(sorted))
 	entries := make([]regroupv1.JoinGroupMember, len(sorted)) // one allocation for all
 	for i, o := range sorted {
@@ -475,7 +478,6 @@ func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupRespo
 		resp.Members = append(resp.Members, e)
 	}
 	resp.Topics = topicList(g.seen)
-	return resp
 }
 
 func topicList(counts map[string]int32) []*regroupv1.Topic {
