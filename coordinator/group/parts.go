@@ -1,58 +1,57 @@
 package group
 
 import (
+	"maps"
 	"slices"
-	"sort"
+	"strings"
 
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
-// parts is a set of partitions: topic -> sorted, duplicate-free partitions.
-// Topics with no partitions are absent. Values are never modified in place
-// once built, so sets may share slices.
-type parts map[string][]int32
+// parts is a set of partitions: one entry per topic that has partitions,
+// sorted by topic, each with its partitions sorted and duplicate-free.
+// Entries and their lists are never modified once built, so sets (and the
+// messages built from them) may share them.
+type parts []topicParts
+
+// topicParts is one topic's partitions in a set.
+type topicParts struct {
+	topic string
+	ps    []int32
+}
 
 // partsFromProto builds a set from a message's lists. Lists that are
-// already sorted and duplicate-free, one per topic (as members and
-// assignors send them), are shared with the message, which the group keeps
-// and never modifies; others are copied.
+// already sorted and duplicate-free, by topic (as members and assignors
+// send them), are shared with the message, which the group keeps and never
+// modifies; others are copied.
 func partsFromProto(tps []*regroupv1.TopicPartitions) parts {
-	p := make(parts, len(tps))
-	dup := false
+	p := make(parts, 0, len(tps))
 	for _, tp := range tps {
-		if len(tp.GetPartitions()) == 0 {
+		ps := tp.GetPartitions()
+		if len(ps) == 0 {
 			continue
 		}
-		_, dup = p[tp.GetTopic()]
-		if dup {
-			break
+		if len(p) > 0 && tp.GetTopic() <= p[len(p)-1].topic || !strictlyIncreasing(ps) {
+			return partsFromLists(tps)
 		}
-		p[tp.GetTopic()] = tp.GetPartitions()
-	}
-	if dup {
-		return partsFromLists(tps)
-	}
-	for t, ps := range p {
-		if !strictlyIncreasing(ps) {
-			ps = slices.Clone(ps)
-			slices.Sort(ps)
-			p[t] = slices.Compact(ps)
-		}
+		p = append(p, topicParts{topic: tp.GetTopic(), ps: ps})
 	}
 	return p
 }
 
-// partsFromLists builds a set from lists that may name a topic twice.
+// partsFromLists builds a set from lists in any order.
 func partsFromLists(tps []*regroupv1.TopicPartitions) parts {
-	p := parts{}
+	byTopic := map[string][]int32{}
 	for _, tp := range tps {
 		if len(tp.GetPartitions()) > 0 {
-			p[tp.GetTopic()] = append(p[tp.GetTopic()], tp.GetPartitions()...)
+			byTopic[tp.GetTopic()] = append(byTopic[tp.GetTopic()], tp.GetPartitions()...)
 		}
 	}
-	for t, ps := range p {
+	p := make(parts, 0, len(byTopic))
+	for _, t := range slices.Sorted(maps.Keys(byTopic)) {
+		ps := byTopic[t]
 		slices.Sort(ps)
-		p[t] = slices.Compact(ps)
+		p = append(p, topicParts{topic: t, ps: slices.Compact(ps)})
 	}
 	return p
 }
@@ -69,41 +68,31 @@ func strictlyIncreasing(ps []int32) bool {
 // toProto returns the set as messages, by topic. They share the partition
 // lists with the set: neither is ever modified.
 func (p parts) toProto() []*regroupv1.TopicPartitions {
-	topics := p.topics()
-	out := make([]*regroupv1.TopicPartitions, 0, len(topics))
-	lists := make([]regroupv1.TopicPartitions, len(topics)) // one allocation for all
-	for i, t := range topics {
-		lists[i].Topic, lists[i].Partitions = t, p[t]
+	out := make([]*regroupv1.TopicPartitions, 0, len(p))
+	lists := make([]regroupv1.TopicPartitions, len(p)) // one allocation for all
+	for i, tp := range p {
+		lists[i].Topic, lists[i].Partitions = tp.topic, tp.ps
 		out = append(out, &lists[i])
 	}
 	return out
 }
 
-func (p parts) topics() []string {
-	if len(p) == 1 {
-		for t := range p {
-			return []string{t}
-		}
-	}
-	ts := make([]string, 0, len(p))
-	for t := range p {
-		ts = append(ts, t)
-	}
-	sort.Strings(ts)
-	return ts
-}
-
 func (p parts) count() int {
 	n := 0
-	for _, ps := range p {
-		n += len(ps)
+	for _, tp := range p {
+		n += len(tp.ps)
 	}
 	return n
 }
 
-func (p parts) has(topic string, partition int32) bool {
-	_, ok := slices.BinarySearch(p[topic], partition)
-	return ok
+// get returns the partitions of topic t, or nil.
+func (p parts) get(t string) []int32 {
+	for _, tp := range p {
+		if tp.topic == t {
+			return tp.ps
+		}
+	}
+	return nil
 }
 
 // merge combines two sorted lists: keep reports, for an element in a only,
@@ -134,18 +123,37 @@ func merge(a, b []int32, onlyA, onlyB, both bool) []int32 {
 	return out
 }
 
+// combine merges p and q topic by topic, as merge does partitions.
 func (p parts) combine(q parts, onlyP, onlyQ, both bool) parts {
-	out := parts{}
-	for t, ps := range p {
-		if r := merge(ps, q[t], onlyP, onlyQ, both); len(r) > 0 {
-			out[t] = r
+	var out parts
+	i, j := 0, 0
+	for i < len(p) || j < len(q) {
+		c := 0
+		switch {
+		case j == len(q):
+			c = -1
+		case i == len(p):
+			c = 1
+		default:
+			c = strings.Compare(p[i].topic, q[j].topic)
 		}
-	}
-	if onlyQ {
-		for t, qs := range q {
-			if _, done := p[t]; !done && len(qs) > 0 {
-				out[t] = qs
+		switch {
+		case c < 0:
+			if onlyP {
+				out = append(out, p[i])
 			}
+			i++
+		case c > 0:
+			if onlyQ {
+				out = append(out, q[j])
+			}
+			j++
+		default:
+			if r := merge(p[i].ps, q[j].ps, onlyP, onlyQ, both); len(r) > 0 {
+				out = append(out, topicParts{topic: p[i].topic, ps: r})
+			}
+			i++
+			j++
 		}
 	}
 	return out
@@ -153,8 +161,8 @@ func (p parts) combine(q parts, onlyP, onlyQ, both bool) parts {
 
 // subset reports whether every partition of p is in q.
 func (p parts) subset(q parts) bool {
-	for t, ps := range p {
-		if !containsAll(q[t], ps) {
+	for _, tp := range p {
+		if !containsAll(q.get(tp.topic), tp.ps) {
 			return false
 		}
 	}
@@ -167,8 +175,8 @@ func (p parts) subset(q parts) bool {
 func (p parts) coveredBy(lists []*regroupv1.TopicPartitions) bool {
 	covered := 0
 	for i, tp := range lists {
-		ps, ok := p[tp.GetTopic()]
-		if !ok {
+		ps := p.get(tp.GetTopic())
+		if ps == nil {
 			continue
 		}
 		twice := slices.ContainsFunc(lists[:i], func(o *regroupv1.TopicPartitions) bool { return o.GetTopic() == tp.GetTopic() })
@@ -227,15 +235,7 @@ func (p parts) union(q parts) parts {
 }
 
 func (p parts) equal(q parts) bool {
-	if len(p) != len(q) {
-		return false
-	}
-	for t, ps := range p {
-		if !slices.Equal(ps, q[t]) {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(p, q, func(a, b topicParts) bool { return a.topic == b.topic && slices.Equal(a.ps, b.ps) })
 }
 
 // intersect returns the partitions in both p and q; p itself when q
@@ -258,8 +258,8 @@ func (p parts) minus(q parts) parts {
 
 // disjoint reports whether p and q share no partition.
 func (p parts) disjoint(q parts) bool {
-	for t, ps := range p {
-		if shareAny(ps, q[t]) {
+	for _, tp := range p {
+		if shareAny(tp.ps, q.get(tp.topic)) {
 			return false
 		}
 	}

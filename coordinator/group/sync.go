@@ -2,6 +2,7 @@ package group
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -137,9 +138,9 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 		if y.absent {
 			continue
 		}
-		for _, t := range y.owned.topics() {
-			owners := owner[t]
-			for _, p := range y.owned[t] {
+		for _, tp := range y.owned {
+			t, owners := tp.topic, owner[tp.topic]
+			for _, p := range tp.ps {
 				if k := ownerAt(owners, p); k != 0 && plan[k-1].GetMemberId() != y.id {
 					o := plan[k-1].GetMemberId()
 					return refuse(t, p, []string{o, y.id},
@@ -241,14 +242,14 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 	note := func(owner string, ps parts) {
 		names = append(names, owner)
 		k := int32(len(names))
-		for t, list := range ps {
-			n := g.seen[t]
-			owners := prev[t]
+		for _, tp := range ps {
+			n := g.seen[tp.topic]
+			owners := prev[tp.topic]
 			if owners == nil && n > 0 {
 				owners = make([]int32, n)
-				prev[t] = owners
+				prev[tp.topic] = owners
 			}
-			for _, p := range list {
+			for _, p := range tp.ps {
 				if p < n {
 					owners[p] = k
 				}
@@ -285,20 +286,24 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 	}
 	transit := map[string]parts{}
 	unassigned = parts{}
-	for t, n := range g.seen {
+	for _, t := range slices.Sorted(maps.Keys(g.seen)) {
 		done, owners := assigned[t], prev[t]
-		for p := range n {
+		var left []int32
+		taken := map[string][]int32{}
+		for p := range g.seen[t] {
 			if int(p) < len(done) && done[p] {
 				continue
 			}
-			unassigned[t] = append(unassigned[t], p)
+			left = append(left, p)
 			if k := ownerAt(owners, p); k != 0 {
-				o := names[k-1]
-				if transit[o] == nil {
-					transit[o] = parts{}
-				}
-				transit[o][t] = append(transit[o][t], p)
+				taken[names[k-1]] = append(taken[names[k-1]], p)
 			}
+		}
+		if len(left) > 0 {
+			unassigned = append(unassigned, topicParts{topic: t, ps: left})
+		}
+		for o, ps := range taken {
+			transit[o] = append(transit[o], topicParts{topic: t, ps: ps})
 		}
 	}
 	g.inTransit, g.departed = nil, nil
@@ -378,13 +383,15 @@ func (g *Group) heldIndex(now time.Time) heldIndex {
 		if !until.After(now) {
 			return
 		}
-		for t, list := range ps {
-			if idx[t] == nil {
-				idx[t] = map[int32]time.Time{}
+		for _, tp := range ps {
+			held := idx[tp.topic]
+			if held == nil {
+				held = map[int32]time.Time{}
+				idx[tp.topic] = held
 			}
-			for _, p := range list {
-				if until.After(idx[t][p]) {
-					idx[t][p] = until
+			for _, p := range tp.ps {
+				if until.After(held[p]) {
+					held[p] = until
 				}
 			}
 		}
@@ -403,12 +410,12 @@ func (g *Group) heldIndex(now time.Time) heldIndex {
 // until returns the latest hold on any of ps, or the zero time.
 func (idx heldIndex) until(ps parts) time.Time {
 	var until time.Time
-	for t, list := range ps {
-		held := idx[t]
+	for _, tp := range ps {
+		held := idx[tp.topic]
 		if held == nil {
 			continue
 		}
-		for _, p := range list {
+		for _, p := range tp.ps {
 			if u, ok := held[p]; ok && u.After(until) {
 				until = u
 			}
