@@ -26,6 +26,7 @@ type groupState struct {
 	live     int                // processes running, not paused, not cut off, not stopping
 	unstable int                // live processes whose state machine is not Stable
 	maxGen   int32
+	actor    *actorState // the coordinator's group, as last looked up (see actor)
 }
 
 // partition returns the ledger partition of topic/p, or -1.
@@ -453,7 +454,7 @@ func (s *sim) settled() bool {
 		if g.unstable > 0 {
 			return false
 		}
-		a := s.coord.actors[g.name]
+		a := s.actor(g)
 		if a == nil || a.g.State() != group.Stable {
 			return false
 		}
@@ -464,6 +465,16 @@ func (s *sim) settled() bool {
 		}
 	}
 	return true
+}
+
+// actor returns the coordinator's group of g, or nil: the one looked up
+// last, unless the coordinator has dropped it since (a deleted group, a
+// failover).
+func (s *sim) actor(g *groupState) *actorState {
+	if g.actor == nil || g.actor.gone {
+		g.actor = s.coord.actors[g.name]
+	}
+	return g.actor
 }
 
 // unsettled says why the groups are not settled.

@@ -261,7 +261,8 @@ type Member struct {
 	lease             time.Time // ownership ends here unless renewed
 	rebalanceDeadline time.Time // announced by the coordinator
 
-	sentAt []sentAt // requests in flight
+	sentAt  []sentAt  // requests in flight; starts in sentBuf
+	sentBuf [4]sentAt // room for the usual ones, in the member itself
 
 	// losses counts the times the member lost partitions; joinLosses is its
 	// value when the last JoinGroup was sent. If they differ, that join
@@ -294,13 +295,15 @@ func New(cfg Config) (*Member, error) {
 		}
 		seen[a.Name()] = true
 	}
-	return &Member{
+	m := &Member{
 		cfg:         cfg,
 		cooperative: assignor.ProtocolFor(cfg.Assignors) == assignor.Cooperative,
 		generation:  -1,
 		ownedGen:    -1,
 		next:        stepJoin,
-	}, nil
+	}
+	m.sentAt = m.sentBuf[:0]
+	return m, nil
 }
 
 // Cooperative reports whether the member uses incremental cooperative
