@@ -194,8 +194,8 @@ func newSim(sc *scenario.Scenario, opts Options) (*sim, error) {
 
 func (s *sim) run() (*Result, error) {
 	for s.q.len() > 0 && !s.stopped && s.q.peek() <= s.end {
-		e := s.q.pop()
-		s.now = e.at
+		at, e := s.q.pop()
+		s.now = at
 		s.metrics.Events++
 		s.dispatch(e)
 		s.afterEvent()
