@@ -98,16 +98,16 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 	// owner[t][p] numbers the plan entry that gives t/p away: i+1 for
 	// plan[i], 0 for none.
 	owner := map[string][]int32{}
-	named := map[string]bool{}
+	named := map[string]int32{} // member id -> its plan entry's number
 	for i, a := range plan {
 		m := g.members[a.GetMemberId()]
 		if m == nil {
 			return refuse("", -1, []string{a.GetMemberId()}, "the assignment names %s, which is not a member of the generation", a.GetMemberId())
 		}
-		if named[m.id] {
+		if named[m.id] != 0 {
 			return refuse("", -1, []string{m.id}, "the assignment names member %s twice", m.id)
 		}
-		named[m.id] = true
+		named[m.id] = int32(i + 1)
 		for _, tp := range a.GetAssignment().GetPartitions() {
 			t := tp.GetTopic()
 			n, ok := g.seen[t]
@@ -138,10 +138,11 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 		if y.absent {
 			continue
 		}
+		self := named[y.id]
 		for _, tp := range y.owned {
 			t, owners := tp.topic, owner[tp.topic]
 			for _, p := range tp.ps {
-				if k := ownerAt(owners, p); k != 0 && plan[k-1].GetMemberId() != y.id {
+				if k := ownerAt(owners, p); k != 0 && k != self {
 					o := plan[k-1].GetMemberId()
 					return refuse(t, p, []string{o, y.id},
 						"partition %s/%d given to %s while %s still owns it (cooperative rule: revoke first, reassign in the next round)", t, p, o, y.id)
