@@ -35,7 +35,7 @@ type coordinator struct {
 	actors     map[string]*actorState
 	ids        []string // actors' group ids, sorted
 	tombstones map[string]*storev1.GroupRecord
-	waiters    map[group.ReqID]*waiter
+	waiters    waiterTable
 	spare      []*waiter // retired waiters, for reuse
 	nextReq    group.ReqID
 	idsrc      *idSource
@@ -93,7 +93,6 @@ func newCoordinator(s *sim) *coordinator {
 		registry:   map[string]int32{},
 		actors:     map[string]*actorState{},
 		tombstones: map[string]*storev1.GroupRecord{},
-		waiters:    map[group.ReqID]*waiter{},
 		idsrc:      &idSource{s: s, used: map[string]bool{}},
 	}
 	c.st = c.data.Open()
@@ -145,7 +144,7 @@ func (c *coordinator) receive(p *process, id uint64, msg proto.Message, timeout 
 	}
 	c.nextReq++
 	req := c.nextReq
-	c.waiters[req] = c.newWaiter(req, p, id, c.s.now+timeout)
+	c.waiters.add(req, c.newWaiter(req, p, id, c.s.now+timeout))
 	now := c.s.clock()
 	var out group.Output
 	switch r := msg.(type) {
@@ -236,7 +235,7 @@ func (c *coordinator) apply(a *actorState, out group.Output) {
 
 // deliver sends a reply now or, held, at its HoldUntil.
 func (c *coordinator) deliver(r group.Reply) {
-	w := c.waiters[r.Req]
+	w := c.waiters.get(r.Req)
 	if w == nil {
 		return // already answered (a held reply went out), or the caller left
 	}
@@ -272,7 +271,7 @@ func (c *coordinator) newWaiter(req group.ReqID, p *process, id uint64, deadline
 // retire forgets w, which no reply will use any more, and keeps it for
 // reuse; its hold events, if any, will not match it again.
 func (c *coordinator) retire(w *waiter) {
-	delete(c.waiters, w.req)
+	c.waiters.remove(w.req)
 	w.holdTok++
 	w.proc, w.holding, w.held = nil, false, nil
 	c.spare = append(c.spare, w)
@@ -280,7 +279,7 @@ func (c *coordinator) retire(w *waiter) {
 
 // hold sends a held reply whose time has come, unless it was replaced.
 func (c *coordinator) hold(w *waiter, tok uint64) {
-	if !w.holding || w.holdTok != tok || c.waiters[w.req] != w {
+	if !w.holding || w.holdTok != tok || c.waiters.get(w.req) != w {
 		return
 	}
 	proc, id, msg, late := w.proc, w.id, w.held, c.s.now > w.deadline
@@ -343,9 +342,7 @@ func (c *coordinator) failover(gap int64) {
 		a.gone = true
 		a.timerTok++
 	}
-	reqs := slices.Sorted(maps.Keys(c.waiters))
-	for _, req := range reqs {
-		w := c.waiters[req]
+	for _, w := range c.waiters.all() {
 		proc, id, late := w.proc, w.id, c.s.now > w.deadline
 		c.retire(w)
 		if !late {
