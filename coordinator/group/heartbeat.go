@@ -34,10 +34,13 @@ func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatReques
 		out.fail(req, regroup.Errorf(regroup.CodeIllegalGeneration, "generation %d is not the group's generation %d", r.GetGeneration(), g.generation))
 		return out
 	}
-	// One empty answer serves both the held heartbeat and this one.
-	ok := &regroupv1.HeartbeatResponse{}
+	// One empty answer serves both the held heartbeat and this one, and
+	// is allocated with room for both replies: every member beats every
+	// few seconds.
+	blk := &heartbeatBlock{}
+	ok := &blk.ok
+	out.Replies = blk.replies[:0]
 	if m.hbReq != 0 {
-		out.Replies = make([]Reply, 0, 2)
 		out.reply(m.hbReq, ok)
 		m.hbReq = 0
 	}
@@ -54,6 +57,12 @@ func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatReques
 	m.hbReq = req
 	out.Replies = append(out.Replies, Reply{Req: req, Msg: ok, HoldUntil: now.Add(hold)})
 	return out
+}
+
+// heartbeatBlock holds a heartbeat's answer and its output's replies.
+type heartbeatBlock struct {
+	ok      regroupv1.HeartbeatResponse
+	replies [2]Reply
 }
 
 // Leave handles a LeaveGroup request (and the Admin's RemoveMembers, which

@@ -740,15 +740,24 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 func (m *Member) beat(now time.Time, out *Output, hold time.Duration) beat {
 	b := beat{id: m.id(), member: m.memberID, gen: m.generation, sent: now, hold: hold}
 	m.sent(b.id, now)
-	out.Requests = append(out.Requests, Request{
-		ID: b.id,
-		Msg: &regroupv1.HeartbeatRequest{
-			GroupId: m.cfg.GroupID, Generation: m.generation, MemberId: m.memberID,
-			GroupInstanceId: m.cfg.InstanceID, HoldMs: hold.Milliseconds(),
-		},
-		Timeout: hold + m.cfg.SessionTimeout/3,
-	})
+	// The request and, for an output with no other request, the output's
+	// list are one allocation: every member beats every few seconds.
+	blk := &beatBlock{}
+	msg := &blk.msg
+	msg.GroupId, msg.Generation, msg.MemberId = m.cfg.GroupID, m.generation, m.memberID
+	msg.GroupInstanceId, msg.HoldMs = m.cfg.InstanceID, hold.Milliseconds()
+	if out.Requests == nil {
+		out.Requests = blk.list[:0]
+	}
+	out.Requests = append(out.Requests, Request{ID: b.id, Msg: msg, Timeout: hold + m.cfg.SessionTimeout/3})
 	return b
+}
+
+// beatBlock holds a heartbeat request and room for an output's list of
+// requests.
+type beatBlock struct {
+	msg  regroupv1.HeartbeatRequest
+	list [1]Request
 }
 
 // hold is how long the coordinator may hold a heartbeat: the heartbeat
