@@ -68,6 +68,17 @@ func strictlyIncreasing(ps []int32) bool {
 // toProto returns the set as messages, by topic. They share the partition
 // lists with the set: neither is ever modified.
 func (p parts) toProto() []*regroupv1.TopicPartitions {
+	if len(p) == 1 {
+		// The usual case, in one allocation: every member's assignment of
+		// every rebalance.
+		b := &struct {
+			list regroupv1.TopicPartitions
+			out  [1]*regroupv1.TopicPartitions
+		}{}
+		b.list.Topic, b.list.Partitions = p[0].topic, p[0].ps
+		b.out[0] = &b.list
+		return b.out[:]
+	}
 	out := make([]*regroupv1.TopicPartitions, 0, len(p))
 	lists := make([]regroupv1.TopicPartitions, len(p)) // one allocation for all
 	for i, tp := range p {
