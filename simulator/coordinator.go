@@ -49,6 +49,7 @@ type actorState struct {
 	gone     bool
 	spin     int // ticks in a row at one instant
 	spinAt   int64
+	gs       *groupState // the scenario's group, or nil
 }
 
 // waiter is a request waiting for its reply. A held heartbeat's reply
@@ -201,7 +202,7 @@ func (c *coordinator) lookup(id string, create bool) *actorState {
 }
 
 func (c *coordinator) add(g *group.Group) *actorState {
-	a := &actorState{g: g, timerAt: -1}
+	a := &actorState{g: g, timerAt: -1, gs: c.s.byGroup[g.ID()]}
 	c.actors[g.ID()] = a
 	i, _ := slices.BinarySearch(c.ids, g.ID())
 	c.ids = slices.Insert(c.ids, i, g.ID())
@@ -211,7 +212,7 @@ func (c *coordinator) add(g *group.Group) *actorState {
 // apply carries out a step's output as the driver does: persist first,
 // then reply, then forget a deleted group or re-arm its timer.
 func (c *coordinator) apply(a *actorState, out group.Output) {
-	c.s.groupStep(a.g, out.Events)
+	c.s.groupStep(a, out.Events)
 	if (out.Persist || out.Delete) && c.durable {
 		if err := c.st.PutGroup(context.Background(), a.g.Record()); err != nil {
 			// The store of the current term never fails in the simulator.
