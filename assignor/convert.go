@@ -53,7 +53,10 @@ func InputFromJoin(resp *regroupv1.JoinGroupResponse) *Input {
 		}
 		in.Members = append(in.Members, m)
 	}
-	slices.SortStableFunc(in.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	byID := func(a, b Member) int { return strings.Compare(a.ID, b.ID) }
+	if !slices.IsSortedFunc(in.Members, byID) { // the coordinator sends them sorted
+		slices.SortStableFunc(in.Members, byID)
+	}
 	return in
 }
 
