@@ -30,6 +30,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -158,6 +159,7 @@ type Group struct {
 	leader     string
 	members    map[string]*member
 	order      []*member      // insertion order: leader succession, iteration
+	sorted     []*member      // order sorted by id, or nil: see byID
 	offered    map[string]int // protocol name -> members that offer it
 	instances  map[string]*member
 	pending    map[string]time.Time // minted ids not yet joined -> expiry
@@ -242,6 +244,16 @@ func (g *Group) setState(out *Output, s State) {
 	g.state = s
 }
 
+// byID returns the members sorted by id. The list is kept until the
+// membership changes; callers must not modify it.
+func (g *Group) byID() []*member {
+	if g.sorted == nil {
+		g.sorted = slices.Clone(g.order)
+		slices.SortFunc(g.sorted, func(a, b *member) int { return strings.Compare(a.id, b.id) })
+	}
+	return g.sorted
+}
+
 // subscription returns m's subscription under the selected protocol, or
 // under its first protocol before one is selected.
 func (g *Group) subscription(m *member) *regroupv1.Subscription {
@@ -300,6 +312,7 @@ func (g *Group) addMember(now time.Time, id, host string, r *regroupv1.JoinGroup
 	m.sessionDeadline = now.Add(g.cfg.NewMemberJoinTimeout)
 	g.members[id] = m
 	g.order = append(g.order, m)
+	g.sorted = nil
 	if m.instanceID != "" {
 		g.instances[m.instanceID] = m
 	}
@@ -389,6 +402,7 @@ func (g *Group) remove(now time.Time, out *Output, m *member, why string, gracef
 	g.uncount(m)
 	i := slices.Index(g.order, m)
 	g.order = slices.Delete(g.order, i, i+1)
+	g.sorted = nil
 	if m.instanceID != "" && g.instances[m.instanceID] == m {
 		delete(g.instances, m.instanceID)
 	}

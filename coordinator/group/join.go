@@ -238,6 +238,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 	g.replacements++
 	n.token = token(g.generation, g.replacements)
 	g.order[slices.Index(g.order, old)] = n
+	g.sorted = nil
 	delete(g.members, old.id)
 	old.removed = true
 	g.members[n.id] = n
@@ -414,8 +415,10 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 	g.setState(out, CompletingRebalance)
 	g.syncDeadline = now.Add(g.rebalanceTimeout())
 	ids := make([]string, 0, len(g.order))
-	for _, m := range g.order {
+	for _, m := range g.byID() {
 		ids = append(ids, m.id)
+	}
+	for _, m := range g.order {
 		m.token = token(g.generation, 0)
 		m.absent = m.joinReq == 0
 		m.awaitingSync = !m.absent
@@ -424,7 +427,6 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 			g.refresh(now, m)
 		}
 	}
-	sort.Strings(ids)
 	g.reb.Generation = g.generation
 	g.reb.Members = ids
 	g.reb.JoinCompleted = timestamppb.New(now)
@@ -459,8 +461,7 @@ func (g *Group) fillJoinResponse(now time.Time, m *member, resp *regroupv1.JoinG
 	if m.id != g.leader {
 		return
 	}
-	sorted := slices.Clone(g.order)
-	slices.SortFunc(sorted, func(a, b *member) int { return strings.Compare(a.id, b.id) })
+	sorted := g.byID()
 	resp.Members = make([]*regroupv1.JoinGroupMember, 0, len(sorted))
 	entries := make([]regroupv1.JoinGroupMember, len(sorted)) // one allocation for all
 	for i, o := range sorted {
