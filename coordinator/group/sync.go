@@ -185,9 +185,10 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	g.finishRebalance(now, out, moved, unowned)
 	held := g.heldIndex(now)
 	out.Replies = slices.Grow(out.Replies, len(g.order))
-	for _, m := range g.order {
+	resps := make([]regroupv1.SyncGroupResponse, len(g.order)) // one allocation for all
+	for i, m := range g.order {
 		if m.syncReq != 0 {
-			g.deliver(now, out, m, held)
+			g.deliverInto(now, out, m, held, &resps[i])
 		}
 	}
 	g.unassigned = unassigned
@@ -323,6 +324,12 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 // member may still hold one of its partitions (see heldIndex): then it waits
 // until that member's lease ends.
 func (g *Group) deliver(now time.Time, out *Output, m *member, held heldIndex) {
+	g.deliverInto(now, out, m, held, nil)
+}
+
+// deliverInto is deliver answering with resp, a zero message, or a new one
+// if resp is nil.
+func (g *Group) deliverInto(now time.Time, out *Output, m *member, held heldIndex, resp *regroupv1.SyncGroupResponse) {
 	if until := held.until(m.assigned); until.After(now) {
 		g.wait(m, until)
 		return
@@ -330,12 +337,11 @@ func (g *Group) deliver(now time.Time, out *Output, m *member, held heldIndex) {
 	m.deliverAt = time.Time{}
 	m.owned = m.owned.union(m.assigned)
 	g.refresh(now, m)
-	out.reply(m.syncReq, &regroupv1.SyncGroupResponse{
-		ProtocolName:     g.protocol,
-		Assignment:       m.assignment,
-		FencingToken:     m.token,
-		SessionTimeoutMs: ms(m.sessionTimeout),
-	})
+	if resp == nil {
+		resp = &regroupv1.SyncGroupResponse{}
+	}
+	resp.ProtocolName, resp.Assignment, resp.FencingToken, resp.SessionTimeoutMs = g.protocol, m.assignment, m.token, ms(m.sessionTimeout)
+	out.reply(m.syncReq, resp)
 	m.syncReq = 0
 }
 
