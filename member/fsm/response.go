@@ -135,7 +135,7 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 	}
 	// (Concatenated rather than formatted: every join of every member
 	// builds it.)
-	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: "joined generation " + itoa(m.generation) + " as " + role + " with protocol " + m.protocol})
+	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: detail("joined generation ", int(m.generation), " as ", role, " with protocol ", m.protocol)})
 	if m.hb.id == 0 {
 		m.hbAt = now
 	}
@@ -173,8 +173,8 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	m.joinResp = nil
 	m.rebalanceDeadline = time.Time{}
 	revoked, added, assigned := diffAssignment(m.owned, resp.GetAssignment(), resp.GetFencingToken())
-	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: "generation " + itoa(m.generation) + ": " + itoa(assigned) + " partitions, " +
-		itoa(len(added)) + " new, " + itoa(len(revoked)) + " to revoke"})
+	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: detail("generation ", int(m.generation), ": ", assigned, " partitions, ",
+		len(added), " new, ", len(revoked), " to revoke")})
 	if m.hb.id == 0 {
 		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
 	}
@@ -197,7 +197,21 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	}
 }
 
-func itoa[T int | int32](n T) string { return strconv.FormatInt(int64(n), 10) }
+// detail concatenates strings and ints into one string, with one
+// allocation (fmt.Sprint's spacing rules do not apply).
+func detail(parts ...any) string {
+	var buf [128]byte
+	b := buf[:0]
+	for _, p := range parts {
+		switch v := p.(type) {
+		case string:
+			b = append(b, v...)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		}
+	}
+	return string(b)
+}
 
 // onHeartbeat handles the answer to heartbeat b: the one in flight (main)
 // or a probe.
