@@ -573,14 +573,15 @@ func (m *Member) advanceMain(now time.Time, out *Output) {
 			return
 		}
 		m.joinLosses = m.losses
-		m.send(now, out, stepJoin, m.joinRequest(), m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
+		b := m.joinRequest()
+		m.send(now, out, stepJoin, &b.req, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout, b.room[:0])
 	case stepSync:
-		req, err := m.syncRequest()
+		b, err := m.syncRequest()
 		if err != nil {
 			m.fail(now, out, err)
 			return
 		}
-		m.send(now, out, stepSync, req, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
+		m.send(now, out, stepSync, &b.req, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout, b.room[:0])
 	}
 }
 
@@ -601,7 +602,7 @@ func (m *Member) advanceStop(now time.Time, out *Output) {
 		entry.Temporary = true
 		entry.Reason = "the static member stopped; it keeps its place for a restart"
 	}
-	m.send(now, out, stepLeave, &regroupv1.LeaveGroupRequest{GroupId: m.cfg.GroupID, Members: []*regroupv1.LeaveMember{entry}}, m.cfg.SessionTimeout)
+	m.send(now, out, stepLeave, &regroupv1.LeaveGroupRequest{GroupId: m.cfg.GroupID, Members: []*regroupv1.LeaveMember{entry}}, m.cfg.SessionTimeout, nil)
 }
 
 func (m *Member) finish(out *Output, err error) {
@@ -616,15 +617,22 @@ func (m *Member) fail(now time.Time, out *Output, err error) {
 	m.finish(out, err)
 }
 
-func (m *Member) send(now time.Time, out *Output, kind step, msg proto.Message, timeout time.Duration) {
+// send emits msg on the main line; room, if not nil, is where an output
+// without requests may list it (allocated with the message).
+func (m *Member) send(now time.Time, out *Output, kind step, msg proto.Message, timeout time.Duration, room []Request) {
 	id := m.id()
 	m.mainReq, m.mainKind = id, kind
 	m.retryAt = time.Time{}
+	if out.Requests == nil {
+		out.Requests = room
+	}
 	out.Requests = append(out.Requests, Request{ID: id, Msg: msg, Timeout: timeout})
 	m.sent(id, now)
 }
 
-func (m *Member) joinRequest() *regroupv1.JoinGroupRequest {
+// joinRequest builds the JoinGroup request, reporting what the member owns
+// if it is cooperative.
+func (m *Member) joinRequest() *joinBlock {
 	// The messages of a join live in one block: every member rejoins on
 	// every rebalance.
 	b := &joinBlock{}
@@ -646,7 +654,7 @@ func (m *Member) joinRequest() *regroupv1.JoinGroupRequest {
 		p.Name, p.Subscription = a.Name(), sub
 		req.Protocols = append(req.Protocols, p)
 	}
-	return req
+	return b
 }
 
 // ownedLists appends what the member owns to lists, one list per topic;
@@ -673,9 +681,11 @@ func (m *Member) ownedLists(first *regroupv1.TopicPartitions, lists []*regroupv1
 }
 
 // joinBlock holds a JoinGroup request with its first protocol and first
-// owned list, so that a join with one of each allocates them at once.
+// owned list, and room for the output's list of requests, so that a join
+// with one of each allocates them at once.
 type joinBlock struct {
 	req       regroupv1.JoinGroupRequest
+	room      [1]Request
 	sub       regroupv1.Subscription
 	protocol  regroupv1.Protocol
 	protocols [1]*regroupv1.Protocol
@@ -683,19 +693,16 @@ type joinBlock struct {
 	lists     [1]*regroupv1.TopicPartitions
 }
 
-// syncRequest builds the SyncGroup request; a leader computes the plan
-// with the selected assignor.
-func (m *Member) syncRequest() (*regroupv1.SyncGroupRequest, error) {
+// syncRequest builds the SyncGroup request (in a block with room for the
+// output's list); a leader computes the plan with the selected assignor.
+func (m *Member) syncRequest() (*syncBlock, error) {
 	resp := m.joinResp
-	req := &regroupv1.SyncGroupRequest{
-		GroupId:         m.cfg.GroupID,
-		Generation:      resp.GetGeneration(),
-		MemberId:        resp.GetMemberId(),
-		GroupInstanceId: m.cfg.InstanceID,
-		ProtocolName:    resp.GetProtocolName(),
-	}
+	b := &syncBlock{}
+	req := &b.req
+	req.GroupId, req.Generation, req.MemberId = m.cfg.GroupID, resp.GetGeneration(), resp.GetMemberId()
+	req.GroupInstanceId, req.ProtocolName = m.cfg.InstanceID, resp.GetProtocolName()
 	if !m.leader || resp.GetSkipAssignment() {
-		return req, nil
+		return b, nil
 	}
 	var a assignor.Assignor
 	for _, c := range m.cfg.Assignors {
@@ -711,7 +718,14 @@ func (m *Member) syncRequest() (*regroupv1.SyncGroupRequest, error) {
 		return nil, fmt.Errorf("regroup: member: assignor %q failed: %w", a.Name(), err)
 	}
 	req.Assignments = plan.Assignments()
-	return req, nil
+	return b, nil
+}
+
+// syncBlock holds a SyncGroup request and room for the output's list of
+// requests.
+type syncBlock struct {
+	req  regroupv1.SyncGroupRequest
+	room [1]Request
 }
 
 func (m *Member) heartbeating() bool {
