@@ -154,6 +154,9 @@ func (c Code) Fatal() bool {
 
 // CodeOf returns the Code of err if it is or wraps an *Error, else "".
 func CodeOf(err error) Code {
+	if e, ok := err.(*Error); ok {
+		return e.Code // the usual case, without errors.As's allocation
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code

@@ -26,6 +26,12 @@ func InputFromJoin(resp *regroupv1.JoinGroupResponse) *Input {
 	for _, t := range resp.GetTopics() {
 		in.Topics[t.GetName()] = t.GetPartitions()
 	}
+	// Every member's owned lists are carved out of one array.
+	n := 0
+	for _, jm := range resp.GetMembers() {
+		n += len(jm.GetSubscription().GetOwnedPartitions())
+	}
+	owned := make([]TopicPartitions, 0, n)
 	for _, jm := range resp.GetMembers() {
 		sub := jm.GetSubscription()
 		m := Member{
@@ -40,12 +46,19 @@ func InputFromJoin(resp *regroupv1.JoinGroupResponse) *Input {
 			m.Generation = sub.GetGeneration()
 			m.NotHeld = jm.GetOwnedNotHeld()
 		}
+		start := len(owned)
 		for _, tp := range sub.GetOwnedPartitions() {
-			m.Owned = append(m.Owned, TopicPartitions{Topic: tp.GetTopic(), Partitions: tp.GetPartitions()})
+			owned = append(owned, TopicPartitions{Topic: tp.GetTopic(), Partitions: tp.GetPartitions()})
+		}
+		if len(owned) > start {
+			m.Owned = owned[start:len(owned):len(owned)]
 		}
 		in.Members = append(in.Members, m)
 	}
-	slices.SortStableFunc(in.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	byID := func(a, b Member) int { return strings.Compare(a.ID, b.ID) }
+	if !slices.IsSortedFunc(in.Members, byID) { // the coordinator sends them sorted
+		slices.SortStableFunc(in.Members, byID)
+	}
 	return in
 }
 
@@ -54,26 +67,44 @@ func InputFromJoin(resp *regroupv1.JoinGroupResponse) *Input {
 // without partitions left out. The partition lists are shared with p.
 func (p Plan) Assignments() []*regroupv1.MemberAssignment {
 	ids := make([]string, 0, len(p))
-	for id := range p {
+	lists := 0
+	for id, m := range p {
 		ids = append(ids, id)
+		lists += len(m)
 	}
 	sort.Strings(ids)
+	// The messages are carved out of a few arrays rather than allocated
+	// one by one: the leader builds one per member on every rebalance.
 	out := make([]*regroupv1.MemberAssignment, 0, len(ids))
-	for _, id := range ids {
-		topics := make([]string, 0, len(p[id]))
-		for t, parts := range p[id] {
-			if len(parts) > 0 {
-				topics = append(topics, t)
-			}
-		}
-		sort.Strings(topics)
-		a := &regroupv1.Assignment{Partitions: make([]*regroupv1.TopicPartitions, 0, len(topics))}
+	mas := make([]regroupv1.MemberAssignment, len(ids))
+	as := make([]regroupv1.Assignment, len(ids))
+	tps := make([]regroupv1.TopicPartitions, 0, lists)
+	ptrs := make([]*regroupv1.TopicPartitions, 0, lists)
+	var topics []string
+	for i, id := range ids {
+		start := len(ptrs)
+		topics = sortedTopics(p[id], topics[:0])
 		for _, t := range topics {
-			a.Partitions = append(a.Partitions, &regroupv1.TopicPartitions{Topic: t, Partitions: p[id][t]})
+			tps = append(tps, regroupv1.TopicPartitions{Topic: t, Partitions: p[id][t]})
+			ptrs = append(ptrs, &tps[len(tps)-1])
 		}
-		out = append(out, &regroupv1.MemberAssignment{MemberId: id, Assignment: a})
+		as[i].Partitions = ptrs[start:len(ptrs):len(ptrs)]
+		mas[i].MemberId, mas[i].Assignment = id, &as[i]
+		out = append(out, &mas[i])
 	}
 	return out
+}
+
+// sortedTopics appends the topics of m that have partitions to buf,
+// sorted.
+func sortedTopics(m map[string][]int32, buf []string) []string {
+	for t, parts := range m {
+		if len(parts) > 0 {
+			buf = append(buf, t)
+		}
+	}
+	sort.Strings(buf)
+	return buf
 }
 
 // PlanFromAssignments is the inverse of Plan.Assignments: every member id

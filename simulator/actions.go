@@ -20,12 +20,13 @@ type groupState struct {
 	name     string
 	topics   []string           // topics any of its members subscribes to
 	parts    map[string][]int32 // topic -> ledger partition per partition number
-	tags     map[string]int32   // topic -> its ledger tag
-	liveSubs map[string]int     // topic -> live processes subscribing to it
+	tags     []int32            // per topic of topics: its ledger tag
+	liveSubs []int              // per topic of topics: live processes subscribing to it
 	active   bool               // a member process has started
 	live     int                // processes running, not paused, not cut off, not stopping
 	unstable int                // live processes whose state machine is not Stable
 	maxGen   int32
+	actor    *actorState // the coordinator's group, as last looked up (see actor)
 }
 
 // partition returns the ledger partition of topic/p, or -1.
@@ -56,7 +57,7 @@ func (s *sim) setup() error {
 		}
 	}
 	for _, g := range s.sc.Groups {
-		gs := &groupState{name: g.Name, parts: map[string][]int32{}, tags: map[string]int32{}, liveSubs: map[string]int{}, maxGen: -1}
+		gs := &groupState{name: g.Name, parts: map[string][]int32{}, maxGen: -1}
 		s.groups = append(s.groups, gs)
 		s.byGroup[g.Name] = gs
 	}
@@ -90,8 +91,9 @@ func (s *sim) setup() error {
 	}
 	for _, g := range s.groups {
 		slices.Sort(g.topics)
-		for _, t := range g.topics {
-			g.tags[t] = s.tags
+		g.liveSubs = make([]int, len(g.topics))
+		for range g.topics {
+			g.tags = append(g.tags, s.tags)
 			s.tags++
 		}
 	}
@@ -126,9 +128,9 @@ func (s *sim) checkConfig(j scenario.Join) ([]assignor.Assignor, error) {
 // starts, and the partitions of topics that grew since.
 func (s *sim) activate(g *groupState) {
 	g.active = true
-	for _, t := range g.topics {
+	for i, t := range g.topics {
 		for p := int32(len(g.parts[t])); p < s.topics[t]; p++ {
-			idx := s.ledger.Add(g.tags[t], s.now)
+			idx := s.ledger.Add(g.tags[i], s.now)
 			g.parts[t] = append(g.parts[t], idx)
 			s.partRefs = append(s.partRefs, partRef{group: g.name, topic: t, p: p, born: s.now})
 		}
@@ -453,17 +455,27 @@ func (s *sim) settled() bool {
 		if g.unstable > 0 {
 			return false
 		}
-		a := s.coord.actors[g.name]
+		a := s.actor(g)
 		if a == nil || a.g.State() != group.Stable {
 			return false
 		}
-		for _, t := range g.topics {
-			if owned, all := s.ledger.Owned(g.tags[t]); g.liveSubs[t] > 0 && owned < all {
+		for i := range g.topics {
+			if owned, all := s.ledger.Owned(g.tags[i]); g.liveSubs[i] > 0 && owned < all {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// actor returns the coordinator's group of g, or nil: the one looked up
+// last, unless the coordinator has dropped it since (a deleted group, a
+// failover).
+func (s *sim) actor(g *groupState) *actorState {
+	if g.actor == nil || g.actor.gone {
+		g.actor = s.coord.actors[g.name]
+	}
+	return g.actor
 }
 
 // unsettled says why the groups are not settled.
@@ -481,8 +493,8 @@ func (s *sim) unsettled() string {
 		} else if st := a.g.State(); st != group.Stable {
 			why = append(why, fmt.Sprintf("group %s is %v in generation %d", g.name, st, a.g.Generation()))
 		}
-		for _, t := range g.topics {
-			if owned, all := s.ledger.Owned(g.tags[t]); g.liveSubs[t] > 0 && owned < all {
+		for i, t := range g.topics {
+			if owned, all := s.ledger.Owned(g.tags[i]); g.liveSubs[i] > 0 && owned < all {
 				why = append(why, fmt.Sprintf("group %s: %d of %d partitions of %s have no owner", g.name, all-owned, all, t))
 			}
 		}

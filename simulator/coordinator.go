@@ -35,7 +35,8 @@ type coordinator struct {
 	actors     map[string]*actorState
 	ids        []string // actors' group ids, sorted
 	tombstones map[string]*storev1.GroupRecord
-	waiters    map[group.ReqID]*waiter
+	waiters    waiterTable
+	spare      []*waiter // retired waiters, for reuse
 	nextReq    group.ReqID
 	idsrc      *idSource
 }
@@ -48,16 +49,20 @@ type actorState struct {
 	gone     bool
 	spin     int // ticks in a row at one instant
 	spinAt   int64
+	gs       *groupState // the scenario's group, or nil
 }
 
 // waiter is a request waiting for its reply. A held heartbeat's reply
-// waits in held until its time, unless a later reply replaces it.
+// waits in held until its time, unless a later reply replaces it. Waiters
+// are reused (see retire); holdTok only grows, so that an evHold event of a
+// waiter's earlier use never matches.
 type waiter struct {
 	req      group.ReqID
 	proc     *process
 	id       uint64 // the member's request id
 	deadline int64  // the caller's deadline: replies after it are dropped
-	held     *group.Reply
+	holding  bool   // held is a held reply
+	held     proto.Message
 	holdTok  uint64
 }
 
@@ -89,7 +94,6 @@ func newCoordinator(s *sim) *coordinator {
 		registry:   map[string]int32{},
 		actors:     map[string]*actorState{},
 		tombstones: map[string]*storev1.GroupRecord{},
-		waiters:    map[group.ReqID]*waiter{},
 		idsrc:      &idSource{s: s, used: map[string]bool{}},
 	}
 	c.st = c.data.Open()
@@ -141,7 +145,7 @@ func (c *coordinator) receive(p *process, id uint64, msg proto.Message, timeout 
 	}
 	c.nextReq++
 	req := c.nextReq
-	c.waiters[req] = &waiter{req: req, proc: p, id: id, deadline: c.s.now + timeout}
+	c.waiters.add(req, c.newWaiter(req, p, id, c.s.now+timeout))
 	now := c.s.clock()
 	var out group.Output
 	switch r := msg.(type) {
@@ -198,7 +202,7 @@ func (c *coordinator) lookup(id string, create bool) *actorState {
 }
 
 func (c *coordinator) add(g *group.Group) *actorState {
-	a := &actorState{g: g, timerAt: -1}
+	a := &actorState{g: g, timerAt: -1, gs: c.s.byGroup[g.ID()]}
 	c.actors[g.ID()] = a
 	i, _ := slices.BinarySearch(c.ids, g.ID())
 	c.ids = slices.Insert(c.ids, i, g.ID())
@@ -208,7 +212,7 @@ func (c *coordinator) add(g *group.Group) *actorState {
 // apply carries out a step's output as the driver does: persist first,
 // then reply, then forget a deleted group or re-arm its timer.
 func (c *coordinator) apply(a *actorState, out group.Output) {
-	c.s.groupStep(a.g, out.Events)
+	c.s.groupStep(a, out.Events)
 	if (out.Persist || out.Delete) && c.durable {
 		if err := c.st.PutGroup(context.Background(), a.g.Record()); err != nil {
 			// The store of the current term never fails in the simulator.
@@ -232,36 +236,58 @@ func (c *coordinator) apply(a *actorState, out group.Output) {
 
 // deliver sends a reply now or, held, at its HoldUntil.
 func (c *coordinator) deliver(r group.Reply) {
-	w := c.waiters[r.Req]
+	w := c.waiters.get(r.Req)
 	if w == nil {
 		return // already answered (a held reply went out), or the caller left
 	}
 	if c.s.now > w.deadline {
-		delete(c.waiters, r.Req)
+		c.retire(w)
 		return // the caller's deadline passed: gRPC dropped the call
 	}
-	w.held = nil
+	w.holding, w.held = false, nil
 	w.holdTok++
 	if !r.HoldUntil.IsZero() {
-		held := group.Reply{Req: r.Req, Msg: r.Msg}
-		w.held = &held
+		w.holding, w.held = true, r.Msg
 		c.s.at(int64(r.HoldUntil.Sub(epoch)), event{kind: evHold, w: w, tok: w.holdTok})
 		return
 	}
-	delete(c.waiters, r.Req)
-	c.s.sendReply(w.proc, w.id, r.Msg, r.Err)
+	proc, id := w.proc, w.id
+	c.retire(w)
+	c.s.sendReply(proc, id, r.Msg, r.Err)
+}
+
+// newWaiter returns a waiter for request req, reusing a retired one.
+func (c *coordinator) newWaiter(req group.ReqID, p *process, id uint64, deadline int64) *waiter {
+	var w *waiter
+	if n := len(c.spare); n > 0 {
+		w = c.spare[n-1]
+		c.spare = c.spare[:n-1]
+	} else {
+		w = &waiter{}
+	}
+	w.req, w.proc, w.id, w.deadline = req, p, id, deadline
+	return w
+}
+
+// retire forgets w, which no reply will use any more, and keeps it for
+// reuse; its hold events, if any, will not match it again.
+func (c *coordinator) retire(w *waiter) {
+	c.waiters.remove(w.req)
+	w.holdTok++
+	w.proc, w.holding, w.held = nil, false, nil
+	c.spare = append(c.spare, w)
 }
 
 // hold sends a held reply whose time has come, unless it was replaced.
 func (c *coordinator) hold(w *waiter, tok uint64) {
-	if w.held == nil || w.holdTok != tok || c.waiters[w.req] != w {
+	if !w.holding || w.holdTok != tok || c.waiters.get(w.req) != w {
 		return
 	}
-	delete(c.waiters, w.req)
-	if c.s.now > w.deadline {
-		return
+	proc, id, msg, late := w.proc, w.id, w.held, c.s.now > w.deadline
+	c.retire(w)
+	if !late {
+		c.s.sendReply(proc, id, msg, nil)
 	}
-	c.s.sendReply(w.proc, w.id, w.held.Msg, nil)
 }
 
 // arm makes sure the group's timer fires no later than its next
@@ -317,13 +343,11 @@ func (c *coordinator) failover(gap int64) {
 		a.gone = true
 		a.timerTok++
 	}
-	reqs := slices.Sorted(maps.Keys(c.waiters))
-	for _, req := range reqs {
-		w := c.waiters[req]
-		delete(c.waiters, req)
-		w.holdTok++
-		if c.s.now <= w.deadline {
-			c.s.sendReply(w.proc, w.id, nil, err)
+	for _, w := range c.waiters.all() {
+		proc, id, late := w.proc, w.id, c.s.now > w.deadline
+		c.retire(w)
+		if !late {
+			c.s.sendReply(proc, id, nil, err)
 		}
 	}
 	c.actors, c.ids, c.tombstones = map[string]*actorState{}, nil, map[string]*storev1.GroupRecord{}

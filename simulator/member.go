@@ -530,7 +530,9 @@ func (s *sim) refresh(p *process) {
 		}
 		g.live += d
 		for _, t := range p.topics {
-			g.liveSubs[t] += d
+			if i, ok := slices.BinarySearch(g.topics, t); ok {
+				g.liveSubs[i] += d
+			}
 		}
 		p.live = live
 	}

@@ -81,7 +81,8 @@ type timed struct {
 
 // groupStep records what one step of a group reported and checks that its
 // generation never goes back.
-func (s *sim) groupStep(g *group.Group, events []group.Event) {
+func (s *sim) groupStep(a *actorState, events []group.Event) {
+	g := a.g
 	id := g.ID()
 	for _, e := range events {
 		switch e.Kind {
@@ -115,7 +116,7 @@ func (s *sim) groupStep(g *group.Group, events []group.Event) {
 			s.tracef("coord", "%s: %s", id, e.Detail)
 		}
 	}
-	gs := s.byGroup[id]
+	gs := a.gs
 	if gs == nil {
 		return
 	}

@@ -25,10 +25,8 @@ const (
 )
 
 // event is one thing that happens at a virtual time. Events at one time
-// run in the order they were scheduled (seq).
+// run in the order they were scheduled (the queue keeps both).
 type event struct {
-	at   int64
-	seq  uint64
 	kind kind
 	tok  uint64
 	dur  int64 // a request's timeout
@@ -59,8 +57,8 @@ func (q *queue) len() int { return len(q.heap) }
 
 func less(a, b entry) bool { return a.at < b.at || a.at == b.at && a.seq < b.seq }
 
-// push adds e, whose at and seq are set.
-func (q *queue) push(e event) {
+// push adds e at time at, with sequence number seq.
+func (q *queue) push(at int64, seq uint64, e event) {
 	var slot int32
 	if n := len(q.free); n > 0 {
 		slot = q.free[n-1]
@@ -70,7 +68,7 @@ func (q *queue) push(e event) {
 		slot = int32(len(q.slab))
 		q.slab = append(q.slab, e)
 	}
-	h := append(q.heap, entry{at: e.at, seq: e.seq, slot: slot})
+	h := append(q.heap, entry{at: at, seq: seq, slot: slot})
 	i := len(h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
@@ -86,8 +84,8 @@ func (q *queue) push(e event) {
 // peek returns the time of the next event.
 func (q *queue) peek() int64 { return q.heap[0].at }
 
-// pop removes the next event and returns it.
-func (q *queue) pop() event {
+// pop removes the next event and returns it with its time.
+func (q *queue) pop() (int64, event) {
 	h := q.heap
 	top := h[0]
 	n := len(h) - 1
@@ -113,13 +111,11 @@ func (q *queue) pop() event {
 	e := q.slab[top.slot]
 	q.slab[top.slot] = event{}
 	q.free = append(q.free, top.slot)
-	return e
+	return top.at, e
 }
 
 // at schedules e at time t (never before now).
 func (s *sim) at(t int64, e event) {
-	e.at = max(t, s.now)
 	s.seq++
-	e.seq = s.seq
-	s.q.push(e)
+	s.q.push(max(t, s.now), s.seq, e)
 }

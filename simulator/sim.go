@@ -199,8 +199,8 @@ func newSim(sc *scenario.Scenario, opts Options) (*sim, error) {
 func (s *sim) run() (*Result, error) {
 	var mark int64 // the next progress report is due at this virtual time
 	for s.q.len() > 0 && !s.stopped && s.q.peek() <= s.end {
-		e := s.q.pop()
-		s.now = e.at
+		at, e := s.q.pop()
+		s.now = at
 		s.metrics.Events++
 		s.dispatch(e)
 		s.afterEvent()

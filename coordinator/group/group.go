@@ -30,6 +30,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -108,6 +109,8 @@ type member struct {
 	timerAt         time.Time // the session timer entry it has in the heap
 	leaseUntil      time.Time // until when it may believe it owns owned
 	deliverAt       time.Time // parked SyncGroup waits for holds until then
+	waitListed      bool      // in the group's waiting list
+	removed         bool      // no longer a member (removed or replaced)
 
 	assignment    *regroupv1.Assignment // current assignment (delivered or not)
 	assigned      parts                 // assignment's partitions
@@ -155,7 +158,9 @@ type Group struct {
 	protocol   string
 	leader     string
 	members    map[string]*member
-	order      []*member // insertion order: leader succession, iteration
+	order      []*member      // insertion order: leader succession, iteration
+	sorted     []*member      // order sorted by id, or nil: see byID
+	offered    map[string]int // protocol name -> members that offer it
 	instances  map[string]*member
 	pending    map[string]time.Time // minted ids not yet joined -> expiry
 
@@ -182,6 +187,7 @@ type Group struct {
 	departed     []ownerParts // assignments of members removed since the last plan
 	inTransit    []ownerParts // partitions taken from their owner, not yet reassigned
 	timers       timerHeap
+	waiting      []*member // members whose delivery waits: see wait
 }
 
 type ownerParts struct {
@@ -199,6 +205,7 @@ func New(id string, cfg Config, ids IDSource, registry map[string]int32, now tim
 		now:        now,
 		state:      Empty,
 		members:    map[string]*member{},
+		offered:    map[string]int{},
 		instances:  map[string]*member{},
 		pending:    map[string]time.Time{},
 		registry:   registry,
@@ -235,6 +242,16 @@ func (g *Group) setState(out *Output, s State) {
 	}
 	out.event(Event{Kind: EventStateChanged, From: g.state, To: s})
 	g.state = s
+}
+
+// byID returns the members sorted by id. The list is kept until the
+// membership changes; callers must not modify it.
+func (g *Group) byID() []*member {
+	if g.sorted == nil {
+		g.sorted = slices.Clone(g.order)
+		slices.SortFunc(g.sorted, func(a, b *member) int { return strings.Compare(a.id, b.id) })
+	}
+	return g.sorted
 }
 
 // subscription returns m's subscription under the selected protocol, or
@@ -295,6 +312,7 @@ func (g *Group) addMember(now time.Time, id, host string, r *regroupv1.JoinGroup
 	m.sessionDeadline = now.Add(g.cfg.NewMemberJoinTimeout)
 	g.members[id] = m
 	g.order = append(g.order, m)
+	g.sorted = nil
 	if m.instanceID != "" {
 		g.instances[m.instanceID] = m
 	}
@@ -309,11 +327,28 @@ func (g *Group) addMember(now time.Time, id, host string, r *regroupv1.JoinGroup
 // update applies a (re)join's protocols and timeouts to m (KAFKA-14009:
 // both timeouts follow every rejoin).
 func (g *Group) update(m *member, r *regroupv1.JoinGroupRequest) {
+	g.uncount(m)
 	m.protocols = r.GetProtocols()
+	g.count(m)
 	m.sessionTimeout = time.Duration(r.GetSessionTimeoutMs()) * time.Millisecond
 	m.rebalanceTimeout = time.Duration(r.GetRebalanceTimeoutMs()) * time.Millisecond
 	if r.GetClientId() != "" {
 		m.clientID = r.GetClientId()
+	}
+}
+
+// count adds m's protocols to the number of members offering each (a name
+// m lists twice counts once).
+func (g *Group) count(m *member) { g.tally(m, 1) }
+
+// uncount takes m's protocols out of the number of members offering each.
+func (g *Group) uncount(m *member) { g.tally(m, -1) }
+
+func (g *Group) tally(m *member, d int) {
+	for i, p := range m.protocols {
+		if !slices.ContainsFunc(m.protocols[:i], func(q *regroupv1.Protocol) bool { return q.GetName() == p.GetName() }) {
+			g.offered[p.GetName()] += d
+		}
 	}
 }
 
@@ -324,8 +359,11 @@ func (g *Group) reportOwned(m *member, r *regroupv1.JoinGroupRequest) int {
 		return 0
 	}
 	g.held = nil
-	reported := partsFromProto(r.GetProtocols()[0].GetSubscription().GetOwnedPartitions())
-	kept := m.owned.intersect(reported)
+	lists := r.GetProtocols()[0].GetSubscription().GetOwnedPartitions()
+	if m.owned.coveredBy(lists) {
+		return 0
+	}
+	kept := m.owned.intersect(partsFromProto(lists))
 	released := m.owned.count() - kept.count()
 	m.owned = kept
 	return released
@@ -360,8 +398,11 @@ func (g *Group) remove(now time.Time, out *Output, m *member, why string, gracef
 		g.departed = append(g.departed, ownerParts{owner: m.key(), parts: m.assigned})
 	}
 	delete(g.members, m.id)
+	m.removed = true
+	g.uncount(m)
 	i := slices.Index(g.order, m)
 	g.order = slices.Delete(g.order, i, i+1)
+	g.sorted = nil
 	if m.instanceID != "" && g.instances[m.instanceID] == m {
 		delete(g.instances, m.instanceID)
 	}
@@ -400,17 +441,18 @@ func (g *Group) validateMember(memberID, instanceID string) (*member, error) {
 }
 
 // supportsProtocols reports whether some protocol of protocols is offered by
-// every member other than except.
+// every member other than except (nil, or a member of the group).
 func (g *Group) supportsProtocols(protocols []*regroupv1.Protocol, except *member) bool {
+	others := len(g.order)
+	if except != nil {
+		others--
+	}
 	for _, p := range protocols {
-		all := true
-		for _, m := range g.order {
-			if m != except && m.offers(p.GetName()) == nil {
-				all = false
-				break
-			}
+		n := g.offered[p.GetName()]
+		if except != nil && except.offers(p.GetName()) != nil {
+			n--
 		}
-		if all {
+		if n == others {
 			return true
 		}
 	}
@@ -427,14 +469,7 @@ func (g *Group) selectProtocol() string {
 	votes := map[string]int{}
 	var candidates []string
 	for _, p := range leader.protocols {
-		all := true
-		for _, m := range g.order {
-			if m.offers(p.GetName()) == nil {
-				all = false
-				break
-			}
-		}
-		if all {
+		if g.offered[p.GetName()] == len(g.order) {
 			candidates = append(candidates, p.GetName())
 			votes[p.GetName()] = 0
 		}
@@ -459,8 +494,53 @@ func (g *Group) selectProtocol() string {
 	return best
 }
 
+// protocolsEqual reports whether a and b are equal lists of protocols, as
+// proto.Equal compares each pair.
 func protocolsEqual(a, b []*regroupv1.Protocol) bool {
-	return slices.EqualFunc(a, b, func(x, y *regroupv1.Protocol) bool { return proto.Equal(x, y) })
+	return slices.EqualFunc(a, b, protocolEqual)
+}
+
+// protocolEqual is proto.Equal(x, y), compared field by field: every
+// rejoin compares its protocols with the member's, and proto.Equal's
+// reflection costs more than the rest of the join. Messages with unknown
+// fields or nil list elements are left to proto.Equal.
+func protocolEqual(x, y *regroupv1.Protocol) bool {
+	if !plain(x) || !plain(y) {
+		return proto.Equal(x, y)
+	}
+	if x.GetName() != y.GetName() {
+		return false
+	}
+	xs, ys := x.GetSubscription(), y.GetSubscription()
+	if xs == nil || ys == nil {
+		return xs == ys
+	}
+	return xs.GetGeneration() == ys.GetGeneration() && xs.GetRack() == ys.GetRack() &&
+		slices.Equal(xs.GetTopics(), ys.GetTopics()) && bytes.Equal(xs.GetUserData(), ys.GetUserData()) &&
+		slices.EqualFunc(xs.GetOwnedPartitions(), ys.GetOwnedPartitions(), func(a, b *regroupv1.TopicPartitions) bool {
+			return a.GetTopic() == b.GetTopic() && slices.Equal(a.GetPartitions(), b.GetPartitions())
+		})
+}
+
+// plain reports whether p is a non-nil message without unknown fields or nil
+// list elements, which protocolEqual can compare field by field.
+func plain(p *regroupv1.Protocol) bool {
+	if p == nil || len(p.ProtoReflect().GetUnknown()) > 0 {
+		return false
+	}
+	s := p.GetSubscription()
+	if s == nil {
+		return true
+	}
+	if len(s.ProtoReflect().GetUnknown()) > 0 {
+		return false
+	}
+	for _, tp := range s.GetOwnedPartitions() {
+		if tp == nil || len(tp.ProtoReflect().GetUnknown()) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // sameSubscriptions reports whether a and b differ at most in the owned

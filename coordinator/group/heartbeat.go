@@ -34,8 +34,14 @@ func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatReques
 		out.fail(req, regroup.Errorf(regroup.CodeIllegalGeneration, "generation %d is not the group's generation %d", r.GetGeneration(), g.generation))
 		return out
 	}
+	// One empty answer serves both the held heartbeat and this one, and
+	// is allocated with room for both replies: every member beats every
+	// few seconds.
+	blk := &heartbeatBlock{}
+	ok := &blk.ok
+	out.Replies = blk.replies[:0]
 	if m.hbReq != 0 {
-		out.reply(m.hbReq, &regroupv1.HeartbeatResponse{})
+		out.reply(m.hbReq, ok)
 		m.hbReq = 0
 	}
 	g.refresh(now, m)
@@ -45,12 +51,18 @@ func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatReques
 	}
 	hold := min(time.Duration(r.GetHoldMs())*time.Millisecond, m.sessionTimeout/3)
 	if hold <= 0 {
-		out.reply(req, &regroupv1.HeartbeatResponse{})
+		out.reply(req, ok)
 		return out
 	}
 	m.hbReq = req
-	out.Replies = append(out.Replies, Reply{Req: req, Msg: &regroupv1.HeartbeatResponse{}, HoldUntil: now.Add(hold)})
+	out.Replies = append(out.Replies, Reply{Req: req, Msg: ok, HoldUntil: now.Add(hold)})
 	return out
+}
+
+// heartbeatBlock holds a heartbeat's answer and its output's replies.
+type heartbeatBlock struct {
+	ok      regroupv1.HeartbeatResponse
+	replies [2]Reply
 }
 
 // Leave handles a LeaveGroup request (and the Admin's RemoveMembers, which
@@ -313,6 +325,9 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 			return
 		}
 	}
+	if !g.deliveryDue(now) {
+		return
+	}
 	var held heldIndex
 	for _, m := range g.order {
 		if m.syncReq != 0 && !m.deliverAt.IsZero() && !now.Before(m.deliverAt) {
@@ -322,6 +337,13 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 			g.deliver(now, out, m, held)
 		}
 	}
+}
+
+// deliveryDue reports whether a waiting delivery is due at now.
+func (g *Group) deliveryDue(now time.Time) bool {
+	return slices.ContainsFunc(g.waiters(), func(m *member) bool {
+		return m.syncReq != 0 && !now.Before(m.deliverAt)
+	})
 }
 
 // Delete deletes an Empty group on an administrator's request: it becomes

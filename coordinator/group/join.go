@@ -233,11 +233,14 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 		owned:         parts{},
 	}
 	oldTopics := g.subscription(old).GetTopics()
+	g.uncount(old)
 	g.update(n, r)
 	g.replacements++
 	n.token = token(g.generation, g.replacements)
 	g.order[slices.Index(g.order, old)] = n
+	g.sorted = nil
 	delete(g.members, old.id)
+	old.removed = true
 	g.members[n.id] = n
 	g.instances[n.instanceID] = n
 	if g.leader == old.id {
@@ -337,8 +340,12 @@ func errRebalancing(g *Group, now time.Time) error {
 		deadline = g.delayDeadline.Add(g.delayBudget)
 	}
 	left := max(deadline.Sub(now), 0)
-	return regroup.Errorf(regroup.CodeRebalanceInProgress, "group %q is rebalancing: rejoin within %v", g.id, left).
-		With(regroup.MetaRebalanceTimeoutMs, strconv.FormatInt(ms(left), 10))
+	// Built without fmt: every heartbeat during a rebalance gets one.
+	return &regroup.Error{
+		Code:     regroup.CodeRebalanceInProgress,
+		Message:  "group " + strconv.Quote(g.id) + " is rebalancing: rejoin within " + left.String(),
+		Metadata: map[string]string{regroup.MetaRebalanceTimeoutMs: strconv.FormatInt(ms(left), 10)},
+	}
 }
 
 // allJoined reports whether the join barrier is complete: every member has
@@ -408,8 +415,10 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 	g.setState(out, CompletingRebalance)
 	g.syncDeadline = now.Add(g.rebalanceTimeout())
 	ids := make([]string, 0, len(g.order))
-	for _, m := range g.order {
+	for _, m := range g.byID() {
 		ids = append(ids, m.id)
+	}
+	for _, m := range g.order {
 		m.token = token(g.generation, 0)
 		m.absent = m.joinReq == 0
 		m.awaitingSync = !m.absent
@@ -418,14 +427,16 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 			g.refresh(now, m)
 		}
 	}
-	sort.Strings(ids)
 	g.reb.Generation = g.generation
 	g.reb.Members = ids
 	g.reb.JoinCompleted = timestamppb.New(now)
 	out.Persist = true
-	for _, m := range g.order {
+	out.Replies = slices.Grow(out.Replies, len(g.order))
+	resps := make([]regroupv1.JoinGroupResponse, len(g.order)) // one allocation for all
+	for i, m := range g.order {
 		if m.joinReq != 0 {
-			out.reply(m.joinReq, g.joinResponse(now, m))
+			g.fillJoinResponse(now, m, &resps[i])
+			out.reply(m.joinReq, &resps[i])
 			m.joinReq = 0
 		}
 	}
@@ -434,25 +445,29 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 // joinResponse is m's JoinGroup answer for the current generation; the
 // leader's carries every member and the partition counts.
 func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupResponse {
+	resp := &regroupv1.JoinGroupResponse{}
+	g.fillJoinResponse(now, m, resp)
+	return resp
+}
+
+// fillJoinResponse sets resp, a zero message, to joinResponse(now, m).
+func (g *Group) fillJoinResponse(now time.Time, m *member, resp *regroupv1.JoinGroupResponse) {
 	window := m.rebalanceTimeout
 	if !g.syncDeadline.IsZero() {
 		window = max(g.syncDeadline.Sub(now), 0)
 	}
-	resp := &regroupv1.JoinGroupResponse{
-		Generation:         g.generation,
-		ProtocolName:       g.protocol,
-		LeaderId:           g.leader,
-		MemberId:           m.id,
-		RebalanceTimeoutMs: ms(window),
-		SessionTimeoutMs:   ms(m.sessionTimeout),
-	}
+	resp.Generation, resp.ProtocolName, resp.LeaderId, resp.MemberId = g.generation, g.protocol, g.leader, m.id
+	resp.RebalanceTimeoutMs, resp.SessionTimeoutMs = ms(window), ms(m.sessionTimeout)
 	if m.id != g.leader {
-		return resp
+		return
 	}
-	sorted := slices.Clone(g.order)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].id < sorted[j].id })
-	var held parts // what members may hold, built when first needed
-	for _, o := range sorted {
+	sorted := g.byID()
+	resp.Members = make([]*regroupv1.JoinGroupMember, 0, len(sorted))
+	entries := make([]regroupv1.JoinGroupMember, len(sorted)) // one allocation for all
+	// What members may hold, built when first needed.
+	var held parts
+	heldBuilt := false
+	for i, o := range sorted {
 		sub := g.subscription(o)
 		notHeld := false
 		switch {
@@ -471,29 +486,24 @@ func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupRespo
 			// member may hold (the assignment may never have reached this
 			// one): a claim on a partition the member does not hold must not
 			// outrank the claim of a member that does.
-			if held == nil {
-				held = g.mayHold()
+			if !heldBuilt {
+				held, heldBuilt = g.mayHold(), true
 			}
 			sub = proto.CloneOf(sub)
 			sub.OwnedPartitions = o.assigned.minus(held.minus(o.owned)).toProto()
 			sub.Generation = o.assignmentGen
 			notHeld = len(sub.OwnedPartitions) > 0
 		}
-		resp.Members = append(resp.Members, &regroupv1.JoinGroupMember{
-			MemberId:        o.id,
-			GroupInstanceId: o.instanceID,
-			ClientId:        o.clientID,
-			Subscription:    sub,
-			OwnedNotHeld:    notHeld,
-		})
+		e := &entries[i]
+		e.MemberId, e.GroupInstanceId, e.ClientId, e.Subscription, e.OwnedNotHeld = o.id, o.instanceID, o.clientID, sub, notHeld
+		resp.Members = append(resp.Members, e)
 	}
 	resp.Topics = topicList(g.seen)
-	return resp
 }
 
 // mayHold is every partition a member of the group may hold.
 func (g *Group) mayHold() parts {
-	held := parts{}
+	var held parts
 	for _, m := range g.order {
 		held = held.union(m.owned)
 	}

@@ -123,6 +123,8 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 		m.owned = m.owned.union(m.assigned)
 		g.members[m.id] = m
 		g.order = append(g.order, m)
+		g.sorted = nil
+		g.count(m)
 		if m.instanceID != "" {
 			g.instances[m.instanceID] = m
 		}

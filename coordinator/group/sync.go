@@ -2,6 +2,7 @@ package group
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -94,17 +95,19 @@ func refuse(topic string, partition int32, members []string, format string, args
 // to and goes to one member only; and no partition goes to a member other
 // than a rejoined member that still reports owning it.
 func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *regroup.Error {
-	owner := map[string][]string{}
-	named := map[string]bool{}
-	for _, a := range plan {
+	// owner[t][p] numbers the plan entry that gives t/p away: i+1 for
+	// plan[i], 0 for none.
+	owner := map[string][]int32{}
+	named := map[string]int32{} // member id -> its plan entry's number
+	for i, a := range plan {
 		m := g.members[a.GetMemberId()]
 		if m == nil {
 			return refuse("", -1, []string{a.GetMemberId()}, "the assignment names %s, which is not a member of the generation", a.GetMemberId())
 		}
-		if named[m.id] {
+		if named[m.id] != 0 {
 			return refuse("", -1, []string{m.id}, "the assignment names member %s twice", m.id)
 		}
-		named[m.id] = true
+		named[m.id] = int32(i + 1)
 		for _, tp := range a.GetAssignment().GetPartitions() {
 			t := tp.GetTopic()
 			n, ok := g.seen[t]
@@ -114,17 +117,20 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 			if !g.subscribes(m, t) {
 				return refuse(t, -1, []string{m.id}, "topic %q given to %s, which does not subscribe to it", t, m.id)
 			}
-			if owner[t] == nil {
-				owner[t] = make([]string, n)
+			owners := owner[t]
+			if owners == nil {
+				owners = make([]int32, n)
+				owner[t] = owners
 			}
 			for _, p := range tp.GetPartitions() {
 				if p >= n {
 					return refuse(t, p, []string{m.id}, "partition %s/%d given to %s does not exist (the topic has %d)", t, p, m.id, n)
 				}
-				if prev := owner[t][p]; prev != "" {
-					return refuse(t, p, []string{prev, m.id}, "partition %s/%d given to both %s and %s", t, p, prev, m.id)
+				if prev := owners[p]; prev != 0 {
+					o := plan[prev-1].GetMemberId()
+					return refuse(t, p, []string{o, m.id}, "partition %s/%d given to both %s and %s", t, p, o, m.id)
 				}
-				owner[t][p] = m.id
+				owners[p] = int32(i + 1)
 			}
 		}
 	}
@@ -132,9 +138,12 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 		if y.absent {
 			continue
 		}
-		for _, t := range y.owned.topics() {
-			for _, p := range y.owned[t] {
-				if o := ownerOf(owner, t, p); o != "" && o != y.id {
+		self := named[y.id]
+		for _, tp := range y.owned {
+			t, owners := tp.topic, owner[tp.topic]
+			for _, p := range tp.ps {
+				if k := ownerAt(owners, p); k != 0 && k != self {
+					o := plan[k-1].GetMemberId()
 					return refuse(t, p, []string{o, y.id},
 						"partition %s/%d given to %s while %s still owns it (cooperative rule: revoke first, reassign in the next round)", t, p, o, y.id)
 				}
@@ -144,11 +153,12 @@ func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *re
 	return nil
 }
 
-func ownerOf(owner map[string][]string, t string, p int32) string {
-	if int(p) < len(owner[t]) {
-		return owner[t][p]
+// ownerAt returns owners[p], or 0 if p is out of range.
+func ownerAt(owners []int32, p int32) int32 {
+	if int(p) < len(owners) {
+		return owners[p]
 	}
-	return ""
+	return 0
 }
 
 // acceptPlan stores the leader's assignment, moves the group to Stable and
@@ -160,13 +170,12 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	}
 	moved, unassigned := g.countMoves(byMember)
 	unowned := unassigned.count()
-	for _, m := range g.order {
+	stored := make([]regroupv1.Assignment, len(g.order)) // one allocation for all
+	for i, m := range g.order {
 		a := byMember[m.id]
-		if a == nil {
-			a = &regroupv1.Assignment{}
-		}
 		m.assigned = partsFromProto(a.GetPartitions())
-		m.assignment = &regroupv1.Assignment{Partitions: m.assigned.toProto(), UserData: a.GetUserData()}
+		stored[i].Partitions, stored[i].UserData = m.assigned.toProto(), a.GetUserData()
+		m.assignment = &stored[i]
 		m.assignmentGen = g.generation
 	}
 	g.held = nil
@@ -175,9 +184,11 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	out.Persist = true
 	g.finishRebalance(now, out, moved, unowned)
 	held := g.heldIndex(now)
-	for _, m := range g.order {
+	out.Replies = slices.Grow(out.Replies, len(g.order))
+	resps := make([]regroupv1.SyncGroupResponse, len(g.order)) // one allocation for all
+	for i, m := range g.order {
 		if m.syncReq != 0 {
-			g.deliver(now, out, m, held)
+			g.deliverInto(now, out, m, held, &resps[i])
 		}
 	}
 	g.unassigned = unassigned
@@ -226,16 +237,23 @@ func (g *Group) checkStranded(now time.Time, out *Output) {
 // remembers the partitions the plan takes away without giving them to
 // anyone (a cooperative first round), so that the next round counts them.
 func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, unassigned parts) {
-	prev := map[string][]string{}
+	// prev[t][p] numbers the last owner of t/p: names[k-1] for k, none
+	// for 0.
+	prev := map[string][]int32{}
+	var names []string
 	note := func(owner string, ps parts) {
-		for t, list := range ps {
-			n := g.seen[t]
-			if prev[t] == nil && n > 0 {
-				prev[t] = make([]string, n)
+		names = append(names, owner)
+		k := int32(len(names))
+		for _, tp := range ps {
+			n := g.seen[tp.topic]
+			owners := prev[tp.topic]
+			if owners == nil && n > 0 {
+				owners = make([]int32, n)
+				prev[tp.topic] = owners
 			}
-			for _, p := range list {
+			for _, p := range tp.ps {
 				if p < n {
-					prev[t][p] = owner
+					owners[p] = k
 				}
 			}
 		}
@@ -251,14 +269,18 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 	}
 	assigned := map[string][]bool{}
 	for _, m := range g.order {
+		key := m.key()
 		for _, tp := range plan[m.id].GetPartitions() {
 			t := tp.GetTopic()
-			if assigned[t] == nil {
-				assigned[t] = make([]bool, g.seen[t])
+			done := assigned[t]
+			if done == nil {
+				done = make([]bool, g.seen[t])
+				assigned[t] = done
 			}
+			owners := prev[t]
 			for _, p := range tp.GetPartitions() {
-				assigned[t][p] = true
-				if o := ownerOf(prev, t, p); o != "" && o != m.key() {
+				done[p] = true
+				if k := ownerAt(owners, p); k != 0 && names[k-1] != key {
 					moved++
 				}
 			}
@@ -266,18 +288,24 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 	}
 	transit := map[string]parts{}
 	unassigned = parts{}
-	for t, n := range g.seen {
-		for p := range n {
-			if int(p) < len(assigned[t]) && assigned[t][p] {
+	for _, t := range slices.Sorted(maps.Keys(g.seen)) {
+		done, owners := assigned[t], prev[t]
+		var left []int32
+		taken := map[string][]int32{}
+		for p := range g.seen[t] {
+			if int(p) < len(done) && done[p] {
 				continue
 			}
-			unassigned[t] = append(unassigned[t], p)
-			if o := ownerOf(prev, t, p); o != "" {
-				if transit[o] == nil {
-					transit[o] = parts{}
-				}
-				transit[o][t] = append(transit[o][t], p)
+			left = append(left, p)
+			if k := ownerAt(owners, p); k != 0 {
+				taken[names[k-1]] = append(taken[names[k-1]], p)
 			}
+		}
+		if len(left) > 0 {
+			unassigned = append(unassigned, topicParts{topic: t, ps: left})
+		}
+		for o, ps := range taken {
+			transit[o] = append(transit[o], topicParts{topic: t, ps: ps})
 		}
 	}
 	g.inTransit, g.departed = nil, nil
@@ -296,20 +324,48 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 // member may still hold one of its partitions (see heldIndex): then it waits
 // until that member's lease ends.
 func (g *Group) deliver(now time.Time, out *Output, m *member, held heldIndex) {
+	g.deliverInto(now, out, m, held, nil)
+}
+
+// deliverInto is deliver answering with resp, a zero message, or a new one
+// if resp is nil.
+func (g *Group) deliverInto(now time.Time, out *Output, m *member, held heldIndex, resp *regroupv1.SyncGroupResponse) {
 	if until := held.until(m.assigned); until.After(now) {
-		m.deliverAt = until
+		g.wait(m, until)
 		return
 	}
 	m.deliverAt = time.Time{}
 	m.owned = m.owned.union(m.assigned)
 	g.refresh(now, m)
-	out.reply(m.syncReq, &regroupv1.SyncGroupResponse{
-		ProtocolName:     g.protocol,
-		Assignment:       m.assignment,
-		FencingToken:     m.token,
-		SessionTimeoutMs: ms(m.sessionTimeout),
-	})
+	if resp == nil {
+		resp = &regroupv1.SyncGroupResponse{}
+	}
+	resp.ProtocolName, resp.Assignment, resp.FencingToken, resp.SessionTimeoutMs = g.protocol, m.assignment, m.token, ms(m.sessionTimeout)
+	out.reply(m.syncReq, resp)
 	m.syncReq = 0
+}
+
+// wait defers m's delivery until until. The group lists the members whose
+// delivery waits, so that NextDeadline and Tick need not scan every member;
+// the list may still name members that no longer wait (see waiters).
+func (g *Group) wait(m *member, until time.Time) {
+	m.deliverAt = until
+	if !m.waitListed {
+		m.waitListed = true
+		g.waiting = append(g.waiting, m)
+	}
+}
+
+// waiters returns the list of members whose delivery may wait, after
+// dropping those that no longer wait (delivered, or no longer members): a
+// member with a parked SyncGroup and a deliverAt is always in it.
+func (g *Group) waiters() []*member {
+	g.waiting = slices.DeleteFunc(g.waiting, func(m *member) bool {
+		gone := m.deliverAt.IsZero() || g.members[m.id] != m
+		m.waitListed = !gone
+		return gone
+	})
+	return g.waiting
 }
 
 // heldIndex maps topic -> partition -> the latest end of a lease under which
@@ -334,13 +390,15 @@ func (g *Group) heldIndex(now time.Time) heldIndex {
 		if !until.After(now) {
 			return
 		}
-		for t, list := range ps {
-			if idx[t] == nil {
-				idx[t] = map[int32]time.Time{}
+		for _, tp := range ps {
+			held := idx[tp.topic]
+			if held == nil {
+				held = map[int32]time.Time{}
+				idx[tp.topic] = held
 			}
-			for _, p := range list {
-				if until.After(idx[t][p]) {
-					idx[t][p] = until
+			for _, p := range tp.ps {
+				if until.After(held[p]) {
+					held[p] = until
 				}
 			}
 		}
@@ -349,7 +407,7 @@ func (g *Group) heldIndex(now time.Time) heldIndex {
 		add(h.partitions, h.until)
 	}
 	for _, y := range g.order {
-		if y.owned.count() > 0 {
+		if y.owned.count() > 0 && !y.owned.subset(y.assigned) {
 			add(y.owned.minus(y.assigned), y.leaseUntil)
 		}
 	}
@@ -359,12 +417,12 @@ func (g *Group) heldIndex(now time.Time) heldIndex {
 // until returns the latest hold on any of ps, or the zero time.
 func (idx heldIndex) until(ps parts) time.Time {
 	var until time.Time
-	for t, list := range ps {
-		held := idx[t]
+	for _, tp := range ps {
+		held := idx[tp.topic]
 		if held == nil {
 			continue
 		}
-		for _, p := range list {
+		for _, p := range tp.ps {
 			if u, ok := held[p]; ok && u.After(until) {
 				until = u
 			}

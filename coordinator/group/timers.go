@@ -1,38 +1,69 @@
 package group
 
 import (
-	"container/heap"
 	"time"
 )
 
 // timerEntry asks for member's session to be checked at at.
 type timerEntry struct {
 	at     time.Time
-	member string
+	member *member
 }
 
 // timerHeap orders session checks by time. A member has at most one live
 // entry, the one whose time equals its timerAt; entries of removed members
 // or superseded times are skipped when popped. Heartbeats move a session
 // deadline later without touching the heap: the entry fires early, finds
-// the deadline moved, and is pushed again.
+// the deadline moved, and is pushed again. push and pop are
+// container/heap's algorithm, typed: no entry is boxed.
 type timerHeap []timerEntry
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
+func (h timerHeap) less(i, j int) bool { return h[i].at.Before(h[j].at) }
+
+func (h *timerHeap) push(e timerEntry) {
+	*h = append(*h, e)
+	s := *h
+	for j := len(s) - 1; ; {
+		i := (j - 1) / 2 // parent
+		if i == j || !s.less(j, i) {
+			break
+		}
+		s[i], s[j] = s[j], s[i]
+		j = i
+	}
+}
+
+func (h *timerHeap) pop() timerEntry {
+	s := *h
+	n := len(s) - 1
+	s[0], s[n] = s[n], s[0]
+	for i := 0; ; {
+		j1 := 2*i + 1
+		if j1 >= n || j1 < 0 {
+			break
+		}
+		j := j1 // left child
+		if j2 := j1 + 1; j2 < n && s.less(j2, j1) {
+			j = j2
+		}
+		if !s.less(j, i) {
+			break
+		}
+		s[i], s[j] = s[j], s[i]
+		i = j
+	}
+	e := s[n]
+	*h = s[:n]
 	return e
 }
+
+// live reports whether e is its member's live entry.
+func (e timerEntry) live() bool { return !e.member.removed && e.at.Equal(e.member.timerAt) }
 
 // schedule makes sure m's session is checked no later than its deadline.
 func (g *Group) schedule(m *member) {
 	if m.timerAt.IsZero() || m.sessionDeadline.Before(m.timerAt) {
-		heap.Push(&g.timers, timerEntry{at: m.sessionDeadline, member: m.id})
+		g.timers.push(timerEntry{at: m.sessionDeadline, member: m})
 		m.timerAt = m.sessionDeadline
 	}
 }
@@ -41,13 +72,12 @@ func (g *Group) schedule(m *member) {
 func (g *Group) dueSessions(now time.Time) []*member {
 	var due []*member
 	for len(g.timers) > 0 && !g.timers[0].at.After(now) {
-		e := heap.Pop(&g.timers).(timerEntry)
-		m := g.members[e.member]
-		if m == nil || !e.at.Equal(m.timerAt) {
+		e := g.timers.pop()
+		if !e.live() {
 			continue
 		}
-		m.timerAt = time.Time{}
-		due = append(due, m)
+		e.member.timerAt = time.Time{}
+		due = append(due, e.member)
 	}
 	return due
 }
@@ -62,15 +92,16 @@ func (g *Group) NextDeadline() time.Time {
 		}
 	}
 	for len(g.timers) > 0 {
-		e := g.timers[0]
-		if m := g.members[e.member]; m != nil && e.at.Equal(m.timerAt) {
+		if e := g.timers[0]; e.live() {
 			at(e.at)
 			break
 		}
-		heap.Pop(&g.timers)
+		g.timers.pop()
 	}
-	for _, exp := range g.pending {
-		at(exp)
+	if len(g.pending) > 0 {
+		for _, exp := range g.pending {
+			at(exp)
+		}
 	}
 	switch g.state {
 	case PreparingRebalance:
@@ -81,7 +112,7 @@ func (g *Group) NextDeadline() time.Time {
 	case Stable:
 		at(g.syncDeadline)
 		at(g.strandCheck)
-		for _, m := range g.order {
+		for _, m := range g.waiters() {
 			if m.syncReq != 0 {
 				at(m.deliverAt)
 			}

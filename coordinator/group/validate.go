@@ -2,7 +2,9 @@ package group
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -25,6 +27,34 @@ func invalid(field, format string, args ...any) *regroup.Error {
 // checkName checks an identifier: at most MaxIDLength bytes of valid UTF-8
 // without control characters, and not empty when required.
 func checkName(field, s string, required bool) *regroup.Error {
+	if nameOK(s, required) {
+		return nil
+	}
+	return nameError(field, s, required)
+}
+
+// nameOK reports whether checkName accepts s, without naming the field:
+// callers whose field name must be formatted format it only on failure.
+func nameOK(s string, required bool) bool {
+	if s == "" {
+		return !required
+	}
+	if len(s) > MaxIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf {
+			// Not ASCII: the general check.
+			return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+		} else if c < 0x20 || c == 0x7f {
+			return false // an ASCII control character
+		}
+	}
+	return true
+}
+
+// nameError is checkName's error for a name nameOK refuses.
+func nameError(field, s string, required bool) *regroup.Error {
 	if s == "" {
 		if required {
 			return invalid(field, "must not be empty")
@@ -68,15 +98,16 @@ func ValidateTopic(t *regroupv1.Topic) error {
 	return nil
 }
 
-func checkPartitions(field string, tps []*regroupv1.TopicPartitions) *regroup.Error {
+// checkPartitions checks a list of topic partitions; field names it, and is
+// called only to report an error.
+func checkPartitions(field func() string, tps []*regroupv1.TopicPartitions) *regroup.Error {
 	for i, tp := range tps {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if err := checkName(f+".topic", tp.GetTopic(), true); err != nil {
-			return err
+		if !nameOK(tp.GetTopic(), true) {
+			return nameError(fmt.Sprintf("%s[%d].topic", field(), i), tp.GetTopic(), true)
 		}
 		for _, p := range tp.GetPartitions() {
 			if p < 0 {
-				return invalid(f+".partitions", "has negative partition %d", p)
+				return invalid(fmt.Sprintf("%s[%d].partitions", field(), i), "has negative partition %d", p)
 			}
 		}
 	}
@@ -121,25 +152,8 @@ func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
 	if len(r.GetProtocols()) == 0 {
 		return invalid("protocols", "must list at least one assignor")
 	}
-	seen := make(map[string]bool, len(r.GetProtocols()))
 	for i, p := range r.GetProtocols() {
-		f := fmt.Sprintf("protocols[%d]", i)
-		if err := checkName(f+".name", p.GetName(), true); err != nil {
-			return err
-		}
-		if seen[p.GetName()] {
-			return invalid(f+".name", "duplicate protocol %q", p.GetName())
-		}
-		seen[p.GetName()] = true
-		for j, t := range p.GetSubscription().GetTopics() {
-			if err := checkName(fmt.Sprintf("%s.subscription.topics[%d]", f, j), t, true); err != nil {
-				return err
-			}
-		}
-		if err := checkPartitions(f+".subscription.owned_partitions", p.GetSubscription().GetOwnedPartitions()); err != nil {
-			return err
-		}
-		if err := checkName(f+".subscription.rack", p.GetSubscription().GetRack(), false); err != nil {
+		if err := checkProtocol(i, p, r.GetProtocols()[:i]); err != nil {
 			return err
 		}
 	}
@@ -159,6 +173,30 @@ func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
 	return nil
 }
 
+// checkProtocol checks protocols[i] of a JoinGroup request; before are the
+// protocols listed ahead of it.
+func checkProtocol(i int, p *regroupv1.Protocol, before []*regroupv1.Protocol) *regroup.Error {
+	f := func() string { return fmt.Sprintf("protocols[%d]", i) }
+	if !nameOK(p.GetName(), true) {
+		return nameError(f()+".name", p.GetName(), true)
+	}
+	if slices.ContainsFunc(before, func(q *regroupv1.Protocol) bool { return q.GetName() == p.GetName() }) {
+		return invalid(f()+".name", "duplicate protocol %q", p.GetName())
+	}
+	for j, t := range p.GetSubscription().GetTopics() {
+		if !nameOK(t, true) {
+			return nameError(fmt.Sprintf("%s.subscription.topics[%d]", f(), j), t, true)
+		}
+	}
+	if err := checkPartitions(func() string { return f() + ".subscription.owned_partitions" }, p.GetSubscription().GetOwnedPartitions()); err != nil {
+		return err
+	}
+	if !nameOK(p.GetSubscription().GetRack(), false) {
+		return nameError(f()+".subscription.rack", p.GetSubscription().GetRack(), false)
+	}
+	return nil
+}
+
 func (c Config) validateSync(r *regroupv1.SyncGroupRequest) *regroup.Error {
 	if err := checkIdentity(r.GetGroupId(), r.GetMemberId(), r.GetGroupInstanceId(), true); err != nil {
 		return err
@@ -167,15 +205,15 @@ func (c Config) validateSync(r *regroupv1.SyncGroupRequest) *regroup.Error {
 		return err
 	}
 	for i, a := range r.GetAssignments() {
-		f := fmt.Sprintf("assignments[%d]", i)
-		if err := checkName(f+".member_id", a.GetMemberId(), true); err != nil {
-			return err
+		f := func() string { return fmt.Sprintf("assignments[%d]", i) }
+		if !nameOK(a.GetMemberId(), true) {
+			return nameError(f()+".member_id", a.GetMemberId(), true)
 		}
-		if err := checkPartitions(f+".assignment.partitions", a.GetAssignment().GetPartitions()); err != nil {
+		if err := checkPartitions(func() string { return f() + ".assignment.partitions" }, a.GetAssignment().GetPartitions()); err != nil {
 			return err
 		}
 		if n := len(a.GetAssignment().GetUserData()); n > c.MaxMetadataBytes {
-			return invalid(f+".assignment.user_data", "is %d bytes, the limit is %d", n, c.MaxMetadataBytes)
+			return invalid(f()+".assignment.user_data", "is %d bytes, the limit is %d", n, c.MaxMetadataBytes)
 		}
 	}
 	return nil

@@ -26,9 +26,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"time"
 
@@ -75,11 +73,6 @@ type Partition struct {
 	Topic     string
 	Partition int32
 	Token     int64
-}
-
-type tp struct {
-	topic string
-	p     int32
 }
 
 // CallbackKind says which Listener method a Callback calls.
@@ -235,7 +228,7 @@ type Member struct {
 	ownedGen   int32 // generation of the last assignment received
 	leader     bool
 	protocol   string
-	owned      map[tp]int64 // partition -> fencing token
+	owned      []Partition // sorted, see comparePartitions
 
 	// The main line: join, sync, leave, one at a time.
 	next      step
@@ -248,10 +241,13 @@ type Member struct {
 	done      bool
 	stopAfter bool // the stop's revocation was emitted
 
-	// A callback that must end before the main line continues.
+	// A revocation that must end before the main line continues: when it
+	// does (or its deadline passes), its partitions are no longer owned,
+	// and with rejoinAfter the member rejoins.
 	blocking         uint64
 	blockingDeadline time.Time
-	afterBlocking    func(now time.Time, out *Output)
+	blockingParts    []Partition
+	rejoinAfter      bool
 
 	// Heartbeats: one in flight (hb), which the coordinator may hold, plus a
 	// probe when hb's answer is overdue.
@@ -265,7 +261,8 @@ type Member struct {
 	lease             time.Time // ownership ends here unless renewed
 	rebalanceDeadline time.Time // announced by the coordinator
 
-	sentAt map[uint64]time.Time // emission time of requests in flight
+	sentAt  []sentAt  // requests in flight; starts in sentBuf
+	sentBuf [4]sentAt // room for the usual ones, in the member itself
 
 	// losses counts the times the member lost partitions; joinLosses is its
 	// value when the last JoinGroup was sent. If they differ, that join
@@ -298,15 +295,15 @@ func New(cfg Config) (*Member, error) {
 		}
 		seen[a.Name()] = true
 	}
-	return &Member{
+	m := &Member{
 		cfg:         cfg,
 		cooperative: assignor.ProtocolFor(cfg.Assignors) == assignor.Cooperative,
 		generation:  -1,
 		ownedGen:    -1,
-		owned:       map[tp]int64{},
 		next:        stepJoin,
-		sentAt:      map[uint64]time.Time{},
-	}, nil
+	}
+	m.sentAt = m.sentBuf[:0]
+	return m, nil
 }
 
 // Cooperative reports whether the member uses incremental cooperative
@@ -342,24 +339,36 @@ func (m *Member) State() State {
 }
 
 // Assignment returns the partitions the member owns, sorted.
-func (m *Member) Assignment() []Partition { return sortedParts(m.owned) }
+func (m *Member) Assignment() []Partition { return slices.Clone(m.owned) }
 
 // Lease returns when the member's ownership ends unless renewed (the zero
 // time before it owns anything).
 func (m *Member) Lease() time.Time { return m.lease }
 
-func sortedParts(set map[tp]int64) []Partition {
-	out := make([]Partition, 0, len(set))
-	for k, tok := range set {
-		out = append(out, Partition{Topic: k.topic, Partition: k.p, Token: tok})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Topic != out[j].Topic {
-			return out[i].Topic < out[j].Topic
+// sentAt is the emission time of a request in flight.
+type sentAt struct {
+	id   uint64
+	time time.Time
+}
+
+// sent records that request id was emitted at now.
+func (m *Member) sent(id uint64, now time.Time) {
+	m.sentAt = append(m.sentAt, sentAt{id, now})
+}
+
+// answered forgets request id and returns when it was emitted, or false if
+// it is not in flight. A member has few requests in flight (its main line,
+// a heartbeat, a probe, and those it stopped waiting for).
+func (m *Member) answered(id uint64) (time.Time, bool) {
+	for i, s := range m.sentAt {
+		if s.id == id {
+			last := len(m.sentAt) - 1
+			m.sentAt[i] = m.sentAt[last]
+			m.sentAt = m.sentAt[:last]
+			return s.time, true
 		}
-		return out[i].Partition < out[j].Partition
-	})
-	return out
+	}
+	return time.Time{}, false
 }
 
 func (m *Member) id() uint64 {
@@ -400,7 +409,7 @@ func (m *Member) CallbackDone(now time.Time, id uint64) Output {
 	var out Output
 	m.expire(now, &out)
 	if id == m.blocking {
-		m.unblock(now, &out)
+		m.unblock(now)
 	}
 	m.advance(now, &out)
 	return out
@@ -421,7 +430,7 @@ func (m *Member) Tick(now time.Time) Output {
 // lost at the lease's end).
 func (m *Member) expire(now time.Time, out *Output) {
 	if m.blocking != 0 && !now.Before(m.blockingDeadline) {
-		m.unblock(now, out)
+		m.unblock(now)
 	}
 	m.checkLease(now, out)
 }
@@ -478,8 +487,8 @@ func (m *Member) lose(now time.Time, out *Output, at time.Time) {
 	if at.After(now) {
 		at = now
 	}
-	out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Lost, Partitions: sortedParts(m.owned), Deadline: at})
-	clear(m.owned)
+	out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Lost, Partitions: m.owned, Deadline: at})
+	m.owned = nil
 	m.ownedGen = -1
 	m.losses++
 }
@@ -501,18 +510,22 @@ func (m *Member) rejoin(now time.Time) {
 	}
 }
 
-// block holds the main line until callback cb ends or its deadline passes,
-// then runs then.
-func (m *Member) block(out *Output, cb Callback, then func(now time.Time, out *Output)) {
+// block holds the main line until revocation cb ends or its deadline
+// passes; then the member rejoins if rejoin is set.
+func (m *Member) block(out *Output, cb Callback, rejoin bool) {
 	out.Callbacks = append(out.Callbacks, cb)
-	m.blocking, m.blockingDeadline, m.afterBlocking = cb.ID, cb.Deadline, then
+	m.blocking, m.blockingDeadline = cb.ID, cb.Deadline
+	m.blockingParts, m.rejoinAfter = cb.Partitions, rejoin
 }
 
-func (m *Member) unblock(now time.Time, out *Output) {
-	then := m.afterBlocking
-	m.blocking, m.blockingDeadline, m.afterBlocking = 0, time.Time{}, nil
-	if then != nil {
-		then(now, out)
+// unblock ends the blocking revocation: its partitions are given up.
+func (m *Member) unblock(now time.Time) {
+	parts, rejoin := m.blockingParts, m.rejoinAfter
+	m.blocking, m.blockingDeadline = 0, time.Time{}
+	m.blockingParts, m.rejoinAfter = nil, false
+	m.owned = withoutPartitions(m.owned, parts)
+	if rejoin {
+		m.rejoin(now)
 	}
 }
 
@@ -529,18 +542,10 @@ func (m *Member) revokeDeadline(now time.Time) time.Time {
 	return d
 }
 
-// revokeAll revokes every owned partition, then runs then.
-func (m *Member) revokeAll(now time.Time, out *Output, then func(now time.Time, out *Output)) {
-	parts := sortedParts(m.owned)
-	cb := Callback{ID: m.id(), Kind: Revoked, Partitions: parts, Deadline: m.revokeDeadline(now)}
-	m.block(out, cb, func(now time.Time, out *Output) {
-		for _, p := range parts {
-			delete(m.owned, tp{p.Topic, p.Partition})
-		}
-		if then != nil {
-			then(now, out)
-		}
-	})
+// revokeAll revokes every owned partition.
+func (m *Member) revokeAll(now time.Time, out *Output) {
+	cb := Callback{ID: m.id(), Kind: Revoked, Partitions: slices.Clone(m.owned), Deadline: m.revokeDeadline(now)}
+	m.block(out, cb, false)
 }
 
 // advance sends what the main line and the heartbeat need next.
@@ -564,18 +569,19 @@ func (m *Member) advanceMain(now time.Time, out *Output) {
 	case stepJoin:
 		if !m.cooperative && len(m.owned) > 0 {
 			// Eager: revoke everything before rejoining.
-			m.revokeAll(now, out, nil)
+			m.revokeAll(now, out)
 			return
 		}
 		m.joinLosses = m.losses
-		m.send(now, out, stepJoin, m.joinRequest(), m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
+		b := m.joinRequest()
+		m.send(now, out, stepJoin, &b.req, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout, b.room[:0])
 	case stepSync:
-		req, err := m.syncRequest()
+		b, err := m.syncRequest()
 		if err != nil {
 			m.fail(now, out, err)
 			return
 		}
-		m.send(now, out, stepSync, req, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
+		m.send(now, out, stepSync, &b.req, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout, b.room[:0])
 	}
 }
 
@@ -583,7 +589,7 @@ func (m *Member) advanceStop(now time.Time, out *Output) {
 	if !m.stopAfter {
 		m.stopAfter = true
 		if len(m.owned) > 0 {
-			m.revokeAll(now, out, nil)
+			m.revokeAll(now, out)
 			return
 		}
 	}
@@ -596,7 +602,7 @@ func (m *Member) advanceStop(now time.Time, out *Output) {
 		entry.Temporary = true
 		entry.Reason = "the static member stopped; it keeps its place for a restart"
 	}
-	m.send(now, out, stepLeave, &regroupv1.LeaveGroupRequest{GroupId: m.cfg.GroupID, Members: []*regroupv1.LeaveMember{entry}}, m.cfg.SessionTimeout)
+	m.send(now, out, stepLeave, &regroupv1.LeaveGroupRequest{GroupId: m.cfg.GroupID, Members: []*regroupv1.LeaveMember{entry}}, m.cfg.SessionTimeout, nil)
 }
 
 func (m *Member) finish(out *Output, err error) {
@@ -611,56 +617,92 @@ func (m *Member) fail(now time.Time, out *Output, err error) {
 	m.finish(out, err)
 }
 
-func (m *Member) send(now time.Time, out *Output, kind step, msg proto.Message, timeout time.Duration) {
+// send emits msg on the main line; room, if not nil, is where an output
+// without requests may list it (allocated with the message).
+func (m *Member) send(now time.Time, out *Output, kind step, msg proto.Message, timeout time.Duration, room []Request) {
 	id := m.id()
 	m.mainReq, m.mainKind = id, kind
 	m.retryAt = time.Time{}
+	if out.Requests == nil {
+		out.Requests = room
+	}
 	out.Requests = append(out.Requests, Request{ID: id, Msg: msg, Timeout: timeout})
-	m.sentAt[id] = now
+	m.sent(id, now)
 }
 
-func (m *Member) joinRequest() *regroupv1.JoinGroupRequest {
-	sub := &regroupv1.Subscription{Topics: m.cfg.Topics, Generation: -1, Rack: m.cfg.Rack}
+// joinRequest builds the JoinGroup request, reporting what the member owns
+// if it is cooperative.
+func (m *Member) joinRequest() *joinBlock {
+	// The messages of a join live in one block: every member rejoins on
+	// every rebalance.
+	b := &joinBlock{}
+	sub := &b.sub
+	sub.Topics, sub.Generation, sub.Rack = m.cfg.Topics, -1, m.cfg.Rack
 	if m.cooperative && len(m.owned) > 0 {
 		sub.Generation = m.ownedGen
-		byTopic := map[string][]int32{}
-		for k := range m.owned {
-			byTopic[k.topic] = append(byTopic[k.topic], k.p)
+		sub.OwnedPartitions = m.ownedLists(&b.list, b.lists[:0])
+	}
+	req := &b.req
+	req.GroupId, req.MemberId, req.GroupInstanceId, req.ClientId = m.cfg.GroupID, m.memberID, m.cfg.InstanceID, m.cfg.ClientID
+	req.SessionTimeoutMs, req.RebalanceTimeoutMs = m.cfg.SessionTimeout.Milliseconds(), m.cfg.RebalanceTimeout.Milliseconds()
+	req.Protocols = b.protocols[:0]
+	for i, a := range m.cfg.Assignors {
+		p := &b.protocol
+		if i > 0 {
+			p = &regroupv1.Protocol{}
 		}
-		topics := slices.Sorted(maps.Keys(byTopic))
-		for _, t := range topics {
-			ps := byTopic[t]
-			slices.Sort(ps)
-			sub.OwnedPartitions = append(sub.OwnedPartitions, &regroupv1.TopicPartitions{Topic: t, Partitions: ps})
-		}
+		p.Name, p.Subscription = a.Name(), sub
+		req.Protocols = append(req.Protocols, p)
 	}
-	req := &regroupv1.JoinGroupRequest{
-		GroupId:            m.cfg.GroupID,
-		MemberId:           m.memberID,
-		GroupInstanceId:    m.cfg.InstanceID,
-		ClientId:           m.cfg.ClientID,
-		SessionTimeoutMs:   m.cfg.SessionTimeout.Milliseconds(),
-		RebalanceTimeoutMs: m.cfg.RebalanceTimeout.Milliseconds(),
-	}
-	for _, a := range m.cfg.Assignors {
-		req.Protocols = append(req.Protocols, &regroupv1.Protocol{Name: a.Name(), Subscription: sub})
-	}
-	return req
+	return b
 }
 
-// syncRequest builds the SyncGroup request; a leader computes the plan
-// with the selected assignor.
-func (m *Member) syncRequest() (*regroupv1.SyncGroupRequest, error) {
-	resp := m.joinResp
-	req := &regroupv1.SyncGroupRequest{
-		GroupId:         m.cfg.GroupID,
-		Generation:      resp.GetGeneration(),
-		MemberId:        resp.GetMemberId(),
-		GroupInstanceId: m.cfg.InstanceID,
-		ProtocolName:    resp.GetProtocolName(),
+// ownedLists appends what the member owns to lists, one list per topic;
+// first is used for the first one.
+func (m *Member) ownedLists(first *regroupv1.TopicPartitions, lists []*regroupv1.TopicPartitions) []*regroupv1.TopicPartitions {
+	for i := 0; i < len(m.owned); {
+		t := m.owned[i].Topic
+		end := i + 1
+		for end < len(m.owned) && m.owned[end].Topic == t {
+			end++
+		}
+		ps := make([]int32, 0, end-i)
+		for ; i < end; i++ {
+			ps = append(ps, m.owned[i].Partition)
+		}
+		tp := first
+		if len(lists) > 0 {
+			tp = &regroupv1.TopicPartitions{}
+		}
+		tp.Topic, tp.Partitions = t, ps
+		lists = append(lists, tp)
 	}
+	return lists
+}
+
+// joinBlock holds a JoinGroup request with its first protocol and first
+// owned list, and room for the output's list of requests, so that a join
+// with one of each allocates them at once.
+type joinBlock struct {
+	req       regroupv1.JoinGroupRequest
+	room      [1]Request
+	sub       regroupv1.Subscription
+	protocol  regroupv1.Protocol
+	protocols [1]*regroupv1.Protocol
+	list      regroupv1.TopicPartitions
+	lists     [1]*regroupv1.TopicPartitions
+}
+
+// syncRequest builds the SyncGroup request (in a block with room for the
+// output's list); a leader computes the plan with the selected assignor.
+func (m *Member) syncRequest() (*syncBlock, error) {
+	resp := m.joinResp
+	b := &syncBlock{}
+	req := &b.req
+	req.GroupId, req.Generation, req.MemberId = m.cfg.GroupID, resp.GetGeneration(), resp.GetMemberId()
+	req.GroupInstanceId, req.ProtocolName = m.cfg.InstanceID, resp.GetProtocolName()
 	if !m.leader || resp.GetSkipAssignment() {
-		return req, nil
+		return b, nil
 	}
 	var a assignor.Assignor
 	for _, c := range m.cfg.Assignors {
@@ -676,7 +718,14 @@ func (m *Member) syncRequest() (*regroupv1.SyncGroupRequest, error) {
 		return nil, fmt.Errorf("regroup: member: assignor %q failed: %w", a.Name(), err)
 	}
 	req.Assignments = plan.Assignments()
-	return req, nil
+	return b, nil
+}
+
+// syncBlock holds a SyncGroup request and room for the output's list of
+// requests.
+type syncBlock struct {
+	req  regroupv1.SyncGroupRequest
+	room [1]Request
 }
 
 func (m *Member) heartbeating() bool {
@@ -715,16 +764,25 @@ func (m *Member) beat(now time.Time, out *Output, hold, timeout time.Duration) b
 		timeout = hold + m.cfg.SessionTimeout/3
 	}
 	b := beat{id: m.id(), member: m.memberID, gen: m.generation, sent: now, hold: hold}
-	m.sentAt[b.id] = now
-	out.Requests = append(out.Requests, Request{
-		ID: b.id,
-		Msg: &regroupv1.HeartbeatRequest{
-			GroupId: m.cfg.GroupID, Generation: m.generation, MemberId: m.memberID,
-			GroupInstanceId: m.cfg.InstanceID, HoldMs: hold.Milliseconds(),
-		},
-		Timeout: timeout,
-	})
+	m.sent(b.id, now)
+	// The request and, for an output with no other request, the output's
+	// list are one allocation: every member beats every few seconds.
+	blk := &beatBlock{}
+	msg := &blk.msg
+	msg.GroupId, msg.Generation, msg.MemberId = m.cfg.GroupID, m.generation, m.memberID
+	msg.GroupInstanceId, msg.HoldMs = m.cfg.InstanceID, hold.Milliseconds()
+	if out.Requests == nil {
+		out.Requests = blk.list[:0]
+	}
+	out.Requests = append(out.Requests, Request{ID: b.id, Msg: msg, Timeout: timeout})
 	return b
+}
+
+// beatBlock holds a heartbeat request and room for an output's list of
+// requests.
+type beatBlock struct {
+	msg  regroupv1.HeartbeatRequest
+	list [1]Request
 }
 
 // hold is how long the coordinator may hold a heartbeat: the heartbeat
@@ -775,10 +833,20 @@ func retriable(err error) bool {
 	return false
 }
 
+// asError returns the *regroup.Error in err's chain, or nil.
+func asError(err error) *regroup.Error {
+	if e, ok := err.(*regroup.Error); ok {
+		return e // the usual case, without errors.As's allocation
+	}
+	var e *regroup.Error
+	errors.As(err, &e)
+	return e
+}
+
 // rebalanceNotice records the deadline a REBALANCE_IN_PROGRESS announced.
 func (m *Member) rebalanceNotice(sent time.Time, err error) {
-	var e *regroup.Error
-	if !errors.As(err, &e) {
+	e := asError(err)
+	if e == nil {
 		return
 	}
 	ms, perr := strconv.ParseInt(e.Metadata[regroup.MetaRebalanceTimeoutMs], 10, 64)

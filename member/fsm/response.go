@@ -3,7 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
-	"maps"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -18,8 +18,7 @@ import (
 // for are ignored.
 func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error) Output {
 	var out Output
-	sent, ok := m.sentAt[id]
-	delete(m.sentAt, id)
+	sent, ok := m.answered(id)
 	if !ok || m.done {
 		return out
 	}
@@ -97,8 +96,7 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 		}
 		switch {
 		case errors.Is(err, regroup.ErrMemberIDRequired):
-			var e *regroup.Error
-			errors.As(err, &e)
+			e := asError(err)
 			m.memberID = e.Metadata[regroup.MetaMemberID]
 			m.failures = 0
 		case errors.Is(err, regroup.ErrUnknownMemberID):
@@ -135,7 +133,9 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 	if m.leader {
 		role = "the leader"
 	}
-	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: fmt.Sprintf("joined generation %d as %s with protocol %s", m.generation, role, m.protocol)})
+	// (Concatenated rather than formatted: every join of every member
+	// builds it.)
+	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: detail("joined generation ", int(m.generation), " as ", role, " with protocol ", m.protocol)})
 	if m.hb.id == 0 {
 		m.hbAt = now
 	}
@@ -172,25 +172,9 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	m.next = 0
 	m.joinResp = nil
 	m.rebalanceDeadline = time.Time{}
-	assigned := map[tp]bool{}
-	for _, t := range resp.GetAssignment().GetPartitions() {
-		for _, p := range t.GetPartitions() {
-			assigned[tp{t.GetTopic(), p}] = true
-		}
-	}
-	var revoked []Partition
-	for _, p := range sortedParts(m.owned) {
-		if !assigned[tp{p.Topic, p.Partition}] {
-			revoked = append(revoked, p)
-		}
-	}
-	added := map[tp]int64{}
-	for k := range assigned {
-		if _, ok := m.owned[k]; !ok {
-			added[k] = resp.GetFencingToken()
-		}
-	}
-	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: fmt.Sprintf("generation %d: %d partitions, %d new, %d to revoke", m.generation, len(assigned), len(added), len(revoked))})
+	revoked, added, assigned := diffAssignment(m.owned, resp.GetAssignment(), resp.GetFencingToken())
+	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: detail("generation ", int(m.generation), ": ", assigned, " partitions, ",
+		len(added), " new, ", len(revoked), " to revoke")})
 	if m.hb.id == 0 {
 		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
 	}
@@ -199,16 +183,11 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		// Cooperative: give up what moved, then rejoin so that the next
 		// round can hand it to its new owner.
 		cb := Callback{ID: m.id(), Kind: Revoked, Partitions: revoked, Deadline: m.revokeDeadline(now)}
-		m.block(out, cb, func(now time.Time, out *Output) {
-			for _, p := range revoked {
-				delete(m.owned, tp{p.Topic, p.Partition})
-			}
-			m.rejoin(now)
-		})
+		m.block(out, cb, true)
 	}
 	if len(added) > 0 {
-		maps.Copy(m.owned, added)
-		out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Assigned, Partitions: sortedParts(added), Deadline: m.lease})
+		m.owned = withPartitions(m.owned, added)
+		out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Assigned, Partitions: added, Deadline: m.lease})
 	}
 	if len(revoked) == 0 && m.losses != m.joinLosses {
 		// Partitions were lost after the join that reported them: the
@@ -216,6 +195,22 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		// the member owns now.
 		m.rejoin(now)
 	}
+}
+
+// detail concatenates strings and ints into one string, with one
+// allocation (fmt.Sprint's spacing rules do not apply).
+func detail(parts ...any) string {
+	var buf [128]byte
+	b := buf[:0]
+	for _, p := range parts {
+		switch v := p.(type) {
+		case string:
+			b = append(b, v...)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		}
+	}
+	return string(b)
 }
 
 // onHeartbeat handles the answer to heartbeat b: the one in flight (main)
