@@ -100,19 +100,7 @@ func (c *Consumer) OnAssigned(_ context.Context, ps []member.Partition) {
 // OnRevoked lets each worker finish and commit the batch in hand, and
 // returns once they have all stopped (or aborts them when ctx ends).
 func (c *Consumer) OnRevoked(ctx context.Context, ps []member.Partition) {
-	ws := c.take(ps)
-	for _, w := range ws {
-		close(w.stop)
-	}
-	for _, w := range ws {
-		select {
-		case <-w.done:
-		case <-ctx.Done():
-			w.abort()
-			<-w.done
-		}
-		c.cfg.Log.Printf("revoked partition %d", w.owner.Partition)
-	}
+	c.stopWorkers(ps, ctx.Done(), "revoked")
 }
 
 // OnLost stops each worker without committing on its behalf: a worker takes
@@ -123,6 +111,15 @@ func (c *Consumer) OnRevoked(ctx context.Context, ps []member.Partition) {
 // commit it: refused if a newer owner has claimed the partition, accepted
 // if nobody has yet (and then the next owner starts after it).
 func (c *Consumer) OnLost(_ context.Context, ps []member.Partition) {
+	grace, cancel := context.WithTimeout(context.Background(), c.cfg.StopGrace)
+	defer cancel()
+	c.stopWorkers(ps, grace.Done(), "lost")
+}
+
+// stopWorkers stops the workers of ps: each ends after the batch in hand
+// (which goes to the fence), and those still running when giveUp closes
+// have their database calls aborted. It returns once every one has ended.
+func (c *Consumer) stopWorkers(ps []member.Partition, giveUp <-chan struct{}, verb string) {
 	ws := c.take(ps)
 	for _, w := range ws {
 		close(w.stop)
@@ -130,11 +127,11 @@ func (c *Consumer) OnLost(_ context.Context, ps []member.Partition) {
 	for _, w := range ws {
 		select {
 		case <-w.done:
-		case <-time.After(c.cfg.StopGrace):
+		case <-giveUp:
 			w.abort()
 			<-w.done
 		}
-		c.cfg.Log.Printf("lost partition %d", w.owner.Partition)
+		c.cfg.Log.Printf("%s partition %d", verb, w.owner.Partition)
 	}
 }
 
