@@ -13,7 +13,7 @@ func runAudit(args []string) error {
 		"message processed, no two owners of a partition processing at once, every\n"+
 		"accepted commit from the partition's current owner; count refused\n"+
 		"(zombie) commits and duplicates. Exits 1 if a promise was broken.")
-	dsn := fs.String("dsn", defaultDSN, "database, as user@tcp(host:port)/database")
+	dsn := dsnFlag(fs)
 	group := fs.String("group", "billing", "group to audit")
 	topic := fs.String("topic", "orders", "topic to audit")
 	if err := parse(fs, args); err != nil {

@@ -21,8 +21,8 @@ func runBench(args []string) error {
 		"    consumption, for each of --assignors (cooperative-sticky against the\n"+
 		"    eager sticky).\n"+
 		"Every run uses a fresh topic and group; medians over --runs.")
-	dsn := fs.String("dsn", defaultDSN, "database, as user@tcp(host:port)/database")
-	endpoints := fs.String("endpoints", "127.0.0.1:7070", "Regroup coordinator addresses, comma-separated")
+	dsn := dsnFlag(fs)
+	endpoints := endpointsFlag(fs, "127.0.0.1:7070", "")
 	mode := fs.String("mode", "throughput", "throughput or pauses")
 	partitions := fs.Int("partitions", 8, "partitions of each run's topic")
 	consumers := fs.Int("consumers", 4, "consumers (pauses: before the join)")

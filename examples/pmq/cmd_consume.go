@@ -21,8 +21,8 @@ func runConsume(args []string) error {
 		"(a row per message in results) and commits the offset in the same\n"+
 		"transaction, which the fence refuses once a newer owner has claimed the\n"+
 		"partition. SIGINT/SIGTERM revokes (commit, stop) and leaves.")
-	dsn := fs.String("dsn", defaultDSN, "database, as user@tcp(host:port)/database")
-	endpoints := fs.String("endpoints", "127.0.0.1:7070", "Regroup coordinator addresses, comma-separated")
+	dsn := dsnFlag(fs)
+	endpoints := endpointsFlag(fs, "127.0.0.1:7070", "")
 	group := fs.String("group", "billing", "group to join")
 	topic := fs.String("topic", "orders", "topic to consume")
 	name := fs.String("name", "consumer", "name in the logs and tables (the process id is appended)")

@@ -17,7 +17,7 @@ func runProduce(args []string) error {
 		"statements of --batch messages, until --count messages, --duration, or\n"+
 		"SIGINT/SIGTERM. A partition must have one producer only (ids must become\n"+
 		"visible in order): give concurrent producers disjoint --partitions.")
-	dsn := fs.String("dsn", defaultDSN, "database, as user@tcp(host:port)/database")
+	dsn := dsnFlag(fs)
 	topic := fs.String("topic", "orders", "topic to produce to")
 	rate := fs.Float64("rate", 200, "messages per second in all (0: no limit)")
 	batch := fs.Int("batch", 10, "messages per insert statement")

@@ -17,10 +17,10 @@ func runSetup(args []string) error {
 	fs := newFlags("setup", "Create the queue's tables in the database: a table per partition of the\n"+
 		"topic, offsets, results, ledger and refused. With --endpoints, also create\n"+
 		"the topic in Regroup's registry. Running it again changes nothing.")
-	dsn := fs.String("dsn", defaultDSN, "database, as user@tcp(host:port)/database")
+	dsn := dsnFlag(fs)
 	topic := fs.String("topic", "orders", "topic to create")
 	partitions := fs.Int("partitions", 8, "the topic's partition count")
-	endpoints := fs.String("endpoints", "", "Regroup coordinator addresses, comma-separated (empty: skip the registry)")
+	endpoints := endpointsFlag(fs, "", " (empty: skip the registry)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

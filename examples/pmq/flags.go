@@ -28,6 +28,17 @@ func newFlags(name, summary string) *flag.FlagSet {
 	return fs
 }
 
+// dsnFlag defines --dsn, the database every command uses.
+func dsnFlag(fs *flag.FlagSet) *string {
+	return fs.String("dsn", defaultDSN, "database, as user@tcp(host:port)/database")
+}
+
+// endpointsFlag defines --endpoints, the coordinators, with a default and a
+// note added to its help.
+func endpointsFlag(fs *flag.FlagSet, def, note string) *string {
+	return fs.String("endpoints", def, "Regroup coordinator addresses, comma-separated"+note)
+}
+
 // parse parses args, turning --help into a clean exit.
 func parse(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
