@@ -47,21 +47,23 @@ type GroupStat struct {
 
 // GroupStats returns the state of every group served, by id; none while
 // this coordinator does not lead. It costs time in proportion to the
-// number of members, under each group's lock in turn.
+// number of members, under the node's lock.
 func (s *Server) GroupStats() []GroupStat {
 	t := s.cur.Load()
 	if t == nil {
 		return nil
 	}
 	var out []GroupStat
-	for _, id := range t.groupIDs() {
-		v, ok := t.groups.Load(id)
-		if !ok {
-			continue
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended.Load() {
+		return nil
+	}
+	now := s.clock()
+	for _, id := range t.node.GroupIDs() {
+		if g, err := t.node.Group(id); err == nil {
+			out = append(out, statOf(g, now))
 		}
-		v.(*actor).inspect(func(g *group.Group) {
-			out = append(out, statOf(g, s.clock()))
-		})
 	}
 	return out
 }

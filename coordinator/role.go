@@ -147,7 +147,7 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 			s.mu.Lock()
 			refusal := s.notLeading()
 			s.mu.Unlock()
-			t.end(refusal)
+			t.end("elected, but cannot serve", refusal)
 		}
 		s.log.Error("elected, but cannot serve; resigning", "election_key", info.Key, "error", err)
 		return false
@@ -194,7 +194,7 @@ func (s *Server) stepDown(t *tenure, reason string) {
 	s.mu.Unlock()
 	err := regroup.Errorf(regroup.CodeNotCoordinator, "this coordinator stopped leading (%s); retry on another one", reason)
 	s.watchers.end(err)
-	n := t.end(err)
+	n := t.end(reason, err)
 	s.log.Warn("stopped leading: groups dropped from memory", "reason", reason, "groups", n, "led_for", s.clock().Sub(t.since).Round(time.Millisecond))
 }
 

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,10 +30,10 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/node"
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/internal/parallel"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
-	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -76,9 +75,8 @@ type Server struct {
 	// cur is the tenure being served; nil while not leading.
 	cur atomic.Pointer[tenure]
 
-	// mu guards closed, the changes of cur, and the current tenure's
-	// registry and broken groups; it serializes topic changes. Lock order:
-	// mu, then an actor's mu, then a tenure's tombMu.
+	// mu guards closed and the changes of cur. Lock order: mu, then a
+	// tenure's mu.
 	mu        sync.Mutex
 	closed    bool
 	closing   chan struct{} // closed by Close
@@ -128,58 +126,25 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	return s, nil
 }
 
-// load reads the state of a term from st and restores every group. The
-// groups' timers run from now on; the caller installs the tenure or ends
-// it.
+// load reads the state of a term from st and starts its node. The groups'
+// timers run from now on; the caller installs the tenure or ends it.
 func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, error) {
-	t := newTenure(st, term, s.clock())
 	start := s.clock()
 	snap, err := st.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("regroup: loading groups and topics: %w", err)
 	}
-	for _, tp := range snap.Topics {
-		t.registry[tp.GetName()] = tp.GetPartitions()
+	t := &tenure{s: s, st: st, term: term, since: s.clock(), waiters: map[group.ReqID]chan group.Reply{}, done: make(chan struct{})}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach}, snap, s.clock(), t.validUntil())
+	t.node = n
+	for id, err := range n.Broken() {
+		s.log.Error("group record cannot be used; the group is refused until it is fixed or deleted", "group", id, "error", err)
 	}
-	for id, err := range snap.Broken {
-		s.log.Error("group record cannot be decoded; the group is refused until it is fixed or deleted", "group", id, "error", err)
-		t.broken[id] = err
-	}
-	// Restoring is pure and independent per group: spread it over the
-	// cores, then start the groups one by one.
-	type restored struct {
-		g   *group.Group
-		out group.Output
-		err error
-	}
-	res := make([]restored, len(snap.Groups))
-	now := s.clock()
-	parallel.ForEach(len(snap.Groups), func(i int) {
-		if rec := snap.Groups[i]; rec.GetState() != regroupv1.GroupState_GROUP_STATE_DEAD {
-			res[i].g, res[i].out, res[i].err = group.Restore(rec, s.cfg.Group, s.ids, t.registry, now)
-		}
-	})
-	loaded := 0
-	for i, rec := range snap.Groups {
-		if rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD {
-			t.tombstones[rec.GetGroupId()] = rec
-			continue
-		}
-		g, out, err := res[i].g, res[i].out, res[i].err
-		if err != nil {
-			s.log.Error("group record is inconsistent; the group is refused until it is fixed or deleted", "group", rec.GetGroupId(), "error", err)
-			t.broken[rec.GetGroupId()] = err
-			continue
-		}
-		a := s.newActor(t, g)
-		t.groups.Store(g.ID(), a)
-		a.mu.Lock()
-		a.apply(out)
-		a.mu.Unlock()
-		loaded++
-	}
-	s.log.Info("loaded state", "groups", loaded, "tombstones", len(t.tombstones), "broken", len(t.broken),
-		"topics", len(t.registry), "duration", s.clock().Sub(start))
+	t.apply(out)
+	s.log.Info("loaded state", "groups", len(n.GroupIDs()), "tombstones", n.Tombstones(), "broken", len(n.Broken()),
+		"topics", len(n.Registry()), "duration", s.clock().Sub(start))
 	return t, nil
 }
 
@@ -204,7 +169,7 @@ func (s *Server) Close() {
 	err := regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the coordinator is shutting down; retry on another one")
 	s.watchers.close(err)
 	if t != nil {
-		t.end(err)
+		t.end("the coordinator is shutting down", err)
 	}
 	s.fwd.close()
 }
@@ -229,145 +194,31 @@ func (randomIDs) MemberID(prefix string) string {
 	return prefix + "-" + id
 }
 
-// lookup finds a group's actor in the tenure being served. With create, a
-// missing group is created (continuing a tombstone's generation if there
-// is one). It returns NOT_COORDINATOR (or COORDINATOR_NOT_AVAILABLE) when
-// this coordinator does not lead.
-func (s *Server) lookup(id string, create bool) (*actor, error) {
-	t, err := s.serving()
-	if err != nil {
-		return nil, err
-	}
-	if v, ok := t.groups.Load(id); ok {
-		return v.(*actor), nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur.Load() != t {
-		return nil, s.notLeading()
-	}
-	if err := t.broken[id]; err != nil {
-		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: %v", id, err)
-	}
-	if v, ok := t.groups.Load(id); ok {
-		return v.(*actor), nil
-	}
-	if !create {
-		return nil, nil
-	}
-	var g *group.Group
-	t.tombMu.Lock()
-	tomb := t.tombstones[id]
-	t.tombMu.Unlock()
-	if tomb != nil {
-		restored, _, err := group.Restore(tomb, s.cfg.Group, s.ids, t.registry, s.clock())
-		if err != nil {
-			return nil, err
+// observe logs an event of a group and passes it to the metrics and the
+// watchers.
+func (s *Server) observe(g *group.Group, e group.Event) {
+	s.cfg.Metrics.GroupEvent(g.ID(), e)
+	s.watchers.publish(g, s.clock(), e)
+	switch e.Kind {
+	case group.EventRebalanceStarted:
+		s.log.Debug("rebalance started", "group", g.ID(), "cause", e.Detail)
+	case group.EventStateChanged:
+		s.log.Debug("group state changed", "group", g.ID(), "from", e.From, "to", e.To, "generation", g.Generation())
+	case group.EventRebalanceDone:
+		r := e.Rebalance
+		var dur time.Duration
+		if r.GetStart() != nil && r.GetEnd() != nil {
+			dur = r.GetEnd().AsTime().Sub(r.GetStart().AsTime())
 		}
-		g = restored
-	} else {
-		g = group.New(id, s.cfg.Group, s.ids, t.registry, s.clock())
-	}
-	a := s.newActor(t, g)
-	t.groups.Store(id, a)
-	return a, nil
-}
-
-// forget drops a Dead group, keeping its tombstone.
-func (t *tenure) forget(a *actor, tomb *storev1.GroupRecord) {
-	t.tombMu.Lock()
-	defer t.tombMu.Unlock()
-	t.groups.CompareAndDelete(tomb.GetGroupId(), a)
-	t.tombstones[tomb.GetGroupId()] = tomb
-}
-
-// lost drops a group whose write failed; the next request reloads it. A
-// fenced write means another coordinator leads: the whole tenure ends.
-func (s *Server) lost(a *actor, err error) {
-	id := a.g.ID()
-	a.t.groups.CompareAndDelete(id, a)
-	s.log.Error("group record write failed; dropped the group from memory", "group", id, "error", err)
-	if errors.Is(err, store.ErrFenced) {
-		// The caller holds the actor's lock, which ending the tenure takes.
-		go s.stepDown(a.t, "a write was fenced: another coordinator was elected")
-		return
-	}
-	// Reload it from the store as a new coordinator would, in the
-	// background, so that members find it when they retry.
-	go s.reload(a.t, id)
-}
-
-func (s *Server) reload(t *tenure, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-	defer cancel()
-	snap, err := t.st.Load(ctx)
-	if err != nil {
-		if errors.Is(err, store.ErrFenced) {
-			s.stepDown(t, "a read was fenced: another coordinator was elected")
-			return
-		}
-		s.log.Error("reloading group failed; it is created afresh on its next join", "group", id, "error", err)
-		return
-	}
-	for _, rec := range snap.Groups {
-		if rec.GetGroupId() != id || rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD {
-			continue
-		}
-		s.mu.Lock()
-		if s.cur.Load() != t {
-			s.mu.Unlock()
-			return
-		}
-		g, out, err := group.Restore(rec, s.cfg.Group, s.ids, t.registry, s.clock())
-		if err == nil {
-			a := s.newActor(t, g)
-			if _, loaded := t.groups.LoadOrStore(id, a); !loaded {
-				a.mu.Lock()
-				a.apply(out)
-				a.mu.Unlock()
-			}
-		}
-		s.mu.Unlock()
-	}
-}
-
-// persist writes a group's record through its tenure's store.
-func (a *actor) persist() error {
-	ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.WriteTimeout)
-	defer cancel()
-	start := time.Now()
-	err := a.t.st.PutGroup(ctx, a.g.Record())
-	a.s.cfg.Metrics.StoreWrite(time.Since(start), err)
-	return err
-}
-
-// observe logs what a step did and passes its events to the metrics and
-// the watchers.
-func (s *Server) observe(g *group.Group, out group.Output) {
-	for _, e := range out.Events {
-		s.cfg.Metrics.GroupEvent(g.ID(), e)
-		s.watchers.publish(g, s.clock(), e)
-		switch e.Kind {
-		case group.EventRebalanceStarted:
-			s.log.Debug("rebalance started", "group", g.ID(), "cause", e.Detail)
-		case group.EventStateChanged:
-			s.log.Debug("group state changed", "group", g.ID(), "from", e.From, "to", e.To, "generation", g.Generation())
-		case group.EventRebalanceDone:
-			r := e.Rebalance
-			var dur time.Duration
-			if r.GetStart() != nil && r.GetEnd() != nil {
-				dur = r.GetEnd().AsTime().Sub(r.GetStart().AsTime())
-			}
-			s.log.Info("rebalance done", "group", g.ID(), "generation", r.GetGeneration(), "cause", r.GetCause(),
-				"duration", dur, "members", len(r.GetMembers()), "partitions_moved", r.GetPartitionsMoved(),
-				"partitions_revoked", r.GetPartitionsRevoked(), "partitions_unowned", e.Unowned)
-		case group.EventAssignmentRefused:
-			s.log.Warn("leader's assignment refused", "group", g.ID(), "leader", e.Member, "reason", e.Detail)
-		case group.EventMemberRemoved:
-			s.log.Info("member removed", "group", g.ID(), "member", e.Member, "reason", e.Detail)
-		case group.EventMemberReplaced:
-			s.log.Info("static member replaced without a rebalance", "group", g.ID(), "detail", e.Detail)
-		}
+		s.log.Info("rebalance done", "group", g.ID(), "generation", r.GetGeneration(), "cause", r.GetCause(),
+			"duration", dur, "members", len(r.GetMembers()), "partitions_moved", r.GetPartitionsMoved(),
+			"partitions_revoked", r.GetPartitionsRevoked(), "partitions_unowned", e.Unowned)
+	case group.EventAssignmentRefused:
+		s.log.Warn("leader's assignment refused", "group", g.ID(), "leader", e.Member, "reason", e.Detail)
+	case group.EventMemberRemoved:
+		s.log.Info("member removed", "group", g.ID(), "member", e.Member, "reason", e.Detail)
+	case group.EventMemberReplaced:
+		s.log.Info("static member replaced without a rebalance", "group", g.ID(), "detail", e.Detail)
 	}
 }
 
@@ -383,24 +234,18 @@ func hostOf(ctx context.Context) string {
 	return p.Addr.String()
 }
 
-// run steps an existing (or, with create, new) group with one request and
-// returns its reply, retrying if the group was dropped meanwhile. A request
-// for a group that does not exist is answered as group.AnswerUnknownGroup
-// says.
-func (s *Server) run(ctx context.Context, groupID string, create bool, req proto.Message, step func(g *group.Group, now time.Time, id group.ReqID) group.Output) (group.Reply, error) {
-	if err := group.ValidateGroupID(groupID); err != nil {
-		return group.Reply{}, err
-	}
+// call hands a request to the tenure being served and waits for its
+// answer; it returns NOT_COORDINATOR (or COORDINATOR_NOT_AVAILABLE) when
+// this coordinator does not lead.
+func (s *Server) call(ctx context.Context, msg proto.Message) (group.Reply, error) {
+	host := hostOf(ctx)
 	for {
-		a, err := s.lookup(groupID, create)
+		t, err := s.serving()
 		if err != nil {
 			return group.Reply{}, err
 		}
-		if a == nil {
-			return group.AnswerUnknownGroup(s.cfg.Group, req), nil
-		}
-		r, err := a.call(ctx, step)
-		if errors.Is(err, errRetry) {
+		r, err := t.call(ctx, host, node.Request{Msg: msg})
+		if errors.Is(err, errEnded) {
 			continue
 		}
 		return r, err
@@ -434,47 +279,27 @@ func replyOf[T any](r group.Reply, err error) (T, error) {
 // JoinGroup implements the Coordinator service.
 func (s *Server) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest) (_ *regroupv1.JoinGroupResponse, err error) {
 	defer func(start time.Time) { s.finish("JoinGroup", req, start, err) }(time.Now())
-	host := hostOf(ctx)
-	r, err := s.run(ctx, req.GetGroupId(), req.GetMemberId() == "", req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
-		return g.Join(now, id, host, req)
-	})
+	r, err := s.call(ctx, req)
 	return replyOf[*regroupv1.JoinGroupResponse](r, err)
 }
 
 // SyncGroup implements the Coordinator service.
 func (s *Server) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest) (_ *regroupv1.SyncGroupResponse, err error) {
 	defer func(start time.Time) { s.finish("SyncGroup", req, start, err) }(time.Now())
-	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
-		return g.Sync(now, id, req)
-	})
+	r, err := s.call(ctx, req)
 	return replyOf[*regroupv1.SyncGroupResponse](r, err)
 }
 
 // Heartbeat implements the Coordinator service.
 func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest) (_ *regroupv1.HeartbeatResponse, err error) {
 	defer func(start time.Time) { s.finish("Heartbeat", req, start, err) }(time.Now())
-	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
-		return g.Heartbeat(now, id, req)
-	})
+	r, err := s.call(ctx, req)
 	return replyOf[*regroupv1.HeartbeatResponse](r, err)
 }
 
 // LeaveGroup implements the Coordinator service.
 func (s *Server) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupRequest) (_ *regroupv1.LeaveGroupResponse, err error) {
 	defer func(start time.Time) { s.finish("LeaveGroup", req, start, err) }(time.Now())
-	r, err := s.run(ctx, req.GetGroupId(), false, req, func(g *group.Group, now time.Time, id group.ReqID) group.Output {
-		return g.Leave(now, id, req)
-	})
+	r, err := s.call(ctx, req)
 	return replyOf[*regroupv1.LeaveGroupResponse](r, err)
-}
-
-// groupIDs returns the ids of the tenure's groups, sorted.
-func (t *tenure) groupIDs() []string {
-	var ids []string
-	t.groups.Range(func(k, _ any) bool {
-		ids = append(ids, k.(string))
-		return true
-	})
-	sort.Strings(ids)
-	return ids
 }

@@ -1,47 +1,47 @@
 package coordinator
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/node"
 	"github.com/regroup-dev/regroup/coordinator/store"
-	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 )
 
 // tenure is what a Server holds while it leads: the term's store and the
-// groups it serves. A tenure ends once, when the term does (or the Server
-// closes); its actors are aborted then and never step again, and the next
-// term starts from the store with a new tenure.
+// node core that serves the term's groups. mu serializes the node's steps;
+// the driver around it only moves messages: it hands calls to the node,
+// delivers the node's replies, performs its store operations and wakes it
+// at its deadline. A tenure ends once, when the term does (or the Server
+// closes); the next term starts from the store with a new tenure.
 type tenure struct {
+	s     *Server
 	st    store.Store
 	term  Term // nil for a Server made by New
 	since time.Time
 
-	groups sync.Map // group id -> *actor
-
-	// registry and broken are guarded by Server.mu.
-	registry map[string]int32
-	broken   map[string]error
-
-	tombMu     sync.Mutex
-	tombstones map[string]*storev1.GroupRecord
+	mu      sync.Mutex
+	node    *node.Node
+	waiters map[group.ReqID]chan group.Reply
+	timer   *time.Timer
+	timerAt time.Time
 
 	ended   atomic.Bool
 	done    chan struct{} // closed by end
 	endOnce sync.Once
 }
 
-func newTenure(st store.Store, term Term, now time.Time) *tenure {
-	return &tenure{
-		st:         st,
-		term:       term,
-		since:      now,
-		registry:   map[string]int32{},
-		broken:     map[string]error{},
-		tombstones: map[string]*storev1.GroupRecord{},
-		done:       make(chan struct{}),
+// validUntil returns the term's validity, the zero time for a lone
+// coordinator.
+func (t *tenure) validUntil() time.Time {
+	if t.term == nil {
+		return time.Time{}
 	}
+	return t.term.ValidUntil()
 }
 
 // valid reports whether the tenure may still serve at now: it has not
@@ -50,19 +50,205 @@ func (t *tenure) valid(now time.Time) bool {
 	return !t.ended.Load() && (t.term == nil || now.Before(t.term.ValidUntil()))
 }
 
-// end marks the tenure ended and answers every waiting request of its
-// groups with err; it returns the number of groups it held. Only the first
-// call does anything.
-func (t *tenure) end(err error) int {
+// call hands one request to the node and waits for its answer, or for ctx.
+func (t *tenure) call(ctx context.Context, host string, msg node.Request) (group.Reply, error) {
+	ch := make(chan group.Reply, 1)
+	t.mu.Lock()
+	if t.ended.Load() {
+		t.mu.Unlock()
+		return group.Reply{}, errEnded
+	}
+	msg.Req = group.ReqID(t.s.reqs.Add(1))
+	msg.Host = host
+	t.waiters[msg.Req] = ch
+	t.step(msg)
+	t.mu.Unlock()
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-ctx.Done():
+		t.mu.Lock()
+		delete(t.waiters, msg.Req)
+		t.mu.Unlock()
+		select {
+		case r := <-ch: // a reply raced in; prefer it to the context's error
+			return r, nil
+		default:
+		}
+		return group.Reply{}, ctx.Err()
+	}
+}
+
+// errEnded tells a caller that the tenure it found has ended; it looks up
+// the current one.
+var errEnded = errors.New("regroup: the tenure ended")
+
+// step runs one event through the node, with t.mu held, and carries out the
+// output.
+func (t *tenure) step(ev node.Event) {
+	out := t.node.Step(node.Input{Now: t.s.clock(), ValidUntil: t.validUntil(), Event: ev})
+	t.apply(out)
+}
+
+// apply carries out a node's output, with t.mu held.
+func (t *tenure) apply(out node.Output) {
+	for _, o := range out.Observed {
+		t.s.observe(o.Group, o.Event)
+	}
+	for _, f := range out.Faults {
+		t.s.log.Error("store or state fault handled", "group", f.Group, "detail", f.Detail)
+	}
+	for _, w := range out.Writes {
+		go t.write(w)
+	}
+	for _, id := range out.Loads {
+		go t.load(id)
+	}
+	for _, r := range out.Replies {
+		if ch := t.waiters[r.Req]; ch != nil {
+			delete(t.waiters, r.Req)
+			ch <- r
+		}
+	}
+	if out.Ended != "" {
+		t.ended.Store(true)
+		t.stopTimer()
+		go t.s.stepDown(t, out.Ended)
+		return
+	}
+	t.arm()
+}
+
+// arm sets the timer to the node's next deadline.
+func (t *tenure) arm() {
+	next := t.node.NextDeadline()
+	if next.IsZero() {
+		t.stopTimer()
+		return
+	}
+	if next.Equal(t.timerAt) && t.timer != nil {
+		return
+	}
+	t.timerAt = next
+	d := next.Sub(t.s.clock())
+	if t.timer == nil {
+		t.timer = time.AfterFunc(d, t.tick)
+		return
+	}
+	t.timer.Reset(d)
+}
+
+func (t *tenure) stopTimer() {
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	t.timerAt = time.Time{}
+}
+
+func (t *tenure) tick() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended.Load() {
+		return
+	}
+	t.timerAt = time.Time{}
+	t.step(node.Tick{})
+}
+
+// write performs one of the node's store writes and reports its outcome.
+func (t *tenure) write(w node.Write) {
+	ctx, cancel := context.WithTimeout(context.Background(), t.s.cfg.WriteTimeout)
+	start := time.Now()
+	var err error
+	switch {
+	case w.Group != nil:
+		err = t.st.PutGroup(ctx, w.Group)
+	case w.Topic != nil:
+		err = t.st.PutTopic(ctx, w.Topic)
+	default:
+		err = t.st.DeleteTopic(ctx, w.DeleteTopic)
+	}
+	cancel()
+	t.s.cfg.Metrics.StoreWrite(time.Since(start), err)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ended.Load() {
+		t.step(node.WriteDone{ID: w.ID, Outcome: outcomeOf(err), Err: err})
+	}
+}
+
+// load reads one group's record for the node.
+func (t *tenure) load(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), t.s.cfg.WriteTimeout)
+	snap, err := t.st.Load(ctx)
+	cancel()
+	done := node.LoadDone{Group: id, Outcome: outcomeOf(err), Err: err}
+	if err == nil {
+		if berr := snap.Broken[id]; berr != nil {
+			done.Err = berr
+		}
+		for _, rec := range snap.Groups {
+			if rec.GetGroupId() == id {
+				done.Record = rec
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ended.Load() {
+		t.step(done)
+	}
+}
+
+// outcomeOf classifies a store operation's error for the node.
+func outcomeOf(err error) node.Outcome {
+	switch {
+	case err == nil:
+		return node.OK
+	case errors.Is(err, store.ErrFenced):
+		return node.Fenced
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return node.Unknown
+	}
+	return node.Failed
+}
+
+// end ends the tenure: the node answers every waiting call with err, and
+// calls the node never answered get it too. It returns the number of
+// groups the tenure served. Only the first call does anything.
+func (t *tenure) end(reason string, err error) int {
 	n := 0
 	t.endOnce.Do(func() {
+		t.mu.Lock()
+		n = len(t.node.GroupIDs())
+		out := t.node.End(reason, err)
+		out.Ended = ""
+		out.Writes, out.Loads = nil, nil
 		t.ended.Store(true)
-		t.groups.Range(func(_, v any) bool {
-			v.(*actor).abort(err)
-			n++
-			return true
-		})
+		t.apply(out)
+		t.stopTimer()
+		for req, ch := range t.waiters {
+			delete(t.waiters, req)
+			ch <- group.Reply{Req: req, Err: err}
+		}
+		t.mu.Unlock()
 		close(t.done)
 	})
 	return n
+}
+
+// inspect runs f on a group under the tenure's lock, or returns the error
+// that answers an Admin call for it.
+func (t *tenure) inspect(id string, f func(g *group.Group)) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended.Load() {
+		return errEnded
+	}
+	g, err := t.node.Group(id)
+	if err != nil {
+		return err
+	}
+	f(g)
+	return nil
 }

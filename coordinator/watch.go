@@ -188,25 +188,16 @@ func (s *Server) WatchGroup(req *regroupv1.WatchGroupRequest, stream grpc.Server
 	id := req.GetGroupId()
 	var w *watch
 	var first *regroupv1.WatchGroupResponse
-	for w == nil {
-		a, err := s.existing(id)
-		if err != nil {
-			return rpcerr.ToStatus(err)
+	err := s.inspect(id, func(g *group.Group) {
+		w = s.watchers.subscribe(id)
+		first = &regroupv1.WatchGroupResponse{
+			Time:       timestamppb.New(s.clock()),
+			Generation: g.Generation(),
+			Event:      &regroupv1.WatchGroupResponse_Snapshot{Snapshot: g.Summary()},
 		}
-		a.inspect(func(g *group.Group) {
-			w = s.watchers.subscribe(id)
-			first = &regroupv1.WatchGroupResponse{
-				Time:       timestamppb.New(s.clock()),
-				Generation: g.Generation(),
-				Event:      &regroupv1.WatchGroupResponse_Snapshot{Snapshot: g.Summary()},
-			}
-		})
-		// inspect fails on a dropped group. One that was deleted or lost is
-		// gone from memory, and the next lookup finds its successor; after
-		// Close it stays, but Close closed the hub first.
-		if err := s.watchers.err(); w == nil && err != nil {
-			return err
-		}
+	})
+	if err != nil {
+		return rpcerr.ToStatus(err)
 	}
 	defer s.watchers.cancel(id, w)
 	if err := stream.Send(first); err != nil {

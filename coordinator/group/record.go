@@ -32,7 +32,7 @@ func (g *Group) Record() *storev1.GroupRecord {
 		ProtocolName: g.protocol,
 		LeaderId:     g.leader,
 		State:        g.state.Proto(),
-		History:      g.history,
+		History:      slices.Clone(g.history), // the group drops old entries in place
 		Replacements: g.replacements,
 		Topics:       topicList(g.seen),
 	}

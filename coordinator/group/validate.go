@@ -256,3 +256,13 @@ func validateLeave(r *regroupv1.LeaveGroupRequest) *regroup.Error {
 	}
 	return nil
 }
+
+// ValidateJoin checks a JoinGroup request as the group would before acting
+// on it, so that a driver creates a group only for a valid request. It
+// returns nil or an INVALID_REQUEST (or INVALID_SESSION_TIMEOUT) error.
+func (c Config) ValidateJoin(r *regroupv1.JoinGroupRequest) error {
+	if err := c.validateJoin(r); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,414 @@
+// Package node is one coordinator's term as a pure state machine: everything
+// a coordinator decides above one group. It keeps the table of groups
+// (coordinator/group state machines), creates a group on a valid first
+// join, keeps tombstones of deleted groups, fans topic-registry changes out
+// to the groups that subscribe, restores the groups when the term starts,
+// decides what a failed, unacknowledged or fenced store write means, and
+// stops the moment the term may have ended.
+//
+// Like coordinator/group it reads no clock, starts no goroutine and does no
+// I/O: each Input carries the time and the term's validity, and each step
+// returns an Output (replies, store writes and loads to perform) and a
+// NextDeadline. The coordinator's gRPC server and the simulator both drive
+// it, so that whatever one does, the other does too.
+//
+// The rules it keeps:
+//   - No reply leaves before the state it reflects is durable: a group's
+//     replies wait until the write of every change before them succeeded.
+//   - A failed or unacknowledged write keeps the group in memory (its
+//     generation never goes down): the replies that waited on it are
+//     answered COORDINATOR_NOT_AVAILABLE, and so is every call to the group
+//     until a retry of the write succeeds.
+//   - A group is never created over a stored record: a group that is being
+//     reloaded, or whose record is broken, refuses every call.
+//   - Past the term's validity the node delivers nothing, fires nothing and
+//     accepts nothing: it answers every waiting call NOT_COORDINATOR and
+//     ends.
+package node
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/store"
+	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Config configures a Node.
+type Config struct {
+	// Group holds the protocol settings of every group.
+	Group group.Config
+	// IDs mints member ids and secrets.
+	IDs group.IDSource
+	// ForEach calls f(0), ..., f(n-1), in any order and possibly at once;
+	// New restores the loaded groups through it. nil calls them in order.
+	ForEach func(n int, f func(i int))
+}
+
+// Retry delays after a failed store operation: they double from
+// minRetry up to maxRetry.
+const (
+	minRetry = 50 * time.Millisecond
+	maxRetry = 2 * time.Second
+)
+
+// Node is one coordinator's term. It is not safe for concurrent use: the
+// driver serializes Step and the queries.
+type Node struct {
+	cfg        Config
+	now        time.Time
+	validUntil time.Time
+	ended      string
+
+	groups     map[string]*entry
+	tombstones map[string]*storev1.GroupRecord
+	broken     map[string]error
+	registry   map[string]int32
+
+	timers timerHeap // groups' deadlines
+	holds  holdHeap  // held replies' times
+	held   map[group.ReqID]group.Reply
+
+	nextWrite WriteID
+	writes    map[WriteID]*entry // group writes in flight
+	topics    topicQueue
+
+	out Output // the step's output, being built
+}
+
+// entry is a group in the node's table, with what its durability needs.
+type entry struct {
+	id string
+	g  *group.Group // nil while loading
+
+	// version counts the group's changes that must be durable; durable is
+	// the version the store is known to hold; writing is the write in
+	// flight (0 if none) and writingVersion the version it holds.
+	version, durable, writingVersion uint64
+	writing                          WriteID
+	withheld                         []withheld
+	// failing: the last write (or load) failed; nothing is accepted until
+	// a retry at retryAt succeeds.
+	failing  bool
+	failures int
+	retryAt  time.Time
+	// loading: the group is being read from the store after a failure.
+	loading bool
+	// tomb is the tombstone being written for a deleted group.
+	tomb *storev1.GroupRecord
+
+	timerAt  time.Time // armed deadline in the node's heap, or zero
+	timerIdx int       // index in the heap, or -1
+}
+
+// withheld is a reply that waits until version need is durable.
+type withheld struct {
+	reply group.Reply
+	need  uint64
+}
+
+// New starts a term from what the store holds, at now. Every group gets a
+// full session timeout from now (see group.Restore). Records that cannot
+// be restored are reported by Broken; their groups refuse every call.
+func New(cfg Config, snap *store.Snapshot, now, validUntil time.Time) (*Node, Output) {
+	n := &Node{
+		cfg:        cfg,
+		now:        now,
+		validUntil: validUntil,
+		groups:     map[string]*entry{},
+		tombstones: map[string]*storev1.GroupRecord{},
+		broken:     map[string]error{},
+		registry:   map[string]int32{},
+		held:       map[group.ReqID]group.Reply{},
+		writes:     map[WriteID]*entry{},
+	}
+	for _, t := range snap.Topics {
+		n.registry[t.GetName()] = t.GetPartitions()
+	}
+	maps.Copy(n.broken, snap.Broken)
+	type restored struct {
+		g   *group.Group
+		out group.Output
+		err error
+	}
+	res := make([]restored, len(snap.Groups))
+	restore := func(i int) {
+		if rec := snap.Groups[i]; rec.GetState() != regroupv1.GroupState_GROUP_STATE_DEAD {
+			res[i].g, res[i].out, res[i].err = group.Restore(rec, cfg.Group, cfg.IDs, n.registry, now)
+		}
+	}
+	if cfg.ForEach != nil {
+		cfg.ForEach(len(snap.Groups), restore)
+	} else {
+		for i := range snap.Groups {
+			restore(i)
+		}
+	}
+	for i, rec := range snap.Groups {
+		id := rec.GetGroupId()
+		switch {
+		case rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD:
+			n.tombstones[id] = rec
+		case res[i].err != nil:
+			n.broken[id] = res[i].err
+		default:
+			e := n.add(id, res[i].g)
+			n.after(e, res[i].out)
+		}
+	}
+	return n, n.take()
+}
+
+// Step runs one input and returns what the driver must do.
+func (n *Node) Step(in Input) Output {
+	if in.Now.After(n.now) {
+		n.now = in.Now
+	}
+	if !in.ValidUntil.IsZero() {
+		n.validUntil = in.ValidUntil
+	}
+	if n.ended == "" && !n.validUntil.IsZero() && !n.now.Before(n.validUntil) {
+		n.end("the term's lease may have expired")
+	}
+	if n.ended != "" {
+		if r, ok := in.Event.(Request); ok {
+			n.send(group.Reply{Req: r.Req, Err: n.endError()})
+		}
+		return n.take()
+	}
+	switch e := in.Event.(type) {
+	case Request:
+		n.request(e)
+	case Tick:
+		n.tick()
+	case WriteDone:
+		n.writeDone(e)
+	case LoadDone:
+		n.loadDone(e)
+	default:
+		panic(fmt.Sprintf("node: Step with event %T", in.Event))
+	}
+	return n.take()
+}
+
+// take returns the output built so far and starts a new one.
+func (n *Node) take() Output {
+	out := n.out
+	n.out = Output{}
+	return out
+}
+
+// Ended returns why the term ended, or "" while it lasts.
+func (n *Node) Ended() string { return n.ended }
+
+// End ends the term at once, for the reason given (the driver is shutting
+// down, or learned that the lease is gone): every waiting call is answered
+// with err (NOT_COORDINATOR if nil) and the node refuses all calls from now
+// on.
+func (n *Node) End(reason string, err error) Output {
+	if n.ended == "" {
+		n.endWith(reason, err)
+	}
+	return n.take()
+}
+
+func (n *Node) endError() error {
+	return regroup.Errorf(regroup.CodeNotCoordinator, "this coordinator stopped leading (%s); retry on another one", n.ended)
+}
+
+func (n *Node) end(reason string) { n.endWith(reason, nil) }
+
+func (n *Node) endWith(reason string, err error) {
+	n.ended = reason
+	if err == nil {
+		err = n.endError()
+	}
+	for _, id := range slices.Sorted(maps.Keys(n.groups)) {
+		e := n.groups[id]
+		for _, w := range e.withheld {
+			n.send(group.Reply{Req: w.reply.Req, Err: err})
+		}
+		e.withheld = nil
+		if e.g != nil {
+			n.abort(e, err)
+		}
+	}
+	for _, req := range slices.Sorted(maps.Keys(n.held)) {
+		n.send(group.Reply{Req: req, Err: err})
+	}
+	n.topics.fail(n, err)
+	n.out.Ended = reason
+}
+
+// abort answers the group's parked requests with err. A group whose state
+// machine panics here is left alone (a bug, already reported): its parked
+// calls end at their callers' deadlines.
+func (n *Node) abort(e *entry, err error) {
+	defer func() { _ = recover() }()
+	for _, r := range e.g.Abort(err).Replies {
+		n.send(r)
+	}
+}
+
+// NextDeadline returns when the node must be ticked next, or the zero time.
+func (n *Node) NextDeadline() time.Time {
+	if n.ended != "" {
+		return time.Time{}
+	}
+	next := n.validUntil
+	at := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if len(n.timers) > 0 {
+		at(n.timers[0].timerAt)
+	}
+	for len(n.holds) > 0 {
+		h := n.holds[0]
+		if r, ok := n.held[h.req]; ok && r.HoldUntil.Equal(h.at) {
+			at(h.at)
+			break
+		}
+		n.holds.pop()
+	}
+	return next
+}
+
+// tick fires whatever is due: held replies, groups' timers, retries.
+func (n *Node) tick() {
+	for len(n.holds) > 0 && !n.holds[0].at.After(n.now) {
+		h := n.holds.pop()
+		if r, ok := n.held[h.req]; ok && r.HoldUntil.Equal(h.at) {
+			delete(n.held, h.req)
+			n.out.Replies = append(n.out.Replies, group.Reply{Req: r.Req, Msg: r.Msg, Err: r.Err})
+		}
+	}
+	// Take the due groups first, so that each is ticked once per Tick even
+	// if it asks to be ticked again at once.
+	var due []*entry
+	for len(n.timers) > 0 && !n.timers[0].timerAt.After(n.now) {
+		e := n.timers[0]
+		n.timers.remove(e)
+		due = append(due, e)
+	}
+	for _, e := range due {
+		switch {
+		case e.failing && e.loading:
+			e.failing = false
+			n.out.Loads = append(n.out.Loads, e.id)
+		case e.failing:
+			n.flush(e, true)
+			n.arm(e)
+		case e.g != nil:
+			n.stepGroup(e, func(g *group.Group) group.Output { return g.Tick(n.now) })
+		}
+	}
+}
+
+// add puts a group in the table.
+func (n *Node) add(id string, g *group.Group) *entry {
+	e := &entry{id: id, g: g, timerIdx: -1}
+	n.groups[id] = e
+	return e
+}
+
+// forget drops a group from the table.
+func (n *Node) forget(e *entry) {
+	n.timers.remove(e)
+	delete(n.groups, e.id)
+}
+
+// stepGroup runs one input of e's group and carries out its output. Should
+// the state machine panic (a bug), only this group suffers: its waiting
+// calls are answered COORDINATOR_NOT_AVAILABLE and it is reloaded from the
+// store.
+func (n *Node) stepGroup(e *entry, input func(g *group.Group) group.Output) {
+	out, ok := n.safely(e, input)
+	if !ok {
+		return
+	}
+	n.after(e, out)
+}
+
+func (n *Node) safely(e *entry, input func(g *group.Group) group.Output) (out group.Output, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.reload(e, fmt.Sprintf("BUG: the group state machine panicked: %v", r))
+			ok = false
+		}
+	}()
+	return input(e.g), true
+}
+
+// after carries out a group step's output: its events are observed, its
+// changes made durable before its replies leave, and its timer re-armed.
+func (n *Node) after(e *entry, out group.Output) {
+	for _, ev := range out.Events {
+		n.out.Observed = append(n.out.Observed, Observed{Group: e.g, Event: ev})
+	}
+	if out.Persist || out.Delete {
+		e.version++
+	}
+	if out.Delete {
+		e.tomb = e.g.Record()
+	}
+	for _, r := range out.Replies {
+		if e.durable >= e.version {
+			n.send(r)
+		} else {
+			e.withheld = append(e.withheld, withheld{reply: r, need: e.version})
+		}
+	}
+	n.flush(e, false)
+	n.arm(e)
+}
+
+// send delivers a reply now or, held, at its HoldUntil. A reply replaces
+// a held reply to the same call.
+func (n *Node) send(r group.Reply) {
+	if !r.HoldUntil.IsZero() && r.HoldUntil.After(n.now) {
+		n.held[r.Req] = r
+		n.holds.push(hold{at: r.HoldUntil, req: r.Req})
+		return
+	}
+	delete(n.held, r.Req)
+	n.out.Replies = append(n.out.Replies, group.Reply{Req: r.Req, Msg: r.Msg, Err: r.Err})
+}
+
+// arm puts e's next deadline in the node's timer heap: its group's, or,
+// while failing, its retry's once no write is in flight. A group being
+// deleted or loaded waits for its store operation instead.
+func (n *Node) arm(e *entry) {
+	var at time.Time
+	switch {
+	case e.failing:
+		if e.writing == 0 {
+			at = e.retryAt
+		}
+	case e.g != nil && e.tomb == nil && !e.loading:
+		at = e.g.NextDeadline()
+	}
+	if at.Equal(e.timerAt) && (e.timerIdx >= 0) == !at.IsZero() {
+		return
+	}
+	n.timers.remove(e)
+	if !at.IsZero() {
+		e.timerAt = at
+		n.timers.push(e)
+	}
+}
+
+// retryDelay is the delay before retry number k (1, 2, ...).
+func retryDelay(k int) time.Duration {
+	d := minRetry
+	for i := 1; i < k && d < maxRetry; i++ {
+		d *= 2
+	}
+	return min(d, maxRetry)
+}

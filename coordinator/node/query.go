@@ -1,0 +1,42 @@
+package node
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/regroup-dev/regroup/coordinator/group"
+)
+
+// Group returns a group for reading (describing it, listing it), or the
+// error that answers an Admin call for it: UNKNOWN_GROUP, or
+// COORDINATOR_NOT_AVAILABLE while it cannot serve. The caller must not
+// step it, and must read it before the node's next step.
+func (n *Node) Group(id string) (*group.Group, error) {
+	e, err := n.existing(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.g, nil
+}
+
+// GroupIDs returns the ids of the groups that serve calls, sorted.
+func (n *Node) GroupIDs() []string {
+	ids := make([]string, 0, len(n.groups))
+	for id, e := range n.groups {
+		if e.g != nil && e.tomb == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Registry returns the topic registry: topic name -> partitions. The map
+// is never modified; a change installs a new one.
+func (n *Node) Registry() map[string]int32 { return n.registry }
+
+// Broken returns the groups whose stored record cannot be used, with why.
+func (n *Node) Broken() map[string]error { return maps.Clone(n.broken) }
+
+// Tombstones returns how many deleted groups the node remembers.
+func (n *Node) Tombstones() int { return len(n.tombstones) }

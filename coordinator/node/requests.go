@@ -1,0 +1,176 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// request routes a call to its group, or to the topic registry.
+func (n *Node) request(r Request) {
+	switch m := r.Msg.(type) {
+	case *regroupv1.JoinGroupRequest:
+		n.groupCall(r, m.GetGroupId(), m.GetMemberId() == "", func(g *group.Group) group.Output {
+			return g.Join(n.now, r.Req, r.Host, m)
+		})
+	case *regroupv1.SyncGroupRequest:
+		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Sync(n.now, r.Req, m) })
+	case *regroupv1.HeartbeatRequest:
+		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Heartbeat(n.now, r.Req, m) })
+	case *regroupv1.LeaveGroupRequest:
+		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Leave(n.now, r.Req, m) })
+	case *regroupv1.RemoveMembersRequest:
+		n.removeMembers(r, m)
+	case *regroupv1.DeleteGroupRequest:
+		n.deleteGroup(r, m)
+	case *regroupv1.PutTopicRequest:
+		if err := group.ValidateTopic(m.GetTopic()); err != nil {
+			n.fail(r, err)
+			return
+		}
+		n.topics.add(n, topicOp{req: r.Req, put: m.GetTopic()})
+	case *regroupv1.DeleteTopicRequest:
+		if err := group.ValidateTopic(&regroupv1.Topic{Name: m.GetName(), Partitions: 1}); err != nil {
+			n.fail(r, err)
+			return
+		}
+		n.topics.add(n, topicOp{req: r.Req, del: m.GetName()})
+	default:
+		n.fail(r, regroup.Errorf(regroup.CodeInvalidRequest, "the coordinator does not serve %T", r.Msg))
+	}
+}
+
+func (n *Node) fail(r Request, err error) { n.send(group.Reply{Req: r.Req, Err: err}) }
+
+// groupCall steps group id with a member's call. A valid JoinGroup with an
+// empty member id creates a missing group (continuing its tombstone's
+// generations and holds); other calls for a missing group are answered as
+// group.AnswerUnknownGroup says.
+func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.Group) group.Output) {
+	if err := group.ValidateGroupID(id); err != nil {
+		n.fail(r, err)
+		return
+	}
+	e, err := n.lookup(id)
+	if err != nil {
+		n.fail(r, err)
+		return
+	}
+	if e == nil {
+		if !create {
+			reply := group.AnswerUnknownGroup(n.cfg.Group, r.Msg)
+			reply.Req = r.Req
+			n.send(reply)
+			return
+		}
+		if err := n.cfg.Group.ValidateJoin(r.Msg.(*regroupv1.JoinGroupRequest)); err != nil {
+			n.fail(r, err)
+			return
+		}
+		if e, err = n.create(id); err != nil {
+			n.fail(r, err)
+			return
+		}
+	}
+	n.stepGroup(e, step)
+}
+
+// lookup returns a group's entry, nil if the node has none, or the error
+// that answers calls for a group that cannot take them now.
+func (n *Node) lookup(id string) (*entry, error) {
+	if err := n.broken[id]; err != nil {
+		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: its stored record is unusable (%v); an operator must fix or delete the record", id, err)
+	}
+	e := n.groups[id]
+	switch {
+	case e == nil:
+		return nil, nil
+	case e.loading:
+		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is being reloaded from the store; retry shortly", id)
+	case e.failing:
+		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the record of group %q could not be stored; retry shortly", id)
+	case e.tomb != nil:
+		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is being deleted; retry shortly", id)
+	}
+	return e, nil
+}
+
+// create adds a new Empty group, continuing its tombstone if it has one.
+func (n *Node) create(id string) (*entry, error) {
+	tomb := n.tombstones[id]
+	if tomb == nil {
+		return n.add(id, group.New(id, n.cfg.Group, n.cfg.IDs, n.registry, n.now)), nil
+	}
+	g, out, err := group.Restore(tomb, n.cfg.Group, n.cfg.IDs, n.registry, n.now)
+	if err != nil {
+		n.broken[id] = err
+		n.fault(id, fmt.Sprintf("the tombstone of group %s cannot be restored: %v", id, err))
+		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: its stored tombstone is unusable (%v); an operator must fix or delete the record", id, err)
+	}
+	delete(n.tombstones, id)
+	e := n.add(id, g)
+	n.after(e, out)
+	return e, nil
+}
+
+// existing returns the entry of a group an Admin call names, or the error
+// to answer it with.
+func (n *Node) existing(id string) (*entry, error) {
+	if err := group.ValidateGroupID(id); err != nil {
+		return nil, err
+	}
+	e, err := n.lookup(id)
+	if err == nil && e == nil {
+		err = regroup.Errorf(regroup.CodeUnknownGroup, "group %q does not exist", id)
+	}
+	return e, err
+}
+
+// removeMembers removes static members on an administrator's request: a
+// LeaveGroup by instance id, which keeps what the members may still hold
+// until their leases end.
+func (n *Node) removeMembers(r Request, m *regroupv1.RemoveMembersRequest) {
+	e, err := n.existing(m.GetGroupId())
+	if err != nil {
+		n.fail(r, err)
+		return
+	}
+	leave := &regroupv1.LeaveGroupRequest{GroupId: m.GetGroupId()}
+	for _, inst := range m.GetGroupInstanceIds() {
+		if inst == "" {
+			n.fail(r, regroup.Errorf(regroup.CodeInvalidRequest, "group_instance_ids: an instance id is empty").With(regroup.MetaField, "group_instance_ids"))
+			return
+		}
+		leave.Members = append(leave.Members, &regroupv1.LeaveMember{GroupInstanceId: inst, Reason: m.GetReason()})
+	}
+	n.stepGroup(e, func(g *group.Group) group.Output {
+		out := g.Leave(n.now, r.Req, leave)
+		for i, reply := range out.Replies {
+			if resp, ok := reply.Msg.(*regroupv1.LeaveGroupResponse); ok && reply.Req == r.Req {
+				out.Replies[i].Msg = &regroupv1.RemoveMembersResponse{Members: resp.GetMembers()}
+			}
+		}
+		return out
+	})
+}
+
+// deleteGroup deletes an Empty group: its record becomes a tombstone that
+// keeps its generation and its holds.
+func (n *Node) deleteGroup(r Request, m *regroupv1.DeleteGroupRequest) {
+	e, err := n.existing(m.GetGroupId())
+	if err != nil {
+		n.fail(r, err)
+		return
+	}
+	n.stepGroup(e, func(g *group.Group) group.Output {
+		out, err := g.Delete(n.now)
+		if err != nil {
+			out.Replies = append(out.Replies, group.Reply{Req: r.Req, Err: err})
+		} else {
+			out.Replies = append(out.Replies, group.Reply{Req: r.Req, Msg: &regroupv1.DeleteGroupResponse{}})
+		}
+		return out
+	})
+}

@@ -1,0 +1,124 @@
+package node
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// topicOp is a change of the topic registry an administrator asked for:
+// put a topic, or delete the one named del.
+type topicOp struct {
+	req group.ReqID
+	put *regroupv1.Topic
+	del string
+}
+
+// topicQueue runs the registry's changes one at a time, in order: each is
+// stored before the groups see it and before it is answered.
+type topicQueue struct {
+	ops     []topicOp
+	writing WriteID // the first op's write, or 0
+}
+
+func (q *topicQueue) add(n *Node, op topicOp) {
+	q.ops = append(q.ops, op)
+	if len(q.ops) == 1 {
+		q.start(n)
+	}
+}
+
+// start issues the first op's write, answering at once the ops that change
+// nothing or cannot apply.
+func (q *topicQueue) start(n *Node) {
+	for len(q.ops) > 0 {
+		op := q.ops[0]
+		switch {
+		case op.put != nil && n.registry[op.put.GetName()] == op.put.GetPartitions():
+			n.send(group.Reply{Req: op.req, Msg: &regroupv1.PutTopicResponse{PreviousPartitions: op.put.GetPartitions()}})
+		case op.put == nil && !hasTopic(n.registry, op.del):
+			n.send(group.Reply{Req: op.req, Err: regroup.Errorf(regroup.CodeUnknownTopic, "topic %q does not exist", op.del)})
+		default:
+			n.nextWrite++
+			q.writing = n.nextWrite
+			n.out.Writes = append(n.out.Writes, Write{ID: q.writing, Topic: op.put, DeleteTopic: op.del})
+			return
+		}
+		q.ops = q.ops[1:]
+	}
+}
+
+func hasTopic(reg map[string]int32, name string) bool {
+	_, ok := reg[name]
+	return ok
+}
+
+// done takes the outcome of the first op's write: on success the registry
+// changes and every group sees it; then the next op starts.
+func (q *topicQueue) done(n *Node, d WriteDone) {
+	if q.writing == 0 || d.ID != q.writing {
+		return
+	}
+	op := q.ops[0]
+	q.ops, q.writing = q.ops[1:], 0
+	switch d.Outcome {
+	case OK:
+		reg := maps.Clone(n.registry)
+		var resp *regroupv1.PutTopicResponse
+		if op.put != nil {
+			resp = &regroupv1.PutTopicResponse{PreviousPartitions: reg[op.put.GetName()]}
+			reg[op.put.GetName()] = op.put.GetPartitions()
+		} else {
+			delete(reg, op.del)
+		}
+		rebalanced := n.setRegistry(reg)
+		if resp != nil {
+			resp.RebalancedGroups = rebalanced
+			n.send(group.Reply{Req: op.req, Msg: resp})
+		} else {
+			n.send(group.Reply{Req: op.req, Msg: &regroupv1.DeleteTopicResponse{RebalancedGroups: rebalanced}})
+		}
+	case Fenced:
+		n.send(group.Reply{Req: op.req, Err: regroup.Errorf(regroup.CodeNotCoordinator, "this coordinator is no longer the leader")})
+		n.end("a topic write was fenced: another coordinator leads")
+		return
+	default:
+		n.fault("", fmt.Sprintf("writing the topic registry: %v (%v)", d.Outcome, d.Err))
+		n.send(group.Reply{Req: op.req, Err: regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the topic change could not be stored (%v); retry it", d.Outcome)})
+	}
+	q.start(n)
+}
+
+// fail answers every queued op with err.
+func (q *topicQueue) fail(n *Node, err error) {
+	for _, op := range q.ops {
+		n.send(group.Reply{Req: op.req, Err: err})
+	}
+	q.ops, q.writing = nil, 0
+}
+
+// setRegistry installs a new registry (never modified afterwards: groups
+// keep it) and hands it to every group; it returns the groups that
+// rebalance because of it, sorted.
+func (n *Node) setRegistry(reg map[string]int32) []string {
+	n.registry = reg
+	var rebalanced []string
+	for _, id := range slices.Sorted(maps.Keys(n.groups)) {
+		e := n.groups[id]
+		if e.g == nil || e.tomb != nil {
+			continue
+		}
+		n.stepGroup(e, func(g *group.Group) group.Output {
+			out, change := g.SetTopics(n.now, reg)
+			if change != "" {
+				rebalanced = append(rebalanced, id)
+			}
+			return out
+		})
+	}
+	return rebalanced
+}
