@@ -11,6 +11,7 @@ import (
 	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/member/fsm"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 	"github.com/regroup-dev/regroup/simulator/scenario"
 )
 
@@ -26,7 +27,6 @@ type groupState struct {
 	live     int                // processes running, not paused, not cut off, not stopping
 	unstable int                // live processes whose state machine is not Stable
 	maxGen   int32
-	actor    *actorState // the coordinator's group, as last looked up (see actor)
 }
 
 // partition returns the ledger partition of topic/p, or -1.
@@ -48,14 +48,11 @@ type partRef struct {
 // setup builds the coordinator, the groups and the nodes, and schedules
 // the scenario's actions.
 func (s *sim) setup() error {
-	s.coord = newCoordinator(s)
 	s.topics = map[string]int32{}
 	for _, t := range s.sc.Topics {
 		s.topics[t.Name] = t.Partitions
-		if err := s.coord.putTopic(t.Name, t.Partitions); err != nil {
-			return err
-		}
 	}
+	s.coord = newCoordinator(s)
 	for _, g := range s.sc.Groups {
 		gs := &groupState{name: g.Name, parts: map[string][]int32{}, maxGen: -1}
 		s.groups = append(s.groups, gs)
@@ -148,6 +145,18 @@ func (s *sim) dispatch(e event) {
 			return // lost in flight
 		}
 		s.coord.receive(p, e.tok, e.msg, e.dur)
+	case evCoordTick, evLoadDone:
+		s.coord.input(e.lead, e)
+	case evWriteDone:
+		s.coord.writeDone(e.lead, e.write, e.outcome)
+	case evCoordWake:
+		s.coord.wake(e.lead)
+		s.disturbed()
+	case evTopic:
+		s.coord.putTopic(e.topic)
+	case evStoreHeal:
+		s.tracef("coord", "store: the fault is over")
+		s.disturbed()
 	case evToMember, evMemberTimer, evStop:
 		if !p.alive {
 			return
@@ -177,15 +186,9 @@ func (s *sim) dispatch(e event) {
 			s.heal(e.node)
 		}
 		s.disturbed()
-	case evGroupTick:
-		s.coord.tick(e.act, e.tok)
-	case evHold:
-		s.coord.hold(e.w, e.tok)
 	case evLeader:
 		s.tracef("coord", "a new coordinator takes over and loads the groups from the store")
-		if err := s.coord.takeOver(); err != nil {
-			s.violate("restore", "%v", err)
-		}
+		s.coord.takeOver()
 		s.disturbed()
 	case evStart:
 		n := e.node
@@ -261,29 +264,36 @@ func (s *sim) action(i int) {
 		}
 		s.tracef(n.name, "callbacks now take: on-assigned %s, on-revoked %s, on-lost %s", fmtDist(cb.OnAssigned), fmtDist(cb.OnRevoked), fmtDist(cb.OnLost))
 	case scenario.Failover:
-		if !s.coord.up {
+		if !s.coord.up() {
 			s.tracef("coord", "failover skipped: no coordinator is serving")
 			break
 		}
 		gap := c.Gap
-		s.tracef("coord", "failover: the coordinator stops serving; a new one takes over in %v", gap)
+		s.tracef("coord", "failover: the leader's process is killed; a new one takes over in %v", gap)
 		s.coord.failover(int64(gap))
 		s.pending++
-		s.at(s.coord.upAt, event{kind: evLeader})
 		if s.tl != nil {
 			s.tl.Failovers = append(s.tl.Failovers, Span{From: time.Duration(s.now), To: time.Duration(s.coord.upAt)})
 		}
-	case scenario.SetTopic:
-		if !s.coord.up {
-			// The operator's command waits for a coordinator to serve it.
-			s.at(s.coord.upAt, event{kind: evAction, idx: i})
-			return
+	case scenario.PauseCoordinator:
+		if !s.coord.up() {
+			s.tracef("coord", "pause-coordinator skipped: no coordinator is serving")
+			break
 		}
+		s.pending++
+		s.coord.pause(int64(c.For))
+		if s.tl != nil {
+			s.tl.Failovers = append(s.tl.Failovers, Span{From: time.Duration(s.now), To: time.Duration(s.now) + c.For})
+		}
+	case scenario.StoreFault:
+		s.tracef("coord", "store: %s for %v", c.Kind, c.For)
+		s.coord.setFault(c)
+		s.pending++
+		s.at(s.now+int64(c.For), event{kind: evStoreHeal})
+	case scenario.SetTopic:
 		s.tracef("coord", "topic %s: %d partitions", c.Topic.Name, c.Topic.Partitions)
 		s.topics[c.Topic.Name] = c.Topic.Partitions
-		if err := s.coord.putTopic(c.Topic.Name, c.Topic.Partitions); err != nil {
-			s.violate("restore", "%v", err)
-		}
+		s.coord.putTopic(&regroupv1.Topic{Name: c.Topic.Name, Partitions: c.Topic.Partitions})
 		for _, g := range s.groups {
 			if g.active {
 				s.activate(g)
@@ -445,7 +455,7 @@ func (s *sim) overlaps() {
 // members is Stable, with every live member Stable and every partition of
 // every topic a live member subscribes to owned.
 func (s *sim) settled() bool {
-	if !s.coord.up {
+	if !s.coord.up() {
 		return false
 	}
 	for _, g := range s.groups {
@@ -455,8 +465,7 @@ func (s *sim) settled() bool {
 		if g.unstable > 0 {
 			return false
 		}
-		a := s.actor(g)
-		if a == nil || a.g.State() != group.Stable {
+		if gr := s.coord.group(g.name); gr == nil || gr.State() != group.Stable {
 			return false
 		}
 		for i := range g.topics {
@@ -468,19 +477,9 @@ func (s *sim) settled() bool {
 	return true
 }
 
-// actor returns the coordinator's group of g, or nil: the one looked up
-// last, unless the coordinator has dropped it since (a deleted group, a
-// failover).
-func (s *sim) actor(g *groupState) *actorState {
-	if g.actor == nil || g.actor.gone {
-		g.actor = s.coord.actors[g.name]
-	}
-	return g.actor
-}
-
 // unsettled says why the groups are not settled.
 func (s *sim) unsettled() string {
-	if !s.coord.up {
+	if !s.coord.up() {
 		return "no coordinator is serving"
 	}
 	var why []string
@@ -488,10 +487,10 @@ func (s *sim) unsettled() string {
 		if g.live == 0 {
 			continue
 		}
-		if a := s.coord.actors[g.name]; a == nil {
-			why = append(why, fmt.Sprintf("group %s does not exist", g.name))
-		} else if st := a.g.State(); st != group.Stable {
-			why = append(why, fmt.Sprintf("group %s is %v in generation %d", g.name, st, a.g.Generation()))
+		if gr := s.coord.group(g.name); gr == nil {
+			why = append(why, fmt.Sprintf("group %s does not exist or cannot serve", g.name))
+		} else if st := gr.State(); st != group.Stable {
+			why = append(why, fmt.Sprintf("group %s is %v in generation %d", g.name, st, gr.Generation()))
 		}
 		for i, t := range g.topics {
 			if owned, all := s.ledger.Owned(g.tags[i]); g.liveSubs[i] > 0 && owned < all {

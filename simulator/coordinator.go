@@ -2,68 +2,72 @@ package simulator
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
+	cnode "github.com/regroup-dev/regroup/coordinator/node"
+	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
-	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 	"github.com/regroup-dev/regroup/simulator/scenario"
 )
 
-// coordinator is the simulated coordinator: what coordinator.Server does
-// with the group state machines, on virtual time. One leader serves at a
-// time; a failover ends its term and a new leader loads the groups from the
-// store, as coordinator.New does.
+// coordinator is the simulated coordinator service: leaders, each the real
+// node core (coordinator/node) on virtual time over a memory store, driven
+// as coordinator.Server drives it. It adds only what the real world adds:
+// the store's latency and faults, a leader's lease and its keep-alives,
+// crashes and stop-the-world pauses of the leader's process, and the
+// election of the next leader.
 type coordinator struct {
 	s    *sim
-	cfg  group.Config
+	cfg  cnode.Config
+	sc   scenario.Coordinator
 	data *memstore.Data
-	st   *memstore.Store
-	up   bool
-	upAt int64 // when the next leader takes over, while down
-	// durable is false when the scenario has no failover: then nothing
-	// ever reads the store, and encoding records would change nothing.
-	durable    bool
-	registry   map[string]int32
-	actors     map[string]*actorState
-	ids        []string // actors' group ids, sorted
-	tombstones map[string]*storev1.GroupRecord
-	waiters    waiterTable
-	spare      []*waiter // retired waiters, for reuse
-	nextReq    group.ReqID
-	idsrc      *idSource
+	// lead is the leader members reach, or nil while none serves; upAt is
+	// when the next one takes over.
+	lead  *leader
+	upAt  int64
+	terms int
+	// durable is false when no leader ever loads from the store (no
+	// failover, no coordinator pause): then records need not be encoded.
+	durable bool
+	fault   scenario.StoreFault
+	faultTo int64 // the store fault lasts until then
+
+	waiters waiterTable
+	spare   []*waiter // retired waiters, for reuse
+	nextReq group.ReqID
+	idsrc   *idSource
 }
 
-// actorState is one group in the leader's memory, with its timer.
-type actorState struct {
-	g        *group.Group
+// leader is one coordinator process during its term.
+type leader struct {
+	term  int
+	n     *cnode.Node
+	st    *memstore.Store
+	start int64 // when its term began: keep-alives are sent every LeaseTTL/3 from then
+	// pausedAt is when its process froze (-1 while it runs); inputs that
+	// reach it meanwhile wait in queued until it wakes.
+	pausedAt int64
+	queued   []event
 	timerAt  int64 // armed deadline, or -1
 	timerTok uint64
-	gone     bool
 	spin     int // ticks in a row at one instant
 	spinAt   int64
-	gs       *groupState // the scenario's group, or nil
 }
 
-// waiter is a request waiting for its reply. A held heartbeat's reply
-// waits in held until its time, unless a later reply replaces it. Waiters
-// are reused (see retire); holdTok only grows, so that an evHold event of a
-// waiter's earlier use never matches.
+// waiter is a request waiting for its reply: a member's (proc set) or a
+// scenario's topic change (topic set).
 type waiter struct {
 	req      group.ReqID
 	proc     *process
 	id       uint64 // the member's request id
 	deadline int64  // the caller's deadline: replies after it are dropped
-	holding  bool   // held is a held reply
-	held     proto.Message
-	holdTok  uint64
+	topic    *regroupv1.Topic
 }
 
 // idSource mints member ids from the run's random source, "PREFIX-xxxxxxxx".
@@ -88,176 +92,221 @@ func (i *idSource) MemberID(prefix string) string {
 
 func newCoordinator(s *sim) *coordinator {
 	c := &coordinator{
-		s:          s,
-		cfg:        s.sc.Coordinator.Group,
-		data:       &memstore.Data{},
-		registry:   map[string]int32{},
-		actors:     map[string]*actorState{},
-		tombstones: map[string]*storev1.GroupRecord{},
-		idsrc:      &idSource{s: s, used: map[string]bool{}},
+		s:     s,
+		sc:    s.sc.Coordinator,
+		data:  &memstore.Data{},
+		idsrc: &idSource{s: s, used: map[string]bool{}},
 	}
-	c.st = c.data.Open()
-	c.up = true
+	c.cfg = cnode.Config{Group: c.sc.Group, IDs: c.idsrc}
+	// The scenario's topics are in the store before the first leader
+	// loads it.
+	initial := c.data.Open()
+	for _, t := range s.sc.Topics {
+		if err := initial.PutTopic(context.Background(), &regroupv1.Topic{Name: t.Name, Partitions: t.Partitions}); err != nil {
+			panic(fmt.Sprintf("simulator: the memory store failed: %v", err))
+		}
+	}
 	for _, a := range s.sc.Actions {
-		if _, ok := a.Do.(scenario.Failover); ok {
+		switch a.Do.(type) {
+		case scenario.Failover, scenario.PauseCoordinator:
 			c.durable = true
 		}
 	}
+	c.takeOver()
 	return c
 }
 
-// putTopic changes the registry as Server.PutTopic does: store the topic,
-// then hand the new registry to every group.
-func (c *coordinator) putTopic(name string, partitions int32) error {
-	if err := c.st.PutTopic(context.Background(), &regroupv1.Topic{Name: name, Partitions: partitions}); err != nil {
-		return fmt.Errorf("regroup: simulator: storing topic %s: %w", name, err)
+// validUntil is how long l's term certainly lasts: LeaseTTL after its last
+// keep-alive, which it sends every LeaseTTL/3 while its process runs.
+func (c *coordinator) validUntil(l *leader) int64 {
+	t := c.s.now
+	if l.pausedAt >= 0 {
+		t = l.pausedAt
 	}
-	reg := maps.Clone(c.registry)
-	reg[name] = partitions
-	c.registry = reg
-	for _, id := range slices.Clone(c.ids) {
-		a := c.actors[id]
-		out, change := a.g.SetTopics(c.s.clock(), reg)
-		if change != "" {
-			c.s.tracef("coord", "%s: topic change: %s", id, change)
-		}
-		c.apply(a, out)
-	}
-	return nil
+	period := max(int64(c.sc.LeaseTTL)/3, 1)
+	last := t - (t-l.start)%period
+	return last + int64(c.sc.LeaseTTL)
 }
 
-// receive handles a request of process p that reached the coordinator.
-func (c *coordinator) receive(p *process, id uint64, msg proto.Message, timeout int64) {
-	if !c.up {
-		c.s.sendReply(p, id, nil, errConnection)
-		return
-	}
-	gid, create := groupOf(msg)
-	if err := group.ValidateGroupID(gid); err != nil {
-		c.s.sendReply(p, id, nil, err)
-		return
-	}
-	a := c.lookup(gid, create)
-	if a == nil {
-		r := group.AnswerUnknownGroup(c.cfg, msg)
-		c.s.sendReply(p, id, r.Msg, r.Err)
-		return
-	}
-	c.nextReq++
-	req := c.nextReq
-	c.waiters.add(req, c.newWaiter(req, p, id, c.s.now+timeout))
-	now := c.s.clock()
-	var out group.Output
-	switch r := msg.(type) {
-	case *regroupv1.JoinGroupRequest:
-		out = a.g.Join(now, req, p.node.name, r)
-	case *regroupv1.SyncGroupRequest:
-		out = a.g.Sync(now, req, r)
-	case *regroupv1.HeartbeatRequest:
-		out = a.g.Heartbeat(now, req, r)
-	case *regroupv1.LeaveGroupRequest:
-		out = a.g.Leave(now, req, r)
-	default:
-		panic(fmt.Sprintf("simulator: a member sent a %T", msg))
-	}
-	c.apply(a, out)
+// step runs one event through l's node and carries out its output.
+func (c *coordinator) step(l *leader, ev cnode.Event) {
+	out := l.n.Step(cnode.Input{Now: c.s.clock(), ValidUntil: epoch.Add(time.Duration(c.validUntil(l))), Event: ev})
+	c.apply(l, out)
 }
 
-// groupOf returns the group a request names and whether a request for an
-// unknown group creates it (a JoinGroup with no member id).
-func groupOf(msg proto.Message) (string, bool) {
-	switch r := msg.(type) {
-	case *regroupv1.JoinGroupRequest:
-		return r.GetGroupId(), r.GetMemberId() == ""
-	case *regroupv1.SyncGroupRequest:
-		return r.GetGroupId(), false
-	case *regroupv1.HeartbeatRequest:
-		return r.GetGroupId(), false
-	case *regroupv1.LeaveGroupRequest:
-		return r.GetGroupId(), false
+// apply carries out a node's output as coordinator.Server does.
+func (c *coordinator) apply(l *leader, out cnode.Output) {
+	for _, o := range out.Observed {
+		c.s.groupStep(o.Group, o.Event)
 	}
-	panic(fmt.Sprintf("simulator: a member sent a %T", msg))
-}
-
-// lookup finds a group, or creates it (continuing a tombstone's
-// generations), as Server.lookup does.
-func (c *coordinator) lookup(id string, create bool) *actorState {
-	if a := c.actors[id]; a != nil {
-		return a
+	for _, f := range out.Faults {
+		c.s.tracef("coord", "fault handled: %s", f.Detail)
+		c.s.metrics.StoreFaults++
 	}
-	if !create {
-		return nil
+	for _, w := range out.Writes {
+		c.write(l, w)
 	}
-	var g *group.Group
-	if tomb := c.tombstones[id]; tomb != nil {
-		restored, _, err := group.Restore(tomb, c.cfg, c.idsrc, c.registry, c.s.clock())
-		if err != nil {
-			panic(fmt.Sprintf("simulator: restoring the tombstone of group %s: %v", id, err))
-		}
-		g = restored
-	} else {
-		g = group.New(id, c.cfg, c.idsrc, c.registry, c.s.clock())
-	}
-	return c.add(g)
-}
-
-func (c *coordinator) add(g *group.Group) *actorState {
-	a := &actorState{g: g, timerAt: -1, gs: c.s.byGroup[g.ID()]}
-	c.actors[g.ID()] = a
-	i, _ := slices.BinarySearch(c.ids, g.ID())
-	c.ids = slices.Insert(c.ids, i, g.ID())
-	return a
-}
-
-// apply carries out a step's output as the driver does: persist first,
-// then reply, then forget a deleted group or re-arm its timer.
-func (c *coordinator) apply(a *actorState, out group.Output) {
-	c.s.groupStep(a, out.Events)
-	if (out.Persist || out.Delete) && c.durable {
-		if err := c.st.PutGroup(context.Background(), a.g.Record()); err != nil {
-			// The store of the current term never fails in the simulator.
-			panic(fmt.Sprintf("simulator: storing group %s: %v", a.g.ID(), err))
-		}
+	for _, id := range out.Loads {
+		c.s.at(c.s.now+c.latency(), event{kind: evLoadDone, lead: l, name: id})
 	}
 	for _, r := range out.Replies {
 		c.deliver(r)
 	}
-	if out.Delete {
-		a.gone = true
-		a.timerTok++
-		delete(c.actors, a.g.ID())
-		i, _ := slices.BinarySearch(c.ids, a.g.ID())
-		c.ids = slices.Delete(c.ids, i, i+1)
-		c.tombstones[a.g.ID()] = a.g.Record()
+	if out.Ended != "" {
+		c.s.tracef("coord", "term %d ended: %s", l.term, out.Ended)
+		l.timerTok++
 		return
 	}
-	c.arm(a)
+	c.arm(l)
 }
 
-// deliver sends a reply now or, held, at its HoldUntil.
+// latency draws a store operation's duration.
+func (c *coordinator) latency() int64 {
+	if c.fault.Kind == scenario.StoreSlow && c.s.now < c.faultTo {
+		return c.s.draw(c.fault.Latency)
+	}
+	return c.s.draw(c.sc.WriteLatency)
+}
+
+// write starts a store write of l; its outcome arrives as evWriteDone.
+func (c *coordinator) write(l *leader, w cnode.Write) {
+	outcome := cnode.OK
+	if c.s.now < c.faultTo {
+		switch c.fault.Kind {
+		case scenario.StoreFail:
+			outcome = cnode.Failed
+		case scenario.StoreLoseAcks:
+			outcome = cnode.Unknown
+		}
+	}
+	c.s.at(c.s.now+c.latency(), event{kind: evWriteDone, lead: l, write: w, outcome: outcome})
+}
+
+// writeDone completes a write: it reaches the store (unless it failed)
+// and its outcome reaches l.
+func (c *coordinator) writeDone(l *leader, w cnode.Write, outcome cnode.Outcome) {
+	var err error
+	if outcome != cnode.Failed && (c.durable || w.Group == nil) {
+		switch {
+		case w.Group != nil:
+			err = l.st.PutGroup(context.Background(), w.Group)
+		case w.Topic != nil:
+			err = l.st.PutTopic(context.Background(), w.Topic)
+		default:
+			err = l.st.DeleteTopic(context.Background(), w.DeleteTopic)
+		}
+	}
+	switch {
+	case errors.Is(err, store.ErrFenced):
+		outcome = cnode.Fenced
+	case err != nil:
+		panic(fmt.Sprintf("simulator: the memory store failed: %v", err))
+	case outcome == cnode.Failed:
+		err = errors.New("the store refused the write (simulated fault)")
+	case outcome == cnode.Unknown:
+		err = errors.New("the write's acknowledgement was lost (simulated fault)")
+	}
+	c.input(l, event{kind: evWriteDone, lead: l, write: w, outcome: outcome, err: err})
+}
+
+// loadDone reads a group's record for l.
+func (c *coordinator) loadDone(l *leader, id string) {
+	done := cnode.LoadDone{Group: id, Outcome: cnode.OK}
+	if c.fault.Kind == scenario.StoreFail && c.s.now < c.faultTo {
+		done.Outcome, done.Err = cnode.Failed, errors.New("the store refused the read (simulated fault)")
+	} else if snap, err := l.st.Load(context.Background()); errors.Is(err, store.ErrFenced) {
+		done.Outcome, done.Err = cnode.Fenced, err
+	} else if err != nil {
+		panic(fmt.Sprintf("simulator: the memory store failed: %v", err))
+	} else {
+		done.Err = snap.Broken[id]
+		for _, rec := range snap.Groups {
+			if rec.GetGroupId() == id {
+				done.Record = rec
+			}
+		}
+	}
+	c.step(l, done)
+}
+
+// input hands an event to l, or queues it while l's process is frozen.
+// Events for a leader whose term ended are dropped: its process is gone.
+func (c *coordinator) input(l *leader, e event) {
+	if l.n.Ended() != "" && e.kind != evToCoord {
+		return
+	}
+	if l.pausedAt >= 0 {
+		l.queued = append(l.queued, e)
+		return
+	}
+	switch e.kind {
+	case evToCoord:
+		c.request(l, e.proc, e.tok, e.msg, e.dur)
+	case evWriteDone:
+		c.step(l, cnode.WriteDone{ID: e.write.ID, Outcome: e.outcome, Err: e.err})
+	case evLoadDone:
+		c.loadDone(l, e.name)
+	case evCoordTick:
+		c.tick(l, e.tok)
+	}
+}
+
+// receive handles a request of process p that reached the coordinator
+// service: the leader gets it, or, while none serves, the connection is
+// refused.
+func (c *coordinator) receive(p *process, id uint64, msg proto.Message, timeout int64) {
+	if c.lead == nil {
+		c.s.sendReply(p, id, nil, errConnection)
+		return
+	}
+	c.input(c.lead, event{kind: evToCoord, proc: p, tok: id, msg: msg, dur: timeout})
+}
+
+// request steps l with a member's request.
+func (c *coordinator) request(l *leader, p *process, id uint64, msg proto.Message, timeout int64) {
+	c.nextReq++
+	req := c.nextReq
+	w := c.newWaiter(req)
+	w.proc, w.id, w.deadline = p, id, c.s.now+timeout
+	c.waiters.add(req, w)
+	c.step(l, cnode.Request{Req: req, Host: p.node.name, Msg: msg})
+}
+
+// putTopic asks the leader to store a topic, as an operator's
+// `regroup topics put` does; a change that fails is retried a second
+// later, and one made while no leader serves waits for the next.
+func (c *coordinator) putTopic(t *regroupv1.Topic) {
+	if c.lead == nil || c.lead.pausedAt >= 0 {
+		c.s.at(max(c.upAt, c.s.now+int64(time.Second)), event{kind: evTopic, topic: t})
+		return
+	}
+	c.nextReq++
+	w := c.newWaiter(c.nextReq)
+	w.topic, w.deadline = t, -1
+	c.waiters.add(c.nextReq, w)
+	c.step(c.lead, cnode.Request{Req: c.nextReq, Msg: &regroupv1.PutTopicRequest{Topic: t}})
+}
+
+// deliver sends a reply to its caller.
 func (c *coordinator) deliver(r group.Reply) {
 	w := c.waiters.get(r.Req)
 	if w == nil {
-		return // already answered (a held reply went out), or the caller left
+		return // the caller left
 	}
-	if c.s.now > w.deadline {
-		c.retire(w)
-		return // the caller's deadline passed: gRPC dropped the call
-	}
-	w.holding, w.held = false, nil
-	w.holdTok++
-	if !r.HoldUntil.IsZero() {
-		w.holding, w.held = true, r.Msg
-		c.s.at(int64(r.HoldUntil.Sub(epoch)), event{kind: evHold, w: w, tok: w.holdTok})
-		return
-	}
-	proc, id := w.proc, w.id
+	proc, id, late, topic := w.proc, w.id, w.deadline >= 0 && c.s.now > w.deadline, w.topic
 	c.retire(w)
-	c.s.sendReply(proc, id, r.Msg, r.Err)
+	switch {
+	case topic != nil && r.Err != nil:
+		c.s.tracef("coord", "topic %s not stored (%v); the operator retries in 1s", topic.GetName(), r.Err)
+		c.s.at(c.s.now+int64(time.Second), event{kind: evTopic, topic: topic})
+	case topic != nil:
+	case !late:
+		c.s.sendReply(proc, id, r.Msg, r.Err)
+	}
 }
 
 // newWaiter returns a waiter for request req, reusing a retired one.
-func (c *coordinator) newWaiter(req group.ReqID, p *process, id uint64, deadline int64) *waiter {
+func (c *coordinator) newWaiter(req group.ReqID) *waiter {
 	var w *waiter
 	if n := len(c.spare); n > 0 {
 		w = c.spare[n-1]
@@ -265,125 +314,139 @@ func (c *coordinator) newWaiter(req group.ReqID, p *process, id uint64, deadline
 	} else {
 		w = &waiter{}
 	}
-	w.req, w.proc, w.id, w.deadline = req, p, id, deadline
+	*w = waiter{req: req}
 	return w
 }
 
 // retire forgets w, which no reply will use any more, and keeps it for
-// reuse; its hold events, if any, will not match it again.
+// reuse.
 func (c *coordinator) retire(w *waiter) {
 	c.waiters.remove(w.req)
-	w.holdTok++
-	w.proc, w.holding, w.held = nil, false, nil
+	w.proc, w.topic = nil, nil
 	c.spare = append(c.spare, w)
 }
 
-// hold sends a held reply whose time has come, unless it was replaced.
-func (c *coordinator) hold(w *waiter, tok uint64) {
-	if !w.holding || w.holdTok != tok || c.waiters.get(w.req) != w {
-		return
-	}
-	proc, id, msg, late := w.proc, w.id, w.held, c.s.now > w.deadline
-	c.retire(w)
-	if !late {
-		c.s.sendReply(proc, id, msg, nil)
-	}
-}
-
-// arm makes sure the group's timer fires no later than its next
-// deadline. An armed timer that fires before the deadline re-arms itself
-// without ticking the group, so the group is ticked only at deadlines it
-// asked for, as the driver's timer does.
-func (c *coordinator) arm(a *actorState) {
-	next := a.g.NextDeadline()
+// arm sets l's timer to its node's next deadline.
+func (c *coordinator) arm(l *leader) {
+	next := l.n.NextDeadline()
 	if next.IsZero() {
+		l.timerTok++
+		l.timerAt = -1
 		return
 	}
-	at := int64(next.Sub(epoch))
-	if a.timerAt >= 0 && a.timerAt <= at {
+	at := max(int64(next.Sub(epoch)), c.s.now)
+	if l.timerAt == at {
 		return
 	}
-	a.timerTok++
-	a.timerAt = at
-	c.s.at(at, event{kind: evGroupTick, act: a, tok: a.timerTok})
+	l.timerTok++
+	l.timerAt = at
+	c.s.at(at, event{kind: evCoordTick, lead: l, tok: l.timerTok})
 }
 
-// tick fires a group's timer.
-func (c *coordinator) tick(a *actorState, tok uint64) {
-	if a.gone || tok != a.timerTok {
+// tick fires l's timer.
+func (c *coordinator) tick(l *leader, tok uint64) {
+	if tok != l.timerTok {
 		return
 	}
-	a.timerAt = -1
-	if next := a.g.NextDeadline(); next.IsZero() || next.After(c.s.clock()) {
-		c.arm(a)
-		return
-	}
-	if a.spinAt == c.s.now {
-		a.spin++
-		if a.spin > 1000 {
-			c.s.stop("group %s: NextDeadline stays at %v after Tick: coordinator/group asks to be ticked again and again at one instant", a.g.ID(), time.Duration(c.s.now))
+	l.timerAt = -1
+	if l.spinAt == c.s.now {
+		l.spin++
+		if l.spin > 1000 {
+			c.s.stop("coordinator: NextDeadline stays at %v after Tick: the node or a group asks to be ticked again and again at one instant", time.Duration(c.s.now))
 			return
 		}
 	} else {
-		a.spin, a.spinAt = 0, c.s.now
+		l.spin, l.spinAt = 0, c.s.now
 	}
-	c.apply(a, a.g.Tick(c.s.clock()))
+	c.step(l, cnode.Tick{})
 }
 
-// failover ends the leader's term: every waiting request is answered with
-// COORDINATOR_NOT_AVAILABLE (as Server.Close does), the groups are dropped
-// from memory, and nobody serves until the new leader takes over at upAt.
+// failover kills the leader's process: its calls end with connection
+// errors, and a new leader takes over gap later.
 func (c *coordinator) failover(gap int64) {
-	err := regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the coordinator lost its leadership; retry on another one")
-	for _, id := range c.ids {
-		a := c.actors[id]
-		for _, r := range a.g.Abort(err).Replies {
-			c.deliver(r)
-		}
-		a.gone = true
-		a.timerTok++
+	l := c.lead
+	for _, r := range l.n.End("the process was killed", errConnection).Replies {
+		c.deliver(r)
 	}
-	for _, w := range c.waiters.all() {
-		proc, id, late := w.proc, w.id, c.s.now > w.deadline
-		c.retire(w)
-		if !late {
-			c.s.sendReply(proc, id, nil, err)
-		}
-	}
-	c.actors, c.ids, c.tombstones = map[string]*actorState{}, nil, map[string]*storev1.GroupRecord{}
-	c.up = false
+	l.timerTok++
+	c.lead = nil
 	c.upAt = c.s.now + gap
+	c.s.at(c.upAt, event{kind: evLeader})
 }
 
-// takeOver makes a new leader: a new store term, and every group loaded
-// from the store and restored with the new leader's clock, as
-// coordinator.New does.
-func (c *coordinator) takeOver() error {
-	c.st = c.data.Open()
-	snap, err := c.st.Load(context.Background())
+// pause freezes the leader's process for d. If its lease ends meanwhile, a
+// new leader is elected, and the old one wakes deposed.
+func (c *coordinator) pause(d int64) {
+	l := c.lead
+	l.pausedAt = c.s.now
+	c.s.at(c.s.now+d, event{kind: evCoordWake, lead: l})
+	expiry := c.validUntil(l)
+	if c.s.now+d < expiry {
+		c.s.tracef("coord", "the leader's process freezes for %v, within its lease", time.Duration(d))
+		return
+	}
+	c.upAt = expiry + int64(c.sc.Election)
+	c.s.tracef("coord", "the leader's process freezes for %v; its lease ends at %s and a new leader serves from %s",
+		time.Duration(d), fmtTime(expiry), fmtTime(c.upAt))
+	c.s.pending++ // until the new leader serves
+	c.s.at(c.upAt, event{kind: evLeader})
+}
+
+// wake resumes a frozen leader: what reached it meanwhile is handled now,
+// in order, with its stale timers.
+func (c *coordinator) wake(l *leader) {
+	l.pausedAt = -1
+	queued := l.queued
+	l.queued = nil
+	c.s.tracef("coord", "term %d: the leader's process wakes with %d queued inputs", l.term, len(queued))
+	for _, e := range queued {
+		c.input(l, e)
+	}
+	if l.n.Ended() == "" {
+		c.step(l, cnode.Tick{})
+	}
+}
+
+// takeOver makes a new leader: a new store term, every group loaded from
+// the store and restored with the new leader's clock. A leader it replaces
+// is deposed: its store writes are fenced from now on.
+func (c *coordinator) takeOver() {
+	c.terms++
+	l := &leader{term: c.terms, st: c.data.Open(), start: c.s.now, pausedAt: -1, timerAt: -1}
+	snap, err := l.st.Load(context.Background())
 	if err != nil {
-		return fmt.Errorf("regroup: simulator: loading the store: %w", err)
+		panic(fmt.Sprintf("simulator: loading the memory store: %v", err))
 	}
-	if len(snap.Broken) > 0 {
-		return fmt.Errorf("regroup: simulator: the store holds records that cannot be decoded: %v", snap.Broken)
+	var out cnode.Output
+	l.n, out = cnode.New(c.cfg, snap, c.s.clock(), epoch.Add(time.Duration(c.validUntil(l))))
+	for id, err := range l.n.Broken() {
+		c.s.violate("restore", "the new coordinator cannot restore group %s from its record: %v", id, err)
 	}
-	c.registry = map[string]int32{}
-	for _, t := range snap.Topics {
-		c.registry[t.GetName()] = t.GetPartitions()
-	}
-	c.up = true
-	for _, rec := range snap.Groups {
-		if rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD {
-			c.tombstones[rec.GetGroupId()] = rec
-			continue
+	for _, id := range l.n.GroupIDs() {
+		if g, err := l.n.Group(id); err == nil {
+			c.s.tracef("coord", "%s: restored %v generation %d", id, g.State(), g.Generation())
 		}
-		g, out, err := group.Restore(rec, c.cfg, c.idsrc, c.registry, c.s.clock())
-		if err != nil {
-			c.s.violate("restore", "the new coordinator cannot restore group %s from its record: %v", rec.GetGroupId(), err)
-			continue
-		}
-		c.s.tracef("coord", "%s: restored %v generation %d", g.ID(), g.State(), g.Generation())
-		c.apply(c.add(g), out)
 	}
-	return nil
+	c.lead = l
+	c.apply(l, out)
+}
+
+// group returns the serving leader's group id, or nil.
+func (c *coordinator) group(id string) *group.Group {
+	if c.lead == nil || c.lead.pausedAt >= 0 {
+		return nil
+	}
+	g, err := c.lead.n.Group(id)
+	if err != nil {
+		return nil
+	}
+	return g
+}
+
+// up reports whether a leader serves calls now.
+func (c *coordinator) up() bool { return c.lead != nil && c.lead.pausedAt < 0 }
+
+// setFault starts a store fault.
+func (c *coordinator) setFault(f scenario.StoreFault) {
+	c.fault, c.faultTo = f, c.s.now+int64(f.For)
 }

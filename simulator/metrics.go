@@ -34,6 +34,10 @@ type Metrics struct {
 	Moved   int `json:"moved"`
 	Revoked int `json:"revoked"`
 	Lost    int `json:"lost"`
+	// StoreFaults counts the failed or unacknowledged store operations
+	// the coordinator handled (see the store and pause-coordinator
+	// commands).
+	StoreFaults int `json:"store_faults"`
 	// UnownedSeconds is the time partitions existed without an owner,
 	// summed over partitions (partition-seconds), from the start of each
 	// group's first member.
@@ -81,10 +85,9 @@ type timed struct {
 
 // groupStep records what one step of a group reported and checks that its
 // generation never goes back.
-func (s *sim) groupStep(a *actorState, events []group.Event) {
-	g := a.g
+func (s *sim) groupStep(g *group.Group, e group.Event) {
 	id := g.ID()
-	for _, e := range events {
+	{
 		switch e.Kind {
 		case group.EventStateChanged:
 			s.tracef("coord", "%s: %v -> %v (generation %d)", id, e.From, e.To, g.Generation())
@@ -116,7 +119,7 @@ func (s *sim) groupStep(a *actorState, events []group.Event) {
 			s.tracef("coord", "%s: %s", id, e.Detail)
 		}
 	}
-	gs := a.gs
+	gs := s.byGroup[id]
 	if gs == nil {
 		return
 	}

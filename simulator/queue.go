@@ -2,6 +2,9 @@ package simulator
 
 import (
 	"google.golang.org/protobuf/proto"
+
+	cnode "github.com/regroup-dev/regroup/coordinator/node"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
 // kind says what an event does.
@@ -15,8 +18,12 @@ const (
 	evCallbackEnd                 // the running callback returns (tok)
 	evResume                      // a pause ends (tok)
 	evHeal                        // a partition ends (tok)
-	evGroupTick                   // a group's deadline (tok)
-	evHold                        // a held reply is due (tok)
+	evCoordTick                   // a leader's deadline (lead, tok)
+	evWriteDone                   // a store write completes (lead, write, outcome)
+	evLoadDone                    // a store read completes (lead, name)
+	evCoordWake                   // a frozen leader's process wakes (lead)
+	evTopic                       // an operator changes a topic (topic)
+	evStoreHeal                   // a store fault ends
 	evLeader                      // a new coordinator takes over
 	evStart                       // a (re)started member process comes up
 	evChurn                       // a churn event
@@ -27,16 +34,19 @@ const (
 // event is one thing that happens at a virtual time. Events at one time
 // run in the order they were scheduled (the queue keeps both).
 type event struct {
-	kind kind
-	tok  uint64
-	dur  int64 // a request's timeout
-	proc *process
-	node *node
-	act  *actorState
-	w    *waiter
-	msg  proto.Message
-	err  error
-	idx  int // action index, or churn number
+	kind    kind
+	tok     uint64
+	dur     int64 // a request's timeout
+	proc    *process
+	node    *node
+	lead    *leader
+	write   cnode.Write
+	outcome cnode.Outcome
+	name    string
+	topic   *regroupv1.Topic
+	msg     proto.Message
+	err     error
+	idx     int // action index, or churn number
 }
 
 // queue is a min-heap of events by (at, seq). The heap holds small

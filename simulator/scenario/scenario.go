@@ -46,9 +46,30 @@ type Coordinator struct {
 	// Group is every group's protocol configuration (default
 	// group.DefaultConfig()).
 	Group group.Config
+	// LeaseTTL is the leader's etcd lease (default 5s, regroup serve's
+	// --lease-ttl): a leader holds its term until LeaseTTL after its last
+	// keep-alive, sent every third of it.
+	LeaseTTL time.Duration
+	// Election is how long electing and loading a new leader takes once
+	// the old lease expired (default 500ms).
+	Election time.Duration
 	// FailoverGap is how long no coordinator serves during a failover,
-	// unless the failover command gives its own gap (default 1s).
+	// unless the failover command gives its own gap; zero means Gap().
 	FailoverGap time.Duration
+	// WriteLatency is how long a store write takes (default 0: done at
+	// the instant it is issued, after the step that issued it).
+	WriteLatency Dist
+}
+
+// Gap returns how long no coordinator serves after a leader dies: the
+// FailoverGap if set, else what a real failover takes with these
+// settings: the rest of the dead leader's lease (at most LeaseTTL) plus
+// the election.
+func (c Coordinator) Gap() time.Duration {
+	if c.FailoverGap > 0 {
+		return c.FailoverGap
+	}
+	return c.LeaseTTL + c.Election
 }
 
 // Network is the simulated network between members and the coordinator.
@@ -119,7 +140,8 @@ type Action struct {
 	At time.Duration
 	// Do is what happens: one of the command types of this package
 	// (Join, Leave, Crash, Restart, Pause, Partition, Heal, Slow,
-	// Failover, SetTopic, SetNetwork, Churn).
+	// Failover, StoreFault, PauseCoordinator, SetTopic, SetNetwork,
+	// Churn).
 	Do Command
 }
 
@@ -127,18 +149,20 @@ type Action struct {
 // package.
 type Command interface{ command() }
 
-func (Join) command()       {}
-func (Leave) command()      {}
-func (Crash) command()      {}
-func (Restart) command()    {}
-func (Pause) command()      {}
-func (Partition) command()  {}
-func (Heal) command()       {}
-func (Slow) command()       {}
-func (Failover) command()   {}
-func (SetTopic) command()   {}
-func (SetNetwork) command() {}
-func (Churn) command()      {}
+func (Join) command()             {}
+func (Leave) command()            {}
+func (Crash) command()            {}
+func (Restart) command()          {}
+func (Pause) command()            {}
+func (Partition) command()        {}
+func (Heal) command()             {}
+func (Slow) command()             {}
+func (Failover) command()         {}
+func (StoreFault) command()       {}
+func (PauseCoordinator) command() {}
+func (SetTopic) command()         {}
+func (SetNetwork) command()       {}
+func (Churn) command()            {}
 
 // Join starts a member process that joins Group with Config.
 type Join struct {
@@ -191,6 +215,34 @@ type Slow struct {
 // groups from the store Gap later (Parse fills in the Coordinator's
 // FailoverGap when the command gives none).
 type Failover struct{ Gap time.Duration }
+
+// StoreFaultKind is what goes wrong with the store.
+type StoreFaultKind string
+
+// The store faults.
+const (
+	// StoreFail: writes and reads fail; nothing is stored.
+	StoreFail StoreFaultKind = "fail"
+	// StoreLoseAcks: writes are stored, but their acknowledgements are
+	// lost: the coordinator cannot know whether they took effect.
+	StoreLoseAcks StoreFaultKind = "lose-acks"
+	// StoreSlow: writes take Latency.
+	StoreSlow StoreFaultKind = "slow"
+)
+
+// StoreFault makes the store misbehave for For.
+type StoreFault struct {
+	Kind    StoreFaultKind
+	For     time.Duration
+	Latency Dist
+}
+
+// PauseCoordinator freezes the leading coordinator's process for For (a
+// SIGSTOP, a long GC, a frozen VM): it does nothing, and its keep-alives
+// stop. If its lease ends meanwhile, a new leader is elected Election
+// later and serves; the old one wakes with stale timers and queued calls,
+// deposed, and must deliver nothing.
+type PauseCoordinator struct{ For time.Duration }
 
 // SetTopic creates a topic or changes its partition count.
 type SetTopic struct{ Topic Topic }
@@ -360,6 +412,10 @@ func (s *Scenario) LastDisturbance() time.Duration {
 			end += c.For
 		case Failover:
 			end += c.Gap
+		case StoreFault:
+			end += c.For
+		case PauseCoordinator:
+			end += c.For + s.Coordinator.Gap()
 		case Churn:
 			end += c.For + max(c.Down+reb, c.Pause.Max)
 		}
