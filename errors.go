@@ -141,15 +141,57 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Code == e.Code
 }
 
+// codeInfo is what the protocol says about one code: whether a member that
+// receives it must stop, and what the member's user should do about it.
+type codeInfo struct {
+	// fatal: the member stops (its Run returns an error) rather than
+	// recover. Otherwise the code is retriable: the member recovers on its
+	// own (it retries, follows a redirect, rejoins or joins afresh).
+	fatal bool
+	// advice is the remedy told to the member's user when the code is
+	// fatal; empty for retriable codes.
+	advice string
+}
+
+// codes is the one table of the protocol's error codes. Every Code constant
+// has an entry (a test checks it); Fatal and Advice read it, and so does the
+// member state machine when it decides whether to stop.
+var codes = map[Code]codeInfo{
+	CodeRebalanceInProgress: {},
+	CodeIllegalGeneration:   {},
+	CodeUnknownMemberID:     {},
+	CodeMemberIDRequired:    {},
+	CodeFencedInstanceID: {fatal: true,
+		advice: "another process joined with the same instance id and took this member's place; give every process its own instance id"},
+	CodeGroupMaxSizeReached: {fatal: true,
+		advice: "the group is full; raise the coordinator's --max-group-size or run fewer members"},
+	CodeInconsistentGroupProtocol: {fatal: true,
+		advice: "this member's assignors are not compatible with the group's; offer an assignor every member offers"},
+	CodeInvalidSessionTimeout: {fatal: true,
+		advice: "the coordinator refuses this session timeout; choose one within its bounds"},
+	CodeInvalidRequest: {fatal: true,
+		advice: "the coordinator refused this member's configuration"},
+	CodeInvalidAssignment:       {},
+	CodeNotCoordinator:          {},
+	CodeCoordinatorNotAvailable: {},
+	CodeUnknownGroup:            {},
+	CodeUnknownTopic:            {},
+	CodeGroupNotEmpty:           {},
+}
+
 // Fatal reports whether a member that receives this code must stop rather
 // than retry: its configuration or deployment needs a person's attention.
+// Unknown codes (and "") are not fatal.
 func (c Code) Fatal() bool {
-	switch c {
-	case CodeFencedInstanceID, CodeGroupMaxSizeReached, CodeInconsistentGroupProtocol,
-		CodeInvalidSessionTimeout, CodeInvalidRequest:
-		return true
-	}
-	return false
+	return codes[c].fatal
+}
+
+// Advice returns what a member's user should do when the member stops on
+// this code, e.g. for GROUP_MAX_SIZE_REACHED "the group is full; raise the
+// coordinator's --max-group-size or run fewer members". It is empty for
+// codes that are not fatal.
+func (c Code) Advice() string {
+	return codes[c].advice
 }
 
 // CodeOf returns the Code of err if it is or wraps an *Error, else "".

@@ -62,21 +62,16 @@ func (m *Member) retryLater(now time.Time, out *Output, what string, err error) 
 	out.Events = append(out.Events, Event{Kind: EventRetry, Detail: fmt.Sprintf("%s failed, retrying in %v: %v", what, delay, err)})
 }
 
-// fatal turns a code the member cannot recover from into Run's error.
+// fatal turns a code the member cannot recover from into Run's error,
+// prefixed with the remedy; nil if err's code is not fatal. Which codes are
+// fatal, and the remedies, are regroup's table (regroup.Code.Fatal and
+// Advice).
 func fatal(err error) error {
-	switch regroup.CodeOf(err) {
-	case regroup.CodeFencedInstanceID:
-		return fmt.Errorf("another process joined with the same instance id and took this member's place; give every process its own instance id: %w", err)
-	case regroup.CodeGroupMaxSizeReached:
-		return fmt.Errorf("the group is full; raise the coordinator's --max-group-size or run fewer members: %w", err)
-	case regroup.CodeInconsistentGroupProtocol:
-		return fmt.Errorf("this member's assignors are not compatible with the group's; offer an assignor every member offers: %w", err)
-	case regroup.CodeInvalidSessionTimeout:
-		return fmt.Errorf("the coordinator refuses this session timeout; choose one within its bounds: %w", err)
-	case regroup.CodeInvalidRequest:
-		return fmt.Errorf("the coordinator refused this member's configuration: %w", err)
+	c := regroup.CodeOf(err)
+	if !c.Fatal() {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%s: %w", c.Advice(), err)
 }
 
 // resetIdentity forgets the member id: the coordinator no longer knows it.
