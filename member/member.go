@@ -99,7 +99,10 @@ func call(f func(context.Context, []Partition), ctx context.Context, ps []Partit
 	}
 }
 
-// Config configures a Member. Zero values mean the defaults given.
+// Config configures a Member. Zero values mean the defaults given. The
+// protocol's defaults (the timeouts, the heartbeat interval, the safety
+// margin and the retry backoff) are fsm.Config.WithDefaults's, the one place
+// that the member library and the simulator both take them from.
 type Config struct {
 	// Endpoints are coordinator addresses ("host:port"); the member follows
 	// redirects to the leader and tries the others when one fails. Default
@@ -118,18 +121,20 @@ type Config struct {
 	// one supports it.
 	Assignors []assignor.Assignor
 	// SessionTimeout is how long the coordinator keeps the member without
-	// a heartbeat. Default 10 s.
+	// a heartbeat. Default 10 s (fsm.DefaultSessionTimeout).
 	SessionTimeout time.Duration
 	// RebalanceTimeout is how long the member may take to rejoin once a
-	// rebalance starts (OnRevoked included). Default 30 s.
+	// rebalance starts (OnRevoked included). Default 30 s
+	// (fsm.DefaultRebalanceTimeout).
 	RebalanceTimeout time.Duration
 	// HeartbeatInterval is how long a heartbeat is held by the coordinator;
 	// the member always has one outstanding, so it learns of a rebalance
-	// within one round trip whatever this is. Default 3 s; at most a third
-	// of the session timeout.
+	// within one round trip whatever this is. At most a third of the
+	// session timeout. Default 3 s (fsm.DefaultHeartbeatInterval), or a
+	// third of the session timeout if that is less.
 	HeartbeatInterval time.Duration
 	// SafetyMargin is taken off the member's lease for clock drift. Default
-	// a tenth of the session timeout.
+	// a tenth of the session timeout (fsm.Config.WithDefaults).
 	SafetyMargin time.Duration
 	// ClientID names the program to operators. Default the executable's name.
 	ClientID string
@@ -147,7 +152,8 @@ type Config struct {
 	DialOptions []grpc.DialOption
 }
 
-// withDefaults fills in the zero values.
+// withDefaults fills in the zero values. The protocol's come from
+// fsm.Config.WithDefaults.
 func (c Config) withDefaults() Config {
 	if len(c.Endpoints) == 0 {
 		c.Endpoints = []string{"127.0.0.1:7070"}
@@ -156,18 +162,14 @@ func (c Config) withDefaults() Config {
 		a, _ := assignor.Lookup("cooperative-sticky")
 		c.Assignors = []assignor.Assignor{a}
 	}
-	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 10 * time.Second
-	}
-	if c.RebalanceTimeout == 0 {
-		c.RebalanceTimeout = 30 * time.Second
-	}
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = min(3*time.Second, c.SessionTimeout/3)
-	}
-	if c.SafetyMargin == 0 {
-		c.SafetyMargin = c.SessionTimeout / 10
-	}
+	d := fsm.Config{
+		SessionTimeout:    c.SessionTimeout,
+		RebalanceTimeout:  c.RebalanceTimeout,
+		HeartbeatInterval: c.HeartbeatInterval,
+		Margin:            c.SafetyMargin,
+	}.WithDefaults()
+	c.SessionTimeout, c.RebalanceTimeout = d.SessionTimeout, d.RebalanceTimeout
+	c.HeartbeatInterval, c.SafetyMargin = d.HeartbeatInterval, d.Margin
 	if c.ClientID == "" {
 		c.ClientID = filepath.Base(os.Args[0])
 	}
@@ -247,10 +249,8 @@ func New(cfg Config) (*Member, error) {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		Margin:            cfg.SafetyMargin,
 		LeaveOnStop:       cfg.LeaveOnStop,
-		MinBackoff:        100 * time.Millisecond,
-		MaxBackoff:        min(5*time.Second, cfg.SessionTimeout/3),
-		Jitter:            jitter,
-	})
+		Jitter:            jitter, // the backoff bounds are the defaults
+	}.WithDefaults())
 	if err != nil {
 		return nil, err
 	}

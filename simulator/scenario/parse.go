@@ -17,30 +17,32 @@ import (
 
 // usage is every command's synopsis, for error messages.
 var usage = map[string]string{
-	"seed":        "seed N",
-	"coordinator": "coordinator [initial-delay=D] [min-session=D] [max-session=D] [max-rebalance=D] [max-size=N] [new-member-timeout=D] [empty-retention=D] [history=N] [failover-gap=D]",
-	"network":     "network [delay=D|D..D] [loss=P]",
-	"topic":       "topic NAME partitions=N",
-	"group":       "group NAME " + memberUsage,
-	"run":         "run until=D",
-	"expect":      "expect METRIC{=,<=,>=,<,>}VALUE [since=D] [cause=KIND]",
-	"at":          "at TIME COMMAND ARGS... [repeat=N every=D]",
-	"join":        "join MEMBERS [group=G] " + memberUsage + " [stagger=D]",
-	"leave":       "leave MEMBERS [stagger=D]",
-	"crash":       "crash MEMBERS [stagger=D]",
-	"restart":     "restart MEMBERS [down=D] [crash] [new-instance] [stagger=D]",
-	"pause":       "pause MEMBERS for=D [stagger=D]",
-	"partition":   "partition MEMBERS [for=D] [stagger=D]",
-	"heal":        "heal MEMBERS [stagger=D]",
-	"slow":        "slow MEMBERS [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [stagger=D]",
-	"failover":    "failover [gap=D]",
-	"churn":       "churn every=D for=D [kinds=restart,crash,pause] [down=D] [pause=D|D..D] [group=G]",
+	"seed":              "seed N",
+	"coordinator":       "coordinator [initial-delay=D] [min-session=D] [max-session=D] [max-rebalance=D] [max-size=N] [new-member-timeout=D] [empty-retention=D] [history=N] [lease-ttl=D] [election=D] [failover-gap=D] [write-latency=D|D..D]",
+	"network":           "network [delay=D|D..D] [loss=P]",
+	"topic":             "topic NAME partitions=N",
+	"group":             "group NAME " + memberUsage,
+	"run":               "run until=D",
+	"expect":            "expect METRIC{=,<=,>=,<,>}VALUE [since=D] [cause=KIND]",
+	"at":                "at TIME COMMAND ARGS... [repeat=N every=D]",
+	"join":              "join MEMBERS [group=G] " + memberUsage + " [stagger=D]",
+	"leave":             "leave MEMBERS [stagger=D]",
+	"crash":             "crash MEMBERS [stagger=D]",
+	"restart":           "restart MEMBERS [down=D] [crash] [new-instance] [stagger=D]",
+	"pause":             "pause MEMBERS for=D [stagger=D]",
+	"partition":         "partition MEMBERS [for=D] [stagger=D]",
+	"heal":              "heal MEMBERS [stagger=D]",
+	"slow":              "slow MEMBERS [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [stagger=D]",
+	"failover":          "failover [gap=D]",
+	"store":             "store fail|lose-acks|slow for=D [latency=D|D..D]",
+	"pause-coordinator": "pause-coordinator for=D",
+	"churn":             "churn every=D for=D [kinds=restart,crash,pause] [down=D] [pause=D|D..D] [group=G]",
 }
 
 const memberUsage = "[topics=T,...] [assignors=A,...] [static|dynamic] [leave-on-stop] [session=D] [rebalance=D] [heartbeat=D] [margin=D] [backoff=D..D] [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [drift=P]"
 
 // timedCommands are the commands that follow "at TIME".
-var timedCommands = []string{"join", "leave", "crash", "restart", "pause", "partition", "heal", "slow", "failover", "topic", "network", "churn"}
+var timedCommands = []string{"join", "leave", "crash", "restart", "pause", "partition", "heal", "slow", "failover", "store", "pause-coordinator", "topic", "network", "churn"}
 
 // setupCommands are the commands that stand alone on a line.
 var setupCommands = []string{"seed", "coordinator", "network", "topic", "group", "run", "expect", "at"}
@@ -335,8 +337,9 @@ func Parse(name, text string) (*Scenario, error) {
 			Name: name,
 			Seed: 1,
 			Coordinator: Coordinator{
-				Group:       group.DefaultConfig(),
-				FailoverGap: time.Second,
+				Group:    group.DefaultConfig(),
+				LeaseTTL: 5 * time.Second,
+				Election: 500 * time.Millisecond,
 			},
 			Network: Network{Delay: Dist{Min: time.Millisecond, Max: 5 * time.Millisecond}},
 		},
@@ -474,6 +477,8 @@ func (p *parser) coordinator(f []string) error {
 		"new-member-timeout": &c.Group.NewMemberJoinTimeout,
 		"empty-retention":    &c.Group.EmptyRetention,
 		"failover-gap":       &c.FailoverGap,
+		"lease-ttl":          &c.LeaseTTL,
+		"election":           &c.Election,
 	} {
 		if err := a.duration(key, dst); err != nil {
 			return err
@@ -487,6 +492,12 @@ func (p *parser) coordinator(f []string) error {
 		return err
 	}
 	c.Group.MaxSize, c.Group.HistoryLimit = int(size), int(hist)
+	if err := a.dist("write-latency", &c.WriteLatency); err != nil {
+		return err
+	}
+	if c.LeaseTTL <= 0 || c.Election < 0 {
+		return fmt.Errorf("coordinator: lease-ttl must be positive and election not negative; usage: %s", usage["coordinator"])
+	}
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
@@ -587,35 +598,28 @@ func applyMember(a *args, c *MemberConfig) error {
 func defaultMember() MemberConfig {
 	return MemberConfig{
 		Assignors:        []string{"cooperative-sticky"},
-		SessionTimeout:   10 * time.Second,
-		RebalanceTimeout: 30 * time.Second,
+		SessionTimeout:   fsm.DefaultSessionTimeout,
+		RebalanceTimeout: fsm.DefaultRebalanceTimeout,
 		Callbacks:        Callbacks{OnRevoked: Dist{Min: 200 * time.Millisecond, Max: 200 * time.Millisecond}},
 	}
 }
 
-// complete fills in the defaults that depend on other settings, as the
-// member library does, and checks the result with the member state
-// machine's own validation.
+// complete fills in the defaults that depend on other settings, from
+// fsm.Config.WithDefaults as the member library does, and checks the result
+// with the member state machine's own validation.
 func complete(c *MemberConfig, group string) error {
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = min(3*time.Second, c.SessionTimeout/3)
-	}
-	if c.Margin == 0 {
-		c.Margin = c.SessionTimeout / 10
-	}
-	if c.MinBackoff == 0 {
-		c.MinBackoff = 100 * time.Millisecond
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = max(c.MinBackoff, min(5*time.Second, c.SessionTimeout/3))
-	}
-	if c.LeaveOnStop && !c.Static {
-		return errors.New("leave-on-stop applies to static members; dynamic members always leave")
-	}
 	cfg := fsm.Config{
 		GroupID: group, Topics: c.Topics,
 		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout, HeartbeatInterval: c.HeartbeatInterval,
 		Margin: c.Margin, MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff,
+	}.WithDefaults()
+	// The session and rebalance timeouts' defaults are defaultMember's (the
+	// same constants): one set to 0 by an argument stays 0, for New to
+	// refuse.
+	cfg.SessionTimeout, cfg.RebalanceTimeout = c.SessionTimeout, c.RebalanceTimeout
+	c.HeartbeatInterval, c.Margin, c.MinBackoff, c.MaxBackoff = cfg.HeartbeatInterval, cfg.Margin, cfg.MinBackoff, cfg.MaxBackoff
+	if c.LeaveOnStop && !c.Static {
+		return errors.New("leave-on-stop applies to static members; dynamic members always leave")
 	}
 	for _, n := range c.Assignors {
 		a, err := assignor.Lookup(n)
@@ -800,6 +804,39 @@ func (p *parser) timed(n int, a *args) ([]timedCmd, error) {
 			return nil, err
 		}
 		return []timedCmd{{cmd: f}}, nil
+	case "store":
+		pos, err := a.positional(1, "the fault (fail, lose-acks or slow)")
+		if err != nil {
+			return nil, err
+		}
+		f := StoreFault{Kind: StoreFaultKind(pos[0])}
+		switch f.Kind {
+		case StoreFail, StoreLoseAcks, StoreSlow:
+		default:
+			return nil, fmt.Errorf("store: unknown fault %q; usage: %s", pos[0], usage["store"])
+		}
+		if err := a.duration("for", &f.For); err != nil {
+			return nil, err
+		}
+		if err := a.dist("latency", &f.Latency); err != nil {
+			return nil, err
+		}
+		if f.For <= 0 || (f.Kind == StoreSlow) != (f.Latency.Max > 0) {
+			return nil, fmt.Errorf("store: give for=D, and latency=D for slow only; usage: %s", usage["store"])
+		}
+		return []timedCmd{{cmd: f}}, a.finish()
+	case "pause-coordinator":
+		if _, err := a.positional(0, ""); err != nil {
+			return nil, err
+		}
+		var c PauseCoordinator
+		if err := a.duration("for", &c.For); err != nil {
+			return nil, err
+		}
+		if c.For <= 0 {
+			return nil, fmt.Errorf("pause-coordinator: give for=D; usage: %s", usage["pause-coordinator"])
+		}
+		return []timedCmd{{cmd: c}}, a.finish()
 	case "topic":
 		t, err := p.topic(a)
 		if err != nil {
@@ -1054,7 +1091,7 @@ func (p *parser) finish() error {
 			}
 		case Failover:
 			if c.Gap == 0 {
-				c.Gap = sc.Coordinator.FailoverGap
+				c.Gap = sc.Coordinator.Gap()
 				a.Do = c
 			}
 		case Churn:
@@ -1140,6 +1177,10 @@ func (a Action) Verb() string {
 		return "slow"
 	case Failover:
 		return "failover"
+	case StoreFault:
+		return "store"
+	case PauseCoordinator:
+		return "pause-coordinator"
 	case SetTopic:
 		return "topic"
 	case SetNetwork:

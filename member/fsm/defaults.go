@@ -1,0 +1,57 @@
+package fsm
+
+import "time"
+
+// The protocol's member defaults. They live here, in the member core, so
+// that the member library (package member) and the simulator's scenario
+// parser fill in the same values: Config.WithDefaults applies them.
+const (
+	// DefaultSessionTimeout is the session timeout when none is given.
+	DefaultSessionTimeout = 10 * time.Second
+	// DefaultRebalanceTimeout is the rebalance timeout when none is given.
+	DefaultRebalanceTimeout = 30 * time.Second
+	// DefaultHeartbeatInterval is the heartbeat interval when none is
+	// given, for session timeouts of at least three times it; shorter
+	// sessions get a third of the session timeout.
+	DefaultHeartbeatInterval = 3 * time.Second
+	// DefaultMinBackoff is the first retry delay when none is given.
+	DefaultMinBackoff = 100 * time.Millisecond
+	// DefaultMaxBackoff caps the retry delay when no cap is given, for
+	// session timeouts of at least three times it; shorter sessions get a
+	// third of the session timeout (but never less than MinBackoff).
+	DefaultMaxBackoff = 5 * time.Second
+)
+
+// WithDefaults returns c with its zero durations filled in, each from the
+// values filled in before it:
+//
+//	SessionTimeout     10 s
+//	RebalanceTimeout   30 s
+//	HeartbeatInterval  min(3 s, SessionTimeout/3)
+//	Margin             SessionTimeout/10
+//	MinBackoff         100 ms
+//	MaxBackoff         max(MinBackoff, min(5 s, SessionTimeout/3))
+//
+// Values already set are kept (even invalid ones: New reports those). A
+// configuration whose durations are all defaults passes New's checks.
+func (c Config) WithDefaults() Config {
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = DefaultRebalanceTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = min(DefaultHeartbeatInterval, c.SessionTimeout/3)
+	}
+	if c.Margin == 0 {
+		c.Margin = c.SessionTimeout / 10
+	}
+	if c.MinBackoff == 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = max(c.MinBackoff, min(DefaultMaxBackoff, c.SessionTimeout/3))
+	}
+	return c
+}
