@@ -161,7 +161,7 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 	case CompletingRebalance:
 		if !changed {
 			g.update(m, r)
-			out.reply(req, g.joinResponse(now, m))
+			g.answerJoin(now, out, req, m)
 			return
 		}
 		kind, cause := subscriptionChange(m, r)
@@ -171,7 +171,7 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 	case Stable:
 		if m.id != g.leader && !changed {
 			g.update(m, r)
-			out.reply(req, g.joinResponse(now, m))
+			g.answerJoin(now, out, req, m)
 			return
 		}
 		kind, cause := subscriptionChange(m, r)
@@ -182,6 +182,15 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 		g.park(out, m, req)
 		g.prepareRebalance(now, out, kind, cause)
 	}
+}
+
+// answerJoin answers m's JoinGroup at once with the current generation. As
+// every successful JoinGroup answer, it refreshes m's session and lease: the
+// member library renews its lease from the join's send time, so the
+// coordinator's view of the lease must not end before the member's.
+func (g *Group) answerJoin(now time.Time, out *Output, req ReqID, m *member) {
+	g.refresh(now, m)
+	out.reply(req, g.joinResponse(now, m))
 }
 
 // subscriptionChange names the change of a rejoin with changed metadata: a
@@ -443,7 +452,9 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 }
 
 // joinResponse is m's JoinGroup answer for the current generation; the
-// leader's carries every member and the partition counts.
+// leader's carries every member and the partition counts. Whoever sends it
+// must have refreshed m (see answerJoin): completeJoin, replaceStatic and
+// answerJoin do.
 func (g *Group) joinResponse(now time.Time, m *member) *regroupv1.JoinGroupResponse {
 	resp := &regroupv1.JoinGroupResponse{}
 	g.fillJoinResponse(now, m, resp)
