@@ -328,12 +328,13 @@ func (n *Node) forget(e *entry) {
 // the state machine panic (a bug), only this group suffers: its waiting
 // calls are answered COORDINATOR_NOT_AVAILABLE and it is reloaded from the
 // store.
-func (n *Node) stepGroup(e *entry, input func(g *group.Group) group.Output) {
+// It reports whether the step completed.
+func (n *Node) stepGroup(e *entry, input func(g *group.Group) group.Output) bool {
 	out, ok := n.safely(e, input)
-	if !ok {
-		return
+	if ok {
+		n.after(e, out)
 	}
-	n.after(e, out)
+	return ok
 }
 
 func (n *Node) safely(e *entry, input func(g *group.Group) group.Output) (out group.Output, ok bool) {

@@ -9,10 +9,14 @@ import (
 
 // Group returns a group for reading (describing it, listing it), or the
 // error that answers an Admin call for it: UNKNOWN_GROUP, or
-// COORDINATOR_NOT_AVAILABLE while it cannot serve. The caller must not
-// step it, and must read it before the node's next step.
+// COORDINATOR_NOT_AVAILABLE while it is being reloaded or its record is
+// unusable. A group whose writes fail is shown as it is in memory. The
+// caller must not step it, and must read it before the node's next step.
 func (n *Node) Group(id string) (*group.Group, error) {
 	e, err := n.existing(id)
+	if e := n.groups[id]; err != nil && e != nil && e.g != nil && e.tomb == nil {
+		return e.g, nil
+	}
 	if err != nil {
 		return nil, err
 	}

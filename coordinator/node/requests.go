@@ -74,7 +74,9 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 			return
 		}
 	}
-	n.stepGroup(e, step)
+	if !n.stepGroup(e, step) {
+		n.fail(r, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "internal error in group %q; it is reloaded from the store: retry shortly", id))
+	}
 }
 
 // lookup returns a group's entry, nil if the node has none, or the error

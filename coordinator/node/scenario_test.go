@@ -1,0 +1,437 @@
+package node_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/node"
+	"github.com/regroup-dev/regroup/coordinator/store"
+	"github.com/regroup-dev/regroup/internal/scenario"
+	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// TestScenarios runs the scenario files in testdata/. Each file drives one
+// node (one coordinator's term) with calls, store outcomes and time, and
+// shows every reply, store operation, fault, group event and the next
+// deadline. The harness keeps the "store": a write reaches it only when
+// its outcome is ok or unknown. Regenerate expected output with:
+//
+//	go test ./coordinator/node -run TestScenarios -rewrite
+//
+// Commands (times are offsets from the start; an input at T first ticks
+// the node at every deadline up to T, as the driver's timer would):
+//
+//	topics NAME=COUNT ...            (put in the store directly)
+//	start [at=T] [valid-until=T]     (a new term loads the store)
+//	valid-until t=T                  (the term's validity from now on)
+//	join req=N [group=g] [member=ID] [instance=I] [client=c] [session=10s]
+//	     [rebalance=30s] [topics=orders] [owned=orders:0-1] [gen=-1]
+//	sync req=N [group=g] member=ID [instance=I] gen=G   (input: "ID: topic=0,1" lines)
+//	heartbeat req=N [group=g] member=ID [instance=I] gen=G [hold=D]
+//	leave req=N [group=g] [members=ID[/INSTANCE],...] [temporary]
+//	remove req=N [group=g] instances=I,...
+//	delete req=N [group=g]
+//	put-topic req=N name=T partitions=P
+//	done write=W outcome=ok|failed|unknown|fenced
+//	load group=G [outcome=ok|failed]  (answer the node's load)
+//	tick at=T
+//	describe [group=g]
+func TestScenarios(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		h := &harness{stored: map[string][]byte{}, topics: map[string]int32{}}
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			return h.run(t, d)
+		})
+	})
+}
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// seqIDs mints ids "PREFIX-N"; a client id "panic" makes it panic, to
+// stand for a bug in a group's state machine.
+type seqIDs struct{ n int }
+
+func (s *seqIDs) MemberID(prefix string) string {
+	if strings.HasPrefix(prefix, "panic") {
+		panic("a bug in the group state machine")
+	}
+	s.n++
+	if prefix == "" {
+		prefix = "id"
+	}
+	return fmt.Sprintf("%s-%d", prefix, s.n)
+}
+
+type harness struct {
+	n          *node.Node
+	ids        *seqIDs
+	now        time.Duration
+	validUntil time.Duration // 0: no limit
+	stored     map[string][]byte
+	topics     map[string]int32
+	writes     map[node.WriteID]node.Write
+	b          strings.Builder
+}
+
+func (h *harness) printf(format string, args ...any) { fmt.Fprintf(&h.b, format, args...) }
+
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	h.b.Reset()
+	if h.n == nil && d.Cmd != "topics" && d.Cmd != "start" {
+		h.start(t)
+	}
+	if at, ok := scenario.Arg(d, "at"); ok {
+		h.advance(t, scenario.Duration(t, at))
+	}
+	switch d.Cmd {
+	case "topics":
+		for _, a := range d.CmdArgs {
+			h.topics[a.Key] = int32(scenario.Int(t, a.Vals[0]))
+		}
+	case "start":
+		if v, ok := scenario.Arg(d, "valid-until"); ok {
+			h.validUntil = scenario.Duration(t, v)
+		}
+		h.start(t)
+	case "valid-until":
+		h.validUntil = scenario.Duration(t, scenario.ArgOr(d, "t", "0s"))
+	case "join":
+		h.call(t, d, h.joinRequest(t, d))
+	case "sync":
+		h.call(t, d, h.syncRequest(t, d))
+	case "heartbeat":
+		h.call(t, d, &regroupv1.HeartbeatRequest{
+			GroupId: scenario.ArgOr(d, "group", "g"), MemberId: scenario.ArgOr(d, "member", ""),
+			GroupInstanceId: scenario.ArgOr(d, "instance", ""),
+			Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
+			HoldMs:          scenario.Duration(t, scenario.ArgOr(d, "hold", "0s")).Milliseconds(),
+		})
+	case "leave":
+		r := &regroupv1.LeaveGroupRequest{GroupId: scenario.ArgOr(d, "group", "g")}
+		_, temporary := scenario.Arg(d, "temporary")
+		for _, id := range scenario.List(scenario.ArgOr(d, "members", "")) {
+			member, instance, _ := strings.Cut(id, "/")
+			r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary})
+		}
+		h.call(t, d, r)
+	case "remove":
+		h.call(t, d, &regroupv1.RemoveMembersRequest{GroupId: scenario.ArgOr(d, "group", "g"), GroupInstanceIds: scenario.List(scenario.ArgOr(d, "instances", ""))})
+	case "delete":
+		h.call(t, d, &regroupv1.DeleteGroupRequest{GroupId: scenario.ArgOr(d, "group", "g")})
+	case "put-topic":
+		h.call(t, d, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{
+			Name: scenario.ArgOr(d, "name", ""), Partitions: int32(scenario.Int(t, scenario.ArgOr(d, "partitions", "0")))}})
+	case "done":
+		h.done(t, d)
+	case "load":
+		h.load(t, d)
+	case "tick":
+	case "describe":
+		h.describe(scenario.ArgOr(d, "group", "g"))
+	default:
+		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
+	}
+	return h.b.String()
+}
+
+func (h *harness) at() time.Time { return epoch.Add(h.now) }
+
+func (h *harness) input(ev node.Event) node.Input {
+	in := node.Input{Now: h.at(), Event: ev}
+	if h.validUntil > 0 {
+		in.ValidUntil = epoch.Add(h.validUntil)
+	}
+	return in
+}
+
+// start begins a new term over what the store holds.
+func (h *harness) start(t *testing.T) {
+	snap := &store.Snapshot{Broken: map[string]error{}}
+	for _, name := range slices.Sorted(maps.Keys(h.topics)) {
+		snap.Topics = append(snap.Topics, &regroupv1.Topic{Name: name, Partitions: h.topics[name]})
+	}
+	for _, id := range slices.Sorted(maps.Keys(h.stored)) {
+		rec := &storev1.GroupRecord{}
+		if err := proto.Unmarshal(h.stored[id], rec); err != nil {
+			t.Fatal(err)
+		}
+		snap.Groups = append(snap.Groups, rec)
+	}
+	if h.ids == nil {
+		h.ids = &seqIDs{}
+	}
+	h.writes = map[node.WriteID]node.Write{}
+	cfg := group.DefaultConfig()
+	cfg.InitialRebalanceDelay = 0
+	var validUntil time.Time
+	if h.validUntil > 0 {
+		validUntil = epoch.Add(h.validUntil)
+	}
+	n, out := node.New(node.Config{Group: cfg, IDs: h.ids}, snap, h.at(), validUntil)
+	h.n = n
+	h.printf("started: groups=%s tombstones=%d\n", strings.Join(n.GroupIDs(), ","), n.Tombstones())
+	h.show(out)
+}
+
+// advance ticks the node at every deadline up to to, then moves there.
+func (h *harness) advance(t *testing.T, to time.Duration) {
+	if to < h.now {
+		t.Fatalf("time goes backwards: %v after %v", to, h.now)
+	}
+	for i := 0; ; i++ {
+		next := h.n.NextDeadline()
+		if next.IsZero() || next.After(epoch.Add(to)) {
+			break
+		}
+		if i > 1000 {
+			t.Fatalf("the node asks to be ticked again and again at %v", next.Sub(epoch))
+		}
+		h.now = max(next.Sub(epoch), h.now)
+		h.printf("t=%v tick\n", h.now)
+		h.show(h.n.Step(h.input(node.Tick{})))
+	}
+	h.now = to
+}
+
+func (h *harness) call(t *testing.T, d *datadriven.TestData, msg proto.Message) {
+	v, ok := scenario.Arg(d, "req")
+	if !ok {
+		t.Fatalf("%s: missing req=N", d.Pos)
+	}
+	h.show(h.n.Step(h.input(node.Request{Req: group.ReqID(scenario.Int(t, v)), Host: "127.0.0.1", Msg: msg})))
+}
+
+func (h *harness) done(t *testing.T, d *datadriven.TestData) {
+	id := node.WriteID(scenario.Int(t, scenario.ArgOr(d, "write", "0")))
+	w, ok := h.writes[id]
+	if !ok {
+		h.printf("no write %d is in flight\n", id)
+		return
+	}
+	delete(h.writes, id)
+	outcome := map[string]node.Outcome{"ok": node.OK, "failed": node.Failed, "unknown": node.Unknown, "fenced": node.Fenced}[scenario.ArgOr(d, "outcome", "ok")]
+	var err error
+	if outcome != node.OK {
+		err = fmt.Errorf("simulated %v", outcome)
+	}
+	if outcome == node.OK || outcome == node.Unknown {
+		switch {
+		case w.Group != nil:
+			b, merr := proto.Marshal(w.Group)
+			if merr != nil {
+				t.Fatal(merr)
+			}
+			h.stored[w.Group.GetGroupId()] = b
+		case w.Topic != nil:
+			h.topics[w.Topic.GetName()] = w.Topic.GetPartitions()
+		default:
+			delete(h.topics, w.DeleteTopic)
+		}
+	}
+	h.show(h.n.Step(h.input(node.WriteDone{ID: id, Outcome: outcome, Err: err})))
+}
+
+func (h *harness) load(t *testing.T, d *datadriven.TestData) {
+	id := scenario.ArgOr(d, "group", "g")
+	done := node.LoadDone{Group: id, Outcome: node.OK}
+	if scenario.ArgOr(d, "outcome", "ok") == "failed" {
+		done.Outcome, done.Err = node.Failed, fmt.Errorf("simulated failure")
+	} else if b, ok := h.stored[id]; ok {
+		done.Record = &storev1.GroupRecord{}
+		if err := proto.Unmarshal(b, done.Record); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.show(h.n.Step(h.input(done)))
+}
+
+func (h *harness) show(out node.Output) {
+	for _, o := range out.Observed {
+		e := o.Event
+		switch e.Kind {
+		case group.EventStateChanged:
+			h.printf("  %s: state %v -> %v (generation %d)\n", o.Group.ID(), e.From, e.To, o.Group.Generation())
+		case group.EventRebalanceStarted:
+			h.printf("  %s: rebalance started (%s): %s\n", o.Group.ID(), e.Cause, e.Detail)
+		case group.EventMemberRemoved:
+			h.printf("  %s: removed %s: %s\n", o.Group.ID(), e.Member, e.Detail)
+		case group.EventMemberReplaced:
+			h.printf("  %s: replaced: %s\n", o.Group.ID(), e.Detail)
+		case group.EventAssignmentRefused:
+			h.printf("  %s: refused assignment: %s\n", o.Group.ID(), e.Detail)
+		}
+	}
+	for _, f := range out.Faults {
+		h.printf("  fault: %s\n", f.Detail)
+	}
+	for _, w := range out.Writes {
+		h.writes[w.ID] = w
+		switch {
+		case w.Group != nil:
+			r := w.Group
+			var ms []string
+			for _, m := range r.GetMembers() {
+				ms = append(ms, m.GetMemberId())
+			}
+			h.printf("  write %d: group %s %s gen=%d members=%s holds=%d\n", w.ID, r.GetGroupId(),
+				strings.TrimPrefix(r.GetState().String(), "GROUP_STATE_"), r.GetGeneration(), strings.Join(ms, ","), len(r.GetHolds()))
+		case w.Topic != nil:
+			h.printf("  write %d: topic %s=%d\n", w.ID, w.Topic.GetName(), w.Topic.GetPartitions())
+		default:
+			h.printf("  write %d: delete topic %s\n", w.ID, w.DeleteTopic)
+		}
+	}
+	for _, id := range out.Loads {
+		h.printf("  load %s\n", id)
+	}
+	for _, r := range out.Replies {
+		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(r))
+	}
+	if out.Ended != "" {
+		h.printf("  ended: %s\n", out.Ended)
+	}
+	if next := h.n.NextDeadline(); !next.IsZero() {
+		h.printf("  next deadline t=%v\n", next.Sub(epoch))
+	}
+}
+
+func (h *harness) joinRequest(t *testing.T, d *datadriven.TestData) *regroupv1.JoinGroupRequest {
+	sub := &regroupv1.Subscription{Topics: scenario.List(scenario.ArgOr(d, "topics", "orders")), Generation: int32(scenario.Int(t, scenario.ArgOr(d, "gen", "-1")))}
+	if o, ok := scenario.Arg(d, "owned"); ok && o != "" {
+		sub.OwnedPartitions = scenario.Partitions(t, o)
+	}
+	return &regroupv1.JoinGroupRequest{
+		GroupId:            scenario.ArgOr(d, "group", "g"),
+		MemberId:           scenario.ArgOr(d, "member", ""),
+		GroupInstanceId:    scenario.ArgOr(d, "instance", ""),
+		ClientId:           scenario.ArgOr(d, "client", "c"),
+		SessionTimeoutMs:   scenario.Duration(t, scenario.ArgOr(d, "session", "10s")).Milliseconds(),
+		RebalanceTimeoutMs: scenario.Duration(t, scenario.ArgOr(d, "rebalance", "30s")).Milliseconds(),
+		Protocols:          []*regroupv1.Protocol{{Name: scenario.ArgOr(d, "protocol", "range"), Subscription: sub}},
+	}
+}
+
+func (h *harness) syncRequest(t *testing.T, d *datadriven.TestData) *regroupv1.SyncGroupRequest {
+	r := &regroupv1.SyncGroupRequest{
+		GroupId:         scenario.ArgOr(d, "group", "g"),
+		MemberId:        scenario.ArgOr(d, "member", ""),
+		GroupInstanceId: scenario.ArgOr(d, "instance", ""),
+		Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
+	}
+	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+		id, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		a := &regroupv1.Assignment{}
+		for _, f := range strings.Fields(rest) {
+			topic, ps, _ := strings.Cut(f, "=")
+			tp := &regroupv1.TopicPartitions{Topic: topic}
+			for _, p := range scenario.List(ps) {
+				tp.Partitions = append(tp.Partitions, int32(scenario.Int(t, p)))
+			}
+			a.Partitions = append(a.Partitions, tp)
+		}
+		r.Assignments = append(r.Assignments, &regroupv1.MemberAssignment{MemberId: strings.TrimSpace(id), Assignment: a})
+	}
+	return r
+}
+
+func (h *harness) describe(id string) {
+	g, err := h.n.Group(id)
+	if err != nil {
+		h.printf("%s\n", fmtErr(err))
+		return
+	}
+	d := g.Describe()
+	h.printf("%s: %s generation=%d leader=%s\n", id, strings.TrimPrefix(d.GetState().String(), "GROUP_STATE_"), d.GetGeneration(), d.GetLeaderId())
+	for _, m := range d.GetMembers() {
+		h.printf("  %s assignment=%s token=%s\n", m.GetMemberId(), fmtParts(m.GetAssignment().GetPartitions()), fmtToken(m.GetFencingToken()))
+	}
+}
+
+func fmtReply(r group.Reply) string {
+	if r.Err != nil {
+		return fmtErr(r.Err)
+	}
+	switch m := r.Msg.(type) {
+	case *regroupv1.JoinGroupResponse:
+		s := fmt.Sprintf("join gen=%d member=%s leader=%s", m.GetGeneration(), m.GetMemberId(), m.GetLeaderId())
+		if n := len(m.GetMembers()); n > 0 {
+			s += fmt.Sprintf(" members=%d", n)
+		}
+		return s
+	case *regroupv1.SyncGroupResponse:
+		return fmt.Sprintf("sync assignment=%s token=%s", fmtParts(m.GetAssignment().GetPartitions()), fmtToken(m.GetFencingToken()))
+	case *regroupv1.HeartbeatResponse:
+		return "heartbeat ok"
+	case *regroupv1.LeaveGroupResponse:
+		return fmtLeave(m.GetMembers())
+	case *regroupv1.RemoveMembersResponse:
+		return fmtLeave(m.GetMembers())
+	case *regroupv1.DeleteGroupResponse:
+		return "deleted"
+	case *regroupv1.PutTopicResponse:
+		return fmt.Sprintf("topic put (was %d) rebalanced=%s", m.GetPreviousPartitions(), strings.Join(m.GetRebalancedGroups(), ","))
+	}
+	return fmt.Sprintf("%T", r.Msg)
+}
+
+func fmtLeave(rs []*regroupv1.LeaveMemberResult) string {
+	s := "leave"
+	for _, r := range rs {
+		who := r.GetMemberId()
+		if who == "" {
+			who = "instance " + r.GetGroupInstanceId()
+		}
+		if r.GetErrorReason() == "" {
+			s += " " + who + ": ok"
+		} else {
+			s += " " + who + ": " + r.GetErrorReason()
+		}
+	}
+	return s
+}
+
+func fmtErr(err error) string {
+	e, ok := err.(*regroup.Error)
+	if !ok {
+		return "error " + err.Error()
+	}
+	s := "error " + string(e.Code) + ": " + e.Message
+	keys := slices.Sorted(maps.Keys(e.Metadata))
+	sort.Strings(keys)
+	for _, k := range keys {
+		s += fmt.Sprintf(" [%s=%s]", k, e.Metadata[k])
+	}
+	return s
+}
+
+func fmtToken(tok int64) string { return fmt.Sprintf("%d.%d", tok>>32, tok&0xffffffff) }
+
+func fmtParts(tps []*regroupv1.TopicPartitions) string {
+	if len(tps) == 0 {
+		return "-"
+	}
+	var ss []string
+	for _, tp := range tps {
+		var ps []string
+		for _, p := range tp.GetPartitions() {
+			ps = append(ps, strconv.Itoa(int(p)))
+		}
+		ss = append(ss, tp.GetTopic()+"="+strings.Join(ps, ","))
+	}
+	return strings.Join(ss, " ")
+}
