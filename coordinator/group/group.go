@@ -111,6 +111,8 @@ type member struct {
 	deliverAt       time.Time // parked SyncGroup waits for holds until then
 	waitListed      bool      // in the group's waiting list
 	removed         bool      // no longer a member (removed or replaced)
+	inHeld          bool      // its lease counts in the cached heldIndex, for beyond
+	beyond          parts     // what it may hold beyond its assignment, when inHeld
 
 	assignment    *regroupv1.Assignment // current assignment (delivered or not)
 	assigned      parts                 // assignment's partitions
@@ -370,10 +372,15 @@ func (g *Group) reportOwned(m *member, r *regroupv1.JoinGroupRequest) int {
 }
 
 // refresh extends m's session and lease: the group answered it successfully.
+// If the cached heldIndex counts m's lease, it is extended there too (only a
+// flag test for the members it does not count: heartbeats come here).
 func (g *Group) refresh(now time.Time, m *member) {
 	m.sessionDeadline = now.Add(m.sessionTimeout)
 	if until := now.Add(m.sessionTimeout); until.After(m.leaseUntil) {
 		m.leaseUntil = until
+		if m.inHeld && g.held != nil {
+			g.held.raise(m.beyond, until)
+		}
 	}
 	g.schedule(m)
 }

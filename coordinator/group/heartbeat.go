@@ -328,13 +328,9 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 	if !g.deliveryDue(now) {
 		return
 	}
-	var held heldIndex
 	for _, m := range g.order {
 		if m.syncReq != 0 && !m.deliverAt.IsZero() && !now.Before(m.deliverAt) {
-			if held == nil {
-				held = g.heldIndex(now)
-			}
-			g.deliver(now, out, m, held)
+			g.deliver(now, out, m)
 		}
 	}
 }

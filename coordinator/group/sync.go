@@ -62,7 +62,7 @@ func (g *Group) Sync(now time.Time, req ReqID, r *regroupv1.SyncGroupRequest) Ou
 		g.acceptPlan(now, &out, r.GetAssignments())
 	case Stable:
 		g.parkSync(&out, m, req)
-		g.deliver(now, &out, m, g.heldIndex(now))
+		g.deliver(now, &out, m)
 	}
 	return out
 }
@@ -183,12 +183,11 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	g.setState(out, Stable)
 	out.Persist = true
 	g.finishRebalance(now, out, moved, unowned)
-	held := g.heldIndex(now)
 	out.Replies = slices.Grow(out.Replies, len(g.order))
 	resps := make([]regroupv1.SyncGroupResponse, len(g.order)) // one allocation for all
 	for i, m := range g.order {
 		if m.syncReq != 0 {
-			g.deliverInto(now, out, m, held, &resps[i])
+			g.deliverInto(now, out, m, &resps[i])
 		}
 	}
 	g.unassigned = unassigned
@@ -323,14 +322,15 @@ func (g *Group) countMoves(plan map[string]*regroupv1.Assignment) (moved int, un
 // deliver answers m's parked SyncGroup with its assignment, unless another
 // member may still hold one of its partitions (see heldIndex): then it waits
 // until that member's lease ends.
-func (g *Group) deliver(now time.Time, out *Output, m *member, held heldIndex) {
-	g.deliverInto(now, out, m, held, nil)
+func (g *Group) deliver(now time.Time, out *Output, m *member) {
+	g.deliverInto(now, out, m, nil)
 }
 
 // deliverInto is deliver answering with resp, a zero message, or a new one
-// if resp is nil.
-func (g *Group) deliverInto(now time.Time, out *Output, m *member, held heldIndex, resp *regroupv1.SyncGroupResponse) {
-	if until := held.until(m.assigned); until.After(now) {
+// if resp is nil. It looks the index up on every call: the previous
+// delivery may have extended a lease it counts (and so invalidated it).
+func (g *Group) deliverInto(now time.Time, out *Output, m *member, resp *regroupv1.SyncGroupResponse) {
+	if until := g.heldIndex(now).until(m.assigned); until.After(now) {
 		g.wait(m, until)
 		return
 	}
@@ -378,7 +378,9 @@ type heldIndex map[string]map[int32]time.Time
 
 // heldIndex returns the index, cached until holds, reported ownership,
 // membership or the assignment change. Deliveries leave it valid: they add
-// a member's own assignment to what it owns. Ends in the past are harmless.
+// a member's own assignment to what it owns. A refresh that extends the
+// lease of a member the index counts (marked inHeld) extends it in the
+// index too. Ends in the past are harmless.
 func (g *Group) heldIndex(now time.Time) heldIndex {
 	if g.held != nil {
 		return g.held
@@ -386,32 +388,36 @@ func (g *Group) heldIndex(now time.Time) heldIndex {
 	g.holds = slices.DeleteFunc(g.holds, func(h hold) bool { return !h.until.After(now) })
 	idx := heldIndex{}
 	g.held = idx
-	add := func(ps parts, until time.Time) {
-		if !until.After(now) {
-			return
-		}
-		for _, tp := range ps {
-			held := idx[tp.topic]
-			if held == nil {
-				held = map[int32]time.Time{}
-				idx[tp.topic] = held
-			}
-			for _, p := range tp.ps {
-				if until.After(held[p]) {
-					held[p] = until
-				}
-			}
-		}
-	}
 	for _, h := range g.holds {
-		add(h.partitions, h.until)
+		idx.raise(h.partitions, h.until)
 	}
 	for _, y := range g.order {
+		// Marked whether or not its lease has ended: a refresh may revive it.
+		y.inHeld, y.beyond = false, nil
 		if y.owned.count() > 0 && !y.owned.subset(y.assigned) {
-			add(y.owned.minus(y.assigned), y.leaseUntil)
+			y.inHeld, y.beyond = true, y.owned.minus(y.assigned)
+			if y.leaseUntil.After(now) {
+				idx.raise(y.beyond, y.leaseUntil)
+			}
 		}
 	}
 	return idx
+}
+
+// raise makes until the end of the holds on ps that end earlier.
+func (idx heldIndex) raise(ps parts, until time.Time) {
+	for _, tp := range ps {
+		held := idx[tp.topic]
+		if held == nil {
+			held = map[int32]time.Time{}
+			idx[tp.topic] = held
+		}
+		for _, p := range tp.ps {
+			if until.After(held[p]) {
+				held[p] = until
+			}
+		}
+	}
 }
 
 // until returns the latest hold on any of ps, or the zero time.
