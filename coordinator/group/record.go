@@ -19,12 +19,14 @@ import (
 // those are stored): a SyncGroup answered later can only deliver that
 // assignment, so the record stays a safe upper bound without a write per
 // delivery. A Dead group's record is a
-// tombstone that keeps only its generation, so that a group created again
-// under the same id continues from it and fencing tokens keep growing. The
-// record shares state with the group: encode it before the next input.
+// tombstone that keeps only its generation and its unexpired holds, so that
+// a group created again under the same id continues from it, fencing tokens
+// keep growing, and partitions of a member removed without releasing them
+// still wait for its lease. The record shares state with the group: encode
+// it before the next input.
 func (g *Group) Record() *storev1.GroupRecord {
 	if g.state == Dead {
-		return &storev1.GroupRecord{GroupId: g.id, Generation: g.generation, State: g.state.Proto()}
+		return &storev1.GroupRecord{GroupId: g.id, Generation: g.generation, State: g.state.Proto(), Holds: g.holdRecords()}
 	}
 	rec := &storev1.GroupRecord{
 		GroupId:      g.id,
@@ -59,9 +61,16 @@ func (g *Group) Record() *storev1.GroupRecord {
 			Absent:               m.absent,
 		})
 	}
+	rec.Holds = g.holdRecords()
+	return rec
+}
+
+// holdRecords returns the holds that have not ended.
+func (g *Group) holdRecords() []*storev1.HoldRecord {
+	var recs []*storev1.HoldRecord
 	for _, h := range g.holds {
 		if h.until.After(g.now) {
-			rec.Holds = append(rec.Holds, &storev1.HoldRecord{
+			recs = append(recs, &storev1.HoldRecord{
 				MemberId:         h.member,
 				Partitions:       h.partitions.toProto(),
 				SessionTimeoutMs: ms(h.sessionTimeout),
@@ -69,13 +78,13 @@ func (g *Group) Record() *storev1.GroupRecord {
 			})
 		}
 	}
-	return rec
+	return recs
 }
 
 // Restore rebuilds a group from its record, as a newly elected coordinator
 // does; from a tombstone (a Dead record) it returns an Empty group that
-// continues the dead group's generations. Every member gets a full session timeout from now, and so does every
-// hold and lease (the previous coordinator may have extended them until the
+// continues the dead group's generations and keeps its holds. Every member
+// gets a full session timeout from now, and so does every hold and lease (the previous coordinator may have extended them until the
 // moment it stopped serving). A group stored mid-rebalance resumes it: in
 // PreparingRebalance members must rejoin; in CompletingRebalance the leader
 // must sync again. A group above the size limit, or one whose subscribed
@@ -142,7 +151,8 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 	}
 	switch rec.GetState() {
 	case regroupv1.GroupState_GROUP_STATE_DEAD:
-		// A tombstone: the group starts afresh after its old generation.
+		// A tombstone: the group starts afresh after its old generation,
+		// keeping the holds loaded above.
 		if len(g.members) > 0 {
 			return nil, out, fmt.Errorf("regroup: stored group %q is Dead but has %d members", g.id, len(g.members))
 		}

@@ -38,8 +38,10 @@ import (
 //	tick at=T
 //	describe [at=T]
 //	history
+//	delete [at=T]   (an administrator deletes the group: Group.Delete)
 //	restore [at=T] [config keys]   (reload the group from its last
-//	        persisted record, as a new coordinator would)
+//	        persisted record, as a new coordinator would; after a delete,
+//	        from its tombstone, as the next JoinGroup would)
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		h := &harness{}
@@ -101,6 +103,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		for _, r := range h.g.Describe().GetRebalances() {
 			h.printf("%s\n", fmtRebalance(r))
 		}
+	case "delete":
+		out, err := h.g.Delete(h.at())
+		if err != nil {
+			h.printf("delete error: %s\n", fmtErr(err))
+		}
+		h.show(t, out)
 	case "restore":
 		h.applyConfig(t, d)
 		h.restore(t)
@@ -205,6 +213,9 @@ func (h *harness) show(t *testing.T, out group.Output) {
 	}
 	if out.Persist {
 		h.printf("  persist\n")
+	}
+	if out.Persist || out.Delete {
+		// A deleted group's record is its tombstone: the driver writes it.
 		h.persist(t)
 	}
 	if out.Delete {
