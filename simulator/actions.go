@@ -26,7 +26,11 @@ type groupState struct {
 	active   bool               // a member process has started
 	live     int                // processes running, not paused, not cut off, not stopping
 	unstable int                // live processes whose state machine is not Stable
-	maxGen   int32
+	maxGen   int32 // the highest generation the group reached
+	// durableGen is the highest generation stored: the coordinator's
+	// state may run ahead of it (replies wait for the store) but never
+	// fall behind it.
+	durableGen int32
 }
 
 // partition returns the ledger partition of topic/p, or -1.
@@ -54,7 +58,7 @@ func (s *sim) setup() error {
 	}
 	s.coord = newCoordinator(s)
 	for _, g := range s.sc.Groups {
-		gs := &groupState{name: g.Name, parts: map[string][]int32{}, maxGen: -1}
+		gs := &groupState{name: g.Name, parts: map[string][]int32{}, maxGen: -1, durableGen: -1}
 		s.groups = append(s.groups, gs)
 		s.byGroup[g.Name] = gs
 	}

@@ -53,6 +53,9 @@ type leader struct {
 	// pausedAt is when its process froze (-1 while it runs); inputs that
 	// reach it meanwhile wait in queued until it wakes.
 	pausedAt int64
+	// lostAt is when its lease expired in etcd while it was frozen, or -1:
+	// from then on its keep-alives fail and its term cannot be renewed.
+	lostAt   int64
 	queued   []event
 	timerAt  int64 // armed deadline, or -1
 	timerTok uint64
@@ -119,6 +122,9 @@ func newCoordinator(s *sim) *coordinator {
 // validUntil is how long l's term certainly lasts: LeaseTTL after its last
 // keep-alive, which it sends every LeaseTTL/3 while its process runs.
 func (c *coordinator) validUntil(l *leader) int64 {
+	if l.lostAt >= 0 {
+		return l.lostAt
+	}
 	t := c.s.now
 	if l.pausedAt >= 0 {
 		t = l.pausedAt
@@ -196,6 +202,9 @@ func (c *coordinator) writeDone(l *leader, w cnode.Write, outcome cnode.Outcome)
 			err = l.st.DeleteTopic(context.Background(), w.DeleteTopic)
 		}
 	}
+	if err == nil && w.Group != nil && outcome != cnode.Failed {
+		c.stored(w.Group.GetGroupId(), w.Group.GetGeneration())
+	}
 	switch {
 	case errors.Is(err, store.ErrFenced):
 		outcome = cnode.Fenced
@@ -207,6 +216,18 @@ func (c *coordinator) writeDone(l *leader, w cnode.Write, outcome cnode.Outcome)
 		err = errors.New("the write's acknowledgement was lost (simulated fault)")
 	}
 	c.input(l, event{kind: evWriteDone, lead: l, write: w, outcome: outcome, err: err})
+}
+
+// stored checks that a group's stored generation never goes back.
+func (c *coordinator) stored(id string, gen int32) {
+	gs := c.s.byGroup[id]
+	if gs == nil {
+		return
+	}
+	if gen < gs.durableGen {
+		c.s.violate("generation", "the store's generation of group %s went back from %d to %d", id, gs.durableGen, gen)
+	}
+	gs.durableGen = max(gs.durableGen, gen)
 }
 
 // loadDone reads a group's record for l.
@@ -385,6 +406,7 @@ func (c *coordinator) pause(d int64) {
 		c.s.tracef("coord", "the leader's process freezes for %v, within its lease", time.Duration(d))
 		return
 	}
+	l.lostAt = expiry
 	c.upAt = expiry + int64(c.sc.Election)
 	c.s.tracef("coord", "the leader's process freezes for %v; its lease ends at %s and a new leader serves from %s",
 		time.Duration(d), fmtTime(expiry), fmtTime(c.upAt))
@@ -412,7 +434,7 @@ func (c *coordinator) wake(l *leader) {
 // is deposed: its store writes are fenced from now on.
 func (c *coordinator) takeOver() {
 	c.terms++
-	l := &leader{term: c.terms, st: c.data.Open(), start: c.s.now, pausedAt: -1, timerAt: -1}
+	l := &leader{term: c.terms, st: c.data.Open(), start: c.s.now, pausedAt: -1, lostAt: -1, timerAt: -1}
 	snap, err := l.st.Load(context.Background())
 	if err != nil {
 		panic(fmt.Sprintf("simulator: loading the memory store: %v", err))

@@ -16,10 +16,13 @@ import (
 // half a second, network delays of up to 30 ms with up to 2% loss, clock
 // drift of up to 1%, and 1 to 8 disturbances between 10 s and 2 min: joins,
 // leaves, crashes, restarts, pauses and partitions shorter or longer than
-// the session timeout, failovers, topic growth, slow revocations and
-// network changes (a lossy network becomes reliable again after the last
-// disturbance). The run lasts until the liveness bound after the last
-// disturbance; its seed is seed.
+// the session timeout, failovers (the gap follows from a lease TTL of 2 to
+// 6 s and an election of 0.1 to 1 s), coordinator pauses shorter or longer
+// than the lease (a deposed leader that wakes), store faults (failed
+// writes, lost acknowledgements, slow writes), topic growth, slow
+// revocations and network changes (a lossy network becomes reliable again
+// after the last disturbance). Store writes take 0 to 5 ms. The run lasts
+// until the liveness bound after the last disturbance; its seed is seed.
 func Random(seed uint64) string {
 	r := rand.New(rand.NewPCG(seed, 0xc0ffee))
 	var b strings.Builder
@@ -31,7 +34,9 @@ func Random(seed uint64) string {
 
 	line("# Random scenario %d (regroup sim run --random %d).", seed, seed)
 	line("seed %d", seed)
-	line("coordinator initial-delay=%v failover-gap=%v", dur(0, 3*time.Second), dur(500*time.Millisecond, 3*time.Second))
+	ttl := dur(2*time.Second, 6*time.Second).Round(100 * time.Millisecond)
+	line("coordinator initial-delay=%v lease-ttl=%v election=%v write-latency=0s..%v", dur(0, 3*time.Second), ttl,
+		dur(100*time.Millisecond, time.Second), dur(0, 5*time.Millisecond))
 	loss, lossy := "0", false
 	if r.IntN(10) < 3 {
 		lossy = true
@@ -71,7 +76,7 @@ func Random(seed uint64) string {
 	slices.Sort(times)
 	for _, at := range times {
 		m := fmt.Sprintf("m%d", 1+r.IntN(members))
-		switch k := r.IntN(11); k {
+		switch k := r.IntN(15); k {
 		case 0:
 			if members < n+3 {
 				members++
@@ -107,6 +112,14 @@ func Random(seed uint64) string {
 			line("at %v network loss=%.1f%%", at, r.Float64()*2)
 		case 10:
 			line("at %v restart %s down=%v repeat=%d every=%v", at, m, dur(0, 3*time.Second), 2+r.IntN(3), dur(5*time.Second, 20*time.Second))
+		case 11:
+			line("at %v store fail for=%v", at, dur(50*time.Millisecond, 5*time.Second))
+		case 12:
+			line("at %v store lose-acks for=%v", at, dur(50*time.Millisecond, 5*time.Second))
+		case 13:
+			line("at %v store slow latency=10ms..%v for=%v", at, dur(10*time.Millisecond, 3*time.Second), dur(time.Second, 20*time.Second))
+		case 14:
+			line("at %v pause-coordinator for=%v", at, dur(100*time.Millisecond, 3*ttl))
 		}
 	}
 	if lossy {
