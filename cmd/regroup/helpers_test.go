@@ -126,6 +126,7 @@ type member struct {
 	leave    atomic.Bool
 	cancel   context.CancelFunc
 	done     chan struct{}
+	secret   string // from the last JoinGroup answer (used by the member's goroutine only)
 }
 
 // startMember runs a member with a session timeout of one second until stop
@@ -165,7 +166,7 @@ func startMemberWithSession(t *testing.T, conn *grpc.ClientConn, groupID, instan
 		}
 		if id != "" && m.leave.Load() {
 			_, _ = m.client.LeaveGroup(context.Background(), &regroupv1.LeaveGroupRequest{GroupId: groupID,
-				Members: []*regroupv1.LeaveMember{{MemberId: id, GroupInstanceId: instance, Reason: "test member stops"}}})
+				Members: []*regroupv1.LeaveMember{{MemberId: id, GroupInstanceId: instance, Reason: "test member stops", MemberSecret: m.secret}}})
 		}
 	}()
 	t.Cleanup(m.crash)
@@ -180,6 +181,7 @@ func (m *member) joinAndSync(ctx context.Context, id string) (string, int32, err
 	if err != nil {
 		return "", 0, rpcerr.FromStatus(err)
 	}
+	m.secret = resp.GetMemberSecret()
 	req := &regroupv1.SyncGroupRequest{GroupId: m.group, Generation: resp.GetGeneration(), MemberId: resp.GetMemberId(), GroupInstanceId: m.instance}
 	if resp.GetLeaderId() == resp.GetMemberId() && !resp.GetSkipAssignment() {
 		plan := map[string]*regroupv1.Assignment{}

@@ -16,9 +16,10 @@ import (
 )
 
 // FuzzGroup drives one group with random sequences of joins, syncs (valid
-// and invalid plans), heartbeats, leaves, admin removals, crashes, static
-// restarts, topic changes, coordinator failovers and time passing, from
-// simulated client processes that follow the protocol. After every step it
+// and invalid plans), heartbeats, leaves, leaves naming another member
+// (without its secret), admin removals, crashes, static restarts, topic
+// changes, coordinator failovers and time passing, from simulated client
+// processes that follow the protocol. After every step it
 // checks the invariants (see invariants) and the safety property: when a
 // partition is delivered to a member, no other process may still believe it
 // owns it (it owns what it was delivered and has not released, until the
@@ -86,6 +87,7 @@ type proc struct {
 	name     string
 	instance string
 	member   string
+	secret   string // from its last JoinGroup answer
 	gen      int32
 	session  time.Duration
 	owned    map[tp]bool
@@ -169,7 +171,7 @@ func (z *fuzzer) proc() *proc {
 }
 
 func (z *fuzzer) step() error {
-	switch op := z.byte() % 11; op {
+	switch op := z.byte() % 12; op {
 	case 0: // a new process, dynamic or static
 		p := &proc{name: fmt.Sprintf("p%d", len(z.procs)), session: time.Duration(2+z.byte()%4) * time.Second, owned: map[tp]bool{}}
 		if k := z.byte() % 4; k < 3 {
@@ -204,7 +206,7 @@ func (z *fuzzer) step() error {
 			}
 			return z.send(p, "leave", func(req group.ReqID) group.Output {
 				return z.g.Leave(z.now, req, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{
-					{MemberId: p.member, GroupInstanceId: p.instance, Temporary: temporary},
+					{MemberId: p.member, GroupInstanceId: p.instance, Temporary: temporary, MemberSecret: p.secret},
 				}})
 			})
 		}
@@ -236,6 +238,16 @@ func (z *fuzzer) step() error {
 			n := &proc{name: p.name + "'", instance: p.instance, session: p.session, owned: map[tp]bool{}, eager: p.eager}
 			z.procs = append(z.procs, n)
 			return z.join(n)
+		}
+	case 11: // someone else names a member in a LeaveGroup: the member keeps running
+		if p := z.proc(); p != nil && p.member != "" {
+			other := &proc{name: "impostor", owned: map[tp]bool{}}
+			temporary := p.instance != "" && z.byte()%2 == 0
+			return z.send(other, "leave", func(req group.ReqID) group.Output {
+				return z.g.Leave(z.now, req, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{
+					{MemberId: p.member, GroupInstanceId: p.instance, Temporary: temporary},
+				}})
+			})
 		}
 	}
 	return nil
@@ -467,7 +479,7 @@ func (z *fuzzer) deliver(s sent, r group.Reply) error {
 			ok()
 		case errors.Is(r.Err, regroup.ErrUnknownMemberID), errors.Is(r.Err, regroup.ErrFencedInstanceID):
 			// The process gives up everything it owns at once.
-			p.member, p.gen, p.leader = "", 0, nil
+			p.member, p.secret, p.gen, p.leader = "", "", 0, nil
 			clear(p.owned)
 			if errors.Is(r.Err, regroup.ErrFencedInstanceID) {
 				p.dead = true
@@ -478,7 +490,7 @@ func (z *fuzzer) deliver(s sent, r group.Reply) error {
 	switch m := r.Msg.(type) {
 	case *regroupv1.JoinGroupResponse:
 		ok()
-		p.member, p.gen = m.GetMemberId(), m.GetGeneration()
+		p.member, p.secret, p.gen = m.GetMemberId(), m.GetMemberSecret(), m.GetGeneration()
 		p.leader = nil
 		if m.GetMemberId() == m.GetLeaderId() {
 			p.leader = m

@@ -86,7 +86,10 @@ func (s State) Proto() regroupv1.GroupState {
 }
 
 // IDSource mints member ids. Ids must be unique for the life of the group;
-// prefix is the member's instance id or client id (possibly empty).
+// prefix is the member's instance id or client id (possibly empty). The
+// group also mints each member's secret with MemberID(""), so ids minted
+// with an empty prefix must be unguessable (the coordinator's are random
+// UUIDs from crypto/rand).
 type IDSource interface {
 	MemberID(prefix string) string
 }
@@ -96,6 +99,10 @@ type member struct {
 	id, instanceID, clientID, clientHost string
 	sessionTimeout, rebalanceTimeout     time.Duration
 	protocols                            []*regroupv1.Protocol
+
+	// secret proves a LeaveGroup is the member's own: issued in its
+	// JoinGroup answers, never shown to anyone else.
+	secret string
 
 	joinReq ReqID // parked JoinGroup, or 0
 	syncReq ReqID // parked SyncGroup, or 0
@@ -309,6 +316,7 @@ func (g *Group) addMember(now time.Time, id, host string, r *regroupv1.JoinGroup
 		assigned:      parts{},
 		owned:         parts{},
 		assignmentGen: -1,
+		secret:        g.ids.MemberID(""),
 	}
 	g.update(m, r)
 	m.sessionDeadline = now.Add(g.cfg.NewMemberJoinTimeout)

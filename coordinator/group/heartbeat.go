@@ -1,6 +1,7 @@
 package group
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"slices"
 	"time"
@@ -84,14 +85,15 @@ func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) 
 	for _, e := range r.GetMembers() {
 		res := &regroupv1.LeaveMemberResult{MemberId: e.GetMemberId(), GroupInstanceId: e.GetGroupInstanceId()}
 		resp.Members = append(resp.Members, res)
-		if err := g.leaveOne(now, &out, e); err != nil {
+		own, err := g.leaveOne(now, &out, e)
+		if err != nil {
 			res.ErrorReason = string(regroup.CodeOf(err))
 			res.ErrorMessage = err.Error()
 			continue
 		}
 		if !e.GetTemporary() {
-			left = append(left, describeLeaver(e))
-			if e.GetMemberId() != "" {
+			left = append(left, describeLeaver(e, own))
+			if own {
 				kind = CauseMemberLeft
 			}
 		}
@@ -114,14 +116,21 @@ func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) 
 	return out
 }
 
-func describeLeaver(e *regroupv1.LeaveMember) string {
+// describeLeaver names the member an entry removed; own says whether the
+// leave was the member's own (see leaveOne).
+func describeLeaver(e *regroupv1.LeaveMember, own bool) string {
+	const impostor = "removed by a LeaveGroup without its member secret"
 	switch {
 	case e.GetMemberId() == "":
 		return fmt.Sprintf("static member %s (removed by an administrator)", e.GetGroupInstanceId())
-	case e.GetGroupInstanceId() != "":
+	case e.GetGroupInstanceId() != "" && own:
 		return fmt.Sprintf("static member %s (instance %s)", e.GetMemberId(), e.GetGroupInstanceId())
+	case e.GetGroupInstanceId() != "":
+		return fmt.Sprintf("static member %s (instance %s; %s)", e.GetMemberId(), e.GetGroupInstanceId(), impostor)
+	case own:
+		return "member " + e.GetMemberId()
 	}
-	return "member " + e.GetMemberId()
+	return fmt.Sprintf("member %s (%s)", e.GetMemberId(), impostor)
 }
 
 func joinWords(ws []string) string {
@@ -142,26 +151,42 @@ func joinWords(ws []string) string {
 	return s
 }
 
-// leaveOne applies one LeaveGroup entry.
-func (g *Group) leaveOne(now time.Time, out *Output, e *regroupv1.LeaveMember) error {
+// leaveOne applies one LeaveGroup entry, and reports whether it was the
+// member's own leave. Partitions are released only on their owner's word,
+// and member ids are not secret (the leader gets all of them, DescribeGroup
+// lists them): a leave is the member's own only if it carries the secret
+// issued in the member's JoinGroup answers. Without it, a leave by member
+// id still removes the member (as Kafka does), but like an administrator's
+// removal: what it may hold stays held until its lease ends. A temporary
+// leave releases partitions without removing anyone, so without the secret
+// it is refused: INVALID_REQUEST rather than UNKNOWN_MEMBER_ID, because the
+// member does exist (and the library takes UNKNOWN_MEMBER_ID to mean it must
+// drop everything it owns), and a request missing its proof is malformed,
+// not retriable. A pending member id (no partitions yet) is dropped on
+// anyone's word, as before.
+func (g *Group) leaveOne(now time.Time, out *Output, e *regroupv1.LeaveMember) (own bool, err error) {
 	gone := regroup.Errorf(regroup.CodeUnknownMemberID, "member left group %q", g.id)
 	if e.GetMemberId() == "" {
 		m := g.instances[e.GetGroupInstanceId()]
 		if m == nil {
-			return regroup.Errorf(regroup.CodeUnknownMemberID, "instance %q is not a member of group %q", e.GetGroupInstanceId(), g.id)
+			return false, regroup.Errorf(regroup.CodeUnknownMemberID, "instance %q is not a member of group %q", e.GetGroupInstanceId(), g.id)
 		}
 		g.remove(now, out, m, withReason("removed by an administrator", e.GetReason()), false, gone)
-		return nil
+		return false, nil
 	}
 	if _, ok := g.pending[e.GetMemberId()]; ok {
 		delete(g.pending, e.GetMemberId())
-		return nil
+		return true, nil
 	}
 	m, err := g.validateMember(e.GetMemberId(), e.GetGroupInstanceId())
 	if err != nil {
-		return err
+		return false, err
 	}
+	own = m.secret != "" && subtle.ConstantTimeCompare([]byte(e.GetMemberSecret()), []byte(m.secret)) == 1
 	if e.GetTemporary() {
+		if !own {
+			return false, invalid("member_secret", "a temporary leave releases the partitions of member %s and must carry the member_secret of its JoinGroup answer: only the member itself may release them", m.id)
+		}
 		g.held = nil
 		g.released += m.owned.count()
 		m.owned = parts{}
@@ -170,10 +195,14 @@ func (g *Group) leaveOne(now time.Time, out *Output, e *regroupv1.LeaveMember) e
 			out.fail(m.hbReq, gone)
 			m.hbReq = 0
 		}
-		return nil
+		return true, nil
+	}
+	if !own {
+		g.remove(now, out, m, withReason("removed by a LeaveGroup without its member secret", e.GetReason()), false, gone)
+		return false, nil
 	}
 	g.remove(now, out, m, withReason("left the group", e.GetReason()), true, gone)
-	return nil
+	return true, nil
 }
 
 // SetTopics gives the group a new snapshot of the topic registry (which it

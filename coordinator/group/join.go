@@ -150,6 +150,10 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 		g.maybeCompleteJoin(now, out)
 		return
 	}
+	if m.secret == "" {
+		// Restored from a record written before secrets were issued.
+		m.secret = g.ids.MemberID("")
+	}
 	m.clientHost = host
 	g.released += g.reportOwned(m, r)
 	changed := !protocolsEqual(m.protocols, r.GetProtocols())
@@ -231,6 +235,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 	}
 	n := &member{
 		id:            g.ids.MemberID(old.instanceID),
+		secret:        g.ids.MemberID(""), // the old process's secret no longer speaks for it
 		instanceID:    old.instanceID,
 		clientID:      old.clientID,
 		clientHost:    host,
@@ -468,6 +473,7 @@ func (g *Group) fillJoinResponse(now time.Time, m *member, resp *regroupv1.JoinG
 		window = max(g.syncDeadline.Sub(now), 0)
 	}
 	resp.Generation, resp.ProtocolName, resp.LeaderId, resp.MemberId = g.generation, g.protocol, g.leader, m.id
+	resp.MemberSecret = m.secret // m's own answer only: the member list below carries none
 	resp.RebalanceTimeoutMs, resp.SessionTimeoutMs = ms(window), ms(m.sessionTimeout)
 	if m.id != g.leader {
 		return

@@ -59,6 +59,7 @@ func (g *Group) Record() *storev1.GroupRecord {
 			Owned:                m.owned.minus(m.assigned).toProto(),
 			AwaitingSync:         m.awaitingSync,
 			Absent:               m.absent,
+			MemberSecret:         m.secret,
 		})
 	}
 	rec.Holds = g.holdRecords()
@@ -121,6 +122,7 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 			owned:            partsFromProto(mr.GetOwned()),
 			awaitingSync:     mr.GetAwaitingSync(),
 			absent:           mr.GetAbsent(),
+			secret:           mr.GetMemberSecret(),
 		}
 		if m.sessionTimeout <= 0 || len(m.protocols) == 0 {
 			return nil, out, fmt.Errorf("regroup: stored member %q of group %q has no session timeout or no protocols", m.id, g.id)

@@ -35,6 +35,9 @@ import (
 //	     (input: one line per member, "ID: topic=0,1 topic2=3")
 //	heartbeat req=N [at=T] member=ID gen=G [instance=I] [hold=1s]
 //	leave req=N [at=T] [members=ID,ID] [instances=I,I] [temporary] [reason=R]
+//	      [no-secret | secret=S]   (an entry with a member id carries the
+//	      secret that member last got in a JoinGroup answer, unless told)
+//	secrets   (the secret each member id last got in a JoinGroup answer)
 //	tick at=T
 //	describe [at=T]
 //	history
@@ -53,14 +56,18 @@ func TestScenarios(t *testing.T) {
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// seqIDs mints member ids "PREFIX-N" with one counter per scenario.
-type seqIDs struct{ n int }
+// seqIDs mints member ids "PREFIX-N" with one counter per scenario. Ids
+// with an empty prefix, which the group mints as member secrets (every
+// member in the scenarios has a client or instance id), are "secret-N" with
+// a counter of their own, so that secrets do not renumber members.
+type seqIDs struct{ n, secrets int }
 
 func (s *seqIDs) MemberID(prefix string) string {
-	s.n++
 	if prefix == "" {
-		prefix = "member"
+		s.secrets++
+		return fmt.Sprintf("secret-%d", s.secrets)
 	}
+	s.n++
 	return fmt.Sprintf("%s-%d", prefix, s.n)
 }
 
@@ -72,6 +79,7 @@ type harness struct {
 	registry map[string]int32
 	stored   []byte
 	inv      *invariants
+	secrets  map[string]string // member id -> the secret its last JoinGroup answer carried
 	b        strings.Builder
 }
 
@@ -103,6 +111,15 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		for _, r := range h.g.Describe().GetRebalances() {
 			h.printf("%s\n", fmtRebalance(r))
 		}
+	case "secrets":
+		ids := make([]string, 0, len(h.secrets))
+		for id := range h.secrets {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			h.printf("%s: %s\n", id, h.secrets[id])
+		}
 	case "delete":
 		out, err := h.g.Delete(h.at())
 		if err != nil {
@@ -131,6 +148,7 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 	}
 	h.g = group.New("g", h.cfg, h.ids, h.registry, epoch)
 	h.inv = newInvariants()
+	h.secrets = map[string]string{}
 }
 
 // applyConfig sets the config keys of d on h.cfg.
@@ -222,6 +240,9 @@ func (h *harness) show(t *testing.T, out group.Output) {
 		h.printf("  delete\n")
 	}
 	for _, r := range out.Replies {
+		if j, ok := r.Msg.(*regroupv1.JoinGroupResponse); ok {
+			h.secrets[j.GetMemberId()] = j.GetMemberSecret()
+		}
 		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(h, r))
 	}
 	if next := h.g.NextDeadline(); !next.IsZero() {
@@ -451,9 +472,14 @@ func (h *harness) heartbeat(t *testing.T, d *datadriven.TestData) {
 func (h *harness) leave(t *testing.T, d *datadriven.TestData) {
 	r := &regroupv1.LeaveGroupRequest{GroupId: "g"}
 	_, temporary := scenario.Arg(d, "temporary")
+	_, noSecret := scenario.Arg(d, "no-secret")
 	for _, id := range scenario.List(scenario.ArgOr(d, "members", "")) {
 		member, instance, _ := strings.Cut(id, "/")
-		r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary, Reason: scenario.ArgOr(d, "reason", "")})
+		secret := scenario.ArgOr(d, "secret", h.secrets[member])
+		if noSecret {
+			secret = ""
+		}
+		r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary, Reason: scenario.ArgOr(d, "reason", ""), MemberSecret: secret})
 	}
 	for _, inst := range scenario.List(scenario.ArgOr(d, "instances", "")) {
 		r.Members = append(r.Members, &regroupv1.LeaveMember{GroupInstanceId: inst, Reason: scenario.ArgOr(d, "reason", "")})

@@ -230,6 +230,10 @@ type Member struct {
 	protocol   string
 	owned      []Partition // sorted, see comparePartitions
 
+	// secret is the member_secret of memberID's JoinGroup answers, which
+	// proves a LeaveGroup is this member's own.
+	secret string
+
 	// The main line: join, sync, leave, one at a time.
 	next      step
 	mainReq   uint64
@@ -597,7 +601,10 @@ func (m *Member) advanceStop(now time.Time, out *Output) {
 		m.finish(out, nil)
 		return
 	}
-	entry := &regroupv1.LeaveMember{MemberId: m.memberID, GroupInstanceId: m.cfg.InstanceID, Reason: "the member stopped"}
+	// The secret makes the coordinator take the leave as this member's own
+	// and release its partitions at once (without it they stay held until
+	// the lease ends, and a temporary leave is refused).
+	entry := &regroupv1.LeaveMember{MemberId: m.memberID, GroupInstanceId: m.cfg.InstanceID, Reason: "the member stopped", MemberSecret: m.secret}
 	if m.cfg.InstanceID != "" && !m.cfg.LeaveOnStop {
 		entry.Temporary = true
 		entry.Reason = "the static member stopped; it keeps its place for a restart"

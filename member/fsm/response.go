@@ -78,7 +78,7 @@ func fatal(err error) error {
 // Everything owned is lost at once.
 func (m *Member) resetIdentity(now time.Time, out *Output) {
 	m.lose(now, out, now)
-	m.memberID, m.generation, m.leader = "", -1, false
+	m.memberID, m.secret, m.generation, m.leader = "", "", -1, false
 	m.hbAt = time.Time{}
 	m.rejoin(now)
 }
@@ -92,7 +92,7 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 		switch {
 		case errors.Is(err, regroup.ErrMemberIDRequired):
 			e := asError(err)
-			m.memberID = e.Metadata[regroup.MetaMemberID]
+			m.memberID, m.secret = e.Metadata[regroup.MetaMemberID], ""
 			m.failures = 0
 		case errors.Is(err, regroup.ErrUnknownMemberID):
 			m.resetIdentity(now, out)
@@ -113,6 +113,7 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 	m.renew(sent)
 	m.hbHeld = true // the coordinator answers: heartbeats may be held again
 	m.memberID, m.generation, m.protocol = resp.GetMemberId(), resp.GetGeneration(), resp.GetProtocolName()
+	m.secret = resp.GetMemberSecret()
 	m.leader = resp.GetLeaderId() == resp.GetMemberId()
 	m.joinResp = resp
 	m.next = stepSync
@@ -259,7 +260,7 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 	case errors.Is(err, regroup.ErrUnknownMemberID) && b.member == m.memberID:
 		if m.stopping {
 			m.lose(now, out, now)
-			m.memberID = ""
+			m.memberID, m.secret = "", ""
 			return
 		}
 		out.Events = append(out.Events, Event{Kind: EventLost, Detail: "the coordinator no longer knows this member; joining afresh"})

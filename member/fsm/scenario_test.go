@@ -32,7 +32,7 @@ import (
 //	       [session=10s] [rebalance=30s] [heartbeat=3s] [margin=1s]
 //	       [leave-on-stop]
 //	start [at=T]
-//	join id=N [at=T] gen=G member=M leader=L [protocol=P] [skip]
+//	join id=N [at=T] gen=G member=M leader=L [protocol=P] [skip] [secret=S]
 //	     (input, leader only: "member ID topics=a,b [owned=a:0-3] [gen=G]"
 //	      and "topic NAME COUNT" lines)
 //	sync id=N [at=T] [assignment=a:0-3/b:1] token=G.R
@@ -216,6 +216,7 @@ func (h *harness) joinResponse(t *testing.T, d *datadriven.TestData) *regroupv1.
 		MemberId:     scenario.ArgOr(d, "member", ""),
 		LeaderId:     scenario.ArgOr(d, "leader", ""),
 		ProtocolName: scenario.ArgOr(d, "protocol", "cooperative-sticky"),
+		MemberSecret: scenario.ArgOr(d, "secret", ""),
 	}
 	_, r.SkipAssignment = scenario.Arg(d, "skip")
 	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
@@ -329,6 +330,9 @@ func fmtRequest(msg proto.Message) string {
 		s := "leave member=" + e.GetMemberId()
 		if e.GetTemporary() {
 			s += " temporary"
+		}
+		if e.GetMemberSecret() != "" {
+			s += " secret=" + e.GetMemberSecret()
 		}
 		return s
 	}

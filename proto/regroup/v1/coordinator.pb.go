@@ -251,8 +251,15 @@ type JoinGroupResponse struct {
 	RebalanceTimeoutMs int64 `protobuf:"varint,8,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
 	// The member's session timeout as the coordinator applies it.
 	SessionTimeoutMs int64 `protobuf:"varint,9,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A secret the coordinator issued to this member when it joined, kept
+	// across its rejoins (a static member's replacement gets a new one). It
+	// is sent only to the member itself: never in another member's
+	// JoinGroupResponse, DescribeGroup or any admin output. The member sends
+	// it back in its LeaveMember entry to prove the leave is its own; member
+	// ids are not secret.
+	MemberSecret  string `protobuf:"bytes,10,opt,name=member_secret,json=memberSecret,proto3" json:"member_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JoinGroupResponse) Reset() {
@@ -346,6 +353,13 @@ func (x *JoinGroupResponse) GetSessionTimeoutMs() int64 {
 		return x.SessionTimeoutMs
 	}
 	return 0
+}
+
+func (x *JoinGroupResponse) GetMemberSecret() string {
+	if x != nil {
+		return x.MemberSecret
+	}
+	return ""
 }
 
 // MemberAssignment is the leader's assignment for one member.
@@ -704,8 +718,14 @@ type LeaveMember struct {
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Static members only: release the partitions but keep the member's place
 	// until its session times out, so that a restart with the same instance
-	// id takes them back at once. No rebalance.
-	Temporary     bool `protobuf:"varint,4,opt,name=temporary,proto3" json:"temporary,omitempty"`
+	// id takes them back at once. No rebalance. Requires member_secret.
+	Temporary bool `protobuf:"varint,4,opt,name=temporary,proto3" json:"temporary,omitempty"`
+	// The member_secret of the member's JoinGroupResponse. Only a leave that
+	// carries it is the member's own: its partitions are released at once. A
+	// leave by member id without it (or with another) still removes the
+	// member, but its partitions stay held until its lease could have ended;
+	// a temporary leave without it is refused with INVALID_REQUEST.
+	MemberSecret  string `protobuf:"bytes,5,opt,name=member_secret,json=memberSecret,proto3" json:"member_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -766,6 +786,13 @@ func (x *LeaveMember) GetTemporary() bool {
 		return x.Temporary
 	}
 	return false
+}
+
+func (x *LeaveMember) GetMemberSecret() string {
+	if x != nil {
+		return x.MemberSecret
+	}
+	return ""
 }
 
 // LeaveGroupRequest removes members from a group.
@@ -962,7 +989,7 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12<\n" +
 	"\fsubscription\x18\x04 \x01(\v2\x18.regroup.v1.SubscriptionR\fsubscription\x12$\n" +
-	"\x0eowned_not_held\x18\x05 \x01(\bR\fownedNotHeld\"\xfd\x02\n" +
+	"\x0eowned_not_held\x18\x05 \x01(\bR\fownedNotHeld\"\xa2\x03\n" +
 	"\x11JoinGroupResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x05R\n" +
@@ -974,7 +1001,9 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\amembers\x18\x06 \x03(\v2\x1b.regroup.v1.JoinGroupMemberR\amembers\x12)\n" +
 	"\x06topics\x18\a \x03(\v2\x11.regroup.v1.TopicR\x06topics\x120\n" +
 	"\x14rebalance_timeout_ms\x18\b \x01(\x03R\x12rebalanceTimeoutMs\x12,\n" +
-	"\x12session_timeout_ms\x18\t \x01(\x03R\x10sessionTimeoutMs\"g\n" +
+	"\x12session_timeout_ms\x18\t \x01(\x03R\x10sessionTimeoutMs\x12#\n" +
+	"\rmember_secret\x18\n" +
+	" \x01(\tR\fmemberSecret\"g\n" +
 	"\x10MemberAssignment\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x126\n" +
 	"\n" +
@@ -1004,12 +1033,13 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x04 \x01(\tR\x0fgroupInstanceId\x12\x17\n" +
 	"\ahold_ms\x18\x05 \x01(\x03R\x06holdMs\"\x13\n" +
-	"\x11HeartbeatResponse\"\x8c\x01\n" +
+	"\x11HeartbeatResponse\"\xb1\x01\n" +
 	"\vLeaveMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1c\n" +
-	"\ttemporary\x18\x04 \x01(\bR\ttemporary\"a\n" +
+	"\ttemporary\x18\x04 \x01(\bR\ttemporary\x12#\n" +
+	"\rmember_secret\x18\x05 \x01(\tR\fmemberSecret\"a\n" +
 	"\x11LeaveGroupRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x121\n" +
 	"\amembers\x18\x02 \x03(\v2\x17.regroup.v1.LeaveMemberR\amembers\"\xa4\x01\n" +

@@ -124,14 +124,18 @@ type CoordinatorClient interface {
 	// ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, NOT_COORDINATOR,
 	// COORDINATOR_NOT_AVAILABLE.
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
-	// LeaveGroup removes members, in a batch. An entry with a member_id is a
-	// member leaving by itself: it promises it has released its partitions.
-	// An entry with only a group_instance_id removes that static member on an
-	// administrator's behalf; its partitions go to others once its session
-	// could have ended. An entry with temporary set (static members only)
-	// releases the member's partitions but keeps its place, so that a restart
-	// with the same instance id gets them back at once and without a rebalance.
-	// Each entry gets its own result; the group rebalances once for the batch.
+	// LeaveGroup removes members, in a batch. An entry with a member_id and
+	// the member_secret of that member's JoinGroupResponse is the member
+	// leaving by itself: it promises it has released its partitions, which go
+	// to others at once. Member ids are not secret, so an entry with a
+	// member_id but without the right secret, or with only a
+	// group_instance_id (an administrator's removal of a static member),
+	// removes the member without releasing anything: its partitions go to
+	// others once its lease could have ended. An entry with temporary set
+	// (static members only, with the secret) releases the member's partitions
+	// but keeps its place, so that a restart with the same instance id gets
+	// them back at once and without a rebalance. Each entry gets its own
+	// result; the group rebalances once for the batch.
 	//
 	// Errors (whole call): INVALID_REQUEST, NOT_COORDINATOR,
 	// COORDINATOR_NOT_AVAILABLE. Per entry: UNKNOWN_MEMBER_ID,
@@ -286,14 +290,18 @@ type CoordinatorServer interface {
 	// ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, NOT_COORDINATOR,
 	// COORDINATOR_NOT_AVAILABLE.
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
-	// LeaveGroup removes members, in a batch. An entry with a member_id is a
-	// member leaving by itself: it promises it has released its partitions.
-	// An entry with only a group_instance_id removes that static member on an
-	// administrator's behalf; its partitions go to others once its session
-	// could have ended. An entry with temporary set (static members only)
-	// releases the member's partitions but keeps its place, so that a restart
-	// with the same instance id gets them back at once and without a rebalance.
-	// Each entry gets its own result; the group rebalances once for the batch.
+	// LeaveGroup removes members, in a batch. An entry with a member_id and
+	// the member_secret of that member's JoinGroupResponse is the member
+	// leaving by itself: it promises it has released its partitions, which go
+	// to others at once. Member ids are not secret, so an entry with a
+	// member_id but without the right secret, or with only a
+	// group_instance_id (an administrator's removal of a static member),
+	// removes the member without releasing anything: its partitions go to
+	// others once its lease could have ended. An entry with temporary set
+	// (static members only, with the secret) releases the member's partitions
+	// but keeps its place, so that a restart with the same instance id gets
+	// them back at once and without a rebalance. Each entry gets its own
+	// result; the group rebalances once for the batch.
 	//
 	// Errors (whole call): INVALID_REQUEST, NOT_COORDINATOR,
 	// COORDINATOR_NOT_AVAILABLE. Per entry: UNKNOWN_MEMBER_ID,
