@@ -190,6 +190,7 @@ func (g *Group) leaveOne(now time.Time, out *Output, e *regroupv1.LeaveMember) (
 		g.held = nil
 		g.released += m.owned.count()
 		m.owned = parts{}
+		g.recheckStranded(now)
 		out.Persist = true
 		if m.hbReq != 0 {
 			out.fail(m.hbReq, gone)

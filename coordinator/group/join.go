@@ -155,7 +155,10 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 		m.secret = g.ids.MemberID("")
 	}
 	m.clientHost = host
-	g.released += g.reportOwned(m, r)
+	if released := g.reportOwned(m, r); released > 0 {
+		g.released += released
+		g.recheckStranded(now)
+	}
 	changed := !protocolsEqual(m.protocols, r.GetProtocols())
 	switch g.state {
 	case PreparingRebalance:

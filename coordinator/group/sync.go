@@ -231,6 +231,17 @@ func (g *Group) checkStranded(now time.Time, out *Output) {
 	g.prepareRebalance(now, out, CauseFollowUp, fmt.Sprintf("the assignment left %d partitions that no member holds without an owner", n))
 }
 
+// recheckStranded has a Stable group look for stranded partitions at its
+// next tick: a member just gave up partitions the current assignment left
+// without an owner (a restarted process that never held them reports
+// nothing, and, having nothing to revoke, never rejoins by itself).
+func (g *Group) recheckStranded(now time.Time) {
+	if g.state == Stable && g.unassigned.count() > 0 {
+		g.strandCheck = now
+		g.lastStranded = nil
+	}
+}
+
 // countMoves returns how many partitions the plan gives to a member other
 // than the one that had them last, and how many it leaves unowned. It also
 // remembers the partitions the plan takes away without giving them to
