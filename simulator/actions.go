@@ -11,7 +11,6 @@ import (
 	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/member/fsm"
-	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 	"github.com/regroup-dev/regroup/simulator/scenario"
 )
 
@@ -26,7 +25,7 @@ type groupState struct {
 	active   bool               // a member process has started
 	live     int                // processes running, not paused, not cut off, not stopping
 	unstable int                // live processes whose state machine is not Stable
-	maxGen   int32 // the highest generation the group reached
+	maxGen   int32              // the highest generation the group reached
 	// durableGen is the highest generation stored: the coordinator's
 	// state may run ahead of it (replies wait for the store) but never
 	// fall behind it.
@@ -157,7 +156,7 @@ func (s *sim) dispatch(e event) {
 		s.coord.wake(e.lead)
 		s.disturbed()
 	case evTopic:
-		s.coord.putTopic(e.topic)
+		s.coord.putTopic(e.name)
 	case evStoreHeal:
 		s.tracef("coord", "store: the fault is over")
 		s.disturbed()
@@ -297,7 +296,7 @@ func (s *sim) action(i int) {
 	case scenario.SetTopic:
 		s.tracef("coord", "topic %s: %d partitions", c.Topic.Name, c.Topic.Partitions)
 		s.topics[c.Topic.Name] = c.Topic.Partitions
-		s.coord.putTopic(&regroupv1.Topic{Name: c.Topic.Name, Partitions: c.Topic.Partitions})
+		s.coord.putTopic(c.Topic.Name)
 		for _, g := range s.groups {
 			if g.active {
 				s.activate(g)

@@ -293,14 +293,16 @@ func (c *coordinator) request(l *leader, p *process, id uint64, msg proto.Messag
 	c.step(l, cnode.Request{Req: req, Host: p.node.name, Msg: msg})
 }
 
-// putTopic asks the leader to store a topic, as an operator's
-// `regroup topics put` does; a change that fails is retried a second
-// later, and one made while no leader serves waits for the next.
-func (c *coordinator) putTopic(t *regroupv1.Topic) {
+// putTopic asks the leader to store a topic as the scenario has it now, as
+// an operator's `regroup topics put` does; a change that fails is retried
+// a second later (with the topic's latest count, so retries never undo a
+// later change), and one made while no leader serves waits for the next.
+func (c *coordinator) putTopic(name string) {
 	if c.lead == nil || c.lead.pausedAt >= 0 {
-		c.s.at(max(c.upAt, c.s.now+int64(time.Second)), event{kind: evTopic, topic: t})
+		c.s.at(max(c.upAt, c.s.now+int64(time.Second)), event{kind: evTopic, name: name})
 		return
 	}
+	t := &regroupv1.Topic{Name: name, Partitions: c.s.topics[name]}
 	c.nextReq++
 	w := c.newWaiter(c.nextReq)
 	w.topic, w.deadline = t, -1
@@ -319,7 +321,7 @@ func (c *coordinator) deliver(r group.Reply) {
 	switch {
 	case topic != nil && r.Err != nil:
 		c.s.tracef("coord", "topic %s not stored (%v); the operator retries in 1s", topic.GetName(), r.Err)
-		c.s.at(c.s.now+int64(time.Second), event{kind: evTopic, topic: topic})
+		c.s.at(c.s.now+int64(time.Second), event{kind: evTopic, name: topic.GetName()})
 	case topic != nil:
 	case !late:
 		c.s.sendReply(proc, id, r.Msg, r.Err)

@@ -4,7 +4,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cnode "github.com/regroup-dev/regroup/coordinator/node"
-	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
 // kind says what an event does.
@@ -22,7 +21,7 @@ const (
 	evWriteDone                   // a store write completes (lead, write, outcome)
 	evLoadDone                    // a store read completes (lead, name)
 	evCoordWake                   // a frozen leader's process wakes (lead)
-	evTopic                       // an operator changes a topic (topic)
+	evTopic                       // an operator retries a topic change (name)
 	evStoreHeal                   // a store fault ends
 	evLeader                      // a new coordinator takes over
 	evStart                       // a (re)started member process comes up
@@ -43,7 +42,6 @@ type event struct {
 	write   cnode.Write
 	outcome cnode.Outcome
 	name    string
-	topic   *regroupv1.Topic
 	msg     proto.Message
 	err     error
 	idx     int // action index, or churn number
