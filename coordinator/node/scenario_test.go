@@ -41,6 +41,7 @@ import (
 //	sync req=N [group=g] member=ID [instance=I] gen=G   (input: "ID: topic=0,1" lines)
 //	heartbeat req=N [group=g] member=ID [instance=I] gen=G [hold=D]
 //	leave req=N [group=g] [members=ID[/INSTANCE],...] [temporary]
+//	     (each member sends the secret its last JoinGroup answer gave it)
 //	remove req=N [group=g] instances=I,...
 //	delete req=N [group=g]
 //	put-topic req=N name=T partitions=P
@@ -50,7 +51,7 @@ import (
 //	describe [group=g]
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		h := &harness{stored: map[string][]byte{}, topics: map[string]int32{}}
+		h := &harness{stored: map[string][]byte{}, topics: map[string]int32{}, secrets: map[string]string{}}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			return h.run(t, d)
 		})
@@ -59,18 +60,20 @@ func TestScenarios(t *testing.T) {
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// seqIDs mints ids "PREFIX-N"; a client id "panic" makes it panic, to
-// stand for a bug in a group's state machine.
-type seqIDs struct{ n int }
+// seqIDs mints member ids "PREFIX-N" and secrets "secret-N", each with its
+// own counter; a client id "panic" makes it panic, to stand for a bug in a
+// group's state machine.
+type seqIDs struct{ n, secrets int }
 
 func (s *seqIDs) MemberID(prefix string) string {
 	if strings.HasPrefix(prefix, "panic") {
 		panic("a bug in the group state machine")
 	}
-	s.n++
 	if prefix == "" {
-		prefix = "id"
+		s.secrets++
+		return fmt.Sprintf("secret-%d", s.secrets)
 	}
+	s.n++
 	return fmt.Sprintf("%s-%d", prefix, s.n)
 }
 
@@ -82,6 +85,7 @@ type harness struct {
 	stored     map[string][]byte
 	topics     map[string]int32
 	writes     map[node.WriteID]node.Write
+	secrets    map[string]string // member id -> the secret its JoinGroup answer gave
 	b          strings.Builder
 }
 
@@ -123,7 +127,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		_, temporary := scenario.Arg(d, "temporary")
 		for _, id := range scenario.List(scenario.ArgOr(d, "members", "")) {
 			member, instance, _ := strings.Cut(id, "/")
-			r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary})
+			r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary, MemberSecret: h.secrets[member]})
 		}
 		h.call(t, d, r)
 	case "remove":
@@ -297,6 +301,9 @@ func (h *harness) show(out node.Output) {
 		h.printf("  load %s\n", id)
 	}
 	for _, r := range out.Replies {
+		if j, ok := r.Msg.(*regroupv1.JoinGroupResponse); ok {
+			h.secrets[j.GetMemberId()] = j.GetMemberSecret()
+		}
 		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(r))
 	}
 	if out.Ended != "" {
