@@ -3,29 +3,19 @@ package simulator_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/regroup-dev/regroup/assignor"
-	"github.com/regroup-dev/regroup/coordinator"
-	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
-	"github.com/regroup-dev/regroup/internal/cutproxy"
-	"github.com/regroup-dev/regroup/member"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
-	"github.com/regroup-dev/regroup/simulator"
-	"github.com/regroup-dev/regroup/simulator/scenario"
 )
 
 // simToRealFaults is a scenario with the faults the node core handles:
@@ -49,32 +39,14 @@ run until=20s
 // both count the same rebalances, keep the same generation through the
 // failover and end with the same assignment.
 func TestSimToRealWithFaults(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs in real time")
-	}
-	sc, err := scenario.Parse("sim-to-real-faults", simToRealFaults)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := simulator.Run(sc, simulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.OK() {
-		t.Fatalf("simulation: violations %v, failed %v", res.Violations, res.Failed)
-	}
+	res := simulateForReal(t, "sim-to-real-faults", simToRealFaults)
 	if res.Metrics.StoreFaults == 0 {
 		t.Fatal("the simulated store refused no write")
 	}
 	rebalances, generation, assignment := runRealWithFaults(t)
-	if rebalances != res.Metrics.Rebalances {
-		t.Errorf("rebalances: %d on the real coordinators, %d in the simulator", rebalances, res.Metrics.Rebalances)
-	}
+	compareWithReal(t, res, rebalances, assignment)
 	if generation != res.Metrics.Generation {
 		t.Errorf("generation after the failover: %d on the real coordinators, %d in the simulator", generation, res.Metrics.Generation)
-	}
-	if fmt.Sprint(assignment) != fmt.Sprint(res.Assignment) {
-		t.Errorf("final assignment:\n real %v\n  sim %v", assignment, res.Assignment)
 	}
 }
 
@@ -95,10 +67,6 @@ func (s faultyStore) PutGroup(ctx context.Context, rec *storev1.GroupRecord) err
 }
 
 func runRealWithFaults(t *testing.T) (rebalances int, generation int32, assignment map[string][]string) {
-	cfg := group.DefaultConfig()
-	cfg.MinSessionTimeout = 500 * time.Millisecond
-	cfg.InitialRebalanceDelay = time.Second
-	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: io.Discard})
 	data := &memstore.Data{}
 	var failing atomic.Bool
 	var refused atomic.Int32
@@ -106,32 +74,19 @@ func runRealWithFaults(t *testing.T) (rebalances int, generation int32, assignme
 	// serve starts a coordinator on a fresh term of data.
 	var mu sync.Mutex
 	var addr string
-	serve := func() (*coordinator.Server, *grpc.Server) {
-		srv, err := coordinator.New(context.Background(), coordinator.Config{Group: cfg, Logger: logger},
-			faultyStore{Store: data.Open(), failing: &failing, refused: &refused})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		gs := grpc.NewServer()
-		srv.Register(gs)
-		go func() { _ = gs.Serve(lis) }()
+	serve := func() func() {
+		a, stop := startCoordinator(t, faultyStore{Store: data.Open(), failing: &failing, refused: &refused})
 		mu.Lock()
-		addr = lis.Addr().String()
+		addr = a
 		mu.Unlock()
-		return srv, gs
+		return stop
 	}
 	target := func() string {
 		mu.Lock()
 		defer mu.Unlock()
 		return addr
 	}
-	srvA, gsA := serve()
-	stopA := sync.OnceFunc(func() { srvA.Close(); gsA.Stop() })
-	t.Cleanup(stopA)
+	stopA := serve()
 
 	conn, err := grpc.NewClient("passthrough:///coordinator", grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
@@ -146,76 +101,29 @@ func runRealWithFaults(t *testing.T) (rebalances int, generation int32, assignme
 	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 12}}); err != nil {
 		t.Fatal(err)
 	}
-	rangeA, err := assignor.Lookup("range")
-	if err != nil {
-		t.Fatal(err)
-	}
-	members := map[string]*member.Member{}
-	start := func(name string) {
-		px := cutproxy.Start(t, target)
-		m, err := member.New(member.Config{
-			Endpoints: []string{px.Addr()}, Group: "g", Topics: []string{"orders"}, InstanceID: name, ClientID: name,
-			Assignors: []assignor.Assignor{rangeA}, SessionTimeout: 2 * time.Second, RebalanceTimeout: 5 * time.Second,
-			HeartbeatInterval: 500 * time.Millisecond, SafetyMargin: 200 * time.Millisecond, Logger: logger,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- m.Run(ctx) }()
-		members[name] = m
-		t.Cleanup(func() { cancel(); <-done })
-	}
-	settle := func(live ...string) *regroupv1.DescribeGroupResponse {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
-			owned := 0
-			for _, name := range live {
-				owned += len(members[name].Assignment())
-			}
-			if err == nil && d.GetState() == regroupv1.GroupState_GROUP_STATE_STABLE && len(d.GetMembers()) == len(live) && owned == 12 {
-				return d
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the group did not settle with %v within 30s (state %v, %d members, %d owned, %v)", live, d.GetState(), len(d.GetMembers()), owned, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	rg := newRealGroup(t, admin, target)
 	for _, name := range []string{"m1", "m2", "m3"} {
-		start(name)
+		rg.start(name, false)
 	}
-	before := settle("m1", "m2", "m3").GetGeneration()
+	before := rg.settle("m1", "m2", "m3").GetGeneration()
 	failing.Store(true)
-	start("m4")
+	rg.start("m4", false)
 	time.Sleep(time.Second) // the store's outage, as in the scenario
 	failing.Store(false)
 	if refused.Load() == 0 {
 		t.Fatal("the store refused no write: the outage tested nothing")
 	}
-	d := settle("m1", "m2", "m3", "m4")
+	d := rg.settle("m1", "m2", "m3", "m4")
 	if d.GetGeneration() <= before {
 		t.Fatalf("generation %d after the outage, was %d: a failed write lowered or reset it", d.GetGeneration(), before)
 	}
 	stopA()
-	srvB, gsB := serve()
-	t.Cleanup(func() { srvB.Close(); gsB.Stop() })
-	d = settle("m1", "m2", "m3", "m4")
+	serve()
+	d = rg.settle("m1", "m2", "m3", "m4")
 	for _, r := range d.GetRebalances() {
 		if !r.GetNoRebalance() {
 			rebalances++
 		}
 	}
-	assignment = map[string][]string{}
-	for name, m := range members {
-		owned := []string{}
-		for _, p := range m.Assignment() {
-			owned = append(owned, fmt.Sprintf("%s/%d", p.Topic, p.Partition))
-		}
-		assignment[name] = owned
-	}
-	return rebalances, d.GetGeneration(), assignment
+	return rebalances, d.GetGeneration(), rg.assignment("m1", "m2", "m3", "m4")
 }

@@ -3,14 +3,12 @@ package group_test
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
 
-	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/internal/scenario"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
@@ -123,7 +121,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "delete":
 		out, err := h.g.Delete(h.at())
 		if err != nil {
-			h.printf("delete error: %s\n", fmtErr(err))
+			h.printf("delete error: %s\n", scenario.Err(err))
 		}
 		h.show(t, out)
 	case "restore":
@@ -275,7 +273,7 @@ func (h *harness) restore(t *testing.T) {
 
 func fmtReply(h *harness, r group.Reply) string {
 	if r.Err != nil {
-		return fmtErr(r.Err)
+		return scenario.Err(r.Err)
 	}
 	var s string
 	switch m := r.Msg.(type) {
@@ -291,7 +289,7 @@ func fmtReply(h *harness, r group.Reply) string {
 			}
 			s += " topics=" + strings.Join(mm.GetSubscription().GetTopics(), ",")
 			if o := mm.GetSubscription().GetOwnedPartitions(); len(o) > 0 {
-				s += fmt.Sprintf(" owned=%s gen=%d", fmtParts(o), mm.GetSubscription().GetGeneration())
+				s += fmt.Sprintf(" owned=%s gen=%d", scenario.Parts(o, "="), mm.GetSubscription().GetGeneration())
 				if mm.GetOwnedNotHeld() {
 					s += " not-held"
 				}
@@ -305,7 +303,7 @@ func fmtReply(h *harness, r group.Reply) string {
 			s += "\n    topics " + strings.Join(ts, " ")
 		}
 	case *regroupv1.SyncGroupResponse:
-		s = fmt.Sprintf("sync assignment=%s token=%s", fmtParts(m.GetAssignment().GetPartitions()), fmtToken(m.GetFencingToken()))
+		s = fmt.Sprintf("sync assignment=%s token=%s", scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))
 	case *regroupv1.HeartbeatResponse:
 		s = "heartbeat ok"
 		if !r.HoldUntil.IsZero() {
@@ -328,40 +326,6 @@ func fmtReply(h *harness, r group.Reply) string {
 		s = fmt.Sprintf("%T", m)
 	}
 	return s
-}
-
-func fmtErr(err error) string {
-	e, ok := err.(*regroup.Error)
-	if !ok {
-		return "error " + err.Error()
-	}
-	s := "error " + string(e.Code) + ": " + e.Message
-	keys := make([]string, 0, len(e.Metadata))
-	for k := range e.Metadata {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		s += fmt.Sprintf(" [%s=%s]", k, e.Metadata[k])
-	}
-	return s
-}
-
-func fmtToken(tok int64) string { return fmt.Sprintf("%d.%d", tok>>32, tok&0xffffffff) }
-
-func fmtParts(tps []*regroupv1.TopicPartitions) string {
-	if len(tps) == 0 {
-		return "-"
-	}
-	var ss []string
-	for _, tp := range tps {
-		var ps []string
-		for _, p := range tp.GetPartitions() {
-			ps = append(ps, strconv.Itoa(int(p)))
-		}
-		ss = append(ss, tp.GetTopic()+"="+strings.Join(ps, ","))
-	}
-	return strings.Join(ss, " ")
 }
 
 func fmtRebalance(r *regroupv1.Rebalance) string {
@@ -393,29 +357,7 @@ func (h *harness) topics(t *testing.T, d *datadriven.TestData) {
 }
 
 func (h *harness) join(t *testing.T, d *datadriven.TestData) {
-	topics := scenario.List(scenario.ArgOr(d, "topics", "orders"))
-	sub := &regroupv1.Subscription{Topics: topics, Generation: int32(scenario.Int(t, scenario.ArgOr(d, "gen", "-1")))}
-	if o, ok := scenario.Arg(d, "owned"); ok && o != "" {
-		sub.OwnedPartitions = scenario.Partitions(t, o)
-	}
-	var protocols []*regroupv1.Protocol
-	for _, name := range scenario.List(scenario.ArgOr(d, "protocols", "range")) {
-		protocols = append(protocols, &regroupv1.Protocol{Name: name, Subscription: sub})
-	}
-	r := &regroupv1.JoinGroupRequest{
-		GroupId:            scenario.ArgOr(d, "group", "g"),
-		MemberId:           scenario.ArgOr(d, "member", ""),
-		GroupInstanceId:    scenario.ArgOr(d, "instance", ""),
-		ClientId:           scenario.ArgOr(d, "client", "c"),
-		SessionTimeoutMs:   scenario.Duration(t, scenario.ArgOr(d, "session", "10s")).Milliseconds(),
-		RebalanceTimeoutMs: scenario.Duration(t, scenario.ArgOr(d, "rebalance", "30s")).Milliseconds(),
-		Protocols:          protocols,
-		Reason:             scenario.ArgOr(d, "reason", ""),
-	}
-	if _, ok := scenario.Arg(d, "no-protocols"); ok {
-		r.Protocols = nil
-	}
-	h.show(t, h.g.Join(h.at(), h.req(t, d), "127.0.0.1", r))
+	h.show(t, h.g.Join(h.at(), h.req(t, d), "127.0.0.1", scenario.JoinRequest(t, d)))
 }
 
 func (h *harness) req(t *testing.T, d *datadriven.TestData) group.ReqID {
@@ -427,32 +369,7 @@ func (h *harness) req(t *testing.T, d *datadriven.TestData) group.ReqID {
 }
 
 func (h *harness) sync(t *testing.T, d *datadriven.TestData) {
-	r := &regroupv1.SyncGroupRequest{
-		GroupId:         "g",
-		MemberId:        scenario.ArgOr(d, "member", ""),
-		GroupInstanceId: scenario.ArgOr(d, "instance", ""),
-		Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
-		ProtocolName:    scenario.ArgOr(d, "protocol", ""),
-	}
-	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
-		if line == "" {
-			continue
-		}
-		id, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			t.Fatalf("%s: bad assignment line %q: want ID: topic=0,1", d.Pos, line)
-		}
-		a := &regroupv1.Assignment{}
-		for _, f := range strings.Fields(rest) {
-			topic, ps, _ := strings.Cut(f, "=")
-			tp := &regroupv1.TopicPartitions{Topic: topic}
-			for _, p := range scenario.List(ps) {
-				tp.Partitions = append(tp.Partitions, int32(scenario.Int(t, p)))
-			}
-			a.Partitions = append(a.Partitions, tp)
-		}
-		r.Assignments = append(r.Assignments, &regroupv1.MemberAssignment{MemberId: strings.TrimSpace(id), Assignment: a})
-	}
+	r := scenario.SyncRequest(t, d)
 	req := h.req(t, d)
 	h.inv.syncSent(req, r.GetMemberId())
 	h.show(t, h.g.Sync(h.at(), req, r))
@@ -503,7 +420,7 @@ func (h *harness) describe() {
 			flags = append(flags, "awaiting-sync")
 		}
 		h.printf("  %s%s session-deadline=t=%v assignment=%s token=%s\n", m.GetMemberId(), prefixSpace(strings.Join(flags, " ")),
-			m.GetSessionDeadline().AsTime().Sub(epoch), fmtParts(m.GetAssignment().GetPartitions()), fmtToken(m.GetFencingToken()))
+			m.GetSessionDeadline().AsTime().Sub(epoch), scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))
 	}
 	if p := d.GetPendingMemberIds(); len(p) > 0 {
 		h.printf("  pending %s\n", strings.Join(p, ","))

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/node"
 	"github.com/regroup-dev/regroup/coordinator/store"
@@ -36,8 +33,7 @@ import (
 //	topics NAME=COUNT ...            (put in the store directly)
 //	start [at=T] [valid-until=T]     (a new term loads the store)
 //	valid-until t=T                  (the term's validity from now on)
-//	join req=N [group=g] [member=ID] [instance=I] [client=c] [session=10s]
-//	     [rebalance=30s] [topics=orders] [owned=orders:0-1] [gen=-1]
+//	join req=N (the arguments of internal/scenario.JoinRequest)
 //	sync req=N [group=g] member=ID [instance=I] gen=G   (input: "ID: topic=0,1" lines)
 //	heartbeat req=N [group=g] member=ID [instance=I] gen=G [hold=D]
 //	leave req=N [group=g] [members=ID[/INSTANCE],...] [temporary]
@@ -112,9 +108,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "valid-until":
 		h.validUntil = scenario.Duration(t, scenario.ArgOr(d, "t", "0s"))
 	case "join":
-		h.call(t, d, h.joinRequest(t, d))
+		h.call(t, d, scenario.JoinRequest(t, d))
 	case "sync":
-		h.call(t, d, h.syncRequest(t, d))
+		h.call(t, d, scenario.SyncRequest(t, d))
 	case "heartbeat":
 		h.call(t, d, &regroupv1.HeartbeatRequest{
 			GroupId: scenario.ArgOr(d, "group", "g"), MemberId: scenario.ArgOr(d, "member", ""),
@@ -314,64 +310,22 @@ func (h *harness) show(out node.Output) {
 	}
 }
 
-func (h *harness) joinRequest(t *testing.T, d *datadriven.TestData) *regroupv1.JoinGroupRequest {
-	sub := &regroupv1.Subscription{Topics: scenario.List(scenario.ArgOr(d, "topics", "orders")), Generation: int32(scenario.Int(t, scenario.ArgOr(d, "gen", "-1")))}
-	if o, ok := scenario.Arg(d, "owned"); ok && o != "" {
-		sub.OwnedPartitions = scenario.Partitions(t, o)
-	}
-	return &regroupv1.JoinGroupRequest{
-		GroupId:            scenario.ArgOr(d, "group", "g"),
-		MemberId:           scenario.ArgOr(d, "member", ""),
-		GroupInstanceId:    scenario.ArgOr(d, "instance", ""),
-		ClientId:           scenario.ArgOr(d, "client", "c"),
-		SessionTimeoutMs:   scenario.Duration(t, scenario.ArgOr(d, "session", "10s")).Milliseconds(),
-		RebalanceTimeoutMs: scenario.Duration(t, scenario.ArgOr(d, "rebalance", "30s")).Milliseconds(),
-		Protocols:          []*regroupv1.Protocol{{Name: scenario.ArgOr(d, "protocol", "range"), Subscription: sub}},
-	}
-}
-
-func (h *harness) syncRequest(t *testing.T, d *datadriven.TestData) *regroupv1.SyncGroupRequest {
-	r := &regroupv1.SyncGroupRequest{
-		GroupId:         scenario.ArgOr(d, "group", "g"),
-		MemberId:        scenario.ArgOr(d, "member", ""),
-		GroupInstanceId: scenario.ArgOr(d, "instance", ""),
-		Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
-	}
-	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
-		id, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		a := &regroupv1.Assignment{}
-		for _, f := range strings.Fields(rest) {
-			topic, ps, _ := strings.Cut(f, "=")
-			tp := &regroupv1.TopicPartitions{Topic: topic}
-			for _, p := range scenario.List(ps) {
-				tp.Partitions = append(tp.Partitions, int32(scenario.Int(t, p)))
-			}
-			a.Partitions = append(a.Partitions, tp)
-		}
-		r.Assignments = append(r.Assignments, &regroupv1.MemberAssignment{MemberId: strings.TrimSpace(id), Assignment: a})
-	}
-	return r
-}
-
 func (h *harness) describe(id string) {
 	g, err := h.n.Group(id)
 	if err != nil {
-		h.printf("%s\n", fmtErr(err))
+		h.printf("%s\n", scenario.Err(err))
 		return
 	}
 	d := g.Describe()
 	h.printf("%s: %s generation=%d leader=%s\n", id, strings.TrimPrefix(d.GetState().String(), "GROUP_STATE_"), d.GetGeneration(), d.GetLeaderId())
 	for _, m := range d.GetMembers() {
-		h.printf("  %s assignment=%s token=%s\n", m.GetMemberId(), fmtParts(m.GetAssignment().GetPartitions()), fmtToken(m.GetFencingToken()))
+		h.printf("  %s assignment=%s token=%s\n", m.GetMemberId(), scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))
 	}
 }
 
 func fmtReply(r group.Reply) string {
 	if r.Err != nil {
-		return fmtErr(r.Err)
+		return scenario.Err(r.Err)
 	}
 	switch m := r.Msg.(type) {
 	case *regroupv1.JoinGroupResponse:
@@ -381,7 +335,7 @@ func fmtReply(r group.Reply) string {
 		}
 		return s
 	case *regroupv1.SyncGroupResponse:
-		return fmt.Sprintf("sync assignment=%s token=%s", fmtParts(m.GetAssignment().GetPartitions()), fmtToken(m.GetFencingToken()))
+		return fmt.Sprintf("sync assignment=%s token=%s", scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))
 	case *regroupv1.HeartbeatResponse:
 		return "heartbeat ok"
 	case *regroupv1.LeaveGroupResponse:
@@ -410,35 +364,4 @@ func fmtLeave(rs []*regroupv1.LeaveMemberResult) string {
 		}
 	}
 	return s
-}
-
-func fmtErr(err error) string {
-	e, ok := err.(*regroup.Error)
-	if !ok {
-		return "error " + err.Error()
-	}
-	s := "error " + string(e.Code) + ": " + e.Message
-	keys := slices.Sorted(maps.Keys(e.Metadata))
-	sort.Strings(keys)
-	for _, k := range keys {
-		s += fmt.Sprintf(" [%s=%s]", k, e.Metadata[k])
-	}
-	return s
-}
-
-func fmtToken(tok int64) string { return fmt.Sprintf("%d.%d", tok>>32, tok&0xffffffff) }
-
-func fmtParts(tps []*regroupv1.TopicPartitions) string {
-	if len(tps) == 0 {
-		return "-"
-	}
-	var ss []string
-	for _, tp := range tps {
-		var ps []string
-		for _, p := range tp.GetPartitions() {
-			ps = append(ps, strconv.Itoa(int(p)))
-		}
-		ss = append(ss, tp.GetTopic()+"="+strings.Join(ps, ","))
-	}
-	return strings.Join(ss, " ")
 }

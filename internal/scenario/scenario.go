@@ -1,5 +1,5 @@
-// Package scenario holds the argument parsing shared by the datadriven
-// scenario tests of the pure state machines.
+// Package scenario holds the argument parsing and output formatting shared
+// by the datadriven scenario tests of the pure state machines.
 package scenario
 
 import (

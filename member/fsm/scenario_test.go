@@ -3,7 +3,6 @@ package fsm_test
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -248,21 +247,6 @@ func (h *harness) joinResponse(t *testing.T, d *datadriven.TestData) *regroupv1.
 	return r
 }
 
-func fmtTP(tps []*regroupv1.TopicPartitions) string {
-	if len(tps) == 0 {
-		return "-"
-	}
-	var ss []string
-	for _, tp := range tps {
-		var ps []string
-		for _, p := range tp.GetPartitions() {
-			ps = append(ps, strconv.Itoa(int(p)))
-		}
-		ss = append(ss, tp.GetTopic()+":"+strings.Join(ps, ","))
-	}
-	return strings.Join(ss, " ")
-}
-
 func fmtOwned(ps []fsm.Partition) string {
 	if len(ps) == 0 {
 		return "-"
@@ -307,7 +291,7 @@ func fmtRequest(msg proto.Message) string {
 			names = append(names, p.GetName())
 		}
 		sub := r.GetProtocols()[0].GetSubscription()
-		s := fmt.Sprintf("join member=%q protocols=%s owned=%s", r.GetMemberId(), strings.Join(names, ","), fmtTP(sub.GetOwnedPartitions()))
+		s := fmt.Sprintf("join member=%q protocols=%s owned=%s", r.GetMemberId(), strings.Join(names, ","), scenario.Parts(sub.GetOwnedPartitions(), ":"))
 		if sub.GetGeneration() >= 0 {
 			s += fmt.Sprintf(" owned-gen=%d", sub.GetGeneration())
 		}
@@ -320,7 +304,7 @@ func fmtRequest(msg proto.Message) string {
 		as := r.GetAssignments()
 		sort.Slice(as, func(i, j int) bool { return as[i].GetMemberId() < as[j].GetMemberId() })
 		for _, a := range as {
-			s += fmt.Sprintf("\n      %s: %s", a.GetMemberId(), fmtTP(a.GetAssignment().GetPartitions()))
+			s += fmt.Sprintf("\n      %s: %s", a.GetMemberId(), scenario.Parts(a.GetAssignment().GetPartitions(), ":"))
 		}
 		return s
 	case *regroupv1.HeartbeatRequest:
