@@ -26,7 +26,7 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		{"heartbeat above a third of the session", func(c *member.Config) {
 			c.SessionTimeout, c.HeartbeatInterval = 6*time.Second, 3*time.Second
 		}, "at most a third of the session timeout"},
-		{"margin too large", func(c *member.Config) { c.SafetyMargin = 9 * time.Second }, "safety margin"},
+		{"margin too large", func(c *member.Config) { c.SafetyMargin = 19 * time.Second }, "safety margin"},
 		{"negative timeout", func(c *member.Config) { c.RebalanceTimeout = -time.Second }, "must be positive"},
 		{"empty endpoint", func(c *member.Config) { c.Endpoints = []string{"127.0.0.1:7070", ""} }, "endpoint is empty"},
 		{"assignor twice", func(c *member.Config) { c.Assignors = []assignor.Assignor{sticky, sticky} }, "listed twice"},

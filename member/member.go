@@ -121,7 +121,9 @@ type Config struct {
 	// one supports it.
 	Assignors []assignor.Assignor
 	// SessionTimeout is how long the coordinator keeps the member without
-	// a heartbeat. Default 10 s (fsm.DefaultSessionTimeout).
+	// a heartbeat. Default 20 s (fsm.DefaultSessionTimeout), which rides
+	// through a coordinator failover with the coordinator's defaults; New
+	// logs a warning for a configuration that cannot (fsm.FailoverBudget).
 	SessionTimeout time.Duration
 	// RebalanceTimeout is how long the member may take to rejoin once a
 	// rebalance starts (OnRevoked included). Default 30 s
@@ -237,7 +239,7 @@ func New(cfg Config) (*Member, error) {
 	if cfg.InstanceID == "" && cfg.LeaveOnStop {
 		return nil, errors.New("regroup: member: LeaveOnStop applies to static members (set InstanceID); dynamic members always leave")
 	}
-	machine, err := fsm.New(fsm.Config{
+	fcfg := fsm.Config{
 		GroupID:           cfg.Group,
 		InstanceID:        cfg.InstanceID,
 		ClientID:          cfg.ClientID,
@@ -250,13 +252,18 @@ func New(cfg Config) (*Member, error) {
 		Margin:            cfg.SafetyMargin,
 		LeaveOnStop:       cfg.LeaveOnStop,
 		Jitter:            jitter, // the backoff bounds are the defaults
-	}.WithDefaults())
+	}.WithDefaults()
+	machine, err := fsm.New(fcfg)
 	if err != nil {
 		return nil, err
 	}
 	log := cfg.Logger.With("group", cfg.Group)
 	if cfg.InstanceID != "" {
 		log = log.With("instance", cfg.InstanceID)
+	}
+	if !fcfg.RidesFailover(fsm.FailoverBudget) {
+		log.Warn("this member's lease cannot ride through a coordinator failover with the coordinator's default lease: it will declare its partitions lost and rejoin; for a session timeout less its safety margin and two heartbeat intervals to exceed the failover, raise SessionTimeout or shorten HeartbeatInterval",
+			"session_timeout", cfg.SessionTimeout, "safety_margin", fcfg.Margin, "heartbeat_interval", fcfg.HeartbeatInterval, "failover", fsm.FailoverBudget)
 	}
 	return &Member{
 		cfg:     cfg,

@@ -112,7 +112,11 @@ func (m *Member) apply(life context.Context, out fsm.Output, answers chan<- answ
 		go func() {
 			ctx, cancel := context.WithTimeout(life, r.Timeout)
 			defer cancel()
-			msg, err := m.tr.call(ctx, r.Msg)
+			send := m.tr.call
+			if r.Probe {
+				send = m.tr.probe
+			}
+			msg, err := send(ctx, r.Msg)
 			select {
 			case answers <- answer{id: r.ID, msg: msg, err: err}:
 			case <-life.Done():

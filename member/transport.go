@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -17,59 +19,91 @@ import (
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
+// suspectFor is how long an endpoint that failed a call (refused, reset,
+// or overdue) is passed over when a redirect names it: followers keep
+// naming a dead or hung leader until its election key expires.
+const suspectFor = 10 * time.Second
+
 // transport sends the member's requests to the coordinator it believes
-// leads: it follows NOT_COORDINATOR to the leader the error names, and
-// moves to the next endpoint when one cannot be reached.
+// leads: it follows NOT_COORDINATOR to the leader the error names, unless
+// that one just failed, and moves to the next endpoint when one cannot be
+// reached, refuses, or lets a call run past its deadline (a hung process
+// or a silent network answers nothing at all). Probes go to every known
+// coordinator at once.
 type transport struct {
 	log      hclog.Logger
 	dialOpts []grpc.DialOption
+	clock    func() time.Time
 
 	mu        sync.Mutex
-	endpoints []string
+	endpoints []string // configured, then leaders learned from redirects
 	current   string
+	suspect   map[string]time.Time // endpoint -> until when it is passed over
 	conns     map[string]*grpc.ClientConn
 	closed    bool
 }
 
 func newTransport(endpoints []string, opts []grpc.DialOption, log hclog.Logger) *transport {
-	return &transport{log: log, dialOpts: opts, endpoints: endpoints, current: endpoints[0], conns: map[string]*grpc.ClientConn{}}
+	return &transport{log: log, dialOpts: opts, clock: time.Now, endpoints: slices.Clone(endpoints), current: endpoints[0],
+		suspect: map[string]time.Time{}, conns: map[string]*grpc.ClientConn{}}
 }
 
-// client returns a Coordinator client for the current endpoint.
-func (t *transport) client() (regroupv1.CoordinatorClient, string, error) {
+// conn returns the client of addr, dialing it if needed.
+func (t *transport) conn(addr string) (regroupv1.CoordinatorClient, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return nil, "", errors.New("regroup: member: stopped")
+		return nil, errors.New("regroup: member: stopped")
 	}
-	addr := t.current
-	conn := t.conns[addr]
-	if conn == nil {
-		c, err := grpc.NewClient(addr, t.dialOpts...)
-		if err != nil {
-			return nil, addr, fmt.Errorf("regroup: member: coordinator address %q: %w", addr, err)
+	c := t.conns[addr]
+	if c == nil {
+		var err error
+		if c, err = grpc.NewClient(addr, t.dialOpts...); err != nil {
+			return nil, fmt.Errorf("regroup: member: coordinator address %q: %w", addr, err)
 		}
-		t.conns[addr], conn = c, c
+		t.conns[addr] = c
 	}
-	return regroupv1.NewCoordinatorClient(conn), addr, nil
+	return regroupv1.NewCoordinatorClient(c), nil
 }
 
-// moveFrom leaves addr for the leader it named, or for the next endpoint.
-func (t *transport) moveFrom(addr, leader string) {
+// target returns the endpoint to use.
+func (t *transport) target() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.current
+}
+
+// others returns every known endpoint but addr.
+func (t *transport) others(addr string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, e := range t.endpoints {
+		if e != addr {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// moveFrom leaves addr, which failed, for the leader it named, or for the
+// next endpoint that is not suspect. failed marks addr suspect.
+func (t *transport) moveFrom(addr, leader string, failed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.clock()
+	if failed {
+		t.suspect[addr] = now.Add(suspectFor)
+	}
+	if leader != "" && !slices.Contains(t.endpoints, leader) {
+		t.endpoints = append(t.endpoints, leader)
+	}
 	if t.current != addr {
 		return // another request moved already
 	}
 	next := leader
-	if next == "" || next == addr {
-		i := 0
-		for j, e := range t.endpoints {
-			if e == addr {
-				i = j + 1
-			}
-		}
-		next = t.endpoints[i%len(t.endpoints)]
+	if next == "" || next == addr || now.Before(t.suspect[next]) {
+		next = t.nextAfter(addr, now)
 	}
 	if next != addr {
 		t.log.Info("switching coordinator", "from", addr, "to", next)
@@ -77,40 +111,141 @@ func (t *transport) moveFrom(addr, leader string) {
 	t.current = next
 }
 
-// call sends one request and returns the answer, with protocol errors as
-// *regroup.Error.
+// nextAfter returns the first endpoint after addr that is not suspect, or
+// simply the next one if all are.
+func (t *transport) nextAfter(addr string, now time.Time) string {
+	i := slices.Index(t.endpoints, addr) + 1
+	for k := range t.endpoints {
+		if e := t.endpoints[(i+k)%len(t.endpoints)]; e != addr && !now.Before(t.suspect[e]) {
+			return e
+		}
+	}
+	return t.endpoints[i%len(t.endpoints)]
+}
+
+// follow makes addr current: it answered.
+func (t *transport) follow(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.suspect, addr)
+	if t.current != addr {
+		t.log.Info("switching coordinator", "from", t.current, "to", addr)
+		t.current = addr
+	}
+}
+
+// call sends one request to the current coordinator and returns the
+// answer, with protocol errors as *regroup.Error.
 func (t *transport) call(ctx context.Context, req proto.Message) (proto.Message, error) {
-	c, addr, err := t.client()
+	return t.callAt(ctx, t.target(), req)
+}
+
+// probe sends a request to the current coordinator and to every other
+// known one at once, and returns the first success; the coordinator that
+// gave it becomes current. Without a success it returns the current one's
+// answer.
+func (t *transport) probe(ctx context.Context, req proto.Message) (proto.Message, error) {
+	addr := t.target()
+	others := t.others(addr)
+	if len(others) == 0 {
+		return t.callAt(ctx, addr, req)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		addr string
+		msg  proto.Message
+		err  error
+	}
+	results := make(chan result, 1+len(others))
+	for _, a := range append([]string{addr}, others...) {
+		go func() {
+			msg, err := t.send(ctx, a, req)
+			results <- result{a, msg, err}
+		}()
+	}
+	var first error
+	var leader string // a leader another coordinator named
+	for range 1 + len(others) {
+		r := <-results
+		if r.err == nil {
+			t.follow(r.addr)
+			return r.msg, nil
+		}
+		if r.addr == addr {
+			first = t.failed(addr, r.err)
+			continue
+		}
+		var e *regroup.Error
+		if errors.As(rpcerr.FromStatus(r.err), &e) && e.Code == regroup.CodeNotCoordinator && e.Metadata[regroup.MetaLeader] != addr {
+			leader = e.Metadata[regroup.MetaLeader]
+		}
+	}
+	if leader != "" {
+		t.prefer(leader)
+	}
+	return nil, first
+}
+
+// prefer makes leader current unless it failed lately: another coordinator
+// named it while the current one was silent.
+func (t *transport) prefer(leader string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !slices.Contains(t.endpoints, leader) {
+		t.endpoints = append(t.endpoints, leader)
+	}
+	if leader != t.current && !t.clock().Before(t.suspect[leader]) {
+		t.log.Info("switching coordinator", "from", t.current, "to", leader)
+		t.current = leader
+	}
+}
+
+// callAt sends req to addr and moves on from addr if it failed.
+func (t *transport) callAt(ctx context.Context, addr string, req proto.Message) (proto.Message, error) {
+	msg, err := t.send(ctx, addr, req)
+	if err != nil {
+		return nil, t.failed(addr, err)
+	}
+	return msg, nil
+}
+
+// send sends req to addr.
+func (t *transport) send(ctx context.Context, addr string, req proto.Message) (proto.Message, error) {
+	c, err := t.conn(addr)
 	if err != nil {
 		return nil, err
 	}
-	var resp proto.Message
 	switch r := req.(type) {
 	case *regroupv1.JoinGroupRequest:
-		resp, err = c.JoinGroup(ctx, r)
+		return c.JoinGroup(ctx, r)
 	case *regroupv1.SyncGroupRequest:
-		resp, err = c.SyncGroup(ctx, r)
+		return c.SyncGroup(ctx, r)
 	case *regroupv1.HeartbeatRequest:
-		resp, err = c.Heartbeat(ctx, r)
+		return c.Heartbeat(ctx, r)
 	case *regroupv1.LeaveGroupRequest:
-		resp, err = c.LeaveGroup(ctx, r)
-	default:
-		return nil, fmt.Errorf("regroup: member: cannot send %T", req)
+		return c.LeaveGroup(ctx, r)
 	}
-	if err == nil {
-		return resp, nil
-	}
+	return nil, fmt.Errorf("regroup: member: cannot send %T", req)
+}
+
+// failed turns a call's error into a protocol error and moves on from
+// addr when the error says another coordinator should be tried: a
+// redirect, a coordinator that is not available, or a transport failure,
+// a deadline included (a hung coordinator or a silent network answers
+// nothing). A call canceled by the member itself moves nothing.
+func (t *transport) failed(addr string, err error) error {
 	perr := rpcerr.FromStatus(err)
 	var e *regroup.Error
 	switch {
 	case errors.As(perr, &e) && e.Code == regroup.CodeNotCoordinator:
-		t.moveFrom(addr, e.Metadata[regroup.MetaLeader])
+		t.moveFrom(addr, e.Metadata[regroup.MetaLeader], false)
 	case errors.As(perr, &e) && e.Code == regroup.CodeCoordinatorNotAvailable:
-		t.moveFrom(addr, "")
-	case e == nil && status.Code(err) != codes.DeadlineExceeded:
-		t.moveFrom(addr, "")
+		t.moveFrom(addr, "", false)
+	case e == nil && status.Code(err) != codes.Canceled:
+		t.moveFrom(addr, "", true)
 	}
-	return nil, perr
+	return perr
 }
 
 func (t *transport) close() {

@@ -6,8 +6,12 @@ import "time"
 // that the member library (package member) and the simulator's scenario
 // parser fill in the same values: Config.WithDefaults applies them.
 const (
-	// DefaultSessionTimeout is the session timeout when none is given.
-	DefaultSessionTimeout = 10 * time.Second
+	// DefaultSessionTimeout is the session timeout when none is given. It
+	// rides through a coordinator failover with the coordinator's default
+	// lease (FailoverBudget): the lease left after the last answered held
+	// heartbeat (the session less the margin and two heartbeat intervals,
+	// 12 s) outlasts the new leader's election and the way to it.
+	DefaultSessionTimeout = 20 * time.Second
 	// DefaultRebalanceTimeout is the rebalance timeout when none is given.
 	DefaultRebalanceTimeout = 30 * time.Second
 	// DefaultHeartbeatInterval is the heartbeat interval when none is
@@ -22,10 +26,26 @@ const (
 	DefaultMaxBackoff = 5 * time.Second
 )
 
+// FailoverBudget is how long a coordinator failover may take with regroup
+// serve's defaults, from the leader's last keep-alive until the new leader
+// answers: the lease TTL (5 s), the election and load (0.5 s) and a second
+// for the member to find the new leader. A member rides through a failover
+// when its lease after an answered held heartbeat, SessionTimeout - Margin
+// - 2*HeartbeatInterval, exceeds it (RidesFailover).
+const FailoverBudget = 6500 * time.Millisecond
+
+// RidesFailover reports whether a member configured as c keeps its lease
+// through a coordinator failover that takes budget: the lease it holds at
+// worst (just before a held heartbeat's answer, renewed from the send time
+// of the one before) outlasts the failover.
+func (c Config) RidesFailover(budget time.Duration) bool {
+	return c.SessionTimeout-c.Margin-2*c.HeartbeatInterval > budget
+}
+
 // WithDefaults returns c with its zero durations filled in, each from the
 // values filled in before it:
 //
-//	SessionTimeout     10 s
+//	SessionTimeout     20 s
 //	RebalanceTimeout   30 s
 //	HeartbeatInterval  min(3 s, SessionTimeout/3)
 //	Margin             SessionTimeout/10

@@ -19,14 +19,22 @@ func TestDefaults(t *testing.T) {
 
 	got := base.WithDefaults()
 	want := base
-	want.SessionTimeout, want.RebalanceTimeout = 10*time.Second, 30*time.Second
-	want.HeartbeatInterval, want.Margin = 3*time.Second, time.Second
-	want.MinBackoff, want.MaxBackoff = 100*time.Millisecond, 10*time.Second/3
+	want.SessionTimeout, want.RebalanceTimeout = 20*time.Second, 30*time.Second
+	want.HeartbeatInterval, want.Margin = 3*time.Second, 2*time.Second
+	want.MinBackoff, want.MaxBackoff = 100*time.Millisecond, 5*time.Second
 	if d := durations(got); d != durations(want) {
 		t.Errorf("defaults: got %v, want %v", d, durations(want))
 	}
 	if _, err := New(got); err != nil {
 		t.Errorf("New refuses the defaults: %v", err)
+	}
+	if !got.RidesFailover(FailoverBudget) {
+		t.Errorf("the defaults do not ride through a failover of %v", FailoverBudget)
+	}
+	short := base
+	short.SessionTimeout = 10 * time.Second
+	if short.WithDefaults().RidesFailover(FailoverBudget) {
+		t.Errorf("a 10 s session with a 3 s held heartbeat rides through a failover of %v, but its lease can be down to 3 s", FailoverBudget)
 	}
 
 	// The values that depend on the session timeout, across its range.

@@ -121,6 +121,11 @@ type Request struct {
 	ID      uint64
 	Msg     proto.Message
 	Timeout time.Duration
+	// Probe marks an unheld heartbeat sent because the coordinator went
+	// silent (a held heartbeat's answer is overdue): a driver that knows
+	// several coordinators sends it to all of them at once, since the one
+	// it used may be hung or cut off, and follows whichever answers.
+	Probe bool
 }
 
 // EventKind says what an Event reports.
@@ -760,6 +765,7 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 		}
 	case m.hb.id != 0 && m.hb.hold > 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt):
 		m.probe = m.beat(now, out, 0, heartbeatSlack(m.cfg.SessionTimeout))
+		out.Requests[len(out.Requests)-1].Probe = true
 		m.probeAt = time.Time{}
 	}
 }
@@ -817,13 +823,20 @@ func heartbeatSlack(session time.Duration) time.Duration {
 	return min(max(session/10, 200*time.Millisecond), time.Second)
 }
 
-// backoff returns the delay before retry number n (1-based).
-func (m *Member) backoff(n int) time.Duration {
+// backoff returns the delay before retry number n (1-based) at now. While
+// the member owns partitions, no delay runs past a quarter of the time left
+// on its lease (and none is shorter than the minimum backoff): retries come
+// faster as the lease runs out, so that a coordinator that is back, or a
+// new leader, is found while the lease can still be saved.
+func (m *Member) backoff(now time.Time, n int) time.Duration {
 	d := m.cfg.MinBackoff
 	for i := 1; i < n && d < m.cfg.MaxBackoff; i++ {
 		d *= 2
 	}
 	d = min(d, m.cfg.MaxBackoff)
+	if len(m.owned) > 0 && m.lease.After(now) {
+		d = max(min(d, m.lease.Sub(now)/4), m.cfg.MinBackoff)
+	}
 	if m.cfg.Jitter != nil {
 		d = d/2 + time.Duration(m.cfg.Jitter()*float64(d/2))
 	}

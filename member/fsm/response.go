@@ -54,7 +54,7 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 // retryLater schedules the main line's next attempt after a failure.
 func (m *Member) retryLater(now time.Time, out *Output, what string, err error) {
 	m.failures++
-	delay := m.backoff(m.failures)
+	delay := m.backoff(now, m.failures)
 	if regroup.CodeOf(err) == regroup.CodeNotCoordinator && m.failures == 1 {
 		delay = 0 // the driver follows the redirect; try there at once
 	}
@@ -270,7 +270,7 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 		}
 	case retriable(err) && main:
 		m.hbFailures++
-		m.hbAt = now.Add(m.backoff(m.hbFailures))
+		m.hbAt = now.Add(m.backoff(now, m.hbFailures))
 	case retriable(err):
 		// The probe got no answer: probe again, a slack after the last one,
 		// while the held heartbeat is still out.

@@ -79,13 +79,13 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("default group/seed: %+v seed %d", sc.Groups, sc.Seed)
 	}
 	c := sc.Actions[0].Do.(Join).Config
-	if c.Assignors[0] != "cooperative-sticky" || c.SessionTimeout != 10*time.Second || c.RebalanceTimeout != 30*time.Second ||
-		c.HeartbeatInterval != 3*time.Second || c.Margin != time.Second || c.MinBackoff != 100*time.Millisecond ||
-		c.MaxBackoff != 3333333333 || c.Callbacks.OnRevoked.Max != 200*time.Millisecond {
+	if c.Assignors[0] != "cooperative-sticky" || c.SessionTimeout != 20*time.Second || c.RebalanceTimeout != 30*time.Second ||
+		c.HeartbeatInterval != 3*time.Second || c.Margin != 2*time.Second || c.MinBackoff != 100*time.Millisecond ||
+		c.MaxBackoff != 5*time.Second || c.Callbacks.OnRevoked.Max != 200*time.Millisecond {
 		t.Errorf("member defaults %+v", c)
 	}
-	// S=10s, R=30s, B=3.33s, C=200ms, N=5ms.
-	if got, want := sc.LivenessBound(), 30*time.Second+90*time.Second+3333333333+400*time.Millisecond+50*time.Millisecond; got != want {
+	// S=20s, R=30s, B=5s, C=200ms, N=5ms.
+	if got, want := sc.LivenessBound(), 60*time.Second+90*time.Second+5*time.Second+400*time.Millisecond+50*time.Millisecond; got != want {
 		t.Errorf("LivenessBound = %v, want %v", got, want)
 	}
 	if got := sc.End(); got != time.Minute+sc.LivenessBound() {
@@ -109,7 +109,7 @@ func TestErrors(t *testing.T) {
 		{top + "at 1s join m1..x3", "line 2: join: member range \"m1..x3\""},
 		{top + "at 1s join m1,m1", "listed twice"},
 		{top + "at 1s join m1 assignors=fancy", "line 2: join: regroup: unknown assignor \"fancy\""},
-		{top + "at 1s join m1 heartbeat=5s", "line 2: join: regroup: member: heartbeat interval 5s must be at most a third"},
+		{top + "at 1s join m1 heartbeat=7s", "line 2: join: regroup: member: heartbeat interval 7s must be at most a third"},
 		{top + "at soon join m1", "line 2: at: time \"soon\""},
 		{top + "at 1s explode", "line 2: at: unknown command \"explode\""},
 		{top + "at 1s join m1 group=h", "line 2: join: unknown group \"h\""},
