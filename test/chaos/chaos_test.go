@@ -1,0 +1,172 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regroup-dev/regroup/internal/waitfor"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+var (
+	rounds  = flag.Int("chaos.rounds", 1, "leader kills and leader hangs to run (docs/benchmarks.md uses 10)")
+	session = flag.Duration("chaos.session", 0, "the members' session timeout (0: the member library's default)")
+)
+
+// partitions is the topic's size; leaseTTL is regroup serve's default.
+const (
+	partitions = 64
+	leaseTTL   = 5 * time.Second
+)
+
+// TestChaos runs real processes: a 3-node etcd cluster, 3 coordinators
+// (regroup serve) and 8 members (4 static, 4 dynamic) built on the member
+// library, all with default settings, and does to them what production
+// does: it kills the leading coordinator (SIGKILL), freezes it (SIGSTOP)
+// past its lease, freezes a member past its session, and kills a member.
+// It checks from the members' logs alone that no partition ever had two
+// owners and no fencing token went backwards, and that a leader's death or
+// hang cost no member its lease: no OnLost, no rebalance, no partition
+// moved, and no partition without work for longer than the lease TTL plus
+// 2 s.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for minutes")
+	}
+	c := newCluster(t)
+	waitfor.Until(t, "a coordinator leads", func() error {
+		if c.leader() < 0 {
+			return errors.New("no coordinator says it leads")
+		}
+		return nil
+	})
+	waitfor.Until(t, "the topic is created", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: partitions}})
+		return err
+	})
+	live := []string{"m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"}
+	for i, name := range live {
+		c.startMember(name, i < 4)
+	}
+	c.settle(t, len(live))
+
+	var kills, hangs []Window
+	for round := range *rounds {
+		kills = append(kills, c.leaderFault(t, fmt.Sprintf("kill %d", round+1), func(p *proc) {
+			p.kill()
+		}, func(p *proc) { p.start() }))
+		hangs = append(hangs, c.leaderFault(t, fmt.Sprintf("hang %d", round+1), func(p *proc) {
+			p.signal(syscall.SIGSTOP)
+		}, func(p *proc) {
+			time.Sleep(3 * leaseTTL) // frozen well past its lease, as a frozen VM
+			p.cont()
+		}))
+	}
+
+	// A member frozen past its session: the group gives its partitions to
+	// others only after its lease; when it thaws it finds them lost.
+	c.members["m5"].signal(syscall.SIGSTOP)
+	time.Sleep(25 * time.Second)
+	c.members["m5"].cont()
+	c.settle(t, len(live))
+	// A member killed: its partitions move after its session.
+	c.killMember("m6")
+	live = slices.DeleteFunc(live, func(s string) bool { return s == "m6" })
+	c.settle(t, len(live))
+	time.Sleep(2 * time.Second) // a few work lines from every owner
+
+	r := Check(c.events())
+	for _, v := range r.Violations {
+		t.Error(v)
+	}
+	for i, w := range kills {
+		t.Logf("leader kill %d: lost %d, moved %d, generation changes %d, longest without work %v (%s)", i+1, w.Lost, w.Moved, w.Generations, w.LongestIdle, w.Idlest)
+		c.expectFree(t, fmt.Sprintf("leader kill %d", i+1), w)
+	}
+	for i, w := range hangs {
+		t.Logf("leader hang %d: lost %d, moved %d, generation changes %d, longest without work %v (%s)", i+1, w.Lost, w.Moved, w.Generations, w.LongestIdle, w.Idlest)
+		c.expectFree(t, fmt.Sprintf("leader hang %d", i+1), w)
+	}
+	t.Logf("zombie work lines (after a frozen member's lease, refused downstream by their token): %d", r.Zombie)
+}
+
+// leaderFault does fault to the leading coordinator, waits for another to
+// lead and the group to settle, then has heal bring the old one back, and
+// returns what the members' logs show of that time.
+func (c *cluster) leaderFault(t *testing.T, name string, fault, heal func(*proc)) Window {
+	var l int
+	waitfor.Until(t, name+": a coordinator leads", func() error {
+		if l = c.leader(); l < 0 {
+			return errors.New("no coordinator says it leads")
+		}
+		return nil
+	})
+	from := time.Now()
+	fault(c.coords[l])
+	waitfor.Until(t, name+": another coordinator leads", func() error {
+		if n := c.leader(); n < 0 || n == l {
+			return fmt.Errorf("leader %d", n)
+		}
+		return nil
+	})
+	heal(c.coords[l])
+	c.settle(t, len(c.live()))
+	time.Sleep(2 * time.Second) // let every owner log work
+	return Check(c.events()).Window(from, time.Now())
+}
+
+// live returns the members running.
+func (c *cluster) live() []string {
+	var out []string
+	for name, p := range c.members {
+		select {
+		case <-p.done:
+		default:
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// expectFree checks that a coordinator fault cost the members nothing.
+func (c *cluster) expectFree(t *testing.T, name string, w Window) {
+	t.Helper()
+	if w.Lost > 0 || w.Moved > 0 || w.Generations > 0 {
+		t.Errorf("%s: %d partitions lost, %d moved, %d generation changes; want none", name, w.Lost, w.Moved, w.Generations)
+	}
+	if w.LongestIdle > leaseTTL+2*time.Second {
+		t.Errorf("%s: %s went %v without work, more than the lease TTL plus 2 s", name, w.Idlest, w.LongestIdle)
+	}
+}
+
+// settle waits until the group is Stable with n members that own every
+// partition between them.
+func (c *cluster) settle(t *testing.T, n int) {
+	t.Helper()
+	waitfor.Until(t, fmt.Sprintf("the group settles with %d members", n), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		d, err := c.admin.DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: "chaos"})
+		if err != nil {
+			return err
+		}
+		owned := 0
+		for _, m := range d.GetMembers() {
+			for _, tp := range m.GetAssignment().GetPartitions() {
+				owned += len(tp.GetPartitions())
+			}
+		}
+		if d.GetState() != regroupv1.GroupState_GROUP_STATE_STABLE || len(d.GetMembers()) != n || owned != partitions {
+			return fmt.Errorf("%v with %d members owning %d partitions", d.GetState(), len(d.GetMembers()), owned)
+		}
+		return nil
+	})
+}

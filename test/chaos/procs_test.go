@@ -1,0 +1,299 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// binaries builds the programs the test runs, once per test binary.
+var binaries = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "regroup-chaos-bin-")
+	if err != nil {
+		return "", err
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/regroup", "./test/chaos/cmd/chaosmember", "./test/chaos/cmd/etcdnode")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the chaos test's programs: %v\n%s", err, out)
+	}
+	return dir, nil
+})
+
+// freePorts returns n free loopback ports (never the defaults: the
+// kernel picks them).
+func freePorts(t *testing.T, n int) []int {
+	var ports []int
+	var lis []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis = append(lis, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range lis {
+		l.Close()
+	}
+	return ports
+}
+
+// proc is one child process. An exit the test did not cause fails the test
+// at once, with the end of the process's output.
+type proc struct {
+	t    *testing.T
+	name string
+	args []string
+	out  string // output file
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	expected bool // the test killed or stopped it
+	done     chan struct{}
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	dir, err := binaries()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	f, err := os.OpenFile(p.out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(dir, p.args[0]), p.args[1:]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("starting %s: %v", p.name, err)
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.expected, p.done = cmd, false, done
+	p.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		p.mu.Lock()
+		expected := p.expected
+		p.mu.Unlock()
+		close(done)
+		if !expected {
+			p.t.Errorf("%s exited on its own (%v); its output ends with:\n%s", p.name, err, tail(p.out))
+		}
+	}()
+}
+
+// signal sends sig; the process may exit from it without failing the test.
+func (p *proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expected = true
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// cont resumes a stopped process, which must not exit from then on.
+func (p *proc) cont() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expected = false
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
+}
+
+// kill kills the process and waits for it.
+func (p *proc) kill() {
+	p.signal(syscall.SIGKILL)
+	p.wait()
+}
+
+// stop asks the process to stop (SIGTERM) and waits for it.
+func (p *proc) stop() {
+	p.signal(syscall.SIGTERM)
+	p.signal(syscall.SIGCONT)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.kill()
+	}
+}
+
+func (p *proc) wait() {
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("%s did not exit within 30s of SIGKILL", p.name)
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// cluster is three etcd processes, three coordinators and the members.
+type cluster struct {
+	t       *testing.T
+	dir     string
+	etcd    []*proc
+	coords  []*proc
+	addrs   []string // coordinators' addresses, by index
+	members map[string]*proc
+	admin   regroupv1.AdminClient
+}
+
+func newCluster(t *testing.T) *cluster {
+	c := &cluster{t: t, dir: t.TempDir(), members: map[string]*proc{}}
+	ports := freePorts(t, 9)
+	var initial, endpoints []string
+	for i := range 3 {
+		initial = append(initial, fmt.Sprintf("e%d=http://127.0.0.1:%d", i, ports[3+i]))
+		endpoints = append(endpoints, fmt.Sprintf("127.0.0.1:%d", ports[i]))
+	}
+	for i := range 3 {
+		p := &proc{t: t, name: fmt.Sprintf("etcd e%d", i), out: filepath.Join(c.dir, fmt.Sprintf("etcd%d.log", i)), args: []string{"etcdnode",
+			"-name", fmt.Sprintf("e%d", i), "-dir", filepath.Join(c.dir, fmt.Sprintf("etcd%d", i)),
+			"-client-port", fmt.Sprint(ports[i]), "-peer-port", fmt.Sprint(ports[3+i]), "-initial-cluster", strings.Join(initial, ","),
+		}}
+		p.start()
+		c.etcd = append(c.etcd, p)
+	}
+	for i := range 3 {
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[6+i])
+		p := &proc{t: t, name: fmt.Sprintf("coordinator c%d", i), out: filepath.Join(c.dir, fmt.Sprintf("coord%d.log", i)), args: []string{"regroup", "serve",
+			"--listen", addr, "--etcd-endpoints", strings.Join(endpoints, ","), "--metrics-addr", "", "--initial-rebalance-delay", "1s",
+		}}
+		p.start()
+		c.coords = append(c.coords, p)
+		c.addrs = append(c.addrs, addr)
+	}
+	t.Cleanup(func() {
+		for _, p := range c.members {
+			p.stop()
+		}
+		for _, p := range c.coords {
+			p.stop()
+		}
+		for _, p := range c.etcd {
+			p.stop()
+		}
+		if t.Failed() {
+			t.Logf("logs kept in %s", c.dir)
+		}
+	})
+	conn, err := grpc.NewClient("passthrough:///chaos", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			var last error
+			for _, a := range c.addrs {
+				var d net.Dialer
+				conn, err := d.DialContext(ctx, "tcp", a)
+				if err == nil {
+					return conn, nil
+				}
+				last = err
+			}
+			return nil, last
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c.admin = regroupv1.NewAdminClient(conn)
+	return c
+}
+
+// leader returns the index of the leading coordinator, as the coordinators
+// themselves say, or -1.
+func (c *cluster) leader() int {
+	for i, a := range c.addrs {
+		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		d, err := regroupv1.NewAdminClient(conn).DescribeCluster(ctx, &regroupv1.DescribeClusterRequest{})
+		cancel()
+		conn.Close()
+		if err == nil && d.GetRole() == regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER {
+			return i
+		}
+	}
+	return -1
+}
+
+// startMember starts (or restarts) member name, static when instance.
+func (c *cluster) startMember(name string, static bool) {
+	args := []string{"chaosmember", "-endpoints", strings.Join(c.addrs, ","), "-log", filepath.Join(c.dir, name+".events"), "-session", session.String()}
+	if static {
+		args = append(args, "-instance", name)
+	}
+	p := &proc{t: c.t, name: "member " + name, out: filepath.Join(c.dir, name+".log"), args: args}
+	p.start()
+	c.members[name] = p
+}
+
+// killMember kills a member's process and marks its death in its log.
+func (c *cluster) killMember(name string) {
+	c.members[name].kill()
+	path := filepath.Join(c.dir, name+".events")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	// The process may have died mid-write: drop its torn last line.
+	if err := os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1)); err != nil {
+		c.t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%d exit\n", time.Now().UnixNano()); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// events reads every member's log.
+func (c *cluster) events() []Event {
+	files, err := filepath.Glob(filepath.Join(c.dir, "*.events"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var all []Event
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		es, err := ReadLog(strings.TrimSuffix(filepath.Base(f), ".events"), bytes.NewReader(b))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		all = append(all, es...)
+	}
+	return all
+}
