@@ -109,6 +109,18 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 		return nil, fmt.Errorf("--lease-ttl: %w", err)
 	}
 	cleanups = append(cleanups, el.Close)
+	if len(f.etcdEndpoints) == 0 {
+		// The embedded etcd's data directory is this process's alone: an
+		// election key in it is this coordinator's previous life (a crash,
+		// kill -9), and waiting for its lease would leave the groups
+		// without a coordinator for a lease TTL.
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := el.RevokePast(rctx)
+		cancel()
+		if err != nil {
+			log.Warn("could not revoke the previous life's election key; waiting for its lease to expire", "error", err)
+		}
+	}
 	srv, err := coordinator.NewElected(cfg, el)
 	if err != nil {
 		cleanup()

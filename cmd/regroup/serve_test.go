@@ -28,7 +28,7 @@ func freePort(t *testing.T) int {
 // same data directory: the topic registry is still there.
 func TestServeEmbeddedEtcdKeepsState(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	args := []string{"serve", "--listen", addr, "--data-dir", t.TempDir(), "--lease-ttl", "2s", "--log-level", "warn",
+	args := []string{"serve", "--listen", addr, "--data-dir", t.TempDir(), "--lease-ttl", "2s", "--log-level", "warn", "--metrics-addr", "",
 		"--etcd-client-port", fmt.Sprint(freePort(t)), "--etcd-peer-port", fmt.Sprint(freePort(t))}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

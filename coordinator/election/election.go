@@ -203,6 +203,11 @@ func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Ter
 		case <-cctx.Done():
 		}
 	}()
+	if e.Leader() != "" && e.Leader() != address {
+		wctx, wcancel := context.WithTimeout(cctx, time.Second)
+		e.logWait(wctx)
+		wcancel()
+	}
 	err = el.Campaign(cctx, address)
 	ccancel()
 	if err == nil && !time.Now().Before(k.deadline()) {
@@ -222,6 +227,52 @@ func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Ter
 	t.info = coordinator.TermInfo{Key: el.Key(), Revision: el.Rev(), LeaseID: int64(grant.ID), LeaseTTL: k.granted()}
 	t.st = etcdstore.New(e.cli, e.cfg.Prefix, etcdstore.Fence{Key: el.Key(), Revision: el.Rev()})
 	return t, nil
+}
+
+// RevokePast revokes the lease of every election key in etcd, so that a
+// coordinator restarted after a crash does not wait for its own past
+// life's lease to expire. Only a coordinator that knows no other one uses
+// this etcd may call it: one on its own embedded etcd, whose data
+// directory no other process can hold. It returns how many keys it
+// revoked; each is logged with the time its lease had left.
+func (e *Elector) RevokePast(ctx context.Context) (int, error) {
+	pfx := etcdstore.ElectionPrefix(e.cfg.Prefix) + "/"
+	resp, err := e.cli.Get(ctx, pfx, clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("regroup: election: reading the election keys: %w", err)
+	}
+	n := 0
+	for _, kv := range resp.Kvs {
+		lease := clientv3.LeaseID(kv.Lease)
+		left := time.Duration(0)
+		if ttl, err := e.cli.TimeToLive(ctx, lease); err == nil {
+			left = time.Duration(ttl.TTL) * time.Second
+		}
+		if _, err := e.cli.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return n, fmt.Errorf("regroup: election: revoking the lease of %s: %w", kv.Key, err)
+		}
+		e.log.Info("revoked the election key of this coordinator's previous life instead of waiting for its lease",
+			"key", string(kv.Key), "address", string(kv.Value), "lease", int64(lease), "lease_left", left)
+		n++
+	}
+	return n, nil
+}
+
+// logWait says, when a campaign has to wait for a leader, whom it waits
+// for and how long that leader's lease has left.
+func (e *Elector) logWait(ctx context.Context) {
+	pfx := etcdstore.ElectionPrefix(e.cfg.Prefix) + "/"
+	resp, err := e.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(1))
+	if err != nil || len(resp.Kvs) == 0 {
+		return
+	}
+	kv := resp.Kvs[0]
+	left := "unknown"
+	if ttl, err := e.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease)); err == nil {
+		left = (time.Duration(ttl.TTL) * time.Second).String()
+	}
+	e.log.Info("waiting for the current leader: this coordinator leads when that one resigns or its lease expires",
+		"leader", string(kv.Value), "lease", kv.Lease, "lease_left", left)
 }
 
 // term is one won election.
