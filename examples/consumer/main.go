@@ -31,7 +31,7 @@ func main() {
 	topics := flag.String("topics", "orders", "topics to consume, comma-separated")
 	instance := flag.String("instance", "", "static instance id (restarts keep their partitions)")
 	assignors := flag.String("assignors", "cooperative-sticky", "assignors in preference order: "+strings.Join(assignor.Names(), ", "))
-	session := flag.Duration("session-timeout", 10*time.Second, "session timeout")
+	session := flag.Duration("session-timeout", 0, "session timeout (0: the member library's default, which rides through a coordinator failover)")
 	flag.Parse()
 
 	var as []assignor.Assignor
