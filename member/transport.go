@@ -236,6 +236,7 @@ func (t *transport) send(ctx context.Context, addr string, req proto.Message) (p
 // nothing). A call canceled by the member itself moves nothing.
 func (t *transport) failed(addr string, err error) error {
 	perr := rpcerr.FromStatus(err)
+	t.log.Debug("call failed", "coordinator", addr, "error", perr)
 	var e *regroup.Error
 	switch {
 	case errors.As(perr, &e) && e.Code == regroup.CodeNotCoordinator:

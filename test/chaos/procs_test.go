@@ -154,6 +154,24 @@ func tail(path string) string {
 	return string(b)
 }
 
+// keptDir returns a directory for the test's data and logs, removed when
+// the test passes and kept, with a note, when it fails.
+func keptDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "regroup-"+t.Name()+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs last: after the processes stopped.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("data and logs kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return dir
+}
+
 // cluster is three etcd processes, three coordinators and the members.
 type cluster struct {
 	t       *testing.T
@@ -166,7 +184,7 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T) *cluster {
-	c := &cluster{t: t, dir: t.TempDir(), members: map[string]*proc{}}
+	c := &cluster{t: t, dir: keptDir(t), members: map[string]*proc{}}
 	ports := freePorts(t, 9)
 	var initial, endpoints []string
 	for i := range 3 {
@@ -199,9 +217,6 @@ func newCluster(t *testing.T) *cluster {
 		}
 		for _, p := range c.etcd {
 			p.stop()
-		}
-		if t.Failed() {
-			t.Logf("logs kept in %s", c.dir)
 		}
 	})
 	conn, err := grpc.NewClient("passthrough:///chaos", grpc.WithTransportCredentials(insecure.NewCredentials()),

@@ -24,7 +24,7 @@ func TestSingleNodeKillRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes")
 	}
-	dir := t.TempDir()
+	dir := keptDir(t)
 	ports := freePorts(t, 3)
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	coord := &proc{t: t, name: "coordinator", out: filepath.Join(dir, "coord.log"), args: []string{"regroup", "serve",

@@ -59,7 +59,7 @@ func main() {
 				w.released("lost", ps, deadline)
 			},
 		},
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "chaosmember", Level: hclog.Info, Output: os.Stderr}),
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "chaosmember", Level: hclog.LevelFromString(os.Getenv("CHAOS_LOG_LEVEL")), Output: os.Stderr}),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaosmember:", err)
