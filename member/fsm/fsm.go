@@ -207,8 +207,8 @@ type beat struct {
 	hold   time.Duration
 }
 
-// overdue is when a held heartbeat's answer is late enough to send a probe
-// beside it.
+// overdue is when a heartbeat's answer is late enough to send a probe
+// beside it: its hold (zero if not held) plus the slack.
 func (b beat) overdue(session time.Duration) time.Time {
 	return b.sent.Add(b.hold + heartbeatSlack(session))
 }
@@ -468,7 +468,7 @@ func (m *Member) NextDeadline() time.Time {
 		switch {
 		case m.hb.id == 0:
 			at(m.hbAt)
-		case m.hb.hold > 0 && m.probe.id == 0 && !m.probeAt.IsZero():
+		case m.probe.id == 0 && !m.probeAt.IsZero():
 			at(m.probeAt)
 		}
 	}
@@ -745,8 +745,8 @@ func (m *Member) heartbeating() bool {
 }
 
 // maybeHeartbeat sends the next heartbeat when it is due, and a probe when
-// the heartbeat in flight was held and its answer is overdue: lost on the
-// way, or slow. The probe is not held, so its answer renews the lease
+// the answer of the heartbeat in flight is overdue (past its hold, if held,
+// by the slack): lost on the way, slow, or stuck on a coordinator that hung. The probe is not held, so its answer renews the lease
 // within a round trip; the heartbeat is not given up, because its answer
 // may yet come (a process frozen by a pause sees its timers fire and its
 // answers arrive at once when it wakes). A probe that gets no answer within
@@ -759,11 +759,8 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 	switch {
 	case m.hb.id == 0 && !now.Before(m.hbAt):
 		m.hb = m.beat(now, out, m.hold(now), 0)
-		m.probeAt = time.Time{}
-		if m.hb.hold > 0 {
-			m.probeAt = m.hb.overdue(m.cfg.SessionTimeout)
-		}
-	case m.hb.id != 0 && m.hb.hold > 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt):
+		m.probeAt = m.hb.overdue(m.cfg.SessionTimeout)
+	case m.hb.id != 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt):
 		m.probe = m.beat(now, out, 0, heartbeatSlack(m.cfg.SessionTimeout))
 		out.Requests[len(out.Requests)-1].Probe = true
 		m.probeAt = time.Time{}

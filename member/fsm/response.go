@@ -273,8 +273,8 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 		m.hbAt = now.Add(m.backoff(now, m.hbFailures))
 	case retriable(err):
 		// The probe got no answer: probe again, a slack after the last one,
-		// while the held heartbeat is still out.
-		if m.hb.id != 0 && m.hb.hold > 0 {
+		// while the heartbeat is still out.
+		if m.hb.id != 0 {
 			m.probeAt = sent.Add(heartbeatSlack(m.cfg.SessionTimeout))
 		}
 	}

@@ -155,7 +155,9 @@ func (c *cluster) leaderFault(t *testing.T, name string, fault, heal func(*proc)
 	})
 	heal(c.coords[l])
 	c.settle(t, len(c.live()))
-	time.Sleep(2 * time.Second) // let every owner log work
+	// Let every member reach the new leader (a held heartbeat's hold, 3 s,
+	// and more) before the next fault: each fault is tested alone.
+	time.Sleep(5 * time.Second)
 	return Check(c.events()).Window(from, time.Now())
 }
 
