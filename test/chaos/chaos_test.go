@@ -33,10 +33,10 @@ const (
 // restarts static members (a crash and a clean stop), freezes a member
 // past its session, and kills a member.
 // It checks from the members' logs alone that no partition ever had two
-// owners and no fencing token went backwards; that a leader's death and
-// the loss of an etcd node cost no member its lease: no OnLost, no
-// rebalance, no partition moved, and no partition without work for longer
-// than the lease TTL plus 2 s; and that a leader's hang moves no partition.
+// owners and no fencing token went backwards, and that a leader's death or
+// hang and the loss of an etcd node cost no member its lease: no OnLost,
+// no rebalance, no partition moved, and no partition without work for
+// longer than the lease TTL plus 2 s.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes for minutes")
@@ -123,13 +123,8 @@ func TestChaos(t *testing.T) {
 		c.expectFree(t, fmt.Sprintf("leader kill %d", i+1), w)
 	}
 	for i, w := range hangs {
-		// A hung leader costs nothing in most runs, but not yet in all
-		// (docs/benchmarks.md, issue 14): what must always hold is that
-		// nothing moves.
 		t.Logf("leader hang %d: lost %d, moved %d, generation changes %d, longest without work %v (%s)", i+1, w.Lost, w.Moved, w.Generations, w.LongestIdle, w.Idlest)
-		if w.Moved > 0 {
-			t.Errorf("leader hang %d: %d partitions moved; want none", i+1, w.Moved)
-		}
+		c.expectFree(t, fmt.Sprintf("leader hang %d", i+1), w)
 	}
 	t.Logf("zombie work lines (after a frozen member's lease, refused downstream by their token): %d", r.Zombie)
 }
