@@ -14,6 +14,7 @@ import (
 
 	"github.com/regroup-dev/regroup/coordinator"
 	"github.com/regroup-dev/regroup/coordinator/election"
+	"github.com/regroup-dev/regroup/member/fsm"
 	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
@@ -109,6 +110,7 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 		return nil, fmt.Errorf("--lease-ttl: %w", err)
 	}
 	cleanups = append(cleanups, el.Close)
+	logFailoverBudget(log, f.leaseTTL, cfg.Group.MinSessionTimeout)
 	if len(f.etcdEndpoints) == 0 {
 		// The embedded etcd's data directory is this process's alone: an
 		// election key in it is this coordinator's previous life (a crash,
@@ -130,6 +132,22 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 		go checkEtcd(ctx, cli, log)
 	}
 	return &backend{srv: srv, run: func(ctx context.Context) { _ = srv.Run(ctx) }, cleanup: cleanup}, nil
+}
+
+// logFailoverBudget says which members ride through a failover of this
+// coordinator: those whose lease, after an answered held heartbeat (the
+// session less a tenth and two heartbeat intervals), outlasts the lease
+// TTL plus the election and the way to the new leader (fsm.FailoverBudget
+// for the default TTL). It warns when sessions the coordinator accepts are
+// shorter.
+func logFailoverBudget(log hclog.Logger, ttl, minSession time.Duration) {
+	failover := ttl + fsm.FailoverBudget - election.DefaultTTL
+	hb := fsm.DefaultHeartbeatInterval
+	need := (failover + 2*hb) * 10 / 9
+	if minSession < need {
+		log.Info("members keep their leases through a coordinator failover only with a session timeout above this (with the default 3 s heartbeat); shorter sessions are safe but lose their partitions for a moment in a failover",
+			"session_timeout", need.Round(time.Second), "lease_ttl", ttl, "failover", failover)
+	}
 }
 
 // checkEtcd logs whether etcd answers, so that an unreachable cluster is
