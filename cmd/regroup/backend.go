@@ -14,10 +14,10 @@ import (
 
 	"github.com/regroup-dev/regroup/coordinator"
 	"github.com/regroup-dev/regroup/coordinator/election"
-	"github.com/regroup-dev/regroup/member/fsm"
 	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
+	"github.com/regroup-dev/regroup/member/fsm"
 )
 
 // backendFlags choose where group records live and how coordinators elect
