@@ -13,8 +13,10 @@ import (
 // errors from New, naming what is wrong.
 func TestNewRefusesBadConfigs(t *testing.T) {
 	sticky, _ := assignor.Lookup("sticky")
+	// New dials nothing (Run does); still, no test names the README's
+	// default port, which a user's coordinator may be serving.
 	good := func() member.Config {
-		return member.Config{Group: "g", Topics: []string{"orders"}}
+		return member.Config{Group: "g", Topics: []string{"orders"}, Endpoints: []string{"127.0.0.1:1"}}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -28,7 +30,7 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		}, "at most a third of the session timeout"},
 		{"margin too large", func(c *member.Config) { c.SafetyMargin = 19 * time.Second }, "safety margin"},
 		{"negative timeout", func(c *member.Config) { c.RebalanceTimeout = -time.Second }, "must be positive"},
-		{"empty endpoint", func(c *member.Config) { c.Endpoints = []string{"127.0.0.1:7070", ""} }, "endpoint is empty"},
+		{"empty endpoint", func(c *member.Config) { c.Endpoints = []string{"127.0.0.1:1", ""} }, "endpoint is empty"},
 		{"assignor twice", func(c *member.Config) { c.Assignors = []assignor.Assignor{sticky, sticky} }, "listed twice"},
 		{"nil assignor", func(c *member.Config) { c.Assignors = []assignor.Assignor{nil} }, "is nil"},
 		{"leave-on-stop without an instance", func(c *member.Config) { c.LeaveOnStop = true }, "applies to static members"},
