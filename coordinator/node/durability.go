@@ -49,7 +49,7 @@ func (n *Node) groupWritten(e *entry, d WriteDone) {
 	e.writing = 0
 	switch d.Outcome {
 	case Fenced:
-		n.end("a write was fenced: another coordinator leads")
+		n.endWith("a write was fenced: another coordinator leads", nil)
 		return
 	case OK:
 		e.durable = e.writingVersion
@@ -115,7 +115,7 @@ func (n *Node) loadDone(d LoadDone) {
 	rec := d.Record
 	switch {
 	case d.Outcome == Fenced:
-		n.end("a read was fenced: another coordinator leads")
+		n.endWith("a read was fenced: another coordinator leads", nil)
 		return
 	case d.Outcome != OK:
 		e.failures++

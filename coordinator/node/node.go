@@ -173,7 +173,7 @@ func (n *Node) Step(in Input) Output {
 		n.validUntil = in.ValidUntil
 	}
 	if n.ended == "" && !n.validUntil.IsZero() && !n.now.Before(n.validUntil) {
-		n.end("the term's lease may have expired")
+		n.endWith("the term's lease may have expired", nil)
 	}
 	if n.ended != "" {
 		if r, ok := in.Event.(Request); ok {
@@ -221,8 +221,8 @@ func (n *Node) endError() error {
 	return regroup.Errorf(regroup.CodeNotCoordinator, "this coordinator stopped leading (%s); retry on another one", n.ended)
 }
 
-func (n *Node) end(reason string) { n.endWith(reason, nil) }
-
+// endWith ends the term: every waiting call is answered with err, or
+// NOT_COORDINATOR naming reason if err is nil.
 func (n *Node) endWith(reason string, err error) {
 	n.ended = reason
 	if err == nil {

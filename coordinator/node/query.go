@@ -2,6 +2,8 @@ package node
 
 import (
 	"maps"
+
+	"github.com/regroup-dev/regroup"
 	"slices"
 
 	"github.com/regroup-dev/regroup/coordinator/group"
@@ -13,14 +15,20 @@ import (
 // unusable. A group whose writes fail is shown as it is in memory. The
 // caller must not step it, and must read it before the node's next step.
 func (n *Node) Group(id string) (*group.Group, error) {
-	e, err := n.existing(id)
-	if e := n.groups[id]; err != nil && e != nil && e.g != nil && e.tomb == nil {
-		return e.g, nil
-	}
-	if err != nil {
+	if err := group.ValidateGroupID(id); err != nil {
 		return nil, err
 	}
-	return e.g, nil
+	if err := n.broken[id]; err != nil {
+		return nil, n.brokenError(id, err)
+	}
+	switch e := n.groups[id]; {
+	case e == nil || e.tomb != nil:
+		return nil, regroup.Errorf(regroup.CodeUnknownGroup, "group %q does not exist", id)
+	case e.loading:
+		return nil, n.loadingError(id)
+	default:
+		return e.g, nil
+	}
 }
 
 // GroupIDs returns the ids of the groups that serve calls, sorted.

@@ -83,20 +83,28 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 // that answers calls for a group that cannot take them now.
 func (n *Node) lookup(id string) (*entry, error) {
 	if err := n.broken[id]; err != nil {
-		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: its stored record is unusable (%v); an operator must fix or delete the record", id, err)
+		return nil, n.brokenError(id, err)
 	}
 	e := n.groups[id]
 	switch {
 	case e == nil:
 		return nil, nil
 	case e.loading:
-		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is being reloaded from the store; retry shortly", id)
+		return nil, n.loadingError(id)
 	case e.failing:
 		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the record of group %q could not be stored; retry shortly", id)
 	case e.tomb != nil:
 		return nil, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is being deleted; retry shortly", id)
 	}
 	return e, nil
+}
+
+func (n *Node) brokenError(id string, err error) error {
+	return regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: its stored record is unusable (%v); an operator must fix or delete the record", id, err)
+}
+
+func (n *Node) loadingError(id string) error {
+	return regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is being reloaded from the store; retry shortly", id)
 }
 
 // create adds a new Empty group, continuing its tombstone if it has one.

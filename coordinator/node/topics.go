@@ -84,7 +84,7 @@ func (q *topicQueue) done(n *Node, d WriteDone) {
 		}
 	case Fenced:
 		n.send(group.Reply{Req: op.req, Err: regroup.Errorf(regroup.CodeNotCoordinator, "this coordinator is no longer the leader")})
-		n.end("a topic write was fenced: another coordinator leads")
+		n.endWith("a topic write was fenced: another coordinator leads", nil)
 		return
 	default:
 		n.fault("", fmt.Sprintf("writing the topic registry: %v (%v)", d.Outcome, d.Err))
