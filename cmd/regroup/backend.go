@@ -135,18 +135,14 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 }
 
 // logFailoverBudget says which members ride through a failover of this
-// coordinator: those whose lease, after an answered held heartbeat (the
-// session less a tenth and two heartbeat intervals), outlasts the lease
-// TTL plus the election and the way to the new leader (fsm.FailoverBudget
-// for the default TTL). It warns when sessions the coordinator accepts are
-// shorter.
+// coordinator (fsm.Config.RidesFailover, for a failover of the lease TTL
+// plus fsm.FailoverOverhead), when sessions it accepts are shorter.
 func logFailoverBudget(log hclog.Logger, ttl, minSession time.Duration) {
-	failover := ttl + fsm.FailoverBudget - election.DefaultTTL
-	hb := fsm.DefaultHeartbeatInterval
-	need := (failover + 2*hb) * 10 / 9
+	failover := ttl + fsm.FailoverOverhead
+	need := fsm.SessionToRide(failover)
 	if minSession < need {
 		log.Info("members keep their leases through a coordinator failover only with a session timeout above this (with the default 3 s heartbeat); shorter sessions are safe but lose their partitions for a moment in a failover",
-			"session_timeout", need.Round(time.Second), "lease_ttl", ttl, "failover", failover)
+			"session_timeout", need.Round(100*time.Millisecond), "lease_ttl", ttl, "failover", failover)
 	}
 }
 

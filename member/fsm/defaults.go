@@ -26,13 +26,18 @@ const (
 	DefaultMaxBackoff = 5 * time.Second
 )
 
+// FailoverOverhead is what a coordinator failover takes beyond the dead
+// leader's lease TTL: the election and load (0.5 s) and a second for the
+// member to find the new leader.
+const FailoverOverhead = 1500 * time.Millisecond
+
 // FailoverBudget is how long a coordinator failover may take with regroup
 // serve's defaults, from the leader's last keep-alive until the new leader
-// answers: the lease TTL (5 s), the election and load (0.5 s) and a second
-// for the member to find the new leader. A member rides through a failover
-// when its lease after an answered held heartbeat, SessionTimeout - Margin
-// - 2*HeartbeatInterval, exceeds it (RidesFailover).
-const FailoverBudget = 6500 * time.Millisecond
+// answers: the 5 s lease TTL plus FailoverOverhead. A member rides through
+// a failover when its lease after an answered held heartbeat,
+// SessionTimeout - Margin - 2*HeartbeatInterval, exceeds it
+// (RidesFailover).
+const FailoverBudget = 5*time.Second + FailoverOverhead
 
 // RidesFailover reports whether a member configured as c keeps its lease
 // through a coordinator failover that takes budget: the lease it holds at
@@ -40,6 +45,15 @@ const FailoverBudget = 6500 * time.Millisecond
 // of the one before) outlasts the failover.
 func (c Config) RidesFailover(budget time.Duration) bool {
 	return c.SessionTimeout-c.Margin-2*c.HeartbeatInterval > budget
+}
+
+// SessionToRide returns the shortest session timeout with which a member
+// whose other durations are the defaults (WithDefaults) rides through a
+// failover that takes budget: RidesFailover solved for the session, for
+// sessions of at least 9 s, whose heartbeat is the default 3 s.
+func SessionToRide(budget time.Duration) time.Duration {
+	// session - session/10 - 2*hb > budget
+	return (budget+2*DefaultHeartbeatInterval)*10/9 + time.Millisecond
 }
 
 // WithDefaults returns c with its zero durations filled in, each from the

@@ -31,6 +31,14 @@ func TestDefaults(t *testing.T) {
 	if !got.RidesFailover(FailoverBudget) {
 		t.Errorf("the defaults do not ride through a failover of %v", FailoverBudget)
 	}
+	for _, budget := range []time.Duration{FailoverBudget, 10 * time.Second, 30 * time.Second} {
+		need := SessionToRide(budget)
+		at, below := base, base
+		at.SessionTimeout, below.SessionTimeout = need, need-10*time.Millisecond
+		if !at.WithDefaults().RidesFailover(budget) || below.WithDefaults().RidesFailover(budget) {
+			t.Errorf("SessionToRide(%v) = %v, which RidesFailover does not agree is the shortest", budget, need)
+		}
+	}
 	short := base
 	short.SessionTimeout = 10 * time.Second
 	if short.WithDefaults().RidesFailover(FailoverBudget) {
