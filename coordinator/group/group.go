@@ -36,6 +36,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/internal/minheap"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -195,7 +196,7 @@ type Group struct {
 	emptySince   time.Time
 	departed     []ownerParts // assignments of members removed since the last plan
 	inTransit    []ownerParts // partitions taken from their owner, not yet reassigned
-	timers       timerHeap
+	timers       minheap.Heap[timerEntry]
 	waiting      []*member // members whose delivery waits: see wait
 }
 

@@ -10,52 +10,13 @@ type timerEntry struct {
 	member *member
 }
 
-// timerHeap orders session checks by time. A member has at most one live
-// entry, the one whose time equals its timerAt; entries of removed members
-// or superseded times are skipped when popped. Heartbeats move a session
-// deadline later without touching the heap: the entry fires early, finds
-// the deadline moved, and is pushed again. push and pop are
-// container/heap's algorithm, typed: no entry is boxed.
-type timerHeap []timerEntry
-
-func (h timerHeap) less(i, j int) bool { return h[i].at.Before(h[j].at) }
-
-func (h *timerHeap) push(e timerEntry) {
-	*h = append(*h, e)
-	s := *h
-	for j := len(s) - 1; ; {
-		i := (j - 1) / 2 // parent
-		if i == j || !s.less(j, i) {
-			break
-		}
-		s[i], s[j] = s[j], s[i]
-		j = i
-	}
-}
-
-func (h *timerHeap) pop() timerEntry {
-	s := *h
-	n := len(s) - 1
-	s[0], s[n] = s[n], s[0]
-	for i := 0; ; {
-		j1 := 2*i + 1
-		if j1 >= n || j1 < 0 {
-			break
-		}
-		j := j1 // left child
-		if j2 := j1 + 1; j2 < n && s.less(j2, j1) {
-			j = j2
-		}
-		if !s.less(j, i) {
-			break
-		}
-		s[i], s[j] = s[j], s[i]
-		i = j
-	}
-	e := s[n]
-	*h = s[:n]
-	return e
-}
+// Before orders session checks by time, for the group's timer heap. A
+// member has at most one live entry in the heap, the one whose time equals
+// its timerAt; entries of removed members or superseded times are skipped
+// when popped. Heartbeats move a session deadline later without touching
+// the heap: the entry fires early, finds the deadline moved, and is pushed
+// again.
+func (e timerEntry) Before(o timerEntry) bool { return e.at.Before(o.at) }
 
 // live reports whether e is its member's live entry.
 func (e timerEntry) live() bool { return !e.member.removed && e.at.Equal(e.member.timerAt) }
@@ -63,7 +24,7 @@ func (e timerEntry) live() bool { return !e.member.removed && e.at.Equal(e.membe
 // schedule makes sure m's session is checked no later than its deadline.
 func (g *Group) schedule(m *member) {
 	if m.timerAt.IsZero() || m.sessionDeadline.Before(m.timerAt) {
-		g.timers.push(timerEntry{at: m.sessionDeadline, member: m})
+		g.timers.Push(timerEntry{at: m.sessionDeadline, member: m})
 		m.timerAt = m.sessionDeadline
 	}
 }
@@ -72,7 +33,7 @@ func (g *Group) schedule(m *member) {
 func (g *Group) dueSessions(now time.Time) []*member {
 	var due []*member
 	for len(g.timers) > 0 && !g.timers[0].at.After(now) {
-		e := g.timers.pop()
+		e := g.timers.Pop()
 		if !e.live() {
 			continue
 		}
@@ -96,7 +57,7 @@ func (g *Group) NextDeadline() time.Time {
 			at(e.at)
 			break
 		}
-		g.timers.pop()
+		g.timers.Pop()
 	}
 	if len(g.pending) > 0 {
 		for _, exp := range g.pending {

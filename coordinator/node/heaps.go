@@ -45,28 +45,11 @@ func (h *timerHeap) remove(e *entry) {
 }
 
 // hold is a held reply's time; it is stale unless the node's held reply
-// for req still has that time.
+// for req still has that time. The node keeps them in a minheap.Heap.
 type hold struct {
 	at  time.Time
 	req group.ReqID
 }
 
-// holdHeap orders held replies by time.
-type holdHeap []hold
-
-func (h holdHeap) Len() int           { return len(h) }
-func (h holdHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h holdHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-
-// Push and Pop implement heap.Interface; use push and pop.
-func (h *holdHeap) Push(x any) { *h = append(*h, x.(hold)) }
-
-func (h *holdHeap) Pop() any {
-	s := *h
-	x := s[len(s)-1]
-	*h = s[:len(s)-1]
-	return x
-}
-
-func (h *holdHeap) push(x hold) { heap.Push(h, x) }
-func (h *holdHeap) pop() hold   { return heap.Pop(h).(hold) }
+// Before orders holds by time.
+func (h hold) Before(o hold) bool { return h.at.Before(o.at) }

@@ -35,6 +35,7 @@ import (
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/store"
+	"github.com/regroup-dev/regroup/internal/minheap"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -70,8 +71,8 @@ type Node struct {
 	broken     map[string]error
 	registry   map[string]int32
 
-	timers timerHeap // groups' deadlines
-	holds  holdHeap  // held replies' times
+	timers timerHeap          // groups' deadlines
+	holds  minheap.Heap[hold] // held replies' times
 	held   map[group.ReqID]group.Reply
 
 	nextWrite WriteID
@@ -275,7 +276,7 @@ func (n *Node) NextDeadline() time.Time {
 			at(h.at)
 			break
 		}
-		n.holds.pop()
+		n.holds.Pop()
 	}
 	return next
 }
@@ -283,7 +284,7 @@ func (n *Node) NextDeadline() time.Time {
 // tick fires whatever is due: held replies, groups' timers, retries.
 func (n *Node) tick() {
 	for len(n.holds) > 0 && !n.holds[0].at.After(n.now) {
-		h := n.holds.pop()
+		h := n.holds.Pop()
 		if r, ok := n.held[h.req]; ok && r.HoldUntil.Equal(h.at) {
 			delete(n.held, h.req)
 			n.out.Replies = append(n.out.Replies, group.Reply{Req: r.Req, Msg: r.Msg, Err: r.Err})
@@ -375,7 +376,7 @@ func (n *Node) after(e *entry, out group.Output) {
 func (n *Node) send(r group.Reply) {
 	if !r.HoldUntil.IsZero() && r.HoldUntil.After(n.now) {
 		n.held[r.Req] = r
-		n.holds.push(hold{at: r.HoldUntil, req: r.Req})
+		n.holds.Push(hold{at: r.HoldUntil, req: r.Req})
 		return
 	}
 	delete(n.held, r.Req)
