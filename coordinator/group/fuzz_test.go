@@ -12,6 +12,7 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/internal/scenario"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -108,7 +109,7 @@ type sent struct {
 type fuzzer struct {
 	ops      []byte
 	cfg      group.Config
-	ids      *seqIDs
+	ids      *scenario.SeqIDs
 	g        *group.Group
 	now      time.Time
 	registry map[string]int32
@@ -140,7 +141,7 @@ func runFuzzTrace(ops []byte, trace func(string)) error {
 	z := &fuzzer{
 		ops:      ops,
 		cfg:      cfg,
-		ids:      &seqIDs{},
+		ids:      &scenario.SeqIDs{},
 		now:      epoch,
 		registry: map[string]int32{"a": 3, "b": 2},
 		inflight: map[group.ReqID]sent{},

@@ -54,24 +54,9 @@ func TestScenarios(t *testing.T) {
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// seqIDs mints member ids "PREFIX-N" with one counter per scenario. Ids
-// with an empty prefix, which the group mints as member secrets (every
-// member in the scenarios has a client or instance id), are "secret-N" with
-// a counter of their own, so that secrets do not renumber members.
-type seqIDs struct{ n, secrets int }
-
-func (s *seqIDs) MemberID(prefix string) string {
-	if prefix == "" {
-		s.secrets++
-		return fmt.Sprintf("secret-%d", s.secrets)
-	}
-	s.n++
-	return fmt.Sprintf("%s-%d", prefix, s.n)
-}
-
 type harness struct {
 	cfg      group.Config
-	ids      *seqIDs
+	ids      *scenario.SeqIDs
 	g        *group.Group
 	now      time.Duration
 	registry map[string]int32
@@ -139,7 +124,7 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 	h.cfg = group.DefaultConfig()
 	h.cfg.InitialRebalanceDelay = 0
 	h.applyConfig(t, d)
-	h.ids = &seqIDs{}
+	h.ids = &scenario.SeqIDs{}
 	h.now = 0
 	if h.registry == nil {
 		h.registry = map[string]int32{}

@@ -33,7 +33,9 @@ import (
 //	topics NAME=COUNT ...            (put in the store directly)
 //	start [at=T] [valid-until=T]     (a new term loads the store)
 //	valid-until t=T                  (the term's validity from now on)
-//	join req=N (the arguments of internal/scenario.JoinRequest)
+//	join req=N (the arguments of internal/scenario.JoinRequest; a client
+//	     id starting with "panic" makes the id source panic, standing for
+//	     a bug in the group's state machine)
 //	sync req=N [group=g] member=ID [instance=I] gen=G   (input: "ID: topic=0,1" lines)
 //	heartbeat req=N [group=g] member=ID [instance=I] gen=G [hold=D]
 //	leave req=N [group=g] [members=ID[/INSTANCE],...] [temporary]
@@ -56,26 +58,9 @@ func TestScenarios(t *testing.T) {
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// seqIDs mints member ids "PREFIX-N" and secrets "secret-N", each with its
-// own counter; a client id "panic" makes it panic, to stand for a bug in a
-// group's state machine.
-type seqIDs struct{ n, secrets int }
-
-func (s *seqIDs) MemberID(prefix string) string {
-	if strings.HasPrefix(prefix, "panic") {
-		panic("a bug in the group state machine")
-	}
-	if prefix == "" {
-		s.secrets++
-		return fmt.Sprintf("secret-%d", s.secrets)
-	}
-	s.n++
-	return fmt.Sprintf("%s-%d", prefix, s.n)
-}
-
 type harness struct {
 	n          *node.Node
-	ids        *seqIDs
+	ids        *scenario.SeqIDs
 	now        time.Duration
 	validUntil time.Duration // 0: no limit
 	stored     map[string][]byte
@@ -170,7 +155,7 @@ func (h *harness) start(t *testing.T) {
 		snap.Groups = append(snap.Groups, rec)
 	}
 	if h.ids == nil {
-		h.ids = &seqIDs{}
+		h.ids = &scenario.SeqIDs{PanicPrefix: "panic"}
 	}
 	h.writes = map[node.WriteID]node.Write{}
 	cfg := group.DefaultConfig()

@@ -44,3 +44,26 @@ func Parts(tps []*regroupv1.TopicPartitions, sep string) string {
 	}
 	return strings.Join(ss, " ")
 }
+
+// SeqIDs mints member ids "PREFIX-N" with one counter per scenario, and,
+// for an empty prefix (the group mints member secrets so; every member in
+// the scenarios has a client or instance id), "secret-N" with a counter of
+// its own, so that secrets do not renumber members. With PanicPrefix set,
+// a prefix starting with it panics, to stand for a bug in a state machine.
+type SeqIDs struct {
+	PanicPrefix string
+	n, secrets  int
+}
+
+// MemberID implements coordinator/group.IDSource.
+func (s *SeqIDs) MemberID(prefix string) string {
+	if s.PanicPrefix != "" && strings.HasPrefix(prefix, s.PanicPrefix) {
+		panic("a bug in the group state machine")
+	}
+	if prefix == "" {
+		s.secrets++
+		return fmt.Sprintf("secret-%d", s.secrets)
+	}
+	s.n++
+	return fmt.Sprintf("%s-%d", prefix, s.n)
+}
