@@ -3,19 +3,14 @@ package simulator_test
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
-	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
 // simToRealFaults is a scenario with the faults the node core handles:
@@ -88,20 +83,7 @@ func runRealWithFaults(t *testing.T) (rebalances int, generation int32, assignme
 	}
 	stopA := serve()
 
-	conn, err := grpc.NewClient("passthrough:///coordinator", grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", target())
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	admin := regroupv1.NewAdminClient(conn)
-	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 12}}); err != nil {
-		t.Fatal(err)
-	}
-	rg := newRealGroup(t, admin, target)
+	rg := newRealGroup(t, target)
 	for _, name := range []string{"m1", "m2", "m3"} {
 		rg.start(name, false)
 	}

@@ -92,16 +92,7 @@ func compareWithReal(t *testing.T, res *simulator.Result, rebalances int, assign
 // group to settle after each step rather than for fixed times.
 func runReal(t *testing.T) (int, map[string][]string) {
 	addr, _ := startCoordinator(t, memstore.New())
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	admin := regroupv1.NewAdminClient(conn)
-	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 12}}); err != nil {
-		t.Fatal(err)
-	}
-	rg := newRealGroup(t, admin, func() string { return addr })
+	rg := newRealGroup(t, func() string { return addr })
 	for i := 1; i <= 5; i++ {
 		name := fmt.Sprintf("m%d", i)
 		rg.start(name, name == "m5")
@@ -112,7 +103,7 @@ func runReal(t *testing.T) (int, map[string][]string) {
 	rg.cut["m4"].Sever()
 	rg.settle("m1", "m2", "m3")
 
-	d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+	d, err := rg.admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +152,22 @@ type realGroup struct {
 	cancel  map[string]func() error
 }
 
-func newRealGroup(t *testing.T, admin regroupv1.AdminClient, target func() string) *realGroup {
+// newRealGroup reaches the coordinator at target() (which may change, as
+// after a failover) and creates the topic orders with 12 partitions.
+func newRealGroup(t *testing.T, target func() string) *realGroup {
+	conn, err := grpc.NewClient("passthrough:///coordinator", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", target())
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	admin := regroupv1.NewAdminClient(conn)
+	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 12}}); err != nil {
+		t.Fatal(err)
+	}
 	return &realGroup{t: t, admin: admin, target: target, members: map[string]*member.Member{},
 		cut: map[string]*cutproxy.Proxy{}, cancel: map[string]func() error{}}
 }
