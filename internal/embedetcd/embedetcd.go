@@ -99,6 +99,12 @@ func Endpoints(nodes []*Node) []string {
 func start(cfgs []Config) ([]*Node, error) {
 	ecfgs := make([]*embed.Config, len(cfgs))
 	var initial []string
+	var held []net.Listener // free ports stay taken until all are chosen
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
 	for i, c := range cfgs {
 		if c.Dir == "" {
 			return nil, errors.New("embedetcd: a data directory is required")
@@ -109,11 +115,11 @@ func start(cfgs []Config) ([]*Node, error) {
 		if c.MaxRequestBytes == 0 {
 			c.MaxRequestBytes = DefaultMaxRequestBytes
 		}
-		clientPort, err := portOrFree(c.ClientPort)
+		clientPort, err := portOrFree(c.ClientPort, &held)
 		if err != nil {
 			return nil, err
 		}
-		peerPort, err := portOrFree(c.PeerPort)
+		peerPort, err := portOrFree(c.PeerPort, &held)
 		if err != nil {
 			return nil, err
 		}
@@ -141,6 +147,10 @@ func start(cfgs []Config) ([]*Node, error) {
 		ec.InitialCluster = strings.Join(initial, ",")
 		ec.InitialClusterToken = "regroup"
 	}
+	for _, l := range held {
+		l.Close()
+	}
+	held = nil
 	nodes := make([]*Node, 0, len(cfgs))
 	fail := func(err error) ([]*Node, error) {
 		for _, n := range nodes {
@@ -176,8 +186,10 @@ func loopbackURL(port int) url.URL {
 	return url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", fmt.Sprint(port))}
 }
 
-// portOrFree returns port, or a free loopback port if port is 0.
-func portOrFree(port int) (int, error) {
+// portOrFree returns port, or a free loopback port if port is 0, whose
+// listener it adds to held: the caller closes it once every port is
+// chosen, so that no two are the same.
+func portOrFree(port int, held *[]net.Listener) (int, error) {
 	if port != 0 {
 		return port, nil
 	}
@@ -185,6 +197,6 @@ func portOrFree(port int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("embedetcd: finding a free port: %w", err)
 	}
-	defer l.Close()
+	*held = append(*held, l)
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
