@@ -142,6 +142,7 @@ func (s *Server) DescribeCluster(ctx context.Context, _ *regroupv1.DescribeClust
 		Role:          regroupv1.CoordinatorRole_COORDINATOR_ROLE_FOLLOWER,
 		Address:       s.cfg.Address,
 		LeaderAddress: s.leader(),
+		Coordinators:  s.coordinators(),
 	}
 	now := s.clock()
 	t := s.cur.Load()

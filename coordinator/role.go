@@ -19,6 +19,10 @@ type Elector interface {
 	// Leader returns the elected leader's address, or "" while none is
 	// known. It is cheap: followers call it for every call they refuse.
 	Leader() string
+	// Coordinators returns the advertised address of every coordinator
+	// taking part in the election, the leader first, or nothing while
+	// they are not known. Members learn them through FindCoordinator.
+	Coordinators() []string
 }
 
 // Term is one coordinator's leadership, from its election until it ends.
@@ -93,7 +97,10 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	retry := backoff{min: 200 * time.Millisecond, max: 10 * time.Second}
+	// Capped low: a campaign that fails for want of etcd already waits for
+	// its lease grant, and once etcd is back every second counts against
+	// the members' sessions.
+	retry := backoff{min: 200 * time.Millisecond, max: time.Second}
 	for ctx.Err() == nil {
 		s.log.Info("campaigning for leadership", "address", s.cfg.Address, "leader", s.elector.Leader())
 		term, err := s.elector.Campaign(ctx, s.cfg.Address)
@@ -235,6 +242,15 @@ func (s *Server) leader() string {
 		return ""
 	}
 	return s.elector.Leader()
+}
+
+// coordinators returns every coordinator's address as far as this one
+// knows, the leader first.
+func (s *Server) coordinators() []string {
+	if s.elector == nil {
+		return []string{s.cfg.Address}
+	}
+	return s.elector.Coordinators()
 }
 
 // Leading reports whether this coordinator serves groups right now. Health

@@ -297,6 +297,16 @@ func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest)
 	return replyOf[*regroupv1.HeartbeatResponse](r, err)
 }
 
+// FindCoordinator implements the Coordinator service. Every coordinator
+// answers it from what it sees of the election; it is never forwarded.
+func (s *Server) FindCoordinator(_ context.Context, req *regroupv1.FindCoordinatorRequest) (_ *regroupv1.FindCoordinatorResponse, err error) {
+	defer func(start time.Time) { s.finish("FindCoordinator", req, start, err) }(time.Now())
+	if err := group.ValidateGroupID(req.GetGroupId()); err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &regroupv1.FindCoordinatorResponse{LeaderAddress: s.leader(), Coordinators: s.coordinators()}, nil
+}
+
 // LeaveGroup implements the Coordinator service.
 func (s *Server) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupRequest) (_ *regroupv1.LeaveGroupResponse, err error) {
 	defer func(start time.Time) { s.finish("LeaveGroup", req, start, err) }(time.Now())

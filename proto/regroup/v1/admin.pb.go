@@ -1940,8 +1940,11 @@ type DescribeClusterResponse struct {
 	// successful keep-alive plus the TTL, minus a safety margin, minus now.
 	// It stops serving when this reaches zero without a renewal.
 	LeaseRemainingMs int64 `protobuf:"varint,9,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The advertised addresses of every coordinator taking part in the
+	// election, the leader first, as this coordinator sees them.
+	Coordinators  []string `protobuf:"bytes,10,rep,name=coordinators,proto3" json:"coordinators,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeClusterResponse) Reset() {
@@ -2035,6 +2038,13 @@ func (x *DescribeClusterResponse) GetLeaseRemainingMs() int64 {
 		return x.LeaseRemainingMs
 	}
 	return 0
+}
+
+func (x *DescribeClusterResponse) GetCoordinators() []string {
+	if x != nil {
+		return x.Coordinators
+	}
+	return nil
 }
 
 var File_regroup_v1_admin_proto protoreflect.FileDescriptor
@@ -2170,7 +2180,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x11AssignmentRefused\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x18\n" +
-	"\x16DescribeClusterRequest\"\x87\x03\n" +
+	"\x16DescribeClusterRequest\"\xab\x03\n" +
 	"\x17DescribeClusterResponse\x12/\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1b.regroup.v1.CoordinatorRoleR\x04role\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
@@ -2181,7 +2191,9 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\blease_id\x18\a \x01(\x03R\aleaseId\x12 \n" +
 	"\flease_ttl_ms\x18\b \x01(\x03R\n" +
 	"leaseTtlMs\x12,\n" +
-	"\x12lease_remaining_ms\x18\t \x01(\x03R\x10leaseRemainingMs*\xb9\x01\n" +
+	"\x12lease_remaining_ms\x18\t \x01(\x03R\x10leaseRemainingMs\x12\"\n" +
+	"\fcoordinators\x18\n" +
+	" \x03(\tR\fcoordinators*\xb9\x01\n" +
 	"\n" +
 	"GroupState\x12\x1b\n" +
 	"\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +

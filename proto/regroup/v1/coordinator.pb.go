@@ -969,6 +969,112 @@ func (x *LeaveGroupResponse) GetMembers() []*LeaveMemberResult {
 	return nil
 }
 
+// FindCoordinatorRequest asks who serves a group.
+type FindCoordinatorRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group; it need not exist.
+	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCoordinatorRequest) Reset() {
+	*x = FindCoordinatorRequest{}
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCoordinatorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCoordinatorRequest) ProtoMessage() {}
+
+func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
+func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_coordinator_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *FindCoordinatorRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+// FindCoordinatorResponse names the group's coordinator and every
+// coordinator taking part in the election.
+type FindCoordinatorResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address of the coordinator that serves the group, as the answering
+	// coordinator knows it; empty while it knows none (an election is under
+	// way, or it cannot reach etcd).
+	LeaderAddress string `protobuf:"bytes,1,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	// The advertised addresses of every coordinator taking part in the
+	// election, the leader first; empty while the answering coordinator
+	// cannot reach etcd.
+	Coordinators  []string `protobuf:"bytes,2,rep,name=coordinators,proto3" json:"coordinators,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCoordinatorResponse) Reset() {
+	*x = FindCoordinatorResponse{}
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCoordinatorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCoordinatorResponse) ProtoMessage() {}
+
+func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
+func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_coordinator_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FindCoordinatorResponse) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
+}
+
+func (x *FindCoordinatorResponse) GetCoordinators() []string {
+	if x != nil {
+		return x.Coordinators
+	}
+	return nil
+}
+
 var File_regroup_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_regroup_v1_coordinator_proto_rawDesc = "" +
@@ -1049,13 +1155,19 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\ferror_reason\x18\x03 \x01(\tR\verrorReason\x12#\n" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"M\n" +
 	"\x12LeaveGroupResponse\x127\n" +
-	"\amembers\x18\x01 \x03(\v2\x1d.regroup.v1.LeaveMemberResultR\amembers2\xb8\x02\n" +
+	"\amembers\x18\x01 \x03(\v2\x1d.regroup.v1.LeaveMemberResultR\amembers\"3\n" +
+	"\x16FindCoordinatorRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"d\n" +
+	"\x17FindCoordinatorResponse\x12%\n" +
+	"\x0eleader_address\x18\x01 \x01(\tR\rleaderAddress\x12\"\n" +
+	"\fcoordinators\x18\x02 \x03(\tR\fcoordinators2\x94\x03\n" +
 	"\vCoordinator\x12H\n" +
 	"\tJoinGroup\x12\x1c.regroup.v1.JoinGroupRequest\x1a\x1d.regroup.v1.JoinGroupResponse\x12H\n" +
 	"\tSyncGroup\x12\x1c.regroup.v1.SyncGroupRequest\x1a\x1d.regroup.v1.SyncGroupResponse\x12H\n" +
 	"\tHeartbeat\x12\x1c.regroup.v1.HeartbeatRequest\x1a\x1d.regroup.v1.HeartbeatResponse\x12K\n" +
 	"\n" +
-	"LeaveGroup\x12\x1d.regroup.v1.LeaveGroupRequest\x1a\x1e.regroup.v1.LeaveGroupResponseB;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
+	"LeaveGroup\x12\x1d.regroup.v1.LeaveGroupRequest\x1a\x1e.regroup.v1.LeaveGroupResponse\x12Z\n" +
+	"\x0fFindCoordinator\x12\".regroup.v1.FindCoordinatorRequest\x1a#.regroup.v1.FindCoordinatorResponseB;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
 
 var (
 	file_regroup_v1_coordinator_proto_rawDescOnce sync.Once
@@ -1069,45 +1181,49 @@ func file_regroup_v1_coordinator_proto_rawDescGZIP() []byte {
 	return file_regroup_v1_coordinator_proto_rawDescData
 }
 
-var file_regroup_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_regroup_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_regroup_v1_coordinator_proto_goTypes = []any{
-	(*JoinGroupRequest)(nil),   // 0: regroup.v1.JoinGroupRequest
-	(*JoinGroupMember)(nil),    // 1: regroup.v1.JoinGroupMember
-	(*JoinGroupResponse)(nil),  // 2: regroup.v1.JoinGroupResponse
-	(*MemberAssignment)(nil),   // 3: regroup.v1.MemberAssignment
-	(*SyncGroupRequest)(nil),   // 4: regroup.v1.SyncGroupRequest
-	(*SyncGroupResponse)(nil),  // 5: regroup.v1.SyncGroupResponse
-	(*HeartbeatRequest)(nil),   // 6: regroup.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),  // 7: regroup.v1.HeartbeatResponse
-	(*LeaveMember)(nil),        // 8: regroup.v1.LeaveMember
-	(*LeaveGroupRequest)(nil),  // 9: regroup.v1.LeaveGroupRequest
-	(*LeaveMemberResult)(nil),  // 10: regroup.v1.LeaveMemberResult
-	(*LeaveGroupResponse)(nil), // 11: regroup.v1.LeaveGroupResponse
-	(*Protocol)(nil),           // 12: regroup.v1.Protocol
-	(*Subscription)(nil),       // 13: regroup.v1.Subscription
-	(*Topic)(nil),              // 14: regroup.v1.Topic
-	(*Assignment)(nil),         // 15: regroup.v1.Assignment
+	(*JoinGroupRequest)(nil),        // 0: regroup.v1.JoinGroupRequest
+	(*JoinGroupMember)(nil),         // 1: regroup.v1.JoinGroupMember
+	(*JoinGroupResponse)(nil),       // 2: regroup.v1.JoinGroupResponse
+	(*MemberAssignment)(nil),        // 3: regroup.v1.MemberAssignment
+	(*SyncGroupRequest)(nil),        // 4: regroup.v1.SyncGroupRequest
+	(*SyncGroupResponse)(nil),       // 5: regroup.v1.SyncGroupResponse
+	(*HeartbeatRequest)(nil),        // 6: regroup.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),       // 7: regroup.v1.HeartbeatResponse
+	(*LeaveMember)(nil),             // 8: regroup.v1.LeaveMember
+	(*LeaveGroupRequest)(nil),       // 9: regroup.v1.LeaveGroupRequest
+	(*LeaveMemberResult)(nil),       // 10: regroup.v1.LeaveMemberResult
+	(*LeaveGroupResponse)(nil),      // 11: regroup.v1.LeaveGroupResponse
+	(*FindCoordinatorRequest)(nil),  // 12: regroup.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil), // 13: regroup.v1.FindCoordinatorResponse
+	(*Protocol)(nil),                // 14: regroup.v1.Protocol
+	(*Subscription)(nil),            // 15: regroup.v1.Subscription
+	(*Topic)(nil),                   // 16: regroup.v1.Topic
+	(*Assignment)(nil),              // 17: regroup.v1.Assignment
 }
 var file_regroup_v1_coordinator_proto_depIdxs = []int32{
-	12, // 0: regroup.v1.JoinGroupRequest.protocols:type_name -> regroup.v1.Protocol
-	13, // 1: regroup.v1.JoinGroupMember.subscription:type_name -> regroup.v1.Subscription
+	14, // 0: regroup.v1.JoinGroupRequest.protocols:type_name -> regroup.v1.Protocol
+	15, // 1: regroup.v1.JoinGroupMember.subscription:type_name -> regroup.v1.Subscription
 	1,  // 2: regroup.v1.JoinGroupResponse.members:type_name -> regroup.v1.JoinGroupMember
-	14, // 3: regroup.v1.JoinGroupResponse.topics:type_name -> regroup.v1.Topic
-	15, // 4: regroup.v1.MemberAssignment.assignment:type_name -> regroup.v1.Assignment
+	16, // 3: regroup.v1.JoinGroupResponse.topics:type_name -> regroup.v1.Topic
+	17, // 4: regroup.v1.MemberAssignment.assignment:type_name -> regroup.v1.Assignment
 	3,  // 5: regroup.v1.SyncGroupRequest.assignments:type_name -> regroup.v1.MemberAssignment
-	15, // 6: regroup.v1.SyncGroupResponse.assignment:type_name -> regroup.v1.Assignment
+	17, // 6: regroup.v1.SyncGroupResponse.assignment:type_name -> regroup.v1.Assignment
 	8,  // 7: regroup.v1.LeaveGroupRequest.members:type_name -> regroup.v1.LeaveMember
 	10, // 8: regroup.v1.LeaveGroupResponse.members:type_name -> regroup.v1.LeaveMemberResult
 	0,  // 9: regroup.v1.Coordinator.JoinGroup:input_type -> regroup.v1.JoinGroupRequest
 	4,  // 10: regroup.v1.Coordinator.SyncGroup:input_type -> regroup.v1.SyncGroupRequest
 	6,  // 11: regroup.v1.Coordinator.Heartbeat:input_type -> regroup.v1.HeartbeatRequest
 	9,  // 12: regroup.v1.Coordinator.LeaveGroup:input_type -> regroup.v1.LeaveGroupRequest
-	2,  // 13: regroup.v1.Coordinator.JoinGroup:output_type -> regroup.v1.JoinGroupResponse
-	5,  // 14: regroup.v1.Coordinator.SyncGroup:output_type -> regroup.v1.SyncGroupResponse
-	7,  // 15: regroup.v1.Coordinator.Heartbeat:output_type -> regroup.v1.HeartbeatResponse
-	11, // 16: regroup.v1.Coordinator.LeaveGroup:output_type -> regroup.v1.LeaveGroupResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
+	12, // 13: regroup.v1.Coordinator.FindCoordinator:input_type -> regroup.v1.FindCoordinatorRequest
+	2,  // 14: regroup.v1.Coordinator.JoinGroup:output_type -> regroup.v1.JoinGroupResponse
+	5,  // 15: regroup.v1.Coordinator.SyncGroup:output_type -> regroup.v1.SyncGroupResponse
+	7,  // 16: regroup.v1.Coordinator.Heartbeat:output_type -> regroup.v1.HeartbeatResponse
+	11, // 17: regroup.v1.Coordinator.LeaveGroup:output_type -> regroup.v1.LeaveGroupResponse
+	13, // 18: regroup.v1.Coordinator.FindCoordinator:output_type -> regroup.v1.FindCoordinatorResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1125,7 +1241,7 @@ func file_regroup_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_regroup_v1_coordinator_proto_rawDesc), len(file_regroup_v1_coordinator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

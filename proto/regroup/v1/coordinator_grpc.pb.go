@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Coordinator_JoinGroup_FullMethodName  = "/regroup.v1.Coordinator/JoinGroup"
-	Coordinator_SyncGroup_FullMethodName  = "/regroup.v1.Coordinator/SyncGroup"
-	Coordinator_Heartbeat_FullMethodName  = "/regroup.v1.Coordinator/Heartbeat"
-	Coordinator_LeaveGroup_FullMethodName = "/regroup.v1.Coordinator/LeaveGroup"
+	Coordinator_JoinGroup_FullMethodName       = "/regroup.v1.Coordinator/JoinGroup"
+	Coordinator_SyncGroup_FullMethodName       = "/regroup.v1.Coordinator/SyncGroup"
+	Coordinator_Heartbeat_FullMethodName       = "/regroup.v1.Coordinator/Heartbeat"
+	Coordinator_LeaveGroup_FullMethodName      = "/regroup.v1.Coordinator/LeaveGroup"
+	Coordinator_FindCoordinator_FullMethodName = "/regroup.v1.Coordinator/FindCoordinator"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -141,6 +142,15 @@ type CoordinatorClient interface {
 	// COORDINATOR_NOT_AVAILABLE. Per entry: UNKNOWN_MEMBER_ID,
 	// FENCED_INSTANCE_ID, INVALID_REQUEST.
 	LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error)
+	// FindCoordinator tells which coordinator serves a group and which
+	// coordinators there are. Any coordinator answers it, leader or not, from
+	// what it sees in the election: members call it to learn every
+	// coordinator's address beyond the ones they were configured with, so
+	// that they can move to another one when theirs dies, hangs or goes
+	// silent.
+	//
+	// Errors: INVALID_REQUEST.
+	FindCoordinator(ctx context.Context, in *FindCoordinatorRequest, opts ...grpc.CallOption) (*FindCoordinatorResponse, error)
 }
 
 type coordinatorClient struct {
@@ -185,6 +195,16 @@ func (c *coordinatorClient) LeaveGroup(ctx context.Context, in *LeaveGroupReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LeaveGroupResponse)
 	err := c.cc.Invoke(ctx, Coordinator_LeaveGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) FindCoordinator(ctx context.Context, in *FindCoordinatorRequest, opts ...grpc.CallOption) (*FindCoordinatorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindCoordinatorResponse)
+	err := c.cc.Invoke(ctx, Coordinator_FindCoordinator_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -307,6 +327,15 @@ type CoordinatorServer interface {
 	// COORDINATOR_NOT_AVAILABLE. Per entry: UNKNOWN_MEMBER_ID,
 	// FENCED_INSTANCE_ID, INVALID_REQUEST.
 	LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error)
+	// FindCoordinator tells which coordinator serves a group and which
+	// coordinators there are. Any coordinator answers it, leader or not, from
+	// what it sees in the election: members call it to learn every
+	// coordinator's address beyond the ones they were configured with, so
+	// that they can move to another one when theirs dies, hangs or goes
+	// silent.
+	//
+	// Errors: INVALID_REQUEST.
+	FindCoordinator(context.Context, *FindCoordinatorRequest) (*FindCoordinatorResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -328,6 +357,9 @@ func (UnimplementedCoordinatorServer) Heartbeat(context.Context, *HeartbeatReque
 }
 func (UnimplementedCoordinatorServer) LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LeaveGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) FindCoordinator(context.Context, *FindCoordinatorRequest) (*FindCoordinatorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FindCoordinator not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -422,6 +454,24 @@ func _Coordinator_LeaveGroup_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_FindCoordinator_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindCoordinatorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).FindCoordinator(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_FindCoordinator_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).FindCoordinator(ctx, req.(*FindCoordinatorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -444,6 +494,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LeaveGroup",
 			Handler:    _Coordinator_LeaveGroup_Handler,
+		},
+		{
+			MethodName: "FindCoordinator",
+			Handler:    _Coordinator_FindCoordinator_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
