@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,11 +66,13 @@ type Elector struct {
 	cfg    Config
 	cli    *clientv3.Client
 	log    hclog.Logger
-	leader atomic.Pointer[string]
+	view   atomic.Pointer[view]
 	hold   atomic.Bool // test hook, see export_test.go
 
-	stop context.CancelFunc
-	done chan struct{}
+	ctx      context.Context // ends with Close
+	stop     context.CancelFunc
+	done     chan struct{}
+	revoking sync.WaitGroup // revokeLater's goroutines
 }
 
 var _ coordinator.Elector = (*Elector)(nil)
@@ -99,9 +102,8 @@ func New(cfg Config) (*Elector, error) {
 		cfg.Logger = hclog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Elector{cfg: cfg, cli: cfg.Client, log: cfg.Logger, stop: cancel, done: make(chan struct{})}
-	empty := ""
-	e.leader.Store(&empty)
+	e := &Elector{cfg: cfg, cli: cfg.Client, log: cfg.Logger, ctx: ctx, stop: cancel, done: make(chan struct{})}
+	e.view.Store(&view{})
 	go e.observe(ctx)
 	return e, nil
 }
@@ -110,63 +112,125 @@ func New(cfg Config) (*Elector, error) {
 func (e *Elector) Close() {
 	e.stop()
 	<-e.done
+	e.revoking.Wait()
 }
 
-// Leader returns the address of the coordinator that leads, as last seen in
-// etcd, or "" while none is known.
-func (e *Elector) Leader() string { return *e.leader.Load() }
+// view is what an Elector last read of the election.
+type view struct {
+	leader       string
+	coordinators []string  // every candidate's address, oldest key first
+	rev          int64     // the read's revision
+	seen         time.Time // when the read was sent
+}
 
-// observe keeps e.leader up to date: the value of the oldest key under the
-// election prefix, re-read whenever a key under it changes.
+// current returns the last view if it is recent: once a whole TTL has
+// passed since the last read that etcd answered, the leader it named may
+// have lost its lease unseen, so the Elector names no one until etcd
+// answers again.
+func (e *Elector) current() *view {
+	if v := e.view.Load(); time.Since(v.seen) <= e.cfg.TTL {
+		return v
+	}
+	return &view{}
+}
+
+// Leader returns the address of the coordinator that leads, as last read
+// from etcd, or "" while none is known or etcd has not answered for a TTL.
+func (e *Elector) Leader() string { return e.current().leader }
+
+// Coordinators implements coordinator.Elector: the addresses under the
+// election prefix, the leader's first, as last read from etcd; nothing
+// while etcd has not answered for a TTL.
+func (e *Elector) Coordinators() []string { return slices.Clone(e.current().coordinators) }
+
+// refreshEvery is how often the election is read even when the watch shows
+// no change, so that a coordinator cut off from etcd notices it within a
+// fraction of the TTL.
+func (e *Elector) refreshEvery() time.Duration { return max(e.cfg.TTL/5, 200*time.Millisecond) }
+
+// observe keeps e.view up to date: it reads the keys under the election
+// prefix whenever one of them changes and every refreshEvery.
 func (e *Elector) observe(ctx context.Context) {
 	defer close(e.done)
 	pfx := etcdstore.ElectionPrefix(e.cfg.Prefix) + "/"
 	retry := 100 * time.Millisecond
+	blind := false // logged that etcd has not answered for a TTL
 	for ctx.Err() == nil {
-		resp, err := e.cli.Get(ctx, pfx, clientv3.WithFirstCreate()...)
+		err := e.refresh(ctx, pfx)
 		if err == nil {
-			retry = 100 * time.Millisecond
-			e.setLeader(resp)
-			wch := e.cli.Watch(clientv3.WithRequireLeader(ctx), pfx, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-			for wr := range wch {
-				if wr.Err() != nil {
-					err = wr.Err()
-					break
-				}
-				resp, err = e.cli.Get(ctx, pfx, clientv3.WithFirstCreate()...)
-				if err != nil {
-					break
-				}
-				e.setLeader(resp)
-			}
+			retry, blind = 100*time.Millisecond, false
+			err = e.watch(ctx, pfx)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			e.log.Debug("watching the election failed; retrying", "error", err, "retry_in", retry)
+		e.log.Debug("watching the election failed; retrying", "error", err, "retry_in", retry)
+		if since := time.Since(e.view.Load().seen); !blind && since > e.cfg.TTL {
+			blind = true
+			e.log.Warn("etcd has not answered for longer than the lease TTL: no leader is named until it does", "since", since.Round(time.Millisecond), "error", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(retry):
 		}
-		retry = min(2*retry, 5*time.Second)
+		retry = min(2*retry, e.refreshEvery())
 	}
 }
 
-func (e *Elector) setLeader(resp *clientv3.GetResponse) {
-	addr := ""
-	if len(resp.Kvs) > 0 {
-		addr = string(resp.Kvs[0].Value)
-	}
-	if prev := e.leader.Swap(&addr); *prev != addr {
-		if addr == "" {
-			e.log.Info("no coordinator leads")
-		} else {
-			e.log.Info("coordinator leader", "address", addr)
+// watch re-reads the election whenever a key under pfx changes and every
+// refreshEvery, until a read or the watch fails.
+func (e *Elector) watch(ctx context.Context, pfx string) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wch := e.cli.Watch(clientv3.WithRequireLeader(wctx), pfx, clientv3.WithPrefix(), clientv3.WithRev(e.view.Load().rev+1))
+	tick := time.NewTicker(e.refreshEvery())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case wr, ok := <-wch:
+			if !ok {
+				return errors.New("the watch ended")
+			}
+			if err := wr.Err(); err != nil {
+				return err
+			}
+		case <-tick.C:
+		}
+		if err := e.refresh(ctx, pfx); err != nil {
+			return err
 		}
 	}
+}
+
+// refresh reads every key under pfx, oldest first.
+func (e *Elector) refresh(ctx context.Context, pfx string) error {
+	rctx, cancel := context.WithTimeout(ctx, max(e.refreshEvery(), time.Second))
+	defer cancel()
+	sent := time.Now()
+	resp, err := e.cli.Get(rctx, pfx, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return err
+	}
+	v := &view{rev: resp.Header.Revision, seen: sent}
+	for _, kv := range resp.Kvs {
+		if addr := string(kv.Value); !slices.Contains(v.coordinators, addr) {
+			v.coordinators = append(v.coordinators, addr)
+		}
+	}
+	if len(v.coordinators) > 0 {
+		v.leader = v.coordinators[0]
+	}
+	if prev := e.view.Swap(v); prev.leader != v.leader {
+		if v.leader == "" {
+			e.log.Info("no coordinator leads")
+		} else {
+			e.log.Info("coordinator leader", "address", v.leader)
+		}
+	}
+	return nil
 }
 
 // Campaign implements coordinator.Elector: it grants a lease, keeps it
@@ -193,7 +257,7 @@ func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Ter
 		tcancel()
 		return nil, fmt.Errorf("regroup: starting an etcd session: %w", err)
 	}
-	t := &term{keeper: k, sess: sess, lease: grant.ID, cancel: tcancel}
+	t := &term{keeper: k, sess: sess, lease: grant.ID, cancel: tcancel, revokeLater: e.revokeLater}
 	el := concurrency.NewElection(sess, etcdstore.ElectionPrefix(e.cfg.Prefix))
 	cctx, ccancel := context.WithCancel(ctx)
 	go func() {
@@ -227,6 +291,42 @@ func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Ter
 	t.info = coordinator.TermInfo{Key: el.Key(), Revision: el.Rev(), LeaseID: int64(grant.ID), LeaseTTL: k.granted()}
 	t.st = etcdstore.New(e.cli, e.cfg.Prefix, etcdstore.Fence{Key: el.Key(), Revision: el.Rev()})
 	return t, nil
+}
+
+// revokeFor bounds how long revokeLater keeps trying: past it, the lease
+// has certainly expired unless etcd was without quorum for longer, and
+// then it expires a TTL after quorum returns.
+const revokeFor = 2 * time.Minute
+
+// revokeLater revokes lease in the background, retrying until etcd answers,
+// for a term whose resignation failed (etcd unreachable or without
+// quorum). etcd renews every lease for a full TTL when it regains a leader,
+// so without this the next coordinator would wait a TTL after etcd is back
+// for a key nobody holds.
+func (e *Elector) revokeLater(k *keeper, lease clientv3.LeaseID) {
+	e.revoking.Add(1)
+	go func() {
+		defer e.revoking.Done()
+		give := time.Now().Add(revokeFor)
+		for time.Now().Before(give) {
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(e.ctx, time.Second)
+			_, err := k.Revoke(ctx, lease)
+			cancel()
+			switch {
+			case err == nil:
+				e.log.Info("revoked the lease of an ended term once etcd answered: no one waits for it", "lease", int64(lease))
+				return
+			case errors.Is(err, rpctypes.ErrLeaseNotFound):
+				return
+			}
+		}
+		e.log.Warn("could not revoke the lease of an ended term; it expires by itself", "lease", int64(lease))
+	}()
 }
 
 // RevokePast revokes the lease of every election key in etcd, so that a
@@ -284,6 +384,9 @@ type term struct {
 	info   coordinator.TermInfo
 	st     *etcdstore.Store
 
+	// revokeLater keeps trying to revoke the lease when Resign could not.
+	revokeLater func(*keeper, clientv3.LeaseID)
+
 	resignOnce sync.Once
 	resignErr  error
 }
@@ -302,13 +405,17 @@ func (t *term) Done() <-chan struct{} { return t.sess.Done() }
 func (t *term) Info() coordinator.TermInfo { return t.info }
 
 // Resign implements coordinator.Term: it stops the keep-alives and revokes
-// the lease, which deletes the election key.
+// the lease, which deletes the election key. If etcd does not answer, the
+// lease is revoked in the background once it does.
 func (t *term) Resign(ctx context.Context) error {
 	t.resignOnce.Do(func() {
 		t.sess.Orphan()
 		_, err := t.keeper.Revoke(ctx, t.lease)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			err = nil
+		}
+		if err != nil {
+			t.revokeLater(t.keeper, t.lease)
 		}
 		t.resignErr = err
 		t.cancel()
