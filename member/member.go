@@ -269,7 +269,7 @@ func New(cfg Config) (*Member, error) {
 		cfg:     cfg,
 		machine: machine,
 		log:     log,
-		tr:      newTransport(cfg.Endpoints, cfg.DialOptions, log),
+		tr:      newTransport(cfg.Group, cfg.Endpoints, cfg.DialOptions, log),
 		changes: make(chan Change, 16),
 		pause:   make(chan time.Duration, 1),
 	}, nil

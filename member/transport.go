@@ -24,28 +24,44 @@ import (
 // naming a dead or hung leader until its election key expires.
 const suspectFor = 10 * time.Second
 
+// discoverEvery is how often a member asks its coordinator, with
+// FindCoordinator, which coordinators there are; it also asks after every
+// move to another coordinator. discoverTimeout bounds one such call.
+const (
+	discoverEvery   = time.Minute
+	discoverTimeout = 2 * time.Second
+)
+
 // transport sends the member's requests to the coordinator it believes
 // leads: it follows NOT_COORDINATOR to the leader the error names, unless
 // that one just failed, and moves to the next endpoint when one cannot be
 // reached, refuses, or lets a call run past its deadline (a hung process
 // or a silent network answers nothing at all). Probes go to every known
-// coordinator at once.
+// coordinator at once. Beyond the configured endpoints it knows every
+// coordinator that takes part in the election, learned with
+// FindCoordinator, and every leader a redirect named.
 type transport struct {
 	log      hclog.Logger
 	dialOpts []grpc.DialOption
 	clock    func() time.Time
+	group    string
+	life     context.Context // ends with close
+	end      context.CancelFunc
 
-	mu        sync.Mutex
-	endpoints []string // configured, then leaders learned from redirects
-	current   string
-	suspect   map[string]time.Time // endpoint -> until when it is passed over
-	conns     map[string]*grpc.ClientConn
-	closed    bool
+	mu         sync.Mutex
+	endpoints  []string // configured, then learned
+	current    string
+	suspect    map[string]time.Time // endpoint -> until when it is passed over
+	conns      map[string]*grpc.ClientConn
+	closed     bool
+	discovered time.Time // when FindCoordinator was last asked; zero: ask now
+	asking     bool      // a FindCoordinator call is under way
 }
 
-func newTransport(endpoints []string, opts []grpc.DialOption, log hclog.Logger) *transport {
-	return &transport{log: log, dialOpts: opts, clock: time.Now, endpoints: slices.Clone(endpoints), current: endpoints[0],
-		suspect: map[string]time.Time{}, conns: map[string]*grpc.ClientConn{}}
+func newTransport(group string, endpoints []string, opts []grpc.DialOption, log hclog.Logger) *transport {
+	life, end := context.WithCancel(context.Background())
+	return &transport{log: log, dialOpts: opts, clock: time.Now, group: group, life: life, end: end,
+		endpoints: slices.Clone(endpoints), current: endpoints[0], suspect: map[string]time.Time{}, conns: map[string]*grpc.ClientConn{}}
 }
 
 // conn returns the client of addr, dialing it if needed.
@@ -95,9 +111,7 @@ func (t *transport) moveFrom(addr, leader string, failed bool) {
 	if failed {
 		t.suspect[addr] = now.Add(suspectFor)
 	}
-	if leader != "" && !slices.Contains(t.endpoints, leader) {
-		t.endpoints = append(t.endpoints, leader)
-	}
+	t.learn(leader)
 	if t.current != addr {
 		return // another request moved already
 	}
@@ -105,10 +119,63 @@ func (t *transport) moveFrom(addr, leader string, failed bool) {
 	if next == "" || next == addr || now.Before(t.suspect[next]) {
 		next = t.nextAfter(addr, now)
 	}
-	if next != addr {
-		t.log.Info("switching coordinator", "from", addr, "to", next)
+	t.switchTo(next)
+}
+
+// switchTo makes addr current, with t.mu held; after a move the member
+// asks its new coordinator which coordinators there are.
+func (t *transport) switchTo(addr string) {
+	if addr == t.current {
+		return
 	}
-	t.current = next
+	t.log.Info("switching coordinator", "from", t.current, "to", addr)
+	t.current = addr
+	t.discovered = time.Time{}
+}
+
+// learn adds coordinators a FindCoordinator answer or a redirect named,
+// with t.mu held.
+func (t *transport) learn(addrs ...string) {
+	for _, a := range addrs {
+		if a != "" && !slices.Contains(t.endpoints, a) {
+			t.log.Info("learned a coordinator", "address", a)
+			t.endpoints = append(t.endpoints, a)
+		}
+	}
+}
+
+// discover asks addr, which just answered, which coordinators there are,
+// if that was not asked lately; the call runs in the background.
+func (t *transport) discover(addr string) {
+	t.mu.Lock()
+	if t.closed || t.asking || t.clock().Sub(t.discovered) < discoverEvery {
+		t.mu.Unlock()
+		return
+	}
+	t.asking = true
+	t.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(t.life, discoverTimeout)
+		defer cancel()
+		var resp *regroupv1.FindCoordinatorResponse
+		c, err := t.conn(addr)
+		if err == nil {
+			resp, err = c.FindCoordinator(ctx, &regroupv1.FindCoordinatorRequest{GroupId: t.group})
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.asking = false
+		if err != nil {
+			// An older coordinator does not know the call; a failing one is
+			// left to the group calls. Either way ask again later.
+			t.log.Debug("could not ask which coordinators there are", "coordinator", addr, "error", err)
+			t.discovered = t.clock()
+			return
+		}
+		t.discovered = t.clock()
+		t.learn(resp.GetCoordinators()...)
+		t.learn(resp.GetLeaderAddress())
+	}()
 }
 
 // nextAfter returns the first endpoint after addr that is not suspect, or
@@ -128,10 +195,7 @@ func (t *transport) follow(addr string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.suspect, addr)
-	if t.current != addr {
-		t.log.Info("switching coordinator", "from", t.current, "to", addr)
-		t.current = addr
-	}
+	t.switchTo(addr)
 }
 
 // call sends one request to the current coordinator and returns the
@@ -170,6 +234,7 @@ func (t *transport) probe(ctx context.Context, req proto.Message) (proto.Message
 		r := <-results
 		if r.err == nil {
 			t.follow(r.addr)
+			t.discover(r.addr)
 			return r.msg, nil
 		}
 		if r.addr == addr {
@@ -192,12 +257,9 @@ func (t *transport) probe(ctx context.Context, req proto.Message) (proto.Message
 func (t *transport) prefer(leader string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !slices.Contains(t.endpoints, leader) {
-		t.endpoints = append(t.endpoints, leader)
-	}
-	if leader != t.current && !t.clock().Before(t.suspect[leader]) {
-		t.log.Info("switching coordinator", "from", t.current, "to", leader)
-		t.current = leader
+	t.learn(leader)
+	if !t.clock().Before(t.suspect[leader]) {
+		t.switchTo(leader)
 	}
 }
 
@@ -207,6 +269,7 @@ func (t *transport) callAt(ctx context.Context, addr string, req proto.Message) 
 	if err != nil {
 		return nil, t.failed(addr, err)
 	}
+	t.discover(addr)
 	return msg, nil
 }
 
@@ -253,6 +316,7 @@ func (t *transport) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
+	t.end()
 	for _, c := range t.conns {
 		_ = c.Close()
 	}

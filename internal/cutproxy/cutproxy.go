@@ -1,10 +1,11 @@
 // Package cutproxy is a TCP proxy on 127.0.0.1 for tests that cut one
 // client off from a server: a network partition between the two, made of
-// real connections that fail as real ones do.
+// real connections that fail as real ones do. Severed, connections are
+// closed and refused; blackholed, they are accepted and kept but carry
+// nothing, as when a network silently drops every packet.
 package cutproxy
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -15,9 +16,12 @@ import (
 type Proxy struct {
 	lis    net.Listener
 	target func() string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
+
+	mu    sync.Mutex
+	open  *sync.Cond // signalled when blackholed or cut changes
+	conns []net.Conn
+	cut   bool
+	hole  bool // blackholed
 }
 
 // Start listens on a free loopback port and forwards every connection to
@@ -29,6 +33,7 @@ func Start(t testing.TB, target func() string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{lis: lis, target: target}
+	p.open = sync.NewCond(&p.mu)
 	go p.accept()
 	t.Cleanup(func() { lis.Close(); p.Sever() })
 	return p
@@ -43,27 +48,83 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		if !p.forward(in) {
-			in.Close()
+		go p.forward(in)
+	}
+}
+
+// forward connects in to the target once the proxy is not blackholed, or
+// closes it if the proxy is severed.
+func (p *Proxy) forward(in net.Conn) {
+	if !p.pass() {
+		in.Close()
+		return
+	}
+	out, err := net.Dial("tcp", p.target())
+	if err != nil {
+		in.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		in.Close()
+		out.Close()
+		return
+	}
+	p.conns = append(p.conns, in, out)
+	p.mu.Unlock()
+	go p.pipe(out, in)
+	go p.pipe(in, out)
+}
+
+// pipe copies from src to dst while the proxy is open: a chunk read while
+// it is blackholed waits, and the data behind it stays in the kernel's
+// buffers, until the blackhole ends.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && (!p.pass() || !write(dst, buf[:n])) {
+			return
+		}
+		if err != nil {
+			return
 		}
 	}
 }
 
-// forward connects in to the target, unless the proxy is severed.
-func (p *Proxy) forward(in net.Conn) bool {
+func write(dst net.Conn, b []byte) bool {
+	_, err := dst.Write(b)
+	return err == nil
+}
+
+// pass waits while the proxy is blackholed and reports whether it is still
+// open (not severed).
+func (p *Proxy) pass() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cut {
-		return false
+	for p.hole && !p.cut {
+		p.open.Wait()
 	}
-	out, err := net.Dial("tcp", p.target())
-	if err != nil {
-		return false
-	}
-	p.conns = append(p.conns, in, out)
-	go func() { _, _ = io.Copy(out, in); out.Close() }()
-	go func() { _, _ = io.Copy(in, out); in.Close() }()
-	return true
+	return !p.cut
+}
+
+// Blackhole keeps every connection, and accepts new ones, but carries
+// nothing either way until Restore: the server looks hung, or the network
+// silent.
+func (p *Proxy) Blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hole = true
+}
+
+// Restore ends a blackhole: what was held back flows again.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hole = false
+	p.open.Broadcast()
 }
 
 // Sever closes every connection and refuses new ones, for good.
@@ -71,6 +132,7 @@ func (p *Proxy) Sever() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
+	p.open.Broadcast()
 	for _, c := range p.conns {
 		c.Close()
 	}
