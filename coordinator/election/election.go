@@ -63,11 +63,11 @@ type Config struct {
 // Elector campaigns for a coordinator and tells who leads. Its methods are
 // safe for concurrent use.
 type Elector struct {
-	cfg    Config
-	cli    *clientv3.Client
-	log    hclog.Logger
-	view   atomic.Pointer[view]
-	hold   atomic.Bool // test hook, see export_test.go
+	cfg  Config
+	cli  *clientv3.Client
+	log  hclog.Logger
+	view atomic.Pointer[view]
+	hold atomic.Bool // test hook, see export_test.go
 
 	ctx      context.Context // ends with Close
 	stop     context.CancelFunc
