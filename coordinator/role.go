@@ -131,7 +131,7 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 		rctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
 		defer cancel()
 		if err := term.Resign(rctx); err != nil {
-			s.log.Warn("resigning failed; the lease expires by itself", "lease", info.LeaseID, "error", err)
+			s.log.Warn("resigning failed; the lease is revoked once etcd answers, or expires by itself", "lease", info.LeaseID, "error", err)
 			return
 		}
 		s.log.Info("resigned: the lease is revoked", "lease", info.LeaseID)

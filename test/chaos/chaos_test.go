@@ -54,29 +54,45 @@ func TestChaos(t *testing.T) {
 		_, err := c.admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: partitions}})
 		return err
 	})
+	// The static members know every coordinator; each dynamic one is given
+	// one and learns the others.
 	live := []string{"m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"}
+	all := c.fronts(0, 1, 2)
 	for i, name := range live {
-		c.startMember(name, i < 4)
+		if i < 4 {
+			c.startMember(name, true, all)
+		} else {
+			c.startMember(name, false, c.fronts(i%3))
+		}
 	}
 	c.settle(t, len(live))
 
-	var kills, hangs []Window
+	var kills, hangs, holes []Window
 	for round := range *rounds {
-		kills = append(kills, c.leaderFault(t, fmt.Sprintf("kill %d", round+1), func(p *proc) {
-			p.kill()
-		}, func(p *proc) { p.start() }))
-		hangs = append(hangs, c.leaderFault(t, fmt.Sprintf("hang %d", round+1), func(p *proc) {
-			p.signal(syscall.SIGSTOP)
-		}, func(p *proc) {
+		kills = append(kills, c.leaderFault(t, fmt.Sprintf("kill %d", round+1), func(i int) {
+			c.coords[i].kill()
+		}, func(i int) { c.coords[i].start() }))
+		hangs = append(hangs, c.leaderFault(t, fmt.Sprintf("hang %d", round+1), func(i int) {
+			c.coords[i].signal(syscall.SIGSTOP)
+		}, func(i int) {
 			time.Sleep(3 * leaseTTL) // frozen well past its lease, as a frozen VM
-			p.cont()
+			c.coords[i].cont()
+		}))
+		// The leader's network goes silent, to etcd and to the members:
+		// connections are accepted and nothing is answered. The leader
+		// itself runs on, sees its lease run out and steps down.
+		holes = append(holes, c.leaderFault(t, fmt.Sprintf("blackhole %d", round+1), func(i int) {
+			c.silence(i, true)
+		}, func(i int) {
+			time.Sleep(3 * leaseTTL)
+			c.silence(i, false)
 		}))
 	}
 
 	// The etcd cluster loses a member (one process killed, then back), and
 	// then its quorum for 10 s (two frozen): safety holds throughout, and
 	// the partitions are owned again once etcd is.
-	etcdKill := c.etcdFault(t, "an etcd node killed", func() {
+	etcdKill, _ := c.etcdFault(t, "an etcd node killed", func() {
 		c.etcd[0].kill()
 		time.Sleep(5 * time.Second)
 		c.etcd[0].start()
@@ -84,22 +100,28 @@ func TestChaos(t *testing.T) {
 	t.Logf("an etcd node killed and restarted: lost %d, moved %d, generation changes %d, longest without work %v",
 		etcdKill.Lost, etcdKill.Moved, etcdKill.Generations, etcdKill.LongestIdle.Round(time.Millisecond))
 	c.expectFree(t, "an etcd node killed", etcdKill)
-	quorum := c.etcdFault(t, "etcd quorum lost for 10 s", func() {
+	quorum, back := c.etcdFault(t, "etcd quorum lost for 10 s", func() {
 		c.etcd[1].signal(syscall.SIGSTOP)
 		c.etcd[2].signal(syscall.SIGSTOP)
 		time.Sleep(10 * time.Second)
 		c.etcd[1].cont()
 		c.etcd[2].cont()
 	})
-	t.Logf("etcd quorum lost for 10 s: lost %d, moved %d, generation changes %d, longest without work %v",
-		quorum.Lost, quorum.Moved, quorum.Generations, quorum.LongestIdle.Round(time.Millisecond))
+	t.Logf("etcd quorum lost for 10 s: a coordinator led %v after quorum returned; lost %d, moved %d, generation changes %d, longest without work %v",
+		back.Round(time.Millisecond), quorum.Lost, quorum.Moved, quorum.Generations, quorum.LongestIdle.Round(time.Millisecond))
+	// Every lease of the outage was revoked once etcd answered (or had
+	// expired): no coordinator waits a TTL for a key nobody holds.
+	if back > leaseTTL {
+		t.Errorf("a coordinator led only %v after quorum returned, more than the lease TTL %v", back, leaseTTL)
+	}
+	c.expectFree(t, "etcd quorum lost for 10 s", quorum)
 
 	// Static members restart: one crashes and comes back, one stops and
 	// comes back; the dynamic ones are not part of this.
 	c.killMember("m1")
-	c.startMember("m1", true)
+	c.startMember("m1", true, all)
 	c.members["m2"].stop()
-	c.startMember("m2", true)
+	c.startMember("m2", true, all)
 	c.settle(t, len(live))
 
 	// A member frozen past its session: the group gives its partitions to
@@ -126,13 +148,17 @@ func TestChaos(t *testing.T) {
 		t.Logf("leader hang %d: lost %d, moved %d, generation changes %d, longest without work %v (%s)", i+1, w.Lost, w.Moved, w.Generations, w.LongestIdle, w.Idlest)
 		c.expectFree(t, fmt.Sprintf("leader hang %d", i+1), w)
 	}
+	for i, w := range holes {
+		t.Logf("leader blackhole %d: lost %d, moved %d, generation changes %d, longest without work %v (%s)", i+1, w.Lost, w.Moved, w.Generations, w.LongestIdle, w.Idlest)
+		c.expectFree(t, fmt.Sprintf("leader blackhole %d", i+1), w)
+	}
 	t.Logf("zombie work lines (after a frozen member's lease, refused downstream by their token): %d", r.Zombie)
 }
 
-// leaderFault does fault to the leading coordinator, waits for another to
-// lead and the group to settle, then has heal bring the old one back, and
-// returns what the members' logs show of that time.
-func (c *cluster) leaderFault(t *testing.T, name string, fault, heal func(*proc)) Window {
+// leaderFault does fault to the leading coordinator (by index), waits for
+// another to lead and the group to settle, then has heal bring the old one
+// back, and returns what the members' logs show of that time.
+func (c *cluster) leaderFault(t *testing.T, name string, fault, heal func(int)) Window {
 	var l int
 	waitfor.Until(t, name+": a coordinator leads", func() error {
 		if l = c.leader(); l < 0 {
@@ -141,14 +167,14 @@ func (c *cluster) leaderFault(t *testing.T, name string, fault, heal func(*proc)
 		return nil
 	})
 	from := time.Now()
-	fault(c.coords[l])
+	fault(l)
 	waitfor.Until(t, name+": another coordinator leads", func() error {
 		if n := c.leader(); n < 0 || n == l {
 			return fmt.Errorf("leader %d", n)
 		}
 		return nil
 	})
-	heal(c.coords[l])
+	heal(l)
 	c.settle(t, len(c.live()))
 	// Let every member reach the new leader (a held heartbeat's hold, 3 s,
 	// and more) before the next fault: each fault is tested alone.
@@ -157,19 +183,22 @@ func (c *cluster) leaderFault(t *testing.T, name string, fault, heal func(*proc)
 }
 
 // etcdFault does something to etcd, waits for the group to settle and
-// returns what the members' logs show of that time.
-func (c *cluster) etcdFault(t *testing.T, name string, fault func()) Window {
+// returns what the members' logs show of that time, and how long after
+// fault returned (etcd whole again) a coordinator led.
+func (c *cluster) etcdFault(t *testing.T, name string, fault func()) (Window, time.Duration) {
 	from := time.Now()
 	fault()
+	healed := time.Now()
 	waitfor.Until(t, name+": a coordinator leads", func() error {
 		if c.leader() < 0 {
 			return errors.New("no coordinator says it leads")
 		}
 		return nil
 	})
+	led := time.Since(healed)
 	c.settle(t, len(c.live()))
 	time.Sleep(2 * time.Second)
-	return Check(c.events()).Window(from, time.Now())
+	return Check(c.events()).Window(from, time.Now()), led
 }
 
 // live returns the members running.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/regroup-dev/regroup/internal/cutproxy"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -155,7 +156,7 @@ func tail(path string) string {
 }
 
 // keptDir returns a directory for the test's data and logs, removed when
-// the test passes and kept, with a note, when it fails.
+// the test passes and kept, with a note, when it fails or CHAOS_KEEP is set.
 func keptDir(t *testing.T) string {
 	dir, err := os.MkdirTemp("", "regroup-"+t.Name()+"-")
 	if err != nil {
@@ -163,7 +164,7 @@ func keptDir(t *testing.T) string {
 	}
 	// Registered first, so it runs last: after the processes stopped.
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("CHAOS_KEEP") != "" {
 			t.Logf("data and logs kept in %s", dir)
 			return
 		}
@@ -173,12 +174,16 @@ func keptDir(t *testing.T) string {
 }
 
 // cluster is three etcd processes, three coordinators and the members.
+// Each coordinator reaches etcd, and is reached by the members, through
+// proxies of its own (net), so that a test can make its network silent;
+// the test itself reaches the coordinators directly.
 type cluster struct {
 	t       *testing.T
 	dir     string
 	etcd    []*proc
 	coords  []*proc
-	addrs   []string // coordinators' addresses, by index
+	addrs   []string            // coordinators' addresses, by index
+	net     [][]*cutproxy.Proxy // by coordinator: its front (the address it advertises), then one per etcd node
 	members map[string]*proc
 	admin   regroupv1.AdminClient
 }
@@ -201,12 +206,22 @@ func newCluster(t *testing.T) *cluster {
 	}
 	for i := range 3 {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[6+i])
+		front := cutproxy.Start(t, func() string { return addr })
+		proxies := []*cutproxy.Proxy{front}
+		var viaProxies []string
+		for _, e := range endpoints {
+			p := cutproxy.Start(t, func() string { return e })
+			proxies = append(proxies, p)
+			viaProxies = append(viaProxies, p.Addr())
+		}
 		p := &proc{t: t, name: fmt.Sprintf("coordinator c%d", i), out: filepath.Join(c.dir, fmt.Sprintf("coord%d.log", i)), args: []string{"regroup", "serve",
-			"--listen", addr, "--etcd-endpoints", strings.Join(endpoints, ","), "--metrics-addr", "", "--initial-rebalance-delay", "1s",
+			"--listen", addr, "--advertise-addr", front.Addr(), "--etcd-endpoints", strings.Join(viaProxies, ","),
+			"--metrics-addr", "", "--initial-rebalance-delay", "1s",
 		}}
 		p.start()
 		c.coords = append(c.coords, p)
 		c.addrs = append(c.addrs, addr)
+		c.net = append(c.net, proxies)
 	}
 	t.Cleanup(func() {
 		for _, p := range c.members {
@@ -259,9 +274,31 @@ func (c *cluster) leader() int {
 	return -1
 }
 
-// startMember starts (or restarts) member name, static when instance.
-func (c *cluster) startMember(name string, static bool) {
-	args := []string{"chaosmember", "-endpoints", strings.Join(c.addrs, ","), "-log", filepath.Join(c.dir, name+".events"), "-session", session.String()}
+// silence blackholes coordinator i's network (silent true) or restores it.
+func (c *cluster) silence(i int, silent bool) {
+	for _, p := range c.net[i] {
+		if silent {
+			p.Blackhole()
+		} else {
+			p.Restore()
+		}
+	}
+}
+
+// fronts returns the addresses members reach the coordinators at the
+// given indexes at.
+func (c *cluster) fronts(coords ...int) []string {
+	var out []string
+	for _, i := range coords {
+		out = append(out, c.net[i][0].Addr())
+	}
+	return out
+}
+
+// startMember starts (or restarts) member name, static when instance, given
+// the coordinator addresses endpoints; it learns the others.
+func (c *cluster) startMember(name string, static bool, endpoints []string) {
+	args := []string{"chaosmember", "-endpoints", strings.Join(endpoints, ","), "-log", filepath.Join(c.dir, name+".events"), "-session", session.String()}
 	if static {
 		args = append(args, "-instance", name)
 	}

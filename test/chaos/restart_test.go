@@ -65,8 +65,8 @@ func TestSingleNodeKillRestart(t *testing.T) {
 		_, err := c.admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: partitions}})
 		return err
 	})
-	c.startMember("m1", true)
-	c.startMember("m2", false)
+	c.startMember("m1", true, c.addrs)
+	c.startMember("m2", false, c.addrs)
 	c.settle(t, 2)
 
 	from := time.Now()
