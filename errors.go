@@ -40,6 +40,9 @@ const (
 	CodeUnknownGroup              Code = "UNKNOWN_GROUP"
 	CodeUnknownTopic              Code = "UNKNOWN_TOPIC"
 	CodeGroupNotEmpty             Code = "GROUP_NOT_EMPTY"
+	CodeUnauthenticated           Code = "UNAUTHENTICATED"
+	CodeNotAuthorized             Code = "NOT_AUTHORIZED"
+	CodeLimitExceeded             Code = "LIMIT_EXCEEDED"
 )
 
 // Metadata keys carried by some errors.
@@ -89,6 +92,9 @@ var (
 	ErrUnknownGroup              = &Error{Code: CodeUnknownGroup}
 	ErrUnknownTopic              = &Error{Code: CodeUnknownTopic}
 	ErrGroupNotEmpty             = &Error{Code: CodeGroupNotEmpty}
+	ErrUnauthenticated           = &Error{Code: CodeUnauthenticated}
+	ErrNotAuthorized             = &Error{Code: CodeNotAuthorized}
+	ErrLimitExceeded             = &Error{Code: CodeLimitExceeded}
 )
 
 // Errorf returns an *Error with the given code and a formatted message.
@@ -177,6 +183,11 @@ var codes = map[Code]codeInfo{
 	CodeUnknownGroup:            {},
 	CodeUnknownTopic:            {},
 	CodeGroupNotEmpty:           {},
+	CodeUnauthenticated: {fatal: true,
+		advice: "the coordinator requires authentication; give the member a client certificate or a token the coordinator accepts"},
+	CodeNotAuthorized: {fatal: true,
+		advice: "this member's identity may not do this; grant it the right in the coordinator's policy, or run it with the identity that owns the member"},
+	CodeLimitExceeded: {},
 }
 
 // Fatal reports whether a member that receives this code must stop rather

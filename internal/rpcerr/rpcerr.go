@@ -34,6 +34,9 @@ var grpcCode = map[regroup.Code]codes.Code{
 	regroup.CodeUnknownGroup:              codes.NotFound,
 	regroup.CodeUnknownTopic:              codes.NotFound,
 	regroup.CodeGroupNotEmpty:             codes.FailedPrecondition,
+	regroup.CodeUnauthenticated:           codes.Unauthenticated,
+	regroup.CodeNotAuthorized:             codes.PermissionDenied,
+	regroup.CodeLimitExceeded:             codes.ResourceExhausted,
 }
 
 // ToStatus converts err into a gRPC status error. A *regroup.Error becomes a
