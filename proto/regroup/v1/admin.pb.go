@@ -393,7 +393,10 @@ type MemberDescription struct {
 	// Whether it has rejoined the rebalance in progress.
 	Joined bool `protobuf:"varint,13,opt,name=joined,proto3" json:"joined,omitempty"`
 	// Whether it still has to send SyncGroup in this generation.
-	AwaitingSync  bool `protobuf:"varint,14,opt,name=awaiting_sync,json=awaitingSync,proto3" json:"awaiting_sync,omitempty"`
+	AwaitingSync bool `protobuf:"varint,14,opt,name=awaiting_sync,json=awaitingSync,proto3" json:"awaiting_sync,omitempty"`
+	// The authenticated identity that joined it, which alone may act as it;
+	// empty when it joined without authentication.
+	Identity      string `protobuf:"bytes,15,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,6 +527,13 @@ func (x *MemberDescription) GetAwaitingSync() bool {
 		return x.AwaitingSync
 	}
 	return false
+}
+
+func (x *MemberDescription) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
 }
 
 // Rebalance is one entry of a group's rebalance history.
@@ -2066,7 +2076,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x12ListGroupsResponse\x120\n" +
 	"\x06groups\x18\x01 \x03(\v2\x18.regroup.v1.GroupSummaryR\x06groups\"1\n" +
 	"\x14DescribeGroupRequest\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xcf\x04\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xeb\x04\n" +
 	"\x11MemberDescription\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x16\n" +
@@ -2085,7 +2095,8 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x14rebalance_timeout_ms\x18\v \x01(\x03R\x12rebalanceTimeoutMs\x12#\n" +
 	"\rfencing_token\x18\f \x01(\x03R\ffencingToken\x12\x16\n" +
 	"\x06joined\x18\r \x01(\bR\x06joined\x12#\n" +
-	"\rawaiting_sync\x18\x0e \x01(\bR\fawaitingSync\"\x9a\x03\n" +
+	"\rawaiting_sync\x18\x0e \x01(\bR\fawaitingSync\x12\x1a\n" +
+	"\bidentity\x18\x0f \x01(\tR\bidentity\"\x9a\x03\n" +
 	"\tRebalance\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x05R\n" +

@@ -209,7 +209,10 @@ type MemberRecord struct {
 	Absent bool `protobuf:"varint,13,opt,name=absent,proto3" json:"absent,omitempty"`
 	// The secret issued to it at join (JoinGroupResponse.member_secret), which
 	// proves a LeaveGroup is its own.
-	MemberSecret  string `protobuf:"bytes,14,opt,name=member_secret,json=memberSecret,proto3" json:"member_secret,omitempty"`
+	MemberSecret string `protobuf:"bytes,14,opt,name=member_secret,json=memberSecret,proto3" json:"member_secret,omitempty"`
+	// The authenticated identity that joined it, which alone may act as it;
+	// empty when it joined without authentication.
+	Identity      string `protobuf:"bytes,15,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +345,13 @@ func (x *MemberRecord) GetMemberSecret() string {
 	return ""
 }
 
+func (x *MemberRecord) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
 // HoldRecord keeps the partitions of a removed member that may still be in
 // use until the member's lease could have ended.
 type HoldRecord struct {
@@ -438,7 +448,7 @@ const file_regroup_store_v1_records_proto_rawDesc = "" +
 	" \x03(\v2\x11.regroup.v1.TopicR\x06topics\x12;\n" +
 	"\vempty_since\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"emptySince\x12'\n" +
-	"\x0frebalance_cause\x18\f \x01(\tR\x0erebalanceCause\"\xd0\x04\n" +
+	"\x0frebalance_cause\x18\f \x01(\tR\x0erebalanceCause\"\xec\x04\n" +
 	"\fMemberRecord\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x1b\n" +
@@ -457,7 +467,8 @@ const file_regroup_store_v1_records_proto_rawDesc = "" +
 	"\x05owned\x18\v \x03(\v2\x1b.regroup.v1.TopicPartitionsR\x05owned\x12#\n" +
 	"\rawaiting_sync\x18\f \x01(\bR\fawaitingSync\x12\x16\n" +
 	"\x06absent\x18\r \x01(\bR\x06absent\x12#\n" +
-	"\rmember_secret\x18\x0e \x01(\tR\fmemberSecret\"\xc6\x01\n" +
+	"\rmember_secret\x18\x0e \x01(\tR\fmemberSecret\x12\x1a\n" +
+	"\bidentity\x18\x0f \x01(\tR\bidentity\"\xc6\x01\n" +
 	"\n" +
 	"HoldRecord\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12;\n" +
