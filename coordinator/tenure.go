@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/regroup-dev/regroup/coordinator/auth"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/node"
 	"github.com/regroup-dev/regroup/coordinator/store"
@@ -60,6 +61,7 @@ func (t *tenure) call(ctx context.Context, host string, msg node.Request) (group
 	}
 	msg.Req = group.ReqID(t.s.reqs.Add(1))
 	msg.Host = host
+	msg.Identity = auth.FromContext(ctx).Name
 	t.waiters[msg.Req] = ch
 	t.step(msg)
 	t.mu.Unlock()

@@ -26,6 +26,10 @@ import (
 // owns it (it owns what it was delivered and has not released, until the
 // send time of its last successful request plus its session timeout). At the
 // end every request must have been answered.
+
+// client is who sends the fuzzed requests: an unauthenticated client.
+var client = group.Caller{Host: "127.0.0.1"}
+
 func FuzzGroup(f *testing.F) {
 	for _, seed := range []string{
 		"\x00\x01\x00\x02\x01\x00\x01\x01\x02\x00\x02\x01\x05\x10",
@@ -192,7 +196,7 @@ func (z *fuzzer) step() error {
 	case 3:
 		if p := z.proc(); p != nil && !p.dead && p.member != "" {
 			return z.send(p, "heartbeat", func(req group.ReqID) group.Output {
-				return z.g.Heartbeat(z.now, req, &regroupv1.HeartbeatRequest{
+				return z.g.Heartbeat(z.now, req, client, &regroupv1.HeartbeatRequest{
 					GroupId: "g", MemberId: p.member, GroupInstanceId: p.instance, Generation: p.gen,
 					HoldMs: int64(z.byte()%3) * 500,
 				})
@@ -206,7 +210,7 @@ func (z *fuzzer) step() error {
 				p.dead = true
 			}
 			return z.send(p, "leave", func(req group.ReqID) group.Output {
-				return z.g.Leave(z.now, req, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{
+				return z.g.Leave(z.now, req, client, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{
 					{MemberId: p.member, GroupInstanceId: p.instance, Temporary: temporary, MemberSecret: p.secret},
 				}})
 			})
@@ -224,7 +228,7 @@ func (z *fuzzer) step() error {
 		inst := fmt.Sprintf("i%d", z.byte()%3)
 		admin := &proc{name: "admin", owned: map[tp]bool{}}
 		return z.send(admin, "leave", func(req group.ReqID) group.Output {
-			return z.g.Leave(z.now, req, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{{GroupInstanceId: inst}}})
+			return z.g.Leave(z.now, req, group.Caller{Admin: true}, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{{GroupInstanceId: inst}}})
 		})
 	case 8: // coordinator failover
 		z.logf("failover")
@@ -245,7 +249,7 @@ func (z *fuzzer) step() error {
 			other := &proc{name: "impostor", owned: map[tp]bool{}}
 			temporary := p.instance != "" && z.byte()%2 == 0
 			return z.send(other, "leave", func(req group.ReqID) group.Output {
-				return z.g.Leave(z.now, req, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{
+				return z.g.Leave(z.now, req, client, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{
 					{MemberId: p.member, GroupInstanceId: p.instance, Temporary: temporary},
 				}})
 			})
@@ -282,7 +286,7 @@ func (z *fuzzer) join(p *proc) error {
 		ps = append(ps, &regroupv1.Protocol{Name: name, Subscription: &regroupv1.Subscription{Topics: topics, OwnedPartitions: owned, Generation: p.gen}})
 	}
 	return z.send(p, "join", func(req group.ReqID) group.Output {
-		return z.g.Join(z.now, req, "127.0.0.1", &regroupv1.JoinGroupRequest{
+		return z.g.Join(z.now, req, client, &regroupv1.JoinGroupRequest{
 			GroupId: "g", MemberId: p.member, GroupInstanceId: p.instance, ClientId: "c",
 			SessionTimeoutMs: p.session.Milliseconds(), RebalanceTimeoutMs: int64(1+z.byte()%5) * 1000, Protocols: ps,
 		})
@@ -314,7 +318,7 @@ func (z *fuzzer) sync(p *proc) error {
 		r.Assignments = z.plan(l, z.byte()%5 == 0)
 	}
 	z.inv.syncSent(z.next+1, p.member)
-	return z.send(p, "sync", func(req group.ReqID) group.Output { return z.g.Sync(z.now, req, r) })
+	return z.send(p, "sync", func(req group.ReqID) group.Output { return z.g.Sync(z.now, req, client, r) })
 }
 
 func (z *fuzzer) plan(l *regroupv1.JoinGroupResponse, random bool) []*regroupv1.MemberAssignment {

@@ -95,9 +95,24 @@ type IDSource interface {
 	MemberID(prefix string) string
 }
 
+// Caller is who made a member call: where from, and as which
+// authenticated identity.
+type Caller struct {
+	// Host is the caller's address, as operators see it.
+	Host string
+	// Identity is the authenticated identity, or "" without
+	// authentication. A member is bound to the identity that joined it:
+	// only that identity may act as it or take its instance id.
+	Identity string
+	// Admin marks an administrator's call (RemoveMembers), which may
+	// remove any member.
+	Admin bool
+}
+
 // member is one member of the group.
 type member struct {
 	id, instanceID, clientID, clientHost string
+	identity                             string // see Caller.Identity
 	sessionTimeout, rebalanceTimeout     time.Duration
 	protocols                            []*regroupv1.Protocol
 
@@ -305,13 +320,14 @@ func (g *Group) rebalanceTimeout() time.Duration {
 	return d
 }
 
-// addMember adds a member that joins with request r.
-func (g *Group) addMember(now time.Time, id, host string, r *regroupv1.JoinGroupRequest) *member {
+// addMember adds a member that c joins with request r.
+func (g *Group) addMember(now time.Time, id string, c Caller, r *regroupv1.JoinGroupRequest) *member {
 	m := &member{
 		id:            id,
 		instanceID:    r.GetGroupInstanceId(),
 		clientID:      r.GetClientId(),
-		clientHost:    host,
+		clientHost:    c.Host,
+		identity:      c.Identity,
 		isNew:         true,
 		assignment:    &regroupv1.Assignment{},
 		assigned:      parts{},
@@ -454,6 +470,20 @@ func (g *Group) validateMember(memberID, instanceID string) (*member, error) {
 			"member %q is static (instance %q) but the request has no instance id", memberID, m.instanceID)
 	}
 	return m, nil
+}
+
+// authorize checks that c may act as m: the identity that joined m, an
+// administrator, or anyone for a member that joined without
+// authentication (it is bound at its next join).
+func (g *Group) authorize(m *member, c Caller) error {
+	if c.Admin || m.identity == "" || m.identity == c.Identity {
+		return nil
+	}
+	who := "an unauthenticated caller"
+	if c.Identity != "" {
+		who = fmt.Sprintf("identity %q", c.Identity)
+	}
+	return regroup.Errorf(regroup.CodeNotAuthorized, "member %s of group %q belongs to identity %q; %s may not act as it", m.id, g.id, m.identity, who)
 }
 
 // supportsProtocols reports whether some protocol of protocols is offered by

@@ -15,7 +15,7 @@ import (
 // Heartbeat handles a Heartbeat request. With hold_ms set, a successful reply
 // is held (see Reply.HoldUntil) and replaced by REBALANCE_IN_PROGRESS as soon
 // as a rebalance starts.
-func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatRequest) Output {
+func (g *Group) Heartbeat(now time.Time, req ReqID, c Caller, r *regroupv1.HeartbeatRequest) Output {
 	g.now = now
 	var out Output
 	if err := validateHeartbeat(r); err != nil {
@@ -27,6 +27,9 @@ func (g *Group) Heartbeat(now time.Time, req ReqID, r *regroupv1.HeartbeatReques
 		return out
 	}
 	m, err := g.validateMember(r.GetMemberId(), r.GetGroupInstanceId())
+	if err == nil {
+		err = g.authorize(m, c)
+	}
 	if err != nil {
 		out.fail(req, err)
 		return out
@@ -67,8 +70,9 @@ type heartbeatBlock struct {
 }
 
 // Leave handles a LeaveGroup request (and the Admin's RemoveMembers, which
-// is a LeaveGroup whose entries name only instance ids).
-func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) Output {
+// is a LeaveGroup whose entries name only instance ids, from an
+// administrator). A member's entries must come from its own identity.
+func (g *Group) Leave(now time.Time, req ReqID, c Caller, r *regroupv1.LeaveGroupRequest) Output {
 	g.now = now
 	var out Output
 	if err := validateLeave(r); err != nil {
@@ -85,7 +89,7 @@ func (g *Group) Leave(now time.Time, req ReqID, r *regroupv1.LeaveGroupRequest) 
 	for _, e := range r.GetMembers() {
 		res := &regroupv1.LeaveMemberResult{MemberId: e.GetMemberId(), GroupInstanceId: e.GetGroupInstanceId()}
 		resp.Members = append(resp.Members, res)
-		own, err := g.leaveOne(now, &out, e)
+		own, err := g.leaveOne(now, &out, c, e)
 		if err != nil {
 			res.ErrorReason = string(regroup.CodeOf(err))
 			res.ErrorMessage = err.Error()
@@ -164,12 +168,15 @@ func joinWords(ws []string) string {
 // drop everything it owns), and a request missing its proof is malformed,
 // not retriable. A pending member id (no partitions yet) is dropped on
 // anyone's word, as before.
-func (g *Group) leaveOne(now time.Time, out *Output, e *regroupv1.LeaveMember) (own bool, err error) {
+func (g *Group) leaveOne(now time.Time, out *Output, c Caller, e *regroupv1.LeaveMember) (own bool, err error) {
 	gone := regroup.Errorf(regroup.CodeUnknownMemberID, "member left group %q", g.id)
 	if e.GetMemberId() == "" {
 		m := g.instances[e.GetGroupInstanceId()]
 		if m == nil {
 			return false, regroup.Errorf(regroup.CodeUnknownMemberID, "instance %q is not a member of group %q", e.GetGroupInstanceId(), g.id)
+		}
+		if err := g.authorize(m, c); err != nil {
+			return false, err
 		}
 		g.remove(now, out, m, withReason("removed by an administrator", e.GetReason()), false, gone)
 		return false, nil
@@ -179,6 +186,9 @@ func (g *Group) leaveOne(now time.Time, out *Output, e *regroupv1.LeaveMember) (
 		return true, nil
 	}
 	m, err := g.validateMember(e.GetMemberId(), e.GetGroupInstanceId())
+	if err == nil {
+		err = g.authorize(m, c)
+	}
 	if err != nil {
 		return false, err
 	}

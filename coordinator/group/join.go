@@ -15,9 +15,9 @@ import (
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
-// Join handles a JoinGroup request from host. The reply may come in this
+// Join handles a JoinGroup request from c. The reply may come in this
 // Output or, once the join barrier completes, in a later one.
-func (g *Group) Join(now time.Time, req ReqID, host string, r *regroupv1.JoinGroupRequest) Output {
+func (g *Group) Join(now time.Time, req ReqID, c Caller, r *regroupv1.JoinGroupRequest) Output {
 	g.now = now
 	var out Output
 	if err := g.cfg.validateJoin(r); err != nil {
@@ -29,9 +29,9 @@ func (g *Group) Join(now time.Time, req ReqID, host string, r *regroupv1.JoinGro
 		return out
 	}
 	if r.GetMemberId() == "" {
-		g.joinUnknown(now, &out, req, host, r)
+		g.joinUnknown(now, &out, req, c, r)
 	} else {
-		g.joinKnown(now, &out, req, host, r)
+		g.joinKnown(now, &out, req, c, r)
 	}
 	return out
 }
@@ -75,9 +75,13 @@ func (g *Group) inconsistentProtocol(r *regroupv1.JoinGroupRequest) error {
 }
 
 // joinUnknown handles a join with an empty member id.
-func (g *Group) joinUnknown(now time.Time, out *Output, req ReqID, host string, r *regroupv1.JoinGroupRequest) {
+func (g *Group) joinUnknown(now time.Time, out *Output, req ReqID, c Caller, r *regroupv1.JoinGroupRequest) {
 	if old := g.instances[r.GetGroupInstanceId()]; r.GetGroupInstanceId() != "" && old != nil {
-		g.replaceStatic(now, out, req, host, r, old)
+		if err := g.authorize(old, c); err != nil {
+			out.fail(req, err) // another identity may not take the instance over
+			return
+		}
+		g.replaceStatic(now, out, req, c, r, old)
 		return
 	}
 	if !g.acceptNew() {
@@ -89,7 +93,7 @@ func (g *Group) joinUnknown(now time.Time, out *Output, req ReqID, host string, 
 		return
 	}
 	if r.GetGroupInstanceId() != "" {
-		m := g.addMember(now, g.ids.MemberID(r.GetGroupInstanceId()), host, r)
+		m := g.addMember(now, g.ids.MemberID(r.GetGroupInstanceId()), c, r)
 		m.joinReq = req
 		g.memberJoined(now, out, fmt.Sprintf("static member %s (instance %s) joined", m.id, m.instanceID))
 		return
@@ -112,7 +116,7 @@ func (g *Group) memberJoined(now time.Time, out *Output, cause string) {
 }
 
 // joinKnown handles a join that names a member id.
-func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r *regroupv1.JoinGroupRequest) {
+func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *regroupv1.JoinGroupRequest) {
 	id := r.GetMemberId()
 	if _, ok := g.pending[id]; ok {
 		if r.GetGroupInstanceId() != "" {
@@ -130,12 +134,15 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 			return
 		}
 		delete(g.pending, id)
-		m := g.addMember(now, id, host, r)
+		m := g.addMember(now, id, c, r)
 		m.joinReq = req
 		g.memberJoined(now, out, fmt.Sprintf("member %s joined", id))
 		return
 	}
 	m, err := g.validateMember(id, r.GetGroupInstanceId())
+	if err == nil {
+		err = g.authorize(m, c)
+	}
 	if err != nil {
 		out.fail(req, err)
 		return
@@ -154,7 +161,11 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, host string, r 
 		// Restored from a record written before secrets were issued.
 		m.secret = g.ids.MemberID("")
 	}
-	m.clientHost = host
+	m.clientHost = c.Host
+	if m.identity != c.Identity {
+		m.identity = c.Identity // joined without authentication; bound now
+		out.Persist = true
+	}
 	if released := g.reportOwned(m, r); released > 0 {
 		g.released += released
 		g.recheckStranded(now)
@@ -220,7 +231,7 @@ func (g *Group) park(out *Output, m *member, req ReqID) {
 
 // replaceStatic handles a join with an empty member id and a known instance
 // id: a restarted static member takes the place of old (KIP-345).
-func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string, r *regroupv1.JoinGroupRequest, old *member) {
+func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, c Caller, r *regroupv1.JoinGroupRequest, old *member) {
 	if !g.supportsProtocols(r.GetProtocols(), old) {
 		out.fail(req, g.inconsistentProtocol(r))
 		return
@@ -241,7 +252,8 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, host string
 		secret:        g.ids.MemberID(""), // the old process's secret no longer speaks for it
 		instanceID:    old.instanceID,
 		clientID:      old.clientID,
-		clientHost:    host,
+		clientHost:    c.Host,
+		identity:      c.Identity,
 		absent:        old.absent,
 		awaitingSync:  old.awaitingSync,
 		assignment:    old.assignment,

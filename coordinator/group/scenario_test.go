@@ -342,7 +342,14 @@ func (h *harness) topics(t *testing.T, d *datadriven.TestData) {
 }
 
 func (h *harness) join(t *testing.T, d *datadriven.TestData) {
-	h.show(t, h.g.Join(h.at(), h.req(t, d), "127.0.0.1", scenario.JoinRequest(t, d)))
+	h.show(t, h.g.Join(h.at(), h.req(t, d), caller(d), scenario.JoinRequest(t, d)))
+}
+
+// caller is who sends a command's request: as=NAME is an authenticated
+// identity, admin an administrator; by default an unauthenticated client.
+func caller(d *datadriven.TestData) group.Caller {
+	_, admin := scenario.Arg(d, "admin")
+	return group.Caller{Host: "127.0.0.1", Identity: scenario.ArgOr(d, "as", ""), Admin: admin}
 }
 
 func (h *harness) req(t *testing.T, d *datadriven.TestData) group.ReqID {
@@ -357,7 +364,7 @@ func (h *harness) sync(t *testing.T, d *datadriven.TestData) {
 	r := scenario.SyncRequest(t, d)
 	req := h.req(t, d)
 	h.inv.syncSent(req, r.GetMemberId())
-	h.show(t, h.g.Sync(h.at(), req, r))
+	h.show(t, h.g.Sync(h.at(), req, caller(d), r))
 }
 
 func (h *harness) heartbeat(t *testing.T, d *datadriven.TestData) {
@@ -368,7 +375,7 @@ func (h *harness) heartbeat(t *testing.T, d *datadriven.TestData) {
 		Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
 		HoldMs:          scenario.Duration(t, scenario.ArgOr(d, "hold", "0s")).Milliseconds(),
 	}
-	h.show(t, h.g.Heartbeat(h.at(), h.req(t, d), r))
+	h.show(t, h.g.Heartbeat(h.at(), h.req(t, d), caller(d), r))
 }
 
 func (h *harness) leave(t *testing.T, d *datadriven.TestData) {
@@ -386,7 +393,7 @@ func (h *harness) leave(t *testing.T, d *datadriven.TestData) {
 	for _, inst := range scenario.List(scenario.ArgOr(d, "instances", "")) {
 		r.Members = append(r.Members, &regroupv1.LeaveMember{GroupInstanceId: inst, Reason: scenario.ArgOr(d, "reason", "")})
 	}
-	h.show(t, h.g.Leave(h.at(), h.req(t, d), r))
+	h.show(t, h.g.Leave(h.at(), h.req(t, d), caller(d), r))
 }
 
 func (h *harness) describe() {
@@ -397,6 +404,9 @@ func (h *harness) describe() {
 		flags := []string{}
 		if m.GetStatic() {
 			flags = append(flags, "static="+m.GetGroupInstanceId())
+		}
+		if m.GetIdentity() != "" {
+			flags = append(flags, "identity="+m.GetIdentity())
 		}
 		if m.GetJoined() {
 			flags = append(flags, "joined")

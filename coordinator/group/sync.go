@@ -16,7 +16,7 @@ import (
 // Sync handles a SyncGroup request. A follower's reply comes once the
 // leader's assignment has been accepted; a member whose new partitions are
 // still held by someone else is answered when that hold ends.
-func (g *Group) Sync(now time.Time, req ReqID, r *regroupv1.SyncGroupRequest) Output {
+func (g *Group) Sync(now time.Time, req ReqID, c Caller, r *regroupv1.SyncGroupRequest) Output {
 	g.now = now
 	var out Output
 	if err := g.cfg.validateSync(r); err != nil {
@@ -32,6 +32,9 @@ func (g *Group) Sync(now time.Time, req ReqID, r *regroupv1.SyncGroupRequest) Ou
 		return out
 	}
 	m, err := g.validateMember(r.GetMemberId(), r.GetGroupInstanceId())
+	if err == nil {
+		err = g.authorize(m, c)
+	}
 	if err != nil {
 		out.fail(req, err)
 		return out

@@ -37,6 +37,9 @@ type Request struct {
 	Req group.ReqID
 	// Host is the caller's address, as operators see it.
 	Host string
+	// Identity is the caller's authenticated identity, or "" without
+	// authentication; see group.Caller.
+	Identity string
 	// Msg is the request.
 	Msg proto.Message
 }

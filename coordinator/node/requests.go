@@ -10,17 +10,18 @@ import (
 
 // request routes a call to its group, or to the topic registry.
 func (n *Node) request(r Request) {
+	c := group.Caller{Host: r.Host, Identity: r.Identity}
 	switch m := r.Msg.(type) {
 	case *regroupv1.JoinGroupRequest:
 		n.groupCall(r, m.GetGroupId(), m.GetMemberId() == "", func(g *group.Group) group.Output {
-			return g.Join(n.now, r.Req, r.Host, m)
+			return g.Join(n.now, r.Req, c, m)
 		})
 	case *regroupv1.SyncGroupRequest:
-		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Sync(n.now, r.Req, m) })
+		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Sync(n.now, r.Req, c, m) })
 	case *regroupv1.HeartbeatRequest:
-		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Heartbeat(n.now, r.Req, m) })
+		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Heartbeat(n.now, r.Req, c, m) })
 	case *regroupv1.LeaveGroupRequest:
-		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Leave(n.now, r.Req, m) })
+		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Leave(n.now, r.Req, c, m) })
 	case *regroupv1.RemoveMembersRequest:
 		n.removeMembers(r, m)
 	case *regroupv1.DeleteGroupRequest:
@@ -156,7 +157,7 @@ func (n *Node) removeMembers(r Request, m *regroupv1.RemoveMembersRequest) {
 		leave.Members = append(leave.Members, &regroupv1.LeaveMember{GroupInstanceId: inst, Reason: m.GetReason()})
 	}
 	n.stepGroup(e, func(g *group.Group) group.Output {
-		out := g.Leave(n.now, r.Req, leave)
+		out := g.Leave(n.now, r.Req, group.Caller{Host: r.Host, Identity: r.Identity, Admin: true}, leave)
 		for i, reply := range out.Replies {
 			if resp, ok := reply.Msg.(*regroupv1.LeaveGroupResponse); ok && reply.Req == r.Req {
 				out.Replies[i].Msg = &regroupv1.RemoveMembersResponse{Members: resp.GetMembers()}
