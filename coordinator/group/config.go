@@ -31,12 +31,40 @@ type Config struct {
 	MaxMetadataBytes int
 	// HistoryLimit is the number of rebalances kept per group.
 	HistoryLimit int
+
+	// The limits below bound what clients can make a coordinator hold;
+	// a request past one is refused with LIMIT_EXCEEDED (see limits.go).
+
+	// MaxTopicPartitions caps a topic's partition count in the registry:
+	// assignments and their checks are sized by it.
+	MaxTopicPartitions int32
+	// MaxGroups caps the groups a coordinator serves; a join that would
+	// create one more is refused. Zero means no cap.
+	MaxGroups int
+	// MaxPendingMembers caps a group's minted member ids that no second
+	// JoinGroup has used yet.
+	MaxPendingMembers int
+	// PendingMemberTimeout is how long a minted member id stays valid for
+	// the member's second JoinGroup (at most the session timeout it asked
+	// for), and the longest a barrier waits for such ids once every member
+	// has rejoined. Ids minted outside a join phase never hold a barrier.
+	PendingMemberTimeout time.Duration
+	// MaxGroupMetadataBytes caps a group's footprint: the sum over its
+	// members of their protocols (subscriptions with their owned
+	// partitions and user data), assignments and ids. It keeps the
+	// leader's JoinGroup answer, DescribeGroup's answer and the group's
+	// stored record within their size limits; keep it at most half of
+	// each (the other half leaves room for history and bookkeeping).
+	MaxGroupMetadataBytes int
 }
 
 // DefaultConfig returns the defaults: sessions of 6 s to 30 min, rebalance
 // timeouts up to 1 h, an initial delay of 3 s, no size cap, 5 min for a new
 // member's join, empty groups kept for 24 h, 1 MiB of metadata, and the last
-// 32 rebalances.
+// 32 rebalances; and the limits: 1,048,576 partitions per topic, 10,000
+// groups, 1,000 pending member ids per group valid for 5 s, and 16 MiB of
+// metadata per group (half the embedded etcd's 32 MiB request limit, a
+// quarter of the default 64 MiB gRPC message limit).
 func DefaultConfig() Config {
 	return Config{
 		MinSessionTimeout:     6 * time.Second,
@@ -47,6 +75,11 @@ func DefaultConfig() Config {
 		EmptyRetention:        24 * time.Hour,
 		MaxMetadataBytes:      1 << 20,
 		HistoryLimit:          32,
+		MaxTopicPartitions:    1 << 20,
+		MaxGroups:             10_000,
+		MaxPendingMembers:     1_000,
+		PendingMemberTimeout:  5 * time.Second,
+		MaxGroupMetadataBytes: 16 << 20,
 	}
 }
 
@@ -71,6 +104,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("regroup: metadata limit must be positive, got %d", c.MaxMetadataBytes)
 	case c.HistoryLimit <= 0:
 		return fmt.Errorf("regroup: history limit must be positive, got %d", c.HistoryLimit)
+	case c.MaxTopicPartitions <= 0:
+		return fmt.Errorf("regroup: partitions per topic limit must be positive, got %d", c.MaxTopicPartitions)
+	case c.MaxGroups < 0:
+		return fmt.Errorf("regroup: group limit must not be negative (0 means no limit), got %d", c.MaxGroups)
+	case c.MaxPendingMembers <= 0:
+		return fmt.Errorf("regroup: pending member id limit must be positive, got %d", c.MaxPendingMembers)
+	case c.PendingMemberTimeout <= 0:
+		return fmt.Errorf("regroup: pending member timeout must be positive, got %v", c.PendingMemberTimeout)
+	case c.MaxGroupMetadataBytes < c.MaxMetadataBytes:
+		return fmt.Errorf("regroup: group metadata budget %d is below the per-member metadata limit %d: no member with the largest metadata could join", c.MaxGroupMetadataBytes, c.MaxMetadataBytes)
 	}
 	return nil
 }

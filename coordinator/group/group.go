@@ -142,6 +142,7 @@ type member struct {
 	assignmentGen int32                 // generation of assignment
 	owned         parts                 // partitions it may still hold
 	token         int64                 // fencing token of assignment
+	protoBytes    int                   // its footprint while counted: see tally
 }
 
 // key identifies a member across static replacements: its instance id, or
@@ -187,7 +188,7 @@ type Group struct {
 	sorted     []*member      // order sorted by id, or nil: see byID
 	offered    map[string]int // protocol name -> members that offer it
 	instances  map[string]*member
-	pending    map[string]time.Time // minted ids not yet joined -> expiry
+	pending    pendingIDs
 
 	reb            *regroupv1.Rebalance // the rebalance in progress
 	released       int                  // partitions released since reb started
@@ -213,6 +214,8 @@ type Group struct {
 	inTransit    []ownerParts // partitions taken from their owner, not yet reassigned
 	timers       minheap.Heap[timerEntry]
 	waiting      []*member // members whose delivery waits: see wait
+	protoBytes   int       // the counted members' footprints (see Config.MaxGroupMetadataBytes)
+	assignBytes  int       // the size of the members' assignments
 }
 
 type ownerParts struct {
@@ -232,7 +235,7 @@ func New(id string, cfg Config, ids IDSource, registry map[string]int32, now tim
 		members:    map[string]*member{},
 		offered:    map[string]int{},
 		instances:  map[string]*member{},
-		pending:    map[string]time.Time{},
+		pending:    newPendingIDs(),
 		registry:   registry,
 		seen:       map[string]int32{},
 		emptySince: now,
@@ -372,6 +375,10 @@ func (g *Group) count(m *member) { g.tally(m, 1) }
 func (g *Group) uncount(m *member) { g.tally(m, -1) }
 
 func (g *Group) tally(m *member, d int) {
+	if d > 0 {
+		m.protoBytes = m.footprint()
+	}
+	g.protoBytes += d * m.protoBytes
 	for i, p := range m.protocols {
 		if !slices.ContainsFunc(m.protocols[:i], func(q *regroupv1.Protocol) bool { return q.GetName() == p.GetName() }) {
 			g.offered[p.GetName()] += d

@@ -85,10 +85,17 @@ func (g *Group) Leave(now time.Time, req ReqID, c Caller, r *regroupv1.LeaveGrou
 	}
 	resp := &regroupv1.LeaveGroupResponse{}
 	var left []string
+	dropped := false
 	kind := CauseMemberRemoved
 	for _, e := range r.GetMembers() {
 		res := &regroupv1.LeaveMemberResult{MemberId: e.GetMemberId(), GroupInstanceId: e.GetGroupInstanceId()}
 		resp.Members = append(resp.Members, res)
+		if e.GetMemberId() != "" && g.pending.take(e.GetMemberId()) {
+			// A pending id, dropped on anyone's word: it was never a
+			// member, so nothing rebalances (it may have held the barrier).
+			dropped = true
+			continue
+		}
 		own, err := g.leaveOne(now, &out, c, e)
 		if err != nil {
 			res.ErrorReason = string(regroup.CodeOf(err))
@@ -103,6 +110,9 @@ func (g *Group) Leave(now time.Time, req ReqID, c Caller, r *regroupv1.LeaveGrou
 		}
 	}
 	out.reply(req, resp)
+	if dropped {
+		g.maybeCompleteJoin(now, &out)
+	}
 	if len(left) == 0 && g.state == Stable {
 		// Temporary leaves released partitions: one the assignment left
 		// out may now be held by nobody.
@@ -166,8 +176,7 @@ func joinWords(ws []string) string {
 // it is refused: INVALID_REQUEST rather than UNKNOWN_MEMBER_ID, because the
 // member does exist (and the library takes UNKNOWN_MEMBER_ID to mean it must
 // drop everything it owns), and a request missing its proof is malformed,
-// not retriable. A pending member id (no partitions yet) is dropped on
-// anyone's word, as before.
+// not retriable.
 func (g *Group) leaveOne(now time.Time, out *Output, c Caller, e *regroupv1.LeaveMember) (own bool, err error) {
 	gone := regroup.Errorf(regroup.CodeUnknownMemberID, "member left group %q", g.id)
 	if e.GetMemberId() == "" {
@@ -180,10 +189,6 @@ func (g *Group) leaveOne(now time.Time, out *Output, c Caller, e *regroupv1.Leav
 		}
 		g.remove(now, out, m, withReason("removed by an administrator", e.GetReason()), false, gone)
 		return false, nil
-	}
-	if _, ok := g.pending[e.GetMemberId()]; ok {
-		delete(g.pending, e.GetMemberId())
-		return true, nil
 	}
 	m, err := g.validateMember(e.GetMemberId(), e.GetGroupInstanceId())
 	if err == nil {
@@ -265,12 +270,9 @@ func (g *Group) rebalanceForTopics(now time.Time, out *Output) string {
 func (g *Group) Tick(now time.Time) Output {
 	g.now = now
 	var out Output
-	for id, exp := range g.pending {
-		if !exp.After(now) {
-			delete(g.pending, id)
-			g.maybeCompleteJoin(now, &out)
-		}
-	}
+	// Pending ids may have expired, or stopped holding the barrier.
+	g.pending.expire(now)
+	g.maybeCompleteJoin(now, &out)
 	for _, m := range g.dueSessions(now) {
 		g.checkSession(now, &out, m)
 	}

@@ -93,14 +93,23 @@ func (g *Group) joinUnknown(now time.Time, out *Output, req ReqID, c Caller, r *
 		return
 	}
 	if r.GetGroupInstanceId() != "" {
+		if err := g.checkJoinBudget(nil, r, c.Host); err != nil {
+			out.fail(req, err)
+			return
+		}
 		m := g.addMember(now, g.ids.MemberID(r.GetGroupInstanceId()), c, r)
 		m.joinReq = req
 		g.memberJoined(now, out, fmt.Sprintf("static member %s (instance %s) joined", m.id, m.instanceID))
 		return
 	}
+	if g.pending.len() >= g.cfg.MaxPendingMembers {
+		out.fail(req, g.pendingLimitError())
+		return
+	}
 	prefix := r.GetClientId()
 	id := g.ids.MemberID(prefix)
-	g.pending[id] = now.Add(time.Duration(r.GetSessionTimeoutMs()) * time.Millisecond)
+	valid := min(time.Duration(r.GetSessionTimeoutMs())*time.Millisecond, g.cfg.PendingMemberTimeout)
+	g.pending.add(id, now.Add(valid), g.state == PreparingRebalance)
 	out.fail(req, regroup.Errorf(regroup.CodeMemberIDRequired, "rejoin with member id %q", id).With(regroup.MetaMemberID, id))
 }
 
@@ -118,13 +127,13 @@ func (g *Group) memberJoined(now time.Time, out *Output, cause string) {
 // joinKnown handles a join that names a member id.
 func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *regroupv1.JoinGroupRequest) {
 	id := r.GetMemberId()
-	if _, ok := g.pending[id]; ok {
+	if g.pending.has(id) {
 		if r.GetGroupInstanceId() != "" {
 			out.fail(req, invalid("group_instance_id", "member id %q was minted for a dynamic member; static members join with an empty member id", id))
 			return
 		}
 		if !g.acceptNew() {
-			delete(g.pending, id)
+			g.pending.take(id)
 			out.fail(req, g.maxSizeError())
 			g.maybeCompleteJoin(now, out)
 			return
@@ -133,7 +142,11 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *re
 			out.fail(req, g.inconsistentProtocol(r))
 			return
 		}
-		delete(g.pending, id)
+		if err := g.checkJoinBudget(nil, r, c.Host); err != nil {
+			out.fail(req, err)
+			return
+		}
+		g.pending.take(id)
 		m := g.addMember(now, id, c, r)
 		m.joinReq = req
 		g.memberJoined(now, out, fmt.Sprintf("member %s joined", id))
@@ -149,6 +162,10 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *re
 	}
 	if !g.supportsProtocols(r.GetProtocols(), m) {
 		out.fail(req, g.inconsistentProtocol(r))
+		return
+	}
+	if err := g.checkJoinBudget(m, r, c.Host); err != nil {
+		out.fail(req, err)
 		return
 	}
 	if g.state == PreparingRebalance && m.joinReq == 0 && g.cfg.MaxSize > 0 && g.awaitingJoin() >= g.cfg.MaxSize {
@@ -234,6 +251,10 @@ func (g *Group) park(out *Output, m *member, req ReqID) {
 func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, c Caller, r *regroupv1.JoinGroupRequest, old *member) {
 	if !g.supportsProtocols(r.GetProtocols(), old) {
 		out.fail(req, g.inconsistentProtocol(r))
+		return
+	}
+	if err := g.checkJoinBudget(old, r, c.Host); err != nil {
+		out.fail(req, err)
 		return
 	}
 	fenced := regroup.Errorf(regroup.CodeFencedInstanceID,
@@ -378,17 +399,14 @@ func errRebalancing(g *Group, now time.Time) error {
 }
 
 // allJoined reports whether the join barrier is complete: every member has
-// rejoined and no minted id is still pending.
+// rejoined and no pending id holds the barrier (see pendingIDs).
 func (g *Group) allJoined() bool {
-	if len(g.pending) > 0 {
-		return false
-	}
 	for _, m := range g.order {
 		if m.joinReq == 0 {
 			return false
 		}
 	}
-	return true
+	return !g.pending.holdBarrier(g.now, g.cfg.PendingMemberTimeout)
 }
 
 // maybeCompleteJoin completes the join barrier if everyone has joined, except
@@ -404,6 +422,7 @@ func (g *Group) maybeCompleteJoin(now time.Time, out *Output) {
 // answers every parked JoinGroup.
 func (g *Group) completeJoin(now time.Time, out *Output) {
 	g.delayDeadline, g.joinDeadline = time.Time{}, time.Time{}
+	g.pending.newPhase()
 	for _, m := range slices.Clone(g.order) {
 		if m.joinReq == 0 && m.instanceID == "" {
 			g.remove(now, out, m, "did not rejoin before the rebalance timeout", false,

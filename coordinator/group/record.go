@@ -210,6 +210,7 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 	// A topic may have changed while no coordinator served the group, or
 	// after the rebalance it caused started and before it was stored.
 	g.rebalanceForTopics(now, &out)
+	g.recountAssignments()
 	return g, out, nil
 }
 
@@ -265,10 +266,7 @@ func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
 			AwaitingSync:       m.awaitingSync,
 		})
 	}
-	for id := range g.pending {
-		d.PendingMemberIds = append(d.PendingMemberIds, id)
-	}
-	sort.Strings(d.PendingMemberIds)
+	d.PendingMemberIds = g.pending.sorted()
 	// The caller may read the answer after the group changed: give it a
 	// copy that shares nothing with the group.
 	return proto.CloneOf(d)

@@ -25,10 +25,12 @@ import (
 //
 //	config [initial-delay=3s] [min-session=6s] [max-session=30m] [max-size=0]
 //	       [retention=24h] [new-member-timeout=5m] [max-rebalance=1h]
+//	       [max-metadata=1048576] [max-group-metadata=16777216]
+//	       [max-pending=1000] [pending-timeout=5s]
 //	topics NAME=COUNT ...
 //	join req=N [at=T] [member=ID] [instance=I] [client=C] [session=10s]
 //	     [rebalance=30s] [protocols=range,sticky] [topics=a,b]
-//	     [owned=a:0-3/b:1] [gen=G] [reason=R]
+//	     [owned=a:0-3/b:1] [gen=G] [reason=R] [userdata=N]
 //	sync req=N [at=T] member=ID gen=G [instance=I] [protocol=P]
 //	     (input: one line per member, "ID: topic=0,1 topic2=3")
 //	heartbeat req=N [at=T] member=ID gen=G [instance=I] [hold=1s]
@@ -159,6 +161,12 @@ func (h *harness) applyConfig(t *testing.T, d *datadriven.TestData) {
 			h.cfg.NewMemberJoinTimeout = scenario.Duration(t, v)
 		case "max-metadata":
 			h.cfg.MaxMetadataBytes = int(scenario.Int(t, v))
+		case "max-group-metadata":
+			h.cfg.MaxGroupMetadataBytes = int(scenario.Int(t, v))
+		case "max-pending":
+			h.cfg.MaxPendingMembers = int(scenario.Int(t, v))
+		case "pending-timeout":
+			h.cfg.PendingMemberTimeout = scenario.Duration(t, v)
 		default:
 			t.Fatalf("%s: unknown config key %q", d.Pos, a.Key)
 		}

@@ -98,6 +98,9 @@ func refuse(topic string, partition int32, members []string, format string, args
 // to and goes to one member only; and no partition goes to a member other
 // than a rejoined member that still reports owning it.
 func (g *Group) checkPlan(now time.Time, plan []*regroupv1.MemberAssignment) *regroup.Error {
+	if err := g.checkPlanBudget(plan); err != nil {
+		return err
+	}
 	// owner[t][p] numbers the plan entry that gives t/p away: i+1 for
 	// plan[i], 0 for none.
 	owner := map[string][]int32{}
@@ -181,6 +184,7 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 		m.assignment = &stored[i]
 		m.assignmentGen = g.generation
 	}
+	g.recountAssignments()
 	g.held = nil
 	g.unowned = unowned
 	g.setState(out, Stable)

@@ -59,11 +59,7 @@ func (g *Group) NextDeadline() time.Time {
 		}
 		g.timers.Pop()
 	}
-	if len(g.pending) > 0 {
-		for _, exp := range g.pending {
-			at(exp)
-		}
-	}
+	at(g.pending.nextDeadline(g.cfg.PendingMemberTimeout))
 	switch g.state {
 	case PreparingRebalance:
 		at(g.delayDeadline)

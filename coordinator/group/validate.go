@@ -19,13 +19,22 @@ import (
 // accepted, in bytes.
 const MaxIDLength = 255
 
+// MaxReasonLength is the longest free text a client may send (a join's or
+// leave's reason), in bytes.
+const MaxReasonLength = 1024
+
+// MaxHoldMs is the largest hold_ms a heartbeat may ask for: a day. The hold
+// is further clamped to a third of the member's session timeout.
+const MaxHoldMs = 24 * 60 * 60 * 1000
+
 func invalid(field, format string, args ...any) *regroup.Error {
 	return regroup.Errorf(regroup.CodeInvalidRequest, "%s: %s", field, fmt.Sprintf(format, args...)).
 		With(regroup.MetaField, field)
 }
 
 // checkName checks an identifier: at most MaxIDLength bytes of valid UTF-8
-// without control characters, and not empty when required.
+// without control or format characters (unicode.Cf: zero-width and bidi
+// controls, which make look-alike names), and not empty when required.
 func checkName(field, s string, required bool) *regroup.Error {
 	if nameOK(s, required) {
 		return nil
@@ -45,7 +54,7 @@ func nameOK(s string, required bool) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= utf8.RuneSelf {
 			// Not ASCII: the general check.
-			return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+			return utf8.ValidString(s) && !strings.ContainsFunc(s, unprintable)
 		} else if c < 0x20 || c == 0x7f {
 			return false // an ASCII control character
 		}
@@ -71,8 +80,57 @@ func nameError(field, s string, required bool) *regroup.Error {
 		if unicode.IsControl(r) {
 			return invalid(field, "has a control character %q at byte %d", r, i)
 		}
+		if unicode.Is(unicode.Cf, r) {
+			return invalid(field, "has an invisible format character %U at byte %d", r, i)
+		}
 	}
 	return nil
+}
+
+// unprintable reports whether r is a control or format character: one that
+// moves the cursor, changes a terminal's state or hides in a name.
+func unprintable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+
+// checkText checks free text a client sends, such as a reason: at most
+// MaxReasonLength bytes of valid UTF-8 without control or format
+// characters, so that it prints as it reads in logs and terminals.
+func checkText(field, s string) *regroup.Error {
+	switch {
+	case len(s) > MaxReasonLength:
+		return invalid(field, "is %d bytes long, the limit is %d", len(s), MaxReasonLength)
+	case !utf8.ValidString(s):
+		return invalid(field, "is not valid UTF-8")
+	}
+	if i := strings.IndexFunc(s, unprintable); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return invalid(field, "has a control or format character %U at byte %d; send plain text", r, i)
+	}
+	return nil
+}
+
+// Sanitize returns s fit to print on a terminal or in a log line: invalid
+// UTF-8 and control and format characters are replaced by Go escapes
+// (\x1b, \u202e), so that a stored string cannot move the cursor, change
+// colours or reorder text. Printable text is returned unchanged.
+func Sanitize(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, unprintable) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unprintable(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // ValidateGroupID checks a group id: 1 to 255 bytes, no control characters.
@@ -84,8 +142,10 @@ func ValidateGroupID(id string) error {
 	return nil
 }
 
-// ValidateTopic checks a topic registry entry.
-func ValidateTopic(t *regroupv1.Topic) error {
+// ValidateTopic checks a topic registry entry: a valid name and 1 to
+// MaxTopicPartitions partitions (LIMIT_EXCEEDED above). The coordinator
+// checks topics it is asked to put and topics it loads from the store.
+func (c Config) ValidateTopic(t *regroupv1.Topic) error {
 	if t == nil {
 		return invalid("topic", "is missing")
 	}
@@ -94,6 +154,10 @@ func ValidateTopic(t *regroupv1.Topic) error {
 	}
 	if t.GetPartitions() <= 0 {
 		return invalid("topic.partitions", "must be at least 1, got %d", t.GetPartitions())
+	}
+	if t.GetPartitions() > c.MaxTopicPartitions {
+		return limitExceeded("topic %q has %d partitions; this coordinator's limit is %d per topic (--max-topic-partitions)",
+			t.GetName(), t.GetPartitions(), c.MaxTopicPartitions)
 	}
 	return nil
 }
@@ -141,6 +205,9 @@ func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
 		return err
 	}
 	if err := checkName("client_id", r.GetClientId(), false); err != nil {
+		return err
+	}
+	if err := checkText("reason", r.GetReason()); err != nil {
 		return err
 	}
 	if err := checkTimeout("session_timeout_ms", r.GetSessionTimeoutMs(), 0); err != nil {
@@ -223,8 +290,8 @@ func validateHeartbeat(r *regroupv1.HeartbeatRequest) *regroup.Error {
 	if err := checkIdentity(r.GetGroupId(), r.GetMemberId(), r.GetGroupInstanceId(), true); err != nil {
 		return err
 	}
-	if r.GetHoldMs() < 0 {
-		return invalid("hold_ms", "must not be negative, got %d", r.GetHoldMs())
+	if r.GetHoldMs() < 0 || r.GetHoldMs() > MaxHoldMs {
+		return invalid("hold_ms", "must be between 0 and %d (a day), got %d", MaxHoldMs, r.GetHoldMs())
 	}
 	return nil
 }
@@ -242,6 +309,9 @@ func validateLeave(r *regroupv1.LeaveGroupRequest) *regroup.Error {
 			return err
 		}
 		if err := checkName(f+".group_instance_id", m.GetGroupInstanceId(), false); err != nil {
+			return err
+		}
+		if err := checkText(f+".reason", m.GetReason()); err != nil {
 			return err
 		}
 		if m.GetMemberId() == "" && m.GetGroupInstanceId() == "" {

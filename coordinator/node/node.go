@@ -102,6 +102,10 @@ type entry struct {
 	loading bool
 	// tomb is the tombstone being written for a deleted group.
 	tomb *storev1.GroupRecord
+	// created: a join created the group (from origin, its tombstone, if
+	// any); until its first write it is dropped as soon as it is vacant.
+	created bool
+	origin  *storev1.GroupRecord
 
 	timerAt  time.Time // armed deadline in the node's heap, or zero
 	timerIdx int       // index in the heap, or -1
@@ -334,8 +338,22 @@ func (n *Node) stepGroup(e *entry, input func(g *group.Group) group.Output) bool
 	out, ok := n.safely(e, input)
 	if ok {
 		n.after(e, out)
+		n.dropIfVacant(e)
 	}
 	return ok
+}
+
+// dropIfVacant forgets a group that a join created and that never got a
+// member (see group.Group.Vacant): nothing of it was stored, so nothing is
+// written; a tombstone it continued is kept again.
+func (n *Node) dropIfVacant(e *entry) {
+	if !e.created || e.version > 0 || !e.g.Vacant() {
+		return
+	}
+	n.forget(e)
+	if e.origin != nil {
+		n.tombstones[e.id] = e.origin
+	}
 }
 
 func (n *Node) safely(e *entry, input func(g *group.Group) group.Output) (out group.Output, ok bool) {

@@ -27,13 +27,13 @@ func (n *Node) request(r Request) {
 	case *regroupv1.DeleteGroupRequest:
 		n.deleteGroup(r, m)
 	case *regroupv1.PutTopicRequest:
-		if err := group.ValidateTopic(m.GetTopic()); err != nil {
+		if err := n.cfg.Group.ValidateTopic(m.GetTopic()); err != nil {
 			n.fail(r, err)
 			return
 		}
 		n.topics.add(n, topicOp{req: r.Req, put: m.GetTopic()})
 	case *regroupv1.DeleteTopicRequest:
-		if err := group.ValidateTopic(&regroupv1.Topic{Name: m.GetName(), Partitions: 1}); err != nil {
+		if err := n.cfg.Group.ValidateTopic(&regroupv1.Topic{Name: m.GetName(), Partitions: 1}); err != nil {
 			n.fail(r, err)
 			return
 		}
@@ -108,11 +108,17 @@ func (n *Node) loadingError(id string) error {
 	return regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is being reloaded from the store; retry shortly", id)
 }
 
-// create adds a new Empty group, continuing its tombstone if it has one.
+// create adds a new Empty group, continuing its tombstone if it has one,
+// unless the coordinator serves as many groups as it may.
 func (n *Node) create(id string) (*entry, error) {
+	if limit := n.cfg.Group.MaxGroups; limit > 0 && len(n.groups) >= limit {
+		return nil, n.cfg.Group.GroupLimitError(id)
+	}
 	tomb := n.tombstones[id]
 	if tomb == nil {
-		return n.add(id, group.New(id, n.cfg.Group, n.cfg.IDs, n.registry, n.now)), nil
+		e := n.add(id, group.New(id, n.cfg.Group, n.cfg.IDs, n.registry, n.now))
+		e.created = true
+		return e, nil
 	}
 	g, out, err := group.Restore(tomb, n.cfg.Group, n.cfg.IDs, n.registry, n.now)
 	if err != nil {
@@ -122,6 +128,7 @@ func (n *Node) create(id string) (*entry, error) {
 	}
 	delete(n.tombstones, id)
 	e := n.add(id, g)
+	e.created, e.origin = true, tomb
 	n.after(e, out)
 	return e, nil
 }

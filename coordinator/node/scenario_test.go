@@ -31,7 +31,7 @@ import (
 // the node at every deadline up to T, as the driver's timer would):
 //
 //	topics NAME=COUNT ...            (put in the store directly)
-//	start [at=T] [valid-until=T]     (a new term loads the store)
+//	start [at=T] [valid-until=T] [max-groups=N]   (a new term loads the store)
 //	valid-until t=T                  (the term's validity from now on)
 //	join req=N (the arguments of internal/scenario.JoinRequest; a client
 //	     id starting with "panic" makes the id source panic, standing for
@@ -63,6 +63,7 @@ type harness struct {
 	ids        *scenario.SeqIDs
 	now        time.Duration
 	validUntil time.Duration // 0: no limit
+	maxGroups  int           // 0: the default
 	stored     map[string][]byte
 	topics     map[string]int32
 	writes     map[node.WriteID]node.Write
@@ -88,6 +89,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "start":
 		if v, ok := scenario.Arg(d, "valid-until"); ok {
 			h.validUntil = scenario.Duration(t, v)
+		}
+		if v, ok := scenario.Arg(d, "max-groups"); ok {
+			h.maxGroups = int(scenario.Int(t, v))
 		}
 		h.start(t)
 	case "valid-until":
@@ -160,6 +164,9 @@ func (h *harness) start(t *testing.T) {
 	h.writes = map[node.WriteID]node.Write{}
 	cfg := group.DefaultConfig()
 	cfg.InitialRebalanceDelay = 0
+	if h.maxGroups > 0 {
+		cfg.MaxGroups = h.maxGroups
+	}
 	var validUntil time.Time
 	if h.validUntil > 0 {
 		validUntil = epoch.Add(h.validUntil)

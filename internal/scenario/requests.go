@@ -12,11 +12,14 @@ import (
 // JoinRequest builds a JoinGroupRequest from a command's arguments:
 // [group=g] [member=ID] [instance=I] [client=c] [session=10s]
 // [rebalance=30s] [protocols=range,...] [topics=orders] [owned=a:0-3/b:1]
-// [gen=-1] [reason=R] [no-protocols].
+// [gen=-1] [reason=R] [no-protocols] [userdata=N (N bytes of user data)].
 func JoinRequest(t testing.TB, d *datadriven.TestData) *regroupv1.JoinGroupRequest {
 	sub := &regroupv1.Subscription{Topics: List(ArgOr(d, "topics", "orders")), Generation: int32(Int(t, ArgOr(d, "gen", "-1")))}
 	if o, ok := Arg(d, "owned"); ok && o != "" {
 		sub.OwnedPartitions = Partitions(t, o)
+	}
+	if n, ok := Arg(d, "userdata"); ok {
+		sub.UserData = make([]byte, Int(t, n))
 	}
 	var protocols []*regroupv1.Protocol
 	for _, name := range List(ArgOr(d, "protocols", "range")) {
@@ -40,7 +43,7 @@ func JoinRequest(t testing.TB, d *datadriven.TestData) *regroupv1.JoinGroupReque
 
 // SyncRequest builds a SyncGroupRequest from a command's arguments
 // ([group=g] member=ID [instance=I] gen=G [protocol=P]) and, for a leader,
-// its input: one line per member, "ID: topic=0,1 other=2".
+// its input: one line per member, "ID: topic=0,1 other=2 [userdata=N]".
 func SyncRequest(t testing.TB, d *datadriven.TestData) *regroupv1.SyncGroupRequest {
 	r := &regroupv1.SyncGroupRequest{
 		GroupId:         ArgOr(d, "group", "g"),
@@ -60,6 +63,10 @@ func SyncRequest(t testing.TB, d *datadriven.TestData) *regroupv1.SyncGroupReque
 		a := &regroupv1.Assignment{}
 		for _, f := range strings.Fields(rest) {
 			topic, ps, _ := strings.Cut(f, "=")
+			if topic == "userdata" {
+				a.UserData = make([]byte, Int(t, ps))
+				continue
+			}
 			tp := &regroupv1.TopicPartitions{Topic: topic}
 			for _, p := range List(ps) {
 				tp.Partitions = append(tp.Partitions, int32(Int(t, p)))
