@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -181,6 +183,7 @@ type cluster struct {
 	t       *testing.T
 	dir     string
 	etcd    []*proc
+	etcdEPs []string // etcd nodes' client addresses, by index
 	coords  []*proc
 	addrs   []string            // coordinators' addresses, by index
 	net     [][]*cutproxy.Proxy // by coordinator: its front (the address it advertises), then one per etcd node
@@ -196,6 +199,7 @@ func newCluster(t *testing.T) *cluster {
 		initial = append(initial, fmt.Sprintf("e%d=http://127.0.0.1:%d", i, ports[3+i]))
 		endpoints = append(endpoints, fmt.Sprintf("127.0.0.1:%d", ports[i]))
 	}
+	c.etcdEPs = endpoints
 	for i := range 3 {
 		p := &proc{t: t, name: fmt.Sprintf("etcd e%d", i), out: filepath.Join(c.dir, fmt.Sprintf("etcd%d.log", i)), args: []string{"etcdnode",
 			"-name", fmt.Sprintf("e%d", i), "-dir", filepath.Join(c.dir, fmt.Sprintf("etcd%d", i)),
@@ -253,6 +257,25 @@ func newCluster(t *testing.T) *cluster {
 	t.Cleanup(func() { conn.Close() })
 	c.admin = regroupv1.NewAdminClient(conn)
 	return c
+}
+
+// etcdLeader returns the index of the etcd node that leads the etcd
+// cluster, as the nodes themselves say, or -1.
+func (c *cluster) etcdLeader() int {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.etcdEPs, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return -1
+	}
+	defer cli.Close()
+	for i, ep := range c.etcdEPs {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := cli.Status(ctx, ep)
+		cancel()
+		if err == nil && st.Leader != 0 && st.Leader == st.Header.GetMemberId() {
+			return i
+		}
+	}
+	return -1
 }
 
 // leader returns the index of the leading coordinator, as the coordinators
