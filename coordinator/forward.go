@@ -2,13 +2,16 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
 	"math"
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/regroup-dev/regroup/coordinator/auth"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
@@ -18,8 +21,11 @@ import (
 // does not lead refuses it rather than forwarding it again.
 const forwardedFrom = "regroup-forwarded-from"
 
-// forwarder keeps one connection to the leader for forwarded Admin calls.
+// forwarder keeps one connection to the leader for forwarded Admin calls,
+// over TLS when tlsConfig is set.
 type forwarder struct {
+	tlsConfig *tls.Config
+
 	mu   sync.Mutex
 	addr string
 	conn *grpc.ClientConn
@@ -37,8 +43,12 @@ func (f *forwarder) admin(addr string) (regroupv1.AdminClient, error) {
 		f.conn.Close()
 		f.conn = nil
 	}
+	creds := insecure.NewCredentials()
+	if f.tlsConfig != nil {
+		creds = credentials.NewTLS(f.tlsConfig)
+	}
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
 	if err != nil {
 		return nil, err
@@ -58,8 +68,12 @@ func (f *forwarder) close() {
 
 // forward answers an Admin call on a coordinator that does not lead: it
 // passes the call to the leader, or answers NOT_COORDINATOR when no
-// leader is known or the call was forwarded already. handled is false when
-// this coordinator leads and must answer the call itself.
+// leader is known or the call was forwarded already. The call was
+// authorized here already; it carries the caller's identity to the leader
+// (auth.ForwardContext), which authorizes it again and trusts the identity
+// only because this coordinator's own (its client certificate's) has the
+// coordinator right there. handled is false when this coordinator leads
+// and must answer the call itself.
 func forward[Req, Resp any](ctx context.Context, s *Server, req Req, call func(regroupv1.AdminClient, context.Context, Req, ...grpc.CallOption) (Resp, error)) (resp Resp, handled bool, err error) {
 	if _, err := s.serving(); err == nil {
 		return resp, false, nil
@@ -77,6 +91,7 @@ func forward[Req, Resp any](ctx context.Context, s *Server, req Req, call func(r
 		return resp, true, rpcerr.ToStatus(refusal)
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, forwardedFrom, s.cfg.Address)
+	ctx = auth.ForwardContext(ctx, auth.FromContext(ctx))
 	resp, err = call(c, ctx, req)
 	return resp, true, err
 }

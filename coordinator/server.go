@@ -15,6 +15,7 @@ package coordinator
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,6 +54,12 @@ type Config struct {
 	// one at: an elected Server announces it as the leader's, and
 	// DescribeCluster shows it. "" means unknown.
 	Address string
+	// PeerTLS secures the calls this coordinator makes to others (Admin
+	// calls forwarded to the leader); nil means plaintext. Its client
+	// certificate is this coordinator's identity to the others, which
+	// take the forwarded caller's identity from it only if their policy
+	// gives it the coordinator right (see coordinator/auth).
+	PeerTLS *tls.Config
 }
 
 // Server runs the groups of one coordinator. A Server made by New leads at
@@ -106,6 +113,7 @@ func newServer(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		clock:   time.Now,
 		ids:     randomIDs{},
+		fwd:     forwarder{tlsConfig: cfg.PeerTLS},
 		closing: make(chan struct{}),
 	}, nil
 }

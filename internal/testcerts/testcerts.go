@@ -71,9 +71,10 @@ type Spec struct {
 }
 
 // Server is the Spec of a certificate for a server on 127.0.0.1 and
-// localhost, named name.
+// localhost, named name: its first DNS SAN, and so its identity when it
+// is a client too.
 func Server(name string) Spec {
-	return Spec{CommonName: name, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	return Spec{CommonName: name, DNSNames: []string{name, "localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
 }
 
 // Issue signs a certificate for spec, written to files named after file in
