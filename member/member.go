@@ -44,6 +44,7 @@ package member
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -56,9 +57,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/internal/bearer"
 	"github.com/regroup-dev/regroup/member/fsm"
 )
 
@@ -150,8 +153,19 @@ type Config struct {
 	// Logger receives the member's logs; nil means hclog's default logger.
 	Logger hclog.Logger
 	// DialOptions replace the default gRPC dial options (plaintext, with a
-	// reconnect backoff capped at 2 s).
+	// reconnect backoff capped at 2 s). Set TLS and Token instead to keep
+	// the defaults over TLS; New refuses DialOptions with either.
 	DialOptions []grpc.DialOption
+	// TLS, when set, connects to the coordinators over TLS with this
+	// configuration: its RootCAs verify the coordinators' certificates,
+	// and its Certificates (or GetClientCertificate) are the member's
+	// client certificate for a coordinator that requires mTLS. The
+	// certificate's name is the member's identity in the coordinator's
+	// policy.
+	TLS *tls.Config
+	// Token, when set, is sent with every call as a bearer token, for a
+	// coordinator that authenticates by token. It needs TLS.
+	Token string
 }
 
 // withDefaults fills in the zero values. The protocol's come from
@@ -182,13 +196,20 @@ func (c Config) withDefaults() Config {
 		c.Listener = ListenerFuncs{}
 	}
 	if c.DialOptions == nil {
+		creds := insecure.NewCredentials()
+		if c.TLS != nil {
+			creds = credentials.NewTLS(c.TLS)
+		}
 		c.DialOptions = []grpc.DialOption{
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(creds),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 				MinConnectTimeout: time.Second,
 			}),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		}
+		if c.Token != "" {
+			c.DialOptions = append(c.DialOptions, grpc.WithPerRPCCredentials(bearer.New(c.Token, false)))
 		}
 	}
 	return c
@@ -225,6 +246,12 @@ type Member struct {
 // configurations (no group, no topics, a heartbeat interval above a third of
 // the session timeout, unknown assignors...) are errors here, not later.
 func New(cfg Config) (*Member, error) {
+	if cfg.DialOptions != nil && (cfg.TLS != nil || cfg.Token != "") {
+		return nil, errors.New("regroup: member: DialOptions replace the connection settings, TLS and Token included: set either DialOptions (with your own credentials) or TLS and Token, not both")
+	}
+	if cfg.Token != "" && cfg.TLS == nil {
+		return nil, errors.New("regroup: member: a Token is sent only over TLS, where no one on the path can read it: set TLS too (at least RootCAs to verify the coordinators)")
+	}
 	cfg = cfg.withDefaults()
 	for _, e := range cfg.Endpoints {
 		if e == "" {
