@@ -30,6 +30,7 @@ type backendFlags struct {
 	etcdPeerPort   int
 	advertiseAddr  string
 	leaseTTL       time.Duration
+	etcdTLS        etcdTLSFlags
 }
 
 func (f *backendFlags) register(fl *pflag.FlagSet) {
@@ -40,6 +41,7 @@ func (f *backendFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.etcdPeerPort, "etcd-peer-port", 7380, "loopback port of the embedded etcd's peers")
 	fl.StringVar(&f.advertiseAddr, "advertise-addr", "", "address members and other coordinators reach this one at (default: the --listen address)")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", election.DefaultTTL, "etcd lease TTL, whole seconds: a leader that stops renewing it is replaced after at most this long")
+	f.etcdTLS.register(fl)
 }
 
 // backend is a running coordinator over its store.
@@ -74,6 +76,10 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 	default:
 		return nil, fmt.Errorf("--store %q: want etcd or memory", f.store)
 	}
+	etcdTLS, err := f.etcdTLS.config(len(f.etcdEndpoints) > 0)
+	if err != nil {
+		return nil, err
+	}
 	var cleanups []func()
 	cleanup := func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -98,7 +104,7 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 		endpoints = []string{node.Endpoint()}
 		log.Info("embedded etcd started", "data_dir", f.dataDir, "endpoint", node.Endpoint())
 	}
-	cli, err := etcdstore.NewClient(endpoints, etcdLog)
+	cli, err := etcdstore.NewTLSClient(endpoints, etcdTLS, etcdLog)
 	if err != nil {
 		cleanup()
 		return nil, err

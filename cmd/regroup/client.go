@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -32,6 +31,7 @@ type client struct {
 	endpoint string
 	output   string
 	timeout  time.Duration
+	security clientSecurity
 }
 
 // addClientFlags gives cmd, and every command under it, the flags
@@ -42,6 +42,7 @@ func addClientFlags(cmd *cobra.Command) *client {
 	pf.StringVar(&c.endpoint, "endpoint", "127.0.0.1:7070", "the coordinator's gRPC address (host:port)")
 	pf.StringVarP(&c.output, "output", "o", "table", "output format: table (aligned, for people) or json (every field, for programs)")
 	pf.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the coordinator's answer")
+	c.security.register(pf)
 	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if c.output != "table" && c.output != "json" {
 			return fmt.Errorf("--output %q: want table or json", c.output)
@@ -58,7 +59,11 @@ func addClientFlags(cmd *cobra.Command) *client {
 // admin connects to the coordinator. Connecting is lazy: an unreachable
 // coordinator shows up as the first call's error.
 func (c *client) admin() (regroupv1.AdminClient, io.Closer, error) {
-	conn, err := grpc.NewClient(c.endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts, err := c.security.dialOptions(c.endpoint)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(c.endpoint, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--endpoint %q: %w", c.endpoint, err)
 	}

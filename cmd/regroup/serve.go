@@ -25,6 +25,7 @@ type serveFlags struct {
 	maxMessageBytes int
 	metricsAddr     string
 	group           group.Config
+	security        securityFlags
 }
 
 func serveCmd() *cobra.Command {
@@ -72,6 +73,7 @@ Every flag can also be set through the environment variable shown with it.`,
 	fl.DurationVar(&f.group.NewMemberJoinTimeout, "new-member-join-timeout", f.group.NewMemberJoinTimeout, "how long a new member's first join may wait at the barrier")
 	fl.DurationVar(&f.group.EmptyRetention, "empty-group-retention", f.group.EmptyRetention, "how long an Empty group is kept before it is deleted")
 	fl.IntVar(&f.group.MaxMetadataBytes, "max-metadata-bytes", f.group.MaxMetadataBytes, "largest subscription metadata (and assignment user data) accepted, in bytes")
+	f.security.register(fl)
 	bindEnv(cmd)
 	return cmd
 }
@@ -92,6 +94,10 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	if err := f.group.Validate(); err != nil {
 		return err
 	}
+	sec, err := f.security.setup(log)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -99,25 +105,34 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another coordinator running? choose another address with --listen)", f.listen, err)
 	}
+	if err := sec.checkListener("--listen", lis.Addr()); err != nil {
+		lis.Close()
+		return err
+	}
 	obs, err := startObservability(f.metricsAddr, log)
 	if err != nil {
 		lis.Close()
 		return err
 	}
 	defer obs.stop()
-	be, err := startBackend(ctx, f.backend, coordinator.Config{Group: f.group, Logger: log, Metrics: obs.coordinatorMetrics()}, lis.Addr(), log)
+	be, err := startBackend(ctx, f.backend, coordinator.Config{Group: f.group, Logger: log, Metrics: obs.coordinatorMetrics(), PeerTLS: sec.peerTLS}, lis.Addr(), log)
 	if err != nil {
 		lis.Close()
 		return err
 	}
 	defer be.cleanup()
 	srv := be.srv
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(f.maxMessageBytes), grpc.MaxSendMsgSize(f.maxMessageBytes))
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(f.maxMessageBytes), grpc.MaxSendMsgSize(f.maxMessageBytes)}
+	gs := grpc.NewServer(append(sec.serverOptions(), opts...)...)
 	srv.Register(gs)
 	if err := obs.attach(gs, srv); err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	ags, err := sec.serveAdmin(srv, obs.health, opts, errc)
+	if err != nil {
+		return err
+	}
 	go func() { errc <- gs.Serve(lis) }()
 	ran := make(chan struct{})
 	go func() { defer close(ran); be.run(ctx) }()
@@ -132,10 +147,19 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	srv.Close()
 	<-ran // resigned leadership, if it led
 	done := make(chan struct{})
-	go func() { gs.GracefulStop(); close(done) }()
+	go func() {
+		if ags != nil {
+			ags.GracefulStop()
+		}
+		gs.GracefulStop()
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
+		if ags != nil {
+			ags.Stop()
+		}
 		gs.Stop()
 	}
 	log.Info("stopped")

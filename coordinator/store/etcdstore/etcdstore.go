@@ -33,6 +33,7 @@ package etcdstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -77,6 +78,12 @@ func ElectionPrefix(prefix string) string { return prefix + "leader" }
 // MaxSendBytes and gives up dialing after 5 s per attempt. Calls block
 // until etcd answers or their context ends.
 func NewClient(endpoints []string, log *zap.Logger) (*clientv3.Client, error) {
+	return NewTLSClient(endpoints, nil, log)
+}
+
+// NewTLSClient is NewClient over TLS when tlsConfig is set: its RootCAs
+// verify etcd's certificates and its Certificates are the client's.
+func NewTLSClient(endpoints []string, tlsConfig *tls.Config, log *zap.Logger) (*clientv3.Client, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -86,6 +93,7 @@ func NewClient(endpoints []string, log *zap.Logger) (*clientv3.Client, error) {
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 		MaxCallSendMsgSize:   MaxSendBytes,
+		TLS:                  tlsConfig,
 		Logger:               log,
 	})
 	if err != nil {
