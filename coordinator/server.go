@@ -147,6 +147,9 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 	defer t.mu.Unlock()
 	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach}, snap, s.clock(), t.validUntil())
 	t.node = n
+	for name, err := range n.BrokenTopics() {
+		s.log.Error("topic record cannot be used; the topic is left out of the registry until it is put again or deleted", "topic", name, "error", err)
+	}
 	for id, err := range n.Broken() {
 		s.log.Error("group record cannot be used; the group is refused until it is fixed or deleted", "group", id, "error", err)
 	}

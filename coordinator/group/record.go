@@ -96,6 +96,9 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 	if err := ValidateGroupID(rec.GetGroupId()); err != nil {
 		return nil, out, fmt.Errorf("regroup: stored group record: %w", err)
 	}
+	if err := checkRecord(rec); err != nil {
+		return nil, out, fmt.Errorf("regroup: stored group %q: %w", rec.GetGroupId(), err)
+	}
 	g := New(rec.GetGroupId(), cfg, ids, registry, now)
 	g.generation = rec.GetGeneration()
 	g.protocol = rec.GetProtocolName()
@@ -270,4 +273,48 @@ func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
 	// The caller may read the answer after the group changed: give it a
 	// copy that shares nothing with the group.
 	return proto.CloneOf(d)
+}
+
+// checkRecord checks what Restore cannot repair in a stored record: a
+// record that breaks these rules was not written by a coordinator (or was
+// damaged), and serving it could give a partition two owners.
+func checkRecord(rec *storev1.GroupRecord) error {
+	if rec.GetGeneration() < 0 || rec.GetReplacements() < 0 {
+		return fmt.Errorf("negative generation %d or replacement count %d", rec.GetGeneration(), rec.GetReplacements())
+	}
+	instances := map[string]string{}
+	type claim struct {
+		gen  int32
+		part string
+	}
+	owners := map[claim]string{}
+	for _, mr := range rec.GetMembers() {
+		if inst := mr.GetGroupInstanceId(); inst != "" {
+			if other, dup := instances[inst]; dup {
+				return fmt.Errorf("members %q and %q share instance id %q", other, mr.GetMemberId(), inst)
+			}
+			instances[inst] = mr.GetMemberId()
+		}
+		for _, tp := range mr.GetAssignment().GetPartitions() {
+			if tp.GetTopic() == "" {
+				return fmt.Errorf("member %q is assigned partitions of a topic with no name", mr.GetMemberId())
+			}
+			for _, p := range tp.GetPartitions() {
+				if p < 0 {
+					return fmt.Errorf("member %q is assigned partition %d of topic %q", mr.GetMemberId(), p, tp.GetTopic())
+				}
+				c := claim{mr.GetAssignmentGeneration(), fmt.Sprintf("%s/%d", tp.GetTopic(), p)}
+				if other, dup := owners[c]; dup {
+					return fmt.Errorf("partition %s is assigned to both %q and %q in generation %d", c.part, other, mr.GetMemberId(), c.gen)
+				}
+				owners[c] = mr.GetMemberId()
+			}
+		}
+	}
+	for _, h := range rec.GetHolds() {
+		if h.GetMemberId() == "" {
+			return fmt.Errorf("a hold names no member")
+		}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
-	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
 // fault reports a handled failure to the driver.
@@ -132,13 +131,19 @@ func (n *Node) loadDone(d LoadDone) {
 	case rec == nil:
 		n.forget(e)
 		return
-	case rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD:
+	case isDead(rec):
 		n.tombstones[e.id] = rec
 		n.forget(e)
+		return
+	case n.usesBrokenTopic(rec) != "":
+		n.forget(e)
+		n.breakForTopic(e.id, n.usesBrokenTopic(rec))
+		n.fault(e.id, n.broken[e.id].Error())
 		return
 	}
 	g, out, err := group.Restore(rec, n.cfg.Group, n.cfg.IDs, n.registry, n.now)
 	if err != nil {
+		err = n.brokenRecord(rec, err)
 		n.broken[e.id] = err
 		n.fault(e.id, fmt.Sprintf("the stored record of group %s is inconsistent: %v; the group is refused until it is fixed or deleted", e.id, err))
 		n.forget(e)

@@ -37,7 +37,6 @@ import (
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/internal/minheap"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
-	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
 // Config configures a Node.
@@ -70,6 +69,11 @@ type Node struct {
 	tombstones map[string]*storev1.GroupRecord
 	broken     map[string]error
 	registry   map[string]int32
+
+	groupKeys    string              // where group records live (store.Snapshot.GroupKeys)
+	topicKeys    string              // and topic records
+	brokenTopics map[string]error    // topics whose stored record is unusable
+	awaitTopic   map[string][]string // broken topic -> the groups it disables
 
 	timers timerHeap          // groups' deadlines
 	holds  minheap.Heap[hold] // held replies' times
@@ -129,12 +133,14 @@ func New(cfg Config, snap *store.Snapshot, now, validUntil time.Time) (*Node, Ou
 		tombstones: map[string]*storev1.GroupRecord{},
 		broken:     map[string]error{},
 		registry:   map[string]int32{},
-		held:       map[group.ReqID]group.Reply{},
-		writes:     map[WriteID]*entry{},
+
+		groupKeys:    snap.GroupKeys,
+		brokenTopics: map[string]error{},
+		awaitTopic:   map[string][]string{},
+		held:         map[group.ReqID]group.Reply{},
+		writes:       map[WriteID]*entry{},
 	}
-	for _, t := range snap.Topics {
-		n.registry[t.GetName()] = t.GetPartitions()
-	}
+	n.loadTopics(snap)
 	maps.Copy(n.broken, snap.Broken)
 	type restored struct {
 		g   *group.Group
@@ -143,7 +149,7 @@ func New(cfg Config, snap *store.Snapshot, now, validUntil time.Time) (*Node, Ou
 	}
 	res := make([]restored, len(snap.Groups))
 	restore := func(i int) {
-		if rec := snap.Groups[i]; rec.GetState() != regroupv1.GroupState_GROUP_STATE_DEAD {
+		if rec := snap.Groups[i]; !isDead(rec) && n.usesBrokenTopic(rec) == "" {
 			res[i].g, res[i].out, res[i].err = group.Restore(rec, cfg.Group, cfg.IDs, n.registry, now)
 		}
 	}
@@ -157,10 +163,12 @@ func New(cfg Config, snap *store.Snapshot, now, validUntil time.Time) (*Node, Ou
 	for i, rec := range snap.Groups {
 		id := rec.GetGroupId()
 		switch {
-		case rec.GetState() == regroupv1.GroupState_GROUP_STATE_DEAD:
+		case isDead(rec):
 			n.tombstones[id] = rec
+		case n.usesBrokenTopic(rec) != "":
+			n.breakForTopic(id, n.usesBrokenTopic(rec))
 		case res[i].err != nil:
-			n.broken[id] = res[i].err
+			n.broken[id] = n.brokenRecord(rec, res[i].err)
 		default:
 			e := n.add(id, res[i].g)
 			n.after(e, res[i].out)

@@ -101,7 +101,7 @@ func (n *Node) lookup(id string) (*entry, error) {
 }
 
 func (n *Node) brokenError(id string, err error) error {
-	return regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: its stored record is unusable (%v); an operator must fix or delete the record", id, err)
+	return regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q is unavailable: %v", id, err)
 }
 
 func (n *Node) loadingError(id string) error {

@@ -147,7 +147,7 @@ func (h *harness) input(ev node.Event) node.Input {
 
 // start begins a new term over what the store holds.
 func (h *harness) start(t *testing.T) {
-	snap := &store.Snapshot{Broken: map[string]error{}}
+	snap := &store.Snapshot{Broken: map[string]error{}, GroupKeys: "groups/", TopicKeys: "topics/"}
 	for _, name := range slices.Sorted(maps.Keys(h.topics)) {
 		snap.Topics = append(snap.Topics, &regroupv1.Topic{Name: name, Partitions: h.topics[name]})
 	}
@@ -174,6 +174,13 @@ func (h *harness) start(t *testing.T) {
 	n, out := node.New(node.Config{Group: cfg, IDs: h.ids}, snap, h.at(), validUntil)
 	h.n = n
 	h.printf("started: groups=%s tombstones=%d\n", strings.Join(n.GroupIDs(), ","), n.Tombstones())
+	broken, topics := n.Broken(), n.BrokenTopics()
+	for _, name := range slices.Sorted(maps.Keys(topics)) {
+		h.printf("  broken topic %s: %v\n", name, topics[name])
+	}
+	for _, id := range slices.Sorted(maps.Keys(broken)) {
+		h.printf("  broken group %s: %v\n", id, broken[id])
+	}
 	h.show(out)
 }
 

@@ -40,7 +40,7 @@ func (q *topicQueue) start(n *Node) {
 		switch {
 		case op.put != nil && n.registry[op.put.GetName()] == op.put.GetPartitions():
 			n.send(group.Reply{Req: op.req, Msg: &regroupv1.PutTopicResponse{PreviousPartitions: op.put.GetPartitions()}})
-		case op.put == nil && !hasTopic(n.registry, op.del):
+		case op.put == nil && !hasTopic(n.registry, op.del) && n.brokenTopics[op.del] == nil:
 			n.send(group.Reply{Req: op.req, Err: regroup.Errorf(regroup.CodeUnknownTopic, "topic %q does not exist", op.del)})
 		default:
 			n.nextWrite++
@@ -76,6 +76,11 @@ func (q *topicQueue) done(n *Node, d WriteDone) {
 			delete(reg, op.del)
 		}
 		rebalanced := n.setRegistry(reg)
+		if op.put != nil {
+			n.topicFixed(op.put.GetName())
+		} else {
+			n.topicFixed(op.del)
+		}
 		if resp != nil {
 			resp.RebalancedGroups = rebalanced
 			n.send(group.Reply{Req: op.req, Msg: resp})

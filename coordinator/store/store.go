@@ -29,6 +29,13 @@ type Snapshot struct {
 	// Broken maps the id of each group whose record could not be decoded to
 	// the reason; those groups are refused, the others served.
 	Broken map[string]error
+	// BrokenTopics maps the name of each topic whose record could not be
+	// decoded to the reason; those topics are left out of the registry and
+	// the groups that use them are refused.
+	BrokenTopics map[string]error
+	// GroupKeys and TopicKeys are where the records live, as prefixes of
+	// a group id or topic name, for messages that name a broken record.
+	GroupKeys, TopicKeys string
 }
 
 // Store keeps group records and topics. Its methods are safe for concurrent

@@ -146,7 +146,7 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	if !resp.Succeeded {
 		return nil, store.ErrFenced
 	}
-	snap := &store.Snapshot{Broken: map[string]error{}}
+	snap := &store.Snapshot{Broken: map[string]error{}, BrokenTopics: map[string]error{}, GroupKeys: gp, TopicKeys: tp}
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
 	recs := make([]*storev1.GroupRecord, len(kvs))
 	errs := make([]error, len(kvs))
@@ -173,9 +173,15 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 		snap.Groups = append(snap.Groups, rec)
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
+		name := strings.TrimPrefix(string(kv.Key), tp)
 		t := &regroupv1.Topic{}
-		if err := proto.Unmarshal(kv.Value, t); err != nil {
-			return nil, fmt.Errorf("regroup: the topic at etcd key %q cannot be decoded (%v); fix or delete the key", kv.Key, err)
+		err := proto.Unmarshal(kv.Value, t)
+		if err == nil && t.GetName() != name {
+			err = fmt.Errorf("the record names topic %q", t.GetName())
+		}
+		if err != nil {
+			snap.BrokenTopics[name] = fmt.Errorf("regroup: topic %q: the record at etcd key %q cannot be decoded (%v); put the topic again (regroup topics put) or delete the key", name, kv.Key, err)
+			continue
 		}
 		snap.Topics = append(snap.Topics, t)
 	}

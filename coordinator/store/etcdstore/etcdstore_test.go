@@ -92,11 +92,15 @@ func (ts *terms) open(t *testing.T) *etcdstore.Store {
 func TestContract(t *testing.T) {
 	cli := client(t, node.Endpoint())
 	storetest.Run(t, storetest.Backend{
-		Fresh: func(t *testing.T) (func(*testing.T) store.Store, func(*testing.T, string, []byte)) {
+		Fresh: func(t *testing.T) (func(*testing.T) store.Store, storetest.Corrupt) {
 			ts := newTerms(t, cli)
 			return func(t *testing.T) store.Store { return ts.open(t) },
-				func(t *testing.T, id string, b []byte) {
-					if _, err := cli.Put(context.Background(), etcdstore.GroupsPrefix(ts.prefix)+id, string(b)); err != nil {
+				func(t *testing.T, topic bool, name string, b []byte) {
+					key := etcdstore.GroupsPrefix(ts.prefix) + name
+					if topic {
+						key = etcdstore.TopicsPrefix(ts.prefix) + name
+					}
+					if _, err := cli.Put(context.Background(), key, string(b)); err != nil {
 						t.Fatal(err)
 					}
 				}

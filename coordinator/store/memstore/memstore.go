@@ -36,14 +36,19 @@ func (d *Data) Open() *Store {
 	return &Store{d: d, term: d.term}
 }
 
-// Corrupt replaces a group's stored bytes, for tests of broken records.
-func (d *Data) Corrupt(groupID string, b []byte) {
+// Corrupt replaces the stored bytes of group name, or of topic name when
+// topic is set, for tests of broken records.
+func (d *Data) Corrupt(topic bool, name string, b []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.groups == nil {
-		d.groups = map[string][]byte{}
+		d.groups, d.topics = map[string][]byte{}, map[string][]byte{}
 	}
-	d.groups[groupID] = b
+	if topic {
+		d.topics[name] = b
+		return
+	}
+	d.groups[name] = b
 }
 
 // Store is one term's view of Data.
@@ -75,7 +80,7 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 		return nil, err
 	}
 	defer s.d.mu.Unlock()
-	snap := &store.Snapshot{Broken: map[string]error{}}
+	snap := &store.Snapshot{Broken: map[string]error{}, BrokenTopics: map[string]error{}, GroupKeys: "memory:groups/", TopicKeys: "memory:topics/"}
 	ids := make([]string, 0, len(s.d.groups))
 	for id := range s.d.groups {
 		ids = append(ids, id)
@@ -87,7 +92,7 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 			if err == nil {
 				err = fmt.Errorf("record names group %q", rec.GetGroupId())
 			}
-			snap.Broken[id] = fmt.Errorf("regroup: group %q: stored record cannot be decoded: %w", id, err)
+			snap.Broken[id] = fmt.Errorf("regroup: group %q: the stored record cannot be decoded (%w); delete it to serve the group again", id, err)
 			continue
 		}
 		snap.Groups = append(snap.Groups, rec)
@@ -99,8 +104,12 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		t := &regroupv1.Topic{}
-		if err := proto.Unmarshal(s.d.topics[n], t); err != nil {
-			return nil, fmt.Errorf("regroup: topic %q: stored record cannot be decoded: %w", n, err)
+		if err := proto.Unmarshal(s.d.topics[n], t); err != nil || t.GetName() != n {
+			if err == nil {
+				err = fmt.Errorf("record names topic %q", t.GetName())
+			}
+			snap.BrokenTopics[n] = fmt.Errorf("regroup: topic %q: the stored record cannot be decoded (%w); put the topic again or delete it", n, err)
+			continue
 		}
 		snap.Topics = append(snap.Topics, t)
 	}

@@ -10,10 +10,10 @@ import (
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, storetest.Backend{
-		Fresh: func(t *testing.T) (func(*testing.T) store.Store, func(*testing.T, string, []byte)) {
+		Fresh: func(t *testing.T) (func(*testing.T) store.Store, storetest.Corrupt) {
 			d := &memstore.Data{}
 			return func(*testing.T) store.Store { return d.Open() },
-				func(_ *testing.T, id string, b []byte) { d.Corrupt(id, b) }
+				func(_ *testing.T, topic bool, name string, b []byte) { d.Corrupt(topic, name, b) }
 		},
 	})
 }

@@ -16,12 +16,16 @@ import (
 
 // Backend is what Run needs from an implementation: a fresh, empty backing
 // state on each call, with a way to open successive leadership terms on it
-// and to overwrite a group's stored bytes with garbage.
+// and to overwrite a group's or a topic's stored bytes with garbage.
 type Backend struct {
 	// Fresh returns empty backing state and its opener: every call of open
 	// starts a new term, fencing the Stores of earlier terms.
-	Fresh func(t *testing.T) (open func(t *testing.T) store.Store, corrupt func(t *testing.T, groupID string, b []byte))
+	Fresh func(t *testing.T) (open func(t *testing.T) store.Store, corrupt Corrupt)
 }
+
+// Corrupt overwrites the stored bytes of group name, or of topic name when
+// topic is set.
+type Corrupt func(t *testing.T, topic bool, name string, b []byte)
 
 func groupRecord(id string, gen int32) *storev1.GroupRecord {
 	return &storev1.GroupRecord{
@@ -156,7 +160,7 @@ func Run(t *testing.T, b Backend) {
 				t.Fatal(err)
 			}
 		}
-		corrupt(t, "bad", []byte("\xff\xff not protobuf"))
+		corrupt(t, false, "bad", []byte("\xff\xff not protobuf"))
 		snap, err := open(t).Load(ctx)
 		if err != nil {
 			t.Fatalf("one broken record must not fail the load: %v", err)
@@ -166,6 +170,32 @@ func Run(t *testing.T, b Backend) {
 		}
 		if snap.Broken["bad"] == nil {
 			t.Fatalf("broken group not reported: %v", snap.Broken)
+		}
+	})
+
+	t.Run("BrokenTopicIsolated", func(t *testing.T) {
+		open, corrupt := b.Fresh(t)
+		s := open(t)
+		for _, name := range []string{"good", "bad", "renamed"} {
+			if err := s.PutTopic(ctx, &regroupv1.Topic{Name: name, Partitions: 4}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		corrupt(t, true, "bad", []byte("\xff\xff not protobuf"))
+		other, err := proto.Marshal(&regroupv1.Topic{Name: "good", Partitions: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		corrupt(t, true, "renamed", other)
+		snap, err := open(t).Load(ctx)
+		if err != nil {
+			t.Fatalf("a broken topic must not fail the load: %v", err)
+		}
+		if len(snap.Topics) != 1 || snap.Topics[0].GetName() != "good" || snap.Topics[0].GetPartitions() != 4 {
+			t.Fatalf("good topics: %v", snap.Topics)
+		}
+		if snap.BrokenTopics["bad"] == nil || snap.BrokenTopics["renamed"] == nil {
+			t.Fatalf("broken topics not reported: %v", snap.BrokenTopics)
 		}
 	})
 }
