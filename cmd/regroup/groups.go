@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regroup-dev/regroup/coordinator/group"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -170,7 +171,7 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 				gen = "-"
 			}
 			t.row(gen, duration, strconv.Itoa(int(r.GetPartitionsMoved())), strconv.Itoa(int(r.GetPartitionsRevoked())),
-				clip(abbreviate(r.GetCause()), causeWidth))
+				clip(abbreviate(group.Sanitize(r.GetCause())), causeWidth))
 		}
 		return t.Flush()
 	}

@@ -77,10 +77,11 @@ func (o *observability) coordinatorMetrics() coordinator.Metrics {
 }
 
 // attach registers the health and reflection services on gs, and the
-// gauges read from srv at every scrape. Call it before gs serves.
-func (o *observability) attach(gs *grpc.Server, srv *coordinator.Server) error {
+// gauges read from srv at every scrape, with series of their own for at
+// most maxGroups groups. Call it before gs serves.
+func (o *observability) attach(gs *grpc.Server, srv *coordinator.Server, maxGroups int) error {
 	if o.registry != nil {
-		if err := prommetrics.RegisterServer(o.registry, srv); err != nil {
+		if err := prommetrics.RegisterServer(o.registry, srv, maxGroups); err != nil {
 			return err
 		}
 	}

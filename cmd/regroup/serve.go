@@ -25,6 +25,7 @@ type serveFlags struct {
 	maxMessageBytes int
 	metricsAddr     string
 	group           group.Config
+	limits          limitFlags
 	security        securityFlags
 }
 
@@ -74,6 +75,7 @@ Every flag can also be set through the environment variable shown with it.`,
 	fl.DurationVar(&f.group.EmptyRetention, "empty-group-retention", f.group.EmptyRetention, "how long an Empty group is kept before it is deleted")
 	fl.IntVar(&f.group.MaxMetadataBytes, "max-metadata-bytes", f.group.MaxMetadataBytes, "largest subscription metadata (and assignment user data) accepted, in bytes")
 	f.security.register(fl)
+	f.limits.register(fl, &f.group)
 	bindEnv(cmd)
 	return cmd
 }
@@ -94,6 +96,9 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	if err := f.group.Validate(); err != nil {
 		return err
 	}
+	if err := f.limits.check(f.group, f.maxMessageBytes, f.backend.store == "etcd" && len(f.backend.etcdEndpoints) == 0); err != nil {
+		return err
+	}
 	sec, err := f.security.setup(log)
 	if err != nil {
 		return err
@@ -105,6 +110,7 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another coordinator running? choose another address with --listen)", f.listen, err)
 	}
+	lis = f.limits.listener(lis)
 	if err := sec.checkListener("--listen", lis.Addr()); err != nil {
 		lis.Close()
 		return err
@@ -122,10 +128,10 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	}
 	defer be.cleanup()
 	srv := be.srv
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(f.maxMessageBytes), grpc.MaxSendMsgSize(f.maxMessageBytes)}
+	opts := append(f.limits.serverOptions(), grpc.MaxRecvMsgSize(f.maxMessageBytes), grpc.MaxSendMsgSize(f.maxMessageBytes))
 	gs := grpc.NewServer(append(sec.serverOptions(), opts...)...)
 	srv.Register(gs)
-	if err := obs.attach(gs, srv); err != nil {
+	if err := obs.attach(gs, srv, f.limits.metricsMaxGroups); err != nil {
 		return err
 	}
 	errc := make(chan error, 2)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regroup-dev/regroup/coordinator/group"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -63,7 +64,7 @@ func watchGroup(ctx context.Context, out io.Writer, c *client, id string) error 
 		if c.output == "json" {
 			err = printJSONLine(out, msg)
 		} else {
-			_, err = fmt.Fprintln(out, msg.GetTime().AsTime().Local().Format("15:04:05.000"), describeEvent(msg))
+			_, err = fmt.Fprintln(out, watchLine(msg))
 		}
 	}
 	switch {
@@ -73,6 +74,14 @@ func watchGroup(ctx context.Context, out io.Writer, c *client, id string) error 
 		return fmt.Errorf("the coordinator at %s ended the watch of group %q", c.endpoint, id)
 	}
 	return c.explain(err)
+}
+
+// watchLine is the line `groups watch` prints for msg. Causes and reasons
+// come from clients, or from records an older coordinator stored: control
+// and format characters are escaped, so that nothing a client sent can
+// move the cursor or forge lines on an operator's terminal.
+func watchLine(msg *regroupv1.WatchGroupResponse) string {
+	return msg.GetTime().AsTime().Local().Format("15:04:05.000") + " " + group.Sanitize(describeEvent(msg))
 }
 
 // describeEvent says what a watch message reports, in words.

@@ -13,6 +13,7 @@ package prommetrics
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -201,10 +202,22 @@ type Server interface {
 // regroup_groups even when no group is in it.
 var states = []group.State{group.Empty, group.PreparingRebalance, group.CompletingRebalance, group.Stable}
 
+// OtherGroups is the group label under which the per-group gauges of the
+// groups beyond RegisterServer's maxGroups are aggregated.
+const OtherGroups = "_other"
+
 // RegisterServer registers on reg the gauges that are read from srv at
 // every scrape. A scrape costs time in proportion to the number of members.
-func RegisterServer(reg prometheus.Registerer, srv Server) error {
-	if err := reg.Register(newCollector(srv)); err != nil {
+// At most maxGroups groups get series of their own (the first seen keep
+// them until they are deleted; the series of a deleted group go away at
+// the next scrape); the others are aggregated under the group label
+// OtherGroups: members and unowned partitions summed, the longest
+// rebalance and timeout, the smallest session left. So a client that
+// creates groups cannot grow the number of series without bound.
+func RegisterServer(reg prometheus.Registerer, srv Server, maxGroups int) error {
+	c := newCollector(srv)
+	c.maxGroups = maxGroups
+	if err := reg.Register(c); err != nil {
 		return fmt.Errorf("regroup: registering coordinator gauges: %w", err)
 	}
 	return nil
@@ -212,7 +225,11 @@ func RegisterServer(reg prometheus.Registerer, srv Server) error {
 
 // collector reads gauges from a Server at scrape time.
 type collector struct {
-	srv         Server
+	srv       Server
+	maxGroups int
+	mu        sync.Mutex
+	own       map[string]bool // the groups with series of their own
+
 	groups      *prometheus.Desc
 	members     *prometheus.Desc
 	unowned     *prometheus.Desc
@@ -225,6 +242,7 @@ type collector struct {
 func newCollector(srv Server) *collector {
 	return &collector{
 		srv: srv,
+		own: map[string]bool{},
 		groups: prometheus.NewDesc("regroup_groups",
 			"Groups by state.", []string{"state"}, nil),
 		members: prometheus.NewDesc("regroup_group_members",
@@ -257,15 +275,65 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.leader, prometheus.GaugeValue, leader)
 	byState := map[group.State]int{}
-	for _, st := range c.srv.GroupStats() {
+	stats := c.srv.GroupStats()
+	for _, st := range stats {
 		byState[st.State]++
-		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(st.Members), st.ID)
-		ch <- prometheus.MustNewConstMetric(c.unowned, prometheus.GaugeValue, float64(st.Unowned), st.ID)
-		ch <- prometheus.MustNewConstMetric(c.rebalancing, prometheus.GaugeValue, st.Rebalancing.Seconds(), st.ID)
-		ch <- prometheus.MustNewConstMetric(c.timeout, prometheus.GaugeValue, st.RebalanceTimeout.Seconds(), st.ID)
-		ch <- prometheus.MustNewConstMetric(c.sessionLeft, prometheus.GaugeValue, st.SessionLeft, st.ID)
+	}
+	own, other := c.split(stats)
+	for _, st := range own {
+		c.collectGroup(ch, st)
+	}
+	if other != nil {
+		c.collectGroup(ch, *other)
 	}
 	for _, s := range states {
 		ch <- prometheus.MustNewConstMetric(c.groups, prometheus.GaugeValue, float64(byState[s]), s.String())
 	}
+}
+
+func (c *collector) collectGroup(ch chan<- prometheus.Metric, st coordinator.GroupStat) {
+	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(st.Members), st.ID)
+	ch <- prometheus.MustNewConstMetric(c.unowned, prometheus.GaugeValue, float64(st.Unowned), st.ID)
+	ch <- prometheus.MustNewConstMetric(c.rebalancing, prometheus.GaugeValue, st.Rebalancing.Seconds(), st.ID)
+	ch <- prometheus.MustNewConstMetric(c.timeout, prometheus.GaugeValue, st.RebalanceTimeout.Seconds(), st.ID)
+	ch <- prometheus.MustNewConstMetric(c.sessionLeft, prometheus.GaugeValue, st.SessionLeft, st.ID)
+}
+
+// split returns the stats of the groups with series of their own, and the
+// aggregate of the others (nil if there are none). Groups that are gone
+// give up their place; new groups take free places in the order given.
+func (c *collector) split(stats []coordinator.GroupStat) ([]coordinator.GroupStat, *coordinator.GroupStat) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	present := make(map[string]bool, len(stats))
+	for _, st := range stats {
+		present[st.ID] = true
+	}
+	for id := range c.own {
+		if !present[id] {
+			delete(c.own, id)
+		}
+	}
+	var own []coordinator.GroupStat
+	var other *coordinator.GroupStat
+	for _, st := range stats {
+		// A group named like the aggregate is always in it: one series
+		// per label value.
+		if !c.own[st.ID] && len(c.own) < c.maxGroups && st.ID != OtherGroups {
+			c.own[st.ID] = true
+		}
+		if c.own[st.ID] {
+			own = append(own, st)
+			continue
+		}
+		if other == nil {
+			other = &coordinator.GroupStat{ID: OtherGroups, SessionLeft: 1}
+		}
+		other.Members += st.Members
+		other.Unowned += st.Unowned
+		other.Rebalancing = max(other.Rebalancing, st.Rebalancing)
+		other.RebalanceTimeout = max(other.RebalanceTimeout, st.RebalanceTimeout)
+		other.SessionLeft = min(other.SessionLeft, st.SessionLeft)
+	}
+	return own, other
 }

@@ -2,6 +2,7 @@ package prommetrics_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,7 @@ func TestGaugesReadAtScrapeTime(t *testing.T) {
 		{ID: "a", State: group.Stable, Members: 3, Unowned: 1, RebalanceTimeout: time.Minute, SessionLeft: 0.75},
 		{ID: "b", State: group.PreparingRebalance, Members: 2, Rebalancing: 1500 * time.Millisecond, RebalanceTimeout: 5 * time.Second, SessionLeft: 0.25},
 	}}
-	if err := prommetrics.RegisterServer(reg, srv); err != nil {
+	if err := prommetrics.RegisterServer(reg, srv, 1000); err != nil {
 		t.Fatal(err)
 	}
 	const want = `
@@ -175,6 +176,43 @@ regroup_leader 1
 # TYPE regroup_leader gauge
 regroup_leader 0
 `), "regroup_leader", "regroup_group_members"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestGroupSeriesAreBounded checks that at most maxGroups groups get series
+// of their own, that the others are aggregated under OtherGroups, and that
+// a deleted group's series go away and free its place.
+func TestGroupSeriesAreBounded(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	srv := &fakeServer{leading: true}
+	for i := range 50 {
+		srv.stats = append(srv.stats, coordinator.GroupStat{ID: fmt.Sprintf("g%02d", i), State: group.Stable, Members: 1, SessionLeft: 1})
+	}
+	if err := prommetrics.RegisterServer(reg, srv, 3); err != nil {
+		t.Fatal(err)
+	}
+	const want = `
+# HELP regroup_group_members Members of the group.
+# TYPE regroup_group_members gauge
+regroup_group_members{group="_other"} 47
+regroup_group_members{group="g00"} 1
+regroup_group_members{group="g01"} 1
+regroup_group_members{group="g02"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "regroup_group_members"); err != nil {
+		t.Error(err)
+	}
+	srv.stats = srv.stats[1:] // g00 is deleted: g03 takes its place
+	const after = `
+# HELP regroup_group_members Members of the group.
+# TYPE regroup_group_members gauge
+regroup_group_members{group="_other"} 46
+regroup_group_members{group="g01"} 1
+regroup_group_members{group="g02"} 1
+regroup_group_members{group="g03"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(after), "regroup_group_members"); err != nil {
 		t.Error(err)
 	}
 }

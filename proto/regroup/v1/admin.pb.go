@@ -184,17 +184,17 @@ func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
 type GroupSummary struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group's id.
-	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	// Its state.
-	State GroupState `protobuf:"varint,2,opt,name=state,proto3,enum=regroup.v1.GroupState" json:"state,omitempty"`
+	State GroupState `protobuf:"varint,2,opt,name=state,enum=regroup.v1.GroupState" json:"state,omitempty"`
 	// Its generation.
-	Generation int32 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,3,opt,name=generation" json:"generation,omitempty"`
 	// The selected protocol (assignor), empty before the first generation.
-	ProtocolName string `protobuf:"bytes,4,opt,name=protocol_name,json=protocolName,proto3" json:"protocol_name,omitempty"`
+	ProtocolName string `protobuf:"bytes,4,opt,name=protocol_name,json=protocolName" json:"protocol_name,omitempty"`
 	// The number of members.
-	Members int32 `protobuf:"varint,5,opt,name=members,proto3" json:"members,omitempty"`
+	Members int32 `protobuf:"varint,5,opt,name=members" json:"members,omitempty"`
 	// The leader's member id.
-	LeaderId      string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderId      string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId" json:"leader_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -275,7 +275,7 @@ func (x *GroupSummary) GetLeaderId() string {
 type ListGroupsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The groups, by id.
-	Groups        []*GroupSummary `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	Groups        []*GroupSummary `protobuf:"bytes,1,rep,name=groups" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -321,7 +321,7 @@ func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
 type DescribeGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group's id.
-	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -367,36 +367,36 @@ func (x *DescribeGroupRequest) GetGroupId() string {
 type MemberDescription struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member's id.
-	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// Its instance id; set for static members.
-	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId" json:"group_instance_id,omitempty"`
 	// Whether the member is static (has an instance id).
-	Static bool `protobuf:"varint,3,opt,name=static,proto3" json:"static,omitempty"`
+	Static bool `protobuf:"varint,3,opt,name=static" json:"static,omitempty"`
 	// Its client id.
-	ClientId string `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientId string `protobuf:"bytes,4,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
 	// The address it connected from.
-	ClientHost string `protobuf:"bytes,5,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	ClientHost string `protobuf:"bytes,5,opt,name=client_host,json=clientHost" json:"client_host,omitempty"`
 	// The protocols it offers, in preference order.
-	Protocols []string `protobuf:"bytes,6,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	Protocols []string `protobuf:"bytes,6,rep,name=protocols" json:"protocols,omitempty"`
 	// Its subscription under the selected protocol (or its first).
-	Subscription *Subscription `protobuf:"bytes,7,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	Subscription *Subscription `protobuf:"bytes,7,opt,name=subscription" json:"subscription,omitempty"`
 	// Its assignment in the current generation.
-	Assignment *Assignment `protobuf:"bytes,8,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	Assignment *Assignment `protobuf:"bytes,8,opt,name=assignment" json:"assignment,omitempty"`
 	// When its session ends unless it heartbeats.
-	SessionDeadline *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=session_deadline,json=sessionDeadline,proto3" json:"session_deadline,omitempty"`
+	SessionDeadline *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=session_deadline,json=sessionDeadline" json:"session_deadline,omitempty"`
 	// Its session timeout.
-	SessionTimeoutMs int64 `protobuf:"varint,10,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	SessionTimeoutMs int64 `protobuf:"varint,10,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
 	// Its rebalance timeout.
-	RebalanceTimeoutMs int64 `protobuf:"varint,11,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
+	RebalanceTimeoutMs int64 `protobuf:"varint,11,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs" json:"rebalance_timeout_ms,omitempty"`
 	// The fencing token of its current assignment.
-	FencingToken int64 `protobuf:"varint,12,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	FencingToken int64 `protobuf:"varint,12,opt,name=fencing_token,json=fencingToken" json:"fencing_token,omitempty"`
 	// Whether it has rejoined the rebalance in progress.
-	Joined bool `protobuf:"varint,13,opt,name=joined,proto3" json:"joined,omitempty"`
+	Joined bool `protobuf:"varint,13,opt,name=joined" json:"joined,omitempty"`
 	// Whether it still has to send SyncGroup in this generation.
-	AwaitingSync bool `protobuf:"varint,14,opt,name=awaiting_sync,json=awaitingSync,proto3" json:"awaiting_sync,omitempty"`
+	AwaitingSync bool `protobuf:"varint,14,opt,name=awaiting_sync,json=awaitingSync" json:"awaiting_sync,omitempty"`
 	// The authenticated identity that joined it, which alone may act as it;
 	// empty when it joined without authentication.
-	Identity      string `protobuf:"bytes,15,opt,name=identity,proto3" json:"identity,omitempty"`
+	Identity      string `protobuf:"bytes,15,opt,name=identity" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -540,32 +540,32 @@ func (x *MemberDescription) GetIdentity() string {
 type Rebalance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The generation it produced (0 while it is in progress).
-	Generation int32 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,1,opt,name=generation" json:"generation,omitempty"`
 	// Why it started, e.g. "member m-1 joined", "member m-2 expired",
 	// "topic orders changed from 8 to 16 partitions". Later triggers that
 	// restarted it are appended.
-	Cause string `protobuf:"bytes,2,opt,name=cause,proto3" json:"cause,omitempty"`
+	Cause string `protobuf:"bytes,2,opt,name=cause" json:"cause,omitempty"`
 	// When it started.
-	Start *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	Start *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start" json:"start,omitempty"`
 	// When every member had its assignment (unset while in progress).
-	End *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end,proto3" json:"end,omitempty"`
+	End *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end" json:"end,omitempty"`
 	// The member ids of the generation.
-	Members []string `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	Members []string `protobuf:"bytes,5,rep,name=members" json:"members,omitempty"`
 	// Partitions whose owner changed from one member to another.
-	PartitionsMoved int32 `protobuf:"varint,6,opt,name=partitions_moved,json=partitionsMoved,proto3" json:"partitions_moved,omitempty"`
+	PartitionsMoved int32 `protobuf:"varint,6,opt,name=partitions_moved,json=partitionsMoved" json:"partitions_moved,omitempty"`
 	// Partitions members gave up (revoked) during this rebalance.
-	PartitionsRevoked int32 `protobuf:"varint,7,opt,name=partitions_revoked,json=partitionsRevoked,proto3" json:"partitions_revoked,omitempty"`
+	PartitionsRevoked int32 `protobuf:"varint,7,opt,name=partitions_revoked,json=partitionsRevoked" json:"partitions_revoked,omitempty"`
 	// Set when the entry records a change that needed no rebalance, such as
 	// a static member replaced by a restarted process.
-	NoRebalance bool `protobuf:"varint,8,opt,name=no_rebalance,json=noRebalance,proto3" json:"no_rebalance,omitempty"`
+	NoRebalance bool `protobuf:"varint,8,opt,name=no_rebalance,json=noRebalance" json:"no_rebalance,omitempty"`
 	// The kind of the first cause, for metrics: member-joined, member-left,
 	// member-removed, member-expired, subscription-changed, leader-rejoined,
 	// sync-timeout, topic-changed, assignment-refused, static-replaced,
 	// coordinator-failover or group-too-large.
-	CauseKind string `protobuf:"bytes,9,opt,name=cause_kind,json=causeKind,proto3" json:"cause_kind,omitempty"`
+	CauseKind string `protobuf:"bytes,9,opt,name=cause_kind,json=causeKind" json:"cause_kind,omitempty"`
 	// When the join barrier completed (unset before): the join phase ran from
 	// start to here, the sync phase from here to end.
-	JoinCompleted *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=join_completed,json=joinCompleted,proto3" json:"join_completed,omitempty"`
+	JoinCompleted *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=join_completed,json=joinCompleted" json:"join_completed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -674,23 +674,23 @@ func (x *Rebalance) GetJoinCompleted() *timestamppb.Timestamp {
 type DescribeGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group's id.
-	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	// Its state.
-	State GroupState `protobuf:"varint,2,opt,name=state,proto3,enum=regroup.v1.GroupState" json:"state,omitempty"`
+	State GroupState `protobuf:"varint,2,opt,name=state,enum=regroup.v1.GroupState" json:"state,omitempty"`
 	// Its generation.
-	Generation int32 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,3,opt,name=generation" json:"generation,omitempty"`
 	// The selected protocol.
-	ProtocolName string `protobuf:"bytes,4,opt,name=protocol_name,json=protocolName,proto3" json:"protocol_name,omitempty"`
+	ProtocolName string `protobuf:"bytes,4,opt,name=protocol_name,json=protocolName" json:"protocol_name,omitempty"`
 	// The leader's member id.
-	LeaderId string `protobuf:"bytes,5,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderId string `protobuf:"bytes,5,opt,name=leader_id,json=leaderId" json:"leader_id,omitempty"`
 	// Its members, by member id.
-	Members []*MemberDescription `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Members []*MemberDescription `protobuf:"bytes,6,rep,name=members" json:"members,omitempty"`
 	// Its last rebalances, oldest first.
-	Rebalances []*Rebalance `protobuf:"bytes,7,rep,name=rebalances,proto3" json:"rebalances,omitempty"`
+	Rebalances []*Rebalance `protobuf:"bytes,7,rep,name=rebalances" json:"rebalances,omitempty"`
 	// The partition count of every subscribed topic that exists.
-	Topics []*Topic `protobuf:"bytes,8,rep,name=topics,proto3" json:"topics,omitempty"`
+	Topics []*Topic `protobuf:"bytes,8,rep,name=topics" json:"topics,omitempty"`
 	// Member ids minted by MEMBER_ID_REQUIRED that have not joined yet.
-	PendingMemberIds []string `protobuf:"bytes,9,rep,name=pending_member_ids,json=pendingMemberIds,proto3" json:"pending_member_ids,omitempty"`
+	PendingMemberIds []string `protobuf:"bytes,9,rep,name=pending_member_ids,json=pendingMemberIds" json:"pending_member_ids,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -792,11 +792,11 @@ func (x *DescribeGroupResponse) GetPendingMemberIds() []string {
 type RemoveMembersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group.
-	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	// The instance ids to remove.
-	GroupInstanceIds []string `protobuf:"bytes,2,rep,name=group_instance_ids,json=groupInstanceIds,proto3" json:"group_instance_ids,omitempty"`
+	GroupInstanceIds []string `protobuf:"bytes,2,rep,name=group_instance_ids,json=groupInstanceIds" json:"group_instance_ids,omitempty"`
 	// Why, for the rebalance history.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -856,7 +856,7 @@ func (x *RemoveMembersRequest) GetReason() string {
 type RemoveMembersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One result per instance id, in request order.
-	Members       []*LeaveMemberResult `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Members       []*LeaveMemberResult `protobuf:"bytes,1,rep,name=members" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -902,7 +902,7 @@ func (x *RemoveMembersResponse) GetMembers() []*LeaveMemberResult {
 type DeleteGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group.
-	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -985,7 +985,7 @@ func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
 type PutTopicRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The topic.
-	Topic         *Topic `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Topic         *Topic `protobuf:"bytes,1,opt,name=topic" json:"topic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1031,9 +1031,9 @@ func (x *PutTopicRequest) GetTopic() *Topic {
 type PutTopicResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The partition count before the call; 0 if the topic is new.
-	PreviousPartitions int32 `protobuf:"varint,1,opt,name=previous_partitions,json=previousPartitions,proto3" json:"previous_partitions,omitempty"`
+	PreviousPartitions int32 `protobuf:"varint,1,opt,name=previous_partitions,json=previousPartitions" json:"previous_partitions,omitempty"`
 	// The groups that rebalance because of the change.
-	RebalancedGroups []string `protobuf:"bytes,2,rep,name=rebalanced_groups,json=rebalancedGroups,proto3" json:"rebalanced_groups,omitempty"`
+	RebalancedGroups []string `protobuf:"bytes,2,rep,name=rebalanced_groups,json=rebalancedGroups" json:"rebalanced_groups,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1123,7 +1123,7 @@ func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
 type ListTopicsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The topics, by name.
-	Topics        []*Topic `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	Topics        []*Topic `protobuf:"bytes,1,rep,name=topics" json:"topics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1169,7 +1169,7 @@ func (x *ListTopicsResponse) GetTopics() []*Topic {
 type DeleteTopicRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The topic's name.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1215,7 +1215,7 @@ func (x *DeleteTopicRequest) GetName() string {
 type DeleteTopicResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The groups that rebalance because of the deletion.
-	RebalancedGroups []string `protobuf:"bytes,1,rep,name=rebalanced_groups,json=rebalancedGroups,proto3" json:"rebalanced_groups,omitempty"`
+	RebalancedGroups []string `protobuf:"bytes,1,rep,name=rebalanced_groups,json=rebalancedGroups" json:"rebalanced_groups,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1261,7 +1261,7 @@ func (x *DeleteTopicResponse) GetRebalancedGroups() []string {
 type WatchGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group's id.
-	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1307,9 +1307,9 @@ func (x *WatchGroupRequest) GetGroupId() string {
 type WatchGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// When the coordinator saw the event.
-	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time" json:"time,omitempty"`
 	// The group's generation after the step that produced the event.
-	Generation int32 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,2,opt,name=generation" json:"generation,omitempty"`
 	// What happened.
 	//
 	// Types that are valid to be assigned to Event:
@@ -1446,38 +1446,38 @@ type isWatchGroupResponse_Event interface {
 
 type WatchGroupResponse_Snapshot struct {
 	// The group as it was when the watch started; always the first message.
-	Snapshot *GroupSummary `protobuf:"bytes,3,opt,name=snapshot,proto3,oneof"`
+	Snapshot *GroupSummary `protobuf:"bytes,3,opt,name=snapshot,oneof"`
 }
 
 type WatchGroupResponse_StateChanged struct {
 	// The group changed state.
-	StateChanged *GroupStateChange `protobuf:"bytes,4,opt,name=state_changed,json=stateChanged,proto3,oneof"`
+	StateChanged *GroupStateChange `protobuf:"bytes,4,opt,name=state_changed,json=stateChanged,oneof"`
 }
 
 type WatchGroupResponse_RebalanceStarted struct {
 	// A rebalance started, or a new trigger joined the one in progress.
-	RebalanceStarted *RebalanceStarted `protobuf:"bytes,5,opt,name=rebalance_started,json=rebalanceStarted,proto3,oneof"`
+	RebalanceStarted *RebalanceStarted `protobuf:"bytes,5,opt,name=rebalance_started,json=rebalanceStarted,oneof"`
 }
 
 type WatchGroupResponse_RebalanceDone struct {
 	// A rebalance completed.
-	RebalanceDone *RebalanceDone `protobuf:"bytes,6,opt,name=rebalance_done,json=rebalanceDone,proto3,oneof"`
+	RebalanceDone *RebalanceDone `protobuf:"bytes,6,opt,name=rebalance_done,json=rebalanceDone,oneof"`
 }
 
 type WatchGroupResponse_MemberRemoved struct {
 	// A member left the group.
-	MemberRemoved *MemberRemoved `protobuf:"bytes,7,opt,name=member_removed,json=memberRemoved,proto3,oneof"`
+	MemberRemoved *MemberRemoved `protobuf:"bytes,7,opt,name=member_removed,json=memberRemoved,oneof"`
 }
 
 type WatchGroupResponse_MemberReplaced struct {
 	// A static member was replaced by a restarted process, without a
 	// rebalance.
-	MemberReplaced *MemberReplaced `protobuf:"bytes,8,opt,name=member_replaced,json=memberReplaced,proto3,oneof"`
+	MemberReplaced *MemberReplaced `protobuf:"bytes,8,opt,name=member_replaced,json=memberReplaced,oneof"`
 }
 
 type WatchGroupResponse_AssignmentRefused struct {
 	// The leader's assignment was refused; the group rebalances.
-	AssignmentRefused *AssignmentRefused `protobuf:"bytes,9,opt,name=assignment_refused,json=assignmentRefused,proto3,oneof"`
+	AssignmentRefused *AssignmentRefused `protobuf:"bytes,9,opt,name=assignment_refused,json=assignmentRefused,oneof"`
 }
 
 func (*WatchGroupResponse_Snapshot) isWatchGroupResponse_Event() {}
@@ -1498,9 +1498,9 @@ func (*WatchGroupResponse_AssignmentRefused) isWatchGroupResponse_Event() {}
 type GroupStateChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The state before.
-	From GroupState `protobuf:"varint,1,opt,name=from,proto3,enum=regroup.v1.GroupState" json:"from,omitempty"`
+	From GroupState `protobuf:"varint,1,opt,name=from,enum=regroup.v1.GroupState" json:"from,omitempty"`
 	// The state after.
-	To            GroupState `protobuf:"varint,2,opt,name=to,proto3,enum=regroup.v1.GroupState" json:"to,omitempty"`
+	To            GroupState `protobuf:"varint,2,opt,name=to,enum=regroup.v1.GroupState" json:"to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1553,9 +1553,9 @@ func (x *GroupStateChange) GetTo() GroupState {
 type RebalanceStarted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The kind of cause, as in Rebalance.cause_kind.
-	CauseKind string `protobuf:"bytes,1,opt,name=cause_kind,json=causeKind,proto3" json:"cause_kind,omitempty"`
+	CauseKind string `protobuf:"bytes,1,opt,name=cause_kind,json=causeKind" json:"cause_kind,omitempty"`
 	// The cause in words, e.g. "member m-1 joined".
-	Cause         string `protobuf:"bytes,2,opt,name=cause,proto3" json:"cause,omitempty"`
+	Cause         string `protobuf:"bytes,2,opt,name=cause" json:"cause,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1608,24 +1608,24 @@ func (x *RebalanceStarted) GetCause() string {
 type RebalanceDone struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The generation it produced.
-	Generation int32 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,1,opt,name=generation" json:"generation,omitempty"`
 	// The kind of its first cause, as in Rebalance.cause_kind.
-	CauseKind string `protobuf:"bytes,2,opt,name=cause_kind,json=causeKind,proto3" json:"cause_kind,omitempty"`
+	CauseKind string `protobuf:"bytes,2,opt,name=cause_kind,json=causeKind" json:"cause_kind,omitempty"`
 	// Its causes in words.
-	Cause string `protobuf:"bytes,3,opt,name=cause,proto3" json:"cause,omitempty"`
+	Cause string `protobuf:"bytes,3,opt,name=cause" json:"cause,omitempty"`
 	// From its start until every member had its assignment.
-	Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=duration" json:"duration,omitempty"`
 	// The join phase: from its start until the join barrier completed.
-	JoinDuration *durationpb.Duration `protobuf:"bytes,5,opt,name=join_duration,json=joinDuration,proto3" json:"join_duration,omitempty"`
+	JoinDuration *durationpb.Duration `protobuf:"bytes,5,opt,name=join_duration,json=joinDuration" json:"join_duration,omitempty"`
 	// The number of members of the new generation.
-	Members int32 `protobuf:"varint,6,opt,name=members,proto3" json:"members,omitempty"`
+	Members int32 `protobuf:"varint,6,opt,name=members" json:"members,omitempty"`
 	// Partitions whose owner changed from one member to another.
-	PartitionsMoved int32 `protobuf:"varint,7,opt,name=partitions_moved,json=partitionsMoved,proto3" json:"partitions_moved,omitempty"`
+	PartitionsMoved int32 `protobuf:"varint,7,opt,name=partitions_moved,json=partitionsMoved" json:"partitions_moved,omitempty"`
 	// Partitions members gave up during the rebalance.
-	PartitionsRevoked int32 `protobuf:"varint,8,opt,name=partitions_revoked,json=partitionsRevoked,proto3" json:"partitions_revoked,omitempty"`
+	PartitionsRevoked int32 `protobuf:"varint,8,opt,name=partitions_revoked,json=partitionsRevoked" json:"partitions_revoked,omitempty"`
 	// Partitions of subscribed topics that the new assignment leaves without
 	// an owner.
-	PartitionsUnowned int32 `protobuf:"varint,9,opt,name=partitions_unowned,json=partitionsUnowned,proto3" json:"partitions_unowned,omitempty"`
+	PartitionsUnowned int32 `protobuf:"varint,9,opt,name=partitions_unowned,json=partitionsUnowned" json:"partitions_unowned,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1727,9 +1727,9 @@ func (x *RebalanceDone) GetPartitionsUnowned() int32 {
 type MemberRemoved struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member's id.
-	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// Why it left, e.g. "session expired".
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason        string `protobuf:"bytes,2,opt,name=reason" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1782,9 +1782,9 @@ func (x *MemberRemoved) GetReason() string {
 type MemberReplaced struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new member id.
-	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// Which instance, and the member id it replaced, in words.
-	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail        string `protobuf:"bytes,2,opt,name=detail" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1837,9 +1837,9 @@ func (x *MemberReplaced) GetDetail() string {
 type AssignmentRefused struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The leader's member id.
-	LeaderId string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderId string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId" json:"leader_id,omitempty"`
 	// Why the assignment was refused.
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason        string `protobuf:"bytes,2,opt,name=reason" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1929,30 +1929,30 @@ func (*DescribeClusterRequest) Descriptor() ([]byte, []int) {
 type DescribeClusterResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Its role.
-	Role CoordinatorRole `protobuf:"varint,1,opt,name=role,proto3,enum=regroup.v1.CoordinatorRole" json:"role,omitempty"`
+	Role CoordinatorRole `protobuf:"varint,1,opt,name=role,enum=regroup.v1.CoordinatorRole" json:"role,omitempty"`
 	// The address it advertises.
-	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,2,opt,name=address" json:"address,omitempty"`
 	// The leader's address as this coordinator knows it; empty when no
 	// leader is known.
-	LeaderAddress string `protobuf:"bytes,3,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	LeaderAddress string `protobuf:"bytes,3,opt,name=leader_address,json=leaderAddress" json:"leader_address,omitempty"`
 	// When it started leading (leader only).
-	LeadingSince *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=leading_since,json=leadingSince,proto3" json:"leading_since,omitempty"`
+	LeadingSince *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=leading_since,json=leadingSince" json:"leading_since,omitempty"`
 	// The election key of its term and that key's creation revision, on which
 	// its writes are fenced (leader on etcd only).
-	ElectionKey string `protobuf:"bytes,5,opt,name=election_key,json=electionKey,proto3" json:"election_key,omitempty"`
+	ElectionKey string `protobuf:"bytes,5,opt,name=election_key,json=electionKey" json:"election_key,omitempty"`
 	// See election_key.
-	ElectionRevision int64 `protobuf:"varint,6,opt,name=election_revision,json=electionRevision,proto3" json:"election_revision,omitempty"`
+	ElectionRevision int64 `protobuf:"varint,6,opt,name=election_revision,json=electionRevision" json:"election_revision,omitempty"`
 	// The etcd lease that keeps it leading (leader on etcd only).
-	LeaseId int64 `protobuf:"varint,7,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	LeaseId int64 `protobuf:"varint,7,opt,name=lease_id,json=leaseId" json:"lease_id,omitempty"`
 	// The lease's time to live.
-	LeaseTtlMs int64 `protobuf:"varint,8,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
+	LeaseTtlMs int64 `protobuf:"varint,8,opt,name=lease_ttl_ms,json=leaseTtlMs" json:"lease_ttl_ms,omitempty"`
 	// How long it still certainly holds the lease: the send time of its last
 	// successful keep-alive plus the TTL, minus a safety margin, minus now.
 	// It stops serving when this reaches zero without a renewal.
-	LeaseRemainingMs int64 `protobuf:"varint,9,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
+	LeaseRemainingMs int64 `protobuf:"varint,9,opt,name=lease_remaining_ms,json=leaseRemainingMs" json:"lease_remaining_ms,omitempty"`
 	// The advertised addresses of every coordinator taking part in the
 	// election, the leader first, as this coordinator sees them.
-	Coordinators  []string `protobuf:"bytes,10,rep,name=coordinators,proto3" json:"coordinators,omitempty"`
+	Coordinators  []string `protobuf:"bytes,10,rep,name=coordinators" json:"coordinators,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2229,7 +2229,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\vDeleteTopic\x12\x1e.regroup.v1.DeleteTopicRequest\x1a\x1f.regroup.v1.DeleteTopicResponse\x12M\n" +
 	"\n" +
 	"WatchGroup\x12\x1d.regroup.v1.WatchGroupRequest\x1a\x1e.regroup.v1.WatchGroupResponse0\x01\x12Z\n" +
-	"\x0fDescribeCluster\x12\".regroup.v1.DescribeClusterRequest\x1a#.regroup.v1.DescribeClusterResponseB;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
+	"\x0fDescribeCluster\x12\".regroup.v1.DescribeClusterRequest\x1a#.regroup.v1.DescribeClusterResponseBBZ9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_regroup_v1_admin_proto_rawDescOnce sync.Once

@@ -25,26 +25,26 @@ const (
 type JoinGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group: 1 to 255 bytes, no control characters.
-	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	// The member's id: empty on the first join, then the id the coordinator
 	// gave (in MEMBER_ID_REQUIRED or a JoinGroupResponse).
-	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// A stable identity across restarts (static membership), or empty.
-	GroupInstanceId string `protobuf:"bytes,3,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	GroupInstanceId string `protobuf:"bytes,3,opt,name=group_instance_id,json=groupInstanceId" json:"group_instance_id,omitempty"`
 	// Free-form name of the client program, shown to operators and used as the
 	// prefix of minted member ids.
-	ClientId string `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientId string `protobuf:"bytes,4,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
 	// How long the coordinator waits for a heartbeat before removing the member.
 	// Must lie within the coordinator's bounds (6 s to 30 min by default).
-	SessionTimeoutMs int64 `protobuf:"varint,5,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	SessionTimeoutMs int64 `protobuf:"varint,5,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
 	// How long the member may take to rejoin once a rebalance starts (and to
 	// send SyncGroup once the join barrier completes).
-	RebalanceTimeoutMs int64 `protobuf:"varint,6,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
+	RebalanceTimeoutMs int64 `protobuf:"varint,6,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs" json:"rebalance_timeout_ms,omitempty"`
 	// The assignors the member supports, in preference order, each with the
 	// member's subscription under it. At least one; names unique.
-	Protocols []*Protocol `protobuf:"bytes,7,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	Protocols []*Protocol `protobuf:"bytes,7,rep,name=protocols" json:"protocols,omitempty"`
 	// Why the member (re)joins, for logs and the rebalance history.
-	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason        string `protobuf:"bytes,8,opt,name=reason" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,11 +139,11 @@ func (x *JoinGroupRequest) GetReason() string {
 type JoinGroupMember struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member's id.
-	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// The member's instance id, if static.
-	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId" json:"group_instance_id,omitempty"`
 	// The member's client id.
-	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
 	// The member's subscription under the selected protocol. For a member
 	// that reports no owned partitions (an eager member, or a static member
 	// that restarted), owned_partitions and generation are what the
@@ -151,14 +151,14 @@ type JoinGroupMember struct {
 	// that sticky assignors give them back; owned_not_held is then true. For
 	// a static member that did not rejoin, owned_partitions are what the
 	// coordinator knows it may still hold.
-	Subscription *Subscription `protobuf:"bytes,4,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	Subscription *Subscription `protobuf:"bytes,4,opt,name=subscription" json:"subscription,omitempty"`
 	// True when subscription.owned_partitions is the member's last
 	// assignment, shown for stickiness, and not a report: the member holds
 	// none of it, so the cooperative rule (revoke first, reassign in the next
 	// round) does not apply to it, and a claim that is not held never
 	// outranks one that is. The coordinator delivers such a partition to its
 	// new owner once any earlier holder's lease has ended.
-	OwnedNotHeld  bool `protobuf:"varint,5,opt,name=owned_not_held,json=ownedNotHeld,proto3" json:"owned_not_held,omitempty"`
+	OwnedNotHeld  bool `protobuf:"varint,5,opt,name=owned_not_held,json=ownedNotHeld" json:"owned_not_held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -232,32 +232,32 @@ func (x *JoinGroupMember) GetOwnedNotHeld() bool {
 type JoinGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group's generation, which SyncGroup and Heartbeat must name.
-	Generation int32 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,1,opt,name=generation" json:"generation,omitempty"`
 	// The selected protocol (assignor) name.
-	ProtocolName string `protobuf:"bytes,2,opt,name=protocol_name,json=protocolName,proto3" json:"protocol_name,omitempty"`
+	ProtocolName string `protobuf:"bytes,2,opt,name=protocol_name,json=protocolName" json:"protocol_name,omitempty"`
 	// The leader's member id.
-	LeaderId string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderId string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId" json:"leader_id,omitempty"`
 	// The caller's member id (new after a static member's replacement).
-	MemberId string `protobuf:"bytes,4,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,4,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// Set for a static leader that rejoined without a rebalance: it is the
 	// leader, but must send SyncGroup without assignments.
-	SkipAssignment bool `protobuf:"varint,5,opt,name=skip_assignment,json=skipAssignment,proto3" json:"skip_assignment,omitempty"`
+	SkipAssignment bool `protobuf:"varint,5,opt,name=skip_assignment,json=skipAssignment" json:"skip_assignment,omitempty"`
 	// Leader only: every member of the generation, in member id order.
-	Members []*JoinGroupMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Members []*JoinGroupMember `protobuf:"bytes,6,rep,name=members" json:"members,omitempty"`
 	// Leader only: the partition count of every subscribed topic that exists,
 	// in name order. Topics missing here get no partitions.
-	Topics []*Topic `protobuf:"bytes,7,rep,name=topics,proto3" json:"topics,omitempty"`
+	Topics []*Topic `protobuf:"bytes,7,rep,name=topics" json:"topics,omitempty"`
 	// The time the member has to send SyncGroup before it is removed.
-	RebalanceTimeoutMs int64 `protobuf:"varint,8,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
+	RebalanceTimeoutMs int64 `protobuf:"varint,8,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs" json:"rebalance_timeout_ms,omitempty"`
 	// The member's session timeout as the coordinator applies it.
-	SessionTimeoutMs int64 `protobuf:"varint,9,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	SessionTimeoutMs int64 `protobuf:"varint,9,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
 	// A secret the coordinator issued to this member when it joined, kept
 	// across its rejoins (a static member's replacement gets a new one). It
 	// is sent only to the member itself: never in another member's
 	// JoinGroupResponse, DescribeGroup or any admin output. The member sends
 	// it back in its LeaveMember entry to prove the leave is its own; member
 	// ids are not secret.
-	MemberSecret  string `protobuf:"bytes,10,opt,name=member_secret,json=memberSecret,proto3" json:"member_secret,omitempty"`
+	MemberSecret  string `protobuf:"bytes,10,opt,name=member_secret,json=memberSecret" json:"member_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -366,9 +366,9 @@ func (x *JoinGroupResponse) GetMemberSecret() string {
 type MemberAssignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member's id.
-	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// What the member owns in the new generation.
-	Assignment    *Assignment `protobuf:"bytes,2,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	Assignment    *Assignment `protobuf:"bytes,2,opt,name=assignment" json:"assignment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -421,17 +421,17 @@ func (x *MemberAssignment) GetAssignment() *Assignment {
 type SyncGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group.
-	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	// The generation from the JoinGroupResponse.
-	Generation int32 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,2,opt,name=generation" json:"generation,omitempty"`
 	// The caller's member id.
-	MemberId string `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,3,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// The caller's instance id, if static.
-	GroupInstanceId string `protobuf:"bytes,4,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	GroupInstanceId string `protobuf:"bytes,4,opt,name=group_instance_id,json=groupInstanceId" json:"group_instance_id,omitempty"`
 	// The protocol the caller believes was selected; empty skips the check.
-	ProtocolName string `protobuf:"bytes,5,opt,name=protocol_name,json=protocolName,proto3" json:"protocol_name,omitempty"`
+	ProtocolName string `protobuf:"bytes,5,opt,name=protocol_name,json=protocolName" json:"protocol_name,omitempty"`
 	// Leader only: one entry per member. Members left out get nothing.
-	Assignments   []*MemberAssignment `protobuf:"bytes,6,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	Assignments   []*MemberAssignment `protobuf:"bytes,6,rep,name=assignments" json:"assignments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -512,18 +512,18 @@ func (x *SyncGroupRequest) GetAssignments() []*MemberAssignment {
 type SyncGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The selected protocol.
-	ProtocolName string `protobuf:"bytes,1,opt,name=protocol_name,json=protocolName,proto3" json:"protocol_name,omitempty"`
+	ProtocolName string `protobuf:"bytes,1,opt,name=protocol_name,json=protocolName" json:"protocol_name,omitempty"`
 	// The caller's assignment for the generation.
-	Assignment *Assignment `protobuf:"bytes,2,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	Assignment *Assignment `protobuf:"bytes,2,opt,name=assignment" json:"assignment,omitempty"`
 	// The fencing token for partitions the caller acquires with this
 	// assignment. Tokens only grow: a partition's next owner always acquires
 	// it with a larger token than its previous owner did. Pass the token to
 	// every system you write to on the partition's behalf and have it refuse
 	// writes with a smaller token than one it has seen (see DESIGN.md). A
 	// partition the caller already owned keeps the token it was acquired with.
-	FencingToken int64 `protobuf:"varint,3,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	FencingToken int64 `protobuf:"varint,3,opt,name=fencing_token,json=fencingToken" json:"fencing_token,omitempty"`
 	// The member's session timeout as the coordinator applies it.
-	SessionTimeoutMs int64 `protobuf:"varint,4,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	SessionTimeoutMs int64 `protobuf:"varint,4,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -590,17 +590,17 @@ func (x *SyncGroupResponse) GetSessionTimeoutMs() int64 {
 type HeartbeatRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group.
-	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	// The generation the member belongs to.
-	Generation int32 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,2,opt,name=generation" json:"generation,omitempty"`
 	// The member's id.
-	MemberId string `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,3,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// The member's instance id, if static.
-	GroupInstanceId string `protobuf:"bytes,4,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	GroupInstanceId string `protobuf:"bytes,4,opt,name=group_instance_id,json=groupInstanceId" json:"group_instance_id,omitempty"`
 	// Hold the call for up to this long, answering early when a rebalance
 	// starts or the member is removed. 0 answers at once. At most a third of
 	// the session timeout.
-	HoldMs        int64 `protobuf:"varint,5,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
+	HoldMs        int64 `protobuf:"varint,5,opt,name=hold_ms,json=holdMs" json:"hold_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -711,21 +711,21 @@ func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
 type LeaveMember struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member's id; empty to remove a static member by its instance id.
-	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// The member's instance id, if static.
-	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId" json:"group_instance_id,omitempty"`
 	// Why it leaves, for the rebalance history.
-	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason" json:"reason,omitempty"`
 	// Static members only: release the partitions but keep the member's place
 	// until its session times out, so that a restart with the same instance
 	// id takes them back at once. No rebalance. Requires member_secret.
-	Temporary bool `protobuf:"varint,4,opt,name=temporary,proto3" json:"temporary,omitempty"`
+	Temporary bool `protobuf:"varint,4,opt,name=temporary" json:"temporary,omitempty"`
 	// The member_secret of the member's JoinGroupResponse. Only a leave that
 	// carries it is the member's own: its partitions are released at once. A
 	// leave by member id without it (or with another) still removes the
 	// member, but its partitions stay held until its lease could have ended;
 	// a temporary leave without it is refused with INVALID_REQUEST.
-	MemberSecret  string `protobuf:"bytes,5,opt,name=member_secret,json=memberSecret,proto3" json:"member_secret,omitempty"`
+	MemberSecret  string `protobuf:"bytes,5,opt,name=member_secret,json=memberSecret" json:"member_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -799,9 +799,9 @@ func (x *LeaveMember) GetMemberSecret() string {
 type LeaveGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group.
-	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	// The members to remove: at least one.
-	Members       []*LeaveMember `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Members       []*LeaveMember `protobuf:"bytes,2,rep,name=members" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -854,13 +854,13 @@ func (x *LeaveGroupRequest) GetMembers() []*LeaveMember {
 type LeaveMemberResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The entry's member id, as sent.
-	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
 	// The entry's instance id, as sent.
-	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	GroupInstanceId string `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId" json:"group_instance_id,omitempty"`
 	// Empty on success, else the error's reason (e.g. UNKNOWN_MEMBER_ID).
-	ErrorReason string `protobuf:"bytes,3,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
+	ErrorReason string `protobuf:"bytes,3,opt,name=error_reason,json=errorReason" json:"error_reason,omitempty"`
 	// A human-readable explanation of error_reason.
-	ErrorMessage  string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ErrorMessage  string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage" json:"error_message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -927,7 +927,7 @@ func (x *LeaveMemberResult) GetErrorMessage() string {
 type LeaveGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One result per requested member, in request order.
-	Members       []*LeaveMemberResult `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Members       []*LeaveMemberResult `protobuf:"bytes,1,rep,name=members" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -973,7 +973,7 @@ func (x *LeaveGroupResponse) GetMembers() []*LeaveMemberResult {
 type FindCoordinatorRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The group; it need not exist.
-	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1022,11 +1022,11 @@ type FindCoordinatorResponse struct {
 	// The address of the coordinator that serves the group, as the answering
 	// coordinator knows it; empty while it knows none (an election is under
 	// way, or it cannot reach etcd).
-	LeaderAddress string `protobuf:"bytes,1,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	LeaderAddress string `protobuf:"bytes,1,opt,name=leader_address,json=leaderAddress" json:"leader_address,omitempty"`
 	// The advertised addresses of every coordinator taking part in the
 	// election, the leader first; empty while the answering coordinator
 	// cannot reach etcd.
-	Coordinators  []string `protobuf:"bytes,2,rep,name=coordinators,proto3" json:"coordinators,omitempty"`
+	Coordinators  []string `protobuf:"bytes,2,rep,name=coordinators" json:"coordinators,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1167,7 +1167,7 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x1c.regroup.v1.HeartbeatRequest\x1a\x1d.regroup.v1.HeartbeatResponse\x12K\n" +
 	"\n" +
 	"LeaveGroup\x12\x1d.regroup.v1.LeaveGroupRequest\x1a\x1e.regroup.v1.LeaveGroupResponse\x12Z\n" +
-	"\x0fFindCoordinator\x12\".regroup.v1.FindCoordinatorRequest\x1a#.regroup.v1.FindCoordinatorResponseB;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
+	"\x0fFindCoordinator\x12\".regroup.v1.FindCoordinatorRequest\x1a#.regroup.v1.FindCoordinatorResponseBBZ9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_regroup_v1_coordinator_proto_rawDescOnce sync.Once

@@ -27,9 +27,9 @@ const (
 type TopicPartitions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The topic's name.
-	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Topic string `protobuf:"bytes,1,opt,name=topic" json:"topic,omitempty"`
 	// The partitions, zero-based.
-	Partitions    []int32 `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	Partitions    []int32 `protobuf:"varint,2,rep,packed,name=partitions" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,21 +86,21 @@ type Subscription struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The topics the member consumes. Topics that the coordinator's registry
 	// does not know are kept, but get no partitions until they are created.
-	Topics []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	Topics []string `protobuf:"bytes,1,rep,name=topics" json:"topics,omitempty"`
 	// The partitions the member still owns when it (re)joins. Eager members
 	// revoke everything before rejoining and report none; cooperative members
 	// report what they kept. The coordinator never hands a partition that a
 	// rejoined member reports here to another member in the same round.
-	OwnedPartitions []*TopicPartitions `protobuf:"bytes,2,rep,name=owned_partitions,json=ownedPartitions,proto3" json:"owned_partitions,omitempty"`
+	OwnedPartitions []*TopicPartitions `protobuf:"bytes,2,rep,name=owned_partitions,json=ownedPartitions" json:"owned_partitions,omitempty"`
 	// The generation in which owned_partitions were assigned, or -1 when the
 	// member owns nothing. Assignors settle conflicting claims with it: the
 	// higher generation wins; on a tie neither claimant keeps the partition.
-	Generation int32 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation int32 `protobuf:"varint,3,opt,name=generation" json:"generation,omitempty"`
 	// The member's rack (failure domain), for rack-aware assignors. Optional.
-	Rack string `protobuf:"bytes,4,opt,name=rack,proto3" json:"rack,omitempty"`
+	Rack string `protobuf:"bytes,4,opt,name=rack" json:"rack,omitempty"`
 	// Free-form data for the assignor, at most the coordinator's metadata
 	// limit (1 MiB by default) together with the rest of the request.
-	UserData      []byte `protobuf:"bytes,5,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
+	UserData      []byte `protobuf:"bytes,5,opt,name=user_data,json=userData" json:"user_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -176,9 +176,9 @@ type Protocol struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The assignor's name, e.g. "cooperative-sticky". Names are unique within
 	// one JoinGroup request.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
 	// The member's subscription under this assignor.
-	Subscription  *Subscription `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	Subscription  *Subscription `protobuf:"bytes,2,opt,name=subscription" json:"subscription,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,9 +231,9 @@ func (x *Protocol) GetSubscription() *Subscription {
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member's partitions, by topic.
-	Partitions []*TopicPartitions `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Partitions []*TopicPartitions `protobuf:"bytes,1,rep,name=partitions" json:"partitions,omitempty"`
 	// Free-form data from the leader's assignor to the member.
-	UserData      []byte `protobuf:"bytes,2,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
+	UserData      []byte `protobuf:"bytes,2,opt,name=user_data,json=userData" json:"user_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -286,9 +286,9 @@ func (x *Assignment) GetUserData() []byte {
 type Topic struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The topic's name: 1 to 255 bytes, no control characters.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
 	// The number of partitions, at least 1.
-	Partitions    int32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Partitions    int32 `protobuf:"varint,2,opt,name=partitions" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,7 +369,7 @@ const file_regroup_v1_types_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x01(\x05R\n" +
-	"partitionsB;Z9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1b\x06proto3"
+	"partitionsBBZ9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_regroup_v1_types_proto_rawDescOnce sync.Once
