@@ -48,6 +48,7 @@ type served struct {
 	addr        string // gRPC
 	metricsAddr string // HTTP, empty when disabled
 	logs        *syncBuffer
+	stop        func() // stops it (SIGTERM) and checks its exit status
 }
 
 // startServe runs `regroup serve` with settings that let test members use
@@ -62,12 +63,13 @@ func startServe(t *testing.T, extra ...string) *served {
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
 	go func() { exited <- run(ctx, args, io.Discard, s.logs) }()
-	t.Cleanup(func() {
+	s.stop = sync.OnceFunc(func() {
 		cancel()
 		if status := <-exited; status != 0 {
 			t.Errorf("regroup serve exited with status %d; its logs:\n%s", status, s.logs)
 		}
 	})
+	t.Cleanup(s.stop)
 	waitfor.Until(t, "regroup serve logs its addresses", func() error {
 		select {
 		case status := <-exited:

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
+	"github.com/regroup-dev/regroup/internal/bearer"
+	"github.com/regroup-dev/regroup/internal/embedetcd"
+	"github.com/regroup-dev/regroup/internal/rpcerr"
+	"github.com/regroup-dev/regroup/internal/waitfor"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// The hostile-client suite: a coordinator with authentication, a policy
+// and its default limits, attacked over real gRPC by a client that may
+// join the victim's group (so the policy alone does not stop it) and knows
+// everything DescribeGroup shows. Every attack must be refused with its
+// code, and the victim must not notice.
+
+// hostile is a coordinator with three identities: alice (the victim's
+// owner), mallory (the attacker, with the same rights on the shared group)
+// and ops (an operator).
+type hostile struct {
+	*served
+	alice, mallory, ops, anon *grpc.ClientConn
+}
+
+const hostilePolicy = `# alice and mallory may both consume and describe the shared group
+alice    consume,describe  group:shared group:alice-*
+mallory  consume,describe  group:shared group:mallory-*
+ops      describe,admin    group:* topic:*
+`
+
+// startHostile starts the coordinator, and ops puts the topic orders.
+func startHostile(t *testing.T, extra ...string) *hostile {
+	t.Helper()
+	h := newHostile(t, extra...)
+	waitfor.Until(t, "ops puts the topic orders", func() error {
+		_, err := regroupv1.NewAdminClient(h.ops).PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 8}})
+		return err
+	})
+	return h
+}
+
+// newHostile starts the coordinator.
+func newHostile(t *testing.T, extra ...string) *hostile {
+	t.Helper()
+	dir := t.TempDir()
+	var tokens strings.Builder
+	for _, name := range []string{"alice", "mallory", "ops"} {
+		sum := sha256.Sum256([]byte("token-of-" + name))
+		fmt.Fprintf(&tokens, "%s %s\n", name, hex.EncodeToString(sum[:]))
+	}
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	s := startServe(t, append([]string{"--token-file", write("tokens", tokens.String()), "--policy-file", write("policy", hostilePolicy)}, extra...)...)
+	as := func(name string) *grpc.ClientConn {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if name != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearer.New("token-of-"+name, true)))
+		}
+		conn, err := grpc.NewClient(s.addr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	return &hostile{served: s, alice: as("alice"), mallory: as("mallory"), ops: as("ops"), anon: as("")}
+}
+
+// wantCode fails unless err carries code.
+func wantCode(t *testing.T, what string, err error, code regroup.Code) {
+	t.Helper()
+	if got := regroup.CodeOf(rpcerr.FromStatus(err)); got != code {
+		t.Errorf("%s: got %v, want %s", what, err, code)
+	}
+}
+
+// victim is alice's static member of the shared group, Stable, with its
+// id, generation and assignment as the coordinator shows them.
+func (h *hostile) victim(t *testing.T) (*member, *regroupv1.MemberDescription, int32) {
+	t.Helper()
+	m := startMemberWithSession(t, h.alice, "shared", "a", 6*time.Second, "orders")
+	d := waitStable(t, regroupv1.NewAdminClient(h.ops), "shared", "a")
+	return m, d.GetMembers()[0], d.GetGeneration()
+}
+
+// unchanged checks that the victim is still the Stable member it was.
+func (h *hostile) unchanged(t *testing.T, before *regroupv1.MemberDescription, gen int32) {
+	t.Helper()
+	d := waitStable(t, regroupv1.NewAdminClient(h.ops), "shared", "a")
+	m := d.GetMembers()[0]
+	if d.GetGeneration() != gen || m.GetMemberId() != before.GetMemberId() || fmt.Sprint(m.GetAssignment()) != fmt.Sprint(before.GetAssignment()) {
+		t.Errorf("the victim changed: generation %d -> %d, member %s -> %s, assignment %v -> %v",
+			gen, d.GetGeneration(), before.GetMemberId(), m.GetMemberId(), before.GetAssignment(), m.GetAssignment())
+	}
+	if m.GetIdentity() != "alice" {
+		t.Errorf("the victim's identity is %q, want alice", m.GetIdentity())
+	}
+}
+
+func TestHostileUnauthenticated(t *testing.T) {
+	h := startHostile(t)
+	ctx := context.Background()
+	_, err := regroupv1.NewCoordinatorClient(h.anon).JoinGroup(ctx, &regroupv1.JoinGroupRequest{GroupId: "shared"})
+	wantCode(t, "a JoinGroup without a token", err, regroup.CodeUnauthenticated)
+	_, err = regroupv1.NewAdminClient(h.anon).ListGroups(ctx, &regroupv1.ListGroupsRequest{})
+	wantCode(t, "a ListGroups without a token", err, regroup.CodeUnauthenticated)
+	bad, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer.New("guessed", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	_, err = regroupv1.NewCoordinatorClient(bad).Heartbeat(ctx, &regroupv1.HeartbeatRequest{GroupId: "shared", MemberId: "x"})
+	wantCode(t, "a Heartbeat with a wrong token", err, regroup.CodeUnauthenticated)
+}
+
+func TestHostileWithoutRights(t *testing.T) {
+	h := startHostile(t)
+	ctx := context.Background()
+	coord, admin := regroupv1.NewCoordinatorClient(h.mallory), regroupv1.NewAdminClient(h.mallory)
+	_, err := coord.JoinGroup(ctx, &regroupv1.JoinGroupRequest{GroupId: "alice-orders"})
+	wantCode(t, "joining another identity's group", err, regroup.CodeNotAuthorized)
+	_, err = admin.DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: "alice-orders"})
+	wantCode(t, "describing another identity's group", err, regroup.CodeNotAuthorized)
+	_, err = admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 1}})
+	wantCode(t, "PutTopic without admin", err, regroup.CodeNotAuthorized)
+	_, err = admin.DeleteTopic(ctx, &regroupv1.DeleteTopicRequest{Name: "orders"})
+	wantCode(t, "DeleteTopic without admin", err, regroup.CodeNotAuthorized)
+	_, err = admin.RemoveMembers(ctx, &regroupv1.RemoveMembersRequest{GroupId: "shared", GroupInstanceIds: []string{"a"}})
+	wantCode(t, "RemoveMembers without admin", err, regroup.CodeNotAuthorized)
+	_, err = admin.DeleteGroup(ctx, &regroupv1.DeleteGroupRequest{GroupId: "shared"})
+	wantCode(t, "DeleteGroup without admin", err, regroup.CodeNotAuthorized)
+	resp, err := regroupv1.NewAdminClient(h.ops).ListTopics(ctx, &regroupv1.ListTopicsRequest{})
+	if err != nil || len(resp.GetTopics()) != 1 || resp.GetTopics()[0].GetPartitions() != 8 {
+		t.Errorf("the topics after the attempts: %v, %v; want orders with 8 partitions", resp.GetTopics(), err)
+	}
+}
+
+// TestHostileImpersonation: mallory may consume the shared group and reads
+// alice's member id, instance id and generation from DescribeGroup, then
+// heartbeats, syncs, rejoins, kicks and takes over as alice's member.
+func TestHostileImpersonation(t *testing.T) {
+	h := startHostile(t)
+	_, victim, gen := h.victim(t)
+	ctx := context.Background()
+	coord := regroupv1.NewCoordinatorClient(h.mallory)
+	id, inst := victim.GetMemberId(), victim.GetGroupInstanceId()
+	if _, err := regroupv1.NewAdminClient(h.mallory).DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: "shared"}); err != nil {
+		t.Fatalf("mallory may describe the shared group: %v", err)
+	}
+
+	_, err := coord.Heartbeat(ctx, &regroupv1.HeartbeatRequest{GroupId: "shared", MemberId: id, GroupInstanceId: inst, Generation: gen})
+	wantCode(t, "a heartbeat as alice's member", err, regroup.CodeNotAuthorized)
+	_, err = coord.SyncGroup(ctx, &regroupv1.SyncGroupRequest{GroupId: "shared", MemberId: id, GroupInstanceId: inst, Generation: gen})
+	wantCode(t, "a SyncGroup as alice's member (to read its partitions and token)", err, regroup.CodeNotAuthorized)
+	join := &regroupv1.JoinGroupRequest{GroupId: "shared", MemberId: id, GroupInstanceId: inst, ClientId: "x", SessionTimeoutMs: 6000, RebalanceTimeoutMs: 5000,
+		Protocols: []*regroupv1.Protocol{{Name: "roundrobin", Subscription: &regroupv1.Subscription{Topics: []string{"orders"}, Generation: -1}}}}
+	_, err = coord.JoinGroup(ctx, join)
+	wantCode(t, "a rejoin as alice's member", err, regroup.CodeNotAuthorized)
+	join.MemberId = ""
+	_, err = coord.JoinGroup(ctx, join)
+	wantCode(t, "taking alice's static instance over", err, regroup.CodeNotAuthorized)
+	for _, e := range []*regroupv1.LeaveMember{{MemberId: id, GroupInstanceId: inst}, {GroupInstanceId: inst}} {
+		resp, err := coord.LeaveGroup(ctx, &regroupv1.LeaveGroupRequest{GroupId: "shared", Members: []*regroupv1.LeaveMember{e}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := resp.GetMembers()[0]; r.GetErrorReason() != string(regroup.CodeNotAuthorized) {
+			t.Errorf("a LeaveGroup of alice's member (%v): got %q %q, want NOT_AUTHORIZED", e, r.GetErrorReason(), r.GetErrorMessage())
+		}
+	}
+	h.unchanged(t, victim, gen)
+}
+
+// TestHostileLimits: what no client may do even with the right to consume
+// its own groups: the victim's group, next to the floods, is untouched.
+func TestHostileLimits(t *testing.T) {
+	h := startHostile(t, "--max-groups", "20", "--max-pending-members", "10")
+	_, victim, gen := h.victim(t)
+	ctx := context.Background()
+	admin := regroupv1.NewAdminClient(h.ops)
+	coord := regroupv1.NewCoordinatorClient(h.mallory)
+	join := func(ctx context.Context, group, instance string, userData []byte) error {
+		_, err := coord.JoinGroup(ctx, &regroupv1.JoinGroupRequest{GroupId: group, GroupInstanceId: instance, ClientId: "flood", SessionTimeoutMs: 1800000, RebalanceTimeoutMs: 300000,
+			Protocols: []*regroupv1.Protocol{{Name: "roundrobin", Subscription: &regroupv1.Subscription{Topics: []string{"orders"}, Generation: -1, UserData: userData}}}})
+		return err
+	}
+
+	t.Run("huge topic", func(t *testing.T) {
+		_, err := admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "huge", Partitions: 2147483647}})
+		if code := status.Code(err); code != codes.InvalidArgument && code != codes.ResourceExhausted {
+			t.Errorf("a topic of 2^31-1 partitions: got %v, want it refused", err)
+		}
+	})
+	t.Run("pending-id flood", func(t *testing.T) {
+		var last error
+		for range 20 {
+			last = join(ctx, "mallory-pending", "", nil)
+		}
+		wantCode(t, "the 20th first-step join into one group", last, regroup.CodeLimitExceeded)
+	})
+	t.Run("metadata flood", func(t *testing.T) {
+		// Static members of 900 KiB each, all at once: each join waits at
+		// the barrier for the others, so none is answered unless refused.
+		big := make([]byte, 900<<10)
+		fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		errs := make(chan error, 40)
+		for i := range 40 {
+			go func() { errs <- join(fctx, "mallory-fat", fmt.Sprintf("fat-%d", i), big) }()
+		}
+		refused := 0
+		for range 40 {
+			if regroup.CodeOf(rpcerr.FromStatus(<-errs)) == regroup.CodeLimitExceeded {
+				refused++
+			}
+		}
+		if refused == 0 {
+			t.Error("40 members of 900 KiB metadata each joined one group: none was refused LIMIT_EXCEEDED")
+		}
+		if _, err := admin.DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: "mallory-fat"}, grpc.MaxCallRecvMsgSize(64<<20)); err != nil {
+			t.Errorf("DescribeGroup of the flooded group: %v", err)
+		}
+	})
+	t.Run("escape sequences", func(t *testing.T) {
+		_, err := admin.RemoveMembers(ctx, &regroupv1.RemoveMembersRequest{GroupId: "shared", GroupInstanceIds: []string{"nobody"}, Reason: "\x1b[2J\x1b[31mHACKED\r\n"})
+		wantCode(t, "a reason with escape sequences", err, regroup.CodeInvalidRequest)
+	})
+	t.Run("group flood", func(t *testing.T) {
+		var last error
+		for i := range 30 {
+			last = join(ctx, fmt.Sprintf("mallory-%d", i), "", nil)
+		}
+		wantCode(t, "the 30th group of a coordinator limited to 20", last, regroup.CodeLimitExceeded)
+	})
+	h.unchanged(t, victim, gen)
+}
+
+// TestHostileBarrierStall: one first-step JoinGroup (no member id, a 30 min
+// session) must not hold the group's next rebalance.
+func TestHostileBarrierStall(t *testing.T) {
+	h := startHostile(t)
+	_, _, gen := h.victim(t)
+	ctx := context.Background()
+	_, err := regroupv1.NewCoordinatorClient(h.mallory).JoinGroup(ctx, &regroupv1.JoinGroupRequest{GroupId: "shared", ClientId: "stall", SessionTimeoutMs: 1800000, RebalanceTimeoutMs: 300000,
+		Protocols: []*regroupv1.Protocol{{Name: "roundrobin", Subscription: &regroupv1.Subscription{Topics: []string{"orders"}, Generation: -1}}}})
+	wantCode(t, "a first-step join", err, regroup.CodeMemberIDRequired)
+	// A second member of alice's joins: the group rebalances, and must not
+	// wait for the minted id until the members' rebalance timeout (5 s).
+	startMemberWithSession(t, h.alice, "shared", "b", 6*time.Second, "orders")
+	d := waitStable(t, regroupv1.NewAdminClient(h.ops), "shared", "a", "b")
+	if d.GetGeneration() <= gen {
+		t.Fatalf("no rebalance happened: generation %d", d.GetGeneration())
+	}
+	last := d.GetRebalances()[len(d.GetRebalances())-1]
+	if took := last.GetEnd().AsTime().Sub(last.GetStart().AsTime()); took > 4*time.Second {
+		t.Errorf("the rebalance took %v after a stranger's first-step join; it waited for the minted id", took)
+	}
+}
+
+// TestHostileCorruptedRecords damages two records in etcd behind the
+// coordinators' back (a group's, with bytes that are not a record, and a
+// topic's): the next leader refuses that group and leaves that topic out,
+// naming their keys, and serves everything else.
+func TestHostileCorruptedRecords(t *testing.T) {
+	node, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Name: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Close)
+	onEtcd := []string{"--store", "etcd", "--etcd-endpoints", node.Endpoint(), "--lease-ttl", "2s"}
+	first := startHostile(t, onEtcd...)
+	for _, g := range []string{"alice-good", "alice-bad"} {
+		startMemberWithSession(t, first.alice, g, "m", 6*time.Second, "orders")
+		waitStable(t, regroupv1.NewAdminClient(first.ops), g, "m")
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{node.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	groupKey := etcdstore.GroupsPrefix(etcdstore.DefaultPrefix) + "alice-bad"
+	topicKey := etcdstore.TopicsPrefix(etcdstore.DefaultPrefix) + "payments"
+	for _, key := range []string{groupKey, topicKey} {
+		if _, err := cli.Put(ctx, key, "\xff\xff not a record"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	next := newHostile(t, onEtcd...)
+	first.stop()
+	admin := regroupv1.NewAdminClient(next.ops)
+	waitfor.Until(t, "the next coordinator serves the intact group", func() error {
+		d, err := admin.DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: "alice-good"})
+		if err != nil {
+			return err
+		}
+		if len(d.GetMembers()) != 1 {
+			return fmt.Errorf("alice-good has %d members", len(d.GetMembers()))
+		}
+		return nil
+	})
+	_, err = admin.DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: "alice-bad"})
+	wantCode(t, "the group whose record is damaged", err, regroup.CodeCoordinatorNotAvailable)
+	if err == nil || !strings.Contains(err.Error(), groupKey) {
+		t.Errorf("the damaged group's error does not name its key %q: %v", groupKey, err)
+	}
+	topics, err := admin.ListTopics(ctx, &regroupv1.ListTopicsRequest{})
+	if err != nil || len(topics.GetTopics()) != 1 || topics.GetTopics()[0].GetName() != "orders" {
+		t.Errorf("topics after the damage: %v, %v; want orders only", topics.GetTopics(), err)
+	}
+	if !strings.Contains(next.logs.String(), topicKey) {
+		t.Errorf("the coordinator's log does not name the damaged topic's key %q", topicKey)
+	}
+}
