@@ -14,9 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
@@ -27,11 +25,13 @@ import (
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
-// The hostile-client suite: a coordinator with authentication, a policy
-// and its default limits, attacked over real gRPC by a client that may
-// join the victim's group (so the policy alone does not stop it) and knows
-// everything DescribeGroup shows. Every attack must be refused with its
-// code, and the victim must not notice.
+// The hostile-client suite: a coordinator with authentication and a
+// policy, attacked over real gRPC by a client that may join the victim's
+// group (so the policy alone does not stop it) and knows everything
+// DescribeGroup shows. Every attack must be refused with its code, and the
+// victim must not notice. The attacks that need no credentials at all
+// (huge topics, floods of groups, pending ids and metadata, barrier
+// stalls, escape sequences, invalid UTF-8) are in limits_test.go.
 
 // hostile is a coordinator with three identities: alice (the victim's
 // owner), mallory (the attacker, with the same rights on the shared group)
@@ -193,91 +193,6 @@ func TestHostileImpersonation(t *testing.T) {
 		}
 	}
 	h.unchanged(t, victim, gen)
-}
-
-// TestHostileLimits: what no client may do even with the right to consume
-// its own groups: the victim's group, next to the floods, is untouched.
-func TestHostileLimits(t *testing.T) {
-	h := startHostile(t, "--max-groups", "20", "--max-pending-members", "10")
-	_, victim, gen := h.victim(t)
-	ctx := context.Background()
-	admin := regroupv1.NewAdminClient(h.ops)
-	coord := regroupv1.NewCoordinatorClient(h.mallory)
-	join := func(ctx context.Context, group, instance string, userData []byte) error {
-		_, err := coord.JoinGroup(ctx, &regroupv1.JoinGroupRequest{GroupId: group, GroupInstanceId: instance, ClientId: "flood", SessionTimeoutMs: 1800000, RebalanceTimeoutMs: 300000,
-			Protocols: []*regroupv1.Protocol{{Name: "roundrobin", Subscription: &regroupv1.Subscription{Topics: []string{"orders"}, Generation: -1, UserData: userData}}}})
-		return err
-	}
-
-	t.Run("huge topic", func(t *testing.T) {
-		_, err := admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "huge", Partitions: 2147483647}})
-		if code := status.Code(err); code != codes.InvalidArgument && code != codes.ResourceExhausted {
-			t.Errorf("a topic of 2^31-1 partitions: got %v, want it refused", err)
-		}
-	})
-	t.Run("pending-id flood", func(t *testing.T) {
-		var last error
-		for range 20 {
-			last = join(ctx, "mallory-pending", "", nil)
-		}
-		wantCode(t, "the 20th first-step join into one group", last, regroup.CodeLimitExceeded)
-	})
-	t.Run("metadata flood", func(t *testing.T) {
-		// Static members of 900 KiB each, all at once: each join waits at
-		// the barrier for the others, so none is answered unless refused.
-		big := make([]byte, 900<<10)
-		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		errs := make(chan error, 40)
-		for i := range 40 {
-			go func() { errs <- join(fctx, "mallory-fat", fmt.Sprintf("fat-%d", i), big) }()
-		}
-		var err error
-		for range 40 {
-			if err = <-errs; regroup.CodeOf(rpcerr.FromStatus(err)) == regroup.CodeLimitExceeded {
-				break
-			}
-		}
-		cancel()
-		wantCode(t, "40 members of 900 KiB metadata each joining one group", err, regroup.CodeLimitExceeded)
-		if _, err := admin.DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: "mallory-fat"}, grpc.MaxCallRecvMsgSize(64<<20)); err != nil {
-			t.Errorf("DescribeGroup of the flooded group: %v", err)
-		}
-	})
-	t.Run("escape sequences", func(t *testing.T) {
-		_, err := admin.RemoveMembers(ctx, &regroupv1.RemoveMembersRequest{GroupId: "shared", GroupInstanceIds: []string{"nobody"}, Reason: "\x1b[2J\x1b[31mHACKED\r\n"})
-		wantCode(t, "a reason with escape sequences", err, regroup.CodeInvalidRequest)
-	})
-	t.Run("group flood", func(t *testing.T) {
-		var last error
-		for i := range 30 {
-			last = join(ctx, fmt.Sprintf("mallory-%d", i), "", nil)
-		}
-		wantCode(t, "the 30th group of a coordinator limited to 20", last, regroup.CodeLimitExceeded)
-	})
-	h.unchanged(t, victim, gen)
-}
-
-// TestHostileBarrierStall: one first-step JoinGroup (no member id, a 30 min
-// session) must not hold the group's next rebalance.
-func TestHostileBarrierStall(t *testing.T) {
-	h := startHostile(t)
-	_, _, gen := h.victim(t)
-	ctx := context.Background()
-	_, err := regroupv1.NewCoordinatorClient(h.mallory).JoinGroup(ctx, &regroupv1.JoinGroupRequest{GroupId: "shared", ClientId: "stall", SessionTimeoutMs: 1800000, RebalanceTimeoutMs: 300000,
-		Protocols: []*regroupv1.Protocol{{Name: "roundrobin", Subscription: &regroupv1.Subscription{Topics: []string{"orders"}, Generation: -1}}}})
-	wantCode(t, "a first-step join", err, regroup.CodeMemberIDRequired)
-	// A second member of alice's joins: the group rebalances, and must not
-	// wait for the minted id until the members' rebalance timeout (5 s).
-	startMemberWithSession(t, h.alice, "shared", "b", 6*time.Second, "orders")
-	d := waitStable(t, regroupv1.NewAdminClient(h.ops), "shared", "a", "b")
-	if d.GetGeneration() <= gen {
-		t.Fatalf("no rebalance happened: generation %d", d.GetGeneration())
-	}
-	last := d.GetRebalances()[len(d.GetRebalances())-1]
-	if took := last.GetEnd().AsTime().Sub(last.GetStart().AsTime()); took > 4*time.Second {
-		t.Errorf("the rebalance took %v after a stranger's first-step join; it waited for the minted id", took)
-	}
 }
 
 // TestHostileCorruptedRecords damages two records in etcd behind the
