@@ -493,6 +493,15 @@ func (g *Group) authorize(m *member, c Caller) error {
 	return regroup.Errorf(regroup.CodeNotAuthorized, "member %s of group %q belongs to identity %q; %s may not act as it", m.id, g.id, m.identity, who)
 }
 
+// authorizePending checks that c may use the pending member id id: the
+// identity it was minted for, or an administrator.
+func (g *Group) authorizePending(id string, c Caller) error {
+	if owner := g.pending.owner(id); !c.Admin && owner != c.Identity {
+		return regroup.Errorf(regroup.CodeNotAuthorized, "member id %q of group %q was minted for identity %q, not for %q; join with an empty member id to get one of your own", id, g.id, owner, c.Identity)
+	}
+	return nil
+}
+
 // supportsProtocols reports whether some protocol of protocols is offered by
 // every member other than except (nil, or a member of the group).
 func (g *Group) supportsProtocols(protocols []*regroupv1.Protocol, except *member) bool {

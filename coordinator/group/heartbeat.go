@@ -90,9 +90,15 @@ func (g *Group) Leave(now time.Time, req ReqID, c Caller, r *regroupv1.LeaveGrou
 	for _, e := range r.GetMembers() {
 		res := &regroupv1.LeaveMemberResult{MemberId: e.GetMemberId(), GroupInstanceId: e.GetGroupInstanceId()}
 		resp.Members = append(resp.Members, res)
-		if e.GetMemberId() != "" && g.pending.take(e.GetMemberId()) {
-			// A pending id, dropped on anyone's word: it was never a
-			// member, so nothing rebalances (it may have held the barrier).
+		if id := e.GetMemberId(); id != "" && g.pending.has(id) {
+			// A pending id, dropped on its identity's word: it was never
+			// a member, so nothing rebalances (it may have held the
+			// barrier).
+			if err := g.authorizePending(id, c); err != nil {
+				res.ErrorReason, res.ErrorMessage = string(regroup.CodeOf(err)), err.Error()
+				continue
+			}
+			g.pending.take(id)
 			dropped = true
 			continue
 		}

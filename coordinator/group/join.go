@@ -109,7 +109,7 @@ func (g *Group) joinUnknown(now time.Time, out *Output, req ReqID, c Caller, r *
 	prefix := r.GetClientId()
 	id := g.ids.MemberID(prefix)
 	valid := min(time.Duration(r.GetSessionTimeoutMs())*time.Millisecond, g.cfg.PendingMemberTimeout)
-	g.pending.add(id, now.Add(valid), g.state == PreparingRebalance)
+	g.pending.add(id, c.Identity, now.Add(valid), g.state == PreparingRebalance)
 	out.fail(req, regroup.Errorf(regroup.CodeMemberIDRequired, "rejoin with member id %q", id).With(regroup.MetaMemberID, id))
 }
 
@@ -128,6 +128,10 @@ func (g *Group) memberJoined(now time.Time, out *Output, cause string) {
 func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *regroupv1.JoinGroupRequest) {
 	id := r.GetMemberId()
 	if g.pending.has(id) {
+		if err := g.authorizePending(id, c); err != nil {
+			out.fail(req, err)
+			return
+		}
 		if r.GetGroupInstanceId() != "" {
 			out.fail(req, invalid("group_instance_id", "member id %q was minted for a dynamic member; static members join with an empty member id", id))
 			return

@@ -27,8 +27,9 @@ type pendingIDs struct {
 }
 
 type pendingID struct {
-	expires time.Time
-	phase   int // the join phase it was minted in, or -1 outside one
+	expires  time.Time
+	phase    int    // the join phase it was minted in, or -1 outside one
+	identity string // who asked for it: only that identity may use it
 }
 
 type pendingExpiry struct {
@@ -48,10 +49,10 @@ func (p *pendingIDs) has(id string) bool {
 	return ok
 }
 
-// add records id, valid until expires; inJoin says whether it was minted
-// during a join phase, where it may hold the barrier.
-func (p *pendingIDs) add(id string, expires time.Time, inJoin bool) {
-	e := pendingID{expires: expires, phase: -1}
+// add records id, minted for identity and valid until expires; inJoin says
+// whether it was minted during a join phase, where it may hold the barrier.
+func (p *pendingIDs) add(id, identity string, expires time.Time, inJoin bool) {
+	e := pendingID{expires: expires, phase: -1, identity: identity}
 	if inJoin {
 		e.phase = p.phase
 		p.holding++
@@ -59,6 +60,9 @@ func (p *pendingIDs) add(id string, expires time.Time, inJoin bool) {
 	p.ids[id] = e
 	p.expiry.Push(pendingExpiry{at: expires, id: id})
 }
+
+// owner returns the identity id was minted for.
+func (p *pendingIDs) owner(id string) string { return p.ids[id].identity }
 
 // take removes id and reports whether it was pending.
 func (p *pendingIDs) take(id string) bool {
