@@ -346,3 +346,21 @@ func TestEveryCommandHasHelpWithAnExample(t *testing.T) {
 	}
 	visit(newRoot())
 }
+
+// A mistyped subcommand fails with a suggestion, rather than printing the
+// parent's help and exiting 0; the parent alone still prints its help.
+func TestUnknownSubcommandFails(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{{"groups", "lst"}, {"topics", "lst"}, {"sim", "rnu"}, {"lst"}} {
+		_, stderr, status := regroupCLI(ctx, args...)
+		if status == 0 || !strings.Contains(stderr, "unknown command") {
+			t.Errorf("regroup %s: status %d, stderr %q; want a failure naming the unknown command", strings.Join(args, " "), status, stderr)
+		}
+	}
+	if _, stderr, _ := regroupCLI(ctx, "groups", "lst"); !strings.Contains(stderr, `did you mean "list"`) {
+		t.Errorf("regroup groups lst: %q does not suggest list", stderr)
+	}
+	if stdout, _, status := regroupCLI(ctx, "groups"); status != 0 || !strings.Contains(stdout, "Available Commands") {
+		t.Errorf("regroup groups alone: status %d, stdout %q; want its help", status, stdout)
+	}
+}

@@ -45,5 +45,31 @@ its part, safely (no partition ever has two owners).`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), versionCmd(), groupsCmd(), topicsCmd(), simCmd())
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command that only groups others
+// (regroup groups, regroup topics...) fail on a word that is none of its
+// subcommands, with a did-you-mean, instead of printing its help and
+// exiting 0; alone, it still prints its help. Cobra does this for the root
+// command only.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if cmd.HasParent() && cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.SuggestionsMinimumDistance = 2 // cobra sets it on the root only
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return fmt.Errorf("%s (run %s --help for the commands)", msg, cmd.CommandPath())
+		}
+	}
 }
