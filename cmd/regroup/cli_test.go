@@ -364,3 +364,47 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		t.Errorf("regroup groups alone: status %d, stdout %q; want its help", status, stdout)
 	}
 }
+
+// groups watch outlives a coordinator restart: it says on stderr that it
+// lost the watch, watches again, and prints the group's state again.
+func TestWatchReconnectsAcrossRestart(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"--listen", addr, "--store", "etcd", "--data-dir", t.TempDir(), "--lease-ttl", "2s",
+		"--etcd-client-port", fmt.Sprint(freePort(t)), "--etcd-peer-port", fmt.Sprint(freePort(t))}
+	first := startServe(t, args...)
+	conn := dial(t, addr)
+	admin := regroupv1.NewAdminClient(conn)
+	waitfor.Until(t, "the topic is created", func() error {
+		_, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 4}})
+		return err
+	})
+	m := startMember(t, conn, "g", "a", "orders")
+	waitStable(t, admin, "g", "a")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	status := make(chan int, 1)
+	go func() { status <- run(ctx, []string{"groups", "watch", "g", "--endpoint", addr}, &stdout, &stderr) }()
+	defer func() {
+		cancel()
+		if s := <-status; s != 0 {
+			t.Errorf("groups watch exited with status %d after an interrupt; stderr:\n%s", s, stderr.String())
+		}
+	}()
+	states := func(n int) func() error {
+		return func() error {
+			if got := strings.Count(stdout.String(), "Stable at generation"); got < n {
+				return fmt.Errorf("%d state lines so far:\n%s%s", got, stdout.String(), stderr.String())
+			}
+			return nil
+		}
+	}
+	waitfor.Until(t, "the watch prints the group's state", states(1))
+	m.crash()
+	first.stop()
+	startServe(t, args...)
+	waitfor.Until(t, "the watch prints the group's state again after the restart", states(2))
+	if !strings.Contains(stderr.String(), "lost the watch") {
+		t.Errorf("no notice of the lost watch on stderr: %q", stderr.String())
+	}
+}
