@@ -43,6 +43,7 @@ const (
 	CodeUnauthenticated           Code = "UNAUTHENTICATED"
 	CodeNotAuthorized             Code = "NOT_AUTHORIZED"
 	CodeLimitExceeded             Code = "LIMIT_EXCEEDED"
+	CodeCoordinatorOverloaded     Code = "COORDINATOR_OVERLOADED"
 )
 
 // Metadata keys carried by some errors.
@@ -65,6 +66,9 @@ const (
 	// coordinator accepts (INVALID_SESSION_TIMEOUT).
 	MetaMinSessionTimeoutMs = "min_session_timeout_ms"
 	MetaMaxSessionTimeoutMs = "max_session_timeout_ms"
+	// MetaRetryAfterMs is how long, in milliseconds, the caller should wait
+	// before it sends the refused call again (COORDINATOR_OVERLOADED).
+	MetaRetryAfterMs = "retry_after_ms"
 )
 
 // Error is a protocol error. Its Code says what happened; Message says it to
@@ -95,6 +99,7 @@ var (
 	ErrUnauthenticated           = &Error{Code: CodeUnauthenticated}
 	ErrNotAuthorized             = &Error{Code: CodeNotAuthorized}
 	ErrLimitExceeded             = &Error{Code: CodeLimitExceeded}
+	ErrCoordinatorOverloaded     = &Error{Code: CodeCoordinatorOverloaded}
 )
 
 // Errorf returns an *Error with the given code and a formatted message.
@@ -188,6 +193,10 @@ var codes = map[Code]codeInfo{
 	CodeNotAuthorized: {fatal: true,
 		advice: "this member's identity may not do this; grant it the right in the coordinator's policy, or run it with the identity that owns the member"},
 	CodeLimitExceeded: {},
+	// Shed work: the coordinator did nothing with the call. Retry it on
+	// the same coordinator after retry_after_ms; it is not a failure of
+	// the coordinator, and it renewed no lease.
+	CodeCoordinatorOverloaded: {},
 }
 
 // Fatal reports whether a member that receives this code must stop rather

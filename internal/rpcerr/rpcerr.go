@@ -37,6 +37,7 @@ var grpcCode = map[regroup.Code]codes.Code{
 	regroup.CodeUnauthenticated:           codes.Unauthenticated,
 	regroup.CodeNotAuthorized:             codes.PermissionDenied,
 	regroup.CodeLimitExceeded:             codes.ResourceExhausted,
+	regroup.CodeCoordinatorOverloaded:     codes.Unavailable,
 }
 
 // ToStatus converts err into a gRPC status error. A *regroup.Error becomes a

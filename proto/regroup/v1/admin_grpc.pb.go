@@ -40,6 +40,11 @@ const (
 //	UNKNOWN_GROUP (NOT_FOUND): no such group.
 //	UNKNOWN_TOPIC (NOT_FOUND): no such topic.
 //	GROUP_NOT_EMPTY (FAILED_PRECONDITION): only an Empty group can be deleted.
+//
+// ListGroups, DescribeGroup and WatchGroup are refused with
+// COORDINATOR_OVERLOADED (see Coordinator) while the coordinator sheds load:
+// retry after the "retry_after_ms" the error carries. The calls that change
+// state are never shed: an operator can act on an overloaded coordinator.
 type AdminClient interface {
 	// ListGroups lists every group this coordinator serves, by group id.
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
@@ -198,6 +203,11 @@ func (c *adminClient) DescribeCluster(ctx context.Context, in *DescribeClusterRe
 //	UNKNOWN_GROUP (NOT_FOUND): no such group.
 //	UNKNOWN_TOPIC (NOT_FOUND): no such topic.
 //	GROUP_NOT_EMPTY (FAILED_PRECONDITION): only an Empty group can be deleted.
+//
+// ListGroups, DescribeGroup and WatchGroup are refused with
+// COORDINATOR_OVERLOADED (see Coordinator) while the coordinator sheds load:
+// retry after the "retry_after_ms" the error carries. The calls that change
+// state are never shed: an operator can act on an overloaded coordinator.
 type AdminServer interface {
 	// ListGroups lists every group this coordinator serves, by group id.
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)

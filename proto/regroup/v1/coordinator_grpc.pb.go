@@ -81,6 +81,19 @@ const (
 //	COORDINATOR_NOT_AVAILABLE (UNAVAILABLE): the coordinator cannot serve the
 //	  group right now (it is loading, lost its store, or the group was just
 //	  deleted). Retry with backoff, on any endpoint.
+//	COORDINATOR_OVERLOADED (UNAVAILABLE): the coordinator is overloaded (its
+//	  calls wait longer than its threshold before it gets to them) and shed
+//	  this call without doing anything with it: no member was created, no
+//	  session or lease was renewed. Metadata "retry_after_ms" is how long to
+//	  wait before sending the same call again, to the same coordinator;
+//	  spread retries by adding a random part of up to half of it. It is not a
+//	  failure of the coordinator: do not move to another one. Only new work is
+//	  shed: a JoinGroup with an empty member_id (a member that is not in the
+//	  group yet; a static member's restart included), and Admin's ListGroups,
+//	  DescribeGroup and WatchGroup. The calls of members in the group
+//	  (JoinGroup with a member_id, SyncGroup, Heartbeat, LeaveGroup) are never
+//	  shed, so members that own partitions keep their leases through an
+//	  overload.
 type CoordinatorClient interface {
 	// JoinGroup adds a member to a group or rejoins it for a rebalance. The call
 	// is held until the join barrier completes: every known member has rejoined,
@@ -97,7 +110,7 @@ type CoordinatorClient interface {
 	// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED,
 	// INCONSISTENT_GROUP_PROTOCOL, REBALANCE_IN_PROGRESS (a second JoinGroup
 	// from the same member replaced this one), NOT_COORDINATOR,
-	// COORDINATOR_NOT_AVAILABLE.
+	// COORDINATOR_NOT_AVAILABLE, COORDINATOR_OVERLOADED (empty member_id only).
 	JoinGroup(ctx context.Context, in *JoinGroupRequest, opts ...grpc.CallOption) (*JoinGroupResponse, error)
 	// SyncGroup delivers the leader's assignment and returns the caller's part.
 	// Followers send no assignments and wait until the leader's has been
@@ -266,6 +279,19 @@ func (c *coordinatorClient) FindCoordinator(ctx context.Context, in *FindCoordin
 //	COORDINATOR_NOT_AVAILABLE (UNAVAILABLE): the coordinator cannot serve the
 //	  group right now (it is loading, lost its store, or the group was just
 //	  deleted). Retry with backoff, on any endpoint.
+//	COORDINATOR_OVERLOADED (UNAVAILABLE): the coordinator is overloaded (its
+//	  calls wait longer than its threshold before it gets to them) and shed
+//	  this call without doing anything with it: no member was created, no
+//	  session or lease was renewed. Metadata "retry_after_ms" is how long to
+//	  wait before sending the same call again, to the same coordinator;
+//	  spread retries by adding a random part of up to half of it. It is not a
+//	  failure of the coordinator: do not move to another one. Only new work is
+//	  shed: a JoinGroup with an empty member_id (a member that is not in the
+//	  group yet; a static member's restart included), and Admin's ListGroups,
+//	  DescribeGroup and WatchGroup. The calls of members in the group
+//	  (JoinGroup with a member_id, SyncGroup, Heartbeat, LeaveGroup) are never
+//	  shed, so members that own partitions keep their leases through an
+//	  overload.
 type CoordinatorServer interface {
 	// JoinGroup adds a member to a group or rejoins it for a rebalance. The call
 	// is held until the join barrier completes: every known member has rejoined,
@@ -282,7 +308,7 @@ type CoordinatorServer interface {
 	// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED,
 	// INCONSISTENT_GROUP_PROTOCOL, REBALANCE_IN_PROGRESS (a second JoinGroup
 	// from the same member replaced this one), NOT_COORDINATOR,
-	// COORDINATOR_NOT_AVAILABLE.
+	// COORDINATOR_NOT_AVAILABLE, COORDINATOR_OVERLOADED (empty member_id only).
 	JoinGroup(context.Context, *JoinGroupRequest) (*JoinGroupResponse, error)
 	// SyncGroup delivers the leader's assignment and returns the caller's part.
 	// Followers send no assignments and wait until the leader's has been
