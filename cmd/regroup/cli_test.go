@@ -408,3 +408,15 @@ func TestWatchReconnectsAcrossRestart(t *testing.T) {
 		t.Errorf("no notice of the lost watch on stderr: %q", stderr.String())
 	}
 }
+
+func TestClusterDescribe(t *testing.T) {
+	s := startServe(t)
+	stdout, stderr, status := regroupCLI(context.Background(), "cluster", "describe", "--endpoint", s.addr)
+	if status != 0 || !strings.Contains(stdout, "leader") || !strings.Contains(stdout, "Coordinators:   "+s.addr) {
+		t.Errorf("cluster describe: status %d, stdout %q, stderr %q; want this coordinator shown leading", status, stdout, stderr)
+	}
+	stdout, _, status = regroupCLI(context.Background(), "cluster", "describe", "--endpoint", s.addr, "-o", "json")
+	if status != 0 || !strings.Contains(stdout, `"role": "COORDINATOR_ROLE_LEADER"`) {
+		t.Errorf("cluster describe -o json: status %d, stdout %q", status, stdout)
+	}
+}

@@ -44,7 +44,7 @@ its part, safely (no partition ever has two owners).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), versionCmd(), groupsCmd(), topicsCmd(), simCmd())
+	root.AddCommand(serveCmd(), versionCmd(), groupsCmd(), topicsCmd(), clusterCmd(), simCmd())
 	refuseUnknownSubcommands(root)
 	return root
 }
