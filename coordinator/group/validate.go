@@ -233,7 +233,8 @@ func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
 	}
 	if ms := r.GetSessionTimeoutMs(); ms < c.MinSessionTimeout.Milliseconds() || ms > c.MaxSessionTimeout.Milliseconds() {
 		return regroup.Errorf(regroup.CodeInvalidSessionTimeout,
-			"session timeout %d ms is outside [%d, %d] ms", ms, c.MinSessionTimeout.Milliseconds(), c.MaxSessionTimeout.Milliseconds()).
+			"session timeout %v is outside %v..%v; choose one within the coordinator's --min-session-timeout and --max-session-timeout",
+			time.Duration(ms)*time.Millisecond, c.MinSessionTimeout, c.MaxSessionTimeout).
 			With(regroup.MetaMinSessionTimeoutMs, strconv.FormatInt(c.MinSessionTimeout.Milliseconds(), 10)).
 			With(regroup.MetaMaxSessionTimeoutMs, strconv.FormatInt(c.MaxSessionTimeout.Milliseconds(), 10))
 	}
