@@ -186,6 +186,7 @@ type Group struct {
 	members    map[string]*member
 	order      []*member      // insertion order: leader succession, iteration
 	sorted     []*member      // order sorted by id, or nil: see byID
+	joinedHead int            // order[:joinedHead] have a parked JoinGroup: see allJoined
 	offered    map[string]int // protocol name -> members that offer it
 	instances  map[string]*member
 	pending    pendingIDs
@@ -441,7 +442,7 @@ func (g *Group) remove(now time.Time, out *Output, m *member, why string, gracef
 	g.uncount(m)
 	i := slices.Index(g.order, m)
 	g.order = slices.Delete(g.order, i, i+1)
-	g.sorted = nil
+	g.sorted, g.joinedHead = nil, 0
 	if m.instanceID != "" && g.instances[m.instanceID] == m {
 		delete(g.instances, m.instanceID)
 	}

@@ -408,6 +408,7 @@ func (g *Group) Delete(now time.Time) (Output, error) {
 // driver discards the group afterwards and reloads it from the store.
 func (g *Group) Abort(err error) Output {
 	var out Output
+	g.joinedHead = 0
 	for _, m := range g.order {
 		for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq} {
 			if req != 0 {

@@ -114,9 +114,12 @@ func (g *Group) joinUnknown(now time.Time, out *Output, req ReqID, c Caller, r *
 }
 
 // memberJoined starts a rebalance for a new member, or re-checks the barrier
-// of the one in progress.
+// of the one in progress. It asks for no write: the member's join is parked
+// until the barrier completes, and completeJoin stores the whole
+// membership then, in one write for every join of the rebalance. A
+// failover before it loses the new member, which owns nothing and has
+// been told nothing (see docs/design.md, "What is persisted").
 func (g *Group) memberJoined(now time.Time, out *Output, cause string) {
-	out.Persist = true
 	if g.state == PreparingRebalance {
 		g.maybeCompleteJoin(now, out)
 		return
@@ -292,7 +295,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, c Caller, r
 	g.replacements++
 	n.token = token(g.generation, g.replacements)
 	g.order[slices.Index(g.order, old)] = n
-	g.sorted = nil
+	g.sorted, g.joinedHead = nil, 0
 	delete(g.members, old.id)
 	old.removed = true
 	g.members[n.id] = n
@@ -403,12 +406,17 @@ func errRebalancing(g *Group, now time.Time) error {
 }
 
 // allJoined reports whether the join barrier is complete: every member has
-// rejoined and no pending id holds the barrier (see pendingIDs).
+// rejoined and no pending id holds the barrier (see pendingIDs). Every join
+// asks, so the scan resumes after the members it found joined last time
+// (joinedHead): a join storm costs linear time, not quadratic. Whatever
+// clears a parked join or reorders the members (remove, replaceStatic,
+// completeJoin, Abort) starts the scan over.
 func (g *Group) allJoined() bool {
-	for _, m := range g.order {
-		if m.joinReq == 0 {
-			return false
-		}
+	for g.joinedHead < len(g.order) && g.order[g.joinedHead].joinReq != 0 {
+		g.joinedHead++
+	}
+	if g.joinedHead < len(g.order) {
+		return false
 	}
 	return !g.pending.holdBarrier(g.now, g.cfg.PendingMemberTimeout)
 }
@@ -427,6 +435,7 @@ func (g *Group) maybeCompleteJoin(now time.Time, out *Output) {
 func (g *Group) completeJoin(now time.Time, out *Output) {
 	g.delayDeadline, g.joinDeadline = time.Time{}, time.Time{}
 	g.pending.newPhase()
+	g.joinedHead = 0 // the joins are answered below
 	for _, m := range slices.Clone(g.order) {
 		if m.joinReq == 0 && m.instanceID == "" {
 			g.remove(now, out, m, "did not rejoin before the rebalance timeout", false,
