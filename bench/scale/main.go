@@ -1,0 +1,194 @@
+// Command scale measures how many members one Regroup coordinator serves:
+// it starts `regroup serve --store memory` in its own process on free
+// loopback ports, runs real member libraries (package member) in several
+// worker processes (this program, started again), and reports for each
+// load the time until every group is stable, the latency of graceful
+// leaves, the coordinator's CPU and memory per member, the heartbeat rate,
+// and the leases that ended.
+//
+//	go run ./bench/scale --sizes 1x1000,1x3000,1000x10
+//
+// Run it with --help for the flags and what each column means.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+const usage = `scale: a load generator for one Regroup coordinator.
+
+For each size (GROUPSxMEMBERS: groups of members each, e.g. 1x10000 or
+2000x10) it starts a coordinator (regroup serve --store memory) on free
+loopback ports, creates the members in worker processes (this program,
+started again; members in one process share connections as the member
+library does), starts them all at once, waits until every group is
+settled, measures a steady window, times graceful leaves, and stops
+everything. Progress goes to stderr; the table (or JSON) to stdout.
+
+Columns:
+  stable       seconds from the start until every member of every group was
+               Stable in one generation and every partition owned
+  beyond delay stable less the initial rebalance delay a group whose members
+               arrive together waits (two steps of --initial-rebalance-delay:
+               the first and one extension)
+  leave ms     median time from a member's graceful leave until the group's
+               other members owned every partition again (--leaves of them)
+  coord CPU    the coordinator's CPU during the steady window (100% = a core),
+               and per 1,000 members
+  RSS          the coordinator's resident memory at the window's end, and per
+               member above its idle size
+  hb/s         heartbeats answered per second in the window, with the lowest
+               and highest one-second rate (a wide range: synchronised beats)
+  lease ends   OnLost calls (leases that ended) from the start to the end of
+               the leaves, and the partitions in them
+  warnings     the members' warning and error log lines (retries, losses)
+
+Flags:
+`
+
+func main() {
+	if os.Getenv(workerEnv) != "" {
+		if err := runWorker(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line's.
+type options struct {
+	sizes               []size
+	partitionsPerMember int
+	workers             int
+	regroup             string
+	delay               time.Duration
+	steady              time.Duration
+	timeout             time.Duration
+	leaves              int
+	rate                float64
+	session, heartbeat  time.Duration
+	serveArgs           []string
+	output              string
+	logDir              string
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fl := flag.NewFlagSet("scale", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fl.PrintDefaults()
+	}
+	sizes := fl.String("sizes", "1x1000", "loads to measure, comma-separated, each GROUPSxMEMBERS (members per group)")
+	fl.IntVar(&o.partitionsPerMember, "partitions-per-member", 10, "partitions of the group's topic per member")
+	fl.IntVar(&o.workers, "workers", 4, "worker processes the members are spread over")
+	fl.StringVar(&o.regroup, "regroup", "", "the regroup binary to serve with (default: build ./cmd/regroup of the module in the current directory)")
+	fl.DurationVar(&o.delay, "initial-rebalance-delay", 3*time.Second, "the coordinator's --initial-rebalance-delay")
+	fl.DurationVar(&o.steady, "steady", 20*time.Second, "how long to measure the settled load (CPU, heartbeats)")
+	fl.DurationVar(&o.timeout, "timeout", 3*time.Minute, "how long to wait for every group to settle before measuring anyway")
+	fl.IntVar(&o.leaves, "leaves", 3, "graceful leaves to time, each in another group")
+	fl.Float64Var(&o.rate, "rate", 0, "members started per second, over all workers (0: all at once)")
+	fl.DurationVar(&o.session, "session-timeout", 0, "the members' session timeout (0: the library's default)")
+	fl.DurationVar(&o.heartbeat, "heartbeat-interval", 0, "the members' heartbeat interval (0: the library's default)")
+	serveArgs := fl.String("serve-args", "", "more arguments for regroup serve, space-separated (e.g. \"--max-connections 0\")")
+	fl.StringVar(&o.output, "o", "table", "output: table or json")
+	fl.StringVar(&o.logDir, "logs", "", "directory for the coordinator's and workers' logs (default: a new temporary directory, kept)")
+	if err := fl.Parse(args); err != nil {
+		return nil, err
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q: sizes go in --sizes", fl.Args())
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		g, m, ok := strings.Cut(strings.TrimSpace(s), "x")
+		gn, err1 := strconv.Atoi(g)
+		mn, err2 := strconv.Atoi(m)
+		if !ok || err1 != nil || err2 != nil || gn < 1 || mn < 1 {
+			return nil, fmt.Errorf("--sizes: %q is not GROUPSxMEMBERS with positive numbers (e.g. 1x1000 or 2000x10)", s)
+		}
+		o.sizes = append(o.sizes, size{Groups: gn, Members: mn})
+	}
+	switch {
+	case o.output != "table" && o.output != "json":
+		return nil, fmt.Errorf("-o %q: want table or json", o.output)
+	case o.workers < 1 || o.partitionsPerMember < 1 || o.leaves < 0:
+		return nil, errors.New("--workers and --partitions-per-member must be positive and --leaves not negative")
+	case o.steady < time.Second:
+		return nil, errors.New("--steady must be at least 1s: heartbeat rates are sampled each second")
+	}
+	o.serveArgs = strings.Fields(*serveArgs)
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.logDir == "" {
+		if o.logDir, err = os.MkdirTemp("", "regroup-scale-"); err != nil {
+			return err
+		}
+	}
+	if o.regroup == "" {
+		o.regroup = filepath.Join(o.logDir, "regroup")
+		fmt.Fprintf(stderr, "building ./cmd/regroup into %s\n", o.regroup)
+		build := exec.CommandContext(ctx, "go", "build", "-o", o.regroup, "./cmd/regroup")
+		build.Stdout, build.Stderr = stderr, stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building regroup (run from the module's root, or give --regroup): %w", err)
+		}
+	}
+	var results []*result
+	for _, s := range o.sizes {
+		res, err := measure(ctx, runConfig{
+			regroup: o.regroup, size: s, partitionsPerMember: o.partitionsPerMember, workers: min(o.workers, s.Groups*s.Members),
+			delay: o.delay, steady: o.steady, timeout: o.timeout, leaves: o.leaves, rate: o.rate,
+			session: o.session, heartbeat: o.heartbeat, serveArgs: o.serveArgs,
+			logDir: filepath.Join(o.logDir, s.String()), progress: stderr,
+		})
+		if err != nil {
+			return fmt.Errorf("size %s: %w", s, err)
+		}
+		results = append(results, res)
+	}
+	if o.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "size\tmembers\tstable s\tbeyond delay s\tleave ms\tcoord CPU %\t%/1k members\tRSS MB\tKB/member\thb/s\thb/s min-max\tlease ends\tpartitions lost\twarnings\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%.0f\t%.0f-%.0f\t%d\t%d\t%d\t\n",
+			r.Size, r.Members, formatFloat(r.StableS, 2), formatFloat(r.BeyondDelayS, 2), formatFloat(r.LeaveMedianMs, 1),
+			r.CoordCPUPct, r.CPUPctPer1kMembers, r.CoordRSSMB, r.RSSKBPerMember, r.HeartbeatsPerS,
+			r.HeartbeatsMinPerS, r.HeartbeatsMaxPerS, r.LeaseEnds, r.PartitionsLost, r.MemberWarnings)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,534 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// size is one load: groups of members each.
+type size struct {
+	Groups, Members int
+}
+
+func (s size) String() string { return fmt.Sprintf("%dx%d", s.Groups, s.Members) }
+
+// runConfig is how to measure one size.
+type runConfig struct {
+	regroup             string
+	size                size
+	partitionsPerMember int
+	workers             int
+	delay               time.Duration
+	steady              time.Duration
+	timeout             time.Duration
+	leaves              int
+	rate                float64
+	session, heartbeat  time.Duration
+	serveArgs           []string
+	logDir              string
+	progress            io.Writer
+}
+
+// result is what one size measured. Durations are seconds or milliseconds
+// as their names say; -1 means not measured (the group never settled).
+type result struct {
+	Size       string `json:"size"`
+	Groups     int    `json:"groups"`
+	PerGroup   int    `json:"members_per_group"`
+	Members    int    `json:"members"`
+	Partitions int    `json:"partitions_per_group"`
+	Workers    int    `json:"worker_processes"`
+	// StartedS is how long the workers took to call Run for every member.
+	StartedS float64 `json:"started_s"`
+	// StableS is from the start until every member of every group was
+	// Stable in one generation and every partition owned.
+	StableS float64 `json:"stable_s"`
+	// BeyondDelayS is StableS less the initial delay a group whose members
+	// arrive together waits (InitialDelayS).
+	BeyondDelayS  float64 `json:"beyond_delay_s"`
+	InitialDelayS float64 `json:"initial_delay_s"`
+	// LeaveMs are graceful leaves, each from the leave until every
+	// partition of the group was owned again by the others, in one new
+	// generation; LeaveMedianMs is their median.
+	LeaveMs       []float64 `json:"leave_ms"`
+	LeaveMedianMs float64   `json:"leave_median_ms"`
+	// The coordinator during the steady window: CPU (100 = one core), and
+	// its resident memory at the end, whole and above its idle size per
+	// member.
+	CoordCPUPct        float64 `json:"coordinator_cpu_pct"`
+	CPUPctPer1kMembers float64 `json:"coordinator_cpu_pct_per_1k_members"`
+	CoordRSSMB         float64 `json:"coordinator_rss_mb"`
+	RSSKBPerMember     float64 `json:"coordinator_rss_kb_per_member"`
+	// Heartbeats answered per second over the steady window, and the
+	// lowest and highest one-second rate within it.
+	HeartbeatsPerS    float64 `json:"heartbeats_per_s"`
+	HeartbeatsMinPerS float64 `json:"heartbeats_min_per_s"`
+	HeartbeatsMaxPerS float64 `json:"heartbeats_max_per_s"`
+	// LeaseEnds counts OnLost calls (members whose lease ended) from the
+	// start to the end of the leaves; PartitionsLost the partitions in them.
+	LeaseEnds      int64 `json:"lease_ends"`
+	PartitionsLost int64 `json:"partitions_lost"`
+	// MemberWarnings counts the members' warning and error log lines
+	// (retries, lost leases); Failed the members whose Run returned an
+	// error.
+	MemberWarnings int64 `json:"member_warnings"`
+	Failed         int64 `json:"members_failed"`
+	// Answers counts the coordinator's answers by method and code over the
+	// whole run, from its regroup_requests_total.
+	Answers map[string]float64 `json:"answers"`
+	// LogDir holds the coordinator's and the workers' logs.
+	LogDir string `json:"log_dir"`
+}
+
+// workerProc is a running worker process.
+type workerProc struct {
+	cmd  *exec.Cmd
+	in   *json.Encoder
+	spec workerSpec
+	done chan struct{} // its reports ended
+}
+
+// tracker merges the workers' reports.
+type tracker struct {
+	mu     sync.Mutex
+	groups [][]groupReport // [group][worker]
+	totals []report        // latest per worker
+	ready  int
+}
+
+func (t *tracker) update(w int, r report) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.Ready {
+		t.ready++
+		return
+	}
+	groups := r.Groups
+	r.Groups = nil
+	t.totals[w] = r
+	for _, g := range groups {
+		t.groups[g.Group][w] = g
+	}
+}
+
+// group merges group g's reports: running members, stable ones, the
+// lowest and highest generation, partitions owned, last change.
+func (t *tracker) group(g int) (running, stable int, lo, hi int32, owned int, last int64) {
+	lo, hi = -1, -1
+	for _, r := range t.groups[g] {
+		if r.Running == 0 {
+			continue
+		}
+		running += r.Running
+		stable += r.Stable
+		if lo < 0 || r.GenMin < lo {
+			lo = r.GenMin
+		}
+		hi = max(hi, r.GenMax)
+		owned += r.Owned
+		last = max(last, r.Last)
+	}
+	return
+}
+
+// settled reports whether group g has want running members, all Stable in
+// one generation above after, owning every one of partitions.
+func (t *tracker) settled(g, want, partitions int, after int32) (bool, int64) {
+	running, stable, lo, hi, owned, last := t.group(g)
+	return running == want && stable == want && lo == hi && lo > after && owned == partitions, last
+}
+
+func (t *tracker) sum() (r report) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.totals {
+		r.Started += w.Started
+		r.Running += w.Running
+		r.Lost += w.Lost
+		r.LostParts += w.LostParts
+		r.Warnings += w.Warnings
+		r.Failed += w.Failed
+	}
+	return r
+}
+
+// measure runs one size: a coordinator process, worker processes with the
+// members, and the measurements; everything it started is stopped when it
+// returns.
+func measure(ctx context.Context, c runConfig) (*result, error) {
+	n := c.size.Groups * c.size.Members
+	parts := c.size.Members * c.partitionsPerMember
+	res := &result{Size: c.size.String(), Groups: c.size.Groups, PerGroup: c.size.Members, Members: n,
+		Partitions: parts, Workers: c.workers, StableS: -1, BeyondDelayS: -1, LeaveMedianMs: -1, LogDir: c.logDir}
+	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
+		return nil, err
+	}
+	progress := func(format string, args ...any) {
+		fmt.Fprintf(c.progress, "[%s] "+format+"\n", append([]any{c.size}, args...)...)
+	}
+
+	// The coordinator, in its own process.
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	mport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr, maddr := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", mport)
+	args := append([]string{"serve", "--store", "memory", "--listen", addr, "--metrics-addr", maddr,
+		"--initial-rebalance-delay", c.delay.String(), "--log-level", "warn"}, c.serveArgs...)
+	coordLog, err := os.Create(filepath.Join(c.logDir, "coordinator.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer coordLog.Close()
+	coord := exec.Command(c.regroup, args...)
+	coord.Stdout, coord.Stderr = coordLog, coordLog
+	if err := coord.Start(); err != nil {
+		return nil, fmt.Errorf("starting the coordinator %s: %w", c.regroup, err)
+	}
+	coordExited := make(chan struct{})
+	go func() { _ = coord.Wait(); close(coordExited) }()
+	defer stopProcess(coord, coordExited, 10*time.Second)
+	pid := coord.Process.Pid
+	if err := putTopic(ctx, addr, parts, coordExited); err != nil {
+		return nil, fmt.Errorf("%w (coordinator log: %s)", err, coordLog.Name())
+	}
+	idleRSS, _ := rss(pid)
+
+	// The workers, each with its share of the members.
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	t := &tracker{totals: make([]report, c.workers), groups: make([][]groupReport, c.size.Groups)}
+	for g := range t.groups {
+		t.groups[g] = make([]groupReport, c.workers)
+	}
+	var workers []*workerProc
+	defer func() {
+		for _, w := range workers {
+			_ = w.in.Encode(command{Op: "stop"})
+		}
+		for _, w := range workers {
+			select {
+			case <-w.done:
+			case <-time.After(45 * time.Second):
+			}
+			_ = w.cmd.Process.Kill()
+			_ = w.cmd.Wait()
+		}
+	}()
+	for i := range c.workers {
+		first, count := i*n/c.workers, (i+1)*n/c.workers-i*n/c.workers
+		spec := workerSpec{Index: i, Endpoint: addr, Topic: "scale", First: first, Count: count, PerGroup: c.size.Members,
+			Session: c.session, Heartbeat: c.heartbeat, LogPath: filepath.Join(c.logDir, fmt.Sprintf("worker-%d.log", i))}
+		w, err := startWorker(exe, spec, t, filepath.Join(c.logDir, fmt.Sprintf("worker-%d.stderr", i)))
+		if err != nil {
+			return nil, err
+		}
+		workers = append(workers, w)
+	}
+	if err := waitFor(ctx, 2*time.Minute, "every worker to create its members", func() bool {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return t.ready == c.workers
+	}); err != nil {
+		return nil, err
+	}
+
+	// Start every member; wait until every group is settled.
+	counts0, err := requestCounts(ctx, maddr)
+	if err != nil {
+		return nil, err
+	}
+	progress("%d members in %d worker processes against %s (pid %d); logs in %s", n, c.workers, addr, pid, c.logDir)
+	start := time.Now()
+	for _, w := range workers {
+		if err := w.in.Encode(command{Op: "go", Rate: c.rate / float64(c.workers)}); err != nil {
+			return nil, err
+		}
+	}
+	want := make([]int, c.size.Groups)
+	for g := range want {
+		want[g] = c.size.Members
+	}
+	allSettled := func() int {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		k := 0
+		for g := range want {
+			if ok, _ := t.settled(g, want[g], parts, 0); ok {
+				k++
+			}
+		}
+		return k
+	}
+	lastProgress := time.Now()
+	cpu0, _ := cpuTime(pid)
+	for {
+		settledGroups := allSettled()
+		sum := t.sum()
+		if res.StartedS < 0.001 && sum.Started == n {
+			res.StartedS = time.Since(start).Seconds()
+		}
+		if settledGroups == c.size.Groups {
+			res.StableS = time.Since(start).Seconds()
+			break
+		}
+		if time.Since(lastProgress) >= 2*time.Second {
+			cpu1, _ := cpuTime(pid)
+			r, _ := rss(pid)
+			progress("%5.1fs: %d started, %d running, %d/%d groups settled, %d lease ends, %d member warnings; coordinator %.0f%% CPU, %d MB",
+				time.Since(start).Seconds(), sum.Started, sum.Running, settledGroups, c.size.Groups, sum.Lost, sum.Warnings,
+				100*(cpu1-cpu0).Seconds()/time.Since(lastProgress).Seconds(), r>>20)
+			cpu0, lastProgress = cpu1, time.Now()
+		}
+		if time.Since(start) > c.timeout {
+			progress("not settled after %v: measuring the steady window anyway", c.timeout)
+			break
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	if res.StableS >= 0 {
+		res.InitialDelayS = 2 * c.delay.Seconds()
+		if c.size.Members == 1 {
+			res.InitialDelayS = c.delay.Seconds()
+		}
+		res.BeyondDelayS = res.StableS - res.InitialDelayS
+		progress("settled in %.2fs (%.2fs beyond the initial delay)", res.StableS, res.BeyondDelayS)
+	}
+
+	// The steady window.
+	cpuA, _ := cpuTime(pid)
+	countsA, err := requestCounts(ctx, maddr)
+	if err != nil {
+		return nil, err
+	}
+	windowStart := time.Now()
+	prev := sumMethod(countsA, "Heartbeat")
+	prevAt := windowStart
+	for time.Since(windowStart) < c.steady {
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return nil, err
+		}
+		counts, err := requestCounts(ctx, maddr)
+		if err != nil {
+			return nil, err
+		}
+		hb := sumMethod(counts, "Heartbeat")
+		rate := (hb - prev) / time.Since(prevAt).Seconds()
+		if prevAt.Equal(windowStart) || rate < res.HeartbeatsMinPerS {
+			res.HeartbeatsMinPerS = rate
+		}
+		res.HeartbeatsMaxPerS = max(res.HeartbeatsMaxPerS, rate)
+		prev, prevAt = hb, time.Now()
+		if time.Since(lastProgress) >= 5*time.Second {
+			sum := t.sum()
+			progress("steady %2.0fs/%v: %.0f heartbeats/s, %d lease ends", time.Since(windowStart).Seconds(), c.steady, rate, sum.Lost)
+			lastProgress = time.Now()
+		}
+	}
+	cpuB, _ := cpuTime(pid)
+	window := time.Since(windowStart).Seconds()
+	res.HeartbeatsPerS = (prev - sumMethod(countsA, "Heartbeat")) / window
+	res.CoordCPUPct = 100 * (cpuB - cpuA).Seconds() / window
+	res.CPUPctPer1kMembers = res.CoordCPUPct * 1000 / float64(n)
+	if r, err := rss(pid); err == nil {
+		res.CoordRSSMB = float64(r) / (1 << 20)
+		res.RSSKBPerMember = float64(r-idleRSS) / 1024 / float64(n)
+	}
+
+	// Graceful leaves, one group at a time.
+	if res.StableS >= 0 {
+		for i := range c.leaves {
+			g := i * c.size.Groups / c.leaves
+			k := g*c.size.Members + c.size.Members - 1 - i%c.size.Members
+			t.mu.Lock()
+			_, _, _, before, _, _ := t.group(g)
+			t.mu.Unlock()
+			var w *workerProc
+			for _, x := range workers {
+				if k >= x.spec.First && k < x.spec.First+x.spec.Count {
+					w = x
+				}
+			}
+			want[g]--
+			left := time.Now()
+			if err := w.in.Encode(command{Op: "leave", Member: k}); err != nil {
+				return nil, err
+			}
+			var last int64
+			err := waitFor(ctx, time.Minute, fmt.Sprintf("group %s to settle after member %d left", groupName(g), k), func() bool {
+				t.mu.Lock()
+				defer t.mu.Unlock()
+				ok, l := t.settled(g, want[g], parts, before)
+				last = l
+				return ok
+			})
+			if err != nil {
+				progress("%v", err)
+				break
+			}
+			ms := float64(time.Unix(0, last).Sub(left).Microseconds()) / 1000
+			res.LeaveMs = append(res.LeaveMs, ms)
+			progress("leave %d/%d: group %s settled %.1f ms after the leave", i+1, c.leaves, groupName(g), ms)
+		}
+		if len(res.LeaveMs) > 0 {
+			res.LeaveMedianMs = median(res.LeaveMs)
+		}
+	}
+	sum := t.sum()
+	res.LeaseEnds, res.PartitionsLost, res.MemberWarnings, res.Failed = sum.Lost, sum.LostParts, sum.Warnings, sum.Failed
+	if counts, err := requestCounts(ctx, maddr); err == nil {
+		res.Answers = map[string]float64{}
+		for k, v := range counts {
+			if d := v - counts0[k]; d > 0 {
+				res.Answers[k] = d
+			}
+		}
+	}
+	return res, nil
+}
+
+// startWorker starts a worker process running spec; its reports go to t.
+func startWorker(exe string, spec workerSpec, t *tracker, stderrPath string) (*workerProc, error) {
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), workerEnv+"=1")
+	stderr, err := os.Create(stderrPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting worker %d: %w", spec.Index, err)
+	}
+	stderr.Close()
+	w := &workerProc{cmd: cmd, in: json.NewEncoder(in), spec: spec, done: make(chan struct{})}
+	if err := w.in.Encode(spec); err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(w.done)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 16<<20), 16<<20)
+		for sc.Scan() {
+			var r report
+			if json.Unmarshal(sc.Bytes(), &r) == nil {
+				t.update(spec.Index, r)
+			}
+		}
+	}()
+	return w, nil
+}
+
+// putTopic creates the topic the members consume, retrying while the
+// coordinator starts (at most 30 s).
+func putTopic(ctx context.Context, addr string, partitions int, exited <-chan struct{}) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	admin := regroupv1.NewAdminClient(conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = admin.PutTopic(cctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "scale", Partitions: int32(partitions)}})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("the coordinator exited at start")
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the coordinator at %s did not take the topic within 30 s: %w", addr, err)
+		}
+	}
+}
+
+// stopProcess ends p with SIGTERM, and SIGKILL if it has not exited
+// within grace.
+func stopProcess(p *exec.Cmd, exited <-chan struct{}, grace time.Duration) {
+	_ = p.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Process.Kill()
+		<-exited
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds, for at most limit; the
+// error names what it waited for.
+func waitFor(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waited %v for %s", limit, what)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// formatFloat prints x with prec decimals, or "-" if it is negative (not
+// measured).
+func formatFloat(x float64, prec int) string {
+	if x < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(x, 'f', prec, 64)
+}

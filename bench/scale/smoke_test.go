@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary serve as the load generator's worker
+// processes, as the command does.
+func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) != "" {
+		if err := runWorker(); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs the load generator on a tiny load against a real regroup
+// serve: every measurement is taken, nothing is lost.
+func TestSmoke(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "regroup")
+	build := exec.Command("go", "build", "-o", bin, "github.com/regroup-dev/regroup/cmd/regroup")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building regroup: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := measure(ctx, runConfig{
+		regroup: bin, size: size{Groups: 2, Members: 3}, partitionsPerMember: 2, workers: 2,
+		delay: 100 * time.Millisecond, steady: 2 * time.Second, timeout: time.Minute, leaves: 1,
+		session: 6 * time.Second, heartbeat: 300 * time.Millisecond,
+		logDir: filepath.Join(dir, "logs"), progress: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StableS < 0 || len(res.LeaveMs) != 1 || res.HeartbeatsPerS <= 0 || res.CoordRSSMB <= 0 {
+		t.Errorf("measurements missing: %+v", res)
+	}
+	if res.LeaseEnds != 0 || res.Failed != 0 {
+		t.Errorf("%d lease ends and %d failed members on a tiny load; logs in %s", res.LeaseEnds, res.Failed, res.LogDir)
+	}
+}
