@@ -14,16 +14,19 @@ import (
 )
 
 // simToRealFaults is a scenario with the faults the node core handles:
-// three static members join; the store refuses writes for a second while
-// a fourth joins; then the leader is killed and another coordinator takes
-// over from the store.
+// three static members join; the store refuses writes for half a second
+// while a fourth joins; then the leader is killed and another coordinator
+// takes over from the store. The outage and the write's retries (50 ms
+// doubling) end within the members' 2 s sessions, so that no member's
+// session is left to chance: a longer outage expires some of them or not,
+// depending on where their retries land.
 const simToRealFaults = `
 coordinator initial-delay=1s min-session=500ms
 network delay=0s..1ms
 topic orders partitions=12
 group g assignors=range static session=2s rebalance=5s heartbeat=500ms margin=200ms on-revoked=0s
 at 0s join m1..m3
-at 5s store fail for=1s
+at 5s store fail for=500ms
 at 5.1s join m4
 at 10s failover gap=200ms
 run until=20s
@@ -90,7 +93,7 @@ func runRealWithFaults(t *testing.T) (rebalances int, generation int32, assignme
 	before := rg.settle("m1", "m2", "m3").GetGeneration()
 	failing.Store(true)
 	rg.start("m4", false)
-	time.Sleep(time.Second) // the store's outage, as in the scenario
+	time.Sleep(500 * time.Millisecond) // the store's outage, as in the scenario
 	failing.Store(false)
 	if refused.Load() == 0 {
 		t.Fatal("the store refused no write: the outage tested nothing")

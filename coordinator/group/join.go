@@ -114,16 +114,18 @@ func (g *Group) joinUnknown(now time.Time, out *Output, req ReqID, c Caller, r *
 }
 
 // memberJoined starts a rebalance for a new member, or re-checks the barrier
-// of the one in progress. It asks for no write: the member's join is parked
-// until the barrier completes, and completeJoin stores the whole
+// of the one in progress. A join that starts a rebalance is stored, so that
+// a failover resumes the rebalance; one that joins it asks for no write:
+// its reply waits for the barrier, and completeJoin stores the whole
 // membership then, in one write for every join of the rebalance. A
-// failover before it loses the new member, which owns nothing and has
-// been told nothing (see docs/design.md, "What is persisted").
+// failover before the barrier loses such a member, which owns nothing and
+// was told nothing (see docs/design.md, "What is persisted").
 func (g *Group) memberJoined(now time.Time, out *Output, cause string) {
 	if g.state == PreparingRebalance {
 		g.maybeCompleteJoin(now, out)
 		return
 	}
+	out.Persist = true
 	g.prepareRebalance(now, out, CauseMemberJoined, cause)
 }
 
