@@ -21,6 +21,11 @@ type Input struct {
 	ValidUntil time.Time
 	// Event is what happened.
 	Event Event
+	// Queued is, for a Request, how long the call waited between its
+	// arrival and this step, and for a Tick, how late the tick comes after
+	// the deadline it was asked for: the node's measure of its own load
+	// (see Overload). Other events ignore it.
+	Queued time.Duration
 }
 
 // Event is one of Request, Tick, WriteDone and LoadDone.

@@ -48,6 +48,9 @@ type Config struct {
 	// ForEach calls f(0), ..., f(n-1), in any order and possibly at once;
 	// New restores the loaded groups through it. nil calls them in order.
 	ForEach func(n int, f func(i int))
+	// Overload says when the node sheds new work; the zero value never
+	// does.
+	Overload Overload
 }
 
 // Retry delays after a failed store operation: they double from
@@ -82,6 +85,8 @@ type Node struct {
 	nextWrite WriteID
 	writes    map[WriteID]*entry // group writes in flight
 	topics    topicQueue
+
+	load loadMeter // see Overload
 
 	out Output // the step's output, being built
 }
@@ -139,6 +144,7 @@ func New(cfg Config, snap *store.Snapshot, now, validUntil time.Time) (*Node, Ou
 		awaitTopic:   map[string][]string{},
 		held:         map[group.ReqID]group.Reply{},
 		writes:       map[WriteID]*entry{},
+		load:         loadMeter{cfg: cfg.Overload},
 	}
 	n.loadTopics(snap)
 	maps.Copy(n.broken, snap.Broken)
@@ -196,8 +202,10 @@ func (n *Node) Step(in Input) Output {
 	}
 	switch e := in.Event.(type) {
 	case Request:
+		n.load.observe(n.now, in.Queued)
 		n.request(e)
 	case Tick:
+		n.load.observe(n.now, in.Queued)
 		n.tick()
 	case WriteDone:
 		n.writeDone(e)

@@ -13,6 +13,12 @@ func (n *Node) request(r Request) {
 	c := group.Caller{Host: r.Host, Identity: r.Identity}
 	switch m := r.Msg.(type) {
 	case *regroupv1.JoinGroupRequest:
+		if m.GetMemberId() == "" {
+			if err := n.load.refusal(); err != nil {
+				n.fail(r, err) // new work: shed while overloaded
+				return
+			}
+		}
 		n.groupCall(r, m.GetGroupId(), m.GetMemberId() == "", func(g *group.Group) group.Output {
 			return g.Join(n.now, r.Req, c, m)
 		})

@@ -31,7 +31,8 @@ import (
 // the node at every deadline up to T, as the driver's timer would):
 //
 //	topics NAME=COUNT ...            (put in the store directly)
-//	start [at=T] [valid-until=T] [max-groups=N]   (a new term loads the store)
+//	start [at=T] [valid-until=T] [max-groups=N] [overload=D]   (a new term
+//	     loads the store; overload is Overload.Delay, with 1 s intervals)
 //	valid-until t=T                  (the term's validity from now on)
 //	join req=N (the arguments of internal/scenario.JoinRequest; a client
 //	     id starting with "panic" makes the id source panic, standing for
@@ -47,6 +48,10 @@ import (
 //	load group=G [outcome=ok|failed]  (answer the node's load)
 //	tick at=T
 //	describe [group=g]
+//	admit                            (an Admin read asks Node.Admit)
+//
+// Every call, tick and admit takes queued=D, how long it waited before the
+// node got to it (Input.Queued; 0 by default).
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		h := &harness{stored: map[string][]byte{}, topics: map[string]int32{}, secrets: map[string]string{}}
@@ -64,6 +69,8 @@ type harness struct {
 	now        time.Duration
 	validUntil time.Duration // 0: no limit
 	maxGroups  int           // 0: the default
+	overload   time.Duration // Overload.Delay; 0: none
+	queued     time.Duration // the command's queued=D
 	stored     map[string][]byte
 	topics     map[string]int32
 	writes     map[node.WriteID]node.Write
@@ -78,6 +85,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	if h.n == nil && d.Cmd != "topics" && d.Cmd != "start" {
 		h.start(t)
 	}
+	h.queued = scenario.Duration(t, scenario.ArgOr(d, "queued", "0s"))
 	if at, ok := scenario.Arg(d, "at"); ok {
 		h.advance(t, scenario.Duration(t, at))
 	}
@@ -92,6 +100,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		if v, ok := scenario.Arg(d, "max-groups"); ok {
 			h.maxGroups = int(scenario.Int(t, v))
+		}
+		if v, ok := scenario.Arg(d, "overload"); ok {
+			h.overload = scenario.Duration(t, v)
 		}
 		h.start(t)
 	case "valid-until":
@@ -129,6 +140,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "tick":
 	case "describe":
 		h.describe(scenario.ArgOr(d, "group", "g"))
+	case "admit":
+		if err := h.n.Admit(h.at(), h.queued); err != nil {
+			h.printf("%s\n", scenario.Err(err))
+		} else {
+			h.printf("admitted\n")
+		}
 	default:
 		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 	}
@@ -138,7 +155,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 func (h *harness) at() time.Time { return epoch.Add(h.now) }
 
 func (h *harness) input(ev node.Event) node.Input {
-	in := node.Input{Now: h.at(), Event: ev}
+	in := node.Input{Now: h.at(), Event: ev, Queued: h.queued}
 	if h.validUntil > 0 {
 		in.ValidUntil = epoch.Add(h.validUntil)
 	}
@@ -171,7 +188,7 @@ func (h *harness) start(t *testing.T) {
 	if h.validUntil > 0 {
 		validUntil = epoch.Add(h.validUntil)
 	}
-	n, out := node.New(node.Config{Group: cfg, IDs: h.ids}, snap, h.at(), validUntil)
+	n, out := node.New(node.Config{Group: cfg, IDs: h.ids, Overload: node.Overload{Delay: h.overload}}, snap, h.at(), validUntil)
 	h.n = n
 	h.printf("started: groups=%s tombstones=%d\n", strings.Join(n.GroupIDs(), ","), n.Tombstones())
 	broken, topics := n.Broken(), n.BrokenTopics()
