@@ -274,7 +274,7 @@ status is 1 if any removal failed.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&instances, "instance", nil, "instance id of a static member to remove; repeat for several")
-	cmd.Flags().StringVar(&reason, "reason", "removed by an operator", "why, for the group's rebalance history")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the group's rebalance history (it says \"removed by an administrator\" in any case)")
 	_ = cmd.MarkFlagRequired("instance")
 	return cmd
 }

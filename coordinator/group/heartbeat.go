@@ -142,7 +142,7 @@ func describeLeaver(e *regroupv1.LeaveMember, own bool) string {
 	const impostor = "removed by a LeaveGroup without its member secret"
 	switch {
 	case e.GetMemberId() == "":
-		return fmt.Sprintf("static member %s (removed by an administrator)", e.GetGroupInstanceId())
+		return fmt.Sprintf("static member %s (%s)", e.GetGroupInstanceId(), withReason("removed by an administrator", e.GetReason()))
 	case e.GetGroupInstanceId() != "" && own:
 		return fmt.Sprintf("static member %s (instance %s)", e.GetMemberId(), e.GetGroupInstanceId())
 	case e.GetGroupInstanceId() != "":
