@@ -86,6 +86,12 @@ func forward[Req, Resp any](ctx context.Context, s *Server, req Req, call func(r
 	if leader == "" || leader == s.cfg.Address || closed || len(md.Get(forwardedFrom)) > 0 {
 		return resp, true, rpcerr.ToStatus(refusal)
 	}
+	if auth.FromContext(ctx).Name != "" && s.cfg.PeerTLS == nil {
+		// An authenticated caller's identity travels to the leader only
+		// under this coordinator's certificate: without one, the caller
+		// is sent to the leader (NOT_COORDINATOR names it).
+		return resp, true, rpcerr.ToStatus(refusal)
+	}
 	c, err := s.fwd.admin(leader)
 	if err != nil {
 		return resp, true, rpcerr.ToStatus(refusal)

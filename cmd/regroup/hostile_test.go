@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -250,5 +251,25 @@ func TestHostileCorruptedRecords(t *testing.T) {
 	}
 	if !strings.Contains(next.logs.String(), topicKey) {
 		t.Errorf("the coordinator's log does not name the damaged topic's key %q", topicKey)
+	}
+}
+
+// With tokens and no coordinator certificates, a follower cannot vouch for
+// a caller's identity to the leader: it sends an authenticated Admin call
+// to the leader (NOT_COORDINATOR naming it) instead of forwarding it, which
+// the leader would refuse as unauthenticated.
+func TestHostileFollowerSendsTokenCallersToLeader(t *testing.T) {
+	node, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Name: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Close)
+	onEtcd := []string{"--store", "etcd", "--etcd-endpoints", node.Endpoint(), "--lease-ttl", "2s"}
+	leader := startHostile(t, onEtcd...)
+	follower := newHostile(t, onEtcd...)
+	_, err = regroupv1.NewAdminClient(follower.ops).PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 8}})
+	var e *regroup.Error
+	if !errors.As(rpcerr.FromStatus(err), &e) || e.Code != regroup.CodeNotCoordinator || e.Metadata[regroup.MetaLeader] != leader.addr {
+		t.Errorf("an operator's PutTopic on the follower: got %v, want NOT_COORDINATOR naming the leader %s", err, leader.addr)
 	}
 }
