@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -13,15 +14,16 @@ import (
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
-// inspect runs f on a group of the tenure being served, or returns the
-// error that answers an Admin call for it.
-func (s *Server) inspect(id string, f func(g *group.Group)) error {
+// inspect runs f on a group of the tenure being served, for an Admin read
+// (method), or returns the error that answers it (see tenure.inspect).
+func (s *Server) inspect(method, id string, f func(g *group.Group)) error {
+	arrived := time.Now()
 	for {
 		t, err := s.serving()
 		if err != nil {
 			return err
 		}
-		if err := t.inspect(id, f); !errors.Is(err, errEnded) {
+		if err := t.inspect(method, arrived, id, f); !errors.Is(err, errEnded) {
 			return err
 		}
 	}
@@ -43,16 +45,21 @@ func (s *Server) ListGroups(ctx context.Context, req *regroupv1.ListGroupsReques
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
+	arrived := time.Now()
 	resp := &regroupv1.ListGroupsResponse{}
 	t.mu.Lock()
-	if !t.ended.Load() {
-		for _, id := range t.node.GroupIDs() {
-			if g, err := t.node.Group(id); err == nil {
-				resp.Groups = append(resp.Groups, g.Summary())
-			}
+	defer t.mu.Unlock()
+	if t.ended.Load() {
+		return resp, nil
+	}
+	if err := t.admit("ListGroups", arrived); err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	for _, id := range t.node.GroupIDs() {
+		if g, err := t.node.Group(id); err == nil {
+			resp.Groups = append(resp.Groups, g.Summary())
 		}
 	}
-	t.mu.Unlock()
 	return resp, nil
 }
 
@@ -64,7 +71,7 @@ func (s *Server) DescribeGroup(ctx context.Context, req *regroupv1.DescribeGroup
 	var resp *regroupv1.DescribeGroupResponse
 	// The description shares messages with the group (the rebalance in
 	// progress): copy it under the lock, as gRPC encodes it after.
-	if err := s.inspect(req.GetGroupId(), func(g *group.Group) { resp = proto.CloneOf(g.Describe()) }); err != nil {
+	if err := s.inspect("DescribeGroup", req.GetGroupId(), func(g *group.Group) { resp = proto.CloneOf(g.Describe()) }); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
 	return resp, nil

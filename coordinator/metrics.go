@@ -23,6 +23,13 @@ type Metrics interface {
 	Request(method string, req proto.Message, d time.Duration, code regroup.Code)
 	// StoreWrite is called after every write of a group record or topic.
 	StoreWrite(d time.Duration, err error)
+	// QueueDelay is called for every call and timer the node gets to,
+	// with how long it waited: the coordinator's measure of its own load
+	// (see node.Overload).
+	QueueDelay(d time.Duration)
+	// Shed is called for every call refused because the coordinator is
+	// overloaded (COORDINATOR_OVERLOADED), with its method's name.
+	Shed(method string)
 }
 
 // GroupStat is one group's state, for gauges read at scrape time.
@@ -94,3 +101,5 @@ type noMetrics struct{}
 func (noMetrics) GroupEvent(string, group.Event)                             {}
 func (noMetrics) Request(string, proto.Message, time.Duration, regroup.Code) {}
 func (noMetrics) StoreWrite(time.Duration, error)                            {}
+func (noMetrics) QueueDelay(time.Duration)                                   {}
+func (noMetrics) Shed(string)                                                {}

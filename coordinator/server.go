@@ -60,6 +60,9 @@ type Config struct {
 	// take the forwarded caller's identity from it only if their policy
 	// gives it the coordinator right (see coordinator/auth).
 	PeerTLS *tls.Config
+	// Overload says when the coordinator sheds new members and Admin
+	// reads (see node.Overload); the zero value never sheds.
+	Overload node.Overload
 }
 
 // Server runs the groups of one coordinator. A Server made by New leads at
@@ -145,7 +148,7 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 	t := &tenure{s: s, st: st, term: term, since: s.clock(), waiters: map[group.ReqID]chan group.Reply{}, done: make(chan struct{})}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach}, snap, s.clock(), t.validUntil())
+	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach, Overload: s.cfg.Overload}, snap, s.clock(), t.validUntil())
 	t.node = n
 	for name, err := range n.BrokenTopics() {
 		s.log.Error("topic record cannot be used; the topic is left out of the registry until it is put again or deleted", "topic", name, "error", err)
@@ -249,13 +252,14 @@ func hostOf(ctx context.Context) string {
 // answer; it returns NOT_COORDINATOR (or COORDINATOR_NOT_AVAILABLE) when
 // this coordinator does not lead.
 func (s *Server) call(ctx context.Context, msg proto.Message) (group.Reply, error) {
+	arrived := time.Now()
 	host := hostOf(ctx)
 	for {
 		t, err := s.serving()
 		if err != nil {
 			return group.Reply{}, err
 		}
-		r, err := t.call(ctx, host, node.Request{Msg: msg})
+		r, err := t.call(ctx, host, arrived, node.Request{Msg: msg})
 		if errors.Is(err, errEnded) {
 			continue
 		}
@@ -268,6 +272,9 @@ func (s *Server) finish(method string, req proto.Message, start time.Time, err e
 	code := regroup.CodeOf(rpcerr.FromStatus(err))
 	if err != nil && code == "" {
 		code = "CANCELED"
+	}
+	if code == regroup.CodeCoordinatorOverloaded {
+		s.cfg.Metrics.Shed(method)
 	}
 	s.cfg.Metrics.Request(method, req, time.Since(start), code)
 }

@@ -51,8 +51,10 @@ func (t *tenure) valid(now time.Time) bool {
 	return !t.ended.Load() && (t.term == nil || now.Before(t.term.ValidUntil()))
 }
 
-// call hands one request to the node and waits for its answer, or for ctx.
-func (t *tenure) call(ctx context.Context, host string, msg node.Request) (group.Reply, error) {
+// call hands one request, which arrived at arrived, to the node and waits
+// for its answer, or for ctx. The time it waited for the node's lock is
+// the node's measure of its load (see node.Overload).
+func (t *tenure) call(ctx context.Context, host string, arrived time.Time, msg node.Request) (group.Reply, error) {
 	ch := make(chan group.Reply, 1)
 	t.mu.Lock()
 	if t.ended.Load() {
@@ -63,7 +65,7 @@ func (t *tenure) call(ctx context.Context, host string, msg node.Request) (group
 	msg.Host = host
 	msg.Identity = auth.FromContext(ctx).Name
 	t.waiters[msg.Req] = ch
-	t.step(msg)
+	t.stepQueued(msg, t.queued(arrived))
 	t.mu.Unlock()
 	select {
 	case r := <-ch:
@@ -87,9 +89,38 @@ var errEnded = errors.New("regroup: the tenure ended")
 
 // step runs one event through the node, with t.mu held, and carries out the
 // output.
-func (t *tenure) step(ev node.Event) {
-	out := t.node.Step(node.Input{Now: t.s.clock(), ValidUntil: t.validUntil(), Event: ev})
+func (t *tenure) step(ev node.Event) { t.stepQueued(ev, 0) }
+
+// stepQueued is step for a call or a tick that waited queued before the
+// node got to it.
+func (t *tenure) stepQueued(ev node.Event, queued time.Duration) {
+	out := t.node.Step(node.Input{Now: t.s.clock(), ValidUntil: t.validUntil(), Event: ev, Queued: queued})
 	t.apply(out)
+}
+
+// queued returns how long a call that arrived at arrived waited for the
+// node, and reports it to the metrics; call it with t.mu held, just
+// before the node gets to the call.
+func (t *tenure) queued(arrived time.Time) time.Duration {
+	return t.measured(time.Since(arrived))
+}
+
+// measured reports a queueing delay d to the metrics and returns it (0 if
+// negative).
+func (t *tenure) measured(d time.Duration) time.Duration {
+	d = max(d, 0)
+	t.s.cfg.Metrics.QueueDelay(d)
+	return d
+}
+
+// admit asks the node whether it takes an Admin read that arrived at
+// arrived (see node.Node.Admit), with t.mu held.
+func (t *tenure) admit(method string, arrived time.Time) error {
+	err := t.node.Admit(t.s.clock(), t.queued(arrived))
+	if err != nil {
+		t.s.cfg.Metrics.Shed(method)
+	}
+	return err
 }
 
 // apply carries out a node's output, with t.mu held.
@@ -153,8 +184,12 @@ func (t *tenure) tick() {
 	if t.ended.Load() {
 		return
 	}
+	var late time.Duration
+	if !t.timerAt.IsZero() {
+		late = t.measured(t.s.clock().Sub(t.timerAt))
+	}
 	t.timerAt = time.Time{}
-	t.step(node.Tick{})
+	t.stepQueued(node.Tick{}, late)
 }
 
 // write performs one of the node's store writes and reports its outcome.
@@ -239,13 +274,17 @@ func (t *tenure) end(reason string, err error) int {
 	return n
 }
 
-// inspect runs f on a group under the tenure's lock, or returns the error
-// that answers an Admin call for it.
-func (t *tenure) inspect(id string, f func(g *group.Group)) error {
+// inspect runs f on a group under the tenure's lock, for an Admin read
+// (method) that arrived at arrived, or returns the error that answers it:
+// COORDINATOR_OVERLOADED while the node sheds reads, or the group's.
+func (t *tenure) inspect(method string, arrived time.Time, id string, f func(g *group.Group)) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.ended.Load() {
 		return errEnded
+	}
+	if err := t.admit(method, arrived); err != nil {
+		return err
 	}
 	g, err := t.node.Group(id)
 	if err != nil {

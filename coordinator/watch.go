@@ -188,7 +188,7 @@ func (s *Server) WatchGroup(req *regroupv1.WatchGroupRequest, stream grpc.Server
 	id := req.GetGroupId()
 	var w *watch
 	var first *regroupv1.WatchGroupResponse
-	err := s.inspect(id, func(g *group.Group) {
+	err := s.inspect("WatchGroup", id, func(g *group.Group) {
 		w = s.watchers.subscribe(id)
 		first = &regroupv1.WatchGroupResponse{
 			Time:       timestamppb.New(s.clock()),

@@ -57,6 +57,8 @@ type Metrics struct {
 	requests        *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
 	storeWrites     *prometheus.HistogramVec
+	queueDelay      prometheus.Histogram
+	shed            *prometheus.CounterVec
 }
 
 // New returns Metrics whose counters and histograms are registered on reg.
@@ -120,6 +122,18 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of writes of group records and topics to the store, by result (ok or error).",
 			Buckets: latencyBuckets,
 		}, []string{"result"}),
+		queueDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "regroup_queue_delay_seconds",
+			Help:    "How long calls waited before the coordinator's core got to them, and how late its timers fired: its measure of its own load.",
+			Buckets: latencyBuckets,
+		}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regroup_shed_calls_total",
+			Help: "Calls refused with COORDINATOR_OVERLOADED because the coordinator was overloaded, by method (JoinGroup, ListGroups, DescribeGroup, WatchGroup).",
+		}, []string{"method"}),
+	}
+	for _, method := range []string{"JoinGroup", "ListGroups", "DescribeGroup", "WatchGroup"} {
+		m.shed.WithLabelValues(method)
 	}
 	for _, c := range causes {
 		m.triggers.WithLabelValues(string(c))
@@ -128,6 +142,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.triggers, m.rebalances, m.duration, m.joinWait, m.syncWait, m.moved, m.revoked,
 		m.refusals, m.removals, m.replacements, m.requests, m.requestDuration, m.storeWrites,
+		m.queueDelay, m.shed,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("regroup: registering coordinator metrics: %w", err)
@@ -188,6 +203,12 @@ func (m *Metrics) StoreWrite(d time.Duration, err error) {
 	}
 	m.storeWrites.WithLabelValues(result).Observe(d.Seconds())
 }
+
+// QueueDelay implements coordinator.Metrics.
+func (m *Metrics) QueueDelay(d time.Duration) { m.queueDelay.Observe(d.Seconds()) }
+
+// Shed implements coordinator.Metrics.
+func (m *Metrics) Shed(method string) { m.shed.WithLabelValues(method).Inc() }
 
 // Server is what the scrape-time gauges read; *coordinator.Server
 // implements it.
