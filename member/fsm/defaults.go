@@ -42,7 +42,8 @@ const FailoverBudget = 5*time.Second + FailoverOverhead
 // RidesFailover reports whether a member configured as c keeps its lease
 // through a coordinator failover that takes budget: the lease it holds at
 // worst (just before a held heartbeat's answer, renewed from the send time
-// of the one before) outlasts the failover.
+// of the one before) outlasts the failover. Jitter only shortens holds
+// (Config.Jitter), so it leaves this bound as it is.
 func (c Config) RidesFailover(budget time.Duration) bool {
 	return c.SessionTimeout-c.Margin-2*c.HeartbeatInterval > budget
 }

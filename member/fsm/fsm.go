@@ -48,7 +48,8 @@ type Config struct {
 	// every one supports it.
 	Assignors []assignor.Assignor
 	// SessionTimeout, RebalanceTimeout and HeartbeatInterval are sent to
-	// the coordinator; heartbeats are held for HeartbeatInterval.
+	// the coordinator; heartbeats are held for at most HeartbeatInterval
+	// (see Jitter).
 	SessionTimeout    time.Duration
 	RebalanceTimeout  time.Duration
 	HeartbeatInterval time.Duration
@@ -61,8 +62,12 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the retry delay after a failure,
 	// which doubles on each consecutive failure.
 	MinBackoff, MaxBackoff time.Duration
-	// Jitter returns a number in [0, 1) that spreads retries; nil means
-	// none. The simulator injects a seeded source.
+	// Jitter returns a number in [0, 1) that spreads retries and
+	// heartbeats: a heartbeat is held for the interval less a random part
+	// of it (all of it at most after an answer that reached many members
+	// at once, a tenth after a held heartbeat's), so that a group's members
+	// do not beat in step. nil means no jitter. The simulator injects a
+	// seeded source.
 	Jitter func() float64
 }
 
@@ -266,6 +271,10 @@ type Member struct {
 	hbAt       time.Time // when to send the next hb
 	hbFailures int
 	hbHeld     bool // the last heartbeat succeeded: the next may be held
+	// hbSpread: the last heartbeat was held and answered after its hold,
+	// so the member's heartbeats keep the place in the interval that
+	// period gave them.
+	hbSpread bool
 
 	lease             time.Time // ownership ends here unless renewed
 	rebalanceDeadline time.Time // announced by the coordinator
@@ -795,8 +804,9 @@ type beatBlock struct {
 	list [1]Request
 }
 
-// hold is how long the coordinator may hold a heartbeat: the heartbeat
-// interval, but no more than half the time left on the lease, so that the
+// hold is how long the coordinator may hold a heartbeat: the period (at
+// most the heartbeat interval), but no more than half the time left on the
+// lease, so that the
 // answer renewing the lease arrives before the lease ends (the coordinator
 // renews the session when the heartbeat arrives, but the member learns of it
 // only from the answer). After a heartbeat that did not succeed (an error,
@@ -806,11 +816,37 @@ func (m *Member) hold(now time.Time) time.Duration {
 	if !m.hbHeld {
 		return 0
 	}
-	h := m.cfg.HeartbeatInterval
+	h := m.period()
 	if len(m.owned) > 0 {
 		h = min(h, m.lease.Sub(now)/2)
 	}
 	return max(h, 0)
+}
+
+// period is how long the member's next heartbeat is held, or how long it
+// waits after an answer that came at once: the heartbeat interval less a
+// random part of it, which spreads a group's heartbeats over the interval.
+// Answers that reach many members at once (a join or sync barrier, a
+// rebalance notice, a coordinator that failed or moved) align their
+// heartbeats, and with a fixed period they would stay aligned for good,
+// every member beating in the same instant of every interval. So the first
+// period after such an answer (any but a held heartbeat's, answered after
+// its hold) loses up to the whole interval, uniformly, and the next ones
+// up to a tenth of it, which keeps the spread without adding more than a
+// twentieth to the heartbeat rate. Periods only get shorter than the
+// interval, so the lease a member holds at worst (session less margin less
+// two intervals, RidesFailover) is unchanged. Without Jitter the period is
+// the interval.
+func (m *Member) period() time.Duration {
+	h := m.cfg.HeartbeatInterval
+	if m.cfg.Jitter == nil {
+		return h
+	}
+	part := h / 10
+	if !m.hbSpread {
+		part = h
+	}
+	return h - time.Duration(m.cfg.Jitter()*float64(part))
 }
 
 // heartbeatSlack is how long past its hold a heartbeat's answer may take

@@ -117,6 +117,7 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 	m.leader = resp.GetLeaderId() == resp.GetMemberId()
 	m.joinResp = resp
 	m.next = stepSync
+	m.hbSpread = false // the barrier answered every member at once
 	if m.losses != m.joinLosses {
 		// The join reported partitions lost since: the leader would plan
 		// around them and the coordinator wait for their revocation. Tell
@@ -221,9 +222,11 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 		// id: the next one is about the current state. An error about the
 		// current state came back at once and would again: wait an
 		// interval before the next.
-		m.hbAt = now.Add(m.cfg.HeartbeatInterval)
+		m.hbSpread = err == nil && b.hold > 0
 		if err == nil || stale {
 			m.hbAt = now
+		} else {
+			m.hbAt = now.Add(m.period())
 		}
 	}
 	if main || err == nil {
