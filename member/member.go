@@ -155,6 +155,12 @@ type Config struct {
 	// DialOptions replace the default gRPC dial options (plaintext, with a
 	// reconnect backoff capped at 2 s). Set TLS and Token instead to keep
 	// the defaults over TLS; New refuses DialOptions with either.
+	//
+	// Members in one process share their connections to a coordinator
+	// (up to 256 members on one; the last to stop closes it) when they have
+	// the same connection settings: the same DialOptions slice, or the same
+	// *tls.Config and Token (or neither). Settings are compared by
+	// identity, so give members that may share one configuration value.
 	DialOptions []grpc.DialOption
 	// TLS, when set, connects to the coordinators over TLS with this
 	// configuration: its RootCAs verify the coordinators' certificates,
@@ -252,6 +258,7 @@ func New(cfg Config) (*Member, error) {
 	if cfg.Token != "" && cfg.TLS == nil {
 		return nil, errors.New("regroup: member: a Token is sent only over TLS, where no one on the path can read it: set TLS too (at least RootCAs to verify the coordinators)")
 	}
+	given := cfg.DialOptions
 	cfg = cfg.withDefaults()
 	for _, e := range cfg.Endpoints {
 		if e == "" {
@@ -296,7 +303,7 @@ func New(cfg Config) (*Member, error) {
 		cfg:     cfg,
 		machine: machine,
 		log:     log,
-		tr:      newTransport(cfg.Group, cfg.Endpoints, cfg.DialOptions, log),
+		tr:      newTransport(cfg.Group, cfg.Endpoints, settingsFor(given, cfg.TLS, cfg.Token, cfg.DialOptions), log),
 		changes: make(chan Change, 16),
 		pause:   make(chan time.Duration, 1),
 	}, nil

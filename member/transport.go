@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -42,7 +41,7 @@ const (
 // FindCoordinator, and every leader a redirect named.
 type transport struct {
 	log      hclog.Logger
-	dialOpts []grpc.DialOption
+	settings connSettings
 	clock    func() time.Time
 	group    string
 	life     context.Context // ends with close
@@ -51,20 +50,21 @@ type transport struct {
 	mu         sync.Mutex
 	endpoints  []string // configured, then learned
 	current    string
-	suspect    map[string]time.Time // endpoint -> until when it is passed over
-	conns      map[string]*grpc.ClientConn
+	suspect    map[string]time.Time   // endpoint -> until when it is passed over
+	conns      map[string]*sharedConn // acquired from the process's pool
 	closed     bool
 	discovered time.Time // when FindCoordinator was last asked; zero: ask now
 	asking     bool      // a FindCoordinator call is under way
 }
 
-func newTransport(group string, endpoints []string, opts []grpc.DialOption, log hclog.Logger) *transport {
+func newTransport(group string, endpoints []string, settings connSettings, log hclog.Logger) *transport {
 	life, end := context.WithCancel(context.Background())
-	return &transport{log: log, dialOpts: opts, clock: time.Now, group: group, life: life, end: end,
-		endpoints: slices.Clone(endpoints), current: endpoints[0], suspect: map[string]time.Time{}, conns: map[string]*grpc.ClientConn{}}
+	return &transport{log: log, settings: settings, clock: time.Now, group: group, life: life, end: end,
+		endpoints: slices.Clone(endpoints), current: endpoints[0], suspect: map[string]time.Time{}, conns: map[string]*sharedConn{}}
 }
 
-// conn returns the client of addr, dialing it if needed.
+// conn returns the client of addr, over the process's shared connection
+// to it, which the transport holds until close.
 func (t *transport) conn(addr string) (regroupv1.CoordinatorClient, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -74,12 +74,12 @@ func (t *transport) conn(addr string) (regroupv1.CoordinatorClient, error) {
 	c := t.conns[addr]
 	if c == nil {
 		var err error
-		if c, err = grpc.NewClient(addr, t.dialOpts...); err != nil {
-			return nil, fmt.Errorf("regroup: member: coordinator address %q: %w", addr, err)
+		if c, err = conns.acquire(addr, t.settings); err != nil {
+			return nil, err
 		}
 		t.conns[addr] = c
 	}
-	return regroupv1.NewCoordinatorClient(c), nil
+	return regroupv1.NewCoordinatorClient(c.cc), nil
 }
 
 // target returns the endpoint to use.
@@ -317,7 +317,8 @@ func (t *transport) close() {
 	defer t.mu.Unlock()
 	t.closed = true
 	t.end()
-	for _, c := range t.conns {
-		_ = c.Close()
+	for addr, c := range t.conns {
+		conns.release(addr, t.settings, c)
 	}
+	clear(t.conns)
 }
