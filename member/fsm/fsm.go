@@ -150,6 +150,10 @@ const (
 	EventRetry
 	// EventFatal: the member cannot continue; Output.Err says why.
 	EventFatal
+	// EventOverload: the coordinator shed one of the member's calls
+	// (COORDINATOR_OVERLOADED); the member retries when it asked. Only the
+	// first refusal of an overload (until a call succeeds) is reported.
+	EventOverload
 )
 
 // Event reports something worth logging.
@@ -275,6 +279,10 @@ type Member struct {
 	// so the member's heartbeats keep the place in the interval that
 	// period gave them.
 	hbSpread bool
+
+	// overloaded: a call was shed (COORDINATOR_OVERLOADED) and none has
+	// succeeded since; the overload was reported.
+	overloaded bool
 
 	lease             time.Time // ownership ends here unless renewed
 	rebalanceDeadline time.Time // announced by the coordinator
@@ -856,22 +864,66 @@ func heartbeatSlack(session time.Duration) time.Duration {
 	return min(max(session/10, 200*time.Millisecond), time.Second)
 }
 
-// backoff returns the delay before retry number n (1-based) at now. While
-// the member owns partitions, no delay runs past a quarter of the time left
-// on its lease (and none is shorter than the minimum backoff): retries come
-// faster as the lease runs out, so that a coordinator that is back, or a
-// new leader, is found while the lease can still be saved.
+// backoff returns the delay before retry number n (1-based) at now: the
+// minimum backoff doubled per retry up to the maximum, within the lease
+// (withinLease), less a random part of up to half. Retries come faster as
+// the lease runs out, so that a coordinator that is back, or a new leader,
+// is found while the lease can still be saved.
 func (m *Member) backoff(now time.Time, n int) time.Duration {
 	d := m.cfg.MinBackoff
 	for i := 1; i < n && d < m.cfg.MaxBackoff; i++ {
 		d *= 2
 	}
-	d = min(d, m.cfg.MaxBackoff)
+	d = m.withinLease(now, min(d, m.cfg.MaxBackoff))
+	if m.cfg.Jitter != nil {
+		d = d/2 + time.Duration(m.cfg.Jitter()*float64(d/2))
+	}
+	return d
+}
+
+// withinLease limits a wait before a retry: while the member owns
+// partitions, none runs past a quarter of the time left on its lease (and
+// none is shorter than the minimum backoff), so that retries come faster
+// as the lease runs out and one lands while the lease can still be saved.
+func (m *Member) withinLease(now time.Time, d time.Duration) time.Duration {
 	if len(m.owned) > 0 && m.lease.After(now) {
 		d = max(min(d, m.lease.Sub(now)/4), m.cfg.MinBackoff)
 	}
+	return d
+}
+
+// overloadHint reports whether err is the coordinator shedding a call
+// (COORDINATOR_OVERLOADED), and the wait it asked for (retry_after_ms;
+// the minimum backoff if it gave none).
+func (m *Member) overloadHint(err error) (time.Duration, bool) {
+	e := asError(err)
+	if e == nil || e.Code != regroup.CodeCoordinatorOverloaded {
+		return 0, false
+	}
+	ms, perr := strconv.ParseInt(e.Metadata[regroup.MetaRetryAfterMs], 10, 64)
+	if perr != nil || ms <= 0 {
+		return m.cfg.MinBackoff, true
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
+// shed returns how long to wait before sending again a call (what) that
+// the coordinator shed asking for hint: the hint plus a random part of up
+// to half of it, as the protocol asks, so that the refused members do not
+// come back together; but within the lease (withinLease). The lease rule
+// itself is unchanged: a shed call renewed nothing. The first refusal of an
+// overload is reported (EventOverload), later ones are not until a call
+// succeeds.
+func (m *Member) shed(now time.Time, out *Output, what string, hint time.Duration) time.Duration {
+	d := hint
 	if m.cfg.Jitter != nil {
-		d = d/2 + time.Duration(m.cfg.Jitter()*float64(d/2))
+		d += time.Duration(m.cfg.Jitter() * float64(hint/2))
+	}
+	d = m.withinLease(now, d)
+	if !m.overloaded {
+		m.overloaded = true
+		out.Events = append(out.Events, Event{Kind: EventOverload, Detail: fmt.Sprintf(
+			"the coordinator is overloaded and shed this member's %s; sending it again in %v (it asked for %v; the wait is kept within the lease); further refusals are not logged until a call succeeds", what, d, hint)})
 	}
 	return d
 }
@@ -880,7 +932,7 @@ func (m *Member) backoff(now time.Time, n int) time.Duration {
 // a retry (maybe on another coordinator) can solve.
 func retriable(err error) bool {
 	switch regroup.CodeOf(err) {
-	case regroup.CodeNotCoordinator, regroup.CodeCoordinatorNotAvailable, "":
+	case regroup.CodeNotCoordinator, regroup.CodeCoordinatorNotAvailable, regroup.CodeCoordinatorOverloaded, "":
 		return true
 	}
 	return false

@@ -22,6 +22,9 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 	if !ok || m.done {
 		return out
 	}
+	if err == nil {
+		m.overloaded = false // the coordinator serves the member again
+	}
 	switch id {
 	case m.hb.id:
 		b := m.hb
@@ -54,6 +57,10 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 // retryLater schedules the main line's next attempt after a failure.
 func (m *Member) retryLater(now time.Time, out *Output, what string, err error) {
 	m.failures++
+	if hint, ok := m.overloadHint(err); ok {
+		m.retryAt = now.Add(m.shed(now, out, what, hint))
+		return
+	}
 	delay := m.backoff(now, m.failures)
 	if regroup.CodeOf(err) == regroup.CodeNotCoordinator && m.failures == 1 {
 		delay = 0 // the driver follows the redirect; try there at once
@@ -273,7 +280,13 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 		}
 	case retriable(err) && main:
 		m.hbFailures++
-		m.hbAt = now.Add(m.backoff(now, m.hbFailures))
+		if hint, ok := m.overloadHint(err); ok {
+			// The protocol sheds no member's heartbeat; should a
+			// coordinator do so, wait as asked, within the lease.
+			m.hbAt = now.Add(m.shed(now, out, "Heartbeat", hint))
+		} else {
+			m.hbAt = now.Add(m.backoff(now, m.hbFailures))
+		}
 	case retriable(err):
 		// The probe got no answer: probe again, a slack after the last one,
 		// while the heartbeat is still out.

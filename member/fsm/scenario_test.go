@@ -37,7 +37,7 @@ import (
 //	sync id=N [at=T] [assignment=a:0-3/b:1] token=G.R
 //	heartbeat id=N [at=T]
 //	leave id=N [at=T]
-//	error id=N [at=T] code=CODE [rebalance-ms=N] [member-id=M]
+//	error id=N [at=T] code=CODE [rebalance-ms=N] [member-id=M] [retry-after-ms=N]
 //	fail id=N [at=T]   (a transport failure)
 //	done cb=N [at=T]   (callback N returned)
 //	tick at=T
@@ -104,6 +104,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		if v, ok := scenario.Arg(d, "member-id"); ok {
 			e.Metadata[regroup.MetaMemberID] = v
+		}
+		if v, ok := scenario.Arg(d, "retry-after-ms"); ok {
+			e.Metadata[regroup.MetaRetryAfterMs] = v
 		}
 		h.respond(t, d, nil, e)
 	case "fail":
