@@ -185,10 +185,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "size\tmembers\tstable s\tbeyond delay s\tleave ms\tcoord CPU %\t%/1k members\tRSS MB\tKB/member\thb/s\thb/s min-max\tlease ends\tpartitions lost\twarnings\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%.0f\t%.0f-%.0f\t%d\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%s\t%s-%.0f\t%d\t%d\t%d\t\n",
 			r.Size, r.Members, formatFloat(r.StableS, 2), formatFloat(r.BeyondDelayS, 2), formatFloat(r.LeaveMedianMs, 1),
-			r.CoordCPUPct, r.CPUPctPer1kMembers, r.CoordRSSMB, r.RSSKBPerMember, r.HeartbeatsPerS,
-			r.HeartbeatsMinPerS, r.HeartbeatsMaxPerS, r.LeaseEnds, r.PartitionsLost, r.MemberWarnings)
+			r.CoordCPUPct, r.CPUPctPer1kMembers, r.CoordRSSMB, r.RSSKBPerMember, formatFloat(r.HeartbeatsPerS, 0),
+			formatFloat(r.HeartbeatsMinPerS, 0), r.HeartbeatsMaxPerS, r.LeaseEnds, r.PartitionsLost, r.MemberWarnings)
 	}
 	return tw.Flush()
 }

@@ -57,7 +57,7 @@ func rss(pid int) (int64, error) {
 // requestCounts scrapes the coordinator's regroup_requests_total from its
 // metrics endpoint: answers by method and code ("Heartbeat OK" -> n).
 func requestCounts(ctx context.Context, addr string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {

@@ -77,7 +77,8 @@ type result struct {
 	CoordRSSMB         float64 `json:"coordinator_rss_mb"`
 	RSSKBPerMember     float64 `json:"coordinator_rss_kb_per_member"`
 	// Heartbeats answered per second over the steady window, and the
-	// lowest and highest one-second rate within it.
+	// lowest and highest one-second rate within it (-1: the coordinator's
+	// metrics did not answer).
 	HeartbeatsPerS    float64 `json:"heartbeats_per_s"`
 	HeartbeatsMinPerS float64 `json:"heartbeats_min_per_s"`
 	HeartbeatsMaxPerS float64 `json:"heartbeats_max_per_s"`
@@ -256,11 +257,19 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		return nil, err
 	}
 
-	// Start every member; wait until every group is settled.
-	counts0, err := requestCounts(ctx, maddr)
-	if err != nil {
-		return nil, err
+	// scrape returns the coordinator's answers so far, or nil if its
+	// metrics did not answer (an overloaded coordinator may be slow to).
+	scrape := func() map[string]float64 {
+		counts, err := requestCounts(ctx, maddr)
+		if err != nil {
+			progress("the coordinator's metrics did not answer: %v", err)
+			return nil
+		}
+		return counts
 	}
+
+	// Start every member; wait until every group is settled.
+	counts0 := scrape()
 	progress("%d members in %d worker processes against %s (pid %d); logs in %s", n, c.workers, addr, pid, c.logDir)
 	start := time.Now()
 	for _, w := range workers {
@@ -320,30 +329,37 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		progress("settled in %.2fs (%.2fs beyond the initial delay)", res.StableS, res.BeyondDelayS)
 	}
 
-	// The steady window.
+	// The steady window. Heartbeats are counted from the first sample the
+	// metrics answered to the last; a sample they missed is skipped.
 	cpuA, _ := cpuTime(pid)
-	countsA, err := requestCounts(ctx, maddr)
-	if err != nil {
-		return nil, err
-	}
 	windowStart := time.Now()
-	prev := sumMethod(countsA, "Heartbeat")
-	prevAt := windowStart
+	var first, prev float64
+	var firstAt, prevAt time.Time
+	if counts := scrape(); counts != nil {
+		first, prev = sumMethod(counts, "Heartbeat"), sumMethod(counts, "Heartbeat")
+		firstAt, prevAt = windowStart, windowStart
+	}
+	res.HeartbeatsPerS, res.HeartbeatsMinPerS = -1, -1
 	for time.Since(windowStart) < c.steady {
 		if err := sleepCtx(ctx, time.Second); err != nil {
 			return nil, err
 		}
-		counts, err := requestCounts(ctx, maddr)
-		if err != nil {
-			return nil, err
+		counts := scrape()
+		if counts == nil {
+			continue
 		}
-		hb := sumMethod(counts, "Heartbeat")
-		rate := (hb - prev) / time.Since(prevAt).Seconds()
-		if prevAt.Equal(windowStart) || rate < res.HeartbeatsMinPerS {
+		hb, at := sumMethod(counts, "Heartbeat"), time.Now()
+		if firstAt.IsZero() {
+			first, prev, firstAt, prevAt = hb, hb, at, at
+			continue
+		}
+		rate := (hb - prev) / at.Sub(prevAt).Seconds()
+		if res.HeartbeatsMinPerS < 0 || rate < res.HeartbeatsMinPerS {
 			res.HeartbeatsMinPerS = rate
 		}
 		res.HeartbeatsMaxPerS = max(res.HeartbeatsMaxPerS, rate)
-		prev, prevAt = hb, time.Now()
+		prev, prevAt = hb, at
+		res.HeartbeatsPerS = (prev - first) / prevAt.Sub(firstAt).Seconds()
 		if time.Since(lastProgress) >= 5*time.Second {
 			sum := t.sum()
 			progress("steady %2.0fs/%v: %.0f heartbeats/s, %d lease ends", time.Since(windowStart).Seconds(), c.steady, rate, sum.Lost)
@@ -352,7 +368,6 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	}
 	cpuB, _ := cpuTime(pid)
 	window := time.Since(windowStart).Seconds()
-	res.HeartbeatsPerS = (prev - sumMethod(countsA, "Heartbeat")) / window
 	res.CoordCPUPct = 100 * (cpuB - cpuA).Seconds() / window
 	res.CPUPctPer1kMembers = res.CoordCPUPct * 1000 / float64(n)
 	if r, err := rss(pid); err == nil {
@@ -401,7 +416,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	}
 	sum := t.sum()
 	res.LeaseEnds, res.PartitionsLost, res.MemberWarnings, res.Failed = sum.Lost, sum.LostParts, sum.Warnings, sum.Failed
-	if counts, err := requestCounts(ctx, maddr); err == nil {
+	if counts := scrape(); counts != nil {
 		res.Answers = map[string]float64{}
 		for k, v := range counts {
 			if d := v - counts0[k]; d > 0 {
