@@ -46,7 +46,8 @@ not exist, or that you may not describe, ends it (exit status 1).`,
 }
 
 // watchGroup prints the events of a group until ctx ends (a nil error) or
-// the coordinator refuses the watch; a lost watch is started again.
+// the coordinator refuses the watch; a watch lost after it started is
+// started again. A first watch that cannot start is an error.
 func watchGroup(ctx context.Context, out, notices io.Writer, c *client, id string) error {
 	retry := 200 * time.Millisecond
 	for first := true; ; first = false {
@@ -54,6 +55,8 @@ func watchGroup(ctx context.Context, out, notices io.Writer, c *client, id strin
 		switch {
 		case ctx.Err() != nil:
 			return nil // interrupted
+		case first && !got && err != nil:
+			return c.explain(err)
 		case err == nil:
 			err = fmt.Errorf("the coordinator at %s ended the watch", c.endpoint)
 		case !lostWatch(err):
