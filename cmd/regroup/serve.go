@@ -15,6 +15,7 @@ import (
 
 	"github.com/regroup-dev/regroup/coordinator"
 	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/node"
 )
 
 type serveFlags struct {
@@ -27,6 +28,9 @@ type serveFlags struct {
 	group           group.Config
 	limits          limitFlags
 	security        securityFlags
+	overloadDelay   time.Duration
+	pprofAddr       string
+	pprofRemote     bool
 }
 
 func serveCmd() *cobra.Command {
@@ -74,6 +78,9 @@ Every flag can also be set through the environment variable shown with it.`,
 	fl.DurationVar(&f.group.NewMemberJoinTimeout, "new-member-join-timeout", f.group.NewMemberJoinTimeout, "how long a new member's first join may wait at the barrier")
 	fl.DurationVar(&f.group.EmptyRetention, "empty-group-retention", f.group.EmptyRetention, "how long an Empty group is kept before it is deleted")
 	fl.IntVar(&f.group.MaxMetadataBytes, "max-metadata-bytes", f.group.MaxMetadataBytes, "largest subscription metadata (and assignment user data) accepted, in bytes")
+	fl.DurationVar(&f.overloadDelay, "overload-delay", 200*time.Millisecond, "queueing delay past which the coordinator sheds new members and Admin reads (COORDINATOR_OVERLOADED), when every call of a second waited longer (0 disables)")
+	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "address to serve net/http/pprof on, at /debug/pprof/ (empty disables; loopback only unless --pprof-allow-remote)")
+	fl.BoolVar(&f.pprofRemote, "pprof-allow-remote", false, "allow --pprof-addr on a non-loopback address")
 	f.security.register(fl)
 	f.limits.register(fl, &f.group)
 	bindEnv(cmd)
@@ -103,8 +110,19 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if f.overloadDelay < 0 {
+		return fmt.Errorf("--overload-delay %v: want 0 (no shedding) or a positive delay", f.overloadDelay)
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	reportConnections(log, f.limits.maxConnections)
+	if f.pprofAddr != "" {
+		_, stopProfiles, err := pprofServer(f.pprofAddr, f.pprofRemote, log)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
 
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -121,7 +139,7 @@ func serve(ctx context.Context, f serveFlags, logTo io.Writer) error {
 		return err
 	}
 	defer obs.stop()
-	be, err := startBackend(ctx, f.backend, coordinator.Config{Group: f.group, Logger: log, Metrics: obs.coordinatorMetrics(), PeerTLS: sec.peerTLS}, lis.Addr(), log)
+	be, err := startBackend(ctx, f.backend, coordinator.Config{Group: f.group, Logger: log, Metrics: obs.coordinatorMetrics(), PeerTLS: sec.peerTLS, Overload: node.Overload{Delay: f.overloadDelay}}, lis.Addr(), log)
 	if err != nil {
 		lis.Close()
 		return err
