@@ -6,11 +6,15 @@
 //	go run ./examples/consumer -group billing -topics orders
 //	go run ./examples/consumer -group billing -topics orders -instance c2
 //
-// Stop one with Ctrl-C and watch the others take its partitions.
+// Stop one with Ctrl-C and watch the others take its partitions. Against a
+// coordinator with TLS (docs/security.md), add -tls-ca, and -tls-cert and
+// -tls-key for mTLS, or a token in $REGROUP_TOKEN.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"os"
@@ -32,6 +36,9 @@ func main() {
 	instance := flag.String("instance", "", "static instance id (restarts keep their partitions)")
 	assignors := flag.String("assignors", "cooperative-sticky", "assignors in preference order: "+strings.Join(assignor.Names(), ", "))
 	session := flag.Duration("session-timeout", 0, "session timeout (0: the member library's default, which rides through a coordinator failover)")
+	caFile := flag.String("tls-ca", "", "PEM CA certificates of the coordinator's certificate: connect over TLS")
+	certFile := flag.String("tls-cert", "", "PEM client certificate (mTLS), with -tls-key; its name is the member's identity")
+	keyFile := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	flag.Parse()
 
 	var as []assignor.Assignor
@@ -48,7 +55,14 @@ func main() {
 			fmt.Printf("%s %-8s %s\n", time.Now().Format("15:04:05.000"), what, format(ps))
 		}
 	}
+	tlsConfig, err := loadTLS(*caFile, *certFile, *keyFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consumer:", err)
+		os.Exit(2)
+	}
 	m, err := member.New(member.Config{
+		TLS:            tlsConfig,
+		Token:          os.Getenv("REGROUP_TOKEN"),
 		Endpoints:      strings.Split(*endpoints, ","),
 		Group:          *groupID,
 		Topics:         strings.Split(*topics, ","),
@@ -73,6 +87,36 @@ func main() {
 		fmt.Fprintln(os.Stderr, "consumer:", err)
 		os.Exit(1)
 	}
+}
+
+// loadTLS returns the TLS settings the flags ask for, or nil for
+// plaintext.
+func loadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("-tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-tls-ca %s: no PEM certificate in it", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("-tls-cert and -tls-key go together")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("-tls-cert, -tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // format prints partitions compactly, as ranges: orders:0-3,7.
