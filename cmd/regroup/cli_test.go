@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
@@ -418,5 +419,48 @@ func TestClusterDescribe(t *testing.T) {
 	stdout, _, status = regroupCLI(context.Background(), "cluster", "describe", "--endpoint", s.addr, "-o", "json")
 	if status != 0 || !strings.Contains(stdout, `"role": "COORDINATOR_ROLE_LEADER"`) {
 		t.Errorf("cluster describe -o json: status %d, stdout %q", status, stdout)
+	}
+}
+
+func TestEndpointParsing(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:7070":           "127.0.0.1:7070",
+		"localhost":                "localhost:7070",
+		"http://127.0.0.1:7070":    "127.0.0.1:7070",
+		"https://coord-1:9000/x/y": "coord-1:9000",
+		"grpc://coord-1":           "coord-1:7070",
+		"::1":                      "[::1]:7070",
+		"[::1]":                    "[::1]:7070",
+		"[::1]:7000":               "[::1]:7000",
+	} {
+		if got, err := normalizeEndpoint(in); err != nil || got != want {
+			t.Errorf("normalizeEndpoint(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "a:b:c", "http://"} {
+		if got, err := normalizeEndpoint(in); err == nil {
+			t.Errorf("normalizeEndpoint(%q) = %q; want an error", in, got)
+		}
+	}
+}
+
+// An --endpoint that is not a coordinator's gRPC address is named as the
+// likely mistake: the metrics port, or a gRPC server of something else.
+func TestEndpointMistakes(t *testing.T) {
+	s := startServe(t)
+	_, stderr, status := regroupCLI(context.Background(), "groups", "list", "--endpoint", s.metricsAddr)
+	if status == 0 || !strings.Contains(stderr, "does not speak gRPC") || !strings.Contains(stderr, "metrics address") {
+		t.Errorf("groups list against the metrics port: status %d, stderr %q", status, stderr)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := grpc.NewServer() // serves nothing of Regroup's
+	go func() { _ = other.Serve(lis) }()
+	defer other.Stop()
+	_, stderr, status = regroupCLI(context.Background(), "groups", "list", "--endpoint", lis.Addr().String())
+	if status == 0 || !strings.Contains(stderr, "does not serve Regroup's Admin API") {
+		t.Errorf("groups list against a gRPC server of something else: status %d, stderr %q", status, stderr)
 	}
 }

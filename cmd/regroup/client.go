@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -39,7 +40,7 @@ type client struct {
 func addClientFlags(cmd *cobra.Command) *client {
 	c := &client{}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&c.endpoint, "endpoint", "127.0.0.1:7070", "the coordinator's gRPC address (host:port)")
+	pf.StringVar(&c.endpoint, "endpoint", "127.0.0.1:7070", "the coordinator's gRPC address (host:port; the port defaults to 7070)")
 	pf.StringVarP(&c.output, "output", "o", "table", "output format: table (aligned, for people) or json (every field, for programs)")
 	pf.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the coordinator's answer")
 	c.security.register(pf)
@@ -50,10 +51,41 @@ func addClientFlags(cmd *cobra.Command) *client {
 		if c.timeout <= 0 {
 			return fmt.Errorf("--timeout %v: want a positive duration such as 10s", c.timeout)
 		}
+		ep, err := normalizeEndpoint(c.endpoint)
+		if err != nil {
+			return err
+		}
+		c.endpoint = ep
 		return nil
 	}
 	bindPersistentEnv(cmd)
 	return c
+}
+
+// defaultPort is the port of `regroup serve --listen`'s default address.
+const defaultPort = "7070"
+
+// normalizeEndpoint turns what people type for an address into host:port:
+// a URL scheme and path are dropped (http://10.0.0.1:7070/ works) and a
+// missing port is 7070, not gRPC's 443.
+func normalizeEndpoint(ep string) (string, error) {
+	if i := strings.Index(ep, "://"); i >= 0 {
+		ep = ep[i+3:]
+	}
+	if i := strings.IndexByte(ep, '/'); i >= 0 {
+		ep = ep[:i]
+	}
+	if ep == "" {
+		return "", errors.New("--endpoint is empty: want the coordinator's gRPC address, such as 127.0.0.1:7070")
+	}
+	if _, _, err := net.SplitHostPort(ep); err == nil {
+		return ep, nil
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(ep, "["), "]")
+	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		return "", fmt.Errorf("--endpoint %q: want host:port, such as 127.0.0.1:7070 ([::1]:7070 for IPv6)", ep)
+	}
+	return net.JoinHostPort(host, defaultPort), nil
 }
 
 // admin connects to the coordinator. Connecting is lazy: an unreachable
@@ -105,12 +137,18 @@ func (c *client) explain(err error) error {
 	if !ok {
 		return err
 	}
+	if strings.Contains(st.Message(), "server preface") || strings.Contains(st.Message(), "malformed header") {
+		return fmt.Errorf("the server at %s does not speak gRPC (%s): is --endpoint the metrics address (default port 7071) instead of the coordinator's gRPC address (default port 7070)?", c.endpoint, st.Message())
+	}
 	switch st.Code() {
 	case codes.Unavailable:
 		return fmt.Errorf("cannot reach the coordinator at %s: %s", c.endpoint, st.Message())
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("cannot reach the coordinator at %s: no answer within %v; check that it runs there, or raise --timeout", c.endpoint, c.timeout)
 	case codes.Unimplemented:
+		if strings.Contains(st.Message(), "unknown service") {
+			return fmt.Errorf("the server at %s does not serve Regroup's Admin API (%s): is --endpoint a coordinator's gRPC address (default port 7070), or its Admin address when it runs with --admin-listen?", c.endpoint, st.Message())
+		}
 		return fmt.Errorf("the coordinator at %s does not offer this command (%s): upgrade it", c.endpoint, st.Message())
 	}
 	return fmt.Errorf("the coordinator at %s answered %s: %s", c.endpoint, st.Code(), st.Message())
