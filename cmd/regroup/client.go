@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"regexp"
 	"strings"
@@ -95,6 +96,9 @@ func (c *client) admin() (regroupv1.AdminClient, io.Closer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// A big group's description is as large as the coordinator allows
+	// (--max-message-bytes), far above gRPC's 4 MiB default.
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
 	conn, err := grpc.NewClient(c.endpoint, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--endpoint %q: %w", c.endpoint, err)
