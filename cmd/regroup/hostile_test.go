@@ -267,9 +267,17 @@ func TestHostileFollowerSendsTokenCallersToLeader(t *testing.T) {
 	onEtcd := []string{"--store", "etcd", "--etcd-endpoints", node.Endpoint(), "--lease-ttl", "2s"}
 	leader := startHostile(t, onEtcd...)
 	follower := newHostile(t, onEtcd...)
-	_, err = regroupv1.NewAdminClient(follower.ops).PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 8}})
-	var e *regroup.Error
-	if !errors.As(rpcerr.FromStatus(err), &e) || e.Code != regroup.CodeNotCoordinator || e.Metadata[regroup.MetaLeader] != leader.addr {
-		t.Errorf("an operator's PutTopic on the follower: got %v, want NOT_COORDINATOR naming the leader %s", err, leader.addr)
-	}
+	// Until the follower has read the election it knows no leader; then it
+	// must name it rather than forward the call.
+	waitfor.Until(t, "an operator's PutTopic on the follower is sent to the leader", func() error {
+		_, err := regroupv1.NewAdminClient(follower.ops).PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 8}})
+		var e *regroup.Error
+		if !errors.As(rpcerr.FromStatus(err), &e) || e.Code != regroup.CodeNotCoordinator {
+			t.Fatalf("got %v, want NOT_COORDINATOR naming the leader %s", err, leader.addr)
+		}
+		if e.Metadata[regroup.MetaLeader] != leader.addr {
+			return fmt.Errorf("got %v, want NOT_COORDINATOR naming the leader %s", err, leader.addr)
+		}
+		return nil
+	})
 }
