@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -462,5 +463,12 @@ func TestEndpointMistakes(t *testing.T) {
 	_, stderr, status = regroupCLI(context.Background(), "groups", "list", "--endpoint", lis.Addr().String())
 	if status == 0 || !strings.Contains(stderr, "does not serve Regroup's Admin API") {
 		t.Errorf("groups list against a gRPC server of something else: status %d, stderr %q", status, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	stdout, _, status := regroupCLI(context.Background(), "version")
+	if status != 0 || !strings.HasPrefix(stdout, "regroup ") || !strings.Contains(stdout, runtime.Version()) {
+		t.Errorf("regroup version: status %d, %q; want the module version and the Go version", status, stdout)
 	}
 }
