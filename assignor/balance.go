@@ -19,11 +19,17 @@ import "slices"
 //     partition per hop; only the ends change load). This lets a member
 //     that received new partitions of one topic give one of those up
 //     instead of an owned partition of another topic.
-//  3. A paid step: only if no free chain exists, the first topic that
+//  3. Level chains, a bounded number of times: a fluid chain that raises
+//     the least-loaded member that a holder two above could give to
+//     (relieve), or one that lowers the most-loaded holder of a topic
+//     with a subscriber two below (shed, only where moves can be paid);
+//     either may leave the sum of squared loads as it was.
+//  4. A paid step: only if none of the above applies, the first topic that
 //     still breaks the rule moves partitions, owned ones too, from its
 //     most-loaded holders to its least-loaded subscribers.
 //
-// Every move lowers the sum of squared loads, so this ends. Then restore
+// Every move but a level chain lowers the sum of squared loads, so this
+// ends. Then restore
 // hands a moved partition back to its previous owner wherever that alone
 // keeps the rule, until none can go back: no partition ends away from a
 // previous owner that could hold it.
@@ -174,9 +180,13 @@ func (b *balancer) put(k, m, g int32) {
 
 // run balances: free moves, free chains, paid steps, then restore (see
 // balancer).
-func (b *balancer) run() {
+func (b *balancer) run() { b.balance(true) }
+
+// balance is run; without pay it stops instead of taking a paid step and
+// reports whether the rule holds.
+func (b *balancer) balance(pay bool) bool {
 	if !b.unbalanced() {
-		return
+		return true
 	}
 	b.buildStacks()
 	n := len(b.pr.members)
@@ -203,9 +213,12 @@ func (b *balancer) run() {
 		if b.chain() {
 			continue
 		}
-		if relief > 0 && b.relieve() {
+		if relief > 0 && (b.claims != nil && b.shed() || b.relieve()) {
 			relief--
 			continue
+		}
+		if !pay {
+			return false
 		}
 		for _, t := range b.order {
 			if b.balanceTopic(t, low, high, true) {
@@ -216,6 +229,7 @@ func (b *balancer) run() {
 	if b.paid > 0 {
 		b.restore()
 	}
+	return true
 }
 
 // unbalanced reports whether some topic has a holder with two or more
@@ -368,6 +382,92 @@ func (b *balancer) relieve() bool {
 		}
 		return true
 	})
+}
+
+// shed is relieve's counterpart from above: a member h that holds a
+// partition of a topic with a subscriber two or more below h (the first in
+// member order from which a chain exists) hands a fluid partition on, by a
+// chain of fluid hand-overs, to a member e below h that can hold one more:
+// every topic e then holds has no subscriber below e's old load. Members
+// on the chain keep their loads and take only partitions of topics they
+// may hold. It reports whether it found one.
+func (b *balancer) shed() bool {
+	pr := b.pr
+	minSub := make([]int32, len(pr.topics))
+	for t := range pr.topics {
+		minSub[t] = -1
+		for _, m := range b.subscribers(int32(t)) {
+			if minSub[t] < 0 || b.load[m] < minSub[t] {
+				minSub[t] = b.load[m]
+			}
+		}
+	}
+	n := len(pr.members)
+	prev := make([]int32, n)
+	from := make([]int32, n)
+	for h := int32(0); h < int32(n); h++ {
+		violating := false
+		for i, t := range pr.memberSubs(int(h)) {
+			if len(b.stacks[pr.subOff[h]+int32(i)]) > 0 && b.load[h] >= minSub[t]+2 {
+				violating = true
+			}
+		}
+		if violating && b.shedFrom(h, minSub, prev, from) {
+			return true
+		}
+	}
+	return false
+}
+
+// shedFrom searches the chain of shed from h, given each topic's least
+// subscriber load; prev and from are scratch, one entry per member.
+func (b *balancer) shedFrom(h int32, minSub, prev, from []int32) bool {
+	pr := b.pr
+	lh := b.load[h]
+	for m := range prev {
+		prev[m] = -1
+	}
+	prev[h] = h
+	absorbs := func(e, u int32) bool {
+		le := b.load[e]
+		if le >= lh || minSub[u] < le {
+			return false
+		}
+		for i, v := range pr.memberSubs(int(e)) {
+			if len(b.stacks[pr.subOff[e]+int32(i)]) > 0 && minSub[v] < le {
+				return false
+			}
+		}
+		return true
+	}
+	queue := []int32{h}
+	for q := 0; q < len(queue); q++ {
+		m := queue[q]
+		for i, u := range pr.memberSubs(int(m)) {
+			k := pr.subOff[m] + int32(i)
+			if !b.gives(k, false) {
+				continue
+			}
+			for _, e := range b.subscribers(u) {
+				if prev[e] >= 0 {
+					continue
+				}
+				prev[e], from[e] = m, k
+				if absorbs(e, u) {
+					for x := e; x != h; x = prev[x] {
+						b.move(from[x], pr.slot(x, pr.subs[from[x]]), prev[x], x)
+					}
+					return true
+				}
+				if minSub[u] >= b.load[e]-1 {
+					queue = append(queue, e)
+				} else {
+					prev[e] = -1
+				}
+			}
+		}
+	}
+	return false
 }
 
 // search walks fluid hand-overs backwards from its start members.

@@ -221,9 +221,10 @@ func TestChurnRandomSubscriptions(t *testing.T) {
 			for step := range steps {
 				final, rounds, err := rebalance(a, g.in)
 				if err == nil && rounds > 2 && withholds(a) {
-					// Known gap (issue 17): the second round may place the
-					// revoked partitions so that balance needs another
-					// revocation. Counted, and bounded below.
+					// Known gap (issue 17): the second round may still place
+					// the revoked partitions so that balance needs another
+					// revocation (4 of 480 here, 123 of 20,000 with
+					// -churn.long). Counted, and bounded below.
 					third++
 					g.advance(final)
 					continue
@@ -256,8 +257,8 @@ func TestChurnRandomSubscriptions(t *testing.T) {
 			}
 		}
 		t.Logf("%d rebalances: %d partitions moved, %d took two rounds, %d more", seeds*steps, moves, twoRounds, third)
-		if third > seeds*steps/15 {
-			t.Errorf("%d of %d rebalances took more than two rounds; at most %d expected", third, seeds*steps, seeds*steps/15)
+		if third > seeds*steps/50 {
+			t.Errorf("%d of %d rebalances took more than two rounds; at most %d expected", third, seeds*steps, seeds*steps/50)
 		}
 	})
 }
@@ -284,6 +285,7 @@ func TestCheckRebalanceCatchesBadPlans(t *testing.T) {
 		{"good", in, good, 1, ""},
 		{"good in two rounds", in, good, 2, ""},
 		{"three rounds", in, good, 3, "3 rounds"},
+		{"three-round sequence", in, nil, 0, "3 rounds"},
 		{"invalid", in, Plan{"c1": {"a": {0, 1}, "b": {0}}, "c2": {"a": {2, 3}}}, 1, "does not subscribe"},
 		{"incomplete", in, Plan{"c1": {"a": {0, 1}}, "c2": {"a": {2, 3}}}, 1, "unassigned"},
 		{"unbalanced", in, Plan{"c1": {"a": {0}}, "c2": {"a": {1, 2, 3}, "b": {0}}}, 1, "unbalanced"},
@@ -291,6 +293,15 @@ func TestCheckRebalanceCatchesBadPlans(t *testing.T) {
 		{"needless exchange", swapIn, Plan{"c1": {"a": {0, 1}}, "c2": {"b": {0, 1}}}, 1, "in exchange for"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.plan == nil {
+				// c2 revokes a-3; c1 takes it but revokes a-0; c2 takes
+				// a-0: balanced, but in three rounds.
+				c.plan, c.rounds = threeRounds(t, c.in, []Plan{
+					{"c1": {"a": {0, 1}}, "c2": {"a": {2}, "b": {0}}},
+					{"c1": {"a": {1, 3}}, "c2": {"a": {2}, "b": {0}}},
+					{"c1": {"a": {1, 3}}, "c2": {"a": {0, 2}, "b": {0}}},
+				})
+			}
 			err := checkRebalance(c.in, c.plan, c.rounds)
 			switch {
 			case c.want == "" && err != nil:
@@ -302,4 +313,28 @@ func TestCheckRebalanceCatchesBadPlans(t *testing.T) {
 			}
 		})
 	}
+}
+
+// scripted is a cooperative assignor that returns its plans in turn.
+type scripted struct{ plans []Plan }
+
+func (s *scripted) Name() string { return "scripted" }
+
+func (s *scripted) Protocols() []RebalanceProtocol { return []RebalanceProtocol{Eager, Cooperative} }
+
+func (s *scripted) Assign(*Input) (Plan, error) {
+	p := s.plans[0]
+	s.plans = s.plans[1:]
+	return p, nil
+}
+
+// threeRounds runs plans through rebalance from in, and fails unless they
+// make a valid cooperative sequence of three rounds.
+func threeRounds(t *testing.T, in *Input, plans []Plan) (Plan, int) {
+	t.Helper()
+	final, rounds, err := rebalance(&scripted{plans}, in)
+	if err != nil || rounds != 3 {
+		t.Fatalf("scripted sequence: %d rounds, %v; want 3 valid rounds", rounds, err)
+	}
+	return final, rounds
 }
