@@ -39,6 +39,9 @@ type GroupStat struct {
 	Members  int
 	Unowned  int
 	Protocol string
+	// UnknownTopics counts the topics its members subscribe to that are
+	// not in the topic registry.
+	UnknownTopics int
 	// Rebalancing is how long the rebalance in progress has been running;
 	// zero when the group is not rebalancing.
 	Rebalancing time.Duration
@@ -78,6 +81,7 @@ func (s *Server) GroupStats() []GroupStat {
 func statOf(g *group.Group, now time.Time) GroupStat {
 	st := GroupStat{ID: g.ID(), State: g.State(), Members: g.Size(), Unowned: g.Unowned(), Protocol: g.Protocol(), SessionLeft: 1}
 	d := g.Describe()
+	st.UnknownTopics = len(d.GetUnknownTopics())
 	if rs := d.GetRebalances(); len(rs) > 0 {
 		if last := rs[len(rs)-1]; last.GetEnd() == nil && last.GetStart() != nil {
 			st.Rebalancing = max(now.Sub(last.GetStart().AsTime()), 0)

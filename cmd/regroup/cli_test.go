@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"runtime"
 	"strings"
@@ -470,5 +472,32 @@ func TestVersion(t *testing.T) {
 	stdout, _, status := regroupCLI(context.Background(), "version")
 	if status != 0 || !strings.HasPrefix(stdout, "regroup ") || !strings.Contains(stdout, runtime.Version()) {
 		t.Errorf("regroup version: status %d, %q; want the module version and the Go version", status, stdout)
+	}
+}
+
+// A topic a member subscribes to that is not in the registry is named in
+// groups describe, and counted in the metrics.
+func TestDescribeNamesUnknownTopics(t *testing.T) {
+	s := startServe(t)
+	conn := dial(t, s.addr)
+	admin := regroupv1.NewAdminClient(conn)
+	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	startMember(t, conn, "g", "a", "orders", "payments")
+	waitStable(t, admin, "g", "a")
+	c := cli{t: t, endpoint: s.addr}
+	contains(t, "groups describe", c.ok("groups", "describe", "g"), `^Topics:\s+payments: not in the registry, orders \(2\)$`)
+	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `regroup_group_unknown_topics{group="g"} 1`) {
+		t.Errorf("the metrics do not count the unknown topic:\n%s", body)
 	}
 }

@@ -116,7 +116,11 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 	t.row("Generation:", strconv.Itoa(int(d.GetGeneration())))
 	t.row("Protocol:", orNone(clip(d.GetProtocolName(), headerWidth)))
 	t.row("Leader:", orNone(shorten(d.GetLeaderId(), headerWidth)))
+	// Unknown topics first: a clipped line must not hide them.
 	var topics []string
+	for _, u := range d.GetUnknownTopics() {
+		topics = append(topics, u+": not in the registry")
+	}
 	for _, tp := range d.GetTopics() {
 		topics = append(topics, fmt.Sprintf("%s (%d)", tp.GetName(), tp.GetPartitions()))
 	}

@@ -301,6 +301,25 @@ func (g *Group) subscribes(m *member, topic string) bool {
 	return slices.Contains(g.subscription(m).GetTopics(), topic)
 }
 
+// UnknownTopics returns the topics the members subscribe to that are not
+// in the registry, sorted: nobody owns partitions of them.
+func (g *Group) UnknownTopics() []string { return g.unknownTopics(g.order...) }
+
+// unknownTopics returns the topics the members ms subscribe to that are
+// not in the registry, sorted: nobody owns partitions of them.
+func (g *Group) unknownTopics(ms ...*member) []string {
+	var out []string
+	for _, m := range ms {
+		for _, t := range g.subscription(m).GetTopics() {
+			if _, ok := g.registry[t]; !ok && !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // subscribedCounts returns the registry's partition count of every topic a
 // member subscribes to.
 func (g *Group) subscribedCounts() map[string]int32 {

@@ -233,13 +233,14 @@ func (g *Group) Summary() *regroupv1.GroupSummary {
 // valid, and unchanged, after the group moves on.
 func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
 	d := &regroupv1.DescribeGroupResponse{
-		GroupId:      g.id,
-		State:        g.state.Proto(),
-		Generation:   g.generation,
-		ProtocolName: g.protocol,
-		LeaderId:     g.leader,
-		Rebalances:   slices.Clone(g.history),
-		Topics:       topicList(g.subscribedCounts()),
+		GroupId:       g.id,
+		State:         g.state.Proto(),
+		Generation:    g.generation,
+		ProtocolName:  g.protocol,
+		LeaderId:      g.leader,
+		Rebalances:    slices.Clone(g.history),
+		Topics:        topicList(g.subscribedCounts()),
+		UnknownTopics: g.UnknownTopics(),
 	}
 	if g.reb != nil {
 		d.Rebalances = append(d.Rebalances, g.reb)

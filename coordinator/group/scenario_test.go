@@ -297,6 +297,9 @@ func fmtReply(h *harness, r group.Reply) string {
 		}
 	case *regroupv1.SyncGroupResponse:
 		s = fmt.Sprintf("sync assignment=%s token=%s", scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))
+		if u := m.GetUnknownTopics(); len(u) > 0 {
+			s += " unknown-topics=" + strings.Join(u, ",")
+		}
 	case *regroupv1.HeartbeatResponse:
 		s = "heartbeat ok"
 		if !r.HoldUntil.IsZero() {
@@ -427,6 +430,9 @@ func (h *harness) describe() {
 	}
 	if p := d.GetPendingMemberIds(); len(p) > 0 {
 		h.printf("  pending %s\n", strings.Join(p, ","))
+	}
+	if u := d.GetUnknownTopics(); len(u) > 0 {
+		h.printf("  unknown-topics %s\n", strings.Join(u, ","))
 	}
 	if ts := d.GetTopics(); len(ts) > 0 {
 		var s []string

@@ -359,6 +359,7 @@ func (g *Group) deliverInto(now time.Time, out *Output, m *member, resp *regroup
 		resp = &regroupv1.SyncGroupResponse{}
 	}
 	resp.ProtocolName, resp.Assignment, resp.FencingToken, resp.SessionTimeoutMs = g.protocol, m.assignment, m.token, ms(m.sessionTimeout)
+	resp.UnknownTopics = g.unknownTopics(m)
 	out.reply(m.syncReq, resp)
 	m.syncReq = 0
 }

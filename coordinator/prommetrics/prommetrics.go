@@ -254,6 +254,7 @@ type collector struct {
 	groups      *prometheus.Desc
 	members     *prometheus.Desc
 	unowned     *prometheus.Desc
+	unknown     *prometheus.Desc
 	rebalancing *prometheus.Desc
 	timeout     *prometheus.Desc
 	sessionLeft *prometheus.Desc
@@ -270,6 +271,8 @@ func newCollector(srv Server) *collector {
 			"Members of the group.", []string{"group"}, nil),
 		unowned: prometheus.NewDesc("regroup_group_partitions_unowned",
 			"Partitions of subscribed topics that the group's current assignment leaves without an owner.", []string{"group"}, nil),
+		unknown: prometheus.NewDesc("regroup_group_unknown_topics",
+			"Topics the group's members subscribe to that are not in the topic registry: nobody owns their partitions until they are created.", []string{"group"}, nil),
 		rebalancing: prometheus.NewDesc("regroup_group_rebalance_running_seconds",
 			"How long the group's rebalance in progress has been running; 0 when it is not rebalancing.", []string{"group"}, nil),
 		timeout: prometheus.NewDesc("regroup_group_rebalance_timeout_seconds",
@@ -283,7 +286,7 @@ func newCollector(srv Server) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.rebalancing, c.timeout, c.sessionLeft, c.leader} {
+	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.unknown, c.rebalancing, c.timeout, c.sessionLeft, c.leader} {
 		ch <- d
 	}
 }
@@ -315,6 +318,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 func (c *collector) collectGroup(ch chan<- prometheus.Metric, st coordinator.GroupStat) {
 	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(st.Members), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.unowned, prometheus.GaugeValue, float64(st.Unowned), st.ID)
+	ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, float64(st.UnknownTopics), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.rebalancing, prometheus.GaugeValue, st.Rebalancing.Seconds(), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.timeout, prometheus.GaugeValue, st.RebalanceTimeout.Seconds(), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.sessionLeft, prometheus.GaugeValue, st.SessionLeft, st.ID)
@@ -352,6 +356,7 @@ func (c *collector) split(stats []coordinator.GroupStat) ([]coordinator.GroupSta
 		}
 		other.Members += st.Members
 		other.Unowned += st.Unowned
+		other.UnknownTopics += st.UnknownTopics
 		other.Rebalancing = max(other.Rebalancing, st.Rebalancing)
 		other.RebalanceTimeout = max(other.RebalanceTimeout, st.RebalanceTimeout)
 		other.SessionLeft = min(other.SessionLeft, st.SessionLeft)

@@ -130,7 +130,7 @@ func (f *fakeServer) Leading() bool                       { return f.leading }
 func TestGaugesReadAtScrapeTime(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	srv := &fakeServer{leading: true, stats: []coordinator.GroupStat{
-		{ID: "a", State: group.Stable, Members: 3, Unowned: 1, RebalanceTimeout: time.Minute, SessionLeft: 0.75},
+		{ID: "a", State: group.Stable, Members: 3, Unowned: 1, UnknownTopics: 1, RebalanceTimeout: time.Minute, SessionLeft: 0.75},
 		{ID: "b", State: group.PreparingRebalance, Members: 2, Rebalancing: 1500 * time.Millisecond, RebalanceTimeout: 5 * time.Second, SessionLeft: 0.25},
 	}}
 	if err := prommetrics.RegisterServer(reg, srv, 1000); err != nil {
@@ -151,6 +151,10 @@ regroup_group_members{group="b"} 2
 # TYPE regroup_group_partitions_unowned gauge
 regroup_group_partitions_unowned{group="a"} 1
 regroup_group_partitions_unowned{group="b"} 0
+# HELP regroup_group_unknown_topics Topics the group's members subscribe to that are not in the topic registry: nobody owns their partitions until they are created.
+# TYPE regroup_group_unknown_topics gauge
+regroup_group_unknown_topics{group="a"} 1
+regroup_group_unknown_topics{group="b"} 0
 # HELP regroup_group_rebalance_running_seconds How long the group's rebalance in progress has been running; 0 when it is not rebalancing.
 # TYPE regroup_group_rebalance_running_seconds gauge
 regroup_group_rebalance_running_seconds{group="a"} 0

@@ -691,8 +691,11 @@ type DescribeGroupResponse struct {
 	Topics []*Topic `protobuf:"bytes,8,rep,name=topics" json:"topics,omitempty"`
 	// Member ids minted by MEMBER_ID_REQUIRED that have not joined yet.
 	PendingMemberIds []string `protobuf:"bytes,9,rep,name=pending_member_ids,json=pendingMemberIds" json:"pending_member_ids,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Topics some member subscribes to that are not in the topic registry:
+	// nobody owns partitions of them until an operator creates them.
+	UnknownTopics []string `protobuf:"bytes,10,rep,name=unknown_topics,json=unknownTopics" json:"unknown_topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeGroupResponse) Reset() {
@@ -784,6 +787,13 @@ func (x *DescribeGroupResponse) GetTopics() []*Topic {
 func (x *DescribeGroupResponse) GetPendingMemberIds() []string {
 	if x != nil {
 		return x.PendingMemberIds
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetUnknownTopics() []string {
+	if x != nil {
+		return x.UnknownTopics
 	}
 	return nil
 }
@@ -2111,7 +2121,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"cause_kind\x18\t \x01(\tR\tcauseKind\x12A\n" +
 	"\x0ejoin_completed\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\rjoinCompleted\"\x8b\x03\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rjoinCompleted\"\xb2\x03\n" +
 	"\x15DescribeGroupResponse\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.regroup.v1.GroupStateR\x05state\x12\x1e\n" +
@@ -2125,7 +2135,9 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"rebalances\x18\a \x03(\v2\x15.regroup.v1.RebalanceR\n" +
 	"rebalances\x12)\n" +
 	"\x06topics\x18\b \x03(\v2\x11.regroup.v1.TopicR\x06topics\x12,\n" +
-	"\x12pending_member_ids\x18\t \x03(\tR\x10pendingMemberIds\"w\n" +
+	"\x12pending_member_ids\x18\t \x03(\tR\x10pendingMemberIds\x12%\n" +
+	"\x0eunknown_topics\x18\n" +
+	" \x03(\tR\runknownTopics\"w\n" +
 	"\x14RemoveMembersRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12,\n" +
 	"\x12group_instance_ids\x18\x02 \x03(\tR\x10groupInstanceIds\x12\x16\n" +

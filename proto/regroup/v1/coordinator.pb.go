@@ -524,8 +524,12 @@ type SyncGroupResponse struct {
 	FencingToken int64 `protobuf:"varint,3,opt,name=fencing_token,json=fencingToken" json:"fencing_token,omitempty"`
 	// The member's session timeout as the coordinator applies it.
 	SessionTimeoutMs int64 `protobuf:"varint,4,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Topics the member subscribes to that are not in the coordinator's
+	// topic registry: it owns none of their partitions until an operator
+	// creates them (regroup topics put).
+	UnknownTopics []string `protobuf:"bytes,5,rep,name=unknown_topics,json=unknownTopics" json:"unknown_topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SyncGroupResponse) Reset() {
@@ -584,6 +588,13 @@ func (x *SyncGroupResponse) GetSessionTimeoutMs() int64 {
 		return x.SessionTimeoutMs
 	}
 	return 0
+}
+
+func (x *SyncGroupResponse) GetUnknownTopics() []string {
+	if x != nil {
+		return x.UnknownTopics
+	}
+	return nil
 }
 
 // HeartbeatRequest keeps a member's session alive.
@@ -1123,14 +1134,15 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x04 \x01(\tR\x0fgroupInstanceId\x12#\n" +
 	"\rprotocol_name\x18\x05 \x01(\tR\fprotocolName\x12>\n" +
-	"\vassignments\x18\x06 \x03(\v2\x1c.regroup.v1.MemberAssignmentR\vassignments\"\xc3\x01\n" +
+	"\vassignments\x18\x06 \x03(\v2\x1c.regroup.v1.MemberAssignmentR\vassignments\"\xea\x01\n" +
 	"\x11SyncGroupResponse\x12#\n" +
 	"\rprotocol_name\x18\x01 \x01(\tR\fprotocolName\x126\n" +
 	"\n" +
 	"assignment\x18\x02 \x01(\v2\x16.regroup.v1.AssignmentR\n" +
 	"assignment\x12#\n" +
 	"\rfencing_token\x18\x03 \x01(\x03R\ffencingToken\x12,\n" +
-	"\x12session_timeout_ms\x18\x04 \x01(\x03R\x10sessionTimeoutMs\"\xaf\x01\n" +
+	"\x12session_timeout_ms\x18\x04 \x01(\x03R\x10sessionTimeoutMs\x12%\n" +
+	"\x0eunknown_topics\x18\x05 \x03(\tR\runknownTopics\"\xaf\x01\n" +
 	"\x10HeartbeatRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1e\n" +
 	"\n" +
