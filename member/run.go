@@ -98,7 +98,7 @@ func resetTimer(t *time.Timer, at time.Time) {
 func (m *Member) apply(life context.Context, out fsm.Output, answers chan<- answer, cbs *callbackRunner) {
 	for _, e := range out.Events {
 		switch e.Kind {
-		case fsm.EventRetry, fsm.EventOverload:
+		case fsm.EventRetry, fsm.EventOverload, fsm.EventUnknownTopics:
 			m.log.Warn(e.Detail)
 		case fsm.EventLost, fsm.EventFatal:
 			m.log.Error(e.Detail)

@@ -154,6 +154,10 @@ const (
 	// (COORDINATOR_OVERLOADED); the member retries when it asked. Only the
 	// first refusal of an overload (until a call succeeds) is reported.
 	EventOverload
+	// EventUnknownTopics: the member subscribes to topics that are not in
+	// the coordinator's registry; it owns none of their partitions until
+	// they are created. Reported with each assignment that says so.
+	EventUnknownTopics
 )
 
 // Event reports something worth logging.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -179,6 +180,10 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	revoked, added, assigned := diffAssignment(m.owned, resp.GetAssignment(), resp.GetFencingToken())
 	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: detail("generation ", int(m.generation), ": ", assigned, " partitions, ",
 		len(added), " new, ", len(revoked), " to revoke")})
+	if unknown := resp.GetUnknownTopics(); len(unknown) > 0 {
+		out.Events = append(out.Events, Event{Kind: EventUnknownTopics, Detail: fmt.Sprintf(
+			"topics %s are not in the coordinator's registry: this member owns none of their partitions until an operator creates them (regroup topics put), or until its subscription drops them", strings.Join(unknown, ", "))})
+	}
 	if m.hb.id == 0 {
 		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
 	}

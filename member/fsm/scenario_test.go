@@ -92,7 +92,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		gen, rep, _ := strings.Cut(scenario.ArgOr(d, "token", "0.0"), ".")
 		tok := scenario.Int(t, gen)<<32 | scenario.Int(t, rep)
-		h.respond(t, d, &regroupv1.SyncGroupResponse{Assignment: a, FencingToken: tok}, nil)
+		h.respond(t, d, &regroupv1.SyncGroupResponse{Assignment: a, FencingToken: tok, UnknownTopics: scenario.List(scenario.ArgOr(d, "unknown-topics", ""))}, nil)
 	case "heartbeat":
 		h.respond(t, d, &regroupv1.HeartbeatResponse{}, nil)
 	case "leave":
