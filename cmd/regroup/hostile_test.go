@@ -201,12 +201,7 @@ func TestHostileImpersonation(t *testing.T) {
 // topic's): the next leader refuses that group and leaves that topic out,
 // naming their keys, and serves everything else.
 func TestHostileCorruptedRecords(t *testing.T) {
-	node, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Name: "e"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(node.Close)
-	onEtcd := []string{"--store", "etcd", "--etcd-endpoints", node.Endpoint(), "--lease-ttl", "2s"}
+	node, onEtcd := sharedEtcd(t)
 	first := startHostile(t, onEtcd...)
 	for _, g := range []string{"alice-good", "alice-bad"} {
 		startMemberWithSession(t, first.alice, g, "m", 6*time.Second, "orders")
@@ -259,12 +254,7 @@ func TestHostileCorruptedRecords(t *testing.T) {
 // to the leader (NOT_COORDINATOR naming it) instead of forwarding it, which
 // the leader would refuse as unauthenticated.
 func TestHostileFollowerSendsTokenCallersToLeader(t *testing.T) {
-	node, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Name: "e"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(node.Close)
-	onEtcd := []string{"--store", "etcd", "--etcd-endpoints", node.Endpoint(), "--lease-ttl", "2s"}
+	_, onEtcd := sharedEtcd(t)
 	leader := startHostile(t, onEtcd...)
 	follower := newHostile(t, onEtcd...)
 	// Until the follower has read the election it knows no leader; then it
@@ -280,4 +270,16 @@ func TestHostileFollowerSendsTokenCallersToLeader(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// sharedEtcd starts an etcd node for coordinators to share, and returns it
+// with the flags that point regroup serve at it.
+func sharedEtcd(t *testing.T) (*embedetcd.Node, []string) {
+	t.Helper()
+	node, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Name: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Close)
+	return node, []string{"--store", "etcd", "--etcd-endpoints", node.Endpoint(), "--lease-ttl", "2s"}
 }
