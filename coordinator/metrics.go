@@ -37,6 +37,8 @@ type GroupStat struct {
 	ID       string
 	State    group.State
 	Members  int
+	// Unowned counts the partitions nobody works on: left without an
+	// owner by the assignment, or waiting for a removed member's lease.
 	Unowned  int
 	Protocol string
 	// UnknownTopics counts the topics its members subscribe to that are
@@ -79,7 +81,7 @@ func (s *Server) GroupStats() []GroupStat {
 }
 
 func statOf(g *group.Group, now time.Time) GroupStat {
-	st := GroupStat{ID: g.ID(), State: g.State(), Members: g.Size(), Unowned: g.Unowned(), Protocol: g.Protocol(), SessionLeft: 1}
+	st := GroupStat{ID: g.ID(), State: g.State(), Members: g.Size(), Unowned: g.Unowned() + g.Waiting(), Protocol: g.Protocol(), SessionLeft: 1}
 	d := g.Describe()
 	st.UnknownTopics = len(d.GetUnknownTopics())
 	if rs := d.GetRebalances(); len(rs) > 0 {

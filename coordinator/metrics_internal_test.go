@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -29,5 +30,44 @@ func TestStatOfARebalancingGroup(t *testing.T) {
 	g.Sync(t0.Add(3*time.Second), 2, group.Caller{Host: "host"}, &regroupv1.SyncGroupRequest{GroupId: "g", Generation: g.Generation(), MemberId: g.Leader(), GroupInstanceId: "i"})
 	if st := statOf(g, t0.Add(13*time.Second)); g.State() != group.Stable || st.Rebalancing != 0 || st.SessionLeft != 0 {
 		t.Errorf("stable, past the session deadline: %+v in %v; want no rebalance running and no session left", st, g.State())
+	}
+}
+
+// Partitions whose new owner waits for the lease of a member removed
+// without releasing them are counted as unowned: nobody works on them.
+func TestStatCountsPartitionsWaitingForALease(t *testing.T) {
+	cfg := group.DefaultConfig()
+	cfg.InitialRebalanceDelay = 0
+	t0 := time.Unix(1000, 0)
+	g := group.New("g", cfg, fixedIDs{}, map[string]int32{"orders": 4}, t0)
+	admin, member := group.Caller{Admin: true}, group.Caller{Host: "host"}
+	join := func(at time.Time, req group.ReqID, instance string) {
+		out := g.Join(at, req, member, &regroupv1.JoinGroupRequest{
+			GroupId: "g", GroupInstanceId: instance, SessionTimeoutMs: 10_000, RebalanceTimeoutMs: 30_000,
+			Protocols: []*regroupv1.Protocol{{Name: "range", Subscription: &regroupv1.Subscription{Topics: []string{"orders"}}}},
+		})
+		if len(out.Replies) != 1 || out.Replies[0].Err != nil {
+			t.Fatalf("join of %s: %+v", instance, out.Replies)
+		}
+	}
+	all := &regroupv1.Assignment{Partitions: []*regroupv1.TopicPartitions{{Topic: "orders", Partitions: []int32{0, 1, 2, 3}}}}
+	sync := func(at time.Time, req group.ReqID) group.Output {
+		return g.Sync(at, req, member, &regroupv1.SyncGroupRequest{GroupId: "g", Generation: g.Generation(), MemberId: g.Leader(), GroupInstanceId: strings.TrimSuffix(g.Leader(), "-1"),
+			Assignments: []*regroupv1.MemberAssignment{{MemberId: g.Leader(), Assignment: all}}})
+	}
+	join(t0, 1, "a")
+	sync(t0, 2)
+	// An operator removes a, which owns everything and may still run.
+	g.Leave(t0.Add(time.Second), 3, admin, &regroupv1.LeaveGroupRequest{GroupId: "g", Members: []*regroupv1.LeaveMember{{GroupInstanceId: "a"}}})
+	join(t0.Add(2*time.Second), 4, "b")
+	if out := sync(t0.Add(2*time.Second), 5); len(out.Replies) != 0 {
+		t.Fatalf("b's SyncGroup was answered at once (%+v); it must wait for a's lease", out.Replies)
+	}
+	if st := statOf(g, t0.Add(3*time.Second)); st.Unowned != 4 {
+		t.Errorf("while b waits for a's lease: %d unowned, want 4", st.Unowned)
+	}
+	g.Tick(t0.Add(time.Minute))
+	if st := statOf(g, t0.Add(time.Minute)); st.Unowned != 0 {
+		t.Errorf("after a's lease: %d unowned, want 0", st.Unowned)
 	}
 }

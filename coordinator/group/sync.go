@@ -387,6 +387,17 @@ func (g *Group) waiters() []*member {
 	return g.waiting
 }
 
+// Waiting returns how many partitions are assigned to members whose
+// SyncGroup answer waits for another member's lease to end (a member
+// removed without releasing them): nobody works on them meanwhile.
+func (g *Group) Waiting() int {
+	n := 0
+	for _, m := range g.waiters() {
+		n += m.assigned.minus(m.owned).count()
+	}
+	return n
+}
+
 // heldIndex maps topic -> partition -> the latest end of a lease under which
 // someone other than the partition's assignee may still hold it: a removed
 // or replaced member (a hold), or a member that holds partitions the current

@@ -270,7 +270,7 @@ func newCollector(srv Server) *collector {
 		members: prometheus.NewDesc("regroup_group_members",
 			"Members of the group.", []string{"group"}, nil),
 		unowned: prometheus.NewDesc("regroup_group_partitions_unowned",
-			"Partitions of subscribed topics that the group's current assignment leaves without an owner.", []string{"group"}, nil),
+			"Partitions of subscribed topics that nobody works on: left without an owner by the group's current assignment, or assigned to a member whose answer waits for the lease of a member removed without releasing them.", []string{"group"}, nil),
 		unknown: prometheus.NewDesc("regroup_group_unknown_topics",
 			"Topics the group's members subscribe to that are not in the topic registry: nobody owns their partitions until they are created.", []string{"group"}, nil),
 		rebalancing: prometheus.NewDesc("regroup_group_rebalance_running_seconds",

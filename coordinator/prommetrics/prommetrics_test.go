@@ -147,7 +147,7 @@ regroup_groups{state="Stable"} 1
 # TYPE regroup_group_members gauge
 regroup_group_members{group="a"} 3
 regroup_group_members{group="b"} 2
-# HELP regroup_group_partitions_unowned Partitions of subscribed topics that the group's current assignment leaves without an owner.
+# HELP regroup_group_partitions_unowned Partitions of subscribed topics that nobody works on: left without an owner by the group's current assignment, or assigned to a member whose answer waits for the lease of a member removed without releasing them.
 # TYPE regroup_group_partitions_unowned gauge
 regroup_group_partitions_unowned{group="a"} 1
 regroup_group_partitions_unowned{group="b"} 0
