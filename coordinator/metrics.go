@@ -34,9 +34,9 @@ type Metrics interface {
 
 // GroupStat is one group's state, for gauges read at scrape time.
 type GroupStat struct {
-	ID       string
-	State    group.State
-	Members  int
+	ID      string
+	State   group.State
+	Members int
 	// Unowned counts the partitions nobody works on: left without an
 	// owner by the assignment, or waiting for a removed member's lease.
 	Unowned  int
