@@ -34,7 +34,7 @@ func (c cli) ok(args ...string) string {
 	if status != 0 || errs != "" {
 		c.t.Fatalf("regroup %s: status %d, stderr %q", strings.Join(args, " "), status, errs)
 	}
-	if !strings.Contains(strings.Join(args, " "), "-o json") {
+	if line := strings.Join(args, " "); !strings.Contains(line, "-o json") && !strings.Contains(line, "-o wide") {
 		checkWidth(c.t, args, out)
 	}
 	return out
@@ -287,7 +287,7 @@ func TestCommandErrors(t *testing.T) {
 		t.Errorf("topics put with 0 partitions: stderr %q", errs)
 	}
 	for args, want := range map[string]string{
-		"groups list -o yaml":          `regroup: --output "yaml": want table or json` + "\n",
+		"groups list -o yaml":          `regroup: --output "yaml": want table, wide or json` + "\n",
 		"groups describe":              "regroup: want one GROUP argument, got 0: regroup groups describe GROUP [flags]\n",
 		"groups remove-members g":      `regroup: required flag(s) "instance" not set` + "\n",
 		"topics put orders":            `regroup: required flag(s) "partitions" not set` + "\n",
@@ -499,5 +499,26 @@ func TestDescribeNamesUnknownTopics(t *testing.T) {
 	}
 	if !strings.Contains(string(body), `regroup_group_unknown_topics{group="g"} 1`) {
 		t.Errorf("the metrics do not count the unknown topic:\n%s", body)
+	}
+}
+
+// -o wide shows what a table shortens: whole member ids.
+func TestWideOutput(t *testing.T) {
+	s := startServe(t)
+	conn := dial(t, s.addr)
+	admin := regroupv1.NewAdminClient(conn)
+	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	startMember(t, conn, "g", "a", "orders")
+	d := waitStable(t, admin, "g", "a")
+	id := d.GetMembers()[0].GetMemberId()
+	c := cli{t: t, endpoint: s.addr}
+	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(id) + `\s+a\s+127\.0\.0\.1`)
+	if out := c.ok("groups", "describe", "g"); row.MatchString(out) {
+		t.Errorf("the members table shows the member id %s whole; it abbreviates minted ids:\n%s", id, out)
+	}
+	if out := c.ok("groups", "describe", "g", "-o", "wide"); !row.MatchString(out) {
+		t.Errorf("-o wide does not show the member id %s whole:\n%s", id, out)
 	}
 }

@@ -42,12 +42,12 @@ func addClientFlags(cmd *cobra.Command) *client {
 	c := &client{}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&c.endpoint, "endpoint", "127.0.0.1:7070", "the coordinator's gRPC address (host:port; the port defaults to 7070)")
-	pf.StringVarP(&c.output, "output", "o", "table", "output format: table (aligned, for people) or json (every field, for programs)")
+	pf.StringVarP(&c.output, "output", "o", "table", "output format: table (aligned, for people, fitted to 80 columns), wide (a table with every value whole) or json (every field, for programs)")
 	pf.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the coordinator's answer")
 	c.security.register(pf)
 	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
-		if c.output != "table" && c.output != "json" {
-			return fmt.Errorf("--output %q: want table or json", c.output)
+		if c.output != "table" && c.output != "wide" && c.output != "json" {
+			return fmt.Errorf("--output %q: want table, wide or json", c.output)
 		}
 		if c.timeout <= 0 {
 			return fmt.Errorf("--timeout %v: want a positive duration such as 10s", c.timeout)
@@ -214,6 +214,34 @@ func shorten(id string, n int) string {
 	head := (n - 1) / 2
 	tail := n - 1 - head
 	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
+
+// cells fits values into table cells: shortened, clipped and abbreviated
+// to 80 columns, or whole with -o wide.
+type cells struct{ wide bool }
+
+// cells returns how c's tables fit their values.
+func (c *client) cells() cells { return cells{wide: c.output == "wide"} }
+
+func (f cells) shorten(id string, n int) string {
+	if f.wide {
+		return id
+	}
+	return shorten(id, n)
+}
+
+func (f cells) clip(text string, n int) string {
+	if f.wide {
+		return text
+	}
+	return clip(text, n)
+}
+
+func (f cells) abbreviate(text string) string {
+	if f.wide {
+		return text
+	}
+	return abbreviate(text)
 }
 
 // mintedUUID matches the UUID part of the member ids Regroup mints

@@ -68,11 +68,11 @@ func groupsListCmd(c *client) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "no groups")
 				return nil
 			}
-			t := newTable(cmd.OutOrStdout())
+			t, f := newTable(cmd.OutOrStdout()), c.cells()
 			t.row("GROUP", "STATE", "GEN", "MEMBERS", "PROTOCOL")
 			for _, g := range resp.GetGroups() {
-				t.row(shorten(g.GetGroupId(), groupWidth), stateName(g.GetState()), strconv.Itoa(int(g.GetGeneration())),
-					strconv.Itoa(int(g.GetMembers())), clip(g.GetProtocolName(), protocolWidth))
+				t.row(f.shorten(g.GetGroupId(), groupWidth), stateName(g.GetState()), strconv.Itoa(int(g.GetGeneration())),
+					strconv.Itoa(int(g.GetMembers())), f.clip(g.GetProtocolName(), protocolWidth))
 			}
 			return t.Flush()
 		},
@@ -101,21 +101,21 @@ field.`,
 			if c.output == "json" {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
-			return printDescription(cmd, resp, time.Now())
+			return printDescription(cmd, resp, time.Now(), c.cells())
 		},
 	}
 }
 
 // printDescription writes a group's description as tables; session
 // deadlines are shown relative to now.
-func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, now time.Time) error {
+func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, now time.Time, f cells) error {
 	out := cmd.OutOrStdout()
 	t := newTable(out)
-	t.row("Group:", clip(d.GetGroupId(), headerWidth))
+	t.row("Group:", f.clip(d.GetGroupId(), headerWidth))
 	t.row("State:", stateName(d.GetState()))
 	t.row("Generation:", strconv.Itoa(int(d.GetGeneration())))
-	t.row("Protocol:", orNone(clip(d.GetProtocolName(), headerWidth)))
-	t.row("Leader:", orNone(shorten(d.GetLeaderId(), headerWidth)))
+	t.row("Protocol:", orNone(f.clip(d.GetProtocolName(), headerWidth)))
+	t.row("Leader:", orNone(f.shorten(d.GetLeaderId(), headerWidth)))
 	// Unknown topics first: a clipped line must not hide them.
 	var topics []string
 	for _, u := range d.GetUnknownTopics() {
@@ -124,7 +124,7 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 	for _, tp := range d.GetTopics() {
 		topics = append(topics, fmt.Sprintf("%s (%d)", tp.GetName(), tp.GetPartitions()))
 	}
-	t.row("Topics:", orNone(clip(strings.Join(topics, ", "), headerWidth)))
+	t.row("Topics:", orNone(f.clip(strings.Join(topics, ", "), headerWidth)))
 	members := strconv.Itoa(len(d.GetMembers()))
 	if n := len(d.GetPendingMemberIds()); n > 0 {
 		members += fmt.Sprintf(" (and %d new member ids not joined yet)", n)
@@ -146,10 +146,10 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 			n, summary := summarize(m.GetAssignment())
 			parts := strconv.Itoa(n)
 			if n > 0 {
-				parts = clip(parts+" "+summary, partsWidth)
+				parts = f.clip(parts+" "+summary, partsWidth)
 			}
-			t.row(shorten(abbreviate(m.GetMemberId()), memberWidth), orDash(shorten(m.GetGroupInstanceId(), instanceWidth)),
-				orDash(shorten(m.GetClientHost(), hostWidth)), session, parts)
+			t.row(f.shorten(f.abbreviate(m.GetMemberId()), memberWidth), orDash(f.shorten(m.GetGroupInstanceId(), instanceWidth)),
+				orDash(f.shorten(m.GetClientHost(), hostWidth)), session, parts)
 		}
 		if err := t.Flush(); err != nil {
 			return err
@@ -175,7 +175,7 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 				gen = "-"
 			}
 			t.row(gen, duration, strconv.Itoa(int(r.GetPartitionsMoved())), strconv.Itoa(int(r.GetPartitionsRevoked())),
-				clip(abbreviate(group.Sanitize(r.GetCause())), causeWidth))
+				f.clip(f.abbreviate(group.Sanitize(r.GetCause())), causeWidth))
 		}
 		return t.Flush()
 	}

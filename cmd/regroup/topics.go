@@ -89,7 +89,7 @@ func topicsListCmd(c *client) *cobra.Command {
 			t := newTable(cmd.OutOrStdout())
 			t.row("TOPIC", "PARTITIONS")
 			for _, tp := range resp.GetTopics() {
-				t.row(clip(tp.GetName(), 66), strconv.Itoa(int(tp.GetPartitions())))
+				t.row(c.cells().clip(tp.GetName(), 66), strconv.Itoa(int(tp.GetPartitions())))
 			}
 			return t.Flush()
 		},
