@@ -427,14 +427,14 @@ func TestClusterDescribe(t *testing.T) {
 
 func TestEndpointParsing(t *testing.T) {
 	for in, want := range map[string]string{
-		"127.0.0.1:7070":           "127.0.0.1:7070",
-		"localhost":                "localhost:7070",
-		"http://127.0.0.1:7070":    "127.0.0.1:7070",
+		"127.0.0.1:9000":           "127.0.0.1:9000",
+		"localhost":                "localhost:" + defaultPort,
+		"http://127.0.0.1:9000":    "127.0.0.1:9000",
 		"https://coord-1:9000/x/y": "coord-1:9000",
-		"grpc://coord-1":           "coord-1:7070",
-		"::1":                      "[::1]:7070",
-		"[::1]":                    "[::1]:7070",
-		"[::1]:7000":               "[::1]:7000",
+		"grpc://coord-1":           "coord-1:" + defaultPort,
+		"::1":                      "[::1]:" + defaultPort,
+		"[::1]":                    "[::1]:" + defaultPort,
+		"[::1]:9000":               "[::1]:9000",
 	} {
 		if got, err := normalizeEndpoint(in); err != nil || got != want {
 			t.Errorf("normalizeEndpoint(%q) = %q, %v; want %q", in, got, err, want)

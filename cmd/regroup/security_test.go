@@ -37,7 +37,7 @@ func TestPlaintextRefusal(t *testing.T) {
 		{"10.0.0.1", true, false, false},
 		{"0.0.0.0", false, true, false},
 	} {
-		err := plaintextRefusal("--listen", &net.TCPAddr{IP: net.ParseIP(tc.ip), Port: 7070}, tc.tls, tc.insecure)
+		err := plaintextRefusal("--listen", &net.TCPAddr{IP: net.ParseIP(tc.ip), Port: 9070}, tc.tls, tc.insecure)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s tls=%v insecure=%v: %v, want refused %v", tc.ip, tc.tls, tc.insecure, err, tc.refused)
 		}
@@ -49,8 +49,8 @@ func TestPlaintextRefusal(t *testing.T) {
 
 func TestLoopbackEndpoint(t *testing.T) {
 	for ep, want := range map[string]bool{
-		"127.0.0.1:7070": true, "[::1]:7070": true, "localhost:7070": true,
-		"10.0.0.1:7070": false, "coordinator:7070": false, "127.0.0.1": false,
+		"127.0.0.1:9070": true, "[::1]:9070": true, "localhost:9070": true,
+		"10.0.0.1:9070": false, "coordinator:9070": false, "127.0.0.1": false,
 	} {
 		if got := loopbackEndpoint(ep); got != want {
 			t.Errorf("loopbackEndpoint(%q) = %v, want %v", ep, got, want)

@@ -157,7 +157,7 @@ func TestTokenOverPlaintext(t *testing.T) {
 	} {
 		ctx := peer.NewContext(context.Background(), &peer.Peer{
 			Addr:      &net.TCPAddr{IP: net.ParseIP("10.0.0.9"), Port: 5555},
-			LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.local), Port: 7070},
+			LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.local), Port: 9070},
 		})
 		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer secret"))
 		id, err := a.authenticate(ctx)

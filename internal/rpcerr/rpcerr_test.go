@@ -14,7 +14,7 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
-	in := regroup.Errorf(regroup.CodeNotCoordinator, "this node is a follower").With(regroup.MetaLeader, "10.0.0.7:7070")
+	in := regroup.Errorf(regroup.CodeNotCoordinator, "this node is a follower").With(regroup.MetaLeader, "10.0.0.7:9070")
 	st := rpcerr.ToStatus(fmt.Errorf("wrapped: %w", in))
 	if got := status.Code(st); got != codes.Unavailable {
 		t.Fatalf("gRPC code %v, want Unavailable", got)
@@ -24,7 +24,7 @@ func TestRoundTrip(t *testing.T) {
 	if !errors.As(out, &e) {
 		t.Fatalf("FromStatus returned %T %v, want *regroup.Error", out, out)
 	}
-	if !errors.Is(out, regroup.ErrNotCoordinator) || e.Message != "this node is a follower" || e.Metadata[regroup.MetaLeader] != "10.0.0.7:7070" {
+	if !errors.Is(out, regroup.ErrNotCoordinator) || e.Message != "this node is a follower" || e.Metadata[regroup.MetaLeader] != "10.0.0.7:9070" {
 		t.Fatalf("round trip lost information: %#v", e)
 	}
 }
