@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -45,17 +45,18 @@ func TestServeEmbeddedEtcdKeepsState(t *testing.T) {
 			root.SetArgs(args)
 			done <- root.ExecuteContext(ctx)
 		}()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		waitfor.Until(t, fmt.Sprintf("run %d: the coordinator leads", run), func() error {
+			select {
+			case err := <-done:
+				t.Fatalf("run %d: regroup serve exited early: %v", run, err)
+			default:
+			}
 			d, err := admin.DescribeCluster(ctx, &regroupv1.DescribeClusterRequest{})
-			if err == nil && d.GetRole() == regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER {
-				break
+			if err == nil && d.GetRole() != regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER {
+				err = fmt.Errorf("role %v", d.GetRole())
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("run %d: not leading after 60s: %v %v", run, d, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return err
+		})
 		if run == 0 {
 			if _, err := admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 8}}); err != nil {
 				t.Fatal(err)
