@@ -213,11 +213,12 @@ func (s State) String() string {
 
 // beat is a heartbeat in flight (id 0: none).
 type beat struct {
-	id     uint64
-	member string
-	gen    int32
-	sent   time.Time
-	hold   time.Duration
+	id      uint64
+	member  string
+	gen     int32
+	sent    time.Time
+	hold    time.Duration
+	timeout time.Duration
 }
 
 // overdue is when a heartbeat's answer is late enough to send a probe
@@ -276,6 +277,7 @@ type Member struct {
 	hb         beat
 	probe      beat
 	probeAt    time.Time // when to probe for hb (zero: no probe due)
+	probes     int       // probes sent for hb, none answered
 	hbAt       time.Time // when to send the next hb
 	hbFailures int
 	hbHeld     bool // the last heartbeat succeeded: the next may be held
@@ -771,7 +773,7 @@ func (m *Member) heartbeating() bool {
 // within a round trip; the heartbeat is not given up, because its answer
 // may yet come (a process frozen by a pause sees its timers fire and its
 // answers arrive at once when it wakes). A probe that gets no answer within
-// the slack is followed by another, one per slack, until one is answered: a
+// its gap (probeGap) is followed by another, until one is answered: a
 // network blip shorter than the lease costs nothing.
 func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 	if !m.heartbeating() {
@@ -780,12 +782,29 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 	switch {
 	case m.hb.id == 0 && !now.Before(m.hbAt):
 		m.hb = m.beat(now, out, m.hold(now), 0)
-		m.probeAt = m.hb.overdue(m.cfg.SessionTimeout)
+		m.probeAt, m.probes = m.hb.overdue(m.cfg.SessionTimeout), 0
 	case m.hb.id != 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt):
-		m.probe = m.beat(now, out, 0, heartbeatSlack(m.cfg.SessionTimeout))
+		m.probe = m.beat(now, out, 0, m.probeGap(now))
 		out.Requests[len(out.Requests)-1].Probe = true
 		m.probeAt = time.Time{}
+		m.probes++
 	}
+}
+
+// probeGap is how long a probe waits for its answer before the next probe
+// goes: the slack, doubled for every probe already sent for the same
+// heartbeat, within the lease (withinLease). A coordinator that is slow
+// rather than gone (overloaded: its calls queue behind one another) still
+// answers, and a call it answers after the member gave up on it is work
+// wasted; probes every slack would add a call per member and slack to the
+// queue that made them late. Within the lease, the gaps shrink as it runs
+// out, so a probe still goes while the lease can be saved.
+func (m *Member) probeGap(now time.Time) time.Duration {
+	d := heartbeatSlack(m.cfg.SessionTimeout)
+	for i := 0; i < m.probes && d < m.cfg.SessionTimeout; i++ {
+		d *= 2
+	}
+	return m.withinLease(now, d)
 }
 
 // beat sends one heartbeat held for up to hold, which times out after
@@ -794,7 +813,7 @@ func (m *Member) beat(now time.Time, out *Output, hold, timeout time.Duration) b
 	if timeout == 0 {
 		timeout = hold + m.cfg.SessionTimeout/3
 	}
-	b := beat{id: m.id(), member: m.memberID, gen: m.generation, sent: now, hold: hold}
+	b := beat{id: m.id(), member: m.memberID, gen: m.generation, sent: now, hold: hold, timeout: timeout}
 	m.sent(b.id, now)
 	// The request and, for an output with no other request, the output's
 	// list are one allocation: every member beats every few seconds.

@@ -245,7 +245,7 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 		m.hbHeld = err == nil || stale
 	}
 	if err == nil {
-		m.hbFailures = 0
+		m.hbFailures, m.probes = 0, 0
 		m.renew(sent)
 		return
 	}
@@ -293,10 +293,10 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 			m.hbAt = now.Add(m.backoff(now, m.hbFailures))
 		}
 	case retriable(err):
-		// The probe got no answer: probe again, a slack after the last one,
-		// while the heartbeat is still out.
+		// The probe got no answer: probe again, its gap after it, while
+		// the heartbeat is still out.
 		if m.hb.id != 0 {
-			m.probeAt = sent.Add(heartbeatSlack(m.cfg.SessionTimeout))
+			m.probeAt = sent.Add(b.timeout)
 		}
 	}
 }
