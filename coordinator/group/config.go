@@ -77,7 +77,7 @@ func DefaultConfig() Config {
 		HistoryLimit:          32,
 		MaxTopicPartitions:    1 << 20,
 		MaxGroups:             10_000,
-		MaxPendingMembers:     1_000,
+		MaxPendingMembers:     10_000,
 		PendingMemberTimeout:  5 * time.Second,
 		MaxGroupMetadataBytes: 16 << 20,
 	}
