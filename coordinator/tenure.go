@@ -61,6 +61,14 @@ func (t *tenure) call(ctx context.Context, host string, arrived time.Time, msg n
 		t.mu.Unlock()
 		return group.Reply{}, errEnded
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller gave up while the call waited for the lock (an
+		// overloaded coordinator): it will never read the answer, so the
+		// call changes nothing. A member's lease counts only answered
+		// calls, so not renewing this one's session is safe.
+		t.mu.Unlock()
+		return group.Reply{}, err
+	}
 	msg.Req = group.ReqID(t.s.reqs.Add(1))
 	msg.Host = host
 	msg.Identity = auth.FromContext(ctx).Name
