@@ -78,6 +78,15 @@ start_infra() {
     echo "MariaDB is not installed: apt-get install -y mariadb-server" >&2
     exit 1
   }
+  # Say which address is taken rather than fail later in a log: a
+  # coordinator from the main README may run on 7070 already.
+  for hp in "127.0.0.1:$DB_PORT PMQ_DB_PORT" "$REGROUP PMQ_REGROUP"; do
+    set -- $hp
+    if (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; then
+      echo "$1 is in use (by another coordinator or database?): pick another with $2=..." >&2
+      exit 1
+    fi
+  done
   mkdir -p "$STATE"
   rm -f "$STATE"/*.log
   build
