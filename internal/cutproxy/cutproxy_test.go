@@ -42,15 +42,21 @@ func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, line string, d time.Du
 	return strings.TrimSuffix(got, "\n"), err
 }
 
-func TestBlackholeHoldsThenDelivers(t *testing.T) {
+// connected starts a proxy in front of a line echo and connects to it.
+func connected(t *testing.T) (*cutproxy.Proxy, net.Conn, *bufio.Reader) {
+	t.Helper()
 	addr := echo(t)
 	p := cutproxy.Start(t, func() string { return addr })
 	c, err := net.Dial("tcp", p.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	r := bufio.NewReader(c)
+	t.Cleanup(func() { c.Close() })
+	return p, c, bufio.NewReader(c)
+}
+
+func TestBlackholeHoldsThenDelivers(t *testing.T) {
+	p, c, r := connected(t)
 	if got, err := roundTrip(t, c, r, "before", 10*time.Second); err != nil || got != "before" {
 		t.Fatalf("before the blackhole: got %q, %v", got, err)
 	}
@@ -82,14 +88,7 @@ func TestBlackholeHoldsThenDelivers(t *testing.T) {
 }
 
 func TestSeverClosesAndRefuses(t *testing.T) {
-	addr := echo(t)
-	p := cutproxy.Start(t, func() string { return addr })
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
+	p, c, r := connected(t)
 	if got, err := roundTrip(t, c, r, "hello", 10*time.Second); err != nil || got != "hello" {
 		t.Fatalf("got %q, %v", got, err)
 	}
