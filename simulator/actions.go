@@ -131,6 +131,7 @@ func (s *sim) activate(g *groupState) {
 	for i, t := range g.topics {
 		for p := int32(len(g.parts[t])); p < s.topics[t]; p++ {
 			idx := s.ledger.Add(g.tags[i], s.now)
+			s.work.Add(g.tags[i], s.now)
 			g.parts[t] = append(g.parts[t], idx)
 			s.partRefs = append(s.partRefs, partRef{group: g.name, topic: t, p: p, born: s.now})
 		}
@@ -516,12 +517,11 @@ func (s *sim) unsettled() string {
 // finish closes the books at the end of the run.
 func (s *sim) finish() {
 	s.ledger.Close(s.now)
+	s.work.Close(s.now)
 	s.overlaps()
 	m := &s.metrics
 	m.Simulated = time.Duration(s.end)
-	for tag := range s.tags {
-		m.UnownedSeconds += float64(s.ledger.Unowned(tag)) / float64(time.Second)
-	}
+	s.partitionSeconds()
 	for _, g := range s.groups {
 		m.Generation = max(m.Generation, g.maxGen)
 	}

@@ -88,6 +88,20 @@ func (p *process) name() string {
 
 func (p *process) paused() bool { return p.pausedUntil > 0 }
 
+// revoking reports whether the running callback revokes ledger partition
+// idx.
+func (p *process) revoking(idx int32) bool {
+	if p.cur == nil || p.cur.Kind != fsm.Revoked {
+		return false
+	}
+	for _, x := range p.cur.Partitions {
+		if p.node.group.partition(x.Topic, x.Partition) == idx {
+			return true
+		}
+	}
+	return false
+}
+
 // localNow is the process's clock reading at virtual time now.
 func (p *process) localNow(now int64) int64 {
 	if p.rate == 0 {
@@ -300,6 +314,11 @@ func (s *sim) runCallbacks(p *process) {
 		}
 	case fsm.Revoked:
 		d = s.draw(p.node.callbacks.OnRevoked)
+		for _, x := range cb.Partitions {
+			if idx := p.node.group.partition(x.Topic, x.Partition); idx >= 0 {
+				s.work.End(idx, p.owner, s.now, s.now) // revoking: no longer processed
+			}
+		}
 		s.metrics.Revoked += len(cb.Partitions)
 		s.metrics.revocations = append(s.metrics.revocations, timed{s.now, len(cb.Partitions)})
 	case fsm.Lost:
@@ -356,6 +375,14 @@ func (s *sim) own(p *process, x fsm.Partition) {
 	}
 	p.owns[idx] = true
 	delete(p.released, idx)
+	s.startWork(p, idx)
+}
+
+// startWork records that p processes ledger partition idx from now on.
+func (s *sim) startWork(p *process, idx int32) {
+	if err := s.work.Start(idx, p.owner, s.now); err != nil {
+		panic(fmt.Sprintf("simulator: %s: %v: the processing record is out of step with ownership", p.name(), err))
+	}
 }
 
 // release records that p's ownership of x ended at end. Giving up again
@@ -370,6 +397,7 @@ func (s *sim) release(p *process, x fsm.Partition, end int64) {
 		s.violate("ownership", "%s gave up %s/%d, which it did not own", p.name(), x.Topic, x.Partition)
 		return
 	}
+	s.work.End(idx, p.owner, end, s.now) // false if it was not processing it: paused or revoking
 	delete(p.owns, idx)
 	p.released[idx] = true
 }
@@ -407,6 +435,7 @@ func (s *sim) releaseAll(p *process) {
 			e = d
 		}
 		s.ledger.End(idx, p.owner, e, s.now)
+		s.work.End(idx, p.owner, e, s.now)
 	}
 	clear(p.owns)
 }
@@ -482,6 +511,9 @@ func (s *sim) pause(p *process, d int64) {
 			p.curLeft = p.curEnd - s.now
 			p.curTok++
 		}
+		for _, idx := range sortedKeys(p.owns) {
+			s.work.End(idx, p.owner, s.now, s.now) // frozen: processes nothing
+		}
 	}
 	p.pausedUntil = max(p.pausedUntil, s.now+d)
 	p.pauseTok++
@@ -501,6 +533,11 @@ func (s *sim) resume(p *process, tok uint64) {
 	}
 	p.pausedUntil = 0
 	s.tracef(p.name(), "resume")
+	for _, idx := range sortedKeys(p.owns) {
+		if !p.revoking(idx) {
+			s.startWork(p, idx)
+		}
+	}
 	if p.cur != nil {
 		p.curTok++
 		p.curEnd = s.now + p.curLeft

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,19 @@ type Metrics struct {
 	// summed over partitions (partition-seconds), from the start of each
 	// group's first member.
 	UnownedSeconds float64 `json:"unowned_partition_seconds"`
+	// NotProcessingSeconds is the time partitions existed without being
+	// processed, summed over partitions (partition-seconds), from the
+	// start of each group's first member: without an owner, or owned by
+	// a process that is revoking them (inside OnRevoked), paused (frozen
+	// by a stop-the-world pause), or past its lease (the lease ended and
+	// OnLost has not yet been called). It includes UnownedSeconds.
+	NotProcessingSeconds float64 `json:"not_processing_partition_seconds"`
+	// Window is the length of the windows of UnownedWindows and
+	// NotProcessingWindows: element i measures the partition-seconds from
+	// i·Window to (i+1)·Window (the last window ends with the run).
+	Window               time.Duration `json:"window_ns"`
+	UnownedWindows       []float64     `json:"unowned_windows"`
+	NotProcessingWindows []float64     `json:"not_processing_windows"`
 	// LastDisturbance is when the last disturbance ended. TimeToStable
 	// is how long after it every group settled for good (Stable, every
 	// member Stable, every partition owned), or -1 if the groups were
@@ -63,6 +77,9 @@ type Metrics struct {
 	RebalanceLog []Rebalance `json:"rebalance_log"`
 
 	revocations, losses []timed
+	// after holds unowned and not-processing partition-seconds from a
+	// time on (an expect line's since, or Options.Since).
+	after map[time.Duration][2]float64
 }
 
 // Rebalance is one completed rebalance, from the group's history entry.
@@ -139,10 +156,89 @@ func causeKey(kind string) string {
 	return kind
 }
 
+// defaultWindow is what a zero Options.Window means.
+const defaultWindow = 10 * time.Second
+
+func (s *sim) window() int64 {
+	if s.opts.Window > 0 {
+		return int64(s.opts.Window)
+	}
+	return int64(defaultWindow)
+}
+
+// sinces are the times from which partition-seconds are measured besides
+// the whole run: Options.Since and the expect lines' since.
+func (s *sim) sinces() []int64 {
+	var ts []int64
+	if s.opts.Since > 0 {
+		ts = append(ts, int64(s.opts.Since))
+	}
+	for _, e := range s.sc.Expects {
+		if e.Since > 0 {
+			ts = append(ts, int64(e.Since))
+		}
+	}
+	return ts
+}
+
+// planCuts lists the times the ownership and processing ledgers are cut
+// at: the ends of the windows and the sinces.
+func (s *sim) planCuts() {
+	for t := s.window(); t < s.end; t += s.window() {
+		s.cuts = append(s.cuts, t)
+	}
+	for _, t := range s.sinces() {
+		if t < s.end {
+			s.cuts = append(s.cuts, t)
+		}
+	}
+	slices.Sort(s.cuts)
+	s.cuts = slices.Compact(s.cuts)
+}
+
+// cutUntil cuts the ledgers at every planned time up to t.
+func (s *sim) cutUntil(t int64) {
+	for len(s.cuts) > 0 && s.cuts[0] <= t {
+		s.ledger.Cut(s.cuts[0])
+		s.work.Cut(s.cuts[0])
+		s.cuts = s.cuts[1:]
+	}
+}
+
+// partitionSeconds measures, from the closed ledgers, the partition-seconds
+// without an owner and without processing, in total, per window and from
+// each since on.
+func (s *sim) partitionSeconds() {
+	m := &s.metrics
+	sum := func(from, to int64) (unowned, idle float64) {
+		for tag := range s.tags {
+			unowned += float64(s.ledger.UnownedIn(tag, from, to))
+			idle += float64(s.work.UnownedIn(tag, from, to))
+		}
+		return unowned / float64(time.Second), idle / float64(time.Second)
+	}
+	m.UnownedSeconds, m.NotProcessingSeconds = sum(0, s.end)
+	m.Window = time.Duration(s.window())
+	m.UnownedWindows, m.NotProcessingWindows = []float64{}, []float64{}
+	for from := int64(0); from < s.end; from += s.window() {
+		u, n := sum(from, min(from+s.window(), s.end))
+		m.UnownedWindows = append(m.UnownedWindows, u)
+		m.NotProcessingWindows = append(m.NotProcessingWindows, n)
+	}
+	for _, t := range s.sinces() {
+		if m.after == nil {
+			m.after = map[time.Duration][2]float64{}
+		}
+		u, n := sum(min(t, s.end), s.end)
+		m.after[time.Duration(t)] = [2]float64{u, n}
+	}
+}
+
 // Value returns the metric an expectation names: a count, or seconds for
 // durations. since and cause restrict event metrics (see scenario.Expect);
 // ok is false when the metric has no value (stable, when the groups never
-// settled).
+// settled; unowned or not-processing since a time the run did not measure
+// from).
 func (m *Metrics) Value(metric scenario.Metric, since time.Duration, cause string) (v float64, ok bool) {
 	sum := func(ts []timed) float64 {
 		n := 0
@@ -173,8 +269,16 @@ func (m *Metrics) Value(metric scenario.Metric, since time.Duration, cause strin
 		return sum(m.losses), true
 	case scenario.MetricGeneration:
 		return float64(m.Generation), true
-	case scenario.MetricUnowned:
-		return m.UnownedSeconds, true
+	case scenario.MetricUnowned, scenario.MetricNotProcessing:
+		k := 0
+		if metric == scenario.MetricNotProcessing {
+			k = 1
+		}
+		if since <= 0 {
+			return [2]float64{m.UnownedSeconds, m.NotProcessingSeconds}[k], true
+		}
+		a, ok := m.after[since]
+		return a[k], ok
 	case scenario.MetricRebalanceMedian:
 		return m.RebalanceMedian.Seconds(), true
 	case scenario.MetricRebalanceMax:
@@ -211,7 +315,7 @@ func fmtValue(m scenario.Metric, v float64) string {
 	switch m {
 	case scenario.MetricStable, scenario.MetricRebalanceMedian, scenario.MetricRebalanceMax:
 		return time.Duration(v * float64(time.Second)).String()
-	case scenario.MetricUnowned:
+	case scenario.MetricUnowned, scenario.MetricNotProcessing:
 		return fmt.Sprintf("%.3f", v)
 	}
 	return strings.TrimSuffix(fmt.Sprintf("%.0f", v), ".")

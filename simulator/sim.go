@@ -59,6 +59,13 @@ type Options struct {
 	// Timeline records ownership and disturbances over time, for
 	// Result.Timeline.
 	Timeline bool
+	// Window is the length of the windows that Metrics.UnownedWindows and
+	// Metrics.NotProcessingWindows measure; zero means 10 s.
+	Window time.Duration
+	// Since, if positive, is a time from which Metrics.Value can measure
+	// the partition-seconds of unowned and not-processing, besides the
+	// since of every expect line.
+	Since time.Duration
 	// Progress, if set, is called as virtual time advances, at most once
 	// per hundredth of the scenario, with the virtual time reached and the
 	// scenario's end. It must not call back into the run.
@@ -145,7 +152,12 @@ type sim struct {
 	partRefs  []partRef        // ledger partition -> name
 	tags      int32            // ledger tags: one per group and topic
 	ledger    *ownership.Ledger
-	bound     int64 // the liveness bound
+	// work records when partitions are processed: owned by a process
+	// that is not paused, not revoking them, and within its lease (a
+	// lease's end is retroactive, as in ledger).
+	work  *ownership.Ledger
+	cuts  []int64 // times both ledgers are cut at, in order, still to come
+	bound int64   // the liveness bound
 
 	joinAssignors [][]assignor.Assignor // per action: a join's assignors
 	metrics       Metrics
@@ -178,10 +190,12 @@ func newSim(sc *scenario.Scenario, opts Options) (*sim, error) {
 		byGroup:      map[string]*groupState{},
 		byName:       map[string]*node{},
 		ledger:       ownership.New(opts.Timeline),
+		work:         ownership.New(false),
 		leaders:      map[leaderKey]string{},
 		livenessAt:   -1,
 		settledSince: -1,
 	}
+	s.planCuts()
 	if opts.Trace != nil {
 		s.traceHash = sha256.New()
 		s.trace = bufio.NewWriter(io.MultiWriter(opts.Trace, s.traceHash))
@@ -200,6 +214,7 @@ func (s *sim) run() (*Result, error) {
 	var mark int64 // the next progress report is due at this virtual time
 	for s.q.len() > 0 && !s.stopped && s.q.peek() <= s.end {
 		at, e := s.q.pop()
+		s.cutUntil(at)
 		s.now = at
 		s.metrics.Events++
 		s.dispatch(e)
@@ -209,6 +224,7 @@ func (s *sim) run() (*Result, error) {
 			mark = s.now + max(s.end/100, 1)
 		}
 	}
+	s.cutUntil(s.end)
 	s.now = s.end
 	s.finish()
 	res := &Result{Scenario: s.sc.Name, Seed: s.sc.Seed, Metrics: s.metrics, Violations: s.violations, Timeline: s.tl, Assignment: map[string][]string{}}
@@ -234,8 +250,8 @@ func (s *sim) run() (*Result, error) {
 
 func (r *Result) summaryLine() string {
 	m := r.Metrics
-	return fmt.Sprintf("rebalances=%d moved=%d revoked=%d lost=%d unowned=%.1fps messages=%d violations=%d",
-		m.Rebalances, m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.Messages, len(r.Violations))
+	return fmt.Sprintf("rebalances=%d moved=%d revoked=%d lost=%d unowned=%.1fps not-processing=%.1fps messages=%d violations=%d",
+		m.Rebalances, m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, m.Messages, len(r.Violations))
 }
 
 // clock is virtual now as a time.

@@ -3,17 +3,22 @@ package simulator_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/simulator"
 	"github.com/regroup-dev/regroup/simulator/report"
 	"github.com/regroup-dev/regroup/simulator/scenario"
 )
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden files testdata/*.golden with this run's output")
 
 func load(t *testing.T, path string) *scenario.Scenario {
 	t.Helper()
@@ -30,7 +35,9 @@ func load(t *testing.T, path string) *scenario.Scenario {
 
 // TestScenarios runs every shipped scenario in testdata/ and checks its
 // expect lines, with the safety checks after every event and the liveness
-// check after the last disturbance.
+// check after the last disturbance. Its summary and windows must match
+// testdata/NAME.golden (go test ./simulator -run TestScenarios -rewrite
+// writes them; review the diff like code).
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.sim")
 	if err != nil || len(files) < 10 {
@@ -50,7 +57,34 @@ func TestScenarios(t *testing.T) {
 			if !res.Metrics.LivenessChecked {
 				t.Errorf("the run ends before its liveness could be checked")
 			}
+			golden(t, strings.TrimSuffix(f, ".sim")+".golden", res)
 		})
+	}
+}
+
+// golden compares a run's summary and windows with the file at path, or
+// writes them there with -rewrite.
+func golden(t *testing.T, path string, res *simulator.Result) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := report.Summary(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.Windows(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	if *rewrite {
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (write it with -rewrite)", err)
+	}
+	if got := b.String(); got != string(want) {
+		t.Errorf("the output differs from %s (rewrite it with -rewrite if the change is meant):\n got:\n%s\nwant:\n%s", path, got, want)
 	}
 }
 
@@ -169,5 +203,74 @@ func TestFastRebalanceNotice(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no rebalance after the crash: %+v", res.Metrics.RebalanceLog)
+	}
+}
+
+// TestNotProcessing checks the partition-seconds not processed against
+// analytic expectations. A partition stops being processed when its owner
+// freezes, and starts again when the member it was given to is assigned
+// it: after a pause longer than the session timeout, the paused member's
+// partitions are not processed from the pause until the rebalance that
+// expired it, whereas unowned counts only the end of that, after its lease.
+// A revocation stops processing for the callback's duration (200 ms here):
+// so eager's excess over unowned is the partitions it revoked times 200 ms,
+// and a crash (which revokes nothing) costs only unowned time. Windows add
+// up to the totals.
+func TestNotProcessing(t *testing.T) {
+	sc := load(t, "testdata/gc-pause-long.sim")
+	sc.Expects = nil
+	res, err := simulator.Run(sc, simulator.Options{Since: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Metrics
+	var expired simulator.Rebalance
+	for _, r := range m.RebalanceLog {
+		if r.CauseKind == "member-expired" {
+			expired = r
+		}
+	}
+	// m4 owns 6 of the 64 partitions; the 6 revoked in the follow-up to
+	// its return spend 200 ms in OnRevoked. Within 0.25 p·s: assignments
+	// reach the members a few milliseconds after the rebalance, and the
+	// revoked partitions wait about 20 ms for their new owner.
+	want := 6*(expired.End-40*time.Second).Seconds() + 6*0.2
+	got, _ := m.Value(scenario.MetricNotProcessing, 20*time.Second, "")
+	unowned, _ := m.Value(scenario.MetricUnowned, 20*time.Second, "")
+	if math.Abs(got-want) > 0.25 {
+		t.Errorf("25 s pause: %.2f partition-seconds not processed since 20s, want 6 x (%v - 40s) + 6 x 0.2s = %.2f", got, expired.End, want)
+	}
+	if unowned > got/4 {
+		t.Errorf("25 s pause: unowned %.2f is more than a quarter of not processing %.2f: the pause is not counted", unowned, got)
+	}
+	sum := func(ws []float64) (s float64) {
+		for _, w := range ws {
+			s += w
+		}
+		return s
+	}
+	if len(m.NotProcessingWindows) != int((m.Simulated+m.Window-1)/m.Window) ||
+		math.Abs(sum(m.NotProcessingWindows)-m.NotProcessingSeconds) > 1e-6 || math.Abs(sum(m.UnownedWindows)-m.UnownedSeconds) > 1e-6 {
+		t.Errorf("windows %v (%v each) do not add up to %.3f and %.3f", m.NotProcessingWindows, m.Window, m.NotProcessingSeconds, m.UnownedSeconds)
+	}
+
+	for _, v := range []simulator.Variant{
+		{Protocol: assignor.Eager, Assignor: "cooperative-sticky", Membership: "dynamic"},
+		{Protocol: assignor.Cooperative, Assignor: "cooperative-sticky", Membership: "dynamic"},
+	} {
+		for _, file := range []string{"testdata/one-crash.sim", "testdata/rolling-restart.sim"} {
+			sc := load(t, file)
+			sc.Expects = nil
+			v.Apply(sc)
+			res, err := simulator.Run(sc, simulator.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := res.Metrics
+			want := m.UnownedSeconds + float64(m.Revoked)*0.2
+			if math.Abs(m.NotProcessingSeconds-want) > 0.01 {
+				t.Errorf("%s %v: not processing %.3f, want unowned %.3f + %d revoked x 0.2s = %.3f", file, v, m.NotProcessingSeconds, m.UnownedSeconds, m.Revoked, want)
+			}
+		}
 	}
 }

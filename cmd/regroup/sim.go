@@ -100,6 +100,8 @@ func simRunCmd() *cobra.Command {
 		trace, messages   bool
 		csvF, jsonF, svgF string
 		output            string
+		window            time.Duration
+		windows           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
@@ -109,12 +111,19 @@ func simRunCmd() *cobra.Command {
 partitions moved, revoked and lost, partition-seconds without an owner, time to
 stable after the last disturbance, messages, invariant violations and the expect
 lines that failed. Exits with an error if the run found a violation or an
-expectation failed.`,
+expectation failed.
+
+"not processing" counts the partition-seconds in which a partition had no owner,
+or an owner that was revoking it (inside OnRevoked), paused, or past its lease;
+"unowned" counts only the first. Both are measured per --window as well.`,
 		Example: `  # Run a shipped scenario:
   regroup sim run simulator/testdata/rolling-restart.sim
 
   # With another seed, the event trace, and the ownership timeline as SVG:
   regroup sim run simulator/testdata/gc-pause-long.sim --seed 7 --trace --svg pause.svg
+
+  # Where partitions were not processed, per 5 s window:
+  regroup sim run simulator/testdata/gc-pause-long.sim --window 5s --windows
 
   # Replay a seed a sweep reported:
   regroup sim run --random 229 --trace`,
@@ -122,6 +131,9 @@ expectation failed.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
+			}
+			if window <= 0 {
+				return fmt.Errorf("--window %v: want a positive duration, such as 10s", window)
 			}
 			path := ""
 			if len(args) == 1 {
@@ -135,7 +147,7 @@ expectation failed.`,
 				sc.Seed = uint64(seed)
 			}
 			out := cmd.OutOrStdout()
-			opts := simulator.Options{Timeline: svgF != "", Messages: messages}
+			opts := simulator.Options{Timeline: svgF != "", Messages: messages, Window: window}
 			if trace || messages {
 				opts.Trace = out
 			}
@@ -167,6 +179,9 @@ expectation failed.`,
 				err = report.JSON(out, row)
 			} else {
 				err = report.Summary(out, res)
+				if err == nil && windows {
+					err = report.Windows(out, res)
+				}
 			}
 			if err != nil {
 				return err
@@ -186,6 +201,8 @@ expectation failed.`,
 	f.StringVar(&jsonF, "json", "", "write the metrics, violations and failed expectations as JSON to this file")
 	f.StringVar(&svgF, "svg", "", "write the partition ownership timeline as SVG to this file")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	f.DurationVar(&window, "window", 10*time.Second, "length of the windows the partition-seconds without an owner and not processed are measured over (JSON, --windows)")
+	f.BoolVar(&windows, "windows", false, "after the summary, print the partition-seconds of every window in which some were not processed")
 	return cmd
 }
 

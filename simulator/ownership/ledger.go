@@ -12,12 +12,16 @@
 // pair and decides once both intervals are closed: they overlap if both
 // end after the later start.
 //
+// Unowned time can be measured between cuts (Cut) as well as in total, so
+// that a run's record can be split into windows or read from a time on.
+//
 // Times are nanoseconds on one clock. A Ledger is not safe for concurrent
 // use.
 package ownership
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -67,13 +71,21 @@ type part struct {
 // Ledger records ownership intervals.
 type Ledger struct {
 	parts    []part
-	owned    []int // per tag: partitions with at least one open interval
-	live     []int // per tag: partitions
+	owned    []int     // per tag: partitions with at least one open interval
+	live     []int     // per tag: partitions
+	byTag    [][]int32 // per tag: its partitions
 	nextID   int64
 	overlaps []Overlap
 	record   bool
 	ivs      []Interval
 	closedAt int64 // Close's time, or -1
+
+	// cuts are the times Cut was given, in order; cov[tag][i] is the
+	// time tag's partitions were covered in segment i, from cuts[i-1]
+	// (or the beginning) to cuts[i] (or the end).
+	cuts   []int64
+	cov    [][]int64
+	latest int64 // the latest present the Ledger was given
 }
 
 // New returns an empty Ledger; with record, it keeps every closed interval
@@ -87,10 +99,15 @@ func (l *Ledger) Add(tag int32, born int64) int32 {
 	for int(tag) >= len(l.owned) {
 		l.owned = append(l.owned, 0)
 		l.live = append(l.live, 0)
+		l.cov = append(l.cov, make([]int64, len(l.cuts)+1))
+		l.byTag = append(l.byTag, nil)
 	}
+	l.latest = max(l.latest, born)
 	l.live[tag]++
 	l.parts = append(l.parts, part{tag: tag, born: born, acct: born})
-	return int32(len(l.parts) - 1)
+	p := int32(len(l.parts) - 1)
+	l.byTag[tag] = append(l.byTag[tag], p)
+	return p
 }
 
 // Start records that owner starts owning p at now. It is an error if owner
@@ -102,6 +119,7 @@ func (l *Ledger) Start(p, owner int32, now int64) error {
 			return fmt.Errorf("owner %d starts owning partition %d, which it already owns since %d", owner, p, o.start)
 		}
 	}
+	l.latest = max(l.latest, now)
 	l.nextID++
 	id := l.nextID
 	for _, o := range pt.open {
@@ -129,6 +147,7 @@ func (l *Ledger) End(p, owner int32, end, now int64) bool {
 		return false
 	}
 	o := pt.open[i]
+	l.latest = max(l.latest, now)
 	end = min(end, now)
 	pt.open = append(pt.open[:i], pt.open[i+1:]...)
 	if l.record {
@@ -140,7 +159,7 @@ func (l *Ledger) End(p, owner int32, end, now int64) bool {
 	l.settle(p, pt, o.id, end)
 	if len(pt.open) == 0 {
 		l.owned[pt.tag]--
-		pt.account(now)
+		l.account(pt, now)
 	}
 	return true
 }
@@ -168,9 +187,9 @@ func (l *Ledger) settle(p int32, pt *part, id, end int64) {
 	pt.pairs = pt.pairs[:k]
 }
 
-// account adds the coverage of the closed intervals up to now. It is
+// account adds the coverage of pt's closed intervals up to now. It is
 // called when no interval is open: later intervals start at now or after.
-func (pt *part) account(now int64) {
+func (l *Ledger) account(pt *part, now int64) {
 	if now <= pt.acct {
 		pt.closed = pt.closed[:0]
 		return
@@ -181,11 +200,45 @@ func (pt *part) account(now int64) {
 		lo, hi := max(s.start, reach), min(s.end, now)
 		if hi > lo {
 			pt.covered += hi - lo
+			l.cover(pt.tag, lo, hi)
 			reach = hi
 		}
 	}
 	pt.acct = now
 	pt.closed = pt.closed[:0]
+}
+
+// cover adds [lo, hi) to tag's coverage, segment by segment.
+func (l *Ledger) cover(tag int32, lo, hi int64) {
+	cov := l.cov[tag]
+	i := sort.Search(len(l.cuts), func(i int) bool { return l.cuts[i] > lo })
+	for lo < hi {
+		to := hi
+		if i < len(l.cuts) {
+			to = min(hi, l.cuts[i])
+		}
+		cov[i] += to - lo
+		lo = to
+		i++
+	}
+}
+
+// Cut starts a new segment of the record at t, so that UnownedIn can
+// measure from or to t. t must not be before the latest present the Ledger
+// was given (coverage already accounted lies before it); a cut at the time
+// of the previous one changes nothing.
+func (l *Ledger) Cut(t int64) {
+	if t < l.latest || l.closedAt >= 0 {
+		panic(fmt.Sprintf("ownership: Cut(%d) before the present %d or after Close", t, l.latest))
+	}
+	if n := len(l.cuts); n > 0 && l.cuts[n-1] == t {
+		return
+	}
+	l.cuts = append(l.cuts, t)
+	for tag := range l.cov {
+		l.cov[tag] = append(l.cov[tag], 0)
+	}
+	l.latest = t
 }
 
 // Overlaps returns the overlaps found since the previous call.
@@ -222,7 +275,7 @@ func (l *Ledger) Close(now int64) {
 		for len(pt.open) > 0 {
 			l.End(int32(p), pt.open[0].owner, now, now)
 		}
-		pt.account(now)
+		l.account(pt, now)
 	}
 	l.closedAt = now
 }
@@ -238,6 +291,42 @@ func (l *Ledger) Unowned(tag int32) int64 {
 		if pt.tag == tag && l.closedAt > pt.born {
 			total += l.closedAt - pt.born - pt.covered
 		}
+	}
+	return total
+}
+
+// UnownedIn returns, after Close, the time tag's partitions existed
+// without an owner from from to to, in nanoseconds (summed over
+// partitions). from and to must each be 0, a cut, or at or after Close's
+// time; it panics otherwise.
+func (l *Ledger) UnownedIn(tag int32, from, to int64) int64 {
+	if l.closedAt < 0 {
+		panic("ownership: UnownedIn before Close")
+	}
+	to = min(to, l.closedAt)
+	from = min(from, to)
+	seg := func(t int64) int { // the first segment that starts at or after t
+		if t <= 0 {
+			return 0
+		}
+		if t >= l.closedAt {
+			return len(l.cuts) + 1
+		}
+		i, ok := slices.BinarySearch(l.cuts, t)
+		if !ok {
+			panic(fmt.Sprintf("ownership: UnownedIn from or to %d, which is not a cut", t))
+		}
+		return i + 1
+	}
+	if int(tag) >= len(l.cov) {
+		return 0
+	}
+	var total int64
+	for _, p := range l.byTag[tag] {
+		total += max(0, to-max(from, l.parts[p].born))
+	}
+	for _, c := range l.cov[tag][seg(from):seg(to)] {
+		total -= c
 	}
 	return total
 }

@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// TestAgainstNaive drives a Ledger with random starts and (possibly
-// retroactive) ends and compares its overlaps and unowned time with a
-// direct computation over all the intervals.
+// TestAgainstNaive drives a Ledger with random starts, (possibly
+// retroactive) ends and cuts, and compares its overlaps and unowned time,
+// in total and between cuts, with a direct computation over all the
+// intervals.
 func TestAgainstNaive(t *testing.T) {
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 1))
@@ -23,8 +24,13 @@ func TestAgainstNaive(t *testing.T) {
 		}
 		now := int64(5)
 		owns := map[[2]int32]bool{}
+		cuts := []int64{0}
 		for range 60 {
 			now += int64(rng.IntN(4))
+			if rng.IntN(5) == 0 {
+				l.Cut(now)
+				cuts = append(cuts, now)
+			}
 			p, o := int32(rng.IntN(parts)), int32(rng.IntN(4))
 			if owns[[2]int32{p, o}] {
 				end := now - int64(rng.IntN(6))
@@ -84,6 +90,20 @@ func TestAgainstNaive(t *testing.T) {
 			}
 			if u := l.Unowned(tag); u != naive {
 				t.Fatalf("seed %d tag %d: unowned %d, want %d (intervals %v)", seed, tag, u, naive, ivs)
+			}
+			cuts := append(cuts, now)
+			from, to := cuts[rng.IntN(len(cuts))], cuts[rng.IntN(len(cuts))]
+			from, to = min(from, to), max(from, to)
+			var between int64
+			for p := range parts {
+				for x := max(born[p], from); int32(p%2) == tag && x < to; x++ {
+					if !slices.ContainsFunc(ivs, func(iv Interval) bool { return iv.P == int32(p) && iv.Start <= x && x < iv.End }) {
+						between++
+					}
+				}
+			}
+			if u := l.UnownedIn(tag, from, to); u != between {
+				t.Fatalf("seed %d tag %d: unowned from %d to %d: %d, want %d (cuts %v, intervals %v)", seed, tag, from, to, u, between, cuts, ivs)
 			}
 		}
 	}

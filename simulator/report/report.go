@@ -42,6 +42,7 @@ func Summary(w io.Writer, res *simulator.Result) error {
 	p("revoked", "%d partitions (in OnRevoked)", m.Revoked)
 	p("lost", "%d partitions (in OnLost)", m.Lost)
 	p("unowned", "%.1f partition-seconds", m.UnownedSeconds)
+	p("not processing", "%.1f partition-seconds (no owner, or its owner revoking, paused or past its lease)%s", m.NotProcessingSeconds, worstWindow(m))
 	p("stable", "%s", stable(m))
 	p("liveness", "%s", liveness(res))
 	p("messages", "%d", m.Messages)
@@ -66,6 +67,38 @@ func Summary(w io.Writer, res *simulator.Result) error {
 		}
 	}
 	return nil
+}
+
+// Windows writes, one line per window in which some partition-seconds
+// were not processed, the window's start and its partition-seconds without
+// an owner and not processed (see simulator.Metrics).
+func Windows(w io.Writer, res *simulator.Result) error {
+	m := res.Metrics
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "window (%v) from\tunowned p·s\tnot processing p·s\t\n", m.Window)
+	for i, v := range m.NotProcessingWindows {
+		if v < 0.05 {
+			continue
+		}
+		fmt.Fprintf(tw, "%v\t%.1f\t%.1f\t\n", time.Duration(i)*m.Window, m.UnownedWindows[i], v)
+	}
+	return tw.Flush()
+}
+
+// worstWindow names the window with the most partition-seconds not
+// processed, if any.
+func worstWindow(m simulator.Metrics) string {
+	k := -1
+	for i, v := range m.NotProcessingWindows {
+		if v > 0.05 && (k < 0 || v > m.NotProcessingWindows[k]) {
+			k = i
+		}
+	}
+	if k < 0 {
+		return ""
+	}
+	from := time.Duration(k) * m.Window
+	return fmt.Sprintf("; worst %v window %.1f, from %v", m.Window, m.NotProcessingWindows[k], from)
 }
 
 func causes(c map[string]int) string {
@@ -112,20 +145,20 @@ func round(d time.Duration) time.Duration {
 }
 
 // Table writes one row per variant: rebalances, rebalance durations,
-// partitions moved, revoked and lost, unowned partition-seconds, time to
-// stable, messages and violations.
+// partitions moved, revoked and lost, partition-seconds without an owner
+// and not processed, time to stable, messages and violations.
 func Table(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "protocol\tassignor\tmembership\trebalances\tmedian\tmax\tmoved\trevoked\tlost\tunowned p·s\tstable after\tmessages\tviolations\t")
+	fmt.Fprintln(tw, "protocol\tassignor\tmembership\trebalances\tmedian\tmax\tmoved\trevoked\tlost\tunowned p·s\tnot processing p·s\tstable after\tmessages\tviolations\t")
 	for _, r := range rows {
 		m := r.Result.Metrics
 		st := "never"
 		if m.Stable && m.TimeToStable >= 0 {
 			st = round(m.TimeToStable).String()
 		}
-		fmt.Fprintf(tw, "%v\t%s\t%s\t%d\t%v\t%v\t%d\t%d\t%d\t%.1f\t%s\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%v\t%s\t%s\t%d\t%v\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%d\t%d\t\n",
 			r.Variant.Protocol, r.Variant.Assignor, membership(r.Variant), m.Rebalances, round(m.RebalanceMedian), round(m.RebalanceMax),
-			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, st, m.Messages, len(r.Result.Violations))
+			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, st, m.Messages, len(r.Result.Violations))
 	}
 	return tw.Flush()
 }
@@ -133,17 +166,17 @@ func Table(w io.Writer, rows []Row) error {
 // Markdown writes the same table as Table, as a Markdown table.
 func Markdown(w io.Writer, rows []Row) error {
 	var b strings.Builder
-	b.WriteString("| protocol | assignor | membership | rebalances | median | max | moved | revoked | lost | unowned p·s | stable after | messages | violations |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| protocol | assignor | membership | rebalances | median | max | moved | revoked | lost | unowned p·s | not processing p·s | stable after | messages | violations |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		m := r.Result.Metrics
 		st := "never"
 		if m.Stable && m.TimeToStable >= 0 {
 			st = round(m.TimeToStable).String()
 		}
-		fmt.Fprintf(&b, "| %v | %s | %s | %d | %v | %v | %d | %d | %d | %.1f | %s | %d | %d |\n",
+		fmt.Fprintf(&b, "| %v | %s | %s | %d | %v | %v | %d | %d | %d | %.1f | %.1f | %s | %d | %d |\n",
 			r.Variant.Protocol, r.Variant.Assignor, membership(r.Variant), m.Rebalances, round(m.RebalanceMedian), round(m.RebalanceMax),
-			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, st, m.Messages, len(r.Result.Violations))
+			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, st, m.Messages, len(r.Result.Violations))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -218,7 +251,7 @@ func writeJSON(w io.Writer, v any) error {
 var CSVHeader = []string{
 	"scenario", "seed", "protocol", "assignors", "membership", "rebalances", "generation",
 	"rebalance_median_s", "rebalance_max_s", "moved", "revoked", "lost", "unowned_partition_seconds",
-	"time_to_stable_s", "stable", "messages", "violations", "fatal", "failed_expectations",
+	"not_processing_partition_seconds", "time_to_stable_s", "stable", "messages", "violations", "fatal", "failed_expectations",
 }
 
 // CSV writes a header and one line per run.
@@ -242,7 +275,7 @@ func CSV(w io.Writer, rows []Row) error {
 			r.Result.Scenario, strconv.FormatUint(r.Result.Seed, 10), proto, as, mem,
 			strconv.Itoa(m.Rebalances), strconv.Itoa(int(m.Generation)), f(m.RebalanceMedian), f(m.RebalanceMax),
 			strconv.Itoa(m.Moved), strconv.Itoa(m.Revoked), strconv.Itoa(m.Lost),
-			strconv.FormatFloat(m.UnownedSeconds, 'f', 3, 64), tts, strconv.FormatBool(m.Stable),
+			strconv.FormatFloat(m.UnownedSeconds, 'f', 3, 64), strconv.FormatFloat(m.NotProcessingSeconds, 'f', 3, 64), tts, strconv.FormatBool(m.Stable),
 			strconv.Itoa(m.Messages), strconv.Itoa(len(r.Result.Violations)), strconv.Itoa(m.Fatal), strconv.Itoa(len(r.Result.Failed)),
 		}
 		if err := cw.Write(rec); err != nil {

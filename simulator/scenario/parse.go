@@ -669,10 +669,10 @@ func (p *parser) expect(n int, f []string) error {
 			return fmt.Errorf("expect: %s: %q is not a whole number", name, rest)
 		}
 		e.Value = float64(v)
-	case MetricUnowned:
+	case MetricUnowned, MetricNotProcessing:
 		v, err := strconv.ParseFloat(rest, 64)
 		if err != nil || v < 0 {
-			return fmt.Errorf("expect: unowned: %q is not a number of partition-seconds", rest)
+			return fmt.Errorf("expect: %s: %q is not a number of partition-seconds", name, rest)
 		}
 		e.Value = v
 	default:
@@ -696,9 +696,9 @@ func (p *parser) expect(n int, f []string) error {
 	}
 	if _, ok := a.kv["since"]; ok {
 		switch e.Metric {
-		case MetricRebalances, MetricMoved, MetricRevoked, MetricLost:
+		case MetricRebalances, MetricMoved, MetricRevoked, MetricLost, MetricUnowned, MetricNotProcessing:
 		default:
-			return errors.New("expect: since= applies to rebalances, moved, revoked and lost")
+			return errors.New("expect: since= applies to rebalances, moved, revoked, lost, unowned and not-processing")
 		}
 		if err := a.duration("since", &e.Since); err != nil {
 			return err
@@ -714,7 +714,7 @@ func (p *parser) expect(n int, f []string) error {
 func metricNames() []string {
 	return []string{
 		string(MetricRebalances), string(MetricGeneration), string(MetricMoved), string(MetricRevoked),
-		string(MetricLost), string(MetricUnowned), string(MetricRebalanceMedian), string(MetricRebalanceMax),
+		string(MetricLost), string(MetricUnowned), string(MetricNotProcessing), string(MetricRebalanceMedian), string(MetricRebalanceMax),
 		string(MetricStable) + " (or stable-within)", string(MetricMessages), string(MetricViolations), string(MetricFatal),
 	}
 }

@@ -289,7 +289,8 @@ type Expect struct {
 	Op     Op
 	// Value is a count, or seconds for duration metrics.
 	Value float64
-	// Since restricts event metrics to what happens from this time on.
+	// Since restricts event metrics, and the partition-seconds of unowned
+	// and not-processing, to what happens from this time on.
 	Since time.Duration
 	// Cause restricts rebalances to one cause kind (group.Cause).
 	Cause string
@@ -306,6 +307,7 @@ const (
 	MetricRevoked         Metric = "revoked"
 	MetricLost            Metric = "lost"
 	MetricUnowned         Metric = "unowned"
+	MetricNotProcessing   Metric = "not-processing"
 	MetricRebalanceMedian Metric = "rebalance-median"
 	MetricRebalanceMax    Metric = "rebalance-max"
 	MetricStable          Metric = "stable"
