@@ -143,6 +143,7 @@ func (s *sim) dispatch(e event) {
 	p := e.proc
 	switch e.kind {
 	case evAction:
+		s.disturbance()
 		s.action(e.idx)
 	case evToCoord:
 		if p.node.partitioned {
@@ -207,6 +208,7 @@ func (s *sim) dispatch(e event) {
 		}
 		s.disturbed()
 	case evChurn:
+		s.disturbance()
 		s.churn(e.idx)
 	case evLiveness:
 		// afterEvent checks liveness from now on.
@@ -525,18 +527,7 @@ func (s *sim) finish() {
 	for _, g := range s.groups {
 		m.Generation = max(m.Generation, g.maxGen)
 	}
-	durs := make([]time.Duration, 0, len(m.RebalanceLog))
-	for _, r := range m.RebalanceLog {
-		durs = append(durs, r.End-r.Start)
-	}
-	slices.Sort(durs)
-	if len(durs) > 0 {
-		m.RebalanceMedian = durs[len(durs)/2]
-		if len(durs)%2 == 0 {
-			m.RebalanceMedian = (durs[len(durs)/2-1] + durs[len(durs)/2]) / 2
-		}
-		m.RebalanceMax = durs[len(durs)-1]
-	}
+	m.RebalanceMedian, m.RebalanceMax = durations(m.RebalanceLog)
 	m.LastDisturbance = time.Duration(s.lastDisturbance)
 	m.LivenessChecked = s.livenessAt >= 0 && s.livenessAt <= s.end && s.net.loss == 0
 	m.Stable = s.settledSince >= 0

@@ -75,6 +75,9 @@ type Metrics struct {
 	Refused    int `json:"refused"`
 	// RebalanceLog lists every completed rebalance.
 	RebalanceLog []Rebalance `json:"rebalance_log"`
+	// Disturbances lists what followed each disturbance: each time at
+	// which scenario actions or churn events ran, until the next one.
+	Disturbances []Disturbance `json:"disturbances"`
 
 	revocations, losses []timed
 	// after holds unowned and not-processing partition-seconds from a
@@ -93,6 +96,134 @@ type Rebalance struct {
 	Members    int           `json:"members"`
 	Moved      int           `json:"moved"`
 	Revoked    int           `json:"revoked"`
+}
+
+// Disturbance is what followed one disturbance (the scenario actions and
+// churn events of one instant), until the next one or the end of the run.
+type Disturbance struct {
+	At time.Duration `json:"at_ns"`
+	// Rebalances counts the rebalances that started in the interval;
+	// Settled is how long after At the last of them ended (0 if none).
+	Rebalances int           `json:"rebalances"`
+	Settled    time.Duration `json:"settled_ns"`
+	// Unowned and NotProcessing are the interval's partition-seconds.
+	Unowned       float64 `json:"unowned_partition_seconds"`
+	NotProcessing float64 `json:"not_processing_partition_seconds"`
+}
+
+// DisturbanceStats sums up Disturbances: how many there were, and the mean,
+// median and largest number of rebalances, time to settle and
+// partition-seconds not processed that followed one.
+type DisturbanceStats struct {
+	Count                                                    int
+	RebalancesMean, RebalancesMedian                         float64
+	RebalancesMax                                            int
+	SettledMean, SettledMedian, SettledMax                   time.Duration
+	NotProcessingMean, NotProcessingMedian, NotProcessingMax float64
+}
+
+// Stats sums up m.Disturbances.
+func (m *Metrics) Stats() DisturbanceStats {
+	ds := m.Disturbances
+	st := DisturbanceStats{Count: len(ds)}
+	if len(ds) == 0 {
+		return st
+	}
+	rbs := make([]float64, len(ds))
+	settled := make([]float64, len(ds))
+	idle := make([]float64, len(ds))
+	for i, d := range ds {
+		rbs[i], settled[i], idle[i] = float64(d.Rebalances), float64(d.Settled), d.NotProcessing
+	}
+	st.RebalancesMean, st.RebalancesMedian = mean(rbs), median(rbs)
+	st.RebalancesMax = int(slices.Max(rbs))
+	st.SettledMean, st.SettledMedian, st.SettledMax = time.Duration(mean(settled)), time.Duration(median(settled)), time.Duration(slices.Max(settled))
+	st.NotProcessingMean, st.NotProcessingMedian, st.NotProcessingMax = mean(idle), median(idle), slices.Max(idle)
+	return st
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// median is the middle of xs (the mean of the two middle values of an even
+// count); it sorts xs.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
+// From returns the metrics of what happened from since on: the rebalances
+// that ended at or after it (their count, causes, durations and partitions
+// moved), the partitions revoked and lost in callbacks invoked at or after
+// it, the partition-seconds from it on, and the disturbances at or after
+// it. The rest (messages, time to stable, windows) is the whole run's.
+// The partition-seconds must have been measured from since (Options.Since
+// or an expect line's since); otherwise From returns an error.
+func (m *Metrics) From(since time.Duration) (Metrics, error) {
+	if since <= 0 {
+		return *m, nil
+	}
+	a, ok := m.after[since]
+	if !ok {
+		return Metrics{}, fmt.Errorf("regroup: simulator: partition-seconds from %v were not measured: run with Options.Since = %v", since, since)
+	}
+	out := *m
+	out.UnownedSeconds, out.NotProcessingSeconds = a[0], a[1]
+	out.RebalanceLog, out.Causes, out.Moved = nil, nil, 0
+	for _, r := range m.RebalanceLog {
+		if r.End >= since {
+			out.RebalanceLog = append(out.RebalanceLog, r)
+			out.Moved += r.Moved
+			if out.Causes == nil {
+				out.Causes = map[string]int{}
+			}
+			out.Causes[causeKey(r.CauseKind)]++
+		}
+	}
+	out.Rebalances = len(out.RebalanceLog)
+	out.RebalanceMedian, out.RebalanceMax = durations(out.RebalanceLog)
+	rv, _ := m.Value(scenario.MetricRevoked, since, "")
+	lo, _ := m.Value(scenario.MetricLost, since, "")
+	out.Revoked, out.Lost = int(rv), int(lo)
+	out.Disturbances = nil
+	for _, d := range m.Disturbances {
+		if d.At >= since {
+			out.Disturbances = append(out.Disturbances, d)
+		}
+	}
+	return out, nil
+}
+
+// durations returns the median and largest duration of rebalances.
+func durations(rs []Rebalance) (med, longest time.Duration) {
+	if len(rs) == 0 {
+		return 0, 0
+	}
+	ds := make([]float64, len(rs))
+	for i, r := range rs {
+		ds[i] = float64(r.End - r.Start)
+	}
+	return time.Duration(median(ds)), time.Duration(slices.Max(ds))
+}
+
+// disturbance notes that scenario actions or churn events run now, and
+// cuts the ledgers here to measure what follows.
+func (s *sim) disturbance() {
+	if n := len(s.disturbances); n > 0 && s.disturbances[n-1] == s.now {
+		return
+	}
+	s.disturbances = append(s.disturbances, s.now)
+	s.ledger.Cut(s.now)
+	s.work.Cut(s.now)
 }
 
 type timed struct {
@@ -224,6 +355,21 @@ func (s *sim) partitionSeconds() {
 		u, n := sum(from, min(from+s.window(), s.end))
 		m.UnownedWindows = append(m.UnownedWindows, u)
 		m.NotProcessingWindows = append(m.NotProcessingWindows, n)
+	}
+	for i, at := range s.disturbances {
+		to := s.end
+		if i+1 < len(s.disturbances) {
+			to = s.disturbances[i+1]
+		}
+		d := Disturbance{At: time.Duration(at)}
+		for _, r := range m.RebalanceLog {
+			if r.Start >= d.At && r.Start < time.Duration(to) {
+				d.Rebalances++
+				d.Settled = max(d.Settled, r.End-d.At)
+			}
+		}
+		d.Unowned, d.NotProcessing = sum(at, to)
+		m.Disturbances = append(m.Disturbances, d)
 	}
 	for _, t := range s.sinces() {
 		if m.after == nil {

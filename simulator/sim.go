@@ -155,9 +155,12 @@ type sim struct {
 	// work records when partitions are processed: owned by a process
 	// that is not paused, not revoking them, and within its lease (a
 	// lease's end is retroactive, as in ledger).
-	work  *ownership.Ledger
-	cuts  []int64 // times both ledgers are cut at, in order, still to come
-	bound int64   // the liveness bound
+	work *ownership.Ledger
+	cuts []int64 // times both ledgers are cut at, in order, still to come
+	// disturbances are the times scenario actions and churn events ran,
+	// in order, each once; both ledgers are cut there too.
+	disturbances []int64
+	bound        int64 // the liveness bound
 
 	joinAssignors [][]assignor.Assignor // per action: a join's assignors
 	metrics       Metrics

@@ -274,3 +274,47 @@ func TestNotProcessing(t *testing.T) {
 		}
 	}
 }
+
+// TestDisturbances: in a rolling restart of 50 members (one every 10 s,
+// down 2 s), each restart is one disturbance. Dynamic members cost two
+// rebalances each under eager (the leave and the join) and three under
+// cooperative (the follow-up round); static members none. From 20 s on,
+// the static group's partitions wait only for their member to come back:
+// 4 partitions, down 2 s and rejoining, per restart. Metrics.From leaves out
+// the initial join, and needs the time measured.
+func TestDisturbances(t *testing.T) {
+	for _, tc := range []struct {
+		v          simulator.Variant
+		rebalances float64
+	}{
+		{simulator.Variant{Protocol: assignor.Eager, Assignor: "cooperative-sticky", Membership: "dynamic"}, 2},
+		{simulator.Variant{Protocol: assignor.Cooperative, Assignor: "cooperative-sticky", Membership: "dynamic"}, 3},
+		{simulator.Variant{Protocol: assignor.Cooperative, Assignor: "cooperative-sticky", Membership: "static"}, 0},
+	} {
+		sc := load(t, "testdata/rolling-restart.sim")
+		sc.Expects = nil
+		tc.v.Apply(sc)
+		res, err := simulator.Run(sc, simulator.Options{Since: 20 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.Metrics.From(25 * time.Second); err == nil {
+			t.Errorf("From a time that was not measured gave no error")
+		}
+		m, err := res.Metrics.From(20 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := m.Stats()
+		if st.Count != 50 || st.RebalancesMean != tc.rebalances || m.RebalanceMax >= 6*time.Second {
+			t.Errorf("%v: %d disturbances, %.2f rebalances each, longest rebalance %v; want 50, %.0f each, and no initial join", tc.v, st.Count, st.RebalancesMean, m.RebalanceMax, tc.rebalances)
+		}
+		if tc.v.Membership == "static" {
+			// 200 partitions x 2 s down, the rejoin's round trips, and 200
+			// revocations of 200 ms.
+			if lo, hi := 400.0+40, 410.0+40; m.NotProcessingSeconds < lo || m.NotProcessingSeconds > hi {
+				t.Errorf("static: %.1f partition-seconds not processed from 20s, want %.0f to %.0f", m.NotProcessingSeconds, lo, hi)
+			}
+		}
+	}
+}

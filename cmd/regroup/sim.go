@@ -213,6 +213,7 @@ func simCompareCmd() *cobra.Command {
 		seed                 int64
 		output, csvF         string
 		parallel             int
+		since                time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "compare FILE",
@@ -220,7 +221,13 @@ func simCompareCmd() *cobra.Command {
 		Long: `Run a scenario once per combination of rebalance protocol and assignor (every
 member offering that assignor), and print one table with a row per combination:
 rebalances, median and max rebalance duration, partitions moved, revoked and lost,
-partition-seconds without an owner, time to stable, messages and violations.
+partition-seconds without an owner and not processed, time to stable, and for
+the disturbances (each instant at which scenario actions or churn events ran) how
+many there were, the mean number of rebalances after one, and the median and
+longest time from one to the end of its last rebalance; then messages and
+violations. --since counts only what happened from then on (rebalances that
+ended then or later, partition-seconds from then, disturbances then or later), to
+leave out the initial join.
 
 A member is cooperative only if every assignor it offers supports it, so an
 assignor that supports both protocols runs eagerly by being offered with range
@@ -233,12 +240,18 @@ expect lines are not checked (they are written for its own configuration).`,
   regroup sim compare simulator/testdata/one-crash.sim \
       --protocols eager,cooperative --assignors range,sticky,cooperative-sticky,static --static
 
+  # Without the initial join: rebalances and partition-seconds from 30s on:
+  regroup sim compare simulator/testdata/one-crash.sim --since 30s
+
   # As JSON, for a notebook:
   regroup sim compare simulator/testdata/rolling-restart.sim -o json > rolling.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "text", "json", "markdown"); err != nil {
 				return err
+			}
+			if since < 0 {
+				return fmt.Errorf("--since %v: want a time from the start of the run, such as 30s", since)
 			}
 			var memberships []string
 			if static {
@@ -268,7 +281,10 @@ expect lines are not checked (they are written for its own configuration).`,
 					sc.Seed = uint64(seed)
 				}
 				variants[i].Apply(sc)
-				res, err := simulator.Run(sc, simulator.Options{})
+				res, err := simulator.Run(sc, simulator.Options{Since: since})
+				if err == nil {
+					res.Metrics, err = res.Metrics.From(since)
+				}
 				rows[i], errs[i] = report.Row{Variant: variants[i], Result: res}, err
 			})
 			for i, err := range errs {
@@ -288,7 +304,11 @@ expect lines are not checked (they are written for its own configuration).`,
 			case "markdown":
 				err = report.Markdown(out, rows)
 			default:
-				fmt.Fprintf(out, "%s, seed %d\n", base.Name, rows[0].Result.Seed)
+				from := ""
+				if since > 0 {
+					from = fmt.Sprintf(", from %v on", since)
+				}
+				fmt.Fprintf(out, "%s, seed %d%s\n", base.Name, rows[0].Result.Seed, from)
 				err = report.Table(out, rows)
 			}
 			if err != nil {
@@ -310,6 +330,7 @@ expect lines are not checked (they are written for its own configuration).`,
 	f.Int64Var(&seed, "seed", 0, "seed for every run (default: the scenario's)")
 	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	f.StringVar(&csvF, "csv", "", "also write the rows as CSV to this file")
+	f.DurationVar(&since, "since", 0, "count only what happened from this time on (as expect's since=), leaving out the initial join")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	return cmd
 }

@@ -87,6 +87,30 @@ func TestSimCompare(t *testing.T) {
 	if _, _, err = runSim(t, "compare", "../../simulator/testdata/gc-pause-short.sim", "--protocols", "lazy"); err == nil {
 		t.Error("an unknown protocol was accepted")
 	}
+
+	// --since leaves out the initial join (a 6 s rebalance): one crash,
+	// one disturbance, one rebalance of a few round trips.
+	out, _, err = runSim(t, "compare", "../../simulator/testdata/one-crash.sim", "--protocols", "cooperative", "--assignors", "cooperative-sticky", "--since", "30s", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var since []struct {
+		Metrics struct {
+			Rebalances int   `json:"rebalances"`
+			Max        int64 `json:"rebalance_max_ns"`
+		} `json:"metrics"`
+		Stats struct {
+			Count   int   `json:"disturbances"`
+			Settled int64 `json:"settled_max_ns"`
+		} `json:"disturbance_stats"`
+	}
+	if err := json.Unmarshal([]byte(out), &since); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(since) != 1 || since[0].Metrics.Rebalances != 1 || since[0].Metrics.Max > int64(time.Second) ||
+		since[0].Stats.Count != 1 || since[0].Stats.Settled < int64(7*time.Second) || since[0].Stats.Settled > int64(10*time.Second) {
+		t.Errorf("compare --since 30s: %+v, want 1 rebalance shorter than 1s, 1 disturbance settled within the session timeout", since)
+	}
 }
 
 func TestSimSweep(t *testing.T) {

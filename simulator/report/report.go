@@ -146,19 +146,24 @@ func round(d time.Duration) time.Duration {
 
 // Table writes one row per variant: rebalances, rebalance durations,
 // partitions moved, revoked and lost, partition-seconds without an owner
-// and not processed, time to stable, messages and violations.
+// and not processed, time to stable, the disturbances with the mean
+// rebalances after one and the median and longest time from one to the
+// end of its last rebalance (simulator.DisturbanceStats), messages and
+// violations.
 func Table(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "protocol\tassignor\tmembership\trebalances\tmedian\tmax\tmoved\trevoked\tlost\tunowned p·s\tnot processing p·s\tstable after\tmessages\tviolations\t")
+	fmt.Fprintln(tw, "protocol\tassignor\tmembership\trebalances\tmedian\tmax\tmoved\trevoked\tlost\tunowned p·s\tnot processing p·s\tstable after\tdisturbances\trebalances/d\tsettled p50\tsettled max\tmessages\tviolations\t")
 	for _, r := range rows {
 		m := r.Result.Metrics
 		st := "never"
 		if m.Stable && m.TimeToStable >= 0 {
 			st = round(m.TimeToStable).String()
 		}
-		fmt.Fprintf(tw, "%v\t%s\t%s\t%d\t%v\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%d\t%d\t\n",
+		d := m.Stats()
+		fmt.Fprintf(tw, "%v\t%s\t%s\t%d\t%v\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%d\t%.2f\t%v\t%v\t%d\t%d\t\n",
 			r.Variant.Protocol, r.Variant.Assignor, membership(r.Variant), m.Rebalances, round(m.RebalanceMedian), round(m.RebalanceMax),
-			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, st, m.Messages, len(r.Result.Violations))
+			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, st,
+			d.Count, d.RebalancesMean, round(d.SettledMedian), round(d.SettledMax), m.Messages, len(r.Result.Violations))
 	}
 	return tw.Flush()
 }
@@ -166,17 +171,19 @@ func Table(w io.Writer, rows []Row) error {
 // Markdown writes the same table as Table, as a Markdown table.
 func Markdown(w io.Writer, rows []Row) error {
 	var b strings.Builder
-	b.WriteString("| protocol | assignor | membership | rebalances | median | max | moved | revoked | lost | unowned p·s | not processing p·s | stable after | messages | violations |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| protocol | assignor | membership | rebalances | median | max | moved | revoked | lost | unowned p·s | not processing p·s | stable after | disturbances | rebalances/d | settled p50 | settled max | messages | violations |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		m := r.Result.Metrics
 		st := "never"
 		if m.Stable && m.TimeToStable >= 0 {
 			st = round(m.TimeToStable).String()
 		}
-		fmt.Fprintf(&b, "| %v | %s | %s | %d | %v | %v | %d | %d | %d | %.1f | %.1f | %s | %d | %d |\n",
+		d := m.Stats()
+		fmt.Fprintf(&b, "| %v | %s | %s | %d | %v | %v | %d | %d | %d | %.1f | %.1f | %s | %d | %.2f | %v | %v | %d | %d |\n",
 			r.Variant.Protocol, r.Variant.Assignor, membership(r.Variant), m.Rebalances, round(m.RebalanceMedian), round(m.RebalanceMax),
-			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, st, m.Messages, len(r.Result.Violations))
+			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, st,
+			d.Count, d.RebalancesMean, round(d.SettledMedian), round(d.SettledMax), m.Messages, len(r.Result.Violations))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -197,9 +204,24 @@ type jsonRow struct {
 	Scenario   string            `json:"scenario"`
 	Seed       uint64            `json:"seed"`
 	Metrics    simulator.Metrics `json:"metrics"`
+	Stats      jsonStats         `json:"disturbance_stats"`
 	Violations []jsonViolation   `json:"violations"`
 	Failed     []string          `json:"failed_expectations"`
 	TraceHash  string            `json:"trace_sha256,omitempty"`
+}
+
+// jsonStats is simulator.DisturbanceStats as JSON.
+type jsonStats struct {
+	Count               int     `json:"disturbances"`
+	RebalancesMean      float64 `json:"rebalances_mean"`
+	RebalancesMedian    float64 `json:"rebalances_median"`
+	RebalancesMax       int     `json:"rebalances_max"`
+	SettledMean         int64   `json:"settled_mean_ns"`
+	SettledMedian       int64   `json:"settled_median_ns"`
+	SettledMax          int64   `json:"settled_max_ns"`
+	NotProcessingMean   float64 `json:"not_processing_mean"`
+	NotProcessingMedian float64 `json:"not_processing_median"`
+	NotProcessingMax    float64 `json:"not_processing_max"`
 }
 
 type jsonViolation struct {
@@ -215,6 +237,12 @@ func toJSON(r Row) jsonRow {
 	}
 	if j.Failed == nil {
 		j.Failed = []string{}
+	}
+	d := r.Result.Metrics.Stats()
+	j.Stats = jsonStats{
+		Count: d.Count, RebalancesMean: d.RebalancesMean, RebalancesMedian: d.RebalancesMedian, RebalancesMax: d.RebalancesMax,
+		SettledMean: int64(d.SettledMean), SettledMedian: int64(d.SettledMedian), SettledMax: int64(d.SettledMax),
+		NotProcessingMean: d.NotProcessingMean, NotProcessingMedian: d.NotProcessingMedian, NotProcessingMax: d.NotProcessingMax,
 	}
 	if r.Variant.Assignor != "" {
 		j.Protocol, j.Assignors, j.Membership = r.Variant.Protocol.String(), r.Variant.Assignors(), membership(r.Variant)
@@ -252,6 +280,7 @@ var CSVHeader = []string{
 	"scenario", "seed", "protocol", "assignors", "membership", "rebalances", "generation",
 	"rebalance_median_s", "rebalance_max_s", "moved", "revoked", "lost", "unowned_partition_seconds",
 	"not_processing_partition_seconds", "time_to_stable_s", "stable", "messages", "violations", "fatal", "failed_expectations",
+	"disturbances", "rebalances_per_disturbance_mean", "settled_median_s", "settled_max_s", "not_processing_per_disturbance_mean",
 }
 
 // CSV writes a header and one line per run.
@@ -267,6 +296,7 @@ func CSV(w io.Writer, rows []Row) error {
 		if r.Variant.Assignor != "" {
 			proto, as, mem = r.Variant.Protocol.String(), strings.Join(r.Variant.Assignors(), "+"), membership(r.Variant)
 		}
+		d := m.Stats()
 		tts := ""
 		if m.Stable && m.TimeToStable >= 0 {
 			tts = f(m.TimeToStable)
@@ -277,6 +307,8 @@ func CSV(w io.Writer, rows []Row) error {
 			strconv.Itoa(m.Moved), strconv.Itoa(m.Revoked), strconv.Itoa(m.Lost),
 			strconv.FormatFloat(m.UnownedSeconds, 'f', 3, 64), strconv.FormatFloat(m.NotProcessingSeconds, 'f', 3, 64), tts, strconv.FormatBool(m.Stable),
 			strconv.Itoa(m.Messages), strconv.Itoa(len(r.Result.Violations)), strconv.Itoa(m.Fatal), strconv.Itoa(len(r.Result.Failed)),
+			strconv.Itoa(d.Count), strconv.FormatFloat(d.RebalancesMean, 'f', 3, 64), f(d.SettledMedian), f(d.SettledMax),
+			strconv.FormatFloat(d.NotProcessingMean, 'f', 3, 64),
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
