@@ -396,9 +396,12 @@ type MemberDescription struct {
 	AwaitingSync bool `protobuf:"varint,14,opt,name=awaiting_sync,json=awaitingSync" json:"awaiting_sync,omitempty"`
 	// The authenticated identity that joined it, which alone may act as it;
 	// empty when it joined without authentication.
-	Identity      string `protobuf:"bytes,15,opt,name=identity" json:"identity,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Identity string `protobuf:"bytes,15,opt,name=identity" json:"identity,omitempty"`
+	// Set while its SyncGroup answer waits for the lease of another member
+	// that may still hold some of its partitions: when that lease ends.
+	AssignmentWaitsUntil *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=assignment_waits_until,json=assignmentWaitsUntil" json:"assignment_waits_until,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *MemberDescription) Reset() {
@@ -536,6 +539,13 @@ func (x *MemberDescription) GetIdentity() string {
 	return ""
 }
 
+func (x *MemberDescription) GetAssignmentWaitsUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AssignmentWaitsUntil
+	}
+	return nil
+}
+
 // Rebalance is one entry of a group's rebalance history.
 type Rebalance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -566,8 +576,18 @@ type Rebalance struct {
 	// When the join barrier completed (unset before): the join phase ran from
 	// start to here, the sync phase from here to end.
 	JoinCompleted *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=join_completed,json=joinCompleted" json:"join_completed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When the coordinator accepted the leader's assignment (unset before).
+	// A member given partitions that another member may still hold (one
+	// removed without releasing them) is answered only when that member's
+	// lease ends: the rebalance stays in progress until the last such answer
+	// went out, and end is that time.
+	AssignmentAccepted *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=assignment_accepted,json=assignmentAccepted" json:"assignment_accepted,omitempty"`
+	// Partitions members declared lost (OnLost: their lease ended, or the
+	// coordinator no longer knew them), as they reported in their JoinGroup
+	// during this rebalance, or after it while no other one was running.
+	PartitionsLost int32 `protobuf:"varint,12,opt,name=partitions_lost,json=partitionsLost" json:"partitions_lost,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Rebalance) Reset() {
@@ -668,6 +688,20 @@ func (x *Rebalance) GetJoinCompleted() *timestamppb.Timestamp {
 		return x.JoinCompleted
 	}
 	return nil
+}
+
+func (x *Rebalance) GetAssignmentAccepted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AssignmentAccepted
+	}
+	return nil
+}
+
+func (x *Rebalance) GetPartitionsLost() int32 {
+	if x != nil {
+		return x.PartitionsLost
+	}
+	return 0
 }
 
 // DescribeGroupResponse describes a group.
@@ -2086,7 +2120,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x12ListGroupsResponse\x120\n" +
 	"\x06groups\x18\x01 \x03(\v2\x18.regroup.v1.GroupSummaryR\x06groups\"1\n" +
 	"\x14DescribeGroupRequest\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xeb\x04\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xbd\x05\n" +
 	"\x11MemberDescription\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x16\n" +
@@ -2106,7 +2140,8 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\rfencing_token\x18\f \x01(\x03R\ffencingToken\x12\x16\n" +
 	"\x06joined\x18\r \x01(\bR\x06joined\x12#\n" +
 	"\rawaiting_sync\x18\x0e \x01(\bR\fawaitingSync\x12\x1a\n" +
-	"\bidentity\x18\x0f \x01(\tR\bidentity\"\x9a\x03\n" +
+	"\bidentity\x18\x0f \x01(\tR\bidentity\x12P\n" +
+	"\x16assignment_waits_until\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x14assignmentWaitsUntil\"\x90\x04\n" +
 	"\tRebalance\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x05R\n" +
@@ -2121,7 +2156,9 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"cause_kind\x18\t \x01(\tR\tcauseKind\x12A\n" +
 	"\x0ejoin_completed\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\rjoinCompleted\"\xb2\x03\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rjoinCompleted\x12K\n" +
+	"\x13assignment_accepted\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x12assignmentAccepted\x12'\n" +
+	"\x0fpartitions_lost\x18\f \x01(\x05R\x0epartitionsLost\"\xb2\x03\n" +
 	"\x15DescribeGroupResponse\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.regroup.v1.GroupStateR\x05state\x12\x1e\n" +
@@ -2300,53 +2337,55 @@ var file_regroup_v1_admin_proto_depIdxs = []int32{
 	29, // 2: regroup.v1.MemberDescription.subscription:type_name -> regroup.v1.Subscription
 	30, // 3: regroup.v1.MemberDescription.assignment:type_name -> regroup.v1.Assignment
 	31, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
-	31, // 5: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
-	31, // 6: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
-	31, // 7: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
-	0,  // 8: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
-	6,  // 9: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
-	7,  // 10: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
-	32, // 11: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
-	33, // 12: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
-	32, // 13: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
-	32, // 14: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
-	31, // 15: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
-	3,  // 16: regroup.v1.WatchGroupResponse.snapshot:type_name -> regroup.v1.GroupSummary
-	21, // 17: regroup.v1.WatchGroupResponse.state_changed:type_name -> regroup.v1.GroupStateChange
-	22, // 18: regroup.v1.WatchGroupResponse.rebalance_started:type_name -> regroup.v1.RebalanceStarted
-	23, // 19: regroup.v1.WatchGroupResponse.rebalance_done:type_name -> regroup.v1.RebalanceDone
-	24, // 20: regroup.v1.WatchGroupResponse.member_removed:type_name -> regroup.v1.MemberRemoved
-	25, // 21: regroup.v1.WatchGroupResponse.member_replaced:type_name -> regroup.v1.MemberReplaced
-	26, // 22: regroup.v1.WatchGroupResponse.assignment_refused:type_name -> regroup.v1.AssignmentRefused
-	0,  // 23: regroup.v1.GroupStateChange.from:type_name -> regroup.v1.GroupState
-	0,  // 24: regroup.v1.GroupStateChange.to:type_name -> regroup.v1.GroupState
-	34, // 25: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
-	34, // 26: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
-	1,  // 27: regroup.v1.DescribeClusterResponse.role:type_name -> regroup.v1.CoordinatorRole
-	31, // 28: regroup.v1.DescribeClusterResponse.leading_since:type_name -> google.protobuf.Timestamp
-	2,  // 29: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
-	5,  // 30: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
-	9,  // 31: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
-	11, // 32: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
-	13, // 33: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
-	15, // 34: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
-	17, // 35: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
-	19, // 36: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
-	27, // 37: regroup.v1.Admin.DescribeCluster:input_type -> regroup.v1.DescribeClusterRequest
-	4,  // 38: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
-	8,  // 39: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
-	10, // 40: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
-	12, // 41: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
-	14, // 42: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
-	16, // 43: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
-	18, // 44: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
-	20, // 45: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
-	28, // 46: regroup.v1.Admin.DescribeCluster:output_type -> regroup.v1.DescribeClusterResponse
-	38, // [38:47] is the sub-list for method output_type
-	29, // [29:38] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	31, // 5: regroup.v1.MemberDescription.assignment_waits_until:type_name -> google.protobuf.Timestamp
+	31, // 6: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
+	31, // 7: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
+	31, // 8: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
+	31, // 9: regroup.v1.Rebalance.assignment_accepted:type_name -> google.protobuf.Timestamp
+	0,  // 10: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
+	6,  // 11: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
+	7,  // 12: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
+	32, // 13: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
+	33, // 14: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
+	32, // 15: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
+	32, // 16: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
+	31, // 17: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
+	3,  // 18: regroup.v1.WatchGroupResponse.snapshot:type_name -> regroup.v1.GroupSummary
+	21, // 19: regroup.v1.WatchGroupResponse.state_changed:type_name -> regroup.v1.GroupStateChange
+	22, // 20: regroup.v1.WatchGroupResponse.rebalance_started:type_name -> regroup.v1.RebalanceStarted
+	23, // 21: regroup.v1.WatchGroupResponse.rebalance_done:type_name -> regroup.v1.RebalanceDone
+	24, // 22: regroup.v1.WatchGroupResponse.member_removed:type_name -> regroup.v1.MemberRemoved
+	25, // 23: regroup.v1.WatchGroupResponse.member_replaced:type_name -> regroup.v1.MemberReplaced
+	26, // 24: regroup.v1.WatchGroupResponse.assignment_refused:type_name -> regroup.v1.AssignmentRefused
+	0,  // 25: regroup.v1.GroupStateChange.from:type_name -> regroup.v1.GroupState
+	0,  // 26: regroup.v1.GroupStateChange.to:type_name -> regroup.v1.GroupState
+	34, // 27: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
+	34, // 28: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
+	1,  // 29: regroup.v1.DescribeClusterResponse.role:type_name -> regroup.v1.CoordinatorRole
+	31, // 30: regroup.v1.DescribeClusterResponse.leading_since:type_name -> google.protobuf.Timestamp
+	2,  // 31: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
+	5,  // 32: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
+	9,  // 33: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
+	11, // 34: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
+	13, // 35: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
+	15, // 36: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
+	17, // 37: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
+	19, // 38: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
+	27, // 39: regroup.v1.Admin.DescribeCluster:input_type -> regroup.v1.DescribeClusterRequest
+	4,  // 40: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
+	8,  // 41: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
+	10, // 42: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
+	12, // 43: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
+	14, // 44: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
+	16, // 45: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
+	18, // 46: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
+	20, // 47: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
+	28, // 48: regroup.v1.Admin.DescribeCluster:output_type -> regroup.v1.DescribeClusterResponse
+	40, // [40:49] is the sub-list for method output_type
+	31, // [31:40] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_regroup_v1_admin_proto_init() }

@@ -44,9 +44,14 @@ type JoinGroupRequest struct {
 	// member's subscription under it. At least one; names unique.
 	Protocols []*Protocol `protobuf:"bytes,7,rep,name=protocols" json:"protocols,omitempty"`
 	// Why the member (re)joins, for logs and the rebalance history.
-	Reason        string `protobuf:"bytes,8,opt,name=reason" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reason string `protobuf:"bytes,8,opt,name=reason" json:"reason,omitempty"`
+	// How many partitions the member declared lost (OnLost: its lease ended
+	// before a request renewed it, or the coordinator no longer knew it)
+	// since the coordinator last answered one of its JoinGroups. The
+	// coordinator counts them in the rebalance history and in its metrics.
+	PartitionsLost int32 `protobuf:"varint,9,opt,name=partitions_lost,json=partitionsLost" json:"partitions_lost,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JoinGroupRequest) Reset() {
@@ -133,6 +138,13 @@ func (x *JoinGroupRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *JoinGroupRequest) GetPartitionsLost() int32 {
+	if x != nil {
+		return x.PartitionsLost
+	}
+	return 0
 }
 
 // JoinGroupMember is one member as the leader sees it.
@@ -1091,7 +1103,7 @@ var File_regroup_v1_coordinator_proto protoreflect.FileDescriptor
 const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
 	"\x1cregroup/v1/coordinator.proto\x12\n" +
-	"regroup.v1\x1a\x16regroup/v1/types.proto\"\xbf\x02\n" +
+	"regroup.v1\x1a\x16regroup/v1/types.proto\"\xe8\x02\n" +
 	"\x10JoinGroupRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12*\n" +
@@ -1100,7 +1112,8 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\x12session_timeout_ms\x18\x05 \x01(\x03R\x10sessionTimeoutMs\x120\n" +
 	"\x14rebalance_timeout_ms\x18\x06 \x01(\x03R\x12rebalanceTimeoutMs\x122\n" +
 	"\tprotocols\x18\a \x03(\v2\x14.regroup.v1.ProtocolR\tprotocols\x12\x16\n" +
-	"\x06reason\x18\b \x01(\tR\x06reason\"\xdb\x01\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12'\n" +
+	"\x0fpartitions_lost\x18\t \x01(\x05R\x0epartitionsLost\"\xdb\x01\n" +
 	"\x0fJoinGroupMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x1b\n" +
