@@ -44,6 +44,10 @@ type GroupStat struct {
 	// UnknownTopics counts the topics its members subscribe to that are
 	// not in the topic registry.
 	UnknownTopics int
+	// PartitionsLost counts the partitions its members reported they
+	// declared lost (OnLost) since this coordinator took the group over:
+	// a counter.
+	PartitionsLost int64
 	// Rebalancing is how long the rebalance in progress has been running;
 	// zero when the group is not rebalancing.
 	Rebalancing time.Duration
@@ -81,7 +85,7 @@ func (s *Server) GroupStats() []GroupStat {
 }
 
 func statOf(g *group.Group, now time.Time) GroupStat {
-	st := GroupStat{ID: g.ID(), State: g.State(), Members: g.Size(), Unowned: g.Unowned() + g.Waiting(), Protocol: g.Protocol(), SessionLeft: 1}
+	st := GroupStat{ID: g.ID(), State: g.State(), Members: g.Size(), Unowned: g.Unowned() + g.Waiting(), Protocol: g.Protocol(), PartitionsLost: g.PartitionsLost(), SessionLeft: 1}
 	d := g.Describe()
 	st.UnknownTopics = len(d.GetUnknownTopics())
 	if rs := d.GetRebalances(); len(rs) > 0 {

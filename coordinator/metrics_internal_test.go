@@ -63,11 +63,39 @@ func TestStatCountsPartitionsWaitingForALease(t *testing.T) {
 	if out := sync(t0.Add(2*time.Second), 5); len(out.Replies) != 0 {
 		t.Fatalf("b's SyncGroup was answered at once (%+v); it must wait for a's lease", out.Replies)
 	}
-	if st := statOf(g, t0.Add(3*time.Second)); st.Unowned != 4 {
-		t.Errorf("while b waits for a's lease: %d unowned, want 4", st.Unowned)
+	if st := statOf(g, t0.Add(3*time.Second)); st.Unowned != 4 || st.Rebalancing != time.Second {
+		t.Errorf("while b waits for a's lease: %d unowned, rebalance running for %v; want 4, and 1s (since b joined)", st.Unowned, st.Rebalancing)
 	}
 	g.Tick(t0.Add(time.Minute))
-	if st := statOf(g, t0.Add(time.Minute)); st.Unowned != 0 {
-		t.Errorf("after a's lease: %d unowned, want 0", st.Unowned)
+	if st := statOf(g, t0.Add(time.Minute)); st.Unowned != 0 || st.Rebalancing != 0 {
+		t.Errorf("after a's lease: %d unowned, rebalance running for %v; want 0 and none running", st.Unowned, st.Rebalancing)
+	}
+}
+
+// Partitions members report lost in their JoinGroup reach the group's
+// counter, and a join that repeats a parked one's report counts once.
+func TestStatCountsPartitionsMembersLost(t *testing.T) {
+	cfg := group.DefaultConfig()
+	cfg.InitialRebalanceDelay = 0
+	t0 := time.Unix(1000, 0)
+	g := group.New("g", cfg, fixedIDs{}, map[string]int32{"orders": 4}, t0)
+	member := group.Caller{Host: "host"}
+	join := func(req group.ReqID, instance, id string, lost int32) group.Output {
+		return g.Join(t0, req, member, &regroupv1.JoinGroupRequest{
+			GroupId: "g", MemberId: id, GroupInstanceId: instance, SessionTimeoutMs: 10_000, RebalanceTimeoutMs: 30_000, PartitionsLost: lost,
+			Protocols: []*regroupv1.Protocol{{Name: "range", Subscription: &regroupv1.Subscription{Topics: []string{"orders"}}}},
+		})
+	}
+	join(1, "a", "", 0)
+	join(2, "b", "", 0) // a rebalance: b's join is parked until a rejoins
+	b := g.Describe().GetMembers()[1].GetMemberId()
+	join(3, "b", b, 3) // b lost 3 partitions meanwhile (say)
+	join(4, "b", b, 3) // and sends the same join again
+	if st := statOf(g, t0); st.PartitionsLost != 3 {
+		t.Errorf("after b reported 3 lost partitions twice in the same rebalance: %d lost; want 3", st.PartitionsLost)
+	}
+	rs := g.Describe().GetRebalances()
+	if got := rs[len(rs)-1].GetPartitionsLost(); got != 3 {
+		t.Errorf("the rebalance in progress counts %d lost partitions; want 3", got)
 	}
 }

@@ -153,7 +153,7 @@ func TestOperatorCommands(t *testing.T) {
 		`^MEMBER\s+INSTANCE\s+HOST\s+SESSION\s+PARTITIONS$`,
 		`^a-[0-9a-f]{8}…\s+a\s+127\.0\.0\.1\s+(in [0-9.]+m?s|expired)\s+4 orders:0,2,4,6$`,
 		`^b-[0-9a-f]{8}…\s+b\s+127\.0\.0\.1\s+(in [0-9.]+m?s|expired)\s+4 orders:1,3,5,7$`,
-		`^GEN\s+DURATION\s+MOVED\s+REVOKED\s+CAUSE$`, `^\d+\s+\S+\s+0\s+0\s+static member [ab]-[0-9a-f]{8}… \(instance [ab]\) joined`)
+		`^GEN\s+DURATION\s+MOVED\s+REVOKED\s+LOST\s+CAUSE$`, `^\d+\s+\S+\s+0\s+0\s+0\s+static member [ab]-[0-9a-f]{8}… \(instance [ab]\)`)
 	desc := c.json("groups", "describe", "orders-consumers")
 	if field(desc, "members", 1, "group_instance_id") != "b" || field(desc, "members", 1, "assignment", "partitions", 0, "partitions", 3) != 7.0 ||
 		field(desc, "members", 0, "session_deadline") == nil || field(desc, "rebalances", 0, "cause_kind") != "member-joined" {

@@ -21,7 +21,7 @@ const (
 	instanceWidth = 14
 	hostWidth     = 15
 	partsWidth    = 17
-	causeWidth    = 46
+	causeWidth    = 40
 	headerWidth   = 66
 	// shownRebalances is how many of the latest rebalances describe shows
 	// in a table; -o json shows every one the coordinator keeps.
@@ -130,6 +130,9 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 		members += fmt.Sprintf(" (and %d new member ids not joined yet)", n)
 	}
 	t.row("Members:", members)
+	if waiting := waitingMembers(d, now); waiting != "" {
+		t.row("Waiting:", waiting)
+	}
 	if err := t.Flush(); err != nil {
 		return err
 	}
@@ -163,7 +166,7 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 			rs = rs[len(rs)-shownRebalances:]
 		}
 		t = newTable(out)
-		t.row("GEN", "DURATION", "MOVED", "REVOKED", "CAUSE")
+		t.row("GEN", "DURATION", "MOVED", "REVOKED", "LOST", "CAUSE")
 		for _, r := range rs {
 			gen, duration := strconv.Itoa(int(r.GetGeneration())), "running"
 			switch {
@@ -171,15 +174,44 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 				duration = "none"
 			case r.GetEnd() != nil && r.GetStart() != nil:
 				duration = humanDuration(r.GetEnd().AsTime().Sub(r.GetStart().AsTime()))
+			case r.GetAssignmentAccepted() != nil:
+				duration = "waiting" // for a lease: see the Waiting line
 			default:
 				gen = "-"
 			}
 			t.row(gen, duration, strconv.Itoa(int(r.GetPartitionsMoved())), strconv.Itoa(int(r.GetPartitionsRevoked())),
-				f.clip(f.abbreviate(group.Sanitize(r.GetCause())), causeWidth))
+				strconv.Itoa(int(r.GetPartitionsLost())), f.clip(f.abbreviate(group.Sanitize(r.GetCause())), causeWidth))
 		}
 		return t.Flush()
 	}
 	return nil
+}
+
+// waitingMembers says which members' assignments wait for the lease of a
+// member removed without releasing their partitions, and until when: "2
+// members, until a removed member's lease ends in 8.2s"; "" if none.
+func waitingMembers(d *regroupv1.DescribeGroupResponse, now time.Time) string {
+	n := 0
+	var until time.Time
+	for _, m := range d.GetMembers() {
+		if w := m.GetAssignmentWaitsUntil(); w != nil {
+			n++
+			if w.AsTime().After(until) {
+				until = w.AsTime()
+			}
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	who := "1 member"
+	if n > 1 {
+		who = fmt.Sprintf("%d members", n)
+	}
+	if left := until.Sub(now); left > 0 {
+		return fmt.Sprintf("%s, until a removed member's lease ends in %s", who, humanDuration(left))
+	}
+	return who + ", for a removed member's lease, which has ended"
 }
 
 // timeLeft says when a session deadline d from now comes: "in 4.2s".

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -20,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/regroup-dev/regroup/internal/waitfor"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -288,5 +291,64 @@ func TestServeLogsOneLinePerRebalance(t *testing.T) {
 	}
 	if last["group"] != "g" || last["generation"] != float64(d.GetGeneration()) {
 		t.Errorf("the rebalance log line is %v, want group g at generation %d", last, d.GetGeneration())
+	}
+}
+
+// After an operator removes a static member whose process may still run,
+// the partitions it had wait for its lease: describe names the waiting
+// member and shows the rebalance as waiting, and the unowned gauge counts
+// the partitions; once the lease has ended the rebalance is done, and its
+// duration includes the wait.
+func TestDescribeAndMetricsShowALeaseWait(t *testing.T) {
+	s := startServe(t)
+	c := cli{t: t, endpoint: s.addr}
+	conn := dial(t, s.addr)
+	admin := regroupv1.NewAdminClient(conn)
+	c.ok("topics", "put", "orders", "--partitions", "4")
+	startMember(t, conn, "g", "a", "orders")
+	const session = 5 * time.Second
+	b := startMemberWithSession(t, conn, "g", "b", session, "orders")
+	waitStable(t, admin, "g", "a", "b")
+	// b's process stops; the coordinator cannot tell, so b's lease runs on.
+	b.crash()
+	removed := time.Now()
+	c.ok("groups", "remove-members", "g", "--instance", "b")
+
+	var out string
+	waitfor.Until(t, "describe shows a waiting for b's lease", func() error {
+		out = c.ok("groups", "describe", "g")
+		if !strings.Contains(out, "Waiting:") {
+			return fmt.Errorf("no Waiting line in:\n%s", out)
+		}
+		return nil
+	})
+	contains(t, "describe during the wait", out,
+		`^Waiting:\s+1 member, until a removed member's lease ends in [0-9.]+m?s$`,
+		`^GEN\s+DURATION\s+MOVED\s+REVOKED\s+LOST\s+CAUSE$`,
+		`^\d+\s+waiting\s+2\s+\d+\s+0\s+static member b \(removed by an`)
+	// a is eager: it gave up its 2 partitions to rejoin, and waits for all 4.
+	if unowned := value(scrape(t, s.metricsAddr), "regroup_group_partitions_unowned", "group", "g"); unowned != 4 {
+		t.Errorf("regroup_group_partitions_unowned is %v while a waits for its 4 partitions, want 4", unowned)
+	}
+
+	waitfor.Until(t, "the rebalance is done once b's lease has ended", func() error {
+		out = c.ok("groups", "describe", "g")
+		if strings.Contains(out, "Waiting:") || strings.Contains(out, "waiting") {
+			return fmt.Errorf("still waiting:\n%s", out)
+		}
+		return nil
+	})
+	desc := c.json("groups", "describe", "g")
+	rs, _ := field(desc, "rebalances").([]any)
+	last := rs[len(rs)-1]
+	start, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(field(last, "start")))
+	end, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(field(last, "end")))
+	// b's lease ran at least a session timeout from its last answered
+	// heartbeat, held for at most a third of it before the crash.
+	if took, least := end.Sub(start), session-session/3-time.Since(removed); took < least {
+		t.Errorf("the rebalance took %v (from %v to %v), less than b's lease left at its removal (%v at least)", took, field(last, "start"), field(last, "end"), least)
+	}
+	if unowned := value(scrape(t, s.metricsAddr), "regroup_group_partitions_unowned", "group", "g"); unowned != 0 {
+		t.Errorf("regroup_group_partitions_unowned is %v after the wait, want 0", unowned)
 	}
 }

@@ -143,6 +143,10 @@ type member struct {
 	owned         parts                 // partitions it may still hold
 	token         int64                 // fencing token of assignment
 	protoBytes    int                   // its footprint while counted: see tally
+
+	// lostCounted is the partitions_lost of its parked JoinGroup, already
+	// counted: a newer join of the same rebalance repeats it (see countLost).
+	lostCounted int32
 }
 
 // key identifies a member across static replacements: its instance id, or
@@ -217,6 +221,7 @@ type Group struct {
 	waiting      []*member // members whose delivery waits: see wait
 	protoBytes   int       // the counted members' footprints (see Config.MaxGroupMetadataBytes)
 	assignBytes  int       // the size of the members' assignments
+	lost         int64     // partitions members reported lost: see PartitionsLost
 }
 
 type ownerParts struct {
@@ -264,6 +269,11 @@ func (g *Group) Size() int { return len(g.members) }
 // Unowned returns how many partitions of the subscribed topics the current
 // generation's assignment left without an owner (0 before the first).
 func (g *Group) Unowned() int { return g.unowned }
+
+// PartitionsLost returns how many partitions members reported, in their
+// JoinGroups, that they declared lost (OnLost) since this Group was created
+// or restored: a counter, for metrics.
+func (g *Group) PartitionsLost() int64 { return g.lost }
 
 func (g *Group) setState(out *Output, s State) {
 	if g.state == s {

@@ -381,6 +381,7 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 			g.deliver(now, out, m)
 		}
 	}
+	g.finishSync(now, out)
 }
 
 // deliveryDue reports whether a waiting delivery is due at now.

@@ -28,12 +28,53 @@ func (g *Group) Join(now time.Time, req ReqID, c Caller, r *regroupv1.JoinGroupR
 		out.fail(req, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q was deleted", g.id))
 		return out
 	}
+	var counted int32 // what this member's parked join reported lost
+	if m := g.members[r.GetMemberId()]; m != nil {
+		counted = m.lostCounted
+	}
 	if r.GetMemberId() == "" {
 		g.joinUnknown(now, &out, req, c, r)
 	} else {
 		g.joinKnown(now, &out, req, c, r)
 	}
+	if r.GetPartitionsLost() > 0 {
+		g.countLost(&out, req, r, counted)
+	}
 	return out
+}
+
+// countLost counts the partitions a member reported lost in the join req
+// it sent, once the group took the join (parked it or answered it). A
+// member repeats its report in every join until one is answered, so a
+// join that supersedes a parked one counts only what is new since (counted
+// is what the parked one reported). The count goes to the rebalance in
+// progress, or else to the latest one (the member was answered at once).
+func (g *Group) countLost(out *Output, req ReqID, r *regroupv1.JoinGroupRequest, counted int32) {
+	m := g.members[r.GetMemberId()]
+	if inst := r.GetGroupInstanceId(); inst != "" {
+		m = g.instances[inst] // a replaced static member has a new id
+	}
+	if m == nil || (m.joinReq != req && !slices.ContainsFunc(out.Replies, func(rep Reply) bool { return rep.Req == req && rep.Err == nil })) {
+		return
+	}
+	n := max(r.GetPartitionsLost()-counted, 0)
+	if m.joinReq == req {
+		m.lostCounted = r.GetPartitionsLost()
+	}
+	if n == 0 {
+		return
+	}
+	g.lost += int64(n)
+	switch {
+	case g.reb != nil:
+		g.reb.PartitionsLost += n
+	case len(g.history) > 0:
+		// A copy: drivers may still read the entry an event carried.
+		last := proto.CloneOf(g.history[len(g.history)-1])
+		last.PartitionsLost += n
+		g.history[len(g.history)-1] = last
+	}
+	out.Persist = true
 }
 
 // acceptNew reports whether a member that is not yet in the group may join
@@ -453,7 +494,7 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 		if g.reb != nil {
 			g.reb.Generation, g.reb.Members = g.generation, nil
 		}
-		g.finishRebalance(now, out, 0, 0)
+		g.finishRebalance(now, out, 0)
 		out.Persist = true
 		return
 	}
@@ -522,6 +563,8 @@ func (g *Group) fillJoinResponse(now time.Time, m *member, resp *regroupv1.JoinG
 		window = max(g.syncDeadline.Sub(now), 0)
 	}
 	resp.Generation, resp.ProtocolName, resp.LeaderId, resp.MemberId = g.generation, g.protocol, g.leader, m.id
+	// Once answered, the member stops repeating its report of lost partitions.
+	m.lostCounted = 0
 	resp.MemberSecret = m.secret // m's own answer only: the member list below carries none
 	resp.RebalanceTimeoutMs, resp.SessionTimeoutMs = ms(window), ms(m.sessionTimeout)
 	if m.id != g.leader {

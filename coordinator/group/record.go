@@ -269,6 +269,9 @@ func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
 			Joined:             m.joinReq != 0,
 			AwaitingSync:       m.awaitingSync,
 		})
+		if !m.deliverAt.IsZero() {
+			d.Members[len(d.Members)-1].AssignmentWaitsUntil = timestamppb.New(m.deliverAt)
+		}
 	}
 	d.PendingMemberIds = g.pending.sorted()
 	// The caller may read the answer after the group changed: give it a

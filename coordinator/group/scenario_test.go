@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/internal/scenario"
@@ -30,7 +31,7 @@ import (
 //	topics NAME=COUNT ...
 //	join req=N [at=T] [member=ID] [instance=I] [client=C] [session=10s]
 //	     [rebalance=30s] [protocols=range,sticky] [topics=a,b]
-//	     [owned=a:0-3/b:1] [gen=G] [reason=R] [userdata=N]
+//	     [owned=a:0-3/b:1] [gen=G] [reason=R] [userdata=N] [lost=N]
 //	sync req=N [at=T] member=ID gen=G [instance=I] [protocol=P]
 //	     (input: one line per member, "ID: topic=0,1 topic2=3")
 //	heartbeat req=N [at=T] member=ID gen=G [instance=I] [hold=1s]
@@ -40,7 +41,7 @@ import (
 //	secrets   (the secret each member id last got in a JoinGroup answer)
 //	tick at=T
 //	describe [at=T]
-//	history
+//	history   (and the group's count of partitions reported lost)
 //	delete [at=T]   (an administrator deletes the group: Group.Delete)
 //	restore [at=T] [config keys]   (reload the group from its last
 //	        persisted record, as a new coordinator would; after a delete,
@@ -95,6 +96,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "history":
 		for _, r := range h.g.Describe().GetRebalances() {
 			h.printf("%s\n", fmtRebalance(r))
+		}
+		if n := h.g.PartitionsLost(); n > 0 {
+			h.printf("partitions lost in all: %d\n", n)
 		}
 	case "secrets":
 		ids := make([]string, 0, len(h.secrets))
@@ -326,6 +330,9 @@ func fmtReply(h *harness, r group.Reply) string {
 
 func fmtRebalance(r *regroupv1.Rebalance) string {
 	s := fmt.Sprintf("gen=%d cause=%q start=t=%v", r.GetGeneration(), r.GetCause(), r.GetStart().AsTime().Sub(epoch))
+	if a := r.GetAssignmentAccepted(); a != nil && !proto.Equal(a, r.GetEnd()) {
+		s += fmt.Sprintf(" accepted=t=%v", a.AsTime().Sub(epoch))
+	}
 	if r.GetEnd() != nil {
 		s += fmt.Sprintf(" end=t=%v", r.GetEnd().AsTime().Sub(epoch))
 	}
@@ -333,6 +340,9 @@ func fmtRebalance(r *regroupv1.Rebalance) string {
 		s += " no-rebalance"
 	}
 	s += fmt.Sprintf(" members=%s moved=%d revoked=%d", strings.Join(r.GetMembers(), ","), r.GetPartitionsMoved(), r.GetPartitionsRevoked())
+	if n := r.GetPartitionsLost(); n > 0 {
+		s += fmt.Sprintf(" lost=%d", n)
+	}
 	return s
 }
 
@@ -424,6 +434,9 @@ func (h *harness) describe() {
 		}
 		if m.GetAwaitingSync() {
 			flags = append(flags, "awaiting-sync")
+		}
+		if w := m.GetAssignmentWaitsUntil(); w != nil {
+			flags = append(flags, fmt.Sprintf("waits-until=t=%v", w.AsTime().Sub(epoch)))
 		}
 		h.printf("  %s%s session-deadline=t=%v assignment=%s token=%s\n", m.GetMemberId(), prefixSpace(strings.Join(flags, " ")),
 			m.GetSessionDeadline().AsTime().Sub(epoch), scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))

@@ -66,6 +66,7 @@ func (g *Group) Sync(now time.Time, req ReqID, c Caller, r *regroupv1.SyncGroupR
 	case Stable:
 		g.parkSync(&out, m, req)
 		g.deliver(now, &out, m)
+		g.finishSync(now, &out)
 	}
 	return out
 }
@@ -189,16 +190,37 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	g.unowned = unowned
 	g.setState(out, Stable)
 	out.Persist = true
-	g.finishRebalance(now, out, moved, unowned)
+	if g.reb != nil {
+		g.reb.AssignmentAccepted = timestamppb.New(now)
+		g.reb.PartitionsMoved += int32(moved) // a round whose answers waited may have come first
+	}
 	out.Replies = slices.Grow(out.Replies, len(g.order))
 	resps := make([]regroupv1.SyncGroupResponse, len(g.order)) // one allocation for all
 	for i, m := range g.order {
-		if m.syncReq != 0 {
+		switch {
+		case m.syncReq != 0:
 			g.deliverInto(now, out, m, &resps[i])
+		case m.awaitingSync:
+			// Its SyncGroup is still to come: if it will wait, the
+			// rebalance is not done until it is answered.
+			if until := g.heldIndex(now).until(m.assigned); until.After(now) {
+				g.wait(m, until)
+			}
 		}
 	}
+	g.finishSync(now, out)
 	g.unassigned = unassigned
 	g.checkStranded(now, out)
+}
+
+// finishSync closes the rebalance once its assignment is accepted and no
+// member's answer waits for the lease of another member that may still
+// hold its partitions: until then the rebalance is in progress, since the
+// members it waits for work on none of their new partitions.
+func (g *Group) finishSync(now time.Time, out *Output) {
+	if g.state == Stable && g.reb != nil && len(g.waiters()) == 0 {
+		g.finishRebalance(now, out, g.unowned)
+	}
 }
 
 // checkStranded starts the next round itself when the current assignment
@@ -388,8 +410,9 @@ func (g *Group) waiters() []*member {
 }
 
 // Waiting returns how many partitions are assigned to members whose
-// SyncGroup answer waits for another member's lease to end (a member
-// removed without releasing them): nobody works on them meanwhile.
+// SyncGroup answer waits, or will wait, for another member's lease to end
+// (a member removed without releasing them): nobody works on them
+// meanwhile.
 func (g *Group) Waiting() int {
 	n := 0
 	for _, m := range g.waiters() {
@@ -468,14 +491,14 @@ func (idx heldIndex) until(ps parts) time.Time {
 }
 
 // finishRebalance closes the rebalance in progress into the history.
-func (g *Group) finishRebalance(now time.Time, out *Output, moved, unowned int) {
+func (g *Group) finishRebalance(now time.Time, out *Output, unowned int) {
 	if g.reb == nil {
 		return
 	}
 	g.reb.End = timestamppb.New(now)
-	g.reb.PartitionsMoved = int32(moved)
 	g.reb.PartitionsRevoked = int32(g.released)
 	g.addHistory(g.reb)
+	out.Persist = true
 	out.event(Event{Kind: EventRebalanceDone, Rebalance: g.reb, Unowned: unowned})
 	g.reb, g.released = nil, 0
 }

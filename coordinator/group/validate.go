@@ -216,6 +216,9 @@ func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
 	if err := checkTimeout("rebalance_timeout_ms", r.GetRebalanceTimeoutMs(), c.MaxRebalanceTimeout); err != nil {
 		return err
 	}
+	if r.GetPartitionsLost() < 0 {
+		return invalid("partitions_lost", "is %d; it counts partitions, 0 or more", r.GetPartitionsLost())
+	}
 	if len(r.GetProtocols()) == 0 {
 		return invalid("protocols", "must list at least one assignor")
 	}

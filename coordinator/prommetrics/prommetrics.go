@@ -2,7 +2,8 @@
 // Metrics implements coordinator.Metrics: counters and histograms fed by the
 // coordinator's events, requests and store writes. RegisterServer adds the
 // gauges that are read from the coordinator at every scrape: groups by
-// state, members, partitions without an owner, how long rebalances have been
+// state, members, partitions without an owner, partitions members lost,
+// how long rebalances have been
 // running and may run, how close members are to their session deadline,
 // leadership.
 //
@@ -255,6 +256,7 @@ type collector struct {
 	members     *prometheus.Desc
 	unowned     *prometheus.Desc
 	unknown     *prometheus.Desc
+	lost        *prometheus.Desc
 	rebalancing *prometheus.Desc
 	timeout     *prometheus.Desc
 	sessionLeft *prometheus.Desc
@@ -273,6 +275,8 @@ func newCollector(srv Server) *collector {
 			"Partitions of subscribed topics that nobody works on: left without an owner by the group's current assignment, or assigned to a member whose answer waits for the lease of a member removed without releasing them.", []string{"group"}, nil),
 		unknown: prometheus.NewDesc("regroup_group_unknown_topics",
 			"Topics the group's members subscribe to that are not in the topic registry: nobody owns their partitions until they are created.", []string{"group"}, nil),
+		lost: prometheus.NewDesc("regroup_group_partitions_lost_total",
+			"Partitions the group's members declared lost (OnLost: their lease ended before the coordinator answered them, or it no longer knew them), as they reported when they rejoined; counted since this coordinator took the group over.", []string{"group"}, nil),
 		rebalancing: prometheus.NewDesc("regroup_group_rebalance_running_seconds",
 			"How long the group's rebalance in progress has been running; 0 when it is not rebalancing.", []string{"group"}, nil),
 		timeout: prometheus.NewDesc("regroup_group_rebalance_timeout_seconds",
@@ -286,7 +290,7 @@ func newCollector(srv Server) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.unknown, c.rebalancing, c.timeout, c.sessionLeft, c.leader} {
+	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.unknown, c.lost, c.rebalancing, c.timeout, c.sessionLeft, c.leader} {
 		ch <- d
 	}
 }
@@ -319,6 +323,7 @@ func (c *collector) collectGroup(ch chan<- prometheus.Metric, st coordinator.Gro
 	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(st.Members), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.unowned, prometheus.GaugeValue, float64(st.Unowned), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, float64(st.UnknownTopics), st.ID)
+	ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(st.PartitionsLost), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.rebalancing, prometheus.GaugeValue, st.Rebalancing.Seconds(), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.timeout, prometheus.GaugeValue, st.RebalanceTimeout.Seconds(), st.ID)
 	ch <- prometheus.MustNewConstMetric(c.sessionLeft, prometheus.GaugeValue, st.SessionLeft, st.ID)
@@ -357,6 +362,7 @@ func (c *collector) split(stats []coordinator.GroupStat) ([]coordinator.GroupSta
 		other.Members += st.Members
 		other.Unowned += st.Unowned
 		other.UnknownTopics += st.UnknownTopics
+		other.PartitionsLost += st.PartitionsLost
 		other.Rebalancing = max(other.Rebalancing, st.Rebalancing)
 		other.RebalanceTimeout = max(other.RebalanceTimeout, st.RebalanceTimeout)
 		other.SessionLeft = min(other.SessionLeft, st.SessionLeft)

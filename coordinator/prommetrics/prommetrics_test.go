@@ -130,7 +130,7 @@ func (f *fakeServer) Leading() bool                       { return f.leading }
 func TestGaugesReadAtScrapeTime(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	srv := &fakeServer{leading: true, stats: []coordinator.GroupStat{
-		{ID: "a", State: group.Stable, Members: 3, Unowned: 1, UnknownTopics: 1, RebalanceTimeout: time.Minute, SessionLeft: 0.75},
+		{ID: "a", State: group.Stable, Members: 3, Unowned: 1, UnknownTopics: 1, PartitionsLost: 5, RebalanceTimeout: time.Minute, SessionLeft: 0.75},
 		{ID: "b", State: group.PreparingRebalance, Members: 2, Rebalancing: 1500 * time.Millisecond, RebalanceTimeout: 5 * time.Second, SessionLeft: 0.25},
 	}}
 	if err := prommetrics.RegisterServer(reg, srv, 1000); err != nil {
@@ -147,6 +147,10 @@ regroup_groups{state="Stable"} 1
 # TYPE regroup_group_members gauge
 regroup_group_members{group="a"} 3
 regroup_group_members{group="b"} 2
+# HELP regroup_group_partitions_lost_total Partitions the group's members declared lost (OnLost: their lease ended before the coordinator answered them, or it no longer knew them), as they reported when they rejoined; counted since this coordinator took the group over.
+# TYPE regroup_group_partitions_lost_total counter
+regroup_group_partitions_lost_total{group="a"} 5
+regroup_group_partitions_lost_total{group="b"} 0
 # HELP regroup_group_partitions_unowned Partitions of subscribed topics that nobody works on: left without an owner by the group's current assignment, or assigned to a member whose answer waits for the lease of a member removed without releasing them.
 # TYPE regroup_group_partitions_unowned gauge
 regroup_group_partitions_unowned{group="a"} 1

@@ -12,7 +12,8 @@ import (
 // JoinRequest builds a JoinGroupRequest from a command's arguments:
 // [group=g] [member=ID] [instance=I] [client=c] [session=10s]
 // [rebalance=30s] [protocols=range,...] [topics=orders] [owned=a:0-3/b:1]
-// [gen=-1] [reason=R] [no-protocols] [userdata=N (N bytes of user data)].
+// [gen=-1] [reason=R] [no-protocols] [userdata=N (N bytes of user data)]
+// [lost=N (partitions_lost)].
 func JoinRequest(t testing.TB, d *datadriven.TestData) *regroupv1.JoinGroupRequest {
 	sub := &regroupv1.Subscription{Topics: List(ArgOr(d, "topics", "orders")), Generation: int32(Int(t, ArgOr(d, "gen", "-1")))}
 	if o, ok := Arg(d, "owned"); ok && o != "" {
@@ -34,6 +35,7 @@ func JoinRequest(t testing.TB, d *datadriven.TestData) *regroupv1.JoinGroupReque
 		RebalanceTimeoutMs: Duration(t, ArgOr(d, "rebalance", "30s")).Milliseconds(),
 		Protocols:          protocols,
 		Reason:             ArgOr(d, "reason", ""),
+		PartitionsLost:     int32(Int(t, ArgOr(d, "lost", "0"))),
 	}
 	if _, ok := Arg(d, "no-protocols"); ok {
 		r.Protocols = nil
