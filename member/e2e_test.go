@@ -126,6 +126,7 @@ type recorder struct {
 	revoked  []revocation
 	assigned int
 	revokes  int
+	lost     map[string]int // partitions each member declared lost (OnLost)
 	stopping map[string]bool
 }
 
@@ -136,7 +137,7 @@ type revocation struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{owned: map[tp][]*interval{}, stopping: map[string]bool{}}
+	return &recorder{owned: map[tp][]*interval{}, lost: map[string]int{}, stopping: map[string]bool{}}
 }
 
 func (r *recorder) listener(name string) member.Listener {
@@ -180,7 +181,23 @@ func (r *recorder) end(name string, ctx context.Context, ps []member.Partition, 
 	}
 	if revoked {
 		r.revokes += len(ps)
+	} else {
+		r.lost[name] += len(ps)
 	}
+}
+
+// lostExcept returns how many partitions the members other than except
+// declared lost.
+func (r *recorder) lostExcept(except string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for name, k := range r.lost {
+		if name != except {
+			n += k
+		}
+	}
+	return int64(n)
 }
 
 // check reports any instant at which a partition had two owners.
@@ -372,8 +389,40 @@ func TestOwnershipThroughFaults(t *testing.T) {
 			}
 
 			// m2 is paused past its session timeout, then resumes and rejoins.
-			live[0].m.PauseForTest(4 * time.Second)
+			paused := live[0]
+			paused.m.PauseForTest(4 * time.Second)
+			waitfor.Until(t, "the paused member declares its partitions lost", func() error {
+				rec.mu.Lock()
+				defer rec.mu.Unlock()
+				if rec.lost[paused.name] == 0 {
+					return fmt.Errorf("%s has declared nothing lost", paused.name)
+				}
+				return nil
+			})
 			waitfor.Until(t, "after a pause past the session timeout", func() error { return converged(admin, rec, live, partitions) })
+
+			// The members that lost partitions reported them when they
+			// rejoined (the cut-off member never could): the coordinator
+			// counted each once, in its metrics and in the history.
+			waitfor.Until(t, "the coordinator counts the partitions members declared lost", func() error {
+				want := rec.lostExcept(cut.name)
+				var got int64
+				for _, st := range c.srv.GroupStats() {
+					got += st.PartitionsLost
+				}
+				d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+				if err != nil {
+					return err
+				}
+				var inHistory int32
+				for _, r := range d.GetRebalances() {
+					inHistory += r.GetPartitionsLost()
+				}
+				if got != want || inHistory == 0 {
+					return fmt.Errorf("the coordinator counts %d lost partitions (%d in its history), the members declared %d", got, inHistory, want)
+				}
+				return nil
+			})
 
 			// The coordinator restarts; the members ride through.
 			c.restart()

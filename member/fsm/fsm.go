@@ -300,6 +300,12 @@ type Member struct {
 	// value when the last JoinGroup was sent. If they differ, that join
 	// reported partitions the member no longer owns.
 	losses, joinLosses int
+
+	// lostUnreported counts the partitions lost since the coordinator last
+	// answered a JoinGroup: every JoinGroup reports it (partitions_lost),
+	// until one is answered. lostSent is what the last JoinGroup sent
+	// reported.
+	lostUnreported, lostSent int32
 }
 
 // New validates cfg and returns a member that has not started.
@@ -520,6 +526,7 @@ func (m *Member) lose(now time.Time, out *Output, at time.Time) {
 		at = now
 	}
 	out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Lost, Partitions: m.owned, Deadline: at})
+	m.lostUnreported += int32(len(m.owned))
 	m.owned = nil
 	m.ownedGen = -1
 	m.losses++
@@ -604,7 +611,7 @@ func (m *Member) advanceMain(now time.Time, out *Output) {
 			m.revokeAll(now, out)
 			return
 		}
-		m.joinLosses = m.losses
+		m.joinLosses, m.lostSent = m.losses, m.lostUnreported
 		b := m.joinRequest()
 		m.send(now, out, stepJoin, &b.req, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout, b.room[:0])
 	case stepSync:
@@ -680,6 +687,7 @@ func (m *Member) joinRequest() *joinBlock {
 	req := &b.req
 	req.GroupId, req.MemberId, req.GroupInstanceId, req.ClientId = m.cfg.GroupID, m.memberID, m.cfg.InstanceID, m.cfg.ClientID
 	req.SessionTimeoutMs, req.RebalanceTimeoutMs = m.cfg.SessionTimeout.Milliseconds(), m.cfg.RebalanceTimeout.Milliseconds()
+	req.PartitionsLost = m.lostUnreported
 	req.Protocols = b.protocols[:0]
 	for i, a := range m.cfg.Assignors {
 		p := &b.protocol

@@ -120,6 +120,8 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 	m.failures = 0
 	m.renew(sent)
 	m.hbHeld = true // the coordinator answers: heartbeats may be held again
+	// The coordinator counted the partitions the join reported lost.
+	m.lostUnreported, m.lostSent = m.lostUnreported-m.lostSent, 0
 	m.memberID, m.generation, m.protocol = resp.GetMemberId(), resp.GetGeneration(), resp.GetProtocolName()
 	m.secret = resp.GetMemberSecret()
 	m.leader = resp.GetLeaderId() == resp.GetMemberId()

@@ -301,6 +301,9 @@ func fmtRequest(msg proto.Message) string {
 		if r.GetGroupInstanceId() != "" {
 			s += " instance=" + r.GetGroupInstanceId()
 		}
+		if n := r.GetPartitionsLost(); n > 0 {
+			s += fmt.Sprintf(" lost=%d", n)
+		}
 		return s
 	case *regroupv1.SyncGroupRequest:
 		s := fmt.Sprintf("sync gen=%d member=%s", r.GetGeneration(), r.GetMemberId())
