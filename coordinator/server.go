@@ -146,6 +146,8 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 		return nil, fmt.Errorf("regroup: loading groups and topics: %w", err)
 	}
 	t := &tenure{s: s, st: st, term: term, since: s.clock(), waiters: map[group.ReqID]chan group.Reply{}, done: make(chan struct{})}
+	t.box.wake = make(chan struct{}, 1)
+	go t.run()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach, Overload: s.cfg.Overload}, snap, s.clock(), t.validUntil())

@@ -25,6 +25,8 @@ type tenure struct {
 	term  Term // nil for a Server made by New
 	since time.Time
 
+	box inbox // calls waiting for the node; see run
+
 	mu      sync.Mutex
 	node    *node.Node
 	waiters map[group.ReqID]chan group.Reply
@@ -51,44 +53,42 @@ func (t *tenure) valid(now time.Time) bool {
 	return !t.ended.Load() && (t.term == nil || now.Before(t.term.ValidUntil()))
 }
 
-// call hands one request, which arrived at arrived, to the node and waits
-// for its answer, or for ctx. The time it waited for the node's lock is
-// the node's measure of its load (see node.Overload).
+// call hands one request, which arrived at arrived, to the node (through
+// the inbox) and waits for its answer, or for ctx. The time it waited
+// before the node got to it is the node's measure of its load (see
+// node.Overload).
 func (t *tenure) call(ctx context.Context, host string, arrived time.Time, msg node.Request) (group.Reply, error) {
-	ch := make(chan group.Reply, 1)
-	t.mu.Lock()
 	if t.ended.Load() {
-		t.mu.Unlock()
 		return group.Reply{}, errEnded
 	}
-	if err := ctx.Err(); err != nil {
-		// The caller gave up while the call waited for the lock (an
-		// overloaded coordinator): it will never read the answer, so the
-		// call changes nothing. A member's lease counts only answered
-		// calls, so not renewing this one's session is safe.
-		t.mu.Unlock()
-		return group.Reply{}, err
-	}
+	ch := make(chan group.Reply, 1)
 	msg.Req = group.ReqID(t.s.reqs.Add(1))
 	msg.Host = host
 	msg.Identity = auth.FromContext(ctx).Name
-	t.waiters[msg.Req] = ch
-	t.stepQueued(msg, t.queued(arrived))
-	t.mu.Unlock()
+	if !t.box.put(queuedCall{ctx: ctx, arrived: arrived, msg: msg, ch: ch}) {
+		return group.Reply{}, errEnded
+	}
 	select {
 	case r := <-ch:
-		return r, nil
+		return settled(r)
 	case <-ctx.Done():
-		t.mu.Lock()
-		delete(t.waiters, msg.Req)
-		t.mu.Unlock()
 		select {
 		case r := <-ch: // a reply raced in; prefer it to the context's error
-			return r, nil
+			return settled(r)
 		default:
 		}
+		t.box.drop(msg.Req)
 		return group.Reply{}, ctx.Err()
 	}
+}
+
+// settled turns the reply of a call that was queued when its tenure
+// ended into errEnded.
+func settled(r group.Reply) (group.Reply, error) {
+	if r.Err == errEnded {
+		return group.Reply{}, errEnded
+	}
+	return r, nil
 }
 
 // errEnded tells a caller that the tenure it found has ended; it looks up
@@ -270,6 +270,7 @@ func (t *tenure) end(reason string, err error) int {
 		out.Ended = ""
 		out.Writes, out.Loads = nil, nil
 		t.ended.Store(true)
+		t.box.close()
 		t.apply(out)
 		t.stopTimer()
 		for req, ch := range t.waiters {
