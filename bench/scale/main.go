@@ -79,6 +79,7 @@ type options struct {
 	sizes               []size
 	partitionsPerMember int
 	workers             int
+	workerNice          int
 	regroup             string
 	delay               time.Duration
 	steady              time.Duration
@@ -102,6 +103,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	sizes := fl.String("sizes", "1x1000", "loads to measure, comma-separated, each GROUPSxMEMBERS (members per group)")
 	fl.IntVar(&o.partitionsPerMember, "partitions-per-member", 10, "partitions of the group's topic per member")
 	fl.IntVar(&o.workers, "workers", 4, "worker processes the members are spread over")
+	fl.IntVar(&o.workerNice, "worker-nice", 10, "niceness the worker processes run at, so that the load generator, on the same cores, does not take the CPU the coordinator needs (0: the same priority as the coordinator; needs nice(1))")
 	fl.StringVar(&o.regroup, "regroup", "", "the regroup binary to serve with (default: build ./cmd/regroup of the module in the current directory)")
 	fl.DurationVar(&o.delay, "initial-rebalance-delay", 3*time.Second, "the coordinator's --initial-rebalance-delay")
 	fl.DurationVar(&o.steady, "steady", 20*time.Second, "how long to measure the settled load (CPU, heartbeats)")
@@ -131,6 +133,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	switch {
 	case o.output != "table" && o.output != "json":
 		return nil, fmt.Errorf("-o %q: want table or json", o.output)
+	case o.workerNice < 0 || o.workerNice > 19:
+		return nil, errors.New("--worker-nice must be from 0 to 19 (a lower priority than the coordinator's)")
 	case o.workers < 1 || o.partitionsPerMember < 1 || o.leaves < 0:
 		return nil, errors.New("--workers and --partitions-per-member must be positive and --leaves not negative")
 	case o.steady < time.Second:
@@ -167,7 +171,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var results []*result
 	for _, s := range o.sizes {
 		res, err := measure(ctx, runConfig{
-			regroup: o.regroup, size: s, partitionsPerMember: o.partitionsPerMember, workers: min(o.workers, s.Groups*s.Members),
+			regroup: o.regroup, size: s, partitionsPerMember: o.partitionsPerMember, workers: min(o.workers, s.Groups*s.Members), workerNice: o.workerNice,
 			delay: o.delay, steady: o.steady, timeout: o.timeout, leaves: o.leaves, rate: o.rate,
 			session: o.session, heartbeat: o.heartbeat, serveArgs: o.serveArgs,
 			logDir: filepath.Join(o.logDir, s.String()), progress: stderr,

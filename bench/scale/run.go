@@ -35,6 +35,7 @@ type runConfig struct {
 	size                size
 	partitionsPerMember int
 	workers             int
+	workerNice          int
 	delay               time.Duration
 	steady              time.Duration
 	timeout             time.Duration
@@ -243,7 +244,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		first, count := i*n/c.workers, (i+1)*n/c.workers-i*n/c.workers
 		spec := workerSpec{Index: i, Endpoint: addr, Topic: "scale", First: first, Count: count, PerGroup: c.size.Members,
 			Session: c.session, Heartbeat: c.heartbeat, LogPath: filepath.Join(c.logDir, fmt.Sprintf("worker-%d.log", i))}
-		w, err := startWorker(exe, spec, t, filepath.Join(c.logDir, fmt.Sprintf("worker-%d.stderr", i)))
+		w, err := startWorker(exe, c.workerNice, spec, t, filepath.Join(c.logDir, fmt.Sprintf("worker-%d.stderr", i)))
 		if err != nil {
 			return nil, err
 		}
@@ -427,9 +428,14 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	return res, nil
 }
 
-// startWorker starts a worker process running spec; its reports go to t.
-func startWorker(exe string, spec workerSpec, t *tracker, stderrPath string) (*workerProc, error) {
+// startWorker starts a worker process running spec at niceness nice
+// (through nice(1), so that every thread of the process has it); its
+// reports go to t.
+func startWorker(exe string, nice int, spec workerSpec, t *tracker, stderrPath string) (*workerProc, error) {
 	cmd := exec.Command(exe)
+	if nice > 0 {
+		cmd = exec.Command("nice", "-n", strconv.Itoa(nice), exe)
+	}
 	cmd.Env = append(os.Environ(), workerEnv+"=1")
 	stderr, err := os.Create(stderrPath)
 	if err != nil {
