@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,7 +22,10 @@ func runConsume(args []string) error {
 		"partition claims it with its fencing token, pulls batches, processes them\n"+
 		"(a row per message in results) and commits the offset in the same\n"+
 		"transaction, which the fence refuses once a newer owner has claimed the\n"+
-		"partition. SIGINT/SIGTERM revokes (commit, stop) and leaves.")
+		"partition. SIGINT/SIGTERM revokes (commit, stop) and leaves. SIGUSR1\n"+
+		"freezes the process (SIGSTOP to itself) as soon as a worker holds a batch\n"+
+		"it pulled: a stop-the-world pause at the worst moment, for demonstrations\n"+
+		"(SIGCONT resumes it).")
 	dsn := dsnFlag(fs)
 	endpoints := endpointsFlag(fs, "127.0.0.1:7070", "")
 	group := fs.String("group", "billing", "group to join")
@@ -73,6 +78,16 @@ func runConsume(args []string) error {
 	if err != nil {
 		return err
 	}
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			c.FreezeNextBatch(func(partition int32, token int64, messages int) {
+				logger.Printf("partition %d: frozen with a batch of %d messages in hand (SIGUSR1), token %d", partition, messages, token)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+			})
+		}
+	}()
 	if *status > 0 {
 		go func() {
 			for range time.Tick(*status) {

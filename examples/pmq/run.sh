@@ -2,9 +2,11 @@
 # run.sh: the PMQ-style queue on 127.0.0.1 -- a private MariaDB, a Regroup
 # coordinator, a producer and consumers -- for people and for the tests.
 #
-#   ./run.sh demo    start everything, show progress, add a consumer, pause one
-#                    past its session timeout (SIGSTOP/SIGCONT), stop one,
-#                    drain, print the audit, stop everything (about 40 s)
+#   ./run.sh demo    start everything, show progress, add a consumer, freeze
+#                    one mid-batch past its session timeout (SIGUSR1, then
+#                    SIGCONT once a new owner claimed its partition) and see
+#                    the fence refuse its commit, stop one, drain, print the
+#                    audit, stop everything (about 50 s)
 #   ./run.sh start   start MariaDB, regroup serve, a producer and 3 consumers
 #   ./run.sh stop    stop everything started here
 #   ./run.sh audit   audit the group's consumption from the database
@@ -63,6 +65,18 @@ halt() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# wait_claim P TOKEN: wait (at most 60 s) until a consumer logs a claim of
+# partition P with a token above TOKEN: a newer owner has fenced the old one.
+wait_claim() {
+  for _ in $(seq 1 600); do
+    grep -h "partition $1: claimed" "$STATE"/c*.log 2>/dev/null |
+      awk -v t="$2" '$NF + 0 > t + 0 { found = 1 } END { exit !found }' && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for a consumer to claim partition $1 with a token above $2" >&2
+  return 1
+}
+
 # wait_log NAME TEXT: wait (at most 60 s) until NAME's log contains TEXT.
 wait_log() {
   for _ in $(seq 1 600); do
@@ -110,7 +124,7 @@ start() {
   say "a producer ($RATE msg/s of 1 KB) and consumers c1, c2, c3 (logs in $STATE)"
   spawn producer "$BIN/pmq" produce --dsn "$DSN" --topic "$TOPIC" --rate "$RATE"
   consumer c1
-  consumer c2 --work 10ms # a slow handler: likely mid-batch when the demo pauses it
+  consumer c2 --work 10ms # a slow handler: a batch in hand takes a while
   consumer c3
   for c in c1 c2 c3; do wait_log $c "assigned partition"; done
 }
@@ -139,20 +153,29 @@ demo() {
   consumer c4
   wait_log c4 "assigned partition"
   show 4
-  say "c2 stopped with SIGSTOP for 6 s, longer than its $SESSION session: its partitions move"
-  signal STOP c2
-  sleep 6
-  say "c2 continues (SIGCONT): a batch it was processing tries to commit, and the fence refuses it"
+  say "c2 freezes with a batch in hand (SIGUSR1: it stops itself with SIGSTOP, as a long GC pause would)"
+  signal USR1 c2
+  wait_log c2 "frozen with a batch"
+  local frozen partition token
+  frozen=$(grep -h "frozen with a batch" "$STATE/c2.log" | tail -1)
+  echo "$frozen"
+  partition=$(sed -n 's/.*partition \([0-9]*\): frozen.*/\1/p' <<<"$frozen")
+  token=${frozen##* }
+  say "c2 stays frozen past its $SESSION session: partition $partition moves, and its new owner claims it (fencing token above $token)"
+  wait_claim "$partition" "$token"
+  grep -h "partition $partition: claimed" "$STATE"/c*.log | tail -1
+  say "c2 continues (SIGCONT): it commits the batch it held, and the fence refuses it"
   signal CONT c2
-  show 4
-  grep -h "refused by the fence\|lost partition" "$STATE/c2.log" | tail -5 || true
+  wait_log c2 "partition $partition: commit refused by the fence"
+  grep -h "refused by the fence\|lost partition" "$STATE/c2.log" | tail -5
+  show 3
   say "c1 leaves gracefully (SIGTERM: revoke, commit, leave)"
   halt c1
   show 3
   say "producer stops; the group drains"
   halt producer
   sleep 5
-  say "audit (from the database alone)"
+  say "audit (from the database alone; the refused commits are c2's)"
   audit
 }
 

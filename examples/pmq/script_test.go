@@ -10,10 +10,11 @@ import (
 )
 
 // TestRunScript runs `run.sh demo` as a person would (on free ports) and
-// checks that the demo's audit passes.
+// checks that the demo's audit passes and counts the frozen consumer's
+// refused commit.
 func TestRunScript(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the demo runs about 40 s; skipped with -short")
+		t.Skip("the demo runs about 50 s; skipped with -short")
 	}
 	if _, err := mariadb.Binary(); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -32,6 +33,10 @@ func TestRunScript(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "OK: every message processed") {
 		t.Fatalf("run.sh demo's audit did not pass:\n%s", out)
+	}
+	// The frozen consumer's commit was refused, and the audit counts it.
+	if !strings.Contains(string(out), "commit refused by the fence") || !strings.Contains(string(out), "refused commits from c2/") {
+		t.Fatalf("run.sh demo showed no refused commit from c2, or its audit did not count one:\n%s", out)
 	}
 	t.Logf("run.sh demo:\n%s", out)
 }

@@ -43,6 +43,7 @@ type Consumer struct {
 	workers   map[int32]*worker
 	processed atomic.Int64
 	refused   atomic.Int64
+	freeze    atomic.Pointer[func(partition int32, token int64, messages int)] // see FreezeNextBatch
 }
 
 // New returns a Consumer owning nothing yet.
@@ -71,6 +72,15 @@ func (c *Consumer) Processed() int64 { return c.processed.Load() }
 
 // Refused counts the claims and commits the fence refused.
 func (c *Consumer) Refused() int64 { return c.refused.Load() }
+
+// FreezeNextBatch makes the next worker that pulls a batch call freeze
+// once, with the batch in hand, before it processes it. The demo freezes
+// the whole process there (SIGSTOP): a stop-the-world pause at the worst
+// moment, after which the batch's commit meets the fence of the
+// partition's next owner.
+func (c *Consumer) FreezeNextBatch(freeze func(partition int32, token int64, messages int)) {
+	c.freeze.Store(&freeze)
+}
 
 // Owned returns the partitions that have a worker.
 func (c *Consumer) Owned() []int32 {

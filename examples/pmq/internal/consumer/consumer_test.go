@@ -103,3 +103,43 @@ func TestCallbacksStopWorkers(t *testing.T) {
 	}
 	c.OnRevoked(ctx, part(3))
 }
+
+// TestFreezeNextBatch: the armed hook runs once, in the worker that pulled
+// the next batch, before that batch is processed or committed.
+func TestFreezeNextBatch(t *testing.T) {
+	_, db := dbtest.Open(t, "fz", 1)
+	ctx := context.Background()
+	if err := queue.Produce(ctx, db, "fz", 0, 20, 100); err != nil {
+		t.Fatal(err)
+	}
+	c := consumer.New(consumer.Config{DB: db, Group: "g", Topic: "fz", Name: "a", Batch: 5, Poll: 5 * time.Millisecond})
+	type call struct {
+		partition int32
+		token     int64
+		messages  int
+	}
+	calls := make(chan call, 2)
+	release := make(chan struct{})
+	c.FreezeNextBatch(func(partition int32, token int64, messages int) {
+		calls <- call{partition, token, messages}
+		<-release
+	})
+	c.OnAssigned(ctx, []member.Partition{{Topic: "fz", Partition: 0, Token: 7}})
+	select {
+	case got := <-calls:
+		if got != (call{0, 7, 5}) {
+			t.Errorf("freeze called with %+v, want partition 0, token 7, a batch of 5", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("freeze was not called within 30 s of the assignment")
+	}
+	if n := commits(t, db, "a"); n != 0 {
+		t.Errorf("%d batches committed while the worker was frozen with its first one, want 0", n)
+	}
+	close(release)
+	waitProcessed(t, c, 20)
+	if len(calls) != 0 {
+		t.Errorf("freeze called again after its first batch: %+v", <-calls)
+	}
+	c.OnRevoked(ctx, []member.Partition{{Topic: "fz", Partition: 0, Token: 7}})
+}

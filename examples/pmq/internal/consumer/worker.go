@@ -42,6 +42,7 @@ func (w *worker) run() {
 		w.failed("claim", err)
 		return
 	}
+	w.c.cfg.Log.Printf("partition %d: claimed at offset %d, token %d", w.owner.Partition, offset, w.owner.Token)
 	for {
 		select {
 		case <-w.stop:
@@ -59,6 +60,9 @@ func (w *worker) run() {
 			case <-time.After(w.c.cfg.Poll):
 			}
 			continue
+		}
+		if freeze := w.c.freeze.Swap(nil); freeze != nil {
+			(*freeze)(w.owner.Partition, w.owner.Token, len(msgs))
 		}
 		b := w.process(offset, msgs)
 		if err := w.retry(func() error { return w.owner.Commit(w.ctx, b) }); err != nil {
