@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -56,6 +57,16 @@ func TestClockConversion(t *testing.T) {
 		g := p.toGlobal(l)
 		if p.localNow(g) < l || (g > 0 && p.localNow(g-1) >= l) {
 			t.Fatalf("rate %v: toGlobal(%d) = %d, local there %d, one earlier %d", p.rate, l, g, p.localNow(g), p.localNow(g-1))
+		}
+	}
+}
+
+// TestT975 compares the expansion of Student's t beyond the table with
+// published values.
+func TestT975(t *testing.T) {
+	for df, want := range map[int]float64{30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980, 1000: 1.962} {
+		if got := t975(df); math.Abs(got-want) > 0.001 {
+			t.Errorf("t975(%d) = %.4f, want %.3f", df, got, want)
 		}
 	}
 }

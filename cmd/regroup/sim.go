@@ -102,6 +102,8 @@ func simRunCmd() *cobra.Command {
 		output            string
 		window            time.Duration
 		windows           bool
+		seeds, parallel   int
+		jitter, since     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
@@ -115,12 +117,23 @@ expectation failed.
 
 "not processing" counts the partition-seconds in which a partition had no owner,
 or an owner that was revoking it (inside OnRevoked), paused, or past its lease;
-"unowned" counts only the first. Both are measured per --window as well.`,
+"unowned" counts only the first. Both are measured per --window as well.
+
+With --seeds N, runs seeds --seed to --seed+N-1, each with the actions after 0s
+moved by a random offset up to --jitter (by default the longest heartbeat
+interval, so that faults fall at a random phase of the heartbeats), and prints
+each metric's mean, p50, p95, p99 and 95% confidence interval of the mean
+(--csv and --json write the same). A failing seed is listed with the command that
+replays it.`,
 		Example: `  # Run a shipped scenario:
   regroup sim run simulator/testdata/rolling-restart.sim
 
   # With another seed, the event trace, and the ownership timeline as SVG:
   regroup sim run simulator/testdata/gc-pause-long.sim --seed 7 --trace --svg pause.svg
+
+  # 100 seeds, each crash at a random phase of the heartbeats, without the
+  # initial join: mean, p50, p95, p99 and 95% interval of every metric:
+  regroup sim run simulator/testdata/one-crash.sim --seeds 100 --since 30s --csv crash.csv
 
   # Where partitions were not processed, per 5 s window:
   regroup sim run simulator/testdata/gc-pause-long.sim --window 5s --windows
@@ -146,8 +159,26 @@ or an owner that was revoking it (inside OnRevoked), paused, or past its lease;
 			if cmd.Flags().Changed("seed") {
 				sc.Seed = uint64(seed)
 			}
+			if seeds < 1 || since < 0 {
+				return fmt.Errorf("--seeds %d, --since %v: want at least one seed, and a time from the start of the run", seeds, since)
+			}
+			jitter = defaultJitter(cmd, sc, seeds, jitter)
 			out := cmd.OutOrStdout()
-			opts := simulator.Options{Timeline: svgF != "", Messages: messages, Window: window}
+			if seeds > 1 {
+				if trace || messages || svgF != "" || windows {
+					return fmt.Errorf("--trace, --messages, --svg and --windows show one run: drop them, or run one seed (--seeds 1)")
+				}
+				b := batch{path: path, random: random, first: sc.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel}
+				rows, failing, err := b.run(cmd, []simulator.Variant{{}}, nil)
+				if err != nil {
+					return err
+				}
+				return writeStats(cmd, b, rows, failing, output, csvF, jsonF)
+			}
+			if off := simulator.Jitter(sc, jitter); jitter > 0 && output == "text" {
+				fmt.Fprintf(out, "jitter          actions after 0s moved by %v (--jitter %v)\n", off, jitter)
+			}
+			opts := simulator.Options{Timeline: svgF != "", Messages: messages, Window: window, Since: since}
 			if trace || messages {
 				opts.Trace = out
 			}
@@ -156,6 +187,9 @@ or an owner that was revoking it (inside OnRevoked), paused, or past its lease;
 			res, err := simulator.Run(sc, opts)
 			shown.finish()
 			if err != nil {
+				return err
+			}
+			if res.Metrics, err = res.Metrics.From(since); err != nil {
 				return err
 			}
 			row := report.Row{Result: res}
@@ -203,7 +237,189 @@ or an owner that was revoking it (inside OnRevoked), paused, or past its lease;
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&window, "window", 10*time.Second, "length of the windows the partition-seconds without an owner and not processed are measured over (JSON, --windows)")
 	f.BoolVar(&windows, "windows", false, "after the summary, print the partition-seconds of every window in which some were not processed")
+	f.IntVar(&seeds, "seeds", 1, "run this many seeds (from --seed on) and print each metric's mean, p50, p95, p99 and 95% interval")
+	f.DurationVar(&jitter, "jitter", 0, "move the actions after 0s by a random offset up to this, drawn per seed (default with --seeds: the scenario's longest heartbeat interval)")
+	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "with --seeds, runs at once")
+	f.DurationVar(&since, "since", 0, "count only what happened from this time on (as expect's since=): rebalances, partitions, partition-seconds, disturbances")
 	return cmd
+}
+
+// defaultJitter is --jitter: as given, or with several seeds and none
+// given, the scenario's longest heartbeat interval (a fault then falls at a
+// random phase of the heartbeats).
+func defaultJitter(cmd *cobra.Command, sc *scenario.Scenario, seeds int, jitter time.Duration) time.Duration {
+	if cmd.Flags().Changed("jitter") || seeds <= 1 {
+		return jitter
+	}
+	return sc.HeartbeatInterval()
+}
+
+// batch is a set of runs of one scenario: every variant, under every
+// parameter value, with seeds first to first+seeds-1, each jittered.
+type batch struct {
+	path   string // the scenario file ("" with random)
+	random int64  // the random scenario's seed, or -1
+	first  uint64
+	seeds  int
+	jitter time.Duration
+	since  time.Duration
+	// parallel is how many runs run at once.
+	parallel int
+	// param is the swept parameter ("" for none) and its values.
+	param  string
+	values []string
+}
+
+// failure is a failing run of a batch, with the command that replays it.
+type failure struct {
+	Seed       uint64   `json:"seed"`
+	Replay     string   `json:"replay"`
+	Violations []string `json:"violations"`
+	Failed     []string `json:"failed_expectations"`
+}
+
+// run runs the batch under each variant (a zero Variant: the scenario's
+// own) and each of values (nil: no parameter), with a progress bar on
+// standard error, and sums each (variant, value) up as a row.
+func (b batch) run(cmd *cobra.Command, variants []simulator.Variant, values []string) ([]report.StatRow, []failure, error) {
+	if values == nil {
+		values = []string{""}
+	}
+	n := len(variants) * len(values) * b.seeds
+	results := make([]*simulator.Result, n)
+	errs := make([]error, n)
+	bar := newProgress(cmd.ErrOrStderr(), n, "runs")
+	forEach(n, b.parallel, func(i int) {
+		v, val, k := variants[i/(len(values)*b.seeds)], values[i/b.seeds%len(values)], i%b.seeds
+		results[i], errs[i] = b.one(cmd, v, val, b.first+uint64(k))
+		bar.done(errs[i] != nil || results[i] != nil && !results[i].OK())
+	})
+	bar.finish()
+	var rows []report.StatRow
+	var failing []failure
+	for i := 0; i < n; i += b.seeds {
+		row := report.StatRow{
+			Variant: variants[i/(len(values)*b.seeds)], Param: b.param, Value: values[i/b.seeds%len(values)],
+			Runs: b.seeds, Seeds: [2]uint64{b.first, b.first + uint64(b.seeds) - 1}, JitterMaximum: b.jitter.String(),
+		}
+		var ms []simulator.Metrics
+		for k := range b.seeds {
+			if err := errs[i+k]; err != nil {
+				return nil, nil, fmt.Errorf("%sseed %d: %w", b.label(row), b.first+uint64(k), err)
+			}
+			res := results[i+k]
+			ms = append(ms, res.Metrics)
+			if !res.OK() {
+				row.Failed++
+				failing = append(failing, b.failure(row, res))
+			}
+		}
+		row.Stats = simulator.Summarize(ms)
+		rows = append(rows, row)
+	}
+	return rows, failing, nil
+}
+
+// one runs the batch's scenario under v, with the parameter set to value,
+// with seed, jittered; with since, its metrics count from then on.
+func (b batch) one(cmd *cobra.Command, v simulator.Variant, value string, seed uint64) (*simulator.Result, error) {
+	sc, err := loadScenario(cmd, b.path, b.random)
+	if err != nil {
+		return nil, err
+	}
+	sc.Seed = seed
+	if v.Assignor != "" {
+		sc.Expects = nil // written for the scenario's own configuration
+		v.Apply(sc)
+	}
+	if b.param != "" {
+		if err := sc.Set(b.param, value); err != nil {
+			return nil, err
+		}
+	}
+	simulator.Jitter(sc, b.jitter)
+	res, err := simulator.Run(sc, simulator.Options{Since: b.since})
+	if err != nil {
+		return nil, err
+	}
+	res.Metrics, err = res.Metrics.From(b.since)
+	return res, err
+}
+
+func (b batch) label(row report.StatRow) string {
+	l := ""
+	if row.Variant.Assignor != "" {
+		l += row.Variant.String() + ": "
+	}
+	if b.param != "" {
+		l += b.param + "=" + row.Value + ": "
+	}
+	return l
+}
+
+// failure describes a failing run and the command that replays it.
+func (b batch) failure(row report.StatRow, res *simulator.Result) failure {
+	src := b.path
+	if b.random >= 0 {
+		src = fmt.Sprintf("--random %d", b.random)
+	}
+	replay := fmt.Sprintf("regroup sim run %s --seed %d --jitter %v --trace", src, res.Seed, b.jitter)
+	if b.param != "" || row.Variant.Assignor != "" {
+		replay = b.label(row) + replay + " (with that setting)"
+	}
+	f := failure{Seed: res.Seed, Replay: replay, Failed: res.Failed}
+	for _, v := range res.Violations {
+		f.Violations = append(f.Violations, v.String())
+	}
+	return f
+}
+
+// writeStats prints a batch's rows (text or JSON), writes them to csvF
+// and jsonF if set, and lists the failing runs (an error if any).
+func writeStats(cmd *cobra.Command, b batch, rows []report.StatRow, failing []failure, output, csvF, jsonF string) error {
+	if csvF != "" {
+		if err := writeFile(csvF, func(w io.Writer) error { return report.StatsCSV(w, rows) }); err != nil {
+			return err
+		}
+	}
+	if jsonF != "" {
+		if err := writeFile(jsonF, func(w io.Writer) error { return report.StatsJSON(w, rows) }); err != nil {
+			return err
+		}
+	}
+	out := cmd.OutOrStdout()
+	var err error
+	if output == "json" {
+		err = report.StatsJSON(out, rows)
+	} else {
+		from := ""
+		if b.since > 0 {
+			from = fmt.Sprintf(", from %v on", b.since)
+		}
+		fmt.Fprintf(out, "%d seeds (%d to %d) per row, actions moved by up to %v%s: %d of %d runs failing\n",
+			b.seeds, b.first, b.first+uint64(b.seeds)-1, b.jitter, from, len(failing), len(rows)*b.seeds)
+		err = report.StatsTable(out, rows)
+	}
+	if err != nil {
+		return err
+	}
+	w := out
+	if output == "json" {
+		w = cmd.ErrOrStderr()
+	}
+	for _, f := range failing {
+		fmt.Fprintf(w, "seed %d: %s\n", f.Seed, f.Replay)
+		for _, v := range f.Violations {
+			fmt.Fprintf(w, "  VIOLATION %s\n", v)
+		}
+		for _, e := range f.Failed {
+			fmt.Fprintf(w, "  FAILED %s\n", e)
+		}
+	}
+	if len(failing) > 0 {
+		return fmt.Errorf("%d of %d runs failed", len(failing), len(rows)*b.seeds)
+	}
+	return nil
 }
 
 func simCompareCmd() *cobra.Command {
@@ -212,8 +428,8 @@ func simCompareCmd() *cobra.Command {
 		static               bool
 		seed                 int64
 		output, csvF         string
-		parallel             int
-		since                time.Duration
+		parallel, seeds      int
+		since, jitter        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "compare FILE",
@@ -227,7 +443,9 @@ many there were, the mean number of rebalances after one, and the median and
 longest time from one to the end of its last rebalance; then messages and
 violations. --since counts only what happened from then on (rebalances that
 ended then or later, partition-seconds from then, disturbances then or later), to
-leave out the initial join.
+leave out the initial join. With --seeds N, every combination runs N seeds,
+each with its actions moved by up to --jitter, and the output is each metric's
+mean, p50, p95, p99 and 95% interval per combination (see "sim run --seeds").
 
 A member is cooperative only if every assignor it offers supports it, so an
 assignor that supports both protocols runs eagerly by being offered with range
@@ -244,7 +462,10 @@ expect lines are not checked (they are written for its own configuration).`,
   regroup sim compare simulator/testdata/one-crash.sim --since 30s
 
   # As JSON, for a notebook:
-  regroup sim compare simulator/testdata/rolling-restart.sim -o json > rolling.json`,
+  regroup sim compare simulator/testdata/rolling-restart.sim -o json > rolling.json
+
+  # 50 seeds per combination, the crash at a random phase of the heartbeats:
+  regroup sim compare simulator/testdata/one-crash.sim --assignors cooperative-sticky --seeds 50 --since 30s --csv crash.csv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "text", "json", "markdown"); err != nil {
@@ -265,6 +486,30 @@ expect lines are not checked (they are written for its own configuration).`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("seed") {
+				base.Seed = uint64(seed)
+			}
+			if seeds < 1 {
+				return fmt.Errorf("--seeds %d: want at least 1", seeds)
+			}
+			jitter = defaultJitter(cmd, base, seeds, jitter)
+			if seeds > 1 {
+				if output == "markdown" {
+					return fmt.Errorf("-o markdown shows one run per row: with --seeds, use -o text or json, or --csv")
+				}
+				b := batch{path: args[0], random: -1, first: base.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel}
+				rows, failing, err := b.run(cmd, variants, nil)
+				if err != nil {
+					return err
+				}
+				if err := writeStats(cmd, b, rows, failing, output, csvF, ""); err != nil {
+					return err
+				}
+				for _, sk := range skipped {
+					fmt.Fprintf(cmd.ErrOrStderr(), "skipped %s\n", sk)
+				}
+				return nil
+			}
 			rows := make([]report.Row, len(variants))
 			errs := make([]error, len(variants))
 			bar := newProgress(cmd.ErrOrStderr(), len(variants), "runs")
@@ -281,6 +526,7 @@ expect lines are not checked (they are written for its own configuration).`,
 					sc.Seed = uint64(seed)
 				}
 				variants[i].Apply(sc)
+				simulator.Jitter(sc, jitter)
 				res, err := simulator.Run(sc, simulator.Options{Since: since})
 				if err == nil {
 					res.Metrics, err = res.Metrics.From(since)
@@ -331,6 +577,8 @@ expect lines are not checked (they are written for its own configuration).`,
 	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	f.StringVar(&csvF, "csv", "", "also write the rows as CSV to this file")
 	f.DurationVar(&since, "since", 0, "count only what happened from this time on (as expect's since=), leaving out the initial join")
+	f.IntVar(&seeds, "seeds", 1, "run every combination with this many seeds (from --seed on) and print each metric's mean, p50, p95, p99 and 95% interval")
+	f.DurationVar(&jitter, "jitter", 0, "move the actions after 0s by a random offset up to this, drawn per seed (default with --seeds: the scenario's longest heartbeat interval)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	return cmd
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,4 +148,67 @@ func TestRunProgress(t *testing.T) {
 	if len(lines) != 11 || !strings.HasPrefix(lines[5], "simulated 30s of 1m0s (50%)") {
 		t.Fatalf("want 11 lines, one per tenth, got:\n%s", buf.String())
 	}
+}
+
+// sim run --seeds and sim compare --seeds print statistics per metric, in
+// text, JSON and CSV; the crash's cost varies with the seed's jitter.
+func TestSimSeeds(t *testing.T) {
+	dir := t.TempDir()
+	csvF := filepath.Join(dir, "s.csv")
+	out, progress, err := runSim(t, "run", "../../simulator/testdata/one-crash.sim", "--seeds", "8", "--since", "30s", "--csv", csvF)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "8 seeds (7 to 14) per row, actions moved by up to 3s, from 30s on: 0 of 8 runs failing") ||
+		!strings.Contains(out, "95% interval") || !strings.Contains(progress, "8/8 runs") {
+		t.Errorf("output:\n%s\nprogress:\n%s", out, progress)
+	}
+	recs := readCSV(t, csvF)
+	if len(recs) != 1+12 || strings.Join(recs[0], ",") != "protocol,assignors,membership,param,value,metric,runs,failed,mean,p50,p95,p99,ci95_lo,ci95_hi" {
+		t.Fatalf("CSV: %v", recs)
+	}
+	for _, r := range recs[1:] {
+		lo, _ := strconv.ParseFloat(r[12], 64)
+		hi, _ := strconv.ParseFloat(r[13], 64)
+		if r[5] == "unowned" && (r[6] != "8" || hi-lo < 1) {
+			t.Errorf("unowned over 8 jittered seeds: %v, want an interval of some width", r)
+		}
+	}
+
+	out, _, err = runSim(t, "compare", "../../simulator/testdata/one-crash.sim", "--assignors", "cooperative-sticky", "--seeds", "3", "--jitter", "0s", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		Protocol string `json:"protocol"`
+		Runs     int    `json:"runs"`
+		Stats    []struct {
+			Metric string  `json:"metric"`
+			Lo     float64 `json:"ci95_lo"`
+			Hi     float64 `json:"ci95_hi"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rows) != 2 || rows[0].Protocol != "eager" || rows[1].Runs != 3 || len(rows[1].Stats) != 12 {
+		t.Errorf("compare --seeds 3: %+v", rows)
+	}
+	if _, _, err := runSim(t, "run", "../../simulator/testdata/one-crash.sim", "--seeds", "3", "--trace"); err == nil {
+		t.Error("--trace with --seeds 3 was accepted")
+	}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }

@@ -426,6 +426,21 @@ func (s *Scenario) LastDisturbance() time.Duration {
 	return last
 }
 
+// HeartbeatInterval returns the longest heartbeat interval of any member
+// configuration (a group's or a join's).
+func (s *Scenario) HeartbeatInterval() time.Duration {
+	var hb time.Duration
+	for _, g := range s.Groups {
+		hb = max(hb, g.Member.HeartbeatInterval)
+	}
+	for _, a := range s.Actions {
+		if j, ok := a.Do.(Join); ok {
+			hb = max(hb, j.Config.HeartbeatInterval)
+		}
+	}
+	return hb
+}
+
 // End returns when the run ends: Until, or the last disturbance plus the
 // liveness bound.
 func (s *Scenario) End() time.Duration {
