@@ -160,18 +160,28 @@ func (t *tenure) apply(out node.Output) {
 	t.arm()
 }
 
-// arm sets the timer to the node's next deadline.
+// timerSlack is how long after the node's next deadline its timer fires,
+// so that the deadlines that fall due within it are served in one wake.
+// Held heartbeats of a group spread over the interval (member/fsm); with a
+// wake each, 1,000 members cost the coordinator 19% of a core against 7%
+// when they beat in step (bench/scale). Every deadline the node keeps is
+// one it may serve late: a held answer or a barrier a few milliseconds
+// later, a session that ends later (members fence themselves on their own
+// clocks, from their send times).
+const timerSlack = 5 * time.Millisecond
+
+// arm sets the timer to fire timerSlack after the node's next deadline.
 func (t *tenure) arm() {
 	next := t.node.NextDeadline()
 	if next.IsZero() {
 		t.stopTimer()
 		return
 	}
-	if next.Equal(t.timerAt) && t.timer != nil {
-		return
+	if t.timer != nil && !t.timerAt.IsZero() && !next.Before(t.timerAt) && next.Before(t.timerAt.Add(timerSlack)) {
+		return // the armed wake serves next too
 	}
 	t.timerAt = next
-	d := next.Sub(t.s.clock())
+	d := next.Sub(t.s.clock()) + timerSlack
 	if t.timer == nil {
 		t.timer = time.AfterFunc(d, t.tick)
 		return
@@ -194,7 +204,7 @@ func (t *tenure) tick() {
 	}
 	var late time.Duration
 	if !t.timerAt.IsZero() {
-		late = t.measured(t.s.clock().Sub(t.timerAt))
+		late = t.measured(t.s.clock().Sub(t.timerAt) - timerSlack)
 	}
 	t.timerAt = time.Time{}
 	t.stepQueued(node.Tick{}, late)
