@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -265,9 +268,8 @@ type batch struct {
 	since  time.Duration
 	// parallel is how many runs run at once.
 	parallel int
-	// param is the swept parameter ("" for none) and its values.
-	param  string
-	values []string
+	// param is the swept parameter, or "".
+	param string
 }
 
 // failure is a failing run of a batch, with the command that replays it.
@@ -593,93 +595,257 @@ type sweepResult struct {
 
 func simSweepCmd() *cobra.Command {
 	var (
-		seeds, parallel int
-		start           int64
-		output          string
+		seeds, parallel      int
+		start, seed          int64
+		output               string
+		param, csvF, svgF    string
+		protocols, assignors []string
+		metrics              []string
+		static               bool
+		jitter, since        time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "sweep",
-		Short: "Run random scenarios from consecutive seeds and report the failing ones",
-		Long: `Run the random scenario of every seed from --start to --start+--seeds-1 (see
-"regroup sim random"), checking safety after every event and liveness after the
-last disturbance, with a progress bar on standard error. Prints the failing seeds,
+		Use:   "sweep [FILE --param NAME=FROM..TO:STEP]",
+		Short: "Sweep a scenario's parameter into a CSV and a chart, or run random scenarios and report the failing ones",
+		Long: `With a scenario FILE and --param, run the scenario at every value of one
+parameter (session, heartbeat, members, partitions, pause, failover-gap,
+write-latency; see docs/simulator.md), under each combination of --protocols and
+--assignors (and static and dynamic membership with --static), with --seeds seeds
+per point (default 20) whose actions are moved by up to --jitter. Prints the
+--metric's mean, p50, p95, p99 and 95% interval per point, writes every metric to
+--csv and draws --metric against the parameter, one line per combination with
+its interval, to --svg. A progress bar runs on standard error.
+
+Without a FILE, run the random scenario of every seed from --start to
+--start+--seeds-1 (default 100; see "regroup sim random"), checking safety after
+every event and liveness after the last disturbance. Prints the failing seeds,
 each with the command that replays it, and exits with an error if any failed.`,
-		Example: `  # The sweep recorded in docs/simulator.md:
+		Example: `  # Not-processing partition-seconds after a crash against the session timeout,
+  # eager against cooperative, static against dynamic members, 20 seeds a point:
+  regroup sim sweep simulator/testdata/one-crash.sim --param session=6s..30s:3s \
+      --static --since 30s --csv session.csv --svg session.svg
+
+  # Listed values, two metrics:
+  regroup sim sweep simulator/testdata/gc-pause-long.sim --param pause=5s,10s,20s,40s --metric not-processing,unowned
+
+  # The random sweep recorded in docs/simulator.md:
   regroup sim sweep --seeds 1000
 
   # Continue from seed 1000, four runs at once, failures as JSON:
   regroup sim sweep --seeds 1000 --start 1000 --parallel 4 -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
-			if seeds <= 0 || start < 0 {
-				return fmt.Errorf("--seeds must be positive and --start not negative")
+			if len(args) == 0 {
+				if param != "" {
+					return fmt.Errorf("--param sweeps a scenario: give its FILE")
+				}
+				return randomSweep(cmd, seeds, start, parallel, output)
 			}
-			results := make([]*sweepResult, seeds)
-			errs := make([]error, seeds)
-			bar := newProgress(cmd.ErrOrStderr(), seeds, "seeds")
-			forEach(seeds, parallel, func(i int) {
-				seed := uint64(start) + uint64(i)
-				sc, err := scenario.Parse(fmt.Sprintf("random-%d", seed), scenario.Random(seed))
-				if err == nil {
-					var res *simulator.Result
-					if res, err = simulator.Run(sc, simulator.Options{}); err == nil && !res.OK() {
-						r := &sweepResult{Seed: seed, Failed: res.Failed, Replay: fmt.Sprintf("regroup sim run --random %d --trace", seed)}
-						for _, v := range res.Violations {
-							r.Violations = append(r.Violations, v.String())
-						}
-						results[i] = r
-					}
-				}
-				errs[i] = err
-				bar.done(results[i] != nil)
-			})
-			bar.finish()
-			var failing []*sweepResult
-			for i, r := range results {
-				if errs[i] != nil {
-					return fmt.Errorf("seed %d: %w", uint64(start)+uint64(i), errs[i])
-				}
-				if r != nil {
-					failing = append(failing, r)
+			if param == "" {
+				return fmt.Errorf("give --param NAME=FROM..TO:STEP (or NAME=V1,V2,...) to sweep %s; parameters: %s", args[0], strings.Join(scenario.Params, ", "))
+			}
+			if !cmd.Flags().Changed("seeds") {
+				seeds = 20
+			}
+			if seeds < 1 || since < 0 {
+				return fmt.Errorf("--seeds %d, --since %v: want at least one seed, and a time from the start of the run", seeds, since)
+			}
+			for _, m := range metrics {
+				if !slices.Contains(simulator.StatMetrics(), m) {
+					return fmt.Errorf("--metric %q: want one of %s", m, strings.Join(simulator.StatMetrics(), ", "))
 				}
 			}
-			out := cmd.OutOrStdout()
-			if output == "json" {
-				if failing == nil {
-					failing = []*sweepResult{}
-				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(failing); err != nil {
+			name, values, err := parseParam(param)
+			if err != nil {
+				return err
+			}
+			var memberships []string
+			if static {
+				memberships = []string{"dynamic", "static"}
+			}
+			variants, skipped, err := simulator.Variants(protocols, assignors, memberships)
+			if err != nil {
+				return err
+			}
+			base, err := loadScenario(cmd, args[0], -1)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("seed") {
+				base.Seed = uint64(seed)
+			}
+			// Every value must apply; by default the jitter spans the
+			// longest heartbeat interval of any of them.
+			var hb time.Duration
+			for _, v := range values {
+				sc, err := loadScenario(cmd, args[0], -1)
+				if err != nil {
 					return err
 				}
-			} else {
-				fmt.Fprintf(out, "%d seeds (%d to %d): %d failing\n", seeds, start, start+int64(seeds)-1, len(failing))
-				for _, r := range failing {
-					fmt.Fprintf(out, "seed %d: %s\n", r.Seed, r.Replay)
-					for _, v := range r.Violations {
-						fmt.Fprintf(out, "  VIOLATION %s\n", v)
-					}
-					for _, f := range r.Failed {
-						fmt.Fprintf(out, "  FAILED %s\n", f)
-					}
+				if err := sc.Set(name, v); err != nil {
+					return err
+				}
+				hb = max(hb, sc.HeartbeatInterval())
+			}
+			if !cmd.Flags().Changed("jitter") {
+				jitter = hb
+			}
+			b := batch{path: args[0], random: -1, first: base.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel, param: name}
+			rows, failing, err := b.run(cmd, variants, values)
+			if err != nil {
+				return err
+			}
+			if svgF != "" {
+				title := fmt.Sprintf("%s against %s: %s, %d seeds a point", metrics[0], name, filepath.Base(base.Name), seeds)
+				if err := writeFile(svgF, func(w io.Writer) error { return report.SweepSVG(w, rows, metrics[0], title) }); err != nil {
+					return err
 				}
 			}
-			if len(failing) > 0 {
-				return fmt.Errorf("%d of %d seeds failed", len(failing), seeds)
+			if csvF != "" {
+				if err := writeFile(csvF, func(w io.Writer) error { return report.StatsCSV(w, rows) }); err != nil {
+					return err
+				}
 			}
-			return nil
+			shown := make([]report.StatRow, len(rows))
+			for i, r := range rows {
+				shown[i] = r
+				shown[i].Stats = slices.DeleteFunc(slices.Clone(r.Stats), func(s simulator.Stat) bool { return !slices.Contains(metrics, s.Metric) })
+			}
+			for _, sk := range skipped {
+				fmt.Fprintf(cmd.ErrOrStderr(), "skipped %s\n", sk)
+			}
+			return writeStats(cmd, b, shown, failing, output, "", "")
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&seeds, "seeds", 100, "how many seeds to run")
-	f.Int64Var(&start, "start", 0, "first seed")
+	f.IntVar(&seeds, "seeds", 100, "random sweep: how many seeds to run; with --param: seeds per point (default 20)")
+	f.Int64Var(&start, "start", 0, "random sweep: the first seed")
 	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
-	f.StringVarP(&output, "output", "o", "text", "output format for the failing seeds: text or json")
+	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&param, "param", "", "the parameter to sweep and its values: NAME=FROM..TO:STEP or NAME=V1,V2,... (session, heartbeat, members, partitions, pause, failover-gap, write-latency)")
+	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "with --param: rebalance protocols, one line each")
+	f.StringSliceVar(&assignors, "assignors", []string{"cooperative-sticky"}, "with --param: assignors, one line each")
+	f.BoolVar(&static, "static", false, "with --param: every combination with all members dynamic and with all static")
+	f.StringSliceVar(&metrics, "metric", []string{"not-processing"}, "with --param: the metrics to print; the first is drawn (all go to --csv)")
+	f.DurationVar(&jitter, "jitter", 0, "with --param: move the actions after 0s by up to this, per seed (default: the longest heartbeat interval)")
+	f.DurationVar(&since, "since", 0, "with --param: count only what happened from this time on, leaving out the initial join")
+	f.Int64Var(&seed, "seed", 0, "with --param: the first seed of every point (default: the scenario's)")
+	f.StringVar(&csvF, "csv", "", "with --param: write every metric's statistics per point to this file")
+	f.StringVar(&svgF, "svg", "", "with --param: draw the first --metric against the parameter, as SVG, to this file")
 	return cmd
+}
+
+// parseParam reads --param: NAME=FROM..TO:STEP (durations, or whole
+// numbers for members and partitions) or NAME=V1,V2,...
+func parseParam(p string) (string, []string, error) {
+	name, spec, ok := strings.Cut(p, "=")
+	if !ok || !slices.Contains(scenario.Params, name) {
+		return "", nil, fmt.Errorf("--param %q: want NAME=FROM..TO:STEP or NAME=V1,V2,... with NAME one of %s", p, strings.Join(scenario.Params, ", "))
+	}
+	rng, step, stepped := strings.Cut(spec, ":")
+	from, to, ranged := strings.Cut(rng, "..")
+	if !ranged {
+		if stepped {
+			return "", nil, fmt.Errorf("--param %q: a step needs a range, FROM..TO:STEP", p)
+		}
+		return name, strings.Split(spec, ","), nil
+	}
+	if !stepped {
+		return "", nil, fmt.Errorf("--param %q: give the step, as in %s=%s..%s:STEP", p, name, from, to)
+	}
+	const most = 200
+	var values []string
+	if name == "members" || name == "partitions" {
+		a, err1 := strconv.Atoi(from)
+		b, err2 := strconv.Atoi(to)
+		st, err3 := strconv.Atoi(step)
+		if err1 != nil || err2 != nil || err3 != nil || st <= 0 || b < a {
+			return "", nil, fmt.Errorf("--param %q: want whole numbers FROM <= TO and a positive STEP", p)
+		}
+		for v := a; v <= b && len(values) <= most; v += st {
+			values = append(values, strconv.Itoa(v))
+		}
+	} else {
+		a, err1 := time.ParseDuration(from)
+		b, err2 := time.ParseDuration(to)
+		st, err3 := time.ParseDuration(step)
+		if err1 != nil || err2 != nil || err3 != nil || st <= 0 || b < a {
+			return "", nil, fmt.Errorf("--param %q: want durations FROM <= TO and a positive STEP, such as session=3s..45s:3s", p)
+		}
+		for v := a; v <= b && len(values) <= most; v += st {
+			values = append(values, v.String())
+		}
+	}
+	if len(values) > most {
+		return "", nil, fmt.Errorf("--param %q: more than %d values; give a larger step", p, most)
+	}
+	return name, values, nil
+}
+
+// randomSweep runs the random scenarios of seeds start to start+seeds-1
+// and reports the failing ones.
+func randomSweep(cmd *cobra.Command, seeds int, start int64, parallel int, output string) error {
+	if seeds <= 0 || start < 0 {
+		return fmt.Errorf("--seeds must be positive and --start not negative")
+	}
+	results := make([]*sweepResult, seeds)
+	errs := make([]error, seeds)
+	bar := newProgress(cmd.ErrOrStderr(), seeds, "seeds")
+	forEach(seeds, parallel, func(i int) {
+		seed := uint64(start) + uint64(i)
+		sc, err := scenario.Parse(fmt.Sprintf("random-%d", seed), scenario.Random(seed))
+		if err == nil {
+			var res *simulator.Result
+			if res, err = simulator.Run(sc, simulator.Options{}); err == nil && !res.OK() {
+				r := &sweepResult{Seed: seed, Failed: res.Failed, Replay: fmt.Sprintf("regroup sim run --random %d --trace", seed)}
+				for _, v := range res.Violations {
+					r.Violations = append(r.Violations, v.String())
+				}
+				results[i] = r
+			}
+		}
+		errs[i] = err
+		bar.done(results[i] != nil)
+	})
+	bar.finish()
+	var failing []*sweepResult
+	for i, r := range results {
+		if errs[i] != nil {
+			return fmt.Errorf("seed %d: %w", uint64(start)+uint64(i), errs[i])
+		}
+		if r != nil {
+			failing = append(failing, r)
+		}
+	}
+	out := cmd.OutOrStdout()
+	if output == "json" {
+		if failing == nil {
+			failing = []*sweepResult{}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(failing); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "%d seeds (%d to %d): %d failing\n", seeds, start, start+int64(seeds)-1, len(failing))
+		for _, r := range failing {
+			fmt.Fprintf(out, "seed %d: %s\n", r.Seed, r.Replay)
+			for _, v := range r.Violations {
+				fmt.Fprintf(out, "  VIOLATION %s\n", v)
+			}
+			for _, f := range r.Failed {
+				fmt.Fprintf(out, "  FAILED %s\n", f)
+			}
+		}
+	}
+	if len(failing) > 0 {
+		return fmt.Errorf("%d of %d seeds failed", len(failing), seeds)
+	}
+	return nil
 }
 
 func simRandomCmd() *cobra.Command {

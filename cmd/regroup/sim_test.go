@@ -212,3 +212,92 @@ func readCSV(t *testing.T, path string) [][]string {
 	}
 	return recs
 }
+
+// sim sweep FILE --param: the CSV has the statistics' columns, one line
+// per combination, value and metric, with the values in increasing order;
+// the SVG has one line per combination; the crash's cost grows with the
+// session timeout.
+func TestSimSweepParam(t *testing.T) {
+	dir := t.TempDir()
+	csvF, svgF := filepath.Join(dir, "s.csv"), filepath.Join(dir, "s.svg")
+	out, progress, err := runSim(t, "sweep", "../../simulator/testdata/one-crash.sim", "--param", "session=6s..12s:3s", "--seeds", "3",
+		"--since", "30s", "--csv", csvF, "--svg", svgF)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(progress, "18/18 runs") || !strings.Contains(out, "not-processing") {
+		t.Errorf("output:\n%s\nprogress:\n%s", out, progress)
+	}
+	recs := readCSV(t, csvF)
+	if strings.Join(recs[0], ",") != "protocol,assignors,membership,param,value,metric,runs,failed,mean,p50,p95,p99,ci95_lo,ci95_hi" ||
+		len(recs) != 1+2*3*12 {
+		t.Fatalf("CSV header %v, %d lines", recs[0], len(recs))
+	}
+	means := map[string][]float64{}
+	var values []string
+	for _, r := range recs[1:] {
+		if r[3] != "session" {
+			t.Fatalf("param %q", r[3])
+		}
+		if r[5] == "not-processing" {
+			m, _ := strconv.ParseFloat(r[8], 64)
+			means[r[0]] = append(means[r[0]], m)
+			if r[0] == "eager" {
+				values = append(values, r[4])
+			}
+		}
+	}
+	if strings.Join(values, ",") != "6s,9s,12s" {
+		t.Errorf("values %v, want 6s,9s,12s in order", values)
+	}
+	for proto, ms := range means {
+		if len(ms) != 3 || ms[0] >= ms[1] || ms[1] >= ms[2] {
+			t.Errorf("%s: not processing %v, want it to grow with the session timeout", proto, ms)
+		}
+	}
+	svg, err := os.ReadFile(svgF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(svg), "<polyline"); n != 2 || !strings.Contains(string(svg), "session (s)") {
+		t.Errorf("SVG has %d lines, want 2 (eager, cooperative), and the axis named", n)
+	}
+
+	for _, bad := range [][]string{
+		{"sweep", "../../simulator/testdata/one-crash.sim"},
+		{"sweep", "--param", "session=6s..12s:3s"},
+		{"sweep", "../../simulator/testdata/one-crash.sim", "--param", "session=6s..12s"},
+		{"sweep", "../../simulator/testdata/one-crash.sim", "--param", "sesion=6s"},
+		{"sweep", "../../simulator/testdata/one-crash.sim", "--param", "members=2"},
+		{"sweep", "../../simulator/testdata/one-crash.sim", "--param", "session=6s", "--metric", "bogus"},
+	} {
+		if _, _, err := runSim(t, bad...); err == nil {
+			t.Errorf("%v was accepted", bad)
+		}
+	}
+}
+
+// TestSimWalkthroughFigure runs the command of docs/simulator.md's
+// walkthrough ("For researchers: one figure, end to end") and checks that
+// it draws the doc's figure byte for byte. After a change of behaviour,
+// run the doc's command to redraw it, and review the difference.
+func TestSimWalkthroughFigure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,120 runs")
+	}
+	svgF := filepath.Join(t.TempDir(), "session.svg")
+	if out, _, err := runSim(t, "sweep", "../../simulator/testdata/crash-restart.sim", "--param", "session=6s..45s:3s", "--static", "--since", "30s", "--svg", svgF); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got, err := os.ReadFile(svgF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../../docs/simulator-sweep-session.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the walkthrough's command draws another figure than docs/simulator-sweep-session.svg; redraw it with the command in docs/simulator.md and review the change")
+	}
+}

@@ -127,3 +127,30 @@ func TestSVG(t *testing.T) {
 		t.Error("the SVG does not mark m3's crash and the rebalance it caused")
 	}
 }
+
+// TestSweepSVG draws two lines of three points each: well-formed XML, a
+// polyline and an interval band per line, points in increasing x, the
+// legend naming what sets the lines apart.
+func TestSweepSVG(t *testing.T) {
+	var rows []StatRow
+	for _, p := range []assignor.RebalanceProtocol{assignor.Eager, assignor.Cooperative} {
+		for i, v := range []string{"6s", "9s", "12s"} {
+			m := float64(10 * (i + 1))
+			rows = append(rows, StatRow{
+				Variant: simulator.Variant{Protocol: p, Assignor: "cooperative-sticky"}, Param: "session", Value: v, Runs: 5,
+				Stats: []simulator.Stat{{Metric: "not-processing", N: 5, Mean: m, Lo: m - 1, Hi: m + 1}},
+			})
+		}
+	}
+	svg := render(t, func(w io.Writer) error { return SweepSVG(w, rows, "not-processing", "t") })
+	if err := xml.Unmarshal([]byte(svg), new(struct{})); err != nil {
+		t.Fatalf("not XML: %v", err)
+	}
+	if strings.Count(svg, "<polyline") != 2 || strings.Count(svg, "<polygon") != 2 || !strings.Contains(svg, ">eager</text>") ||
+		!strings.Contains(svg, "session = 12: 30.000 [29.000, 31.000]") {
+		t.Errorf("svg:\n%s", svg)
+	}
+	if err := SweepSVG(io.Discard, rows, "moved", "t"); err == nil {
+		t.Error("a metric without values was drawn")
+	}
+}
