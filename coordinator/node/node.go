@@ -37,6 +37,7 @@ import (
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/internal/minheap"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
 // Config configures a Node.
@@ -307,7 +308,7 @@ func (n *Node) tick() {
 		h := n.holds.Pop()
 		if r, ok := n.held[h.req]; ok && r.HoldUntil.Equal(h.at) {
 			delete(n.held, h.req)
-			n.out.Replies = append(n.out.Replies, group.Reply{Req: r.Req, Msg: r.Msg, Err: r.Err})
+			n.deliver(r)
 		}
 	}
 	// Take the due groups first, so that each is ticked once per Tick even
@@ -414,6 +415,20 @@ func (n *Node) send(r group.Reply) {
 		return
 	}
 	delete(n.held, r.Req)
+	n.deliver(r)
+}
+
+// deliver puts r in the step's output. While the node is overloaded, a
+// heartbeat's answer asks the member to hold its next heartbeat longer
+// (see Overload); it is a new message, because a group shares one answer
+// between a member's held heartbeat and the next, and the first may be on
+// its way out.
+func (n *Node) deliver(r group.Reply) {
+	if hold := n.load.advisedHold(); hold > 0 && r.Err == nil {
+		if _, ok := r.Msg.(*regroupv1.HeartbeatResponse); ok {
+			r.Msg = &regroupv1.HeartbeatResponse{NextHoldMs: hold.Milliseconds()}
+		}
+	}
 	n.out.Replies = append(n.out.Replies, group.Reply{Req: r.Req, Msg: r.Msg, Err: r.Err})
 }
 

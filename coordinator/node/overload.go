@@ -25,6 +25,16 @@ import (
 // the registry or remove members: members that own partitions keep their
 // leases, and an operator can act. The hint doubles with every interval
 // the overload lasts, from one interval up to 16.
+//
+// Heartbeats are most of the work, so while overloaded the node also asks
+// the members it answers to beat less often: every heartbeat answer
+// carries next_hold_ms, the same hint, and the member holds its next
+// heartbeat that long (up to a third of its session, within its lease)
+// instead of its heartbeat interval. An overload that lasts a few
+// intervals thus takes up to half or more of the heartbeats off the
+// node, without shedding any; the answers of the first calls served within
+// the threshold again carry no advice, and members return to their
+// intervals.
 
 // Overload configures load shedding.
 type Overload struct {
@@ -82,16 +92,31 @@ func (l *loadMeter) overloaded() bool {
 	return l.windows > 0 && l.windowMin > l.cfg.Delay
 }
 
+// hint is how long the node asks callers to back off while overloaded:
+// an interval, doubled for every further interval the overload lasted.
+func (l *loadMeter) hint() time.Duration {
+	return l.interval() << min(l.windows-1, maxHintDoublings)
+}
+
 // refusal returns the COORDINATOR_OVERLOADED error for a call shed now, or
 // nil if the node takes it.
 func (l *loadMeter) refusal() error {
 	if !l.overloaded() {
 		return nil
 	}
-	hint := l.interval() << min(l.windows-1, maxHintDoublings)
+	hint := l.hint()
 	return regroup.Errorf(regroup.CodeCoordinatorOverloaded,
 		"the coordinator is overloaded (calls wait more than %v before it gets to them) and takes no new members or reads now; retry in %v",
 		l.cfg.Delay, hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
+}
+
+// advisedHold returns the hold the node asks heartbeats to take while it
+// is overloaded (the refusal's hint), or 0.
+func (l *loadMeter) advisedHold() time.Duration {
+	if !l.overloaded() {
+		return 0
+	}
+	return l.hint()
 }
 
 // Admit decides whether the node takes a call that adds work without

@@ -353,6 +353,9 @@ func fmtReply(r group.Reply) string {
 	case *regroupv1.SyncGroupResponse:
 		return fmt.Sprintf("sync assignment=%s token=%s", scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))
 	case *regroupv1.HeartbeatResponse:
+		if m.GetNextHoldMs() > 0 {
+			return fmt.Sprintf("heartbeat ok next_hold=%v", time.Duration(m.GetNextHoldMs())*time.Millisecond)
+		}
 		return "heartbeat ok"
 	case *regroupv1.LeaveGroupResponse:
 		return fmtLeave(m.GetMembers())

@@ -285,6 +285,9 @@ type Member struct {
 	// so the member's heartbeats keep the place in the interval that
 	// period gave them.
 	hbSpread bool
+	// hbAdvised: the last heartbeat's answer asked for longer holds (the
+	// coordinator is overloaded; HeartbeatResponse.next_hold_ms), or 0.
+	hbAdvised time.Duration
 
 	// overloaded: a call was shed (COORDINATOR_OVERLOADED) and none has
 	// succeeded since; the overload was reported.
@@ -850,12 +853,15 @@ type beatBlock struct {
 // renews the session when the heartbeat arrives, but the member learns of it
 // only from the answer). After a heartbeat that did not succeed (an error,
 // a timeout, a coordinator change), none is held until one succeeds: the
-// lease is renewed within a round trip.
+// lease is renewed within a round trip. While an overloaded coordinator asks
+// for longer holds, the period is what it asks, up to a third of the
+// session (the most the coordinator holds a call), within the same bound
+// of the lease: a member's heartbeats are most of a coordinator's work.
 func (m *Member) hold(now time.Time) time.Duration {
 	if !m.hbHeld {
 		return 0
 	}
-	h := m.period()
+	h := max(m.period(), min(m.hbAdvised, m.cfg.SessionTimeout/3))
 	if len(m.owned) > 0 {
 		h = min(h, m.lease.Sub(now)/2)
 	}

@@ -26,6 +26,9 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 	if err == nil {
 		m.overloaded = false // the coordinator serves the member again
 	}
+	if hb, ok := msg.(*regroupv1.HeartbeatResponse); ok && err == nil {
+		m.hbAdvised = time.Duration(hb.GetNextHoldMs()) * time.Millisecond
+	}
 	switch id {
 	case m.hb.id:
 		b := m.hb

@@ -695,7 +695,15 @@ func (x *HeartbeatRequest) GetHoldMs() int64 {
 
 // HeartbeatResponse acknowledges a heartbeat.
 type HeartbeatResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set while the coordinator is overloaded: hold the next heartbeat for
+	// up to this long instead of the heartbeat interval (capped, as hold_ms
+	// is, at a third of the session timeout). Heartbeats are most of a
+	// coordinator's work, so members that beat less often take the load
+	// off it without losing their leases: a lease is measured from the
+	// send time, and a held heartbeat is answered early when a rebalance
+	// starts. 0: hold as usual.
+	NextHoldMs    int64 `protobuf:"varint,1,opt,name=next_hold_ms,json=nextHoldMs" json:"next_hold_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -728,6 +736,13 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
 	return file_regroup_v1_coordinator_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HeartbeatResponse) GetNextHoldMs() int64 {
+	if x != nil {
+		return x.NextHoldMs
+	}
+	return 0
 }
 
 // LeaveMember is one entry of a LeaveGroupRequest.
@@ -1163,8 +1178,10 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"generation\x12\x1b\n" +
 	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x04 \x01(\tR\x0fgroupInstanceId\x12\x17\n" +
-	"\ahold_ms\x18\x05 \x01(\x03R\x06holdMs\"\x13\n" +
-	"\x11HeartbeatResponse\"\xb1\x01\n" +
+	"\ahold_ms\x18\x05 \x01(\x03R\x06holdMs\"5\n" +
+	"\x11HeartbeatResponse\x12 \n" +
+	"\fnext_hold_ms\x18\x01 \x01(\x03R\n" +
+	"nextHoldMs\"\xb1\x01\n" +
 	"\vLeaveMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x16\n" +
