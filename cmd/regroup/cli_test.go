@@ -522,3 +522,21 @@ func TestWideOutput(t *testing.T) {
 		t.Errorf("-o wide does not show the member id %s whole:\n%s", id, out)
 	}
 }
+
+// A minted member id too long for its column keeps its prefix (the
+// instance id) and the start of its UUID; other ids lose their middle.
+func TestMemberCells(t *testing.T) {
+	f := cells{}
+	for _, tc := range []struct{ id, want string }{
+		{"orders-0-17b12962-4eed-4a1d-ad60-c4e16f868456", "orders-0-17b129…"},
+		{"a-17b12962-4eed-4a1d-ad60-c4e16f868456", "a-17b12962…"},
+		{"a-member-id-chosen-by-someone-else", "a-membe…one-else"},
+	} {
+		if got := f.member(tc.id, memberWidth); got != tc.want {
+			t.Errorf("member(%q) = %q, want %q", tc.id, got, tc.want)
+		}
+	}
+	if got := (cells{wide: true}).member("orders-0-17b12962-4eed-4a1d-ad60-c4e16f868456", memberWidth); got != "orders-0-17b12962-4eed-4a1d-ad60-c4e16f868456" {
+		t.Errorf("-o wide: member shows %q, want the id whole", got)
+	}
+}

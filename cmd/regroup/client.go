@@ -237,6 +237,20 @@ func (f cells) clip(text string, n int) string {
 	return clip(text, n)
 }
 
+// member fits a member id into n characters: an id Regroup minted is
+// abbreviated and, if still too long, clipped at its end, so that it keeps
+// its prefix (the client or instance id) and the start of its UUID
+// ("orders-0-3f2a9c…"); any other id loses its middle.
+func (f cells) member(id string, n int) string {
+	if f.wide {
+		return id
+	}
+	if a := abbreviate(id); a != id {
+		return clip(a, n)
+	}
+	return shorten(id, n)
+}
+
 func (f cells) abbreviate(text string) string {
 	if f.wide {
 		return text

@@ -151,7 +151,7 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 			if n > 0 {
 				parts = f.clip(parts+" "+summary, partsWidth)
 			}
-			t.row(f.shorten(f.abbreviate(m.GetMemberId()), memberWidth), orDash(f.shorten(m.GetGroupInstanceId(), instanceWidth)),
+			t.row(f.member(m.GetMemberId(), memberWidth), orDash(f.shorten(m.GetGroupInstanceId(), instanceWidth)),
 				orDash(f.shorten(m.GetClientHost(), hostWidth)), session, parts)
 		}
 		if err := t.Flush(); err != nil {
