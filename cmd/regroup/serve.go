@@ -52,14 +52,18 @@ Every flag can also be set through the environment variable shown with it.`,
   # groups in an embedded etcd in ./regroup-data:
   regroup serve
 
-  # Three coordinators sharing an etcd cluster (one leads):
-  regroup serve --listen 10.0.0.1:7070 --etcd-endpoints a:2379,b:2379,c:2379
+  # Three coordinators sharing an etcd cluster (one leads), over TLS (a
+  # network address needs it; docs/security.md):
+  regroup serve --listen 10.0.0.1:7070 --etcd-endpoints a:2379,b:2379,c:2379 \
+    --tls-cert node.pem --tls-key node-key.pem
 
   # Nothing kept: groups live in this process only.
   regroup serve --store memory
 
-  # Listen on all interfaces, JSON logs, at most 500 members per group:
-  REGROUP_LOG_JSON=true regroup serve --listen 0.0.0.0:7070 --max-group-size 500`,
+  # All interfaces, plaintext (anyone on the network can call it), JSON
+  # logs, at most 500 members per group:
+  REGROUP_LOG_JSON=true regroup serve --listen 0.0.0.0:7070 \
+    --insecure-plaintext --max-group-size 500`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f, cmd.ErrOrStderr()) },
 	}
