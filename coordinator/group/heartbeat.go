@@ -373,12 +373,11 @@ func (g *Group) tickSync(now time.Time, out *Output) {
 			return
 		}
 	}
-	if !g.deliveryDue(now) {
-		return
-	}
-	for _, m := range g.order {
-		if m.syncReq != 0 && !m.deliverAt.IsZero() && !now.Before(m.deliverAt) {
-			g.deliver(now, out, m)
+	if g.deliveryDue(now) {
+		for _, m := range g.order {
+			if m.syncReq != 0 && !m.deliverAt.IsZero() && !now.Before(m.deliverAt) {
+				g.deliver(now, out, m)
+			}
 		}
 	}
 	g.finishSync(now, out)

@@ -360,6 +360,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, c Caller, r
 			}
 			out.reply(req, resp)
 			detail := fmt.Sprintf("static member %s (instance %s) replaced by %s", old.id, n.instanceID, n.id)
+			g.finishSync(now, out) // the old process may have been the one it waited for
 			g.addHistory(&regroupv1.Rebalance{
 				Generation:  g.generation,
 				Cause:       detail,
