@@ -146,6 +146,16 @@ func register(name string, f func() Assignor) {
 	builtins[name] = f
 }
 
+// Register adds an assignor of the caller's under name, beside the
+// built-in ones: Lookup and Names then know it, and so do the simulator's
+// scenarios (assignors=name) and its Variants (the member library takes
+// Assignor values and needs no registration).
+// f returns the instance each Lookup hands out; its Name must be name.
+// Register from an init function, before any Lookup: the registry is not
+// safe for concurrent use. It panics if name is taken, built-in or
+// registered.
+func Register(name string, f func() Assignor) { register(name, f) }
+
 // Names returns the names of the built-in assignors, sorted.
 func Names() []string {
 	names := make([]string, 0, len(builtins))

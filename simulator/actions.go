@@ -162,7 +162,7 @@ func (s *sim) dispatch(e event) {
 	case evStoreHeal:
 		s.tracef("coord", "store: the fault is over")
 		s.disturbed()
-	case evToMember, evMemberTimer, evStop:
+	case evToMember, evMemberTimer, evStop, evSend:
 		if !p.alive {
 			return
 		}
@@ -180,6 +180,10 @@ func (s *sim) dispatch(e event) {
 			s.memberTimer(p, e.tok)
 		case evStop:
 			s.stopProcess(p)
+		case evSend:
+			if !p.done {
+				s.sendRequest(p, fsm.Request{ID: e.tok, Msg: e.msg, Timeout: time.Duration(e.dur)})
+			}
 		}
 	case evCallbackEnd:
 		s.callbackEnd(p, e.tok)

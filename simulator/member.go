@@ -11,6 +11,7 @@ import (
 
 	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/member/fsm"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 	"github.com/regroup-dev/regroup/simulator/scenario"
 )
 
@@ -201,6 +202,11 @@ func (s *sim) applyMember(p *process, out fsm.Output) {
 	}
 	s.checkMember(p)
 	for _, r := range out.Requests {
+		if d := s.assignTime(p, r); d > 0 {
+			s.tracef(p.name(), "the assignor takes %v: the plan leaves at %s", time.Duration(d), strings.TrimSpace(fmtTime(s.now+d)))
+			s.at(s.now+d, event{kind: evSend, proc: p, tok: r.ID, msg: r.Msg, dur: int64(r.Timeout)})
+			continue
+		}
 		s.sendRequest(p, r)
 	}
 	p.queue = append(p.queue, out.Callbacks...)
@@ -228,6 +234,16 @@ func (s *sim) applyMember(p *process, out fsm.Output) {
 		s.armMember(p)
 	}
 	s.refresh(p)
+}
+
+// assignTime is how long the assignor took to compute the plan request r
+// carries (a leader's SyncGroup), drawn from the member's AssignTime, or 0.
+func (s *sim) assignTime(p *process, r fsm.Request) int64 {
+	sync, ok := r.Msg.(*regroupv1.SyncGroupRequest)
+	if !ok || len(sync.GetAssignments()) == 0 || p.node.cfg.AssignTime.Max == 0 {
+		return 0
+	}
+	return s.draw(p.node.cfg.AssignTime)
 }
 
 // armMember makes sure the process's timer fires no later than its

@@ -28,6 +28,7 @@ const (
 	evChurn                       // a churn event
 	evStop                        // a deferred graceful stop
 	evLiveness                    // the liveness deadline
+	evSend                        // a leader's SyncGroup leaves once its assignor is done (tok: id, msg, dur: timeout)
 )
 
 // event is one thing that happens at a virtual time. Events at one time

@@ -609,7 +609,7 @@ func simSweepCmd() *cobra.Command {
 		Short: "Sweep a scenario's parameter into a CSV and a chart, or run random scenarios and report the failing ones",
 		Long: `With a scenario FILE and --param, run the scenario at every value of one
 parameter (session, heartbeat, members, partitions, pause, failover-gap,
-write-latency; see docs/simulator.md), under each combination of --protocols and
+write-latency, assign-time; see docs/simulator.md), under each combination of --protocols and
 --assignors (and static and dynamic membership with --static), with --seeds seeds
 per point (default 20) whose actions are moved by up to --jitter. Prints the
 --metric's mean, p50, p95, p99 and 95% interval per point, writes every metric to
@@ -725,7 +725,7 @@ each with the command that replays it, and exits with an error if any failed.`,
 	f.Int64Var(&start, "start", 0, "random sweep: the first seed")
 	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
-	f.StringVar(&param, "param", "", "the parameter to sweep and its values: NAME=FROM..TO:STEP or NAME=V1,V2,... (session, heartbeat, members, partitions, pause, failover-gap, write-latency)")
+	f.StringVar(&param, "param", "", "the parameter to sweep and its values: NAME=FROM..TO:STEP or NAME=V1,V2,... (session, heartbeat, members, partitions, pause, failover-gap, write-latency, assign-time)")
 	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "with --param: rebalance protocols, one line each")
 	f.StringSliceVar(&assignors, "assignors", []string{"cooperative-sticky"}, "with --param: assignors, one line each")
 	f.BoolVar(&static, "static", false, "with --param: every combination with all members dynamic and with all static")

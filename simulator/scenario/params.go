@@ -9,7 +9,7 @@ import (
 )
 
 // Params are the parameters Set changes, for sweeps.
-var Params = []string{"session", "heartbeat", "members", "partitions", "pause", "failover-gap", "write-latency"}
+var Params = []string{"session", "heartbeat", "members", "partitions", "pause", "failover-gap", "write-latency", "assign-time"}
 
 // Set changes one parameter of the whole scenario, as a sweep does; value
 // is a duration, or a whole number for members and partitions:
@@ -27,6 +27,8 @@ var Params = []string{"session", "heartbeat", "members", "partitions", "pause", 
 //   - failover-gap: the gap of every failover (and the coordinator's
 //     default).
 //   - write-latency: how long every store write takes.
+//   - assign-time: how long every member's assignor takes to compute a
+//     plan when it leads.
 //
 // It returns an error for an unknown parameter, a bad value, a scenario
 // without what the parameter changes, or a member configuration the member
@@ -44,7 +46,7 @@ func (s *Scenario) Set(param, value string) error {
 			return fail("want a whole number of at least 1")
 		}
 		n = v
-	case "session", "heartbeat", "pause", "failover-gap", "write-latency":
+	case "session", "heartbeat", "pause", "failover-gap", "write-latency", "assign-time":
 		v, err := parseDuration(value)
 		if err != nil {
 			return fail("%v", err)
@@ -93,6 +95,11 @@ func (s *Scenario) Set(param, value string) error {
 		}
 	case "write-latency":
 		s.Coordinator.WriteLatency = Dist{Min: d, Max: d}
+	case "assign-time":
+		return s.eachMember(func(c *MemberConfig, _ string) error {
+			c.AssignTime = Dist{Min: d, Max: d}
+			return nil
+		})
 	}
 	return nil
 }

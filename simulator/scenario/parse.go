@@ -39,7 +39,7 @@ var usage = map[string]string{
 	"churn":             "churn every=D for=D [kinds=restart,crash,pause] [down=D] [pause=D|D..D] [group=G]",
 }
 
-const memberUsage = "[topics=T,...] [assignors=A,...] [static|dynamic] [leave-on-stop] [session=D] [rebalance=D] [heartbeat=D] [margin=D] [backoff=D..D] [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [drift=P]"
+const memberUsage = "[topics=T,...] [assignors=A,...] [static|dynamic] [leave-on-stop] [session=D] [rebalance=D] [heartbeat=D] [margin=D] [backoff=D..D] [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [assign-time=D|D..D] [drift=P]"
 
 // timedCommands are the commands that follow "at TIME".
 var timedCommands = []string{"join", "leave", "crash", "restart", "pause", "partition", "heal", "slow", "failover", "store", "pause-coordinator", "topic", "network", "churn"}
@@ -583,6 +583,7 @@ func applyMember(a *args, c *MemberConfig) error {
 	}
 	for key, dst := range map[string]*Dist{
 		"on-assigned": &c.Callbacks.OnAssigned, "on-revoked": &c.Callbacks.OnRevoked, "on-lost": &c.Callbacks.OnLost,
+		"assign-time": &c.AssignTime,
 	} {
 		if err := a.dist(key, dst); err != nil {
 			return err

@@ -124,6 +124,10 @@ type MemberConfig struct {
 	// Drift bounds the rate error of the member's clock: each process
 	// draws a rate in [-Drift, +Drift] (0.001 is 0.1%, 1 ms per second).
 	Drift float64
+	// AssignTime is how long the assignor takes to compute a plan when
+	// the member leads, drawn per plan (default 0s): the SyncGroup request
+	// that carries the plan leaves that much later.
+	AssignTime Dist
 }
 
 // Callbacks are the durations of the application's callbacks, drawn for
@@ -365,7 +369,7 @@ func (s *Scenario) LivenessBound() time.Duration {
 		sess = max(sess, c.SessionTimeout)
 		reb = max(reb, c.RebalanceTimeout)
 		backoff = max(backoff, c.MaxBackoff)
-		cb = max(cb, c.Callbacks.OnAssigned.Max, c.Callbacks.OnRevoked.Max, c.Callbacks.OnLost.Max)
+		cb = max(cb, c.Callbacks.OnAssigned.Max, c.Callbacks.OnRevoked.Max, c.Callbacks.OnLost.Max, c.AssignTime.Max)
 	}
 	delay := s.Network.Delay.Max
 	for _, g := range s.Groups {
