@@ -99,6 +99,7 @@ type rawMember struct {
 	assignment map[string][]int32
 	token      int64
 	rebalances int
+	advised    int // heartbeat answers that asked for longer holds (next_hold_ms)
 }
 
 func (m *rawMember) snapshot() (string, int32, map[string][]int32) {
@@ -189,11 +190,16 @@ func (m *rawMember) joinAndSync(ctx context.Context) error {
 func (m *rawMember) heartbeatUntilRebalance(ctx context.Context) {
 	for ctx.Err() == nil {
 		id, gen, _ := m.snapshot()
-		_, err := m.client.Heartbeat(ctx, &regroupv1.HeartbeatRequest{
+		resp, err := m.client.Heartbeat(ctx, &regroupv1.HeartbeatRequest{
 			GroupId: m.group, MemberId: id, GroupInstanceId: m.instance, Generation: gen, HoldMs: (m.session / 3).Milliseconds(),
 		})
 		if err != nil {
 			return // rebalance, removal, or shutdown: rejoin
+		}
+		if resp.GetNextHoldMs() > 0 {
+			m.mu.Lock()
+			m.advised++
+			m.mu.Unlock()
 		}
 	}
 }

@@ -46,8 +46,9 @@ func (c *slowCore) Shed(string)                                              { c
 // newcomers that retry at once, far more than it can serve, while four
 // members own the partitions of the same group. The newcomers are refused
 // COORDINATOR_OVERLOADED (UNAVAILABLE, with retry_after_ms); the members
-// keep their sessions and leases (no rebalance, no new generation); once
-// the flood ends, two newcomers join and the group rebalances to six.
+// keep their sessions and leases (no rebalance, no new generation) and
+// their heartbeats' answers ask them to beat less often (next_hold_ms);
+// once the flood ends, two newcomers join and the group rebalances to six.
 func TestOverloadShedsNewcomersNotLeases(t *testing.T) {
 	core := &slowCore{perStep: time.Millisecond}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -159,13 +160,18 @@ func TestOverloadShedsNewcomersNotLeases(t *testing.T) {
 	if core.shed.Load() == 0 {
 		t.Error("Metrics.Shed was never called")
 	}
+	advised := 0
 	for i, m := range stable {
 		m.mu.Lock()
 		now := state{m.member, m.generation, m.rebalances}
+		advised += m.advised
 		m.mu.Unlock()
 		if now != before[i] {
 			t.Errorf("member %s went from %+v to %+v during the overload: it lost its place or its lease", m.name, before[i], now)
 		}
+	}
+	if advised == 0 {
+		t.Error("no heartbeat answer during the overload asked for a longer hold (next_hold_ms)")
 	}
 
 	// The load ended: newcomers join, and the group rebalances to six.
