@@ -45,6 +45,12 @@ Columns:
   beyond delay stable less the initial rebalance delay a group whose members
                arrive together waits (two steps of --initial-rebalance-delay:
                the first and one extension)
+  after barrier
+               stable less the time the last group's first join barrier
+               completed (the coordinator's rebalance history): what forming
+               the groups took once the coordinator stopped waiting for
+               members to arrive (a generator slow to start its members
+               extends the delay)
   leave ms     median time from a member's graceful leave until the group's
                other members owned every partition again (--leaves of them)
   coord CPU    the coordinator's CPU during the steady window (100% = a core),
@@ -187,10 +193,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(results)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\tmembers\tstable s\tbeyond delay s\tleave ms\tcoord CPU %\t%/1k members\tRSS MB\tKB/member\thb/s\thb/s min-max\tlease ends\tpartitions lost\twarnings\t")
+	fmt.Fprintln(tw, "size\tmembers\tstable s\tbeyond delay s\tafter barrier s\tleave ms\tcoord CPU %\t%/1k members\tRSS MB\tKB/member\thb/s\thb/s min-max\tlease ends\tpartitions lost\twarnings\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%s\t%s-%.0f\t%d\t%d\t%d\t\n",
-			r.Size, r.Members, formatFloat(r.StableS, 2), formatFloat(r.BeyondDelayS, 2), formatFloat(r.LeaveMedianMs, 1),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%s\t%s-%.0f\t%d\t%d\t%d\t\n",
+			r.Size, r.Members, formatFloat(r.StableS, 2), formatFloat(r.BeyondDelayS, 2), formatFloat(r.AfterBarrierS, 2), formatFloat(r.LeaveMedianMs, 1),
 			r.CoordCPUPct, r.CPUPctPer1kMembers, r.CoordRSSMB, r.RSSKBPerMember, formatFloat(r.HeartbeatsPerS, 0),
 			formatFloat(r.HeartbeatsMinPerS, 0), r.HeartbeatsMaxPerS, r.LeaseEnds, r.PartitionsLost, r.MemberWarnings)
 	}

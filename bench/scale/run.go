@@ -65,6 +65,14 @@ type result struct {
 	// arrive together waits (InitialDelayS).
 	BeyondDelayS  float64 `json:"beyond_delay_s"`
 	InitialDelayS float64 `json:"initial_delay_s"`
+	// BarrierS is from the start until the last group's first join
+	// barrier completed, as the coordinator's rebalance history records
+	// it: the initial delay and its extensions while members kept arriving
+	// (the workers take StartedS to start them all). AfterBarrierS is
+	// StableS less BarrierS: what forming the groups took once the
+	// coordinator stopped waiting for members.
+	BarrierS      float64 `json:"barrier_s"`
+	AfterBarrierS float64 `json:"after_barrier_s"`
 	// LeaveMs are graceful leaves, each from the leave until every
 	// partition of the group was owned again by the others, in one new
 	// generation; LeaveMedianMs is their median.
@@ -327,7 +335,15 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 			res.InitialDelayS = c.delay.Seconds()
 		}
 		res.BeyondDelayS = res.StableS - res.InitialDelayS
-		progress("settled in %.2fs (%.2fs beyond the initial delay)", res.StableS, res.BeyondDelayS)
+		res.BarrierS, res.AfterBarrierS = -1, -1
+		if last, err := lastBarrier(ctx, addr, c.size.Groups); err != nil {
+			progress("the groups' join barriers are unknown: %v", err)
+		} else {
+			res.BarrierS = last.Sub(start).Seconds()
+			res.AfterBarrierS = res.StableS - res.BarrierS
+		}
+		progress("settled in %.2fs (%.2fs beyond the initial delay; the last join barrier at %.2fs, %.2fs before)",
+			res.StableS, res.BeyondDelayS, res.BarrierS, res.AfterBarrierS)
 	}
 
 	// The steady window. Heartbeats are counted from the first sample the
@@ -470,6 +486,34 @@ func startWorker(exe string, nice int, spec workerSpec, t *tracker, stderrPath s
 		}
 	}()
 	return w, nil
+}
+
+// lastBarrier returns when the last of the groups' first join barriers
+// completed (Rebalance.join_completed of each group's oldest rebalance).
+func lastBarrier(ctx context.Context, addr string, groups int) (time.Time, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer conn.Close()
+	admin := regroupv1.NewAdminClient(conn)
+	var last time.Time
+	for g := range groups {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		d, err := admin.DescribeGroup(cctx, &regroupv1.DescribeGroupRequest{GroupId: groupName(g)})
+		cancel()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("describing %s: %w", groupName(g), err)
+		}
+		rs := d.GetRebalances()
+		if len(rs) == 0 || rs[0].GetJoinCompleted() == nil {
+			return time.Time{}, fmt.Errorf("%s has no completed join barrier in its history", groupName(g))
+		}
+		if at := rs[0].GetJoinCompleted().AsTime(); at.After(last) {
+			last = at
+		}
+	}
+	return last, nil
 }
 
 // putTopic creates the topic the members consume, retrying while the
