@@ -94,3 +94,52 @@ func TestAssignTime(t *testing.T) {
 		t.Errorf("the rebalance took %v with a 2 s assignor and %v without, want 2 s more (within the network's delays)", slow, base)
 	}
 }
+
+// TestReplay: one-crash.sim's events as a trace, replayed on its setup,
+// give the same run, event for event (the same trace hash); the ownership
+// time series covers what the members owned, and processing lies within
+// ownership.
+func TestReplay(t *testing.T) {
+	events, err := scenario.FromTrace(strings.NewReader("time,event,member,duration\n60,crash,m3,\n0s,join,m1..m10,\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed, err := scenario.Parse("one-crash.sim", "seed 7\ntopic orders partitions=64\ngroup g assignors=cooperative-sticky session=10s\n"+events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := traceHash(t, load(t, "testdata/one-crash.sim"))
+	if got, _ := traceHash(t, replayed); got != want {
+		t.Errorf("the replayed trace gives another run: trace %s, want %s", got, want)
+	}
+
+	res, err := simulator.Run(replayed, simulator.Options{Timeline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := map[int32][]simulator.Ownership{}
+	for _, o := range res.Timeline.Ownership {
+		if o.Kind == "owned" {
+			owned[o.Partition] = append(owned[o.Partition], o)
+		}
+	}
+	if len(owned) != 64 {
+		t.Fatalf("ownership of %d partitions, want 64", len(owned))
+	}
+	for _, o := range res.Timeline.Ownership {
+		switch o.Kind {
+		case "owned":
+			if o.Member == "m3" && o.To != 60*time.Second {
+				t.Errorf("m3 owned %s/%d until %v, want its crash at 60s", o.Topic, o.Partition, o.To)
+			}
+		case "processing":
+			within := false
+			for _, w := range owned[o.Partition] {
+				within = within || w.Member == o.Member && w.From <= o.From && o.To <= w.To
+			}
+			if !within {
+				t.Errorf("%+v is not within an interval in which %s owned the partition", o, o.Member)
+			}
+		}
+	}
+}

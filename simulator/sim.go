@@ -193,7 +193,7 @@ func newSim(sc *scenario.Scenario, opts Options) (*sim, error) {
 		byGroup:      map[string]*groupState{},
 		byName:       map[string]*node{},
 		ledger:       ownership.New(opts.Timeline),
-		work:         ownership.New(false),
+		work:         ownership.New(opts.Timeline),
 		leaders:      map[leaderKey]string{},
 		livenessAt:   -1,
 		settledSince: -1,

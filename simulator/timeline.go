@@ -9,6 +9,7 @@ import (
 
 	"github.com/regroup-dev/regroup/member/fsm"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+	"github.com/regroup-dev/regroup/simulator/ownership"
 )
 
 // Timeline is what a run recorded over time, for drawing (see
@@ -24,6 +25,23 @@ type Timeline struct {
 	// number without an owner.
 	Partitions []Step
 	Unowned    []Step
+	// Ownership is every interval in which a process owned a partition,
+	// and every interval in which it processed one (owned it, not paused,
+	// not revoking it, within its lease), by group, topic, partition,
+	// kind and start.
+	Ownership []Ownership
+}
+
+// Ownership is one interval of one partition: a member's process owned it
+// (Kind "owned") or processed it (Kind "processing") from From to To.
+type Ownership struct {
+	Group     string
+	Topic     string
+	Partition int32
+	Kind      string
+	// Member is the process: "m3", or "m3#2" for m3's second process.
+	Member   string
+	From, To time.Duration
 }
 
 // TimelineMember is one member over the run.
@@ -123,6 +141,23 @@ func (t *Timeline) finish(s *sim) {
 	}
 	perMember := map[string][]change{}
 	perPart := make([][]change, len(s.partRefs))
+	for _, k := range []struct {
+		kind string
+		ivs  []ownership.Interval
+	}{{"owned", s.ledger.Intervals()}, {"processing", s.work.Intervals()}} {
+		kind := k.kind
+		for _, iv := range k.ivs {
+			if iv.End > iv.Start {
+				r := s.partRefs[iv.P]
+				t.Ownership = append(t.Ownership, Ownership{Group: r.group, Topic: r.topic, Partition: r.p, Kind: kind,
+					Member: s.procs[iv.Owner].name(), From: time.Duration(iv.Start), To: time.Duration(iv.End)})
+			}
+		}
+	}
+	slices.SortFunc(t.Ownership, func(a, b Ownership) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition),
+			cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.From, b.From), cmp.Compare(a.Member, b.Member))
+	})
 	for _, iv := range s.ledger.Intervals() {
 		if iv.End <= iv.Start {
 			continue

@@ -55,28 +55,43 @@ func unprefixed(err error) error {
 }
 
 // loadScenario reads and parses a scenario file ("-" is standard input), or
-// the random scenario of a seed.
-func loadScenario(cmd *cobra.Command, path string, random int64) (*scenario.Scenario, error) {
-	if random >= 0 {
-		if path != "" {
-			return nil, fmt.Errorf("give a scenario FILE or --random SEED, not both")
-		}
-		return scenario.Parse(fmt.Sprintf("random-%d", random), scenario.Random(uint64(random)))
-	}
-	if path == "" {
+// the random scenario of a seed, with the events of a trace file (see
+// scenario.FromTrace) after its own if replay is set.
+func loadScenario(cmd *cobra.Command, path string, random int64, replay string) (*scenario.Scenario, error) {
+	var name, text string
+	switch {
+	case random >= 0 && path != "":
+		return nil, fmt.Errorf("give a scenario FILE or --random SEED, not both")
+	case random >= 0:
+		name, text = fmt.Sprintf("random-%d", random), scenario.Random(uint64(random))
+	case path == "":
 		return nil, fmt.Errorf("give a scenario FILE (see simulator/testdata/*.sim) or --random SEED")
+	default:
+		var b []byte
+		var err error
+		if path == "-" {
+			b, err = io.ReadAll(cmd.InOrStdin())
+		} else {
+			b, err = os.ReadFile(path)
+		}
+		if err != nil {
+			return nil, err
+		}
+		name, text = path, string(b)
 	}
-	var b []byte
-	var err error
-	if path == "-" {
-		b, err = io.ReadAll(cmd.InOrStdin())
-	} else {
-		b, err = os.ReadFile(path)
+	if replay != "" {
+		f, err := os.Open(replay)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		events, err := scenario.FromTrace(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", replay, err)
+		}
+		text += "\n# Replayed from " + filepath.Base(replay) + ":\n" + events
 	}
-	if err != nil {
-		return nil, err
-	}
-	return scenario.Parse(path, string(b))
+	return scenario.Parse(name, text)
 }
 
 // writeFile writes what render produces to path.
@@ -107,6 +122,7 @@ func simRunCmd() *cobra.Command {
 		windows           bool
 		seeds, parallel   int
 		jitter, since     time.Duration
+		replay, ownF      string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
@@ -141,6 +157,10 @@ replays it.`,
   # Where partitions were not processed, per 5 s window:
   regroup sim run simulator/testdata/gc-pause-long.sim --window 5s --windows
 
+  # Replay a trace of membership events on a scenario's topics and groups, and
+  # export every partition's ownership over time:
+  regroup sim run setup.sim --replay events.csv --ownership ownership.csv
+
   # Replay a seed a sweep reported:
   regroup sim run --random 229 --trace`,
 		Args: cobra.MaximumNArgs(1),
@@ -155,7 +175,7 @@ replays it.`,
 			if len(args) == 1 {
 				path = args[0]
 			}
-			sc, err := loadScenario(cmd, path, random)
+			sc, err := loadScenario(cmd, path, random, replay)
 			if err != nil {
 				return err
 			}
@@ -168,10 +188,10 @@ replays it.`,
 			jitter = defaultJitter(cmd, sc, seeds, jitter)
 			out := cmd.OutOrStdout()
 			if seeds > 1 {
-				if trace || messages || svgF != "" || windows {
-					return fmt.Errorf("--trace, --messages, --svg and --windows show one run: drop them, or run one seed (--seeds 1)")
+				if trace || messages || svgF != "" || windows || ownF != "" {
+					return fmt.Errorf("--trace, --messages, --svg, --ownership and --windows show one run: drop them, or run one seed (--seeds 1)")
 				}
-				b := batch{path: path, random: random, first: sc.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel}
+				b := batch{path: path, random: random, first: sc.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel, replay: replay}
 				rows, failing, err := b.run(cmd, []simulator.Variant{{}}, nil)
 				if err != nil {
 					return err
@@ -181,7 +201,7 @@ replays it.`,
 			if off := simulator.Jitter(sc, jitter); jitter > 0 && output == "text" {
 				fmt.Fprintf(out, "jitter          actions after 0s moved by %v (--jitter %v)\n", off, jitter)
 			}
-			opts := simulator.Options{Timeline: svgF != "", Messages: messages, Window: window, Since: since}
+			opts := simulator.Options{Timeline: svgF != "" || ownF != "", Messages: messages, Window: window, Since: since}
 			if trace || messages {
 				opts.Trace = out
 			}
@@ -209,6 +229,11 @@ replays it.`,
 			if svgF != "" {
 				title := fmt.Sprintf("%s (seed %d)", res.Scenario, res.Seed)
 				if err := writeFile(svgF, func(w io.Writer) error { return report.SVG(w, res.Timeline, title) }); err != nil {
+					return err
+				}
+			}
+			if ownF != "" {
+				if err := writeFile(ownF, func(w io.Writer) error { return report.OwnershipCSV(w, res.Timeline) }); err != nil {
 					return err
 				}
 			}
@@ -244,6 +269,8 @@ replays it.`,
 	f.DurationVar(&jitter, "jitter", 0, "move the actions after 0s by a random offset up to this, drawn per seed (default with --seeds: the scenario's longest heartbeat interval)")
 	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "with --seeds, runs at once")
 	f.DurationVar(&since, "since", 0, "count only what happened from this time on (as expect's since=): rebalances, partitions, partition-seconds, disturbances")
+	f.StringVar(&replay, "replay", "", "replay the events of this trace (CSV: time,event,member,duration; see docs/simulator.md) after the scenario's own")
+	f.StringVar(&ownF, "ownership", "", "write every partition's ownership and processing intervals as CSV to this file")
 	return cmd
 }
 
@@ -262,6 +289,7 @@ func defaultJitter(cmd *cobra.Command, sc *scenario.Scenario, seeds int, jitter 
 type batch struct {
 	path   string // the scenario file ("" with random)
 	random int64  // the random scenario's seed, or -1
+	replay string // a trace file to replay after the scenario's events, or ""
 	first  uint64
 	seeds  int
 	jitter time.Duration
@@ -325,7 +353,7 @@ func (b batch) run(cmd *cobra.Command, variants []simulator.Variant, values []st
 // one runs the batch's scenario under v, with the parameter set to value,
 // with seed, jittered; with since, its metrics count from then on.
 func (b batch) one(cmd *cobra.Command, v simulator.Variant, value string, seed uint64) (*simulator.Result, error) {
-	sc, err := loadScenario(cmd, b.path, b.random)
+	sc, err := loadScenario(cmd, b.path, b.random, b.replay)
 	if err != nil {
 		return nil, err
 	}
@@ -364,6 +392,9 @@ func (b batch) failure(row report.StatRow, res *simulator.Result) failure {
 	src := b.path
 	if b.random >= 0 {
 		src = fmt.Sprintf("--random %d", b.random)
+	}
+	if b.replay != "" {
+		src += " --replay " + b.replay
 	}
 	replay := fmt.Sprintf("regroup sim run %s --seed %d --jitter %v --trace", src, res.Seed, b.jitter)
 	if b.param != "" || row.Variant.Assignor != "" {
@@ -432,6 +463,7 @@ func simCompareCmd() *cobra.Command {
 		output, csvF         string
 		parallel, seeds      int
 		since, jitter        time.Duration
+		replay               string
 	)
 	cmd := &cobra.Command{
 		Use:   "compare FILE",
@@ -484,7 +516,7 @@ expect lines are not checked (they are written for its own configuration).`,
 			if err != nil {
 				return err
 			}
-			base, err := loadScenario(cmd, args[0], -1)
+			base, err := loadScenario(cmd, args[0], -1, replay)
 			if err != nil {
 				return err
 			}
@@ -499,7 +531,7 @@ expect lines are not checked (they are written for its own configuration).`,
 				if output == "markdown" {
 					return fmt.Errorf("-o markdown shows one run per row: with --seeds, use -o text or json, or --csv")
 				}
-				b := batch{path: args[0], random: -1, first: base.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel}
+				b := batch{path: args[0], random: -1, first: base.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel, replay: replay}
 				rows, failing, err := b.run(cmd, variants, nil)
 				if err != nil {
 					return err
@@ -518,7 +550,7 @@ expect lines are not checked (they are written for its own configuration).`,
 			defer bar.finish()
 			forEach(len(variants), parallel, func(i int) {
 				defer func() { bar.done(errs[i] != nil || rows[i].Result != nil && !rows[i].Result.OK()) }()
-				sc, err := loadScenario(cmd, args[0], -1)
+				sc, err := loadScenario(cmd, args[0], -1, replay)
 				if err != nil {
 					errs[i] = err
 					return
@@ -580,6 +612,7 @@ expect lines are not checked (they are written for its own configuration).`,
 	f.StringVar(&csvF, "csv", "", "also write the rows as CSV to this file")
 	f.DurationVar(&since, "since", 0, "count only what happened from this time on (as expect's since=), leaving out the initial join")
 	f.IntVar(&seeds, "seeds", 1, "run every combination with this many seeds (from --seed on) and print each metric's mean, p50, p95, p99 and 95% interval")
+	f.StringVar(&replay, "replay", "", "replay the events of this trace (CSV; see sim run --replay) after the scenario's own")
 	f.DurationVar(&jitter, "jitter", 0, "move the actions after 0s by a random offset up to this, drawn per seed (default with --seeds: the scenario's longest heartbeat interval)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	return cmd
@@ -603,6 +636,7 @@ func simSweepCmd() *cobra.Command {
 		metrics              []string
 		static               bool
 		jitter, since        time.Duration
+		replay               string
 	)
 	cmd := &cobra.Command{
 		Use:   "sweep [FILE --param NAME=FROM..TO:STEP]",
@@ -670,7 +704,7 @@ each with the command that replays it, and exits with an error if any failed.`,
 			if err != nil {
 				return err
 			}
-			base, err := loadScenario(cmd, args[0], -1)
+			base, err := loadScenario(cmd, args[0], -1, replay)
 			if err != nil {
 				return err
 			}
@@ -681,7 +715,7 @@ each with the command that replays it, and exits with an error if any failed.`,
 			// longest heartbeat interval of any of them.
 			var hb time.Duration
 			for _, v := range values {
-				sc, err := loadScenario(cmd, args[0], -1)
+				sc, err := loadScenario(cmd, args[0], -1, replay)
 				if err != nil {
 					return err
 				}
@@ -693,7 +727,7 @@ each with the command that replays it, and exits with an error if any failed.`,
 			if !cmd.Flags().Changed("jitter") {
 				jitter = hb
 			}
-			b := batch{path: args[0], random: -1, first: base.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel, param: name}
+			b := batch{path: args[0], random: -1, first: base.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel, param: name, replay: replay}
 			rows, failing, err := b.run(cmd, variants, values)
 			if err != nil {
 				return err
@@ -735,6 +769,7 @@ each with the command that replays it, and exits with an error if any failed.`,
 	f.Int64Var(&seed, "seed", 0, "with --param: the first seed of every point (default: the scenario's)")
 	f.StringVar(&csvF, "csv", "", "with --param: write every metric's statistics per point to this file")
 	f.StringVar(&svgF, "svg", "", "with --param: draw the first --metric against the parameter, as SVG, to this file")
+	f.StringVar(&replay, "replay", "", "with --param: replay the events of this trace (CSV; see sim run --replay) after the scenario's own")
 	return cmd
 }
 

@@ -301,3 +301,33 @@ func TestSimWalkthroughFigure(t *testing.T) {
 		t.Errorf("the walkthrough's command draws another figure than docs/simulator-sweep-session.svg; redraw it with the command in docs/simulator.md and review the change")
 	}
 }
+
+// sim run --replay plays a trace's events on a scenario's setup, and
+// --ownership writes every partition's ownership and processing intervals.
+func TestSimReplay(t *testing.T) {
+	dir := t.TempDir()
+	setup, events, own := filepath.Join(dir, "setup.sim"), filepath.Join(dir, "events.csv"), filepath.Join(dir, "own.csv")
+	if err := os.WriteFile(setup, []byte("topic orders partitions=8\ngroup g session=10s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(events, []byte("time,event,member,duration\n0,join,m1..m4,\n30s,pause,m2,25s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runSim(t, "run", setup, "--replay", events, "--ownership", own)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "lost            2 partitions") {
+		t.Errorf("the replayed pause of m2 (2 of 8 partitions, longer than the session) lost nothing:\n%s", out)
+	}
+	recs := readCSV(t, own)
+	if strings.Join(recs[0], ",") != "group,topic,partition,kind,member,from_s,to_s" || len(recs) < 1+2*8 {
+		t.Fatalf("ownership CSV: %v", recs)
+	}
+	if err := os.WriteFile(events, []byte("time,event,member,duration\n0,join,m1,\n5,fly,m1,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runSim(t, "run", setup, "--replay", events); err == nil || !strings.Contains(err.Error(), "line 3: unknown event") {
+		t.Errorf("a bad trace: %v, want its line named", err)
+	}
+}

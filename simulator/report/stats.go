@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/regroup-dev/regroup/simulator"
 )
@@ -113,6 +114,28 @@ func StatsCSV(w io.Writer, rows []StatRow) error {
 			if err := cw.Write(rec); err != nil {
 				return err
 			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// OwnershipCSVHeader lists the columns OwnershipCSV writes.
+var OwnershipCSVHeader = []string{"group", "topic", "partition", "kind", "member", "from_s", "to_s"}
+
+// OwnershipCSV writes the per-partition ownership time series of a
+// timeline: a header and one line per interval in which a member's
+// process owned a partition ("owned") or processed it ("processing"), by
+// group, topic, partition, kind and start. Times are seconds.
+func OwnershipCSV(w io.Writer, tl *simulator.Timeline) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(OwnershipCSVHeader); err != nil {
+		return err
+	}
+	f := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 6, 64) }
+	for _, o := range tl.Ownership {
+		if err := cw.Write([]string{o.Group, o.Topic, strconv.Itoa(int(o.Partition)), o.Kind, o.Member, f(o.From), f(o.To)}); err != nil {
+			return err
 		}
 	}
 	cw.Flush()
