@@ -44,6 +44,10 @@ func (g *Group) Record() *storev1.GroupRecord {
 	if g.reb != nil {
 		rec.RebalanceCause = g.reb.GetCause()
 	}
+	if g.reb != nil && g.state == Stable {
+		// Its answers wait for a lease: kept, without an end (see Restore).
+		rec.History = append(rec.History, g.reb)
+	}
 	for _, m := range g.order {
 		rec.Members = append(rec.Members, &storev1.MemberRecord{
 			MemberId:             m.id,
@@ -178,6 +182,14 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 		g.state = Stable
 		for _, m := range g.order {
 			m.awaitingSync = false
+		}
+		if n := len(g.history); n > 0 && g.history[n-1].GetEnd() == nil {
+			// Stored while answers waited for a lease: which of them went
+			// out since is unknown, so the rebalance ends here.
+			r := proto.CloneOf(g.history[n-1])
+			r.End = timestamppb.New(now)
+			r.Cause += " (ended by a coordinator failover while answers waited for a lease)"
+			g.history[n-1] = r
 		}
 	case regroupv1.GroupState_GROUP_STATE_COMPLETING_REBALANCE:
 		g.state = CompletingRebalance
