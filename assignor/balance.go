@@ -8,7 +8,7 @@ import "slices"
 //
 // A partition sitting with the member that owned it before (claims) is
 // owned; any other is fluid, and moving it costs nothing. The balancer
-// repeats three steps until the rule holds:
+// repeats these steps until the rule holds:
 //
 //  1. Free moves: topic by topic, a fluid partition moves from its
 //     most-loaded holder to the topic's least-loaded subscriber while their
@@ -19,16 +19,26 @@ import "slices"
 //     partition per hop; only the ends change load). This lets a member
 //     that received new partitions of one topic give one of those up
 //     instead of an owned partition of another topic.
-//  3. Level chains, a bounded number of times: a fluid chain that raises
+//  3. A lift (with claims, before any paid step): a member below its floor
+//     (see floors: fewer partitions than any plan keeping every owned
+//     partition can give it) gets one by a fluid chain from a member above
+//     its own floor, from one with at least as many partitions if there is
+//     one. Until a paid step, no other step takes a member below its floor.
+//  4. Level chains, a bounded number of times: a fluid chain that raises
 //     the least-loaded member that a holder two above could give to
 //     (relieve), or one that lowers the most-loaded holder of a topic
 //     with a subscriber two below (shed, only where moves can be paid);
 //     either may leave the sum of squared loads as it was.
-//  4. A paid step: only if none of the above applies, the first topic that
+//  5. Repair (with claims, once): fluid chains and exchanges chosen by how
+//     far they leave the loads from the rule (see repair), with bounded
+//     work.
+//  6. A paid step: only if none of the above applies, the first topic that
 //     still breaks the rule moves partitions, owned ones too, from its
 //     most-loaded holders to its least-loaded subscribers.
 //
-// Every move but a level chain lowers the sum of squared loads, so this
+// Free moves, free chains and paid steps lower the sum of squared loads;
+// lifts lower the members' total shortfall below their floors, which
+// only repair can raise; level chains and repair are bounded. So this
 // ends. Then restore
 // hands a moved partition back to its previous owner wherever that alone
 // keeps the rule, until none can go back: no partition ends away from a
@@ -49,6 +59,9 @@ type balancer struct {
 	stacks [][]int32
 	owned  []int32
 	paid   int // owned partitions away from their owner
+	// floor is each member's floor (see floors) while only fluid
+	// partitions move; nil when nothing owned is kept for sure.
+	floor []int32
 }
 
 func (pr *problem) newBalancer(owner, claims, load []int32) *balancer {
@@ -189,6 +202,9 @@ func (b *balancer) balance(pay bool) bool {
 		return true
 	}
 	b.buildStacks()
+	if b.claims != nil {
+		b.floor = b.floors()
+	}
 	n := len(b.pr.members)
 	load := b.load
 	low := newMemberHeap(n, func(x, y int32) bool {
@@ -198,6 +214,7 @@ func (b *balancer) balance(pay bool) bool {
 		return load[x] > load[y] || load[x] == load[y] && x < y
 	})
 	relief := len(b.pr.members)
+	repaired := b.claims == nil
 	for {
 		for moved := true; moved; {
 			moved = false
@@ -213,13 +230,26 @@ func (b *balancer) balance(pay bool) bool {
 		if b.chain() {
 			continue
 		}
+		if b.floor != nil && b.lift() {
+			continue
+		}
 		if relief > 0 && (b.claims != nil && b.shed() || b.relieve()) {
 			relief--
 			continue
 		}
+		if !repaired {
+			repaired = true
+			work, seen := repairWork, map[uint64]bool{}
+			if b.repair(&work, seen) {
+				for b.repair(&work, seen) {
+				}
+				continue
+			}
+		}
 		if !pay {
 			return false
 		}
+		b.floor = nil
 		for _, t := range b.order {
 			if b.balanceTopic(t, low, high, true) {
 				break
@@ -272,7 +302,7 @@ func (b *balancer) balanceTopic(t int32, low, high *memberHeap, paid bool) bool 
 		if lo < 0 || l < lo {
 			lo = l
 		}
-		if b.gives(b.slot[m], paid) && l > hi {
+		if b.gives(b.slot[m], paid) && b.spare(m) && l > hi {
 			hi = l
 		}
 	}
@@ -283,7 +313,7 @@ func (b *balancer) balanceTopic(t int32, low, high *memberHeap, paid bool) bool 
 	high.reset()
 	for _, m := range subs {
 		low.push(m)
-		if b.gives(b.slot[m], paid) {
+		if b.gives(b.slot[m], paid) && b.spare(m) {
 			high.push(m)
 		}
 	}
@@ -293,7 +323,7 @@ func (b *balancer) balanceTopic(t int32, low, high *memberHeap, paid bool) bool 
 			break
 		}
 		b.move(b.slot[from], b.slot[to], from, to)
-		if b.gives(b.slot[from], paid) {
+		if b.gives(b.slot[from], paid) && b.spare(from) {
 			high.fix(from)
 		} else {
 			high.remove(from)
@@ -303,7 +333,7 @@ func (b *balancer) balanceTopic(t int32, low, high *memberHeap, paid bool) bool 
 		switch {
 		case high.has(to):
 			high.fix(to)
-		case b.gives(b.slot[to], paid):
+		case b.gives(b.slot[to], paid) && b.spare(to):
 			high.push(to)
 		}
 	}
@@ -336,7 +366,7 @@ func (b *balancer) chain() bool {
 		for ; i < len(byLoad) && b.load[byLoad[i]] == level; i++ {
 			s.start(byLoad[i])
 		}
-		if s.run(func(d int32) bool { return b.load[d] >= level+2 }) {
+		if s.run(func(d int32) bool { return b.load[d] >= level+2 && b.spare(d) }) {
 			return true
 		}
 	}
@@ -372,7 +402,7 @@ func (b *balancer) relieve() bool {
 	s := b.newSearch()
 	s.start(y)
 	return s.run(func(d int32) bool {
-		if b.load[d] <= b.load[y] {
+		if b.load[d] <= b.load[y] || !b.spare(d) {
 			return false
 		}
 		for _, t := range pr.memberSubs(int(d)) {
@@ -412,7 +442,7 @@ func (b *balancer) shed() bool {
 				violating = true
 			}
 		}
-		if violating && b.shedFrom(h, minSub, prev, from) {
+		if violating && b.spare(h) && b.shedFrom(h, minSub, prev, from) {
 			return true
 		}
 	}
