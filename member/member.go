@@ -23,7 +23,9 @@
 // partition on only after its owner released it or the owner's lease could
 // have ended, and the library ends the lease itself, calling OnLost, when
 // the coordinator has not answered for a session timeout (less a safety
-// margin) counted from the send time of the last request it answered.
+// margin) counted from the send time of the last request it answered. When
+// it joins again it reports how many partitions it lost, and operators see
+// them in the group's rebalance history and metrics.
 //
 // A process can still be paused (a long GC, a VM freeze) past its lease and
 // wake up believing it owns partitions. Every partition therefore carries a
