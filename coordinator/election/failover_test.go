@@ -405,8 +405,11 @@ func TestEtcdMemberLoss(t *testing.T) {
 	f := newFleet(t, cs[0].addr, cs[1].addr)
 	formGroup(t, f, adminOf(t, leader), 10)
 	before := f.mark()
+	describe := func() (*regroupv1.DescribeClusterResponse, error) {
+		return adminOf(t, leader).DescribeCluster(context.Background(), &regroupv1.DescribeClusterRequest{})
+	}
 	desc := func() *regroupv1.DescribeClusterResponse {
-		d, err := adminOf(t, leader).DescribeCluster(context.Background(), &regroupv1.DescribeClusterRequest{})
+		d, err := describe()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,7 +424,12 @@ func TestEtcdMemberLoss(t *testing.T) {
 	t.Logf("closing etcd member %s took %v", victim.Name(), killed.Sub(t0))
 	// Wait for a keep-alive sent after the kill to succeed.
 	waitfor.Until(t, "the lease is renewed through the remaining etcd members", func() error {
-		d := desc()
+		// A call may fail while etcd elects a new leader on a loaded
+		// machine: ask again.
+		d, err := describe()
+		if err != nil {
+			return err
+		}
 		validUntil := time.Now().Add(time.Duration(d.GetLeaseRemainingMs()) * time.Millisecond)
 		if validUntil.Before(killed.Add(ttl - ttl/10)) {
 			return fmt.Errorf("lease valid until %v only", validUntil.Format(time.StampMilli))
