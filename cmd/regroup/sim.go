@@ -643,9 +643,10 @@ func simSweepCmd() *cobra.Command {
 		Short: "Sweep a scenario's parameter into a CSV and a chart, or run random scenarios and report the failing ones",
 		Long: `With a scenario FILE and --param, run the scenario at every value of one
 parameter (session, heartbeat, members, partitions, pause, failover-gap,
-write-latency, assign-time; see docs/simulator.md), under each combination of --protocols and
---assignors (and static and dynamic membership with --static), with --seeds seeds
-per point (default 20) whose actions are moved by up to --jitter. Prints the
+write-latency, assign-time; see docs/simulator.md), under each combination of
+--protocols and --assignors (and static and dynamic membership with --static),
+with --seeds seeds per point (default 20) whose actions are moved by up to
+--jitter. Prints the
 --metric's mean, p50, p95, p99 and 95% interval per point, writes every metric to
 --csv and draws --metric against the parameter, one line per combination with
 its interval, to --svg. A progress bar runs on standard error.
@@ -654,9 +655,10 @@ Without a FILE, run the random scenario of every seed from --start to
 --start+--seeds-1 (default 100; see "regroup sim random"), checking safety after
 every event and liveness after the last disturbance. Prints the failing seeds,
 each with the command that replays it, and exits with an error if any failed.`,
-		Example: `  # Not-processing partition-seconds after a crash against the session timeout,
-  # eager against cooperative, static against dynamic members, 20 seeds a point:
-  regroup sim sweep simulator/testdata/one-crash.sim --param session=6s..30s:3s \
+		Example: `  # The figure of docs/simulator.md: not-processing partition-seconds after a
+  # crash-restart against the session timeout, eager against cooperative, static
+  # against dynamic members, 20 seeds a point:
+  regroup sim sweep simulator/testdata/crash-restart.sim --param session=6s..45s:3s \
       --static --since 30s --csv session.csv --svg session.svg
 
   # Listed values, two metrics:
