@@ -40,19 +40,31 @@ func (b *balancer) spare(m int32) bool {
 
 // lift raises a member below its floor by one partition, by a chain of
 // fluid hand-overs from a member above its own floor: from one with at
-// least as many partitions if it can, else from any. It reports whether
-// it found one.
+// least as many partitions as the member it raises if it can, else from
+// any. One search starts from every member below its floor. It reports
+// whether it found one.
 func (b *balancer) lift() bool {
-	for y := int32(0); y < int32(len(b.pr.members)); y++ {
-		if b.load[y] >= b.floor[y] {
-			continue
-		}
-		for _, even := range []bool{true, false} {
-			s := b.newSearch()
-			s.start(y)
-			if s.run(func(d int32) bool { return b.spare(d) && (!even || b.load[d] >= b.load[y]+1) }) {
-				return true
+	for _, even := range []bool{true, false} {
+		s := b.newSearch()
+		for y := range b.pr.members {
+			if b.load[y] < b.floor[y] {
+				s.start(int32(y))
 			}
+		}
+		if len(s.queue) == 0 {
+			return false
+		}
+		if s.run(func(d int32) bool {
+			if !b.spare(d) {
+				return false
+			}
+			y := d
+			for s.next[y] != y {
+				y = s.next[y]
+			}
+			return !even || b.load[d] >= b.load[y]+1
+		}) {
+			return true
 		}
 	}
 	return false

@@ -296,8 +296,8 @@ func (w *walk) path(m int32) []hop {
 const repairSideways = 8
 
 // repairWork bounds the evaluation work of repair in one balance, in
-// member-topic pairs looked at: a few milliseconds.
-const repairWork = 1 << 22
+// member-topic pairs looked at: about a millisecond.
+const repairWork = 1 << 20
 
 // signature hashes the hypothetical loads and partitions per slot (FNV-1a).
 func (r *repairer) signature() uint64 {

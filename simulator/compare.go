@@ -9,11 +9,24 @@ import (
 
 // Variant is one combination a comparison runs a scenario under: every
 // member offers Assignor, under Protocol, with Membership "static",
-// "dynamic" or "" (as the scenario says).
+// "dynamic" or "" (as the scenario says); with Classic, every member beats
+// as Kafka's classic client (no held heartbeats: a rebalance notice waits
+// for its next heartbeat), the baseline that shows what held heartbeats
+// buy.
 type Variant struct {
 	Protocol   assignor.RebalanceProtocol
 	Assignor   string
 	Membership string
+	Classic    bool
+}
+
+// ProtocolName names v's protocol as Variants takes it: "eager",
+// "cooperative", "classic-eager" or "classic-cooperative".
+func (v Variant) ProtocolName() string {
+	if v.Classic {
+		return "classic-" + v.Protocol.String()
+	}
+	return v.Protocol.String()
 }
 
 // eagerFallback is what a member offers after an assignor that supports
@@ -31,9 +44,10 @@ func (v Variant) Assignors() []string {
 	return []string{v.Assignor}
 }
 
-// Apply sets sc's members' assignors and membership to v's.
+// Apply sets sc's members' assignors, membership and heartbeats to v's.
 func (v Variant) Apply(sc *scenario.Scenario) {
 	sc.SetAssignors(v.Assignors())
+	sc.SetClassicHeartbeats(v.Classic)
 	switch v.Membership {
 	case "static":
 		sc.SetStatic(true)
@@ -48,14 +62,15 @@ func (v Variant) String() string {
 	if m == "" {
 		m = "as-scenario"
 	}
-	return fmt.Sprintf("%v/%s/%s", v.Protocol, v.Assignor, m)
+	return fmt.Sprintf("%s/%s/%s", v.ProtocolName(), v.Assignor, m)
 }
 
 // Variants returns every combination of protocols ("eager",
-// "cooperative"), assignors (built-in names) and memberships ("static",
-// "dynamic", or "" for the scenario's own), leaving out the combinations an
-// assignor cannot run (an eager-only assignor under the cooperative
-// protocol), which it lists in skipped.
+// "cooperative", and Kafka's classic client's heartbeats under either,
+// "classic-eager" and "classic-cooperative"), assignors (registered names)
+// and memberships ("static", "dynamic", or "" for the scenario's own),
+// leaving out the combinations an assignor cannot run (an eager-only
+// assignor under the cooperative protocol), which it lists in skipped.
 func Variants(protocols, assignors, memberships []string) (vs []Variant, skipped []string, err error) {
 	if len(memberships) == 0 {
 		memberships = []string{""}
@@ -67,13 +82,18 @@ func Variants(protocols, assignors, memberships []string) (vs []Variant, skipped
 	}
 	for _, p := range protocols {
 		var proto assignor.RebalanceProtocol
+		classic := false
 		switch p {
 		case "eager":
 			proto = assignor.Eager
 		case "cooperative":
 			proto = assignor.Cooperative
+		case "classic-eager":
+			proto, classic = assignor.Eager, true
+		case "classic-cooperative":
+			proto, classic = assignor.Cooperative, true
 		default:
-			return nil, nil, fmt.Errorf("regroup: unknown protocol %q: want eager or cooperative", p)
+			return nil, nil, fmt.Errorf("regroup: unknown protocol %q: want eager, cooperative, classic-eager or classic-cooperative (Kafka's classic client's heartbeats)", p)
 		}
 		for _, name := range assignors {
 			a, err := assignor.Lookup(name)
@@ -85,7 +105,7 @@ func Variants(protocols, assignors, memberships []string) (vs []Variant, skipped
 				continue
 			}
 			for _, m := range memberships {
-				vs = append(vs, Variant{Protocol: proto, Assignor: name, Membership: m})
+				vs = append(vs, Variant{Protocol: proto, Assignor: name, Membership: m, Classic: classic})
 			}
 		}
 	}

@@ -161,6 +161,7 @@ func (s *sim) startProcess(n *node) {
 		Assignors: n.assignors, SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout,
 		HeartbeatInterval: c.HeartbeatInterval, Margin: c.Margin, LeaveOnStop: c.LeaveOnStop,
 		MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff, Jitter: s.rng.Float64,
+		ClassicHeartbeats: c.ClassicHeartbeats,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("simulator: member %s: configuration checked at setup fails now: %v", n.name, err))

@@ -487,7 +487,11 @@ after it (range is never selected); an eager-only assignor (range, roundrobin,
 sticky) cannot run cooperatively and its cooperative row is skipped. With
 --static every combination also runs with every member static and with every
 member dynamic; otherwise members keep the scenario's membership. The scenario's
-expect lines are not checked (they are written for its own configuration).`,
+expect lines are not checked (they are written for its own configuration).
+
+The protocols classic-eager and classic-cooperative are baselines: members beat
+as Kafka's classic client does, holding no heartbeat, so a rebalance notice
+waits for each member's next heartbeat instead of reaching it at once.`,
 		Example: `  # Eager, cooperative and static membership side by side after one crash:
   regroup sim compare simulator/testdata/one-crash.sim \
       --protocols eager,cooperative --assignors range,sticky,cooperative-sticky,static --static
@@ -497,6 +501,10 @@ expect lines are not checked (they are written for its own configuration).`,
 
   # As JSON, for a notebook:
   regroup sim compare simulator/testdata/rolling-restart.sim -o json > rolling.json
+
+  # What held heartbeats buy: Regroup against Kafka's classic client, 50 seeds:
+  regroup sim compare simulator/testdata/one-crash.sim --protocols cooperative,classic-cooperative \
+      --assignors cooperative-sticky --seeds 50 --since 30s
 
   # 50 seeds per combination, the crash at a random phase of the heartbeats:
   regroup sim compare simulator/testdata/one-crash.sim --assignors cooperative-sticky --seeds 50 --since 30s --csv crash.csv`,
@@ -604,7 +612,7 @@ expect lines are not checked (they are written for its own configuration).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "rebalance protocols to compare: eager, cooperative")
+	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "rebalance protocols to compare: eager, cooperative, and Kafka's classic client's heartbeats (none held) under either, classic-eager, classic-cooperative")
 	f.StringSliceVar(&assignors, "assignors", []string{"range", "sticky", "cooperative-sticky", "static"}, "assignors to compare (built-in names)")
 	f.BoolVar(&static, "static", false, "run every combination with all members dynamic and with all members static")
 	f.Int64Var(&seed, "seed", 0, "seed for every run (default: the scenario's)")
@@ -762,7 +770,7 @@ each with the command that replays it, and exits with an error if any failed.`,
 	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&param, "param", "", "the parameter to sweep and its values: NAME=FROM..TO:STEP or NAME=V1,V2,... (session, heartbeat, members, partitions, pause, failover-gap, write-latency, assign-time)")
-	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "with --param: rebalance protocols, one line each")
+	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "with --param: rebalance protocols, one line each: eager, cooperative, classic-eager, classic-cooperative")
 	f.StringSliceVar(&assignors, "assignors", []string{"cooperative-sticky"}, "with --param: assignors, one line each")
 	f.BoolVar(&static, "static", false, "with --param: every combination with all members dynamic and with all static")
 	f.StringSliceVar(&metrics, "metric", []string{"not-processing"}, "with --param: the metrics to print; the first is drawn (all go to --csv)")

@@ -69,6 +69,14 @@ type Config struct {
 	// do not beat in step. nil means no jitter. The simulator injects a
 	// seeded source.
 	Jitter func() float64
+	// ClassicHeartbeats makes the member beat as Kafka's classic client
+	// does, as a baseline to compare with: no heartbeat is ever held, and
+	// the next one goes a heartbeat interval after the last one was sent
+	// (without jitter), so that a rebalance notice waits for the member's
+	// next heartbeat instead of reaching it at once in the answer to a
+	// held one. The simulator uses it (heartbeats=classic); a production
+	// member should not.
+	ClassicHeartbeats bool
 }
 
 // Partition is one owned partition and the fencing token it was acquired
@@ -858,7 +866,7 @@ type beatBlock struct {
 // session (the most the coordinator holds a call), within the same bound
 // of the lease: a member's heartbeats are most of a coordinator's work.
 func (m *Member) hold(now time.Time) time.Duration {
-	if !m.hbHeld {
+	if !m.hbHeld || m.cfg.ClassicHeartbeats {
 		return 0
 	}
 	h := max(m.period(), min(m.hbAdvised, m.cfg.SessionTimeout/3))
@@ -881,10 +889,11 @@ func (m *Member) hold(now time.Time) time.Duration {
 // twentieth to the heartbeat rate. Periods only get shorter than the
 // interval, so the lease a member holds at worst (session less margin less
 // two intervals, RidesFailover) is unchanged. Without Jitter the period is
-// the interval.
+// the interval, and so it is with ClassicHeartbeats, as in Kafka's classic
+// client.
 func (m *Member) period() time.Duration {
 	h := m.cfg.HeartbeatInterval
-	if m.cfg.Jitter == nil {
+	if m.cfg.Jitter == nil || m.cfg.ClassicHeartbeats {
 		return h
 	}
 	part := h / 10

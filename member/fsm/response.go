@@ -147,7 +147,7 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 	// builds it.)
 	out.Events = append(out.Events, Event{Kind: EventJoined, Detail: detail("joined generation ", int(m.generation), " as ", role, " with protocol ", m.protocol)})
 	if m.hb.id == 0 {
-		m.hbAt = now
+		m.hbAt = m.firstBeat(now)
 	}
 }
 
@@ -190,7 +190,7 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 			"topics %s are not in the coordinator's registry: this member owns none of their partitions until an operator creates them (regroup topics put), or until its subscription drops them", strings.Join(unknown, ", "))})
 	}
 	if m.hb.id == 0 {
-		m.hbAt = now // a held heartbeat at once, for the next rebalance notice
+		m.hbAt = m.firstBeat(now) // a held heartbeat at once, for the next rebalance notice
 	}
 	m.ownedGen = m.generation
 	if len(revoked) > 0 {
@@ -227,6 +227,17 @@ func detail(parts ...any) string {
 	return string(b)
 }
 
+// firstBeat is when the first heartbeat of a generation goes, once the
+// coordinator answered a join or a sync: at once, to be held for the next
+// rebalance notice; a period later with ClassicHeartbeats, as Kafka's
+// classic client restarts its heartbeat timer.
+func (m *Member) firstBeat(now time.Time) time.Time {
+	if m.cfg.ClassicHeartbeats {
+		return now.Add(m.period())
+	}
+	return now
+}
+
 // onHeartbeat handles the answer to heartbeat b: the one in flight (main)
 // or a probe.
 func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *Output) {
@@ -238,11 +249,15 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 		// notice. So after an answer about an earlier generation or member
 		// id: the next one is about the current state. An error about the
 		// current state came back at once and would again: wait an
-		// interval before the next.
+		// interval before the next. With ClassicHeartbeats nothing is held:
+		// the next goes an interval after this one was sent.
 		m.hbSpread = err == nil && b.hold > 0
-		if err == nil || stale {
+		switch {
+		case err == nil && m.cfg.ClassicHeartbeats:
+			m.hbAt = sent.Add(m.period())
+		case err == nil || stale:
 			m.hbAt = now
-		} else {
+		default:
 			m.hbAt = now.Add(m.period())
 		}
 	}

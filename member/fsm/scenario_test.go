@@ -29,7 +29,7 @@ import (
 //
 //	config [instance=I] [topics=a,b] [assignors=cooperative-sticky,range]
 //	       [session=10s] [rebalance=30s] [heartbeat=3s] [margin=1s]
-//	       [leave-on-stop]
+//	       [leave-on-stop] [classic]
 //	start [at=T]
 //	join id=N [at=T] gen=G member=M leader=L [protocol=P] [skip] [secret=S]
 //	     (input, leader only: "member ID topics=a,b [owned=a:0-3] [gen=G]"
@@ -161,6 +161,8 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 				cfg.Margin = scenario.Duration(t, v)
 			case "leave-on-stop":
 				cfg.LeaveOnStop = true
+			case "classic":
+				cfg.ClassicHeartbeats = true
 			default:
 				t.Fatalf("%s: unknown config key %q", d.Pos, a.Key)
 			}

@@ -151,7 +151,7 @@ func lineName(v simulator.Variant, rows []StatRow) string {
 		return "as scenario"
 	}
 	parts := []func(simulator.Variant) string{
-		func(v simulator.Variant) string { return v.Protocol.String() },
+		func(v simulator.Variant) string { return v.ProtocolName() },
 		func(v simulator.Variant) string { return v.Assignor },
 		membership,
 	}

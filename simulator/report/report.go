@@ -161,7 +161,7 @@ func Table(w io.Writer, rows []Row) error {
 		}
 		d := m.Stats()
 		fmt.Fprintf(tw, "%v\t%s\t%s\t%d\t%v\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%d\t%.2f\t%v\t%v\t%d\t%d\t\n",
-			r.Variant.Protocol, r.Variant.Assignor, membership(r.Variant), m.Rebalances, round(m.RebalanceMedian), round(m.RebalanceMax),
+			r.Variant.ProtocolName(), r.Variant.Assignor, membership(r.Variant), m.Rebalances, round(m.RebalanceMedian), round(m.RebalanceMax),
 			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, st,
 			d.Count, d.RebalancesMean, round(d.SettledMedian), round(d.SettledMax), m.Messages, len(r.Result.Violations))
 	}
@@ -181,7 +181,7 @@ func Markdown(w io.Writer, rows []Row) error {
 		}
 		d := m.Stats()
 		fmt.Fprintf(&b, "| %v | %s | %s | %d | %v | %v | %d | %d | %d | %.1f | %.1f | %s | %d | %.2f | %v | %v | %d | %d |\n",
-			r.Variant.Protocol, r.Variant.Assignor, membership(r.Variant), m.Rebalances, round(m.RebalanceMedian), round(m.RebalanceMax),
+			r.Variant.ProtocolName(), r.Variant.Assignor, membership(r.Variant), m.Rebalances, round(m.RebalanceMedian), round(m.RebalanceMax),
 			m.Moved, m.Revoked, m.Lost, m.UnownedSeconds, m.NotProcessingSeconds, st,
 			d.Count, d.RebalancesMean, round(d.SettledMedian), round(d.SettledMax), m.Messages, len(r.Result.Violations))
 	}
@@ -245,7 +245,7 @@ func toJSON(r Row) jsonRow {
 		NotProcessingMean: d.NotProcessingMean, NotProcessingMedian: d.NotProcessingMedian, NotProcessingMax: d.NotProcessingMax,
 	}
 	if r.Variant.Assignor != "" {
-		j.Protocol, j.Assignors, j.Membership = r.Variant.Protocol.String(), r.Variant.Assignors(), membership(r.Variant)
+		j.Protocol, j.Assignors, j.Membership = r.Variant.ProtocolName(), r.Variant.Assignors(), membership(r.Variant)
 	}
 	for _, v := range r.Result.Violations {
 		j.Violations = append(j.Violations, jsonViolation{AtNs: int64(v.At), Kind: v.Kind, Detail: v.Detail})
@@ -294,7 +294,7 @@ func CSV(w io.Writer, rows []Row) error {
 		m := r.Result.Metrics
 		proto, as, mem := "", "", ""
 		if r.Variant.Assignor != "" {
-			proto, as, mem = r.Variant.Protocol.String(), strings.Join(r.Variant.Assignors(), "+"), membership(r.Variant)
+			proto, as, mem = r.Variant.ProtocolName(), strings.Join(r.Variant.Assignors(), "+"), membership(r.Variant)
 		}
 		d := m.Stats()
 		tts := ""

@@ -43,7 +43,7 @@ func StatsTable(w io.Writer, rows []StatRow) error {
 	for _, r := range rows {
 		lead := ""
 		if variant {
-			lead += fmt.Sprintf("%v\t%s\t%s\t", r.Variant.Protocol, r.Variant.Assignor, membership(r.Variant))
+			lead += fmt.Sprintf("%s\t%s\t%s\t", r.Variant.ProtocolName(), r.Variant.Assignor, membership(r.Variant))
 		}
 		if sweep {
 			lead += r.Value + "\t"
@@ -83,7 +83,7 @@ func StatsJSON(w io.Writer, rows []StatRow) error {
 	for i, r := range rows {
 		j := jsonStatRow{Param: r.Param, Value: r.Value, Runs: r.Runs, Failed: r.Failed, FirstSeed: r.Seeds[0], LastSeed: r.Seeds[1], Jitter: r.JitterMaximum, Stats: r.Stats}
 		if r.Variant.Assignor != "" {
-			j.Protocol, j.Assignors, j.Membership = r.Variant.Protocol.String(), r.Variant.Assignors(), membership(r.Variant)
+			j.Protocol, j.Assignors, j.Membership = r.Variant.ProtocolName(), r.Variant.Assignors(), membership(r.Variant)
 		}
 		out[i] = j
 	}
@@ -106,7 +106,7 @@ func StatsCSV(w io.Writer, rows []StatRow) error {
 	for _, r := range rows {
 		proto, as, mem := "", "", ""
 		if r.Variant.Assignor != "" {
-			proto, as, mem = r.Variant.Protocol.String(), strings.Join(r.Variant.Assignors(), "+"), membership(r.Variant)
+			proto, as, mem = r.Variant.ProtocolName(), strings.Join(r.Variant.Assignors(), "+"), membership(r.Variant)
 		}
 		for _, s := range r.Stats {
 			rec := []string{proto, as, mem, r.Param, r.Value, s.Metric, strconv.Itoa(s.N), strconv.Itoa(r.Failed),

@@ -39,7 +39,7 @@ var usage = map[string]string{
 	"churn":             "churn every=D for=D [kinds=restart,crash,pause] [down=D] [pause=D|D..D] [group=G]",
 }
 
-const memberUsage = "[topics=T,...] [assignors=A,...] [static|dynamic] [leave-on-stop] [session=D] [rebalance=D] [heartbeat=D] [margin=D] [backoff=D..D] [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [assign-time=D|D..D] [drift=P]"
+const memberUsage = "[topics=T,...] [assignors=A,...] [static|dynamic] [leave-on-stop] [session=D] [rebalance=D] [heartbeat=D] [margin=D] [backoff=D..D] [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [assign-time=D|D..D] [drift=P] [heartbeats=held|classic]"
 
 // timedCommands are the commands that follow "at TIME".
 var timedCommands = []string{"join", "leave", "crash", "restart", "pause", "partition", "heal", "slow", "failover", "store", "pause-coordinator", "topic", "network", "churn"}
@@ -565,6 +565,16 @@ func applyMember(a *args, c *MemberConfig) error {
 	}
 	if a.flag("leave-on-stop") {
 		c.LeaveOnStop = true
+	}
+	if v, ok := a.get("heartbeats"); ok {
+		switch v {
+		case "held":
+			c.ClassicHeartbeats = false
+		case "classic":
+			c.ClassicHeartbeats = true
+		default:
+			return fmt.Errorf("%s: heartbeats=%s: want held (Regroup's) or classic (Kafka's classic client: none held)", a.cmd, v)
+		}
 	}
 	for key, dst := range map[string]*time.Duration{
 		"session": &c.SessionTimeout, "rebalance": &c.RebalanceTimeout,

@@ -127,6 +127,7 @@ func TestErrors(t *testing.T) {
 		{top + "topic orders partitions=9", "line 2: topic: orders is declared twice"},
 		{top + "group g\ngroup g", "line 3: group: g is declared twice"},
 		{top + "at 1s join m1 leave-on-stop", "line 2: join: leave-on-stop applies to static members"},
+		{top + "at 1s join m1 heartbeats=kafka", "line 2: join: heartbeats=kafka: want held (Regroup's) or classic"},
 		{"at 1s join m1", "no topic"},
 		{top + "at 1s churn every=1s", "line 2: churn: missing for=D"},
 		{top + "at 1s churn every=1s for=1m kinds=meteor", "line 2: churn: unknown kind \"meteor\""},

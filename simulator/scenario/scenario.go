@@ -128,6 +128,10 @@ type MemberConfig struct {
 	// the member leads, drawn per plan (default 0s): the SyncGroup request
 	// that carries the plan leaves that much later.
 	AssignTime Dist
+	// ClassicHeartbeats makes the member beat as Kafka's classic client,
+	// a baseline (fsm.Config.ClassicHeartbeats): no held heartbeats, so a
+	// rebalance notice waits for its next heartbeat.
+	ClassicHeartbeats bool
 }
 
 // Callbacks are the durations of the application's callbacks, drawn for
@@ -462,6 +466,20 @@ func (s *Scenario) SetAssignors(names []string) {
 	for i, a := range s.Actions {
 		if j, ok := a.Do.(Join); ok {
 			j.Config.Assignors = append([]string(nil), names...)
+			s.Actions[i].Do = j
+		}
+	}
+}
+
+// SetClassicHeartbeats makes every member beat as Kafka's classic client
+// (classic) or hold its heartbeats (the default).
+func (s *Scenario) SetClassicHeartbeats(classic bool) {
+	for i := range s.Groups {
+		s.Groups[i].Member.ClassicHeartbeats = classic
+	}
+	for i, a := range s.Actions {
+		if j, ok := a.Do.(Join); ok {
+			j.Config.ClassicHeartbeats = classic
 			s.Actions[i].Do = j
 		}
 	}
