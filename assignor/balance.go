@@ -19,7 +19,7 @@ import "slices"
 //     partition per hop; only the ends change load). This lets a member
 //     that received new partitions of one topic give one of those up
 //     instead of an owned partition of another topic.
-//  3. A lift (with claims, before any paid step): a member below its floor
+//  3. A lift (while owned partitions stay put): a member below its floor
 //     (see floors: fewer partitions than any plan keeping every owned
 //     partition can give it) gets one by a fluid chain from a member above
 //     its own floor, from one with at least as many partitions if there is
@@ -29,9 +29,9 @@ import "slices"
 //     (relieve), or one that lowers the most-loaded holder of a topic
 //     with a subscriber two below (shed, only where moves can be paid);
 //     either may leave the sum of squared loads as it was.
-//  5. Repair (with claims, once): fluid chains and exchanges chosen by how
-//     far they leave the loads from the rule (see repair), with bounded
-//     work.
+//  5. Repair (once, if anything is owned): fluid chains and exchanges
+//     chosen by how far they leave the loads from the rule (see repair),
+//     with bounded work.
 //  6. A paid step: only if none of the above applies, the first topic that
 //     still breaks the rule moves partitions, owned ones too, from its
 //     most-loaded holders to its least-loaded subscribers.
@@ -202,7 +202,11 @@ func (b *balancer) balance(pay bool) bool {
 		return true
 	}
 	b.buildStacks()
-	if b.claims != nil {
+	// Without owned partitions a paid step costs nothing: no floors, no
+	// repair.
+	owns := b.claims != nil && slices.ContainsFunc(b.owned, func(k int32) bool { return k > 0 })
+	b.floor = nil
+	if owns {
 		b.floor = b.floors()
 	}
 	n := len(b.pr.members)
@@ -214,7 +218,7 @@ func (b *balancer) balance(pay bool) bool {
 		return load[x] > load[y] || load[x] == load[y] && x < y
 	})
 	relief := len(b.pr.members)
-	repaired := b.claims == nil
+	repaired := !owns
 	for {
 		for moved := true; moved; {
 			moved = false
