@@ -338,6 +338,9 @@ func (s *sim) runCallbacks(p *process) {
 		}
 		s.metrics.Revoked += len(cb.Partitions)
 		s.metrics.revocations = append(s.metrics.revocations, timed{s.now, len(cb.Partitions)})
+		if s.tl != nil {
+			s.tl.revoking(p, s.now)
+		}
 	case fsm.Lost:
 		d = s.draw(p.node.callbacks.OnLost)
 		s.metrics.Lost += len(cb.Partitions)
@@ -345,6 +348,9 @@ func (s *sim) runCallbacks(p *process) {
 		end := p.globalOf(cb.Deadline)
 		for _, x := range cb.Partitions {
 			s.release(p, x, end)
+		}
+		if s.tl != nil {
+			s.tl.lost(p, end, s.now, len(cb.Partitions))
 		}
 	}
 	if s.trace != nil {
@@ -366,6 +372,9 @@ func (s *sim) callbackEnd(p *process, tok uint64) {
 		end := min(s.now, p.globalOf(cb.Deadline))
 		for _, x := range cb.Partitions {
 			s.release(p, x, end)
+		}
+		if s.tl != nil {
+			s.tl.revoked(p, end)
 		}
 	}
 	s.tracef(p.name(), "on-%s returned", cb.Kind)

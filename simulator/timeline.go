@@ -14,17 +14,25 @@ import (
 
 // Timeline is what a run recorded over time, for drawing (see
 // simulator/report): per member, when its processes ran, when they were
-// paused or cut off, and how many partitions they owned; the rebalances;
-// the failovers; and how many partitions had no owner.
+// paused, cut off, revoking or past their lease, and how many partitions
+// they owned and processed; the rebalances; the failovers; and how many
+// partitions had no owner or were not processed.
 type Timeline struct {
 	End        time.Duration
 	Members    []TimelineMember
 	Rebalances []Rebalance
 	Failovers  []Span
+	// Action is where the run's disturbances are: from the first one
+	// after the start (0 if there is none) until every group settled
+	// after the last one (the end of the run if they did not).
+	Action Span
 	// Partitions is the number of partitions over time, Unowned the
-	// number without an owner.
-	Partitions []Step
-	Unowned    []Step
+	// number without an owner, NotProcessing the number not processed
+	// (without an owner, or owned by a process that is revoking them,
+	// paused, or past its lease).
+	Partitions    []Step
+	Unowned       []Step
+	NotProcessing []Step
 	// Ownership is every interval in which a process owned a partition,
 	// and every interval in which it processed one (owned it, not paused,
 	// not revoking it, within its lease), by group, topic, partition,
@@ -52,8 +60,24 @@ type TimelineMember struct {
 	Crashes []time.Duration
 	Paused  []Span
 	Cut     []Span
-	// Owned is how many partitions it owned over time.
-	Owned []Step
+	// Revoking is when an OnRevoked ran while the member still owned its
+	// partitions: from its call until it returned or its deadline passed.
+	Revoking []Span
+	// Lost lists its OnLost calls.
+	Lost []Loss
+	// Owned is how many partitions it owned over time, Processing how
+	// many of them it processed (not paused, not revoking them).
+	Owned      []Step
+	Processing []Step
+}
+
+// Loss is one OnLost call: at At, for Partitions partitions whose
+// ownership had ended at Lease, the end of the member's lease (the time
+// between is when the member held partitions that were no longer its
+// own, frozen or cut off).
+type Loss struct {
+	Lease, At  time.Duration
+	Partitions int
 }
 
 // Span is an interval of virtual time.
@@ -85,6 +109,7 @@ func (t *Timeline) processEnded(p *process, now int64) {
 	if n := len(m.Running); n > 0 && m.Running[n-1].To < 0 {
 		m.Running[n-1].To = time.Duration(now)
 	}
+	t.revoked(p, now)
 	if !p.done {
 		m.Crashes = append(m.Crashes, time.Duration(now))
 	}
@@ -97,6 +122,24 @@ func (t *Timeline) paused(p *process, from, to int64) {
 		return
 	}
 	m.Paused = append(m.Paused, Span{From: time.Duration(from), To: time.Duration(to)})
+}
+
+func (t *Timeline) revoking(p *process, now int64) {
+	m := t.member(p.node.name)
+	m.Revoking = append(m.Revoking, Span{From: time.Duration(now), To: -1})
+}
+
+// revoked ends the member's open revocation at end.
+func (t *Timeline) revoked(p *process, end int64) {
+	m := t.member(p.node.name)
+	if n := len(m.Revoking); n > 0 && m.Revoking[n-1].To < 0 {
+		m.Revoking[n-1].To = max(time.Duration(end), m.Revoking[n-1].From)
+	}
+}
+
+func (t *Timeline) lost(p *process, lease, now int64, n int) {
+	m := t.member(p.node.name)
+	m.Lost = append(m.Lost, Loss{Lease: time.Duration(lease), At: time.Duration(now), Partitions: n})
 }
 
 func (t *Timeline) cut(name string, now int64) {
@@ -129,6 +172,11 @@ func (t *Timeline) finish(s *sim) {
 		for k := range m.Cut {
 			if m.Cut[k].To < 0 {
 				m.Cut[k].To = t.End
+			}
+		}
+		for k := range m.Revoking {
+			if m.Revoking[k].To < 0 {
+				m.Revoking[k].To = t.End
 			}
 		}
 		for k := range m.Paused {
@@ -166,6 +214,16 @@ func (t *Timeline) finish(s *sim) {
 		perMember[name] = append(perMember[name], change{iv.Start, 1}, change{iv.End, -1})
 		perPart[iv.P] = append(perPart[iv.P], change{iv.Start, 1}, change{iv.End, -1})
 	}
+	workPerMember := map[string][]change{}
+	workPerPart := make([][]change, len(s.partRefs))
+	for _, iv := range s.work.Intervals() {
+		if iv.End <= iv.Start {
+			continue
+		}
+		name := s.procs[iv.Owner].node.name
+		workPerMember[name] = append(workPerMember[name], change{iv.Start, 1}, change{iv.End, -1})
+		workPerPart[iv.P] = append(workPerPart[iv.P], change{iv.Start, 1}, change{iv.End, -1})
+	}
 	steps := func(cs []change) []Step {
 		slices.SortStableFunc(cs, func(a, b change) int { return cmp.Compare(a.at, b.at) })
 		var out []Step
@@ -181,32 +239,45 @@ func (t *Timeline) finish(s *sim) {
 	}
 	for i := range t.Members {
 		t.Members[i].Owned = steps(perMember[t.Members[i].Name])
+		t.Members[i].Processing = steps(workPerMember[t.Members[i].Name])
 	}
-	// A partition is owned while any interval covers it; count the
-	// partitions that exist and the covered ones.
-	var exist, covered []change
-	for p, cs := range perPart {
+	var exist []change
+	for p := range s.partRefs {
 		exist = append(exist, change{s.partRefs[p].born, 1})
-		slices.SortStableFunc(cs, func(a, b change) int { return cmp.Compare(a.at, b.at) })
-		depth := 0
-		for _, c := range cs {
-			was := depth
-			depth += c.d
-			switch {
-			case was == 0 && depth > 0:
-				covered = append(covered, change{c.at, 1})
-			case was > 0 && depth == 0:
-				covered = append(covered, change{c.at, -1})
+	}
+	// A partition is owned (processed) while any interval covers it: count
+	// the partitions that exist less the covered ones.
+	uncovered := func(perPart [][]change) []Step {
+		out := slices.Clone(exist)
+		for _, cs := range perPart {
+			slices.SortStableFunc(cs, func(a, b change) int { return cmp.Compare(a.at, b.at) })
+			depth := 0
+			for _, c := range cs {
+				was := depth
+				depth += c.d
+				switch {
+				case was == 0 && depth > 0:
+					out = append(out, change{c.at, -1})
+				case was > 0 && depth == 0:
+					out = append(out, change{c.at, 1})
+				}
 			}
 		}
+		return steps(out)
 	}
-	t.Partitions = steps(exist)
-	var unowned []change
-	unowned = append(unowned, exist...)
-	for _, c := range covered {
-		unowned = append(unowned, change{c.at, -c.d})
+	t.Partitions = steps(slices.Clone(exist))
+	t.Unowned = uncovered(perPart)
+	t.NotProcessing = uncovered(workPerPart)
+	t.Action = Span{To: t.End}
+	for _, d := range s.metrics.Disturbances {
+		if d.At > 0 {
+			t.Action.From = d.At
+			break
+		}
 	}
-	t.Unowned = steps(unowned)
+	if m := s.metrics; m.Stable && m.TimeToStable >= 0 {
+		t.Action.To = min(m.LastDisturbance+m.TimeToStable, t.End)
+	}
 }
 
 // fmtParts formats a callback's partitions: "orders/0-3,7 audit/1".

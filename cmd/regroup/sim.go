@@ -123,6 +123,7 @@ func simRunCmd() *cobra.Command {
 		seeds, parallel   int
 		jitter, since     time.Duration
 		replay, ownF      string
+		svgFrom, svgTo    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
@@ -143,12 +144,22 @@ moved by a random offset up to --jitter (by default the longest heartbeat
 interval, so that faults fall at a random phase of the heartbeats), and prints
 each metric's mean, p50, p95, p99 and 95% confidence interval of the mean
 (--csv and --json write the same). A failing seed is listed with the command that
-replays it.`,
+replays it.
+
+--svg draws the run's timeline: per member the partitions it owns and those it
+processes, its revocations, pauses, time past its lease and OnLost calls, cuts
+and crashes; rebalances and failovers; and the partitions without an owner and
+not processed. It shows the action (from the first disturbance after the start
+until the groups settled after the last, with a margin) unless --from and --to
+say otherwise.`,
 		Example: `  # Run a shipped scenario:
   regroup sim run simulator/testdata/rolling-restart.sim
 
   # With another seed, the event trace, and the ownership timeline as SVG:
   regroup sim run simulator/testdata/gc-pause-long.sim --seed 7 --trace --svg pause.svg
+
+  # The timeline of the whole run, the initial join included:
+  regroup sim run simulator/testdata/gc-pause-long.sim --svg pause.svg --from 0s --to 10m
 
   # 100 seeds, each crash at a random phase of the heartbeats, without the
   # initial join: mean, p50, p95, p99 and 95% interval of every metric:
@@ -184,6 +195,9 @@ replays it.`,
 			}
 			if seeds < 1 || since < 0 {
 				return fmt.Errorf("--seeds %d, --since %v: want at least one seed, and a time from the start of the run", seeds, since)
+			}
+			if svgF == "" && (cmd.Flags().Changed("from") || cmd.Flags().Changed("to")) {
+				return fmt.Errorf("--from and --to crop the --svg timeline: give --svg FILE too")
 			}
 			jitter = defaultJitter(cmd, sc, seeds, jitter)
 			out := cmd.OutOrStdout()
@@ -228,7 +242,14 @@ replays it.`,
 			}
 			if svgF != "" {
 				title := fmt.Sprintf("%s (seed %d)", res.Scenario, res.Seed)
-				if err := writeFile(svgF, func(w io.Writer) error { return report.SVG(w, res.Timeline, title) }); err != nil {
+				from, to := report.Window(res.Timeline)
+				if cmd.Flags().Changed("from") {
+					from = svgFrom
+				}
+				if cmd.Flags().Changed("to") {
+					to = svgTo
+				}
+				if err := writeFile(svgF, func(w io.Writer) error { return report.SVG(w, res.Timeline, title, from, to) }); err != nil {
 					return err
 				}
 			}
@@ -262,6 +283,8 @@ replays it.`,
 	f.StringVar(&csvF, "csv", "", "write the metrics as CSV to this file")
 	f.StringVar(&jsonF, "json", "", "write the metrics, violations and failed expectations as JSON to this file")
 	f.StringVar(&svgF, "svg", "", "write the partition ownership timeline as SVG to this file")
+	f.DurationVar(&svgFrom, "from", 0, "with --svg: where the timeline starts (default: a margin before the first disturbance after 0s)")
+	f.DurationVar(&svgTo, "to", 0, "with --svg: where the timeline ends; past the end of the run, at its end (default: a margin after the groups settled)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&window, "window", 10*time.Second, "length of the windows the partition-seconds without an owner and not processed are measured over (JSON, --windows)")
 	f.BoolVar(&windows, "windows", false, "after the summary, print the partition-seconds of every window in which some were not processed")

@@ -40,6 +40,16 @@ func TestSimRun(t *testing.T) {
 			t.Errorf("%s: %v (%d bytes)", f, err, len(b))
 		}
 	}
+	// --from and --to crop the timeline; they need --svg.
+	if out, _, err := runSim(t, "run", "../../simulator/testdata/one-crash.sim", "--svg", svgF, "--from", "50s", "--to", "80s"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(svgF); err != nil || !strings.Contains(string(b), ">50s to 1m20s of ") || strings.Contains(string(b), ">40s</text>") {
+		t.Errorf("the timeline cropped to 50s..80s: %v\n%.600s", err, b)
+	}
+	if _, _, err := runSim(t, "run", "../../simulator/testdata/one-crash.sim", "--from", "50s"); err == nil || !strings.Contains(err.Error(), "give --svg FILE too") {
+		t.Errorf("--from without --svg: %v", err)
+	}
 	out, _, err = runSim(t, "run", "../../simulator/testdata/one-crash.sim", "--trace", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
@@ -299,6 +309,29 @@ func TestSimWalkthroughFigure(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("the walkthrough's command draws another figure than docs/simulator-sweep-session.svg; redraw it with the command in docs/simulator.md and review the change")
+	}
+}
+
+// TestSimTimelineFigure runs the command that draws docs/simulator.md's
+// timeline (docs/simulator-gc-pause-long.svg, cropped to the pause) and
+// checks that it draws it byte for byte. After a change, redraw it with
+// the doc's command and review the difference (and its PNG, with
+// rsvg-convert).
+func TestSimTimelineFigure(t *testing.T) {
+	svgF := filepath.Join(t.TempDir(), "pause.svg")
+	if out, _, err := runSim(t, "run", "../../simulator/testdata/gc-pause-long.sim", "--svg", svgF); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got, err := os.ReadFile(svgF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../../docs/simulator-gc-pause-long.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.ReplaceAll(got, []byte("../../simulator/"), []byte("simulator/")); !bytes.Equal(got, want) {
+		t.Errorf("sim run simulator/testdata/gc-pause-long.sim --svg draws another timeline than docs/simulator-gc-pause-long.svg; redraw it with the command in docs/simulator.md and review the change")
 	}
 }
 

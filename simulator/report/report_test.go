@@ -5,10 +5,12 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/simulator"
@@ -94,8 +96,8 @@ func TestTableCSVJSON(t *testing.T) {
 
 func TestSVG(t *testing.T) {
 	res := run(t)
-	a := render(t, func(w io.Writer) error { return SVG(w, res.Timeline, "one crash") })
-	if b := render(t, func(w io.Writer) error { return SVG(w, res.Timeline, "one crash") }); a != b {
+	a := render(t, func(w io.Writer) error { return SVG(w, res.Timeline, "one crash", 0, res.Timeline.End) })
+	if b := render(t, func(w io.Writer) error { return SVG(w, res.Timeline, "one crash", 0, res.Timeline.End) }); a != b {
 		t.Error("two renders of one timeline differ")
 	}
 	d := xml.NewDecoder(strings.NewReader(a))
@@ -153,4 +155,124 @@ func TestSweepSVG(t *testing.T) {
 	if err := SweepSVG(io.Discard, rows, "moved", "t"); err == nil {
 		t.Error("a metric without values was drawn")
 	}
+}
+
+// TestSVGStates draws gc-pause-long.sim, where m4 freezes at 40s for 25s
+// while owning 6 partitions: its lease ends at about 46.2s, the others take
+// its partitions, and when it wakes at 65s it gets OnLost and the others
+// revoke partitions to give it work. The picture is cropped to that action
+// (a margin before 40s to a margin after the group settled), draws each
+// state with its own class, marks the OnLost, and scales the no-owner row
+// to the 6 partitions m4 lost rather than to the 64 of the initial join.
+func TestSVGStates(t *testing.T) {
+	b, err := os.ReadFile("../testdata/gc-pause-long.sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := scenario.Parse("gc-pause-long.sim", string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := simulator.Run(sc, simulator.Options{Timeline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := res.Timeline
+	var m4 simulator.TimelineMember
+	revoking := 0
+	for _, m := range tl.Members {
+		if m.Name == "m4" {
+			m4 = m
+		}
+		revoking += len(m.Revoking)
+	}
+	if len(m4.Lost) != 1 || m4.Lost[0].At != 65*time.Second || m4.Lost[0].Partitions != 6 || m4.Lost[0].Lease <= 40*time.Second || m4.Lost[0].Lease >= 50*time.Second {
+		t.Fatalf("m4's losses: %+v, want one OnLost of 6 partitions at 65s for a lease that ended between 40s and 50s", m4.Lost)
+	}
+	if revoking == 0 {
+		t.Fatal("no revocation recorded")
+	}
+	// While paused m4 owns its partitions but processes none.
+	if owned, proc := valueAt(m4.Owned, 42*time.Second), valueAt(m4.Processing, 42*time.Second); owned != 6 || proc != 0 {
+		t.Errorf("m4 at 42s owns %d and processes %d, want 6 and 0", owned, proc)
+	}
+	from, to := Window(tl)
+	if from != 35*time.Second || to <= 65*time.Second || to > 80*time.Second {
+		t.Errorf("window %v to %v, want from 5s before the pause to a margin after the group settled after 65s", from, to)
+	}
+	svg := render(t, func(w io.Writer) error { return SVG(w, tl, "pause", from, to) })
+	if err := xml.Unmarshal([]byte(svg), new(struct{})); err != nil {
+		t.Fatalf("not XML: %v", err)
+	}
+	for _, want := range []string{
+		`class="owned"`, `class="processing"`, `class="revoking"`, `class="paused"`, `class="lost"`, `class="on-lost"`,
+		"OnLost at 1m5s: 6 partitions", "paused 40s to 1m5s", ">35s to ", "row = 6</text>",
+	} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the cropped SVG lacks %q", want)
+		}
+	}
+	if strings.Contains(svg, ">20s</text>") {
+		t.Error("the cropped SVG has a tick at 20s, before its window")
+	}
+	// The whole run: the initial join's 64 unowned partitions are clipped,
+	// the row still scaled to what follows the first disturbance.
+	all := render(t, func(w io.Writer) error { return SVG(w, tl, "pause", 0, time.Hour) })
+	if !strings.Contains(all, "row = 6, clipped") || !strings.Contains(all, ">0s</text>") || strings.Contains(all, " of ") {
+		t.Error("the whole run's SVG does not start at 0s or does not clip the initial join")
+	}
+	if err := SVG(io.Discard, tl, "pause", tl.End, tl.End+time.Second); err == nil {
+		t.Error("an empty window was drawn")
+	}
+}
+
+// TestSVGSize: a 100-member hour in which every member's ownership changes
+// and every member revokes at each of 200 rebalances, with 50 pauses (an
+// eager group under a churn event every 20 s, the densest realistic
+// picture; simulated, one takes 291 KB) stays under 450 KB: steps are
+// drawn at half-pixel resolution with relative moves, and what a member
+// owns but does not process only where no other mark says so.
+func TestSVGSize(t *testing.T) {
+	tl := &simulator.Timeline{End: time.Hour, Action: simulator.Span{From: time.Minute, To: time.Hour}}
+	for i := range 100 {
+		m := simulator.TimelineMember{Name: fmt.Sprintf("m%d", i+1), Running: []simulator.Span{{From: 0, To: time.Hour}}}
+		for r := range 200 {
+			at := time.Duration(r)*18*time.Second + time.Duration(i)*time.Millisecond
+			n := 9 + (r+i)%3
+			m.Owned = append(m.Owned, simulator.Step{At: at, Value: n})
+			m.Processing = append(m.Processing, simulator.Step{At: at, Value: 0}, simulator.Step{At: at + 200*time.Millisecond, Value: n})
+			m.Revoking = append(m.Revoking, simulator.Span{From: at, To: at + 200*time.Millisecond})
+			if r == 2*i && i%2 == 0 { // 50 pauses in all
+				m.Paused = append(m.Paused, simulator.Span{From: at, To: at + 5*time.Second})
+				m.Lost = append(m.Lost, simulator.Loss{Lease: at + 3*time.Second, At: at + 5*time.Second, Partitions: n})
+			}
+		}
+		tl.Members = append(tl.Members, m)
+	}
+	for r := range 200 {
+		at := time.Duration(r) * 18 * time.Second
+		tl.Rebalances = append(tl.Rebalances, simulator.Rebalance{Group: "g", Generation: int32(r), CauseKind: "member-joined", Cause: "member m1 joined", Start: at, End: at + 300*time.Millisecond})
+		tl.Unowned = append(tl.Unowned, simulator.Step{At: at, Value: 5}, simulator.Step{At: at + 300*time.Millisecond, Value: 0})
+		tl.NotProcessing = append(tl.NotProcessing, simulator.Step{At: at, Value: 1000}, simulator.Step{At: at + 300*time.Millisecond, Value: 0})
+	}
+	var b bytes.Buffer
+	if err := SVG(&b, tl, "hour", 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() > 450_000 {
+		t.Errorf("a 100-member hour takes %d bytes, want at most 450 KB", b.Len())
+	}
+	t.Logf("a 100-member hour: %d bytes", b.Len())
+}
+
+// valueAt returns the value ss holds at t.
+func valueAt(ss []simulator.Step, t time.Duration) int {
+	v := 0
+	for _, s := range ss {
+		if s.At > t {
+			break
+		}
+		v = s.Value
+	}
+	return v
 }
