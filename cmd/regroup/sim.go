@@ -688,9 +688,9 @@ every event and liveness after the last disturbance. Prints the failing seeds,
 each with the command that replays it, and exits with an error if any failed.`,
 		Example: `  # The figure of docs/simulator.md: not-processing partition-seconds after a
   # crash-restart against the session timeout, eager against cooperative, static
-  # against dynamic members, 20 seeds a point:
+  # against dynamic members, 10 seeds a point:
   regroup sim sweep simulator/testdata/crash-restart.sim --param session=6s..45s:3s \
-      --static --since 30s --csv session.csv --svg session.svg
+      --static --since 30s --seeds 10 --csv session.csv --svg session.svg
 
   # Listed values, two metrics:
   regroup sim sweep simulator/testdata/gc-pause-long.sim --param pause=5s,10s,20s,40s --metric not-processing,unowned

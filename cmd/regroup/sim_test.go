@@ -293,10 +293,10 @@ func TestSimSweepParam(t *testing.T) {
 // run the doc's command to redraw it, and review the difference.
 func TestSimWalkthroughFigure(t *testing.T) {
 	if testing.Short() {
-		t.Skip("1,120 runs")
+		t.Skip("560 runs")
 	}
 	svgF := filepath.Join(t.TempDir(), "session.svg")
-	if out, _, err := runSim(t, "sweep", "../../simulator/testdata/crash-restart.sim", "--param", "session=6s..45s:3s", "--static", "--since", "30s", "--svg", svgF); err != nil {
+	if out, _, err := runSim(t, "sweep", "../../simulator/testdata/crash-restart.sim", "--param", "session=6s..45s:3s", "--static", "--since", "30s", "--seeds", "10", "--svg", svgF); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	got, err := os.ReadFile(svgF)
