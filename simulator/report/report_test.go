@@ -206,7 +206,7 @@ func TestSVGStates(t *testing.T) {
 	}
 	for _, want := range []string{
 		`class="owned"`, `class="processing"`, `class="revoking"`, `class="paused"`, `class="lost"`, `class="on-lost"`,
-		"OnLost at 1m5s: 6 partitions", "paused 40s to 1m5s", ">35s to ", "row = 6</text>",
+		"OnLost at 1m5s: 6 partitions", "paused 40s to 1m5s", ">35s to ", "row = 6 of 64</text>",
 	} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("the cropped SVG lacks %q", want)
@@ -218,7 +218,7 @@ func TestSVGStates(t *testing.T) {
 	// The whole run: the initial join's 64 unowned partitions are clipped,
 	// the row still scaled to what follows the first disturbance.
 	all := render(t, func(w io.Writer) error { return SVG(w, tl, "pause", 0, time.Hour) })
-	if !strings.Contains(all, "row = 6, clipped") || !strings.Contains(all, ">0s</text>") || strings.Contains(all, " of ") {
+	if !strings.Contains(all, "row = 6 of 64, clipped") || !strings.Contains(all, ">0s</text>") || strings.Contains(all, fmt.Sprintf(" of %v<", round(tl.End))) {
 		t.Error("the whole run's SVG does not start at 0s or does not clip the initial join")
 	}
 	if err := SVG(io.Discard, tl, "pause", tl.End, tl.End+time.Second); err == nil {

@@ -183,7 +183,7 @@ func SVG(w io.Writer, tl *simulator.Timeline, title string, from, to time.Durati
 			clipped = ", clipped"
 		}
 		p(`<text x="%d" y="%d" text-anchor="end" class="%s">%s</text>`+"\n", svgLeft-6, y+svgTotal/2, row.class, row.label)
-		p(`<text x="%d" y="%d" text-anchor="end" font-size="9" fill="#555">row = %d%s</text>`+"\n", svgLeft-6, y+svgTotal/2+10, most, clipped)
+		p(`<text x="%d" y="%d" text-anchor="end" font-size="9" fill="#555">row = %d of %d%s</text>`+"\n", svgLeft-6, y+svgTotal/2+10, most, maxIn(tl.Partitions, from, to), clipped)
 		p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#ccc"/>`+"\n", svgLeft, y+svgTotal-1, svgLeft+svgWidth, y+svgTotal-1)
 		stepPath(bw, row.class, row.steps, from, to, float64(y+svgTotal-1), float64(svgTotal-4)/float64(max(most, 1)), max(most, 1), nil)
 	}
