@@ -221,10 +221,11 @@ func TestChurnRandomSubscriptions(t *testing.T) {
 			for step := range steps {
 				final, rounds, err := rebalance(a, g.in)
 				if err == nil && rounds > 2 && withholds(a) {
-					// Known gap (issue 17): the second round may still place
-					// the revoked partitions so that balance needs another
-					// revocation (4 of 480 here, 123 of 20,000 with
-					// -churn.long). Counted, and bounded below.
+					// Known gap (issue 17): the second round's free steps
+					// do not always find the plan that keeps every owned
+					// partition, though one exists (1 of 480 here, 2 of
+					// 20,000 with -churn.long; 4 and 123 before floors and
+					// repair). Counted, and bounded below.
 					third++
 					g.advance(final)
 					continue
@@ -257,8 +258,8 @@ func TestChurnRandomSubscriptions(t *testing.T) {
 			}
 		}
 		t.Logf("%d rebalances: %d partitions moved, %d took two rounds, %d more", seeds*steps, moves, twoRounds, third)
-		if third > seeds*steps/50 {
-			t.Errorf("%d of %d rebalances took more than two rounds; at most %d expected", third, seeds*steps, seeds*steps/50)
+		if third > seeds*steps/400 {
+			t.Errorf("%d of %d rebalances took more than two rounds; at most %d expected", third, seeds*steps, seeds*steps/400)
 		}
 	})
 }
