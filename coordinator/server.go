@@ -228,7 +228,7 @@ func (s *Server) observe(g *group.Group, e group.Event) {
 		}
 		s.log.Info("rebalance done", "group", g.ID(), "generation", r.GetGeneration(), "cause", r.GetCause(),
 			"duration", dur, "members", len(r.GetMembers()), "partitions_moved", r.GetPartitionsMoved(),
-			"partitions_revoked", r.GetPartitionsRevoked(), "partitions_unowned", e.Unowned)
+			"partitions_revoked", r.GetPartitionsRevoked(), "partitions_unowned", e.Unowned, "partitions_lost", r.GetPartitionsLost())
 		if unknown := g.UnknownTopics(); len(unknown) > 0 {
 			s.log.Warn("members subscribe to topics that are not in the registry: nobody owns their partitions until an operator creates them (regroup topics put)",
 				"group", g.ID(), "topics", unknown)

@@ -160,6 +160,7 @@ func watchEvent(e group.Event) *regroupv1.WatchGroupResponse {
 			PartitionsMoved:   r.GetPartitionsMoved(),
 			PartitionsRevoked: r.GetPartitionsRevoked(),
 			PartitionsUnowned: int32(e.Unowned),
+			PartitionsLost:    r.GetPartitionsLost(),
 		}
 		if r.GetStart() != nil && r.GetEnd() != nil {
 			done.Duration = durationpb.New(r.GetEnd().AsTime().Sub(r.GetStart().AsTime()))

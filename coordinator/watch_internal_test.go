@@ -9,6 +9,7 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
 type fixedIDs struct{}
@@ -57,5 +58,16 @@ func TestSlowWatcherIsDisconnected(t *testing.T) {
 		if status.Code(w.err) != codes.Unavailable {
 			t.Errorf("watch ended with %v, want UNAVAILABLE (COORDINATOR_NOT_AVAILABLE)", w.err)
 		}
+	}
+}
+
+// A rebalance's done event carries the partitions members reported lost
+// during it to WatchGroup.
+func TestWatchEventCarriesPartitionsLost(t *testing.T) {
+	msg := watchEvent(group.Event{Kind: group.EventRebalanceDone, Unowned: 2,
+		Rebalance: &regroupv1.Rebalance{Generation: 3, PartitionsLost: 5}})
+	done := msg.GetRebalanceDone()
+	if done.GetPartitionsLost() != 5 || done.GetPartitionsUnowned() != 2 || done.GetGeneration() != 3 {
+		t.Fatalf("done event %v; want generation 3, 2 unowned, 5 lost", done)
 	}
 }

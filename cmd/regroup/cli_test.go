@@ -540,3 +540,20 @@ func TestMemberCells(t *testing.T) {
 		t.Errorf("-o wide: member shows %q, want the id whole", got)
 	}
 }
+
+// TestWatchShowsPartitionsLost: a rebalance during which members reported
+// partitions they declared lost says so in `groups watch`; one without
+// says nothing of it.
+func TestWatchShowsPartitionsLost(t *testing.T) {
+	done := func(lost int32) string {
+		return describeEvent(&regroupv1.WatchGroupResponse{Event: &regroupv1.WatchGroupResponse_RebalanceDone{
+			RebalanceDone: &regroupv1.RebalanceDone{Generation: 4, Members: 3, PartitionsLost: lost},
+		}})
+	}
+	if got := done(7); !strings.HasSuffix(got, ", 0 unowned, 7 lost by members") {
+		t.Errorf("with 7 partitions lost: %q", got)
+	}
+	if got := done(0); strings.Contains(got, "lost") {
+		t.Errorf("with none lost: %q", got)
+	}
+}

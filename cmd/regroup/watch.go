@@ -154,9 +154,13 @@ func describeEvent(msg *regroupv1.WatchGroupResponse) string {
 		return fmt.Sprintf("rebalance started (%s): %s", ev.RebalanceStarted.GetCauseKind(), ev.RebalanceStarted.GetCause())
 	case *regroupv1.WatchGroupResponse_RebalanceDone:
 		r := ev.RebalanceDone
-		return fmt.Sprintf("rebalance done: generation %d in %s (join %s), %d members, %d moved, %d revoked, %d unowned",
+		s := fmt.Sprintf("rebalance done: generation %d in %s (join %s), %d members, %d moved, %d revoked, %d unowned",
 			r.GetGeneration(), humanDuration(r.GetDuration().AsDuration()), humanDuration(r.GetJoinDuration().AsDuration()),
 			r.GetMembers(), r.GetPartitionsMoved(), r.GetPartitionsRevoked(), r.GetPartitionsUnowned())
+		if n := r.GetPartitionsLost(); n > 0 {
+			s += fmt.Sprintf(", %d lost by members", n)
+		}
+		return s
 	case *regroupv1.WatchGroupResponse_MemberRemoved:
 		return fmt.Sprintf("member removed: %s: %s", ev.MemberRemoved.GetMemberId(), ev.MemberRemoved.GetReason())
 	case *regroupv1.WatchGroupResponse_MemberReplaced:

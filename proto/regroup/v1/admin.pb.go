@@ -1670,8 +1670,12 @@ type RebalanceDone struct {
 	// Partitions of subscribed topics that the new assignment leaves without
 	// an owner.
 	PartitionsUnowned int32 `protobuf:"varint,9,opt,name=partitions_unowned,json=partitionsUnowned" json:"partitions_unowned,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Partitions members declared lost (OnLost) and reported in their
+	// JoinGroups during the rebalance, as in Rebalance.partitions_lost; those
+	// reported after it ends count on its history entry only.
+	PartitionsLost int32 `protobuf:"varint,10,opt,name=partitions_lost,json=partitionsLost" json:"partitions_lost,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RebalanceDone) Reset() {
@@ -1763,6 +1767,13 @@ func (x *RebalanceDone) GetPartitionsRevoked() int32 {
 func (x *RebalanceDone) GetPartitionsUnowned() int32 {
 	if x != nil {
 		return x.PartitionsUnowned
+	}
+	return 0
+}
+
+func (x *RebalanceDone) GetPartitionsLost() int32 {
+	if x != nil {
+		return x.PartitionsLost
 	}
 	return 0
 }
@@ -2217,7 +2228,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x10RebalanceStarted\x12\x1d\n" +
 	"\n" +
 	"cause_kind\x18\x01 \x01(\tR\tcauseKind\x12\x14\n" +
-	"\x05cause\x18\x02 \x01(\tR\x05cause\"\xfe\x02\n" +
+	"\x05cause\x18\x02 \x01(\tR\x05cause\"\xa7\x03\n" +
 	"\rRebalanceDone\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x05R\n" +
@@ -2230,7 +2241,9 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\amembers\x18\x06 \x01(\x05R\amembers\x12)\n" +
 	"\x10partitions_moved\x18\a \x01(\x05R\x0fpartitionsMoved\x12-\n" +
 	"\x12partitions_revoked\x18\b \x01(\x05R\x11partitionsRevoked\x12-\n" +
-	"\x12partitions_unowned\x18\t \x01(\x05R\x11partitionsUnowned\"D\n" +
+	"\x12partitions_unowned\x18\t \x01(\x05R\x11partitionsUnowned\x12'\n" +
+	"\x0fpartitions_lost\x18\n" +
+	" \x01(\x05R\x0epartitionsLost\"D\n" +
 	"\rMemberRemoved\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"E\n" +
