@@ -297,6 +297,28 @@ say otherwise.`,
 	return cmd
 }
 
+// loadVariants loads the scenario file that sim compare and sim sweep run
+// (from a trace with replay, and with --seed if given) and the variants
+// they run it under: every protocol and assignor, dynamic and, with
+// static, static membership. skipped names the combinations that do not
+// exist.
+func loadVariants(cmd *cobra.Command, path string, protocols, assignors []string, static bool, replay string, seed int64) (variants []simulator.Variant, skipped []string, base *scenario.Scenario, err error) {
+	var memberships []string
+	if static {
+		memberships = []string{"dynamic", "static"}
+	}
+	if variants, skipped, err = simulator.Variants(protocols, assignors, memberships); err != nil {
+		return nil, nil, nil, err
+	}
+	if base, err = loadScenario(cmd, path, -1, replay); err != nil {
+		return nil, nil, nil, err
+	}
+	if cmd.Flags().Changed("seed") {
+		base.Seed = uint64(seed)
+	}
+	return variants, skipped, base, nil
+}
+
 // defaultJitter is --jitter: as given, or with several seeds and none
 // given, the scenario's longest heartbeat interval (a fault then falls at a
 // random phase of the heartbeats).
@@ -539,20 +561,9 @@ waits for each member's next heartbeat instead of reaching it at once.`,
 			if since < 0 {
 				return fmt.Errorf("--since %v: want a time from the start of the run, such as 30s", since)
 			}
-			var memberships []string
-			if static {
-				memberships = []string{"dynamic", "static"}
-			}
-			variants, skipped, err := simulator.Variants(protocols, assignors, memberships)
+			variants, skipped, base, err := loadVariants(cmd, args[0], protocols, assignors, static, replay, seed)
 			if err != nil {
 				return err
-			}
-			base, err := loadScenario(cmd, args[0], -1, replay)
-			if err != nil {
-				return err
-			}
-			if cmd.Flags().Changed("seed") {
-				base.Seed = uint64(seed)
 			}
 			if seeds < 1 {
 				return fmt.Errorf("--seeds %d: want at least 1", seeds)
@@ -729,20 +740,9 @@ each with the command that replays it, and exits with an error if any failed.`,
 			if err != nil {
 				return err
 			}
-			var memberships []string
-			if static {
-				memberships = []string{"dynamic", "static"}
-			}
-			variants, skipped, err := simulator.Variants(protocols, assignors, memberships)
+			variants, skipped, base, err := loadVariants(cmd, args[0], protocols, assignors, static, replay, seed)
 			if err != nil {
 				return err
-			}
-			base, err := loadScenario(cmd, args[0], -1, replay)
-			if err != nil {
-				return err
-			}
-			if cmd.Flags().Changed("seed") {
-				base.Seed = uint64(seed)
 			}
 			// Every value must apply; by default the jitter spans the
 			// longest heartbeat interval of any of them.
