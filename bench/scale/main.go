@@ -82,11 +82,18 @@ func main() {
 
 // options are the command line's.
 type options struct {
-	sizes               []size
+	settings
+	sizes  []size
+	output string
+	logDir string
+}
+
+// settings are the options every size is measured with.
+type settings struct {
+	regroup             string
 	partitionsPerMember int
 	workers             int
 	workerNice          int
-	regroup             string
 	delay               time.Duration
 	steady              time.Duration
 	timeout             time.Duration
@@ -94,8 +101,6 @@ type options struct {
 	rate                float64
 	session, heartbeat  time.Duration
 	serveArgs           []string
-	output              string
-	logDir              string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -176,12 +181,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	var results []*result
 	for _, s := range o.sizes {
-		res, err := measure(ctx, runConfig{
-			regroup: o.regroup, size: s, partitionsPerMember: o.partitionsPerMember, workers: min(o.workers, s.Groups*s.Members), workerNice: o.workerNice,
-			delay: o.delay, steady: o.steady, timeout: o.timeout, leaves: o.leaves, rate: o.rate,
-			session: o.session, heartbeat: o.heartbeat, serveArgs: o.serveArgs,
-			logDir: filepath.Join(o.logDir, s.String()), progress: stderr,
-		})
+		c := runConfig{settings: o.settings, size: s, logDir: filepath.Join(o.logDir, s.String()), progress: stderr}
+		c.workers = min(c.workers, s.Groups*s.Members)
+		res, err := measure(ctx, c)
 		if err != nil {
 			return fmt.Errorf("size %s: %w", s, err)
 		}

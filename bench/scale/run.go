@@ -30,21 +30,13 @@ type size struct {
 func (s size) String() string { return fmt.Sprintf("%dx%d", s.Groups, s.Members) }
 
 // runConfig is how to measure one size.
+// runConfig is what measuring one size needs: the settings, the size,
+// where its logs go and where progress goes.
 type runConfig struct {
-	regroup             string
-	size                size
-	partitionsPerMember int
-	workers             int
-	workerNice          int
-	delay               time.Duration
-	steady              time.Duration
-	timeout             time.Duration
-	leaves              int
-	rate                float64
-	session, heartbeat  time.Duration
-	serveArgs           []string
-	logDir              string
-	progress            io.Writer
+	settings
+	size     size
+	logDir   string
+	progress io.Writer
 }
 
 // result is what one size measured. Durations are seconds or milliseconds

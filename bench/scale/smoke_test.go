@@ -35,10 +35,12 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := measure(ctx, runConfig{
-		regroup: bin, size: size{Groups: 2, Members: 3}, partitionsPerMember: 2, workers: 2,
-		delay: 100 * time.Millisecond, steady: 2 * time.Second, timeout: time.Minute, leaves: 1,
-		session: 6 * time.Second, heartbeat: 300 * time.Millisecond,
-		logDir: filepath.Join(dir, "logs"), progress: io.Discard,
+		settings: settings{
+			regroup: bin, partitionsPerMember: 2, workers: 2,
+			delay: 100 * time.Millisecond, steady: 2 * time.Second, timeout: time.Minute, leaves: 1,
+			session: 6 * time.Second, heartbeat: 300 * time.Millisecond,
+		},
+		size: size{Groups: 2, Members: 3}, logDir: filepath.Join(dir, "logs"), progress: io.Discard,
 	})
 	if err != nil {
 		t.Fatal(err)
