@@ -460,41 +460,17 @@ func (s *Scenario) End() time.Duration {
 
 // SetAssignors makes every member of every group offer names, in order.
 func (s *Scenario) SetAssignors(names []string) {
-	for i := range s.Groups {
-		s.Groups[i].Member.Assignors = append([]string(nil), names...)
-	}
-	for i, a := range s.Actions {
-		if j, ok := a.Do.(Join); ok {
-			j.Config.Assignors = append([]string(nil), names...)
-			s.Actions[i].Do = j
-		}
-	}
+	_ = s.eachMember(func(c *MemberConfig, _ string) error { c.Assignors = append([]string(nil), names...); return nil })
 }
 
 // SetClassicHeartbeats makes every member beat as Kafka's classic client
 // (classic) or hold its heartbeats (the default).
 func (s *Scenario) SetClassicHeartbeats(classic bool) {
-	for i := range s.Groups {
-		s.Groups[i].Member.ClassicHeartbeats = classic
-	}
-	for i, a := range s.Actions {
-		if j, ok := a.Do.(Join); ok {
-			j.Config.ClassicHeartbeats = classic
-			s.Actions[i].Do = j
-		}
-	}
+	_ = s.eachMember(func(c *MemberConfig, _ string) error { c.ClassicHeartbeats = classic; return nil })
 }
 
 // SetStatic makes every member static (with its name as instance id) or
 // dynamic.
 func (s *Scenario) SetStatic(static bool) {
-	for i := range s.Groups {
-		s.Groups[i].Member.Static = static
-	}
-	for i, a := range s.Actions {
-		if j, ok := a.Do.(Join); ok {
-			j.Config.Static = static
-			s.Actions[i].Do = j
-		}
-	}
+	_ = s.eachMember(func(c *MemberConfig, _ string) error { c.Static = static; return nil })
 }
