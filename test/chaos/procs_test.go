@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -41,23 +42,54 @@ var binaries = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
-// freePorts returns n free loopback ports (never the defaults: the
-// kernel picks them).
+// freePorts returns n free loopback ports for child processes to bind
+// later. They come from between 10000 and the start of the kernel's
+// ephemeral range (so never a default port), because the kernel hands
+// ports of that range to every listener on port 0 and every outgoing
+// connection: a port it picked for this check was once taken by such a
+// socket before etcd bound it ("bind: address already in use"). Only
+// another test choosing the same random port could take one of these.
+// Where the ephemeral range starts too low, the kernel picks.
 func freePorts(t *testing.T, n int) []int {
 	var ports []int
 	var lis []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	defer func() {
+		for _, l := range lis {
+			l.Close()
+		}
+	}()
+	const low = 10000
+	high := ephemeralStart()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 10000 {
+			t.Fatalf("found %d of %d free ports", len(ports), n)
+		}
+		addr := "127.0.0.1:0"
+		if high-low > 1000 {
+			addr = fmt.Sprintf("127.0.0.1:%d", low+rand.IntN(high-low))
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue // taken: try another
 		}
 		lis = append(lis, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, l := range lis {
-		l.Close()
-	}
 	return ports
+}
+
+// ephemeralStart returns the first port of the kernel's ephemeral range
+// (Linux's default, 32768, if it cannot be read).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 0 {
+		return 32768
+	}
+	return lo
 }
 
 // proc is one child process. An exit the test did not cause fails the test
