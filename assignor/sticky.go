@@ -46,17 +46,20 @@ func init() {
 // paid move. Finally every moved partition whose previous owner could hold
 // it again, alone or in exchange for a partition that owner did not own
 // before, goes back. No partition thus ends away from a previous owner that
-// could keep it within the rule.
+// could keep it within the rule. If an owned partition still ends away
+// from its owner, an exact search (see balancer.complete) looks for a
+// balanced plan that keeps every owned partition and places only the
+// others, and takes it if there is one.
 //
 // cooperative-sticky then withholds, for this round, every partition that
 // the target gives to someone other than a member that still claims it, and
 // every partition claimed twice in one generation: its claimants revoke it
 // and the follow-up round, in which nobody claims it, hands it over. The
 // follow-up round's owned partitions are all in the first round's target,
-// so a plan that keeps them exists; with unequal subscriptions the free
-// steps do not always find it, and then the round revokes again and a
-// third round follows (1 of 480 rebalances in TestChurnRandomSubscriptions,
-// 2 of 20,000 with -churn.long).
+// so a plan that keeps them exists; where the free steps miss it, the
+// exact search finds it (within its work bound), so the follow-up round
+// revokes nothing and no third round follows (none in
+// TestChurnRandomSubscriptions, with or without -churn.long).
 type sticky struct {
 	name        string
 	cooperative bool
@@ -263,9 +266,21 @@ func (pr *problem) general(owner, claims []int32) {
 			h.fix(m)
 		}
 	}
-	if b.balance(false) {
-		return
+	if !b.balance(false) {
+		b.refill(claims)
 	}
+	for g, c := range claims {
+		if c >= 0 && owner[g] != c {
+			b.complete()
+			return
+		}
+	}
+}
+
+// refill starts the general path again from the owned partitions alone,
+// dealing the others by safeFill, and balances paying for moves.
+func (b *balancer) refill(claims []int32) {
+	owner, load := b.owner, b.load
 	clear(load)
 	for g, c := range claims {
 		owner[g] = max(c, unclaimed)
