@@ -6,81 +6,50 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/regroup-dev/regroup/internal/churn"
 )
 
 var churnLong = flag.Bool("churn.long", false, "run TestChurnRandomSubscriptions over 200 seeds of 100 rebalances")
 
-// churnGroup is a group whose members come and go and change their
-// subscriptions: Kafka's random-subscription assignor tests, over many
-// rebalances.
+// churnGroup is the churn workload of internal/churn as assignor inputs:
+// each rebalance's members report what the previous plan gave them.
 type churnGroup struct {
-	r      *rand.Rand
-	in     *Input
-	topics []string
-	next   int // number of the next member to join
+	g  *churn.Group
+	in *Input
 }
 
-// newChurnGroup returns a group of 5 to 29 members over 10 to 39 topics,
-// most of 1 to 8 partitions and a quarter of 8 to 63.
+// newChurnGroup returns the group of seed (see churn.New), every member
+// new.
 func newChurnGroup(seed uint64) *churnGroup {
-	r := rand.New(rand.NewPCG(seed, 17))
-	g := &churnGroup{r: r, in: &Input{Topics: map[string]int32{}, Generation: 1}}
-	for i := range 10 + r.IntN(30) {
-		name := fmt.Sprintf("t%02d", i)
-		n := 1 + r.IntN(8)
-		if r.IntN(4) == 0 {
-			n = 8 + r.IntN(56)
+	g := churn.New(seed)
+	return &churnGroup{g: g, in: churnInput(g, nil, 0)}
+}
+
+// churnInput returns g's next rebalance after plan p of generation gen:
+// the members in p report what it gave them, the others are new.
+func churnInput(g *churn.Group, p Plan, gen int32) *Input {
+	in := &Input{Topics: g.Topics, Generation: gen + 1}
+	for _, m := range g.Members {
+		am := Member{ID: m.ID, Topics: m.Topics, Generation: -1}
+		if got, ok := p[m.ID]; ok {
+			am.Owned, am.Generation = ownedOf(got), gen
 		}
-		g.in.Topics[name] = int32(n)
-		g.topics = append(g.topics, name)
+		in.Members = append(in.Members, am)
 	}
-	for range 5 + r.IntN(25) {
-		g.join()
-	}
-	return g
+	return in
 }
 
-// subscription returns a random subset of the topics, each taken with one
-// probability between 0.1 and 0.7, and never empty.
-func (g *churnGroup) subscription() []string {
-	p := 0.1 + 0.6*g.r.Float64()
-	var subs []string
-	for _, t := range g.topics {
-		if g.r.Float64() < p {
-			subs = append(subs, t)
-		}
-	}
-	if len(subs) == 0 {
-		subs = []string{g.topics[g.r.IntN(len(g.topics))]}
-	}
-	return subs
-}
-
-func (g *churnGroup) join() {
-	g.in.Members = append(g.in.Members, Member{ID: fmt.Sprintf("m%04d", g.next), Topics: g.subscription(), Generation: -1})
-	g.next++
-}
-
-// advance is the next rebalance after plan p: every member reports what p
-// gave it, then up to two members leave, up to two join and up to two
-// change their subscriptions.
-func (g *churnGroup) advance(p Plan) {
-	g.in = feedBack(g.in, p, g.in.Generation)
-	for k := g.r.IntN(3); k > 0 && len(g.in.Members) > 1; k-- {
-		i := g.r.IntN(len(g.in.Members))
-		g.in.Members = slices.Delete(g.in.Members, i, i+1)
-	}
-	for k := g.r.IntN(3); k > 0; k-- {
-		g.join()
-	}
-	for k := g.r.IntN(3); k > 0; k-- {
-		g.in.Members[g.r.IntN(len(g.in.Members))].Topics = g.subscription()
-	}
+// advance is the next rebalance after plan p: members leave, join and
+// change their subscriptions (churn.Group.Advance), and the others report
+// what p gave them.
+func (c *churnGroup) advance(p Plan) {
+	c.g.Advance()
+	c.in = churnInput(c.g, p, c.in.Generation)
 }
 
 // rebalance runs a on in, and for a cooperative assignor feeds each plan
