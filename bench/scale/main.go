@@ -50,7 +50,8 @@ Columns:
                completed (the coordinator's rebalance history): what forming
                the groups took once the coordinator stopped waiting for
                members to arrive (a generator slow to start its members
-               extends the delay)
+               extends the delay); the progress line splits it at the last
+               group's first accepted assignment (the leader's SyncGroup)
   leave ms     median time from a member's graceful leave until the group's
                other members owned every partition again (--leaves of them)
   coord CPU    the coordinator's CPU during the steady window (100% = a core),
@@ -94,6 +95,7 @@ type settings struct {
 	partitionsPerMember int
 	workers             int
 	workerNice          int
+	profileWorkers      bool
 	delay               time.Duration
 	steady              time.Duration
 	timeout             time.Duration
@@ -115,6 +117,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fl.IntVar(&o.partitionsPerMember, "partitions-per-member", 10, "partitions of the group's topic per member")
 	fl.IntVar(&o.workers, "workers", 4, "worker processes the members are spread over")
 	fl.IntVar(&o.workerNice, "worker-nice", 10, "niceness the worker processes run at, so that the load generator, on the same cores, does not take the CPU the coordinator needs (0: the same priority as the coordinator; needs nice(1))")
+	fl.BoolVar(&o.profileWorkers, "profile-workers", false, "write each worker process's CPU profile of the whole run to worker-N.cpu.prof in the log directory (go tool pprof reads them)")
 	fl.StringVar(&o.regroup, "regroup", "", "the regroup binary to serve with (default: build ./cmd/regroup of the module in the current directory)")
 	fl.DurationVar(&o.delay, "initial-rebalance-delay", 3*time.Second, "the coordinator's --initial-rebalance-delay")
 	fl.DurationVar(&o.steady, "steady", 20*time.Second, "how long to measure the settled load (CPU, heartbeats)")

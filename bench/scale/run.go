@@ -65,6 +65,11 @@ type result struct {
 	// coordinator stopped waiting for members.
 	BarrierS      float64 `json:"barrier_s"`
 	AfterBarrierS float64 `json:"after_barrier_s"`
+	// AcceptedS is from the start until the last group's first assignment
+	// was accepted (its leader's SyncGroup): AcceptedS less BarrierS is
+	// the coordinator's and the leader's part of forming, StableS less
+	// AcceptedS the members' (answers delivered and taken).
+	AcceptedS float64 `json:"accepted_s"`
 	// LeaveMs are graceful leaves, each from the leave until every
 	// partition of the group was owned again by the others, in one new
 	// generation; LeaveMedianMs is their median.
@@ -244,6 +249,9 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		first, count := i*n/c.workers, (i+1)*n/c.workers-i*n/c.workers
 		spec := workerSpec{Index: i, Endpoint: addr, Topic: "scale", First: first, Count: count, PerGroup: c.size.Members,
 			Session: c.session, Heartbeat: c.heartbeat, LogPath: filepath.Join(c.logDir, fmt.Sprintf("worker-%d.log", i))}
+		if c.profileWorkers {
+			spec.CPUProfile = filepath.Join(c.logDir, fmt.Sprintf("worker-%d.cpu.prof", i))
+		}
 		w, err := startWorker(exe, c.workerNice, spec, t, filepath.Join(c.logDir, fmt.Sprintf("worker-%d.stderr", i)))
 		if err != nil {
 			return nil, err
@@ -327,15 +335,16 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 			res.InitialDelayS = c.delay.Seconds()
 		}
 		res.BeyondDelayS = res.StableS - res.InitialDelayS
-		res.BarrierS, res.AfterBarrierS = -1, -1
-		if last, err := lastBarrier(ctx, addr, c.size.Groups); err != nil {
+		res.BarrierS, res.AfterBarrierS, res.AcceptedS = -1, -1, -1
+		if barrier, accepted, err := firstRebalances(ctx, addr, c.size.Groups); err != nil {
 			progress("the groups' join barriers are unknown: %v", err)
 		} else {
-			res.BarrierS = last.Sub(start).Seconds()
+			res.BarrierS = barrier.Sub(start).Seconds()
 			res.AfterBarrierS = res.StableS - res.BarrierS
+			res.AcceptedS = accepted.Sub(start).Seconds()
 		}
-		progress("settled in %.2fs (%.2fs beyond the initial delay; the last join barrier at %.2fs, %.2fs before)",
-			res.StableS, res.BeyondDelayS, res.BarrierS, res.AfterBarrierS)
+		progress("settled in %.2fs (%.2fs beyond the initial delay; the last join barrier at %.2fs, %.2fs before; the last assignment accepted at %.2fs)",
+			res.StableS, res.BeyondDelayS, res.BarrierS, res.AfterBarrierS, res.AcceptedS)
 	}
 
 	// The steady window. Heartbeats are counted from the first sample the
@@ -480,32 +489,36 @@ func startWorker(exe string, nice int, spec workerSpec, t *tracker, stderrPath s
 	return w, nil
 }
 
-// lastBarrier returns when the last of the groups' first join barriers
-// completed (Rebalance.join_completed of each group's oldest rebalance).
-func lastBarrier(ctx context.Context, addr string, groups int) (time.Time, error) {
+// firstRebalances returns when the last of the groups' first join
+// barriers completed and when the last of their first assignments was
+// accepted (Rebalance.join_completed and assignment_accepted of each
+// group's oldest rebalance).
+func firstRebalances(ctx context.Context, addr string, groups int) (barrier, accepted time.Time, err error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return time.Time{}, err
+		return barrier, accepted, err
 	}
 	defer conn.Close()
 	admin := regroupv1.NewAdminClient(conn)
-	var last time.Time
 	for g := range groups {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		d, err := admin.DescribeGroup(cctx, &regroupv1.DescribeGroupRequest{GroupId: groupName(g)})
 		cancel()
 		if err != nil {
-			return time.Time{}, fmt.Errorf("describing %s: %w", groupName(g), err)
+			return barrier, accepted, fmt.Errorf("describing %s: %w", groupName(g), err)
 		}
 		rs := d.GetRebalances()
-		if len(rs) == 0 || rs[0].GetJoinCompleted() == nil {
-			return time.Time{}, fmt.Errorf("%s has no completed join barrier in its history", groupName(g))
+		if len(rs) == 0 || rs[0].GetJoinCompleted() == nil || rs[0].GetAssignmentAccepted() == nil {
+			return barrier, accepted, fmt.Errorf("%s has no completed first rebalance in its history", groupName(g))
 		}
-		if at := rs[0].GetJoinCompleted().AsTime(); at.After(last) {
-			last = at
+		if at := rs[0].GetJoinCompleted().AsTime(); at.After(barrier) {
+			barrier = at
+		}
+		if at := rs[0].GetAssignmentAccepted().AsTime(); at.After(accepted) {
+			accepted = at
 		}
 	}
-	return last, nil
+	return barrier, accepted, nil
 }
 
 // putTopic creates the topic the members consume, retrying while the

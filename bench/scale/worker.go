@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,9 @@ type workerSpec struct {
 	Session   time.Duration `json:"session"`
 	Heartbeat time.Duration `json:"heartbeat"`
 	LogPath   string        `json:"log_path"`
+	// CPUProfile, if set, is where the worker writes its CPU profile of
+	// the whole run.
+	CPUProfile string `json:"cpu_profile,omitempty"`
 }
 
 // command is what the parent asks of a worker.
@@ -125,6 +129,17 @@ func runWorker() error {
 		return err
 	}
 	defer logFile.Close()
+	if spec.CPUProfile != "" {
+		f, err := os.Create(spec.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	w := &worker{spec: spec, dirty: map[int]bool{}}
 	w.warnings.w = logFile
 	log := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("worker-%d", spec.Index), Level: hclog.Warn, Output: &w.warnings})
