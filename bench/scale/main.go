@@ -96,6 +96,8 @@ type settings struct {
 	workers             int
 	workerNice          int
 	profileWorkers      bool
+	coordinatorCPUs     string
+	workerCPUs          string
 	delay               time.Duration
 	steady              time.Duration
 	timeout             time.Duration
@@ -117,6 +119,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fl.IntVar(&o.partitionsPerMember, "partitions-per-member", 10, "partitions of the group's topic per member")
 	fl.IntVar(&o.workers, "workers", 4, "worker processes the members are spread over")
 	fl.IntVar(&o.workerNice, "worker-nice", 10, "niceness the worker processes run at, so that the load generator, on the same cores, does not take the CPU the coordinator needs (0: the same priority as the coordinator; needs nice(1))")
+	fl.StringVar(&o.coordinatorCPUs, "coordinator-cpus", "", "CPUs the coordinator may run on, as taskset(1) takes them (e.g. 0): with --worker-cpus, a coordinator whose capacity the load generator cannot take (\"\": any)")
+	fl.StringVar(&o.workerCPUs, "worker-cpus", "", "CPUs the worker processes may run on, as taskset(1) takes them (e.g. 1; \"\": any)")
 	fl.BoolVar(&o.profileWorkers, "profile-workers", false, "write each worker process's CPU profile of the whole run to worker-N.cpu.prof in the log directory (go tool pprof reads them)")
 	fl.StringVar(&o.regroup, "regroup", "", "the regroup binary to serve with (default: build ./cmd/regroup of the module in the current directory)")
 	fl.DurationVar(&o.delay, "initial-rebalance-delay", 3*time.Second, "the coordinator's --initial-rebalance-delay")

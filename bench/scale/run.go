@@ -208,7 +208,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		return nil, err
 	}
 	defer coordLog.Close()
-	coord := exec.Command(c.regroup, args...)
+	coord := pinned(c.coordinatorCPUs, 0, c.regroup, args...)
 	coord.Stdout, coord.Stderr = coordLog, coordLog
 	if err := coord.Start(); err != nil {
 		return nil, fmt.Errorf("starting the coordinator %s: %w", c.regroup, err)
@@ -252,7 +252,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		if c.profileWorkers {
 			spec.CPUProfile = filepath.Join(c.logDir, fmt.Sprintf("worker-%d.cpu.prof", i))
 		}
-		w, err := startWorker(exe, c.workerNice, spec, t, filepath.Join(c.logDir, fmt.Sprintf("worker-%d.stderr", i)))
+		w, err := startWorker(exe, c.workerCPUs, c.workerNice, spec, t, filepath.Join(c.logDir, fmt.Sprintf("worker-%d.stderr", i)))
 		if err != nil {
 			return nil, err
 		}
@@ -445,14 +445,25 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	return res, nil
 }
 
-// startWorker starts a worker process running spec at niceness nice
-// (through nice(1), so that every thread of the process has it); its
-// reports go to t.
-func startWorker(exe string, nice int, spec workerSpec, t *tracker, stderrPath string) (*workerProc, error) {
-	cmd := exec.Command(exe)
+// pinned returns the command that runs name with args on the CPUs cpus
+// (through taskset(1); "" means any) at niceness nice (through nice(1), so
+// that every thread of the process has it; 0 means unchanged). A Go
+// program sizes GOMAXPROCS to the CPUs it may run on.
+func pinned(cpus string, nice int, name string, args ...string) *exec.Cmd {
+	argv := append([]string{name}, args...)
 	if nice > 0 {
-		cmd = exec.Command("nice", "-n", strconv.Itoa(nice), exe)
+		argv = append([]string{"nice", "-n", strconv.Itoa(nice)}, argv...)
 	}
+	if cpus != "" {
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	return exec.Command(argv[0], argv[1:]...)
+}
+
+// startWorker starts a worker process running spec on cpus at niceness
+// nice (see pinned); its reports go to t.
+func startWorker(exe, cpus string, nice int, spec workerSpec, t *tracker, stderrPath string) (*workerProc, error) {
+	cmd := pinned(cpus, nice, exe)
 	cmd.Env = append(os.Environ(), workerEnv+"=1")
 	stderr, err := os.Create(stderrPath)
 	if err != nil {
