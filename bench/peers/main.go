@@ -6,9 +6,14 @@
 // For every group and scenario (fresh, one member leaving, one member
 // joining) it prints, per assignor, the median time per round, the rounds
 // until nobody revokes, the partitions moved against the fewest that must
-// move, and the balance of the final plan. Progress goes to standard error.
+// move, and the balance of the final plan. A second table is the churn
+// workload of internal/churn (random subscriptions over many topics of
+// different sizes, members leaving, joining and changing subscriptions),
+// each assignor following its own plans: partitions moved, rounds and
+// balance over every rebalance. Progress goes to standard error.
 //
 //	go run . -runs 5
+//	go run . -tables churn -churn.seeds 30
 package main
 
 import (
@@ -22,6 +27,7 @@ import (
 	"time"
 
 	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/internal/churn"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -293,11 +299,28 @@ func measure(p peer, base *group, kind string, runs int, equal bool) result {
 func main() {
 	runs := flag.Int("runs", 5, "runs per case; times are medians")
 	only := flag.String("only", "", "run only cases whose name contains this")
+	tables := flag.String("tables", "sizes,churn", "tables to print: sizes (the sizes table), churn (the churn workload), or both")
+	seeds := flag.Int("churn.seeds", 30, "seeds of the churn workload")
+	steps := flag.Int("churn.steps", 57, "rebalances per seed of the churn workload")
 	flag.Parse()
 	peers := []peer{
 		regroupPeer("sticky"), franzPeer("sticky", kgo.StickyBalancer()),
 		regroupPeer("cooperative-sticky"), franzPeer("cooperative-sticky", kgo.CooperativeStickyBalancer()),
 	}
+	if strings.Contains(*tables, "sizes") {
+		sizesTable(peers, *runs, *only)
+	}
+	if strings.Contains(*tables, "churn") {
+		if strings.Contains(*tables, "sizes") {
+			fmt.Println()
+		}
+		churnTable(peers, *seeds, *steps)
+	}
+}
+
+// sizesTable prints the table of equal and unequal subscriptions at every
+// size and scenario.
+func sizesTable(peers []peer, runs int, only string) {
 	sizes := []struct{ members, partitions int }{{1_000, 10_000}, {2_000, 100_000}, {2_000, 1_000_000}}
 	fmt.Println("| subscriptions / scenario / members x partitions | assignor | ms per round | ms all rounds | rounds | moved | min | max-min | Kafka-balanced | time vs franz-go | moved vs franz-go |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
@@ -310,14 +333,14 @@ func main() {
 			base := workload(size.members, size.partitions, equal)
 			for _, kind := range []string{"fresh", "leave", "join"} {
 				name := fmt.Sprintf("%s/%s/%dx%d", subs, kind, size.members, size.partitions)
-				if !strings.Contains(name, *only) {
+				if !strings.Contains(name, only) {
 					continue
 				}
 				results := make([]result, len(peers))
 				for i, p := range peers {
 					fmt.Fprintf(os.Stderr, "%s %s ...", name, p.name)
 					t0 := time.Now()
-					results[i] = measure(p, base, kind, *runs, equal)
+					results[i] = measure(p, base, kind, runs, equal)
 					fmt.Fprintf(os.Stderr, " %.1f ms per round (%s)\n", ms(results[i].perRound), time.Since(t0).Round(time.Millisecond))
 				}
 				for i, p := range peers {
@@ -343,3 +366,103 @@ func main() {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// churnRow is one peer's totals over the churn workload.
+type churnRow struct {
+	rebalances, moved   int
+	twoRounds, more     int // rebalances of two rounds, of more than two
+	maxRounds, balanced int
+	elapsed             time.Duration // in the assignor, all rounds
+}
+
+// churnInput is cg's group for the next rebalance: the members that prev
+// (of generation gen-1) had report what it gave them, the others are new.
+func churnInput(cg *churn.Group, prev owned, gen int32) *group {
+	g := &group{topics: cg.Topics, gen: gen}
+	for _, m := range cg.Members {
+		gm := member{id: m.ID, topics: slices.Sorted(slices.Values(m.Topics)), gen: -1}
+		if p, ok := prev[m.ID]; ok {
+			gm.owned, gm.gen = p, gen-1
+		}
+		g.members = append(g.members, gm)
+	}
+	slices.SortFunc(g.members, func(a, b member) int { return strings.Compare(a.id, b.id) })
+	return g
+}
+
+// movedValid counts the partitions that members of g own validly (of a
+// topic they still subscribe to) and that p gives to another member.
+func movedValid(g *group, p owned) int {
+	now := ownerOf(p)
+	n := 0
+	for _, m := range g.members {
+		for t, parts := range m.owned {
+			if !slices.Contains(m.topics, t) {
+				continue
+			}
+			for _, q := range parts {
+				if now[fmt.Sprintf("%s/%d", t, q)] != m.id {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// churnRun runs p over the churn workload: seeds groups of steps
+// rebalances, each starting from p's own previous plan.
+func churnRun(p peer, seeds, steps int) churnRow {
+	var row churnRow
+	for seed := 1; seed <= seeds; seed++ {
+		cg := churn.New(uint64(seed))
+		var prev owned
+		gen := int32(1)
+		for step := range steps {
+			if step > 0 {
+				cg.Advance()
+			}
+			g := churnInput(cg, prev, gen)
+			plan, times := run(p, g)
+			row.rebalances++
+			row.moved += movedValid(g, plan)
+			switch rounds := len(times); {
+			case rounds == 2:
+				row.twoRounds++
+			case rounds > 2:
+				row.more++
+			}
+			row.maxRounds = max(row.maxRounds, len(times))
+			if _, ok := balance(g, plan); ok {
+				row.balanced++
+			}
+			for _, d := range times {
+				row.elapsed += d
+			}
+			prev, gen = plan, gen+int32(len(times))
+		}
+	}
+	return row
+}
+
+// churnTable prints the churn workload's totals per peer.
+func churnTable(peers []peer, seeds, steps int) {
+	rows := make([]churnRow, len(peers))
+	for i, p := range peers {
+		fmt.Fprintf(os.Stderr, "churn %s ...", p.name)
+		rows[i] = churnRun(p, seeds, steps)
+		fmt.Fprintf(os.Stderr, " %d moved\n", rows[i].moved)
+	}
+	fmt.Printf("Churn workload (internal/churn): %d seeds x %d rebalances, random subscriptions, each assignor following its own plans\n\n", seeds, steps)
+	fmt.Println("| assignor | rebalances | partitions moved | moved vs franz-go | two rounds | more than two | most rounds | Kafka-balanced | ms in the assignor |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for i, p := range peers {
+		r := rows[i]
+		mv := ""
+		if strings.HasPrefix(p.name, "regroup") && rows[i+1].moved > 0 {
+			mv = fmt.Sprintf("%.3f", float64(r.moved)/float64(rows[i+1].moved))
+		}
+		fmt.Printf("| %s | %d | %d | %s | %d | %d | %d | %d of %d | %.1f |\n",
+			p.name, r.rebalances, r.moved, mv, r.twoRounds, r.more, r.maxRounds, r.balanced, r.rebalances, ms(r.elapsed))
+	}
+}
