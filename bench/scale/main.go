@@ -36,8 +36,10 @@ For each size (GROUPSxMEMBERS: groups of members each, e.g. 1x10000 or
 loopback ports, creates the members in worker processes (this program,
 started again; members in one process share connections as the member
 library does), starts them all at once, waits until every group is
-settled, measures a steady window, times graceful leaves, and stops
-everything. Progress goes to stderr; the table (or JSON) to stdout.
+settled, measures a steady window, times graceful leaves, with --surge
+starts more members at once and watches whether the settled ones keep
+their leases, and stops everything. Progress goes to stderr; the table
+(or JSON) to stdout.
 
 Columns:
   stable       seconds from the start until every member of every group was
@@ -98,6 +100,8 @@ type settings struct {
 	profileWorkers      bool
 	coordinatorCPUs     string
 	workerCPUs          string
+	surge               int
+	surgeWindow         time.Duration
 	delay               time.Duration
 	steady              time.Duration
 	timeout             time.Duration
@@ -121,6 +125,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fl.IntVar(&o.workerNice, "worker-nice", 10, "niceness the worker processes run at, so that the load generator, on the same cores, does not take the CPU the coordinator needs (0: the same priority as the coordinator; needs nice(1))")
 	fl.StringVar(&o.coordinatorCPUs, "coordinator-cpus", "", "CPUs the coordinator may run on, as taskset(1) takes them (e.g. 0): with --worker-cpus, a coordinator whose capacity the load generator cannot take (\"\": any)")
 	fl.StringVar(&o.workerCPUs, "worker-cpus", "", "CPUs the worker processes may run on, as taskset(1) takes them (e.g. 1; \"\": any)")
+	fl.IntVar(&o.surge, "surge", 0, "after the leaves, start this many times the size's members more, in groups of their own, all at once, and watch whether the members that were there lose leases (0: no surge; 1 doubles the load)")
+	fl.DurationVar(&o.surgeWindow, "surge-window", time.Minute, "how long to watch the surge at most (it ends 10s after every new group settled)")
 	fl.BoolVar(&o.profileWorkers, "profile-workers", false, "write each worker process's CPU profile of the whole run to worker-N.cpu.prof in the log directory (go tool pprof reads them)")
 	fl.StringVar(&o.regroup, "regroup", "", "the regroup binary to serve with (default: build ./cmd/regroup of the module in the current directory)")
 	fl.DurationVar(&o.delay, "initial-rebalance-delay", 3*time.Second, "the coordinator's --initial-rebalance-delay")
@@ -155,6 +161,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--worker-nice must be from 0 to 19 (a lower priority than the coordinator's)")
 	case o.workers < 1 || o.partitionsPerMember < 1 || o.leaves < 0:
 		return nil, errors.New("--workers and --partitions-per-member must be positive and --leaves not negative")
+	case o.surge < 0 || o.surgeWindow <= 0:
+		return nil, errors.New("--surge must not be negative and --surge-window must be positive")
 	case o.steady < time.Second:
 		return nil, errors.New("--steady must be at least 1s: heartbeat rates are sampled each second")
 	}
@@ -208,6 +216,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 			r.Size, r.Members, formatFloat(r.StableS, 2), formatFloat(r.BeyondDelayS, 2), formatFloat(r.AfterBarrierS, 2), formatFloat(r.LeaveMedianMs, 1),
 			r.CoordCPUPct, r.CPUPctPer1kMembers, r.CoordRSSMB, r.RSSKBPerMember, formatFloat(r.HeartbeatsPerS, 0),
 			formatFloat(r.HeartbeatsMinPerS, 0), r.HeartbeatsMaxPerS, r.LeaseEnds, r.PartitionsLost, r.MemberWarnings)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if o.surge == 0 {
+		return nil
+	}
+	fmt.Fprintln(stdout)
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "size	surge members	surge settled s	new groups settled	stable members' lease ends	newcomers' lease ends	overloaded answers	coord CPU %	")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s	%d	%s	%d	%d	%d	%.0f	%.0f	\n", r.Size, r.SurgeMembers, formatFloat(r.SurgeSettledS, 2),
+			r.SurgeGroupsSettled, r.StableLeaseEnds, r.SurgeLeaseEnds, r.SurgeOverloaded, r.SurgeCoordCPUPct)
 	}
 	return tw.Flush()
 }

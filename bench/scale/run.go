@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/regroup-dev/regroup"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -100,6 +102,21 @@ type result struct {
 	// Answers counts the coordinator's answers by method and code over the
 	// whole run, from its regroup_requests_total.
 	Answers map[string]float64 `json:"answers"`
+	// The surge (--surge): SurgeMembers more members, in groups of their
+	// own, all started once the graceful leaves were timed. SurgeSettledS
+	// is from their start until every surge group was settled (-1: not
+	// within --surge-window); StableLeaseEnds counts the lease ends of the
+	// members that were there before the surge, from its start to the end
+	// of the window (the aim: none), SurgeLeaseEnds the newcomers'.
+	// SurgeOverloaded counts the calls the coordinator refused as
+	// overloaded over the window, SurgeCoordCPUPct its CPU.
+	SurgeMembers       int     `json:"surge_members,omitempty"`
+	SurgeSettledS      float64 `json:"surge_settled_s,omitempty"`
+	SurgeGroupsSettled int     `json:"surge_groups_settled,omitempty"`
+	StableLeaseEnds    int64   `json:"stable_lease_ends_in_surge,omitempty"`
+	SurgeLeaseEnds     int64   `json:"surge_lease_ends,omitempty"`
+	SurgeOverloaded    float64 `json:"surge_overloaded_answers,omitempty"`
+	SurgeCoordCPUPct   float64 `json:"surge_coordinator_cpu_pct,omitempty"`
 	// LogDir holds the coordinator's and the workers' logs.
 	LogDir string `json:"log_dir"`
 }
@@ -170,6 +187,8 @@ func (t *tracker) sum() (r report) {
 		r.Running += w.Running
 		r.Lost += w.Lost
 		r.LostParts += w.LostParts
+		r.SurgeLost += w.SurgeLost
+		r.SurgeLostParts += w.SurgeLostParts
 		r.Warnings += w.Warnings
 		r.Failed += w.Failed
 	}
@@ -227,7 +246,8 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &tracker{totals: make([]report, c.workers), groups: make([][]groupReport, c.size.Groups)}
+	surgeN := n * c.surge
+	t := &tracker{totals: make([]report, c.workers), groups: make([][]groupReport, c.size.Groups*(1+c.surge))}
 	for g := range t.groups {
 		t.groups[g] = make([]groupReport, c.workers)
 	}
@@ -248,7 +268,8 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	for i := range c.workers {
 		first, count := i*n/c.workers, (i+1)*n/c.workers-i*n/c.workers
 		spec := workerSpec{Index: i, Endpoint: addr, Topic: "scale", First: first, Count: count, PerGroup: c.size.Members,
-			Session: c.session, Heartbeat: c.heartbeat, LogPath: filepath.Join(c.logDir, fmt.Sprintf("worker-%d.log", i))}
+			Session: c.session, Heartbeat: c.heartbeat, LogPath: filepath.Join(c.logDir, fmt.Sprintf("worker-%d.log", i)),
+			SurgeFirst: n + i*surgeN/c.workers, SurgeCount: (i+1)*surgeN/c.workers - i*surgeN/c.workers}
 		if c.profileWorkers {
 			spec.CPUProfile = filepath.Join(c.logDir, fmt.Sprintf("worker-%d.cpu.prof", i))
 		}
@@ -434,6 +455,11 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	}
 	sum := t.sum()
 	res.LeaseEnds, res.PartitionsLost, res.MemberWarnings, res.Failed = sum.Lost, sum.LostParts, sum.Warnings, sum.Failed
+	if surgeN > 0 {
+		if err := surge(ctx, c, res, workers, t, pid, parts, scrape, progress); err != nil {
+			return nil, err
+		}
+	}
 	if counts := scrape(); counts != nil {
 		res.Answers = map[string]float64{}
 		for k, v := range counts {
@@ -443,6 +469,74 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		}
 	}
 	return res, nil
+}
+
+// surge starts the surge members, all at once, and watches for
+// --surge-window (or until their groups settled and 10 s more passed):
+// whether the members that were there before lose leases, how the
+// newcomers fare, and what the coordinator refuses.
+func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc, t *tracker, pid, parts int,
+	scrape func() map[string]float64, progress func(string, ...any)) error {
+	n := c.size.Groups * c.size.Members
+	res.SurgeMembers, res.SurgeSettledS = n*c.surge, -1
+	overloaded := func(counts map[string]float64) float64 {
+		var k float64
+		for key, v := range counts {
+			if strings.HasSuffix(key, " "+string(regroup.CodeCoordinatorOverloaded)) {
+				k += v
+			}
+		}
+		return k
+	}
+	before := t.sum()
+	counts0 := scrape()
+	cpuA, _ := cpuTime(pid)
+	progress("surge: starting %d more members in %d more groups", res.SurgeMembers, c.size.Groups*c.surge)
+	start := time.Now()
+	for _, w := range workers {
+		if err := w.in.Encode(command{Op: "surge"}); err != nil {
+			return err
+		}
+	}
+	lastProgress := start
+	for time.Since(start) < c.surgeWindow {
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+		k := 0
+		for g := c.size.Groups; g < c.size.Groups*(1+c.surge); g++ {
+			t.mu.Lock()
+			ok, _ := t.settled(g, c.size.Members, parts, 0)
+			t.mu.Unlock()
+			if ok {
+				k++
+			}
+		}
+		res.SurgeGroupsSettled = k
+		if k == c.size.Groups*c.surge && res.SurgeSettledS < 0 {
+			res.SurgeSettledS = time.Since(start).Seconds()
+			progress("surge: every new group settled in %.2fs; watching 10s more", res.SurgeSettledS)
+		}
+		if res.SurgeSettledS >= 0 && time.Since(start).Seconds() > res.SurgeSettledS+10 {
+			break
+		}
+		if time.Since(lastProgress) >= 5*time.Second {
+			sum := t.sum()
+			progress("surge %4.1fs: %d/%d new groups settled; lease ends: %d of the stable members, %d of the newcomers",
+				time.Since(start).Seconds(), k, c.size.Groups*c.surge, sum.Lost-before.Lost, sum.SurgeLost)
+			lastProgress = time.Now()
+		}
+	}
+	cpuB, _ := cpuTime(pid)
+	res.SurgeCoordCPUPct = 100 * (cpuB - cpuA).Seconds() / time.Since(start).Seconds()
+	sum := t.sum()
+	res.StableLeaseEnds, res.SurgeLeaseEnds = sum.Lost-before.Lost, sum.SurgeLost
+	if counts := scrape(); counts != nil && counts0 != nil {
+		res.SurgeOverloaded = overloaded(counts) - overloaded(counts0)
+	}
+	progress("surge: %d lease ends of the stable members, %d of the newcomers, %.0f calls refused as overloaded; coordinator %.0f%% CPU",
+		res.StableLeaseEnds, res.SurgeLeaseEnds, res.SurgeOverloaded, res.SurgeCoordCPUPct)
+	return nil
 }
 
 // pinned returns the command that runs name with args on the CPUs cpus

@@ -23,8 +23,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestSmoke runs the load generator on a tiny load against a real regroup
-// serve: every measurement is taken, nothing is lost.
+// TestSmoke runs the load generator on a tiny load, with a surge that
+// doubles it, against a real regroup serve: every measurement is taken,
+// nothing is lost.
 func TestSmoke(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "regroup")
@@ -39,6 +40,7 @@ func TestSmoke(t *testing.T) {
 			regroup: bin, partitionsPerMember: 2, workers: 2,
 			delay: 100 * time.Millisecond, steady: 2 * time.Second, timeout: time.Minute, leaves: 1,
 			session: 6 * time.Second, heartbeat: 300 * time.Millisecond,
+			surge: 1, surgeWindow: time.Minute,
 		},
 		size: size{Groups: 2, Members: 3}, logDir: filepath.Join(dir, "logs"), progress: io.Discard,
 	})
@@ -48,7 +50,11 @@ func TestSmoke(t *testing.T) {
 	if res.StableS < 0 || len(res.LeaveMs) != 1 || res.HeartbeatsPerS <= 0 || res.CoordRSSMB <= 0 {
 		t.Errorf("measurements missing: %+v", res)
 	}
-	if res.LeaseEnds != 0 || res.Failed != 0 {
-		t.Errorf("%d lease ends and %d failed members on a tiny load; logs in %s", res.LeaseEnds, res.Failed, res.LogDir)
+	if res.SurgeMembers != 6 || res.SurgeSettledS < 0 || res.SurgeGroupsSettled != 2 {
+		t.Errorf("the surge's 6 members in 2 groups did not settle: %+v", res)
+	}
+	if res.LeaseEnds != 0 || res.StableLeaseEnds != 0 || res.SurgeLeaseEnds != 0 || res.Failed != 0 {
+		t.Errorf("%d lease ends (%d during the surge, %d of newcomers) and %d failed members on a tiny load; logs in %s",
+			res.LeaseEnds, res.StableLeaseEnds, res.SurgeLeaseEnds, res.Failed, res.LogDir)
 	}
 }

@@ -23,7 +23,8 @@ import (
 const workerEnv = "REGROUP_SCALE_WORKER"
 
 // workerSpec is what one worker process runs: members first..first+count-1
-// of the run, member k being member k%perGroup of group k/perGroup.
+// of the run, and surge members surgeFirst..surgeFirst+surgeCount-1, which
+// start only on "surge"; member k is member k%perGroup of group k/perGroup.
 type workerSpec struct {
 	Index     int           `json:"index"`
 	Endpoint  string        `json:"endpoint"`
@@ -34,6 +35,9 @@ type workerSpec struct {
 	Session   time.Duration `json:"session"`
 	Heartbeat time.Duration `json:"heartbeat"`
 	LogPath   string        `json:"log_path"`
+	// SurgeFirst and SurgeCount are the surge members (see --surge).
+	SurgeFirst int `json:"surge_first,omitempty"`
+	SurgeCount int `json:"surge_count,omitempty"`
 	// CPUProfile, if set, is where the worker writes its CPU profile of
 	// the whole run.
 	CPUProfile string `json:"cpu_profile,omitempty"`
@@ -41,9 +45,9 @@ type workerSpec struct {
 
 // command is what the parent asks of a worker.
 type command struct {
-	Op string `json:"op"` // "go", "leave" or "stop"
-	// Rate, for "go": members started per second, across this worker (0:
-	// all at once).
+	Op string `json:"op"` // "go", "surge", "leave" or "stop"
+	// Rate, for "go" and "surge": members started per second, across this
+	// worker (0: all at once).
 	Rate float64 `json:"rate,omitempty"`
 	// Member, for "leave": the run-wide index of the member to stop.
 	Member int `json:"member,omitempty"`
@@ -64,15 +68,19 @@ type groupReport struct {
 
 // report is a worker's news since its previous report.
 type report struct {
-	Ready     bool          `json:"ready,omitempty"`
-	Done      bool          `json:"done,omitempty"`
-	Started   int           `json:"started"`
-	Running   int           `json:"running"`
-	Lost      int64         `json:"lost"`
-	LostParts int64         `json:"lost_parts"`
-	Warnings  int64         `json:"warnings"`
-	Failed    int64         `json:"failed"`
-	Groups    []groupReport `json:"groups,omitempty"`
+	Ready     bool  `json:"ready,omitempty"`
+	Done      bool  `json:"done,omitempty"`
+	Started   int   `json:"started"`
+	Running   int   `json:"running"`
+	Lost      int64 `json:"lost"`
+	LostParts int64 `json:"lost_parts"`
+	// SurgeLost and SurgeLostParts are the surge members' (Lost and
+	// LostParts are the others').
+	SurgeLost      int64         `json:"surge_lost"`
+	SurgeLostParts int64         `json:"surge_lost_parts"`
+	Warnings       int64         `json:"warnings"`
+	Failed         int64         `json:"failed"`
+	Groups         []groupReport `json:"groups,omitempty"`
 }
 
 // wmember is one member of a worker and what it last reported.
@@ -87,6 +95,7 @@ type wmember struct {
 	last   int64
 	gone   bool // told to leave, or Run returned
 	starts bool // Run was called
+	surge  bool // starts on "surge", not on "go"
 }
 
 // worker runs its members and reports on them.
@@ -97,8 +106,9 @@ type worker struct {
 	dirty   map[int]bool
 	started int
 
-	lost, lostParts, failed atomic.Int64
-	warnings                countingWriter
+	lost, lostParts, failed   atomic.Int64
+	surgeLost, surgeLostParts atomic.Int64
+	warnings                  countingWriter
 }
 
 // countingWriter counts the warning and error lines written through it.
@@ -143,8 +153,12 @@ func runWorker() error {
 	w := &worker{spec: spec, dirty: map[int]bool{}}
 	w.warnings.w = logFile
 	log := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("worker-%d", spec.Index), Level: hclog.Warn, Output: &w.warnings})
-	for k := spec.First; k < spec.First+spec.Count; k++ {
-		wm := &wmember{group: k / spec.PerGroup, ended: make(chan struct{}), gen: -1}
+	add := func(k int, surge bool) error {
+		wm := &wmember{group: k / spec.PerGroup, ended: make(chan struct{}), gen: -1, surge: surge}
+		lost, lostParts := &w.lost, &w.lostParts
+		if surge {
+			lost, lostParts = &w.surgeLost, &w.surgeLostParts
+		}
 		m, err := member.New(member.Config{
 			Endpoints:         []string{spec.Endpoint},
 			Group:             groupName(wm.group),
@@ -154,8 +168,8 @@ func runWorker() error {
 			HeartbeatInterval: spec.Heartbeat,
 			Logger:            log,
 			Listener: member.ListenerFuncs{Lost: func(_ context.Context, ps []member.Partition) {
-				w.lost.Add(1)
-				w.lostParts.Add(int64(len(ps)))
+				lost.Add(1)
+				lostParts.Add(int64(len(ps)))
 			}},
 		})
 		if err != nil {
@@ -163,6 +177,17 @@ func runWorker() error {
 		}
 		wm.m = m
 		w.members = append(w.members, wm)
+		return nil
+	}
+	for k := spec.First; k < spec.First+spec.Count; k++ {
+		if err := add(k, false); err != nil {
+			return err
+		}
+	}
+	for k := spec.SurgeFirst; k < spec.SurgeFirst+spec.SurgeCount; k++ {
+		if err := add(k, true); err != nil {
+			return err
+		}
 	}
 	out := json.NewEncoder(os.Stdout)
 	if err := out.Encode(report{Ready: true}); err != nil {
@@ -190,7 +215,9 @@ func runWorker() error {
 		}
 		switch c.Op {
 		case "go":
-			go w.startAll(c.Rate)
+			go w.startAll(c.Rate, false)
+		case "surge":
+			go w.startAll(c.Rate, true)
 		case "leave":
 			w.leave(c.Member - spec.First)
 		case "stop":
@@ -205,10 +232,16 @@ func runWorker() error {
 
 func groupName(g int) string { return fmt.Sprintf("g%05d", g) }
 
-// startAll runs every member, at rate members a second (0: at once).
-func (w *worker) startAll(rate float64) {
+// startAll runs every member (the surge members if surge, the others if
+// not), at rate members a second (0: at once).
+func (w *worker) startAll(rate float64, surge bool) {
 	start := time.Now()
-	for i, wm := range w.members {
+	i := -1
+	for _, wm := range w.members {
+		if wm.surge != surge {
+			continue
+		}
+		i++
 		if rate > 0 {
 			time.Sleep(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
 		}
@@ -295,6 +328,7 @@ func (w *worker) report(done bool) report {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	r := report{Done: done, Started: w.started, Lost: w.lost.Load(), LostParts: w.lostParts.Load(),
+		SurgeLost: w.surgeLost.Load(), SurgeLostParts: w.surgeLostParts.Load(),
 		Warnings: w.warnings.count.Load(), Failed: w.failed.Load()}
 	byGroup := map[int]*groupReport{}
 	for g := range w.dirty {
