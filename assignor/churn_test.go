@@ -263,6 +263,59 @@ func TestSecondRoundKeepsOwned(t *testing.T) {
 	})
 }
 
+// TestFewestMoves: rebalances of the churn workload (bench/peers, 30 seeds
+// x 57 rebalances; testdata/fewest-moves.json) in which the balancer
+// reached balanced loads by hand-overs through several members where one
+// would do, moving owned partitions that a plan with the same loads keeps.
+// Both assignors must
+// move no more than the recorded number, the fewest at those loads, and
+// stay valid, balanced and within two rounds.
+func TestFewestMoves(t *testing.T) {
+	data, err := os.ReadFile("testdata/fewest-moves.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name  string
+		Moves int
+		Input *Input
+	}
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	forSticky(t, func(t *testing.T, a Assignor) {
+		for _, c := range cases {
+			p, err := a.Assign(c.Input)
+			if err == nil {
+				err = Check(c.Input, p)
+			}
+			if err == nil {
+				if n := moved(c.Input, p); n > c.Moves {
+					err = fmt.Errorf("%d owned partitions moved or revoked, want at most %d", n, c.Moves)
+				}
+			}
+			if err == nil {
+				final, rounds, rerr := rebalance(a, c.Input)
+				err = rerr
+				if err == nil && withholds(a) {
+					err = Balanced(c.Input, final)
+					if err == nil {
+						err = Complete(c.Input, final)
+					}
+					if err == nil && rounds > 2 {
+						err = fmt.Errorf("took %d rounds", rounds)
+					}
+				} else if err == nil {
+					err = checkRebalance(c.Input, final, rounds)
+				}
+			}
+			if err != nil {
+				t.Errorf("%s: %v", c.Name, err)
+			}
+		}
+	})
+}
+
 // TestCheckRebalanceCatchesBadPlans feeds checkRebalance plans that break
 // each part of the rule.
 func TestCheckRebalanceCatchesBadPlans(t *testing.T) {

@@ -49,7 +49,11 @@ func init() {
 // could keep it within the rule. If an owned partition still ends away
 // from its owner, an exact search (see balancer.complete) looks for a
 // balanced plan that keeps every owned partition and places only the
-// others, and takes it if there is one.
+// others, and takes it if there is one; if there is none, the plan's
+// loads stay and the partitions are placed anew to keep the most owned
+// ones at those loads (see balancer.keepMost), since the balancer's chains
+// may hand a partition through several members where one hand-over
+// would do.
 //
 // cooperative-sticky then withholds, for this round, every partition that
 // the target gives to someone other than a member that still claims it, and
@@ -271,7 +275,9 @@ func (pr *problem) general(owner, claims []int32) {
 	}
 	for g, c := range claims {
 		if c >= 0 && owner[g] != c {
-			b.complete()
+			if !b.complete() {
+				b.keepMost()
+			}
 			return
 		}
 	}
