@@ -29,17 +29,14 @@ import "slices"
 //     (relieve), or one that lowers the most-loaded holder of a topic
 //     with a subscriber two below (shed, only where moves can be paid);
 //     either may leave the sum of squared loads as it was.
-//  5. Repair (once, if anything is owned): fluid chains and exchanges
-//     chosen by how far they leave the loads from the rule (see repair),
-//     with bounded work.
-//  6. A paid step: only if none of the above applies, the first topic that
+//  5. A paid step: only if none of the above applies, the first topic that
 //     still breaks the rule moves partitions, owned ones too, from its
 //     most-loaded holders to its least-loaded subscribers.
 //
 // Free moves, free chains and paid steps lower the sum of squared loads;
 // lifts lower the members' total shortfall below their floors, which
-// only repair can raise; level chains and repair are bounded. So this
-// ends. Then restore
+// none of the others raises; level chains are bounded. So this ends.
+// Then restore
 // hands a moved partition back to its previous owner wherever that alone
 // keeps the rule, until none can go back: no partition ends away from a
 // previous owner that could hold it.
@@ -202,8 +199,7 @@ func (b *balancer) balance(pay bool) bool {
 		return true
 	}
 	b.buildStacks()
-	// Without owned partitions a paid step costs nothing: no floors, no
-	// repair.
+	// Without owned partitions a paid step costs nothing: no floors.
 	owns := b.claims != nil && slices.ContainsFunc(b.owned, func(k int32) bool { return k > 0 })
 	b.floor = nil
 	if owns {
@@ -218,7 +214,6 @@ func (b *balancer) balance(pay bool) bool {
 		return load[x] > load[y] || load[x] == load[y] && x < y
 	})
 	relief := len(b.pr.members)
-	repaired := !owns
 	for {
 		for moved := true; moved; {
 			moved = false
@@ -240,15 +235,6 @@ func (b *balancer) balance(pay bool) bool {
 		if relief > 0 && (b.claims != nil && b.shed() || b.relieve()) {
 			relief--
 			continue
-		}
-		if !repaired {
-			repaired = true
-			work, seen := repairWork, map[uint64]bool{}
-			if b.repair(&work, seen) {
-				for b.repair(&work, seen) {
-				}
-				continue
-			}
 		}
 		if !pay {
 			return false

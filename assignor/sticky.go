@@ -39,8 +39,9 @@ func init() {
 // (see balancer) restores the rule, moving partitions that are not with
 // their previous owner (free) rather than owned ones (paid): free moves
 // within a topic, then free chains across topics, lifts of members below
-// the floor that keeping every owned partition implies, level chains and a
-// bounded repair search, and a paid move only when no free one helps. If the free steps alone cannot restore the rule, the fill starts
+// the floor that keeping every owned partition implies and level chains,
+// and a paid move only when no free one helps. If the free steps alone
+// cannot restore the rule, the fill starts
 // again, each partition going to a subscriber that can take it without
 // breaking the rule where one exists (see balancer.safeFill), before any
 // paid move. Finally every moved partition whose previous owner could hold
