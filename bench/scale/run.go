@@ -447,7 +447,11 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 			}
 			ms := float64(time.Unix(0, last).Sub(left).Microseconds()) / 1000
 			res.LeaveMs = append(res.LeaveMs, ms)
-			progress("leave %d/%d: group %s settled %.1f ms after the leave", i+1, c.leaves, groupName(g), ms)
+			detail := ""
+			if all, err := rebalances(ctx, addr, g); err == nil && len(all[0]) > 0 {
+				detail = " (" + phases(all[0][len(all[0])-1]) + ")"
+			}
+			progress("leave %d/%d: group %s settled %.1f ms after the leave%s", i+1, c.leaves, groupName(g), ms, detail)
 		}
 		if len(res.LeaveMs) > 0 {
 			res.LeaveMedianMs = median(res.LeaveMs)
@@ -594,36 +598,67 @@ func startWorker(exe, cpus string, nice int, spec workerSpec, t *tracker, stderr
 	return w, nil
 }
 
+// rebalances returns the rebalance history of each of groups (oldest
+// first), from the coordinator at addr.
+func rebalances(ctx context.Context, addr string, groups ...int) ([][]*regroupv1.Rebalance, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	admin := regroupv1.NewAdminClient(conn)
+	var out [][]*regroupv1.Rebalance
+	for _, g := range groups {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		d, err := admin.DescribeGroup(cctx, &regroupv1.DescribeGroupRequest{GroupId: groupName(g)})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("describing %s: %w", groupName(g), err)
+		}
+		out = append(out, d.GetRebalances())
+	}
+	return out, nil
+}
+
 // firstRebalances returns when the last of the groups' first join
 // barriers completed and when the last of their first assignments was
 // accepted (Rebalance.join_completed and assignment_accepted of each
 // group's oldest rebalance).
 func firstRebalances(ctx context.Context, addr string, groups int) (barrier, accepted time.Time, err error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	ids := make([]int, groups)
+	for i := range ids {
+		ids[i] = i
+	}
+	all, err := rebalances(ctx, addr, ids...)
 	if err != nil {
 		return barrier, accepted, err
 	}
-	defer conn.Close()
-	admin := regroupv1.NewAdminClient(conn)
-	for g := range groups {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		d, err := admin.DescribeGroup(cctx, &regroupv1.DescribeGroupRequest{GroupId: groupName(g)})
-		cancel()
-		if err != nil {
-			return barrier, accepted, fmt.Errorf("describing %s: %w", groupName(g), err)
-		}
-		rs := d.GetRebalances()
+	for g, rs := range all {
 		if len(rs) == 0 || rs[0].GetJoinCompleted() == nil || rs[0].GetAssignmentAccepted() == nil {
 			return barrier, accepted, fmt.Errorf("%s has no completed first rebalance in its history", groupName(g))
 		}
-		if at := rs[0].GetJoinCompleted().AsTime(); at.After(barrier) {
-			barrier = at
-		}
-		if at := rs[0].GetAssignmentAccepted().AsTime(); at.After(accepted) {
-			accepted = at
-		}
+		barrier = latest(barrier, rs[0].GetJoinCompleted().AsTime())
+		accepted = latest(accepted, rs[0].GetAssignmentAccepted().AsTime())
 	}
 	return barrier, accepted, nil
+}
+
+// phases describes a rebalance's phases: from its start to its join
+// barrier, and on to its accepted assignment.
+func phases(r *regroupv1.Rebalance) string {
+	if r.GetJoinCompleted() == nil || r.GetAssignmentAccepted() == nil {
+		return "phases unknown"
+	}
+	start, barrier, accepted := r.GetStart().AsTime(), r.GetJoinCompleted().AsTime(), r.GetAssignmentAccepted().AsTime()
+	return fmt.Sprintf("join barrier %.1f ms after its start, assignment accepted %.1f ms later",
+		float64(barrier.Sub(start).Microseconds())/1000, float64(accepted.Sub(barrier).Microseconds())/1000)
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // putTopic creates the topic the members consume, retrying while the
