@@ -78,7 +78,6 @@ Every flag can also be set through the environment variable shown with it.`,
 	fl.DurationVar(&f.group.MaxSessionTimeout, "max-session-timeout", f.group.MaxSessionTimeout, "largest session timeout a member may ask for")
 	fl.DurationVar(&f.group.MaxRebalanceTimeout, "max-rebalance-timeout", f.group.MaxRebalanceTimeout, "largest rebalance timeout a member may ask for")
 	fl.DurationVar(&f.group.InitialRebalanceDelay, "initial-rebalance-delay", f.group.InitialRebalanceDelay, "how long an empty group's first rebalance waits for more members (0 disables)")
-	fl.IntVar(&f.group.LeaderFirstMembers, "leader-first-members", f.group.LeaderFirstMembers, "in a generation of at least this many members, answer the leader's JoinGroup first and the others' once its assignment is in (0: never)")
 	fl.IntVar(&f.group.MaxSize, "max-group-size", f.group.MaxSize, "most members a group may have (0: no limit)")
 	fl.DurationVar(&f.group.NewMemberJoinTimeout, "new-member-join-timeout", f.group.NewMemberJoinTimeout, "how long a new member's first join may wait at the barrier")
 	fl.DurationVar(&f.group.EmptyRetention, "empty-group-retention", f.group.EmptyRetention, "how long an Empty group is kept before it is deleted")

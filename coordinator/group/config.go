@@ -56,14 +56,6 @@ type Config struct {
 	// stored record within their size limits; keep it at most half of
 	// each (the other half leaves room for history and bookkeeping).
 	MaxGroupMetadataBytes int
-	// LeaderFirstMembers: in a generation of at least this many members,
-	// the join barrier answers the leader first and holds the others'
-	// answers until the leader's assignment is accepted (at most a third
-	// of their session and half the rebalance timeout; see completeJoin),
-	// so that the leader's answer, which lists every member, and its
-	// SyncGroup do not wait behind every other member's calls. Zero means
-	// never.
-	LeaderFirstMembers int
 }
 
 // DefaultConfig returns the defaults: sessions of 6 s to 30 min, rebalance
@@ -72,8 +64,7 @@ type Config struct {
 // 32 rebalances; and the limits: 1,048,576 partitions per topic, 10,000
 // groups, 1,000 pending member ids per group valid for 5 s, and 16 MiB of
 // metadata per group (half the embedded etcd's 32 MiB request limit, a
-// quarter of the default 64 MiB gRPC message limit); generations of 200
-// members or more answer their leader first.
+// quarter of the default 64 MiB gRPC message limit).
 func DefaultConfig() Config {
 	return Config{
 		MinSessionTimeout:     6 * time.Second,
@@ -89,7 +80,6 @@ func DefaultConfig() Config {
 		MaxPendingMembers:     10_000,
 		PendingMemberTimeout:  5 * time.Second,
 		MaxGroupMetadataBytes: 16 << 20,
-		LeaderFirstMembers:    200,
 	}
 }
 
@@ -122,8 +112,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("regroup: pending member id limit must be positive, got %d", c.MaxPendingMembers)
 	case c.PendingMemberTimeout <= 0:
 		return fmt.Errorf("regroup: pending member timeout must be positive, got %v", c.PendingMemberTimeout)
-	case c.LeaderFirstMembers < 0:
-		return fmt.Errorf("regroup: leader-first group size must not be negative (0 means never), got %d", c.LeaderFirstMembers)
 	case c.MaxGroupMetadataBytes < c.MaxMetadataBytes:
 		return fmt.Errorf("regroup: group metadata budget %d is below the per-member metadata limit %d: no member with the largest metadata could join", c.MaxGroupMetadataBytes, c.MaxMetadataBytes)
 	}

@@ -136,28 +136,12 @@ func (z *fuzzer) byte() int {
 
 func runFuzz(ops []byte) error { return runFuzzTrace(ops, nil) }
 
-// runFuzzTrace runs ops twice: with every join answered at the barrier,
-// and with the leader answered first from two members on
-// (Config.LeaderFirstMembers), the followers' answers held for it.
 func runFuzzTrace(ops []byte, trace func(string)) error {
-	for _, leaderFirst := range []int{0, 2} {
-		if trace != nil {
-			trace(fmt.Sprintf("--- leader first from %d members (0: never)", leaderFirst))
-		}
-		if err := runFuzzConfig(ops, leaderFirst, trace); err != nil {
-			return fmt.Errorf("leader first from %d members (0: never): %w", leaderFirst, err)
-		}
-	}
-	return nil
-}
-
-func runFuzzConfig(ops []byte, leaderFirst int, trace func(string)) error {
 	cfg := group.DefaultConfig()
 	cfg.InitialRebalanceDelay = 0
 	cfg.MinSessionTimeout = time.Second
 	cfg.EmptyRetention = time.Hour
 	cfg.MaxSize = 5
-	cfg.LeaderFirstMembers = leaderFirst
 	z := &fuzzer{
 		ops:      ops,
 		cfg:      cfg,

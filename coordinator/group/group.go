@@ -123,11 +123,6 @@ type member struct {
 	joinReq ReqID // parked JoinGroup, or 0
 	syncReq ReqID // parked SyncGroup, or 0
 	hbReq   ReqID // held heartbeat, or 0
-	// heldJoin is a JoinGroup answered at the barrier but held until the
-	// leader's assignment is accepted (Config.LeaderFirstMembers), with
-	// its answer; 0 otherwise.
-	heldJoin     ReqID
-	heldJoinResp *regroupv1.JoinGroupResponse
 
 	isNew        bool // added in this rebalance: its first join is parked
 	absent       bool // static member that did not rejoin the current generation
@@ -457,13 +452,12 @@ func (g *Group) refresh(now time.Time, m *member) {
 // what it may still hold is kept from others until its lease ends.
 func (g *Group) remove(now time.Time, out *Output, m *member, why string, graceful bool, err error) {
 	g.held = nil
-	for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq, m.heldJoin} {
+	for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq} {
 		if req != 0 {
 			out.fail(req, err)
 		}
 	}
 	m.joinReq, m.syncReq, m.hbReq = 0, 0, 0
-	m.heldJoin, m.heldJoinResp = 0, nil
 	if graceful {
 		g.released += m.owned.count()
 	} else if m.owned.count() > 0 && m.leaseUntil.After(now) {

@@ -298,8 +298,7 @@ func (g *Group) Tick(now time.Time) Output {
 
 // checkSession expires m if its session has ended. Members waiting for a
 // join or sync reply count as alive, except new members whose first join
-// outlived the new-member timeout. (A join answer held for the leader is
-// held for less than a third of the session, which the barrier renewed.)
+// outlived the new-member timeout.
 func (g *Group) checkSession(now time.Time, out *Output, m *member) {
 	if m.sessionDeadline.After(now) {
 		g.schedule(m)
@@ -411,13 +410,12 @@ func (g *Group) Abort(err error) Output {
 	var out Output
 	g.joinedHead = 0
 	for _, m := range g.order {
-		for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq, m.heldJoin} {
+		for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq} {
 			if req != 0 {
 				out.fail(req, err)
 			}
 		}
 		m.joinReq, m.syncReq, m.hbReq = 0, 0, 0
-		m.heldJoin, m.heldJoinResp = 0, nil
 	}
 	return out
 }

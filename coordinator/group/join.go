@@ -275,10 +275,6 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *re
 // coordinator's view of the lease must not end before the member's.
 func (g *Group) answerJoin(now time.Time, out *Output, req ReqID, m *member) {
 	g.refresh(now, m)
-	if m.heldJoin != 0 {
-		out.fail(m.heldJoin, regroup.Errorf(regroup.CodeRebalanceInProgress, "superseded by a newer JoinGroup from member %s", m.id))
-		m.heldJoin, m.heldJoinResp = 0, nil
-	}
 	out.reply(req, g.joinResponse(now, m))
 }
 
@@ -313,7 +309,7 @@ func (g *Group) replaceStatic(now time.Time, out *Output, req ReqID, c Caller, r
 	}
 	fenced := regroup.Errorf(regroup.CodeFencedInstanceID,
 		"member %s was replaced by a newer process with instance id %q", old.id, old.instanceID)
-	for _, q := range []ReqID{old.joinReq, old.syncReq, old.hbReq, old.heldJoin} {
+	for _, q := range []ReqID{old.joinReq, old.syncReq, old.hbReq} {
 		if q != 0 {
 			out.fail(q, fenced)
 		}
@@ -426,13 +422,12 @@ func (g *Group) prepareRebalance(now time.Time, out *Output, kind Cause, cause s
 	}
 	notice := errRebalancing(g, now)
 	for _, m := range g.order {
-		for _, req := range []ReqID{m.syncReq, m.hbReq, m.heldJoin} {
+		for _, req := range []ReqID{m.syncReq, m.hbReq} {
 			if req != 0 {
 				out.fail(req, notice)
 			}
 		}
 		m.syncReq, m.hbReq = 0, 0
-		m.heldJoin, m.heldJoinResp = 0, nil
 		m.awaitingSync = false
 		m.deliverAt = time.Time{}
 	}
@@ -543,25 +538,12 @@ func (g *Group) completeJoin(now time.Time, out *Output) {
 	out.Persist = true
 	out.Replies = slices.Grow(out.Replies, len(g.order))
 	resps := make([]regroupv1.JoinGroupResponse, len(g.order)) // one allocation for all
-	leaderFirst := g.cfg.LeaderFirstMembers > 0 && len(ids) >= g.cfg.LeaderFirstMembers
 	for i, m := range g.order {
-		if m.joinReq == 0 {
-			continue
-		}
-		g.fillJoinResponse(now, m, &resps[i])
-		if leaderFirst && m.id != g.leader {
-			// Held until the leader's assignment is accepted (acceptPlan
-			// releases it), so that the leader's answer and SyncGroup do
-			// not queue behind every member's; if the leader is slow, the
-			// member still gets its answer with half the rebalance timeout
-			// left to sync, and well within its session.
-			hold := min(m.sessionTimeout/3, g.rebalanceTimeout()/2)
-			out.Replies = append(out.Replies, Reply{Req: m.joinReq, Msg: &resps[i], HoldUntil: now.Add(hold)})
-			m.heldJoin, m.heldJoinResp = m.joinReq, &resps[i]
-		} else {
+		if m.joinReq != 0 {
+			g.fillJoinResponse(now, m, &resps[i])
 			out.reply(m.joinReq, &resps[i])
+			m.joinReq = 0
 		}
-		m.joinReq = 0
 	}
 }
 

@@ -171,8 +171,6 @@ func (h *harness) applyConfig(t *testing.T, d *datadriven.TestData) {
 			h.cfg.MaxPendingMembers = int(scenario.Int(t, v))
 		case "pending-timeout":
 			h.cfg.PendingMemberTimeout = scenario.Duration(t, v)
-		case "leader-first":
-			h.cfg.LeaderFirstMembers = int(scenario.Int(t, v))
 		default:
 			t.Fatalf("%s: unknown config key %q", d.Pos, a.Key)
 		}
@@ -274,13 +272,10 @@ func fmtReply(h *harness, r group.Reply) string {
 	if r.Err != nil {
 		return scenario.Err(r.Err)
 	}
-	var s, held string
-	if !r.HoldUntil.IsZero() {
-		held = fmt.Sprintf(" (held until t=%v)", r.HoldUntil.Sub(epoch))
-	}
+	var s string
 	switch m := r.Msg.(type) {
 	case *regroupv1.JoinGroupResponse:
-		s = fmt.Sprintf("join gen=%d member=%s leader=%s protocol=%s", m.GetGeneration(), m.GetMemberId(), m.GetLeaderId(), m.GetProtocolName()) + held
+		s = fmt.Sprintf("join gen=%d member=%s leader=%s protocol=%s", m.GetGeneration(), m.GetMemberId(), m.GetLeaderId(), m.GetProtocolName())
 		if m.GetSkipAssignment() {
 			s += " skip-assignment"
 		}
@@ -310,7 +305,10 @@ func fmtReply(h *harness, r group.Reply) string {
 			s += " unknown-topics=" + strings.Join(u, ",")
 		}
 	case *regroupv1.HeartbeatResponse:
-		s = "heartbeat ok" + held
+		s = "heartbeat ok"
+		if !r.HoldUntil.IsZero() {
+			s += fmt.Sprintf(" (held until t=%v)", r.HoldUntil.Sub(epoch))
+		}
 	case *regroupv1.LeaveGroupResponse:
 		s = "leave"
 		for _, e := range m.GetMembers() {

@@ -197,12 +197,6 @@ func (g *Group) acceptPlan(now time.Time, out *Output, plan []*regroupv1.MemberA
 	out.Replies = slices.Grow(out.Replies, len(g.order))
 	resps := make([]regroupv1.SyncGroupResponse, len(g.order)) // one allocation for all
 	for i, m := range g.order {
-		if m.heldJoin != 0 {
-			// Its JoinGroup answer waited for this assignment (leader
-			// first): it goes now, and its SyncGroup is answered on arrival.
-			out.reply(m.heldJoin, m.heldJoinResp)
-			m.heldJoin, m.heldJoinResp = 0, nil
-		}
 		switch {
 		case m.syncReq != 0:
 			g.deliverInto(now, out, m, &resps[i])
