@@ -109,7 +109,10 @@ type result struct {
 	// members that were there before the surge, from its start to the end
 	// of the window (the aim: none), SurgeLeaseEnds the newcomers'.
 	// SurgeOverloaded counts the calls the coordinator refused as
-	// overloaded over the window, SurgeCoordCPUPct its CPU.
+	// overloaded over the window, SurgeCoordCPUPct its CPU and
+	// SurgeWorkersCPUPct the worker processes' (100 = one core: a
+	// generator at the CPUs it may use starves its own members, whose
+	// leases then end whatever the coordinator does).
 	SurgeMembers       int     `json:"surge_members,omitempty"`
 	SurgeSettledS      float64 `json:"surge_settled_s,omitempty"`
 	SurgeGroupsSettled int     `json:"surge_groups_settled,omitempty"`
@@ -117,6 +120,7 @@ type result struct {
 	SurgeLeaseEnds     int64   `json:"surge_lease_ends,omitempty"`
 	SurgeOverloaded    float64 `json:"surge_overloaded_answers,omitempty"`
 	SurgeCoordCPUPct   float64 `json:"surge_coordinator_cpu_pct,omitempty"`
+	SurgeWorkersCPUPct float64 `json:"surge_workers_cpu_pct,omitempty"`
 	// LogDir holds the coordinator's and the workers' logs.
 	LogDir string `json:"log_dir"`
 }
@@ -495,6 +499,15 @@ func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc,
 	before := t.sum()
 	counts0 := scrape()
 	cpuA, _ := cpuTime(pid)
+	workersCPU := func() time.Duration {
+		var d time.Duration
+		for _, w := range workers {
+			c, _ := cpuTime(w.cmd.Process.Pid)
+			d += c
+		}
+		return d
+	}
+	wcpuA := workersCPU()
 	progress("surge: starting %d more members in %d more groups", res.SurgeMembers, c.size.Groups*c.surge)
 	start := time.Now()
 	for _, w := range workers {
@@ -533,13 +546,14 @@ func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc,
 	}
 	cpuB, _ := cpuTime(pid)
 	res.SurgeCoordCPUPct = 100 * (cpuB - cpuA).Seconds() / time.Since(start).Seconds()
+	res.SurgeWorkersCPUPct = 100 * (workersCPU() - wcpuA).Seconds() / time.Since(start).Seconds()
 	sum := t.sum()
 	res.StableLeaseEnds, res.SurgeLeaseEnds = sum.Lost-before.Lost, sum.SurgeLost
 	if counts := scrape(); counts != nil && counts0 != nil {
 		res.SurgeOverloaded = overloaded(counts) - overloaded(counts0)
 	}
-	progress("surge: %d lease ends of the stable members, %d of the newcomers, %.0f calls refused as overloaded; coordinator %.0f%% CPU",
-		res.StableLeaseEnds, res.SurgeLeaseEnds, res.SurgeOverloaded, res.SurgeCoordCPUPct)
+	progress("surge: %d lease ends of the stable members, %d of the newcomers, %.0f calls refused as overloaded; coordinator %.0f%% CPU, workers %.0f%%",
+		res.StableLeaseEnds, res.SurgeLeaseEnds, res.SurgeOverloaded, res.SurgeCoordCPUPct, res.SurgeWorkersCPUPct)
 	return nil
 }
 
