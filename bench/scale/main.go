@@ -225,10 +225,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size	surge members	surge settled s	new groups settled	stable members' lease ends	newcomers' lease ends	overloaded answers	coord CPU %	")
+	fmt.Fprintln(tw, "size\tsurge members\tsurge settled s\tnew groups settled\tstable members' lease ends\tnewcomers' lease ends\toverloaded answers\tcoord CPU %\tworkers CPU %\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s	%d	%s	%d	%d	%d	%.0f	%.0f	\n", r.Size, r.SurgeMembers, formatFloat(r.SurgeSettledS, 2),
-			r.SurgeGroupsSettled, r.StableLeaseEnds, r.SurgeLeaseEnds, r.SurgeOverloaded, r.SurgeCoordCPUPct)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t\n", r.Size, r.SurgeMembers, formatFloat(r.SurgeSettledS, 2),
+			r.SurgeGroupsSettled, r.StableLeaseEnds, r.SurgeLeaseEnds, r.SurgeOverloaded, r.SurgeCoordCPUPct, r.SurgeWorkersCPUPct)
 	}
 	return tw.Flush()
 }
