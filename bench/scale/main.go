@@ -58,6 +58,7 @@ Columns:
                other members owned every partition again (--leaves of them)
   coord CPU    the coordinator's CPU during the steady window (100% = a core),
                and per 1,000 members
+  workers CPU  the worker processes' CPU in the same window: the members' cost
   RSS          the coordinator's resident memory at the window's end, and per
                member above its idle size
   hb/s         heartbeats answered per second in the window, with the lowest
@@ -210,11 +211,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(results)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\tmembers\tstable s\tbeyond delay s\tafter barrier s\tleave ms\tcoord CPU %\t%/1k members\tRSS MB\tKB/member\thb/s\thb/s min-max\tlease ends\tpartitions lost\twarnings\t")
+	fmt.Fprintln(tw, "size\tmembers\tstable s\tbeyond delay s\tafter barrier s\tleave ms\tcoord CPU %\t%/1k members\tworkers CPU %\tRSS MB\tKB/member\thb/s\thb/s min-max\tlease ends\tpartitions lost\twarnings\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%s\t%s-%.0f\t%d\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f\t%.0f\t%.1f\t%s\t%s-%.0f\t%d\t%d\t%d\t\n",
 			r.Size, r.Members, formatFloat(r.StableS, 2), formatFloat(r.BeyondDelayS, 2), formatFloat(r.AfterBarrierS, 2), formatFloat(r.LeaveMedianMs, 1),
-			r.CoordCPUPct, r.CPUPctPer1kMembers, r.CoordRSSMB, r.RSSKBPerMember, formatFloat(r.HeartbeatsPerS, 0),
+			r.CoordCPUPct, r.CPUPctPer1kMembers, r.WorkersCPUPct, r.CoordRSSMB, r.RSSKBPerMember, formatFloat(r.HeartbeatsPerS, 0),
 			formatFloat(r.HeartbeatsMinPerS, 0), r.HeartbeatsMaxPerS, r.LeaseEnds, r.PartitionsLost, r.MemberWarnings)
 	}
 	if err := tw.Flush(); err != nil {

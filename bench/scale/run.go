@@ -77,10 +77,12 @@ type result struct {
 	// generation; LeaveMedianMs is their median.
 	LeaveMs       []float64 `json:"leave_ms"`
 	LeaveMedianMs float64   `json:"leave_median_ms"`
-	// The coordinator during the steady window: CPU (100 = one core), and
+	// The coordinator during the steady window: CPU (100 = one core; the
+	// worker processes' too, in WorkersCPUPct), and
 	// its resident memory at the end, whole and above its idle size per
 	// member.
 	CoordCPUPct        float64 `json:"coordinator_cpu_pct"`
+	WorkersCPUPct      float64 `json:"workers_cpu_pct"`
 	CPUPctPer1kMembers float64 `json:"coordinator_cpu_pct_per_1k_members"`
 	CoordRSSMB         float64 `json:"coordinator_rss_mb"`
 	RSSKBPerMember     float64 `json:"coordinator_rss_kb_per_member"`
@@ -375,6 +377,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	// The steady window. Heartbeats are counted from the first sample the
 	// metrics answered to the last; a sample they missed is skipped.
 	cpuA, _ := cpuTime(pid)
+	wcpuA := workersCPU(workers)
 	windowStart := time.Now()
 	var first, prev float64
 	var firstAt, prevAt time.Time
@@ -412,6 +415,8 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	cpuB, _ := cpuTime(pid)
 	window := time.Since(windowStart).Seconds()
 	res.CoordCPUPct = 100 * (cpuB - cpuA).Seconds() / window
+	res.WorkersCPUPct = 100 * (workersCPU(workers) - wcpuA).Seconds() / window
+	progress("steady window: coordinator %.0f%% CPU, the worker processes %.0f%% (100%% = a core)", res.CoordCPUPct, res.WorkersCPUPct)
 	res.CPUPctPer1kMembers = res.CoordCPUPct * 1000 / float64(n)
 	if r, err := rss(pid); err == nil {
 		res.CoordRSSMB = float64(r) / (1 << 20)
@@ -499,15 +504,7 @@ func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc,
 	before := t.sum()
 	counts0 := scrape()
 	cpuA, _ := cpuTime(pid)
-	workersCPU := func() time.Duration {
-		var d time.Duration
-		for _, w := range workers {
-			c, _ := cpuTime(w.cmd.Process.Pid)
-			d += c
-		}
-		return d
-	}
-	wcpuA := workersCPU()
+	wcpuA := workersCPU(workers)
 	progress("surge: starting %d more members in %d more groups", res.SurgeMembers, c.size.Groups*c.surge)
 	start := time.Now()
 	for _, w := range workers {
@@ -546,7 +543,7 @@ func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc,
 	}
 	cpuB, _ := cpuTime(pid)
 	res.SurgeCoordCPUPct = 100 * (cpuB - cpuA).Seconds() / time.Since(start).Seconds()
-	res.SurgeWorkersCPUPct = 100 * (workersCPU() - wcpuA).Seconds() / time.Since(start).Seconds()
+	res.SurgeWorkersCPUPct = 100 * (workersCPU(workers) - wcpuA).Seconds() / time.Since(start).Seconds()
 	sum := t.sum()
 	res.StableLeaseEnds, res.SurgeLeaseEnds = sum.Lost-before.Lost, sum.SurgeLost
 	if counts := scrape(); counts != nil && counts0 != nil {
@@ -555,6 +552,16 @@ func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc,
 	progress("surge: %d lease ends of the stable members, %d of the newcomers, %.0f calls refused as overloaded; coordinator %.0f%% CPU, workers %.0f%%",
 		res.StableLeaseEnds, res.SurgeLeaseEnds, res.SurgeOverloaded, res.SurgeCoordCPUPct, res.SurgeWorkersCPUPct)
 	return nil
+}
+
+// workersCPU returns the CPU time the worker processes used so far.
+func workersCPU(workers []*workerProc) time.Duration {
+	var d time.Duration
+	for _, w := range workers {
+		c, _ := cpuTime(w.cmd.Process.Pid)
+		d += c
+	}
+	return d
 }
 
 // pinned returns the command that runs name with args on the CPUs cpus
