@@ -46,7 +46,7 @@ func (b *balancer) complete() bool {
 		}
 	}
 	c.ref = b.load
-	c.net = newFlowNet(len(pr.topics) + n + 2)
+	c.net = newNetwork(len(pr.topics) + n + 2)
 	x := c.search(lo, hi)
 	if x == nil {
 		return false
@@ -68,7 +68,7 @@ type completer struct {
 	fixed []bool  // per slot: the member owns a partition of the topic
 	ref   []int32 // the balancer's loads: tried first
 	work  int
-	net   *flowNet
+	net   *network
 }
 
 // search returns the free partitions per slot of a balanced plan with
@@ -178,7 +178,7 @@ func (c *completer) flow(lo, hi []int32) ([]int32, bool) {
 		if c.free[t] == 0 {
 			continue
 		}
-		f.add(src, t, c.free[t])
+		f.add(src, t, c.free[t], 0)
 		minHi := int32(-1)
 		for _, m := range b.subscribers(int32(t)) {
 			if minHi < 0 || hi[m] < minHi {
@@ -187,14 +187,14 @@ func (c *completer) flow(lo, hi []int32) ([]int32, bool) {
 		}
 		for i := b.subOff[t]; i < b.subOff[t+1]; i++ {
 			if m := b.subs[i]; lo[m] <= minHi+1 && hi[m] > c.own[m] {
-				f.add(t, nt+int(m), c.free[t])
+				f.add(t, nt+int(m), c.free[t], 0)
 			}
 		}
 	}
 	sinks := make([]int, n)
 	var need int32
 	for m := range n {
-		sinks[m] = f.add(nt+m, sink, lo[m]-c.own[m])
+		sinks[m] = f.add(nt+m, sink, lo[m]-c.own[m], 0)
 		need += lo[m] - c.own[m]
 	}
 	if got := f.maxflow(src, sink, &c.work); got < need {
@@ -249,91 +249,4 @@ func (c *completer) apply(x []int32) {
 			b.load[m]++
 		}
 	}
-}
-
-// flowNet is a flow network for Dinic's algorithm; edge e's reverse is
-// e^1.
-type flowNet struct {
-	head, next, to []int
-	cap            []int32
-	level, iter    []int
-	queue          []int
-}
-
-func newFlowNet(nodes int) *flowNet {
-	f := &flowNet{head: make([]int, nodes), level: make([]int, nodes), iter: make([]int, nodes)}
-	f.reset()
-	return f
-}
-
-func (f *flowNet) reset() {
-	for i := range f.head {
-		f.head[i] = -1
-	}
-	f.next, f.to, f.cap = f.next[:0], f.to[:0], f.cap[:0]
-}
-
-// add adds an edge from u to v and returns its index.
-func (f *flowNet) add(u, v int, c int32) int {
-	e := len(f.to)
-	f.to = append(f.to, v, u)
-	f.cap = append(f.cap, c, 0)
-	f.next = append(f.next, f.head[u], f.head[v])
-	f.head[u], f.head[v] = e, e+1
-	return e
-}
-
-// maxflow pushes as much more flow from s to t as it can and returns how
-// much; each edge scanned costs one unit of work, and it stops when work
-// runs out.
-func (f *flowNet) maxflow(s, t int, work *int) int32 {
-	var total int32
-	for *work > 0 {
-		for i := range f.level {
-			f.level[i] = -1
-		}
-		f.level[s] = 0
-		f.queue = append(f.queue[:0], s)
-		for q := 0; q < len(f.queue); q++ {
-			u := f.queue[q]
-			for e := f.head[u]; e >= 0; e = f.next[e] {
-				*work--
-				if v := f.to[e]; f.cap[e] > 0 && f.level[v] < 0 {
-					f.level[v] = f.level[u] + 1
-					f.queue = append(f.queue, v)
-				}
-			}
-		}
-		if f.level[t] < 0 {
-			return total
-		}
-		copy(f.iter, f.head)
-		for {
-			d := f.push(s, t, 1<<30, work)
-			if d == 0 {
-				break
-			}
-			total += d
-		}
-	}
-	return total
-}
-
-func (f *flowNet) push(u, t int, limit int32, work *int) int32 {
-	if u == t {
-		return limit
-	}
-	for ; f.iter[u] >= 0; f.iter[u] = f.next[f.iter[u]] {
-		e := f.iter[u]
-		*work--
-		v := f.to[e]
-		if f.cap[e] > 0 && f.level[v] == f.level[u]+1 {
-			if d := f.push(v, t, min(limit, f.cap[e]), work); d > 0 {
-				f.cap[e] -= d
-				f.cap[e^1] += d
-				return d
-			}
-		}
-	}
-	return 0
 }
