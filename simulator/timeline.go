@@ -206,24 +206,22 @@ func (t *Timeline) finish(s *sim) {
 		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition),
 			cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.From, b.From), cmp.Compare(a.Member, b.Member))
 	})
-	for _, iv := range s.ledger.Intervals() {
-		if iv.End <= iv.Start {
-			continue
+	// changes adds each interval's start and end to its member's and its
+	// partition's changes.
+	changes := func(ivs []ownership.Interval, perMember map[string][]change, perPart [][]change) {
+		for _, iv := range ivs {
+			if iv.End <= iv.Start {
+				continue
+			}
+			name := s.procs[iv.Owner].node.name
+			perMember[name] = append(perMember[name], change{iv.Start, 1}, change{iv.End, -1})
+			perPart[iv.P] = append(perPart[iv.P], change{iv.Start, 1}, change{iv.End, -1})
 		}
-		name := s.procs[iv.Owner].node.name
-		perMember[name] = append(perMember[name], change{iv.Start, 1}, change{iv.End, -1})
-		perPart[iv.P] = append(perPart[iv.P], change{iv.Start, 1}, change{iv.End, -1})
 	}
+	changes(s.ledger.Intervals(), perMember, perPart)
 	workPerMember := map[string][]change{}
 	workPerPart := make([][]change, len(s.partRefs))
-	for _, iv := range s.work.Intervals() {
-		if iv.End <= iv.Start {
-			continue
-		}
-		name := s.procs[iv.Owner].node.name
-		workPerMember[name] = append(workPerMember[name], change{iv.Start, 1}, change{iv.End, -1})
-		workPerPart[iv.P] = append(workPerPart[iv.P], change{iv.Start, 1}, change{iv.End, -1})
-	}
+	changes(s.work.Intervals(), workPerMember, workPerPart)
 	steps := func(cs []change) []Step {
 		slices.SortStableFunc(cs, func(a, b change) int { return cmp.Compare(a.at, b.at) })
 		var out []Step

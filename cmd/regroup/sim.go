@@ -445,11 +445,30 @@ func (b batch) failure(row report.StatRow, res *simulator.Result) failure {
 	if b.param != "" || row.Variant.Assignor != "" {
 		replay = b.label(row) + replay + " (with that setting)"
 	}
+	return failureOf(res, replay)
+}
+
+// failureOf is the failing run res, to be replayed with replay.
+func failureOf(res *simulator.Result, replay string) failure {
 	f := failure{Seed: res.Seed, Replay: replay, Failed: res.Failed}
 	for _, v := range res.Violations {
 		f.Violations = append(f.Violations, v.String())
 	}
 	return f
+}
+
+// printFailures lists failing runs, each with its replay command, its
+// violations and its failed expectations.
+func printFailures(w io.Writer, failing []failure) {
+	for _, f := range failing {
+		fmt.Fprintf(w, "seed %d: %s\n", f.Seed, f.Replay)
+		for _, v := range f.Violations {
+			fmt.Fprintf(w, "  VIOLATION %s\n", v)
+		}
+		for _, e := range f.Failed {
+			fmt.Fprintf(w, "  FAILED %s\n", e)
+		}
+	}
 }
 
 // writeStats prints a batch's rows (text or JSON), writes them to csvF
@@ -485,15 +504,7 @@ func writeStats(cmd *cobra.Command, b batch, rows []report.StatRow, failing []fa
 	if output == "json" {
 		w = cmd.ErrOrStderr()
 	}
-	for _, f := range failing {
-		fmt.Fprintf(w, "seed %d: %s\n", f.Seed, f.Replay)
-		for _, v := range f.Violations {
-			fmt.Fprintf(w, "  VIOLATION %s\n", v)
-		}
-		for _, e := range f.Failed {
-			fmt.Fprintf(w, "  FAILED %s\n", e)
-		}
-	}
+	printFailures(w, failing)
 	if len(failing) > 0 {
 		return fmt.Errorf("%d of %d runs failed", len(failing), len(rows)*b.seeds)
 	}
@@ -658,14 +669,6 @@ waits for each member's next heartbeat instead of reaching it at once.`,
 	f.DurationVar(&jitter, "jitter", 0, "move the actions after 0s by a random offset up to this, drawn per seed (default with --seeds: the scenario's longest heartbeat interval)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	return cmd
-}
-
-// sweepResult is one failing seed of a sweep.
-type sweepResult struct {
-	Seed       uint64   `json:"seed"`
-	Violations []string `json:"violations"`
-	Failed     []string `json:"failed_expectations"`
-	Replay     string   `json:"replay"`
 }
 
 func simSweepCmd() *cobra.Command {
@@ -859,7 +862,7 @@ func randomSweep(cmd *cobra.Command, seeds int, start int64, parallel int, outpu
 	if seeds <= 0 || start < 0 {
 		return fmt.Errorf("--seeds must be positive and --start not negative")
 	}
-	results := make([]*sweepResult, seeds)
+	results := make([]*failure, seeds)
 	errs := make([]error, seeds)
 	bar := newProgress(cmd.ErrOrStderr(), seeds, "seeds")
 	forEach(seeds, parallel, func(i int) {
@@ -868,30 +871,27 @@ func randomSweep(cmd *cobra.Command, seeds int, start int64, parallel int, outpu
 		if err == nil {
 			var res *simulator.Result
 			if res, err = simulator.Run(sc, simulator.Options{}); err == nil && !res.OK() {
-				r := &sweepResult{Seed: seed, Failed: res.Failed, Replay: fmt.Sprintf("regroup sim run --random %d --trace", seed)}
-				for _, v := range res.Violations {
-					r.Violations = append(r.Violations, v.String())
-				}
-				results[i] = r
+				f := failureOf(res, fmt.Sprintf("regroup sim run --random %d --trace", seed))
+				results[i] = &f
 			}
 		}
 		errs[i] = err
 		bar.done(results[i] != nil)
 	})
 	bar.finish()
-	var failing []*sweepResult
+	var failing []failure
 	for i, r := range results {
 		if errs[i] != nil {
 			return fmt.Errorf("seed %d: %w", uint64(start)+uint64(i), errs[i])
 		}
 		if r != nil {
-			failing = append(failing, r)
+			failing = append(failing, *r)
 		}
 	}
 	out := cmd.OutOrStdout()
 	if output == "json" {
 		if failing == nil {
-			failing = []*sweepResult{}
+			failing = []failure{}
 		}
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -900,15 +900,7 @@ func randomSweep(cmd *cobra.Command, seeds int, start int64, parallel int, outpu
 		}
 	} else {
 		fmt.Fprintf(out, "%d seeds (%d to %d): %d failing\n", seeds, start, start+int64(seeds)-1, len(failing))
-		for _, r := range failing {
-			fmt.Fprintf(out, "seed %d: %s\n", r.Seed, r.Replay)
-			for _, v := range r.Violations {
-				fmt.Fprintf(out, "  VIOLATION %s\n", v)
-			}
-			for _, f := range r.Failed {
-				fmt.Fprintf(out, "  FAILED %s\n", f)
-			}
-		}
+		printFailures(out, failing)
 	}
 	if len(failing) > 0 {
 		return fmt.Errorf("%d of %d seeds failed", len(failing), seeds)
