@@ -44,6 +44,10 @@ const (
 	CodeNotAuthorized             Code = "NOT_AUTHORIZED"
 	CodeLimitExceeded             Code = "LIMIT_EXCEEDED"
 	CodeCoordinatorOverloaded     Code = "COORDINATOR_OVERLOADED"
+	CodeFencedMemberEpoch         Code = "FENCED_MEMBER_EPOCH"
+	CodeUnreleasedInstanceID      Code = "UNRELEASED_INSTANCE_ID"
+	CodeUnsupportedAssignor       Code = "UNSUPPORTED_ASSIGNOR"
+	CodeGroupProtocolMismatch     Code = "GROUP_PROTOCOL_MISMATCH"
 )
 
 // Metadata keys carried by some errors.
@@ -100,6 +104,10 @@ var (
 	ErrNotAuthorized             = &Error{Code: CodeNotAuthorized}
 	ErrLimitExceeded             = &Error{Code: CodeLimitExceeded}
 	ErrCoordinatorOverloaded     = &Error{Code: CodeCoordinatorOverloaded}
+	ErrFencedMemberEpoch         = &Error{Code: CodeFencedMemberEpoch}
+	ErrUnreleasedInstanceID      = &Error{Code: CodeUnreleasedInstanceID}
+	ErrUnsupportedAssignor       = &Error{Code: CodeUnsupportedAssignor}
+	ErrGroupProtocolMismatch     = &Error{Code: CodeGroupProtocolMismatch}
 )
 
 // Errorf returns an *Error with the given code and a formatted message.
@@ -197,6 +205,15 @@ var codes = map[Code]codeInfo{
 	// the same coordinator after retry_after_ms; it is not a failure of
 	// the coordinator, and it renewed no lease.
 	CodeCoordinatorOverloaded: {},
+	// Next-generation groups (Reconcile). A fenced member lost its place:
+	// it declares its partitions lost and joins again.
+	CodeFencedMemberEpoch: {},
+	// Another member uses the instance id and has not left yet: retry.
+	CodeUnreleasedInstanceID: {},
+	CodeUnsupportedAssignor: {fatal: true,
+		advice: "the coordinator does not know this server-side assignor; choose one of its assignors (regroup serve --help lists them)"},
+	CodeGroupProtocolMismatch: {fatal: true,
+		advice: "the group uses the other group protocol (classic or next); configure every member of a group with the same Protocol, or use another group id"},
 }
 
 // Fatal reports whether a member that receives this code must stop rather

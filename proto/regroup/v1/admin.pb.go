@@ -31,9 +31,11 @@ const (
 	GroupState_GROUP_STATE_UNSPECIFIED GroupState = 0
 	// No members; the group is deleted after a retention period.
 	GroupState_GROUP_STATE_EMPTY GroupState = 1
-	// Waiting for members to (re)join.
+	// Waiting for members to (re)join. For a next-generation group: its
+	// target assignment is about to be computed (Kafka's Assigning).
 	GroupState_GROUP_STATE_PREPARING_REBALANCE GroupState = 2
-	// Waiting for the leader's assignment.
+	// Waiting for the leader's assignment. For a next-generation group:
+	// members are converging to the target (Kafka's Reconciling).
 	GroupState_GROUP_STATE_COMPLETING_REBALANCE GroupState = 3
 	// Every member has its assignment.
 	GroupState_GROUP_STATE_STABLE GroupState = 4
@@ -194,7 +196,9 @@ type GroupSummary struct {
 	// The number of members.
 	Members int32 `protobuf:"varint,5,opt,name=members" json:"members,omitempty"`
 	// The leader's member id.
-	LeaderId      string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId" json:"leader_id,omitempty"`
+	LeaderId string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId" json:"leader_id,omitempty"`
+	// "classic" or "next" (the next-generation protocol, Reconcile).
+	GroupProtocol string `protobuf:"bytes,7,opt,name=group_protocol,json=groupProtocol" json:"group_protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +271,13 @@ func (x *GroupSummary) GetMembers() int32 {
 func (x *GroupSummary) GetLeaderId() string {
 	if x != nil {
 		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetGroupProtocol() string {
+	if x != nil {
+		return x.GroupProtocol
 	}
 	return ""
 }
@@ -400,8 +411,17 @@ type MemberDescription struct {
 	// Set while its SyncGroup answer waits for the lease of another member
 	// that may still hold some of its partitions: when that lease ends.
 	AssignmentWaitsUntil *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=assignment_waits_until,json=assignmentWaitsUntil" json:"assignment_waits_until,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Next-generation groups: the member's epoch (the target assignment
+	// epoch it has converged to).
+	MemberEpoch int32 `protobuf:"varint,17,opt,name=member_epoch,json=memberEpoch" json:"member_epoch,omitempty"`
+	// Next-generation groups: the member's part of the target assignment;
+	// assignment is what it has been given so far.
+	Target []*TopicPartitions `protobuf:"bytes,18,rep,name=target" json:"target,omitempty"`
+	// Next-generation groups: partitions it was told to give up and has not
+	// yet reported released.
+	Revoking      []*TopicPartitions `protobuf:"bytes,19,rep,name=revoking" json:"revoking,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MemberDescription) Reset() {
@@ -542,6 +562,27 @@ func (x *MemberDescription) GetIdentity() string {
 func (x *MemberDescription) GetAssignmentWaitsUntil() *timestamppb.Timestamp {
 	if x != nil {
 		return x.AssignmentWaitsUntil
+	}
+	return nil
+}
+
+func (x *MemberDescription) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *MemberDescription) GetTarget() []*TopicPartitions {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *MemberDescription) GetRevoking() []*TopicPartitions {
+	if x != nil {
+		return x.Revoking
 	}
 	return nil
 }
@@ -728,8 +769,14 @@ type DescribeGroupResponse struct {
 	// Topics some member subscribes to that are not in the topic registry:
 	// nobody owns partitions of them until an operator creates them.
 	UnknownTopics []string `protobuf:"bytes,10,rep,name=unknown_topics,json=unknownTopics" json:"unknown_topics,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// "classic" or "next" (the next-generation protocol, Reconcile).
+	GroupProtocol string `protobuf:"bytes,11,opt,name=group_protocol,json=groupProtocol" json:"group_protocol,omitempty"`
+	// Next-generation groups: the epoch of the target assignment (the
+	// generation is the group epoch, which a change of membership,
+	// subscriptions or topics bumps).
+	AssignmentEpoch int32 `protobuf:"varint,12,opt,name=assignment_epoch,json=assignmentEpoch" json:"assignment_epoch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DescribeGroupResponse) Reset() {
@@ -830,6 +877,20 @@ func (x *DescribeGroupResponse) GetUnknownTopics() []string {
 		return x.UnknownTopics
 	}
 	return nil
+}
+
+func (x *DescribeGroupResponse) GetGroupProtocol() string {
+	if x != nil {
+		return x.GroupProtocol
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetAssignmentEpoch() int32 {
+	if x != nil {
+		return x.AssignmentEpoch
+	}
+	return 0
 }
 
 // RemoveMembersRequest removes static members by instance id.
@@ -2118,7 +2179,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16regroup/v1/admin.proto\x12\n" +
 	"regroup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cregroup/v1/coordinator.proto\x1a\x16regroup/v1/types.proto\"\x13\n" +
-	"\x11ListGroupsRequest\"\xd3\x01\n" +
+	"\x11ListGroupsRequest\"\xfa\x01\n" +
 	"\fGroupSummary\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.regroup.v1.GroupStateR\x05state\x12\x1e\n" +
@@ -2127,11 +2188,12 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"generation\x12#\n" +
 	"\rprotocol_name\x18\x04 \x01(\tR\fprotocolName\x12\x18\n" +
 	"\amembers\x18\x05 \x01(\x05R\amembers\x12\x1b\n" +
-	"\tleader_id\x18\x06 \x01(\tR\bleaderId\"F\n" +
+	"\tleader_id\x18\x06 \x01(\tR\bleaderId\x12%\n" +
+	"\x0egroup_protocol\x18\a \x01(\tR\rgroupProtocol\"F\n" +
 	"\x12ListGroupsResponse\x120\n" +
 	"\x06groups\x18\x01 \x03(\v2\x18.regroup.v1.GroupSummaryR\x06groups\"1\n" +
 	"\x14DescribeGroupRequest\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xbd\x05\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xce\x06\n" +
 	"\x11MemberDescription\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x16\n" +
@@ -2152,7 +2214,10 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x06joined\x18\r \x01(\bR\x06joined\x12#\n" +
 	"\rawaiting_sync\x18\x0e \x01(\bR\fawaitingSync\x12\x1a\n" +
 	"\bidentity\x18\x0f \x01(\tR\bidentity\x12P\n" +
-	"\x16assignment_waits_until\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x14assignmentWaitsUntil\"\x90\x04\n" +
+	"\x16assignment_waits_until\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x14assignmentWaitsUntil\x12!\n" +
+	"\fmember_epoch\x18\x11 \x01(\x05R\vmemberEpoch\x123\n" +
+	"\x06target\x18\x12 \x03(\v2\x1b.regroup.v1.TopicPartitionsR\x06target\x127\n" +
+	"\brevoking\x18\x13 \x03(\v2\x1b.regroup.v1.TopicPartitionsR\brevoking\"\x90\x04\n" +
 	"\tRebalance\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x05R\n" +
@@ -2169,7 +2234,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x0ejoin_completed\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\rjoinCompleted\x12K\n" +
 	"\x13assignment_accepted\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x12assignmentAccepted\x12'\n" +
-	"\x0fpartitions_lost\x18\f \x01(\x05R\x0epartitionsLost\"\xb2\x03\n" +
+	"\x0fpartitions_lost\x18\f \x01(\x05R\x0epartitionsLost\"\x84\x04\n" +
 	"\x15DescribeGroupResponse\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.regroup.v1.GroupStateR\x05state\x12\x1e\n" +
@@ -2185,7 +2250,9 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x06topics\x18\b \x03(\v2\x11.regroup.v1.TopicR\x06topics\x12,\n" +
 	"\x12pending_member_ids\x18\t \x03(\tR\x10pendingMemberIds\x12%\n" +
 	"\x0eunknown_topics\x18\n" +
-	" \x03(\tR\runknownTopics\"w\n" +
+	" \x03(\tR\runknownTopics\x12%\n" +
+	"\x0egroup_protocol\x18\v \x01(\tR\rgroupProtocol\x12)\n" +
+	"\x10assignment_epoch\x18\f \x01(\x05R\x0fassignmentEpoch\"w\n" +
 	"\x14RemoveMembersRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12,\n" +
 	"\x12group_instance_ids\x18\x02 \x03(\tR\x10groupInstanceIds\x12\x16\n" +
@@ -2340,9 +2407,10 @@ var file_regroup_v1_admin_proto_goTypes = []any{
 	(*Subscription)(nil),            // 29: regroup.v1.Subscription
 	(*Assignment)(nil),              // 30: regroup.v1.Assignment
 	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
-	(*Topic)(nil),                   // 32: regroup.v1.Topic
-	(*LeaveMemberResult)(nil),       // 33: regroup.v1.LeaveMemberResult
-	(*durationpb.Duration)(nil),     // 34: google.protobuf.Duration
+	(*TopicPartitions)(nil),         // 32: regroup.v1.TopicPartitions
+	(*Topic)(nil),                   // 33: regroup.v1.Topic
+	(*LeaveMemberResult)(nil),       // 34: regroup.v1.LeaveMemberResult
+	(*durationpb.Duration)(nil),     // 35: google.protobuf.Duration
 }
 var file_regroup_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: regroup.v1.GroupSummary.state:type_name -> regroup.v1.GroupState
@@ -2351,54 +2419,56 @@ var file_regroup_v1_admin_proto_depIdxs = []int32{
 	30, // 3: regroup.v1.MemberDescription.assignment:type_name -> regroup.v1.Assignment
 	31, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
 	31, // 5: regroup.v1.MemberDescription.assignment_waits_until:type_name -> google.protobuf.Timestamp
-	31, // 6: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
-	31, // 7: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
-	31, // 8: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
-	31, // 9: regroup.v1.Rebalance.assignment_accepted:type_name -> google.protobuf.Timestamp
-	0,  // 10: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
-	6,  // 11: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
-	7,  // 12: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
-	32, // 13: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
-	33, // 14: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
-	32, // 15: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
-	32, // 16: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
-	31, // 17: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
-	3,  // 18: regroup.v1.WatchGroupResponse.snapshot:type_name -> regroup.v1.GroupSummary
-	21, // 19: regroup.v1.WatchGroupResponse.state_changed:type_name -> regroup.v1.GroupStateChange
-	22, // 20: regroup.v1.WatchGroupResponse.rebalance_started:type_name -> regroup.v1.RebalanceStarted
-	23, // 21: regroup.v1.WatchGroupResponse.rebalance_done:type_name -> regroup.v1.RebalanceDone
-	24, // 22: regroup.v1.WatchGroupResponse.member_removed:type_name -> regroup.v1.MemberRemoved
-	25, // 23: regroup.v1.WatchGroupResponse.member_replaced:type_name -> regroup.v1.MemberReplaced
-	26, // 24: regroup.v1.WatchGroupResponse.assignment_refused:type_name -> regroup.v1.AssignmentRefused
-	0,  // 25: regroup.v1.GroupStateChange.from:type_name -> regroup.v1.GroupState
-	0,  // 26: regroup.v1.GroupStateChange.to:type_name -> regroup.v1.GroupState
-	34, // 27: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
-	34, // 28: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
-	1,  // 29: regroup.v1.DescribeClusterResponse.role:type_name -> regroup.v1.CoordinatorRole
-	31, // 30: regroup.v1.DescribeClusterResponse.leading_since:type_name -> google.protobuf.Timestamp
-	2,  // 31: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
-	5,  // 32: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
-	9,  // 33: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
-	11, // 34: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
-	13, // 35: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
-	15, // 36: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
-	17, // 37: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
-	19, // 38: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
-	27, // 39: regroup.v1.Admin.DescribeCluster:input_type -> regroup.v1.DescribeClusterRequest
-	4,  // 40: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
-	8,  // 41: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
-	10, // 42: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
-	12, // 43: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
-	14, // 44: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
-	16, // 45: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
-	18, // 46: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
-	20, // 47: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
-	28, // 48: regroup.v1.Admin.DescribeCluster:output_type -> regroup.v1.DescribeClusterResponse
-	40, // [40:49] is the sub-list for method output_type
-	31, // [31:40] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	32, // 6: regroup.v1.MemberDescription.target:type_name -> regroup.v1.TopicPartitions
+	32, // 7: regroup.v1.MemberDescription.revoking:type_name -> regroup.v1.TopicPartitions
+	31, // 8: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
+	31, // 9: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
+	31, // 10: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
+	31, // 11: regroup.v1.Rebalance.assignment_accepted:type_name -> google.protobuf.Timestamp
+	0,  // 12: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
+	6,  // 13: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
+	7,  // 14: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
+	33, // 15: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
+	34, // 16: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
+	33, // 17: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
+	33, // 18: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
+	31, // 19: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
+	3,  // 20: regroup.v1.WatchGroupResponse.snapshot:type_name -> regroup.v1.GroupSummary
+	21, // 21: regroup.v1.WatchGroupResponse.state_changed:type_name -> regroup.v1.GroupStateChange
+	22, // 22: regroup.v1.WatchGroupResponse.rebalance_started:type_name -> regroup.v1.RebalanceStarted
+	23, // 23: regroup.v1.WatchGroupResponse.rebalance_done:type_name -> regroup.v1.RebalanceDone
+	24, // 24: regroup.v1.WatchGroupResponse.member_removed:type_name -> regroup.v1.MemberRemoved
+	25, // 25: regroup.v1.WatchGroupResponse.member_replaced:type_name -> regroup.v1.MemberReplaced
+	26, // 26: regroup.v1.WatchGroupResponse.assignment_refused:type_name -> regroup.v1.AssignmentRefused
+	0,  // 27: regroup.v1.GroupStateChange.from:type_name -> regroup.v1.GroupState
+	0,  // 28: regroup.v1.GroupStateChange.to:type_name -> regroup.v1.GroupState
+	35, // 29: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
+	35, // 30: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
+	1,  // 31: regroup.v1.DescribeClusterResponse.role:type_name -> regroup.v1.CoordinatorRole
+	31, // 32: regroup.v1.DescribeClusterResponse.leading_since:type_name -> google.protobuf.Timestamp
+	2,  // 33: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
+	5,  // 34: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
+	9,  // 35: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
+	11, // 36: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
+	13, // 37: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
+	15, // 38: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
+	17, // 39: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
+	19, // 40: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
+	27, // 41: regroup.v1.Admin.DescribeCluster:input_type -> regroup.v1.DescribeClusterRequest
+	4,  // 42: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
+	8,  // 43: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
+	10, // 44: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
+	12, // 45: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
+	14, // 46: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
+	16, // 47: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
+	18, // 48: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
+	20, // 49: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
+	28, // 50: regroup.v1.Admin.DescribeCluster:output_type -> regroup.v1.DescribeClusterResponse
+	42, // [42:51] is the sub-list for method output_type
+	33, // [33:42] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_regroup_v1_admin_proto_init() }

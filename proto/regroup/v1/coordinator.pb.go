@@ -1113,6 +1113,333 @@ func (x *FindCoordinatorResponse) GetCoordinators() []string {
 	return nil
 }
 
+// ReconcileRequest is a next-generation member's call: see Reconcile.
+type ReconcileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
+	// Empty to join; then the id the coordinator gave.
+	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
+	// 0 to join; -1 to leave; -2 to leave temporarily (static members only);
+	// otherwise the member epoch of the last answer the member acted on.
+	MemberEpoch int32 `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch" json:"member_epoch,omitempty"`
+	// A stable identity across restarts (static membership), or empty.
+	GroupInstanceId string `protobuf:"bytes,4,opt,name=group_instance_id,json=groupInstanceId" json:"group_instance_id,omitempty"`
+	// Free-form name of the client program, shown to operators.
+	ClientId string `protobuf:"bytes,5,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
+	// How long the coordinator waits for a call before removing the member.
+	SessionTimeoutMs int64 `protobuf:"varint,6,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
+	// How long the member may take to give up partitions it is asked to
+	// revoke before it is removed (and its partitions wait for its lease).
+	RebalanceTimeoutMs int64 `protobuf:"varint,7,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs" json:"rebalance_timeout_ms,omitempty"`
+	// The subscribed topics, sent with every call; a change rebalances.
+	SubscribedTopics []string `protobuf:"bytes,8,rep,name=subscribed_topics,json=subscribedTopics" json:"subscribed_topics,omitempty"`
+	// The assignor the group computes its target assignment with (a name of
+	// the coordinator's assignor registry, e.g. "cooperative-sticky" or
+	// "range"). The first member's choice is the group's; empty accepts the
+	// group's, or "cooperative-sticky" for a new group.
+	ServerAssignor string `protobuf:"bytes,9,opt,name=server_assignor,json=serverAssignor" json:"server_assignor,omitempty"`
+	// The partitions the member holds now (it was given them and has not
+	// finished giving them up). Everything it no longer reports is released.
+	Owned []*TopicPartitions `protobuf:"bytes,10,rep,name=owned" json:"owned,omitempty"`
+	// Hold the call for up to this long, answering early when the member's
+	// assignment or epoch changes. 0 answers at once. At most a third of the
+	// session timeout.
+	HoldMs int64 `protobuf:"varint,11,opt,name=hold_ms,json=holdMs" json:"hold_ms,omitempty"`
+	// The secret of the member's first answer; required with a member_id.
+	MemberSecret string `protobuf:"bytes,12,opt,name=member_secret,json=memberSecret" json:"member_secret,omitempty"`
+	// How many partitions the member declared lost (OnLost) since its last
+	// answered call, for the group's history and the coordinator's metrics.
+	PartitionsLost int32 `protobuf:"varint,13,opt,name=partitions_lost,json=partitionsLost" json:"partitions_lost,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReconcileRequest) Reset() {
+	*x = ReconcileRequest{}
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileRequest) ProtoMessage() {}
+
+func (x *ReconcileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileRequest.ProtoReflect.Descriptor instead.
+func (*ReconcileRequest) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_coordinator_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReconcileRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *ReconcileRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ReconcileRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *ReconcileRequest) GetGroupInstanceId() string {
+	if x != nil {
+		return x.GroupInstanceId
+	}
+	return ""
+}
+
+func (x *ReconcileRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ReconcileRequest) GetSessionTimeoutMs() int64 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+func (x *ReconcileRequest) GetRebalanceTimeoutMs() int64 {
+	if x != nil {
+		return x.RebalanceTimeoutMs
+	}
+	return 0
+}
+
+func (x *ReconcileRequest) GetSubscribedTopics() []string {
+	if x != nil {
+		return x.SubscribedTopics
+	}
+	return nil
+}
+
+func (x *ReconcileRequest) GetServerAssignor() string {
+	if x != nil {
+		return x.ServerAssignor
+	}
+	return ""
+}
+
+func (x *ReconcileRequest) GetOwned() []*TopicPartitions {
+	if x != nil {
+		return x.Owned
+	}
+	return nil
+}
+
+func (x *ReconcileRequest) GetHoldMs() int64 {
+	if x != nil {
+		return x.HoldMs
+	}
+	return 0
+}
+
+func (x *ReconcileRequest) GetMemberSecret() string {
+	if x != nil {
+		return x.MemberSecret
+	}
+	return ""
+}
+
+func (x *ReconcileRequest) GetPartitionsLost() int32 {
+	if x != nil {
+		return x.PartitionsLost
+	}
+	return 0
+}
+
+// ReconcileResponse answers a Reconcile call.
+type ReconcileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's id (new on a join).
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId" json:"member_id,omitempty"`
+	// The member's epoch: send it back in the next call.
+	MemberEpoch int32 `protobuf:"varint,2,opt,name=member_epoch,json=memberEpoch" json:"member_epoch,omitempty"`
+	// Sent only in the answer to a join: a secret that proves the member's
+	// later calls are its own (member ids are not secret). Never shown to
+	// anyone else.
+	MemberSecret string `protobuf:"bytes,3,opt,name=member_secret,json=memberSecret" json:"member_secret,omitempty"`
+	// How long to hold the next call: the coordinator sets the interval.
+	HeartbeatIntervalMs int64 `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs" json:"heartbeat_interval_ms,omitempty"`
+	// Present when the member's assignment differs from what it reported
+	// owning: it must give up every partition it holds that is not in the
+	// assignment (then call again, reporting the rest), and it owns every
+	// partition of the assignment from now on.
+	Assignment *ReconcileAssignment `protobuf:"bytes,5,opt,name=assignment" json:"assignment,omitempty"`
+	// The member's session timeout as the coordinator applies it.
+	SessionTimeoutMs int64 `protobuf:"varint,6,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
+	// Topics the member subscribes to that are not in the topic registry.
+	UnknownTopics []string `protobuf:"bytes,7,rep,name=unknown_topics,json=unknownTopics" json:"unknown_topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileResponse) Reset() {
+	*x = ReconcileResponse{}
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileResponse) ProtoMessage() {}
+
+func (x *ReconcileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileResponse.ProtoReflect.Descriptor instead.
+func (*ReconcileResponse) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_coordinator_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReconcileResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ReconcileResponse) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *ReconcileResponse) GetMemberSecret() string {
+	if x != nil {
+		return x.MemberSecret
+	}
+	return ""
+}
+
+func (x *ReconcileResponse) GetHeartbeatIntervalMs() int64 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
+	}
+	return 0
+}
+
+func (x *ReconcileResponse) GetAssignment() *ReconcileAssignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+func (x *ReconcileResponse) GetSessionTimeoutMs() int64 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+func (x *ReconcileResponse) GetUnknownTopics() []string {
+	if x != nil {
+		return x.UnknownTopics
+	}
+	return nil
+}
+
+// ReconcileAssignment is a next-generation member's whole assignment.
+type ReconcileAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partitions the member owns.
+	Partitions []*TopicPartitions `protobuf:"bytes,1,rep,name=partitions" json:"partitions,omitempty"`
+	// The fencing token of the partitions this assignment adds to what the
+	// member reported owning; a partition it already owned keeps the token
+	// it was acquired with. Tokens only grow: a partition's next owner
+	// always gets a larger one than any token given before (see
+	// SyncGroupResponse.fencing_token).
+	FencingToken  int64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken" json:"fencing_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileAssignment) Reset() {
+	*x = ReconcileAssignment{}
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileAssignment) ProtoMessage() {}
+
+func (x *ReconcileAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_coordinator_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileAssignment.ProtoReflect.Descriptor instead.
+func (*ReconcileAssignment) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_coordinator_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReconcileAssignment) GetPartitions() []*TopicPartitions {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ReconcileAssignment) GetFencingToken() int64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
 var File_regroup_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_regroup_v1_coordinator_proto_rawDesc = "" +
@@ -1202,13 +1529,44 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"d\n" +
 	"\x17FindCoordinatorResponse\x12%\n" +
 	"\x0eleader_address\x18\x01 \x01(\tR\rleaderAddress\x12\"\n" +
-	"\fcoordinators\x18\x02 \x03(\tR\fcoordinators2\x94\x03\n" +
+	"\fcoordinators\x18\x02 \x03(\tR\fcoordinators\"\x86\x04\n" +
+	"\x10ReconcileRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x12*\n" +
+	"\x11group_instance_id\x18\x04 \x01(\tR\x0fgroupInstanceId\x12\x1b\n" +
+	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12,\n" +
+	"\x12session_timeout_ms\x18\x06 \x01(\x03R\x10sessionTimeoutMs\x120\n" +
+	"\x14rebalance_timeout_ms\x18\a \x01(\x03R\x12rebalanceTimeoutMs\x12+\n" +
+	"\x11subscribed_topics\x18\b \x03(\tR\x10subscribedTopics\x12'\n" +
+	"\x0fserver_assignor\x18\t \x01(\tR\x0eserverAssignor\x121\n" +
+	"\x05owned\x18\n" +
+	" \x03(\v2\x1b.regroup.v1.TopicPartitionsR\x05owned\x12\x17\n" +
+	"\ahold_ms\x18\v \x01(\x03R\x06holdMs\x12#\n" +
+	"\rmember_secret\x18\f \x01(\tR\fmemberSecret\x12'\n" +
+	"\x0fpartitions_lost\x18\r \x01(\x05R\x0epartitionsLost\"\xc2\x02\n" +
+	"\x11ReconcileResponse\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x02 \x01(\x05R\vmemberEpoch\x12#\n" +
+	"\rmember_secret\x18\x03 \x01(\tR\fmemberSecret\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x04 \x01(\x03R\x13heartbeatIntervalMs\x12?\n" +
+	"\n" +
+	"assignment\x18\x05 \x01(\v2\x1f.regroup.v1.ReconcileAssignmentR\n" +
+	"assignment\x12,\n" +
+	"\x12session_timeout_ms\x18\x06 \x01(\x03R\x10sessionTimeoutMs\x12%\n" +
+	"\x0eunknown_topics\x18\a \x03(\tR\runknownTopics\"w\n" +
+	"\x13ReconcileAssignment\x12;\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1b.regroup.v1.TopicPartitionsR\n" +
+	"partitions\x12#\n" +
+	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken2\xde\x03\n" +
 	"\vCoordinator\x12H\n" +
 	"\tJoinGroup\x12\x1c.regroup.v1.JoinGroupRequest\x1a\x1d.regroup.v1.JoinGroupResponse\x12H\n" +
 	"\tSyncGroup\x12\x1c.regroup.v1.SyncGroupRequest\x1a\x1d.regroup.v1.SyncGroupResponse\x12H\n" +
 	"\tHeartbeat\x12\x1c.regroup.v1.HeartbeatRequest\x1a\x1d.regroup.v1.HeartbeatResponse\x12K\n" +
 	"\n" +
-	"LeaveGroup\x12\x1d.regroup.v1.LeaveGroupRequest\x1a\x1e.regroup.v1.LeaveGroupResponse\x12Z\n" +
+	"LeaveGroup\x12\x1d.regroup.v1.LeaveGroupRequest\x1a\x1e.regroup.v1.LeaveGroupResponse\x12H\n" +
+	"\tReconcile\x12\x1c.regroup.v1.ReconcileRequest\x1a\x1d.regroup.v1.ReconcileResponse\x12Z\n" +
 	"\x0fFindCoordinator\x12\".regroup.v1.FindCoordinatorRequest\x1a#.regroup.v1.FindCoordinatorResponseBBZ9github.com/regroup-dev/regroup/proto/regroup/v1;regroupv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
@@ -1223,7 +1581,7 @@ func file_regroup_v1_coordinator_proto_rawDescGZIP() []byte {
 	return file_regroup_v1_coordinator_proto_rawDescData
 }
 
-var file_regroup_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_regroup_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_regroup_v1_coordinator_proto_goTypes = []any{
 	(*JoinGroupRequest)(nil),        // 0: regroup.v1.JoinGroupRequest
 	(*JoinGroupMember)(nil),         // 1: regroup.v1.JoinGroupMember
@@ -1239,36 +1597,45 @@ var file_regroup_v1_coordinator_proto_goTypes = []any{
 	(*LeaveGroupResponse)(nil),      // 11: regroup.v1.LeaveGroupResponse
 	(*FindCoordinatorRequest)(nil),  // 12: regroup.v1.FindCoordinatorRequest
 	(*FindCoordinatorResponse)(nil), // 13: regroup.v1.FindCoordinatorResponse
-	(*Protocol)(nil),                // 14: regroup.v1.Protocol
-	(*Subscription)(nil),            // 15: regroup.v1.Subscription
-	(*Topic)(nil),                   // 16: regroup.v1.Topic
-	(*Assignment)(nil),              // 17: regroup.v1.Assignment
+	(*ReconcileRequest)(nil),        // 14: regroup.v1.ReconcileRequest
+	(*ReconcileResponse)(nil),       // 15: regroup.v1.ReconcileResponse
+	(*ReconcileAssignment)(nil),     // 16: regroup.v1.ReconcileAssignment
+	(*Protocol)(nil),                // 17: regroup.v1.Protocol
+	(*Subscription)(nil),            // 18: regroup.v1.Subscription
+	(*Topic)(nil),                   // 19: regroup.v1.Topic
+	(*Assignment)(nil),              // 20: regroup.v1.Assignment
+	(*TopicPartitions)(nil),         // 21: regroup.v1.TopicPartitions
 }
 var file_regroup_v1_coordinator_proto_depIdxs = []int32{
-	14, // 0: regroup.v1.JoinGroupRequest.protocols:type_name -> regroup.v1.Protocol
-	15, // 1: regroup.v1.JoinGroupMember.subscription:type_name -> regroup.v1.Subscription
+	17, // 0: regroup.v1.JoinGroupRequest.protocols:type_name -> regroup.v1.Protocol
+	18, // 1: regroup.v1.JoinGroupMember.subscription:type_name -> regroup.v1.Subscription
 	1,  // 2: regroup.v1.JoinGroupResponse.members:type_name -> regroup.v1.JoinGroupMember
-	16, // 3: regroup.v1.JoinGroupResponse.topics:type_name -> regroup.v1.Topic
-	17, // 4: regroup.v1.MemberAssignment.assignment:type_name -> regroup.v1.Assignment
+	19, // 3: regroup.v1.JoinGroupResponse.topics:type_name -> regroup.v1.Topic
+	20, // 4: regroup.v1.MemberAssignment.assignment:type_name -> regroup.v1.Assignment
 	3,  // 5: regroup.v1.SyncGroupRequest.assignments:type_name -> regroup.v1.MemberAssignment
-	17, // 6: regroup.v1.SyncGroupResponse.assignment:type_name -> regroup.v1.Assignment
+	20, // 6: regroup.v1.SyncGroupResponse.assignment:type_name -> regroup.v1.Assignment
 	8,  // 7: regroup.v1.LeaveGroupRequest.members:type_name -> regroup.v1.LeaveMember
 	10, // 8: regroup.v1.LeaveGroupResponse.members:type_name -> regroup.v1.LeaveMemberResult
-	0,  // 9: regroup.v1.Coordinator.JoinGroup:input_type -> regroup.v1.JoinGroupRequest
-	4,  // 10: regroup.v1.Coordinator.SyncGroup:input_type -> regroup.v1.SyncGroupRequest
-	6,  // 11: regroup.v1.Coordinator.Heartbeat:input_type -> regroup.v1.HeartbeatRequest
-	9,  // 12: regroup.v1.Coordinator.LeaveGroup:input_type -> regroup.v1.LeaveGroupRequest
-	12, // 13: regroup.v1.Coordinator.FindCoordinator:input_type -> regroup.v1.FindCoordinatorRequest
-	2,  // 14: regroup.v1.Coordinator.JoinGroup:output_type -> regroup.v1.JoinGroupResponse
-	5,  // 15: regroup.v1.Coordinator.SyncGroup:output_type -> regroup.v1.SyncGroupResponse
-	7,  // 16: regroup.v1.Coordinator.Heartbeat:output_type -> regroup.v1.HeartbeatResponse
-	11, // 17: regroup.v1.Coordinator.LeaveGroup:output_type -> regroup.v1.LeaveGroupResponse
-	13, // 18: regroup.v1.Coordinator.FindCoordinator:output_type -> regroup.v1.FindCoordinatorResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	21, // 9: regroup.v1.ReconcileRequest.owned:type_name -> regroup.v1.TopicPartitions
+	16, // 10: regroup.v1.ReconcileResponse.assignment:type_name -> regroup.v1.ReconcileAssignment
+	21, // 11: regroup.v1.ReconcileAssignment.partitions:type_name -> regroup.v1.TopicPartitions
+	0,  // 12: regroup.v1.Coordinator.JoinGroup:input_type -> regroup.v1.JoinGroupRequest
+	4,  // 13: regroup.v1.Coordinator.SyncGroup:input_type -> regroup.v1.SyncGroupRequest
+	6,  // 14: regroup.v1.Coordinator.Heartbeat:input_type -> regroup.v1.HeartbeatRequest
+	9,  // 15: regroup.v1.Coordinator.LeaveGroup:input_type -> regroup.v1.LeaveGroupRequest
+	14, // 16: regroup.v1.Coordinator.Reconcile:input_type -> regroup.v1.ReconcileRequest
+	12, // 17: regroup.v1.Coordinator.FindCoordinator:input_type -> regroup.v1.FindCoordinatorRequest
+	2,  // 18: regroup.v1.Coordinator.JoinGroup:output_type -> regroup.v1.JoinGroupResponse
+	5,  // 19: regroup.v1.Coordinator.SyncGroup:output_type -> regroup.v1.SyncGroupResponse
+	7,  // 20: regroup.v1.Coordinator.Heartbeat:output_type -> regroup.v1.HeartbeatResponse
+	11, // 21: regroup.v1.Coordinator.LeaveGroup:output_type -> regroup.v1.LeaveGroupResponse
+	15, // 22: regroup.v1.Coordinator.Reconcile:output_type -> regroup.v1.ReconcileResponse
+	13, // 23: regroup.v1.Coordinator.FindCoordinator:output_type -> regroup.v1.FindCoordinatorResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_regroup_v1_coordinator_proto_init() }
@@ -1283,7 +1650,7 @@ func file_regroup_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_regroup_v1_coordinator_proto_rawDesc), len(file_regroup_v1_coordinator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

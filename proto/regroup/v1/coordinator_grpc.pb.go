@@ -23,6 +23,7 @@ const (
 	Coordinator_SyncGroup_FullMethodName       = "/regroup.v1.Coordinator/SyncGroup"
 	Coordinator_Heartbeat_FullMethodName       = "/regroup.v1.Coordinator/Heartbeat"
 	Coordinator_LeaveGroup_FullMethodName      = "/regroup.v1.Coordinator/LeaveGroup"
+	Coordinator_Reconcile_FullMethodName       = "/regroup.v1.Coordinator/Reconcile"
 	Coordinator_FindCoordinator_FullMethodName = "/regroup.v1.Coordinator/FindCoordinator"
 )
 
@@ -81,6 +82,21 @@ const (
 //	COORDINATOR_NOT_AVAILABLE (UNAVAILABLE): the coordinator cannot serve the
 //	  group right now (it is loading, lost its store, or the group was just
 //	  deleted). Retry with backoff, on any endpoint.
+//	FENCED_MEMBER_EPOCH (FAILED_PRECONDITION): Reconcile only. The member
+//	  epoch the request names is ahead of the coordinator's (or the member
+//	  was removed for not revoking in time). The coordinator removed the
+//	  member: treat every partition as lost and join again (member_epoch
+//	  0, empty member_id).
+//	UNRELEASED_INSTANCE_ID (FAILED_PRECONDITION): Reconcile only. Another
+//	  member of the group uses this group_instance_id and has not left:
+//	  retry after a while (its session may end, or it may leave).
+//	UNSUPPORTED_ASSIGNOR (INVALID_ARGUMENT): Reconcile only. The
+//	  server_assignor is not one the coordinator knows. Fatal: fix the
+//	  configuration.
+//	GROUP_PROTOCOL_MISMATCH (FAILED_PRECONDITION): a JoinGroup for a group
+//	  of the next-generation protocol, or a Reconcile for a classic group.
+//	  A group keeps the protocol of its first member until it is empty.
+//	  Fatal: configure every member of the group with the same protocol.
 //	COORDINATOR_OVERLOADED (UNAVAILABLE): the coordinator is overloaded (its
 //	  calls wait longer than its threshold before it gets to them) and shed
 //	  this call without doing anything with it: no member was created, no
@@ -155,6 +171,35 @@ type CoordinatorClient interface {
 	// COORDINATOR_NOT_AVAILABLE. Per entry: UNKNOWN_MEMBER_ID,
 	// FENCED_INSTANCE_ID, INVALID_REQUEST.
 	LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error)
+	// Reconcile is the whole of the next-generation protocol (Kafka's
+	// KIP-848 model): one call joins, reports, heartbeats and leaves. The
+	// coordinator computes the group's target assignment itself, with the
+	// group's server_assignor, and each member converges to its part on its
+	// own: it is told which partitions to give up, reports that it did, and
+	// is then given partitions that nobody else may still hold. There is no
+	// group-wide barrier: a member whose partitions do not move makes no
+	// extra call, and a slow member delays only the partitions it holds.
+	//
+	// A member joins with member_epoch 0 and an empty member_id, keeps one
+	// call outstanding, held for hold_ms (the coordinator answers it early,
+	// within a round trip, when the member's assignment or epoch changes),
+	// and sends the next call as soon as it has acted on the answer, always
+	// reporting the partitions it holds (owned). A partition it stops
+	// reporting is released and may go to another member at once. Leaving:
+	// member_epoch -1 (everything released) or, for a static member, -2 (a
+	// temporary leave: its place and assignment are kept for a restart with
+	// the same instance id until its session ends).
+	//
+	// Ownership is a lease, as for classic groups: the session is refreshed
+	// when the call arrives, and a partition goes to a new owner only once
+	// its previous owner reported releasing it or its lease has ended.
+	//
+	// Errors: INVALID_REQUEST, INVALID_SESSION_TIMEOUT, UNKNOWN_MEMBER_ID,
+	// FENCED_MEMBER_EPOCH, UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR,
+	// GROUP_PROTOCOL_MISMATCH, GROUP_MAX_SIZE_REACHED, NOT_AUTHORIZED,
+	// NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_OVERLOADED
+	// (joins only).
+	Reconcile(ctx context.Context, in *ReconcileRequest, opts ...grpc.CallOption) (*ReconcileResponse, error)
 	// FindCoordinator tells which coordinator serves a group and which
 	// coordinators there are. Any coordinator answers it, leader or not, from
 	// what it sees in the election: members call it to learn every
@@ -208,6 +253,16 @@ func (c *coordinatorClient) LeaveGroup(ctx context.Context, in *LeaveGroupReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LeaveGroupResponse)
 	err := c.cc.Invoke(ctx, Coordinator_LeaveGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) Reconcile(ctx context.Context, in *ReconcileRequest, opts ...grpc.CallOption) (*ReconcileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconcileResponse)
+	err := c.cc.Invoke(ctx, Coordinator_Reconcile_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +334,21 @@ func (c *coordinatorClient) FindCoordinator(ctx context.Context, in *FindCoordin
 //	COORDINATOR_NOT_AVAILABLE (UNAVAILABLE): the coordinator cannot serve the
 //	  group right now (it is loading, lost its store, or the group was just
 //	  deleted). Retry with backoff, on any endpoint.
+//	FENCED_MEMBER_EPOCH (FAILED_PRECONDITION): Reconcile only. The member
+//	  epoch the request names is ahead of the coordinator's (or the member
+//	  was removed for not revoking in time). The coordinator removed the
+//	  member: treat every partition as lost and join again (member_epoch
+//	  0, empty member_id).
+//	UNRELEASED_INSTANCE_ID (FAILED_PRECONDITION): Reconcile only. Another
+//	  member of the group uses this group_instance_id and has not left:
+//	  retry after a while (its session may end, or it may leave).
+//	UNSUPPORTED_ASSIGNOR (INVALID_ARGUMENT): Reconcile only. The
+//	  server_assignor is not one the coordinator knows. Fatal: fix the
+//	  configuration.
+//	GROUP_PROTOCOL_MISMATCH (FAILED_PRECONDITION): a JoinGroup for a group
+//	  of the next-generation protocol, or a Reconcile for a classic group.
+//	  A group keeps the protocol of its first member until it is empty.
+//	  Fatal: configure every member of the group with the same protocol.
 //	COORDINATOR_OVERLOADED (UNAVAILABLE): the coordinator is overloaded (its
 //	  calls wait longer than its threshold before it gets to them) and shed
 //	  this call without doing anything with it: no member was created, no
@@ -353,6 +423,35 @@ type CoordinatorServer interface {
 	// COORDINATOR_NOT_AVAILABLE. Per entry: UNKNOWN_MEMBER_ID,
 	// FENCED_INSTANCE_ID, INVALID_REQUEST.
 	LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error)
+	// Reconcile is the whole of the next-generation protocol (Kafka's
+	// KIP-848 model): one call joins, reports, heartbeats and leaves. The
+	// coordinator computes the group's target assignment itself, with the
+	// group's server_assignor, and each member converges to its part on its
+	// own: it is told which partitions to give up, reports that it did, and
+	// is then given partitions that nobody else may still hold. There is no
+	// group-wide barrier: a member whose partitions do not move makes no
+	// extra call, and a slow member delays only the partitions it holds.
+	//
+	// A member joins with member_epoch 0 and an empty member_id, keeps one
+	// call outstanding, held for hold_ms (the coordinator answers it early,
+	// within a round trip, when the member's assignment or epoch changes),
+	// and sends the next call as soon as it has acted on the answer, always
+	// reporting the partitions it holds (owned). A partition it stops
+	// reporting is released and may go to another member at once. Leaving:
+	// member_epoch -1 (everything released) or, for a static member, -2 (a
+	// temporary leave: its place and assignment are kept for a restart with
+	// the same instance id until its session ends).
+	//
+	// Ownership is a lease, as for classic groups: the session is refreshed
+	// when the call arrives, and a partition goes to a new owner only once
+	// its previous owner reported releasing it or its lease has ended.
+	//
+	// Errors: INVALID_REQUEST, INVALID_SESSION_TIMEOUT, UNKNOWN_MEMBER_ID,
+	// FENCED_MEMBER_EPOCH, UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR,
+	// GROUP_PROTOCOL_MISMATCH, GROUP_MAX_SIZE_REACHED, NOT_AUTHORIZED,
+	// NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_OVERLOADED
+	// (joins only).
+	Reconcile(context.Context, *ReconcileRequest) (*ReconcileResponse, error)
 	// FindCoordinator tells which coordinator serves a group and which
 	// coordinators there are. Any coordinator answers it, leader or not, from
 	// what it sees in the election: members call it to learn every
@@ -383,6 +482,9 @@ func (UnimplementedCoordinatorServer) Heartbeat(context.Context, *HeartbeatReque
 }
 func (UnimplementedCoordinatorServer) LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LeaveGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) Reconcile(context.Context, *ReconcileRequest) (*ReconcileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reconcile not implemented")
 }
 func (UnimplementedCoordinatorServer) FindCoordinator(context.Context, *FindCoordinatorRequest) (*FindCoordinatorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FindCoordinator not implemented")
@@ -480,6 +582,24 @@ func _Coordinator_LeaveGroup_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_Reconcile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconcileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).Reconcile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_Reconcile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).Reconcile(ctx, req.(*ReconcileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Coordinator_FindCoordinator_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(FindCoordinatorRequest)
 	if err := dec(in); err != nil {
@@ -520,6 +640,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LeaveGroup",
 			Handler:    _Coordinator_LeaveGroup_Handler,
+		},
+		{
+			MethodName: "Reconcile",
+			Handler:    _Coordinator_Reconcile_Handler,
 		},
 		{
 			MethodName: "FindCoordinator",

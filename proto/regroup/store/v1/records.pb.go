@@ -56,8 +56,17 @@ type GroupRecord struct {
 	EmptySince *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=empty_since,json=emptySince,proto3" json:"empty_since,omitempty"`
 	// Why the rebalance in progress started, if one is.
 	RebalanceCause string `protobuf:"bytes,12,opt,name=rebalance_cause,json=rebalanceCause,proto3" json:"rebalance_cause,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// "next" for a group of the next-generation protocol (Reconcile); empty
+	// for a classic group. For such a group, generation is the group epoch
+	// and protocol_name its server-side assignor.
+	GroupProtocol string `protobuf:"bytes,13,opt,name=group_protocol,json=groupProtocol,proto3" json:"group_protocol,omitempty"`
+	// Next-generation groups: the epoch of the target assignment.
+	AssignmentEpoch int32 `protobuf:"varint,14,opt,name=assignment_epoch,json=assignmentEpoch,proto3" json:"assignment_epoch,omitempty"`
+	// Next-generation groups: the largest fencing token given so far; the
+	// next one is larger.
+	LastFencingToken int64 `protobuf:"varint,15,opt,name=last_fencing_token,json=lastFencingToken,proto3" json:"last_fencing_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GroupRecord) Reset() {
@@ -174,6 +183,27 @@ func (x *GroupRecord) GetRebalanceCause() string {
 	return ""
 }
 
+func (x *GroupRecord) GetGroupProtocol() string {
+	if x != nil {
+		return x.GroupProtocol
+	}
+	return ""
+}
+
+func (x *GroupRecord) GetAssignmentEpoch() int32 {
+	if x != nil {
+		return x.AssignmentEpoch
+	}
+	return 0
+}
+
+func (x *GroupRecord) GetLastFencingToken() int64 {
+	if x != nil {
+		return x.LastFencingToken
+	}
+	return 0
+}
+
 // MemberRecord is one member of a GroupRecord.
 type MemberRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -205,14 +235,19 @@ type MemberRecord struct {
 	// Whether it still has to send SyncGroup in this generation.
 	AwaitingSync bool `protobuf:"varint,12,opt,name=awaiting_sync,json=awaitingSync,proto3" json:"awaiting_sync,omitempty"`
 	// Whether it is absent from the current generation (a static member that
-	// did not rejoin).
+	// did not rejoin; in a next-generation group, a static member that left
+	// temporarily).
 	Absent bool `protobuf:"varint,13,opt,name=absent,proto3" json:"absent,omitempty"`
 	// The secret issued to it at join (JoinGroupResponse.member_secret), which
 	// proves a LeaveGroup is its own.
 	MemberSecret string `protobuf:"bytes,14,opt,name=member_secret,json=memberSecret,proto3" json:"member_secret,omitempty"`
 	// The authenticated identity that joined it, which alone may act as it;
 	// empty when it joined without authentication.
-	Identity      string `protobuf:"bytes,15,opt,name=identity,proto3" json:"identity,omitempty"`
+	Identity string `protobuf:"bytes,15,opt,name=identity,proto3" json:"identity,omitempty"`
+	// Next-generation groups: the member's epoch.
+	MemberEpoch int32 `protobuf:"varint,16,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	// Next-generation groups: its part of the target assignment.
+	Target        []*v1.TopicPartitions `protobuf:"bytes,17,rep,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -352,6 +387,20 @@ func (x *MemberRecord) GetIdentity() string {
 	return ""
 }
 
+func (x *MemberRecord) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *MemberRecord) GetTarget() []*v1.TopicPartitions {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
 // HoldRecord keeps the partitions of a removed member that may still be in
 // use until the member's lease could have ended.
 type HoldRecord struct {
@@ -431,7 +480,7 @@ var File_regroup_store_v1_records_proto protoreflect.FileDescriptor
 
 const file_regroup_store_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1eregroup/store/v1/records.proto\x12\x10regroup.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16regroup/v1/admin.proto\x1a\x16regroup/v1/types.proto\"\x8c\x04\n" +
+	"\x1eregroup/store/v1/records.proto\x12\x10regroup.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16regroup/v1/admin.proto\x1a\x16regroup/v1/types.proto\"\x8c\x05\n" +
 	"\vGroupRecord\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1e\n" +
 	"\n" +
@@ -448,7 +497,10 @@ const file_regroup_store_v1_records_proto_rawDesc = "" +
 	" \x03(\v2\x11.regroup.v1.TopicR\x06topics\x12;\n" +
 	"\vempty_since\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"emptySince\x12'\n" +
-	"\x0frebalance_cause\x18\f \x01(\tR\x0erebalanceCause\"\xec\x04\n" +
+	"\x0frebalance_cause\x18\f \x01(\tR\x0erebalanceCause\x12%\n" +
+	"\x0egroup_protocol\x18\r \x01(\tR\rgroupProtocol\x12)\n" +
+	"\x10assignment_epoch\x18\x0e \x01(\x05R\x0fassignmentEpoch\x12,\n" +
+	"\x12last_fencing_token\x18\x0f \x01(\x03R\x10lastFencingToken\"\xc4\x05\n" +
 	"\fMemberRecord\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x1b\n" +
@@ -468,7 +520,9 @@ const file_regroup_store_v1_records_proto_rawDesc = "" +
 	"\rawaiting_sync\x18\f \x01(\bR\fawaitingSync\x12\x16\n" +
 	"\x06absent\x18\r \x01(\bR\x06absent\x12#\n" +
 	"\rmember_secret\x18\x0e \x01(\tR\fmemberSecret\x12\x1a\n" +
-	"\bidentity\x18\x0f \x01(\tR\bidentity\"\xc6\x01\n" +
+	"\bidentity\x18\x0f \x01(\tR\bidentity\x12!\n" +
+	"\fmember_epoch\x18\x10 \x01(\x05R\vmemberEpoch\x123\n" +
+	"\x06target\x18\x11 \x03(\v2\x1b.regroup.v1.TopicPartitionsR\x06target\"\xc6\x01\n" +
 	"\n" +
 	"HoldRecord\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12;\n" +
@@ -513,13 +567,14 @@ var file_regroup_store_v1_records_proto_depIdxs = []int32{
 	7,  // 6: regroup.store.v1.MemberRecord.protocols:type_name -> regroup.v1.Protocol
 	8,  // 7: regroup.store.v1.MemberRecord.assignment:type_name -> regroup.v1.Assignment
 	9,  // 8: regroup.store.v1.MemberRecord.owned:type_name -> regroup.v1.TopicPartitions
-	9,  // 9: regroup.store.v1.HoldRecord.partitions:type_name -> regroup.v1.TopicPartitions
-	6,  // 10: regroup.store.v1.HoldRecord.until:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 9: regroup.store.v1.MemberRecord.target:type_name -> regroup.v1.TopicPartitions
+	9,  // 10: regroup.store.v1.HoldRecord.partitions:type_name -> regroup.v1.TopicPartitions
+	6,  // 11: regroup.store.v1.HoldRecord.until:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_regroup_store_v1_records_proto_init() }
