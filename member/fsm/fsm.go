@@ -244,29 +244,27 @@ const (
 	stepLeave
 )
 
-// Member is one member's protocol state.
+// Member is one member's state in the classic protocol (JoinGroup,
+// SyncGroup, Heartbeat, LeaveGroup).
 type Member struct {
-	cfg         Config
+	base
 	cooperative bool
-	nextID      uint64
 
 	memberID   string
 	generation int32 // -1 before the first generation
 	ownedGen   int32 // generation of the last assignment received
 	leader     bool
 	protocol   string
-	owned      []Partition // sorted, see comparePartitions
 
 	// secret is the member_secret of memberID's JoinGroup answers, which
 	// proves a LeaveGroup is this member's own.
 	secret string
 
-	// The main line: join, sync, leave, one at a time.
+	// The main line: join, sync, leave, one at a time; its retries are
+	// base's failures and retryAt.
 	next      step
 	mainReq   uint64
 	mainKind  step
-	retryAt   time.Time
-	failures  int
 	joinResp  *regroupv1.JoinGroupResponse
 	stopping  bool
 	done      bool
@@ -297,26 +295,21 @@ type Member struct {
 	// coordinator is overloaded; HeartbeatResponse.next_hold_ms), or 0.
 	hbAdvised time.Duration
 
-	// overloaded: a call was shed (COORDINATOR_OVERLOADED) and none has
-	// succeeded since; the overload was reported.
-	overloaded bool
-
-	lease             time.Time // ownership ends here unless renewed
 	rebalanceDeadline time.Time // announced by the coordinator
 
 	sentAt  []sentAt  // requests in flight; starts in sentBuf
 	sentBuf [4]sentAt // room for the usual ones, in the member itself
 
-	// losses counts the times the member lost partitions; joinLosses is its
-	// value when the last JoinGroup was sent. If they differ, that join
-	// reported partitions the member no longer owns.
-	losses, joinLosses int
+	// joinLosses is base's losses when the last JoinGroup was sent. If
+	// they differ, that join reported partitions the member no longer
+	// owns.
+	joinLosses int
 
-	// lostUnreported counts the partitions lost since the coordinator last
-	// answered a JoinGroup: every JoinGroup reports it (partitions_lost),
-	// until one is answered. lostSent is what the last JoinGroup sent
-	// reported.
-	lostUnreported, lostSent int32
+	// base's lostUnreported counts the partitions lost since the
+	// coordinator last answered a JoinGroup: every JoinGroup reports it
+	// (partitions_lost), until one is answered. lostSent is what the last
+	// JoinGroup sent reported.
+	lostSent int32
 }
 
 // New validates cfg and returns a member that has not started.
@@ -345,7 +338,7 @@ func New(cfg Config) (*Member, error) {
 		seen[a.Name()] = true
 	}
 	m := &Member{
-		cfg:         cfg,
+		base:        base{cfg: cfg},
 		cooperative: assignor.ProtocolFor(cfg.Assignors) == assignor.Cooperative,
 		generation:  -1,
 		ownedGen:    -1,
@@ -387,13 +380,6 @@ func (m *Member) State() State {
 	return Stable
 }
 
-// Assignment returns the partitions the member owns, sorted.
-func (m *Member) Assignment() []Partition { return slices.Clone(m.owned) }
-
-// Lease returns when the member's ownership ends unless renewed (the zero
-// time before it owns anything).
-func (m *Member) Lease() time.Time { return m.lease }
-
 // sentAt is the emission time of a request in flight.
 type sentAt struct {
 	id   uint64
@@ -418,11 +404,6 @@ func (m *Member) answered(id uint64) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-func (m *Member) id() uint64 {
-	m.nextID++
-	return m.nextID
 }
 
 // Start begins joining the group.
@@ -515,39 +496,11 @@ func (m *Member) NextDeadline() time.Time {
 	return next
 }
 
-// checkLease declares everything lost once the lease has ended.
+// checkLease declares everything lost once the lease has ended; the member
+// then rejoins, unless it is stopping.
 func (m *Member) checkLease(now time.Time, out *Output) {
-	if len(m.owned) == 0 || now.Before(m.lease) {
-		return
-	}
-	out.Events = append(out.Events, Event{Kind: EventLost, Detail: fmt.Sprintf("lease ended: no request sent in the last %v succeeded; every partition is lost", m.cfg.SessionTimeout-m.cfg.Margin)})
-	m.lose(now, out, m.lease)
-	if !m.stopping {
+	if m.leaseEnded(now, out) && !m.stopping {
 		m.rejoin(now)
-	}
-}
-
-// lose emits OnLost for everything owned, with the instant ownership ended
-// as its (already past) deadline.
-func (m *Member) lose(now time.Time, out *Output, at time.Time) {
-	if len(m.owned) == 0 {
-		return
-	}
-	if at.After(now) {
-		at = now
-	}
-	out.Callbacks = append(out.Callbacks, Callback{ID: m.id(), Kind: Lost, Partitions: m.owned, Deadline: at})
-	m.lostUnreported += int32(len(m.owned))
-	m.owned = nil
-	m.ownedGen = -1
-	m.losses++
-}
-
-// renew extends the lease: the coordinator answered a request emitted at
-// sent successfully.
-func (m *Member) renew(sent time.Time) {
-	if l := sent.Add(m.cfg.SessionTimeout - m.cfg.Margin); l.After(m.lease) {
-		m.lease = l
 	}
 }
 
@@ -579,22 +532,9 @@ func (m *Member) unblock(now time.Time) {
 	}
 }
 
-// revokeDeadline is how long a revocation may take: until the rebalance's
-// announced deadline or the lease's end, whichever comes first.
-func (m *Member) revokeDeadline(now time.Time) time.Time {
-	d := now.Add(m.cfg.RebalanceTimeout - m.cfg.Margin)
-	if !m.rebalanceDeadline.IsZero() && m.rebalanceDeadline.Before(d) {
-		d = m.rebalanceDeadline
-	}
-	if len(m.owned) > 0 && m.lease.Before(d) {
-		d = m.lease
-	}
-	return d
-}
-
 // revokeAll revokes every owned partition.
 func (m *Member) revokeAll(now time.Time, out *Output) {
-	cb := Callback{ID: m.id(), Kind: Revoked, Partitions: slices.Clone(m.owned), Deadline: m.revokeDeadline(now)}
+	cb := Callback{ID: m.id(), Kind: Revoked, Partitions: slices.Clone(m.owned), Deadline: m.revokeDeadline(now, m.rebalanceDeadline)}
 	m.block(out, cb, false)
 }
 
@@ -711,29 +651,6 @@ func (m *Member) joinRequest() *joinBlock {
 	return b
 }
 
-// ownedLists appends what the member owns to lists, one list per topic;
-// first is used for the first one.
-func (m *Member) ownedLists(first *regroupv1.TopicPartitions, lists []*regroupv1.TopicPartitions) []*regroupv1.TopicPartitions {
-	for i := 0; i < len(m.owned); {
-		t := m.owned[i].Topic
-		end := i + 1
-		for end < len(m.owned) && m.owned[end].Topic == t {
-			end++
-		}
-		ps := make([]int32, 0, end-i)
-		for ; i < end; i++ {
-			ps = append(ps, m.owned[i].Partition)
-		}
-		tp := first
-		if len(lists) > 0 {
-			tp = &regroupv1.TopicPartitions{}
-		}
-		tp.Topic, tp.Partitions = t, ps
-		lists = append(lists, tp)
-	}
-	return lists
-}
-
 // joinBlock holds a JoinGroup request with its first protocol and first
 // owned list, and room for the output's list of requests, so that a join
 // with one of each allocates them at once.
@@ -803,27 +720,11 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 		m.hb = m.beat(now, out, m.hold(now), 0)
 		m.probeAt, m.probes = m.hb.overdue(m.cfg.SessionTimeout), 0
 	case m.hb.id != 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt):
-		m.probe = m.beat(now, out, 0, m.probeGap(now))
+		m.probe = m.beat(now, out, 0, m.probeGap(now, m.probes))
 		out.Requests[len(out.Requests)-1].Probe = true
 		m.probeAt = time.Time{}
 		m.probes++
 	}
-}
-
-// probeGap is how long a probe waits for its answer before the next probe
-// goes: the slack, doubled for every probe already sent for the same
-// heartbeat, within the lease (withinLease). A coordinator that is slow
-// rather than gone (overloaded: its calls queue behind one another) still
-// answers, and a call it answers after the member gave up on it is work
-// wasted; probes every slack would add a call per member and slack to the
-// queue that made them late. Within the lease, the gaps shrink as it runs
-// out, so a probe still goes while the lease can be saved.
-func (m *Member) probeGap(now time.Time) time.Duration {
-	d := heartbeatSlack(m.cfg.SessionTimeout)
-	for i := 0; i < m.probes && d < m.cfg.SessionTimeout; i++ {
-		d *= 2
-	}
-	return m.withinLease(now, d)
 }
 
 // beat sends one heartbeat held for up to hold, which times out after
@@ -855,143 +756,29 @@ type beatBlock struct {
 }
 
 // hold is how long the coordinator may hold a heartbeat: the period (at
-// most the heartbeat interval), but no more than half the time left on the
-// lease, so that the
-// answer renewing the lease arrives before the lease ends (the coordinator
-// renews the session when the heartbeat arrives, but the member learns of it
-// only from the answer). After a heartbeat that did not succeed (an error,
-// a timeout, a coordinator change), none is held until one succeeds: the
-// lease is renewed within a round trip. While an overloaded coordinator asks
-// for longer holds, the period is what it asks, up to a third of the
-// session (the most the coordinator holds a call), within the same bound
-// of the lease: a member's heartbeats are most of a coordinator's work.
+// most the heartbeat interval), within the lease (holdWithinLease). After a
+// heartbeat that did not succeed (an error, a timeout, a coordinator
+// change), none is held until one succeeds: the lease is renewed within a
+// round trip. While an overloaded coordinator asks for longer holds, the
+// period is what it asks, up to a third of the session (the most the
+// coordinator holds a call), within the same bound of the lease: a
+// member's heartbeats are most of a coordinator's work.
 func (m *Member) hold(now time.Time) time.Duration {
 	if !m.hbHeld || m.cfg.ClassicHeartbeats {
 		return 0
 	}
-	h := max(m.period(), min(m.hbAdvised, m.cfg.SessionTimeout/3))
-	if len(m.owned) > 0 {
-		h = min(h, m.lease.Sub(now)/2)
-	}
-	return max(h, 0)
+	return m.holdWithinLease(now, max(m.period(), min(m.hbAdvised, m.cfg.SessionTimeout/3)))
 }
 
 // period is how long the member's next heartbeat is held, or how long it
-// waits after an answer that came at once: the heartbeat interval less a
-// random part of it, which spreads a group's heartbeats over the interval.
-// Answers that reach many members at once (a join or sync barrier, a
-// rebalance notice, a coordinator that failed or moved) align their
-// heartbeats, and with a fixed period they would stay aligned for good,
-// every member beating in the same instant of every interval. So the first
-// period after such an answer (any but a held heartbeat's, answered after
-// its hold) loses up to the whole interval, uniformly, and the next ones
-// up to a tenth of it, which keeps the spread without adding more than a
-// twentieth to the heartbeat rate. Periods only get shorter than the
-// interval, so the lease a member holds at worst (session less margin less
-// two intervals, RidesFailover) is unchanged. Without Jitter the period is
-// the interval, and so it is with ClassicHeartbeats, as in Kafka's classic
-// client.
+// waits after an answer that came at once: the heartbeat interval, spread
+// (spreadPeriod); with ClassicHeartbeats the interval, as in Kafka's
+// classic client.
 func (m *Member) period() time.Duration {
-	h := m.cfg.HeartbeatInterval
-	if m.cfg.Jitter == nil || m.cfg.ClassicHeartbeats {
-		return h
+	if m.cfg.ClassicHeartbeats {
+		return m.cfg.HeartbeatInterval
 	}
-	part := h / 10
-	if !m.hbSpread {
-		part = h
-	}
-	return h - time.Duration(m.cfg.Jitter()*float64(part))
-}
-
-// heartbeatSlack is how long past its hold a heartbeat's answer may take
-// before a probe goes out beside it: a tenth of the session, between 200 ms
-// and 1 s.
-func heartbeatSlack(session time.Duration) time.Duration {
-	return min(max(session/10, 200*time.Millisecond), time.Second)
-}
-
-// backoff returns the delay before retry number n (1-based) at now: the
-// minimum backoff doubled per retry up to the maximum, within the lease
-// (withinLease), less a random part of up to half. Retries come faster as
-// the lease runs out, so that a coordinator that is back, or a new leader,
-// is found while the lease can still be saved.
-func (m *Member) backoff(now time.Time, n int) time.Duration {
-	d := m.cfg.MinBackoff
-	for i := 1; i < n && d < m.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = m.withinLease(now, min(d, m.cfg.MaxBackoff))
-	if m.cfg.Jitter != nil {
-		d = d/2 + time.Duration(m.cfg.Jitter()*float64(d/2))
-	}
-	return d
-}
-
-// withinLease limits a wait before a retry: while the member owns
-// partitions, none runs past a quarter of the time left on its lease (and
-// none is shorter than the minimum backoff), so that retries come faster
-// as the lease runs out and one lands while the lease can still be saved.
-func (m *Member) withinLease(now time.Time, d time.Duration) time.Duration {
-	if len(m.owned) > 0 && m.lease.After(now) {
-		d = max(min(d, m.lease.Sub(now)/4), m.cfg.MinBackoff)
-	}
-	return d
-}
-
-// overloadHint reports whether err is the coordinator shedding a call
-// (COORDINATOR_OVERLOADED), and the wait it asked for (retry_after_ms;
-// the minimum backoff if it gave none).
-func (m *Member) overloadHint(err error) (time.Duration, bool) {
-	e := asError(err)
-	if e == nil || e.Code != regroup.CodeCoordinatorOverloaded {
-		return 0, false
-	}
-	ms, perr := strconv.ParseInt(e.Metadata[regroup.MetaRetryAfterMs], 10, 64)
-	if perr != nil || ms <= 0 {
-		return m.cfg.MinBackoff, true
-	}
-	return time.Duration(ms) * time.Millisecond, true
-}
-
-// shed returns how long to wait before sending again a call (what) that
-// the coordinator shed asking for hint: the hint plus a random part of up
-// to half of it, as the protocol asks, so that the refused members do not
-// come back together; but within the lease (withinLease). The lease rule
-// itself is unchanged: a shed call renewed nothing. The first refusal of an
-// overload is reported (EventOverload), later ones are not until a call
-// succeeds.
-func (m *Member) shed(now time.Time, out *Output, what string, hint time.Duration) time.Duration {
-	d := hint
-	if m.cfg.Jitter != nil {
-		d += time.Duration(m.cfg.Jitter() * float64(hint/2))
-	}
-	d = m.withinLease(now, d)
-	if !m.overloaded {
-		m.overloaded = true
-		out.Events = append(out.Events, Event{Kind: EventOverload, Detail: fmt.Sprintf(
-			"the coordinator is overloaded and shed this member's %s; sending it again in %v (it asked for %v; the wait is kept within the lease); further refusals are not logged until a call succeeds", what, d, hint)})
-	}
-	return d
-}
-
-// retriable reports whether err is a coordinator or transport problem that
-// a retry (maybe on another coordinator) can solve.
-func retriable(err error) bool {
-	switch regroup.CodeOf(err) {
-	case regroup.CodeNotCoordinator, regroup.CodeCoordinatorNotAvailable, regroup.CodeCoordinatorOverloaded, "":
-		return true
-	}
-	return false
-}
-
-// asError returns the *regroup.Error in err's chain, or nil.
-func asError(err error) *regroup.Error {
-	if e, ok := err.(*regroup.Error); ok {
-		return e // the usual case, without errors.As's allocation
-	}
-	var e *regroup.Error
-	errors.As(err, &e)
-	return e
+	return m.spreadPeriod(m.cfg.HeartbeatInterval, m.hbSpread)
 }
 
 // rebalanceNotice records the deadline a REBALANCE_IN_PROGRESS announced.

@@ -58,33 +58,6 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 	return out
 }
 
-// retryLater schedules the main line's next attempt after a failure.
-func (m *Member) retryLater(now time.Time, out *Output, what string, err error) {
-	m.failures++
-	if hint, ok := m.overloadHint(err); ok {
-		m.retryAt = now.Add(m.shed(now, out, what, hint))
-		return
-	}
-	delay := m.backoff(now, m.failures)
-	if regroup.CodeOf(err) == regroup.CodeNotCoordinator && m.failures == 1 {
-		delay = 0 // the driver follows the redirect; try there at once
-	}
-	m.retryAt = now.Add(delay)
-	out.Events = append(out.Events, Event{Kind: EventRetry, Detail: fmt.Sprintf("%s failed, retrying in %v: %v", what, delay, err)})
-}
-
-// fatal turns a code the member cannot recover from into Run's error,
-// prefixed with the remedy; nil if err's code is not fatal. Which codes are
-// fatal, and the remedies, are regroup's table (regroup.Code.Fatal and
-// Advice).
-func fatal(err error) error {
-	c := regroup.CodeOf(err)
-	if !c.Fatal() {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", c.Advice(), err)
-}
-
 // resetIdentity forgets the member id: the coordinator no longer knows it.
 // Everything owned is lost at once.
 func (m *Member) resetIdentity(now time.Time, out *Output) {
@@ -196,7 +169,7 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	if len(revoked) > 0 {
 		// Cooperative: give up what moved, then rejoin so that the next
 		// round can hand it to its new owner.
-		cb := Callback{ID: m.id(), Kind: Revoked, Partitions: revoked, Deadline: m.revokeDeadline(now)}
+		cb := Callback{ID: m.id(), Kind: Revoked, Partitions: revoked, Deadline: m.revokeDeadline(now, m.rebalanceDeadline)}
 		m.block(out, cb, true)
 	}
 	if len(added) > 0 {

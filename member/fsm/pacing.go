@@ -1,0 +1,177 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/regroup-dev/regroup"
+)
+
+// The pacing of a member's calls, shared by both machines: how long a held
+// call is held (spreadPeriod), when a probe goes beside an overdue one
+// (heartbeatSlack, probeGap), and how long to wait before a retry (backoff,
+// shed, retryLater), always within the lease (withinLease).
+
+// spreadPeriod is how long the member's next held call (a heartbeat, or a
+// next-generation Reconcile) is held, or how long it waits after an answer
+// that came at once: the interval h less a random part of it, which spreads
+// a group's calls over the interval. Answers that reach many members at
+// once (a join or sync barrier, a rebalance notice, a new target
+// assignment, a coordinator that failed or moved) align their calls, and
+// with a fixed period they would stay aligned for good, every member
+// calling in the same instant of every interval. So the first period after
+// such an answer (any but a held call's, answered after its hold: spread
+// false) loses up to the whole interval, uniformly, and the next ones (spread
+// true) up to a tenth of it, which keeps the spread without adding more than
+// a twentieth to the call rate. Periods only get shorter than the
+// interval, so the lease a member holds at worst (session less margin less
+// two intervals, RidesFailover) is unchanged. Without Jitter the period is
+// the interval.
+func (b *base) spreadPeriod(h time.Duration, spread bool) time.Duration {
+	if b.cfg.Jitter == nil {
+		return h
+	}
+	part := h / 10
+	if !spread {
+		part = h
+	}
+	return h - time.Duration(b.cfg.Jitter()*float64(part))
+}
+
+// heartbeatSlack is how long past its hold a held call's answer may take
+// before a probe goes out beside it: a tenth of the session, between 200 ms
+// and 1 s.
+func heartbeatSlack(session time.Duration) time.Duration {
+	return min(max(session/10, 200*time.Millisecond), time.Second)
+}
+
+// probeGap is how long a probe waits for its answer before the next probe
+// goes: the slack, doubled for every probe already sent (probes) for the
+// same held call, within the lease (withinLease). A coordinator that is
+// slow rather than gone (overloaded: its calls queue behind one another)
+// still answers, and a call it answers after the member gave up on it is
+// work wasted; probes every slack would add a call per member and slack to
+// the queue that made them late. Within the lease, the gaps shrink as it
+// runs out, so a probe still goes while the lease can be saved.
+func (b *base) probeGap(now time.Time, probes int) time.Duration {
+	d := heartbeatSlack(b.cfg.SessionTimeout)
+	for i := 0; i < probes && d < b.cfg.SessionTimeout; i++ {
+		d *= 2
+	}
+	return b.withinLease(now, d)
+}
+
+// backoff returns the delay before retry number n (1-based) at now: the
+// minimum backoff doubled per retry up to the maximum, within the lease
+// (withinLease), less a random part of up to half. Retries come faster as
+// the lease runs out, so that a coordinator that is back, or a new leader,
+// is found while the lease can still be saved.
+func (b *base) backoff(now time.Time, n int) time.Duration {
+	d := b.cfg.MinBackoff
+	for i := 1; i < n && d < b.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = b.withinLease(now, min(d, b.cfg.MaxBackoff))
+	if b.cfg.Jitter != nil {
+		d = d/2 + time.Duration(b.cfg.Jitter()*float64(d/2))
+	}
+	return d
+}
+
+// withinLease limits a wait before a retry: while the member owns
+// partitions, none runs past a quarter of the time left on its lease (and
+// none is shorter than the minimum backoff), so that retries come faster
+// as the lease runs out and one lands while the lease can still be saved.
+func (b *base) withinLease(now time.Time, d time.Duration) time.Duration {
+	if len(b.owned) > 0 && b.lease.After(now) {
+		d = max(min(d, b.lease.Sub(now)/4), b.cfg.MinBackoff)
+	}
+	return d
+}
+
+// overloadHint reports whether err is the coordinator shedding a call
+// (COORDINATOR_OVERLOADED), and the wait it asked for (retry_after_ms;
+// the minimum backoff if it gave none).
+func (b *base) overloadHint(err error) (time.Duration, bool) {
+	e := asError(err)
+	if e == nil || e.Code != regroup.CodeCoordinatorOverloaded {
+		return 0, false
+	}
+	ms, perr := strconv.ParseInt(e.Metadata[regroup.MetaRetryAfterMs], 10, 64)
+	if perr != nil || ms <= 0 {
+		return b.cfg.MinBackoff, true
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
+// shed returns how long to wait before sending again a call (what) that
+// the coordinator shed asking for hint: the hint plus a random part of up
+// to half of it, as the protocol asks, so that the refused members do not
+// come back together; but within the lease (withinLease). The lease rule
+// itself is unchanged: a shed call renewed nothing. The first refusal of an
+// overload is reported (EventOverload), later ones are not until a call
+// succeeds.
+func (b *base) shed(now time.Time, out *Output, what string, hint time.Duration) time.Duration {
+	d := hint
+	if b.cfg.Jitter != nil {
+		d += time.Duration(b.cfg.Jitter() * float64(hint/2))
+	}
+	d = b.withinLease(now, d)
+	if !b.overloaded {
+		b.overloaded = true
+		out.Events = append(out.Events, Event{Kind: EventOverload, Detail: fmt.Sprintf(
+			"the coordinator is overloaded and shed this member's %s; sending it again in %v (it asked for %v; the wait is kept within the lease); further refusals are not logged until a call succeeds", what, d, hint)})
+	}
+	return d
+}
+
+// retryLater schedules the next attempt of the machine's call (what) after
+// a failure: when the coordinator asked (overloaded), at once after a
+// first redirect (the driver follows it), else after the backoff.
+func (b *base) retryLater(now time.Time, out *Output, what string, err error) {
+	b.failures++
+	if hint, ok := b.overloadHint(err); ok {
+		b.retryAt = now.Add(b.shed(now, out, what, hint))
+		return
+	}
+	delay := b.backoff(now, b.failures)
+	if regroup.CodeOf(err) == regroup.CodeNotCoordinator && b.failures == 1 {
+		delay = 0 // the driver follows the redirect; try there at once
+	}
+	b.retryAt = now.Add(delay)
+	out.Events = append(out.Events, Event{Kind: EventRetry, Detail: fmt.Sprintf("%s failed, retrying in %v: %v", what, delay, err)})
+}
+
+// retriable reports whether err is a coordinator or transport problem that
+// a retry (maybe on another coordinator) can solve.
+func retriable(err error) bool {
+	switch regroup.CodeOf(err) {
+	case regroup.CodeNotCoordinator, regroup.CodeCoordinatorNotAvailable, regroup.CodeCoordinatorOverloaded, "":
+		return true
+	}
+	return false
+}
+
+// asError returns the *regroup.Error in err's chain, or nil.
+func asError(err error) *regroup.Error {
+	if e, ok := err.(*regroup.Error); ok {
+		return e // the usual case, without errors.As's allocation
+	}
+	var e *regroup.Error
+	errors.As(err, &e)
+	return e
+}
+
+// fatal turns a code the member cannot recover from into Run's error,
+// prefixed with the remedy; nil if err's code is not fatal. Which codes are
+// fatal, and the remedies, are regroup's table (regroup.Code.Fatal and
+// Advice).
+func fatal(err error) error {
+	c := regroup.CodeOf(err)
+	if !c.Fatal() {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", c.Advice(), err)
+}
