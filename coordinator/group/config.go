@@ -56,12 +56,24 @@ type Config struct {
 	// stored record within their size limits; keep it at most half of
 	// each (the other half leaves room for history and bookkeeping).
 	MaxGroupMetadataBytes int
+
+	// The next-generation protocol (Reconcile).
+
+	// AssignmentInterval is the shortest time between two computations of
+	// a next-generation group's target assignment: a change after a quiet
+	// spell is assigned at once, and a storm of joins once per interval
+	// (each computation runs the server-side assignor over the group).
+	AssignmentInterval time.Duration
+	// MemberHeartbeat is the interval next-generation members are told to
+	// hold their calls for (capped at a third of their session timeout).
+	MemberHeartbeat time.Duration
 }
 
 // DefaultConfig returns the defaults: sessions of 6 s to 30 min, rebalance
 // timeouts up to 1 h, an initial delay of 3 s, no size cap, 5 min for a new
 // member's join, empty groups kept for 24 h, 1 MiB of metadata, and the last
-// 32 rebalances; and the limits: 1,048,576 partitions per topic, 10,000
+// 32 rebalances; for next-generation groups, a target assignment at most
+// every 50 ms and calls held for 3 s; and the limits: 1,048,576 partitions per topic, 10,000
 // groups, 1,000 pending member ids per group valid for 5 s, and 16 MiB of
 // metadata per group (half the embedded etcd's 32 MiB request limit, a
 // quarter of the default 64 MiB gRPC message limit).
@@ -80,6 +92,8 @@ func DefaultConfig() Config {
 		MaxPendingMembers:     10_000,
 		PendingMemberTimeout:  5 * time.Second,
 		MaxGroupMetadataBytes: 16 << 20,
+		AssignmentInterval:    50 * time.Millisecond,
+		MemberHeartbeat:       3 * time.Second,
 	}
 }
 
@@ -112,6 +126,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("regroup: pending member id limit must be positive, got %d", c.MaxPendingMembers)
 	case c.PendingMemberTimeout <= 0:
 		return fmt.Errorf("regroup: pending member timeout must be positive, got %v", c.PendingMemberTimeout)
+	case c.AssignmentInterval < 0:
+		return fmt.Errorf("regroup: assignment interval must not be negative, got %v", c.AssignmentInterval)
+	case c.MemberHeartbeat <= 0:
+		return fmt.Errorf("regroup: the next-generation heartbeat interval must be positive, got %v", c.MemberHeartbeat)
 	case c.MaxGroupMetadataBytes < c.MaxMetadataBytes:
 		return fmt.Errorf("regroup: group metadata budget %d is below the per-member metadata limit %d: no member with the largest metadata could join", c.MaxGroupMetadataBytes, c.MaxMetadataBytes)
 	}

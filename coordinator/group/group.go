@@ -147,6 +147,19 @@ type member struct {
 	// lostCounted is the partitions_lost of its parked JoinGroup, already
 	// counted: a newer join of the same rebalance repeats it (see countLost).
 	lostCounted int32
+
+	// Next-generation groups (see reconcile.go); hbReq is the outstanding
+	// Reconcile call.
+	epoch       int32     // member epoch
+	target      parts     // its part of the target assignment
+	revokeBy    time.Time // when it must have released what is not in target
+	reported    parts     // what its outstanding call reported holding
+	callEpoch   int32     // the epoch its outstanding call named
+	holdUntil   time.Time // when its outstanding call is answered at the latest
+	joinCall    bool      // the outstanding call is its join: the answer carries the secret
+	answerDue   bool      // listed in toAnswer
+	awaitListed bool      // listed in awaiting
+	settled     bool      // converged to the target (see note)
 }
 
 // key identifies a member across static replacements: its instance id, or
@@ -222,6 +235,19 @@ type Group struct {
 	protoBytes   int       // the counted members' footprints (see Config.MaxGroupMetadataBytes)
 	assignBytes  int       // the size of the members' assignments
 	lost         int64     // partitions members reported lost: see PartitionsLost
+
+	// Next-generation groups (see reconcile.go and target.go).
+	next        bool      // runs the next-generation protocol
+	assignEpoch int32     // epoch of the target assignment
+	assignAt    time.Time // when the target is computed next; zero if current
+	lastAssign  time.Time // when it was last computed
+	lastToken   int64     // the largest fencing token given
+	awaiting    []*member // members owed partitions that others may hold
+	holdCheck   time.Time // when a hold blocking an owed partition ends
+	releases    bool      // partitions were released: grant again in settle
+	claims      heldIndex // cache of claimIndex; nil when stale
+	toAnswer    []*member // members whose outstanding call settle answers
+	unsettled   int       // members that have not converged (see note)
 }
 
 type ownerParts struct {
@@ -260,7 +286,8 @@ func (g *Group) Generation() int32 { return g.generation }
 // Leader returns the leader's member id, or "".
 func (g *Group) Leader() string { return g.leader }
 
-// Protocol returns the selected protocol, or "".
+// Protocol returns the selected protocol, or "": the assignor's name (a
+// next-generation group's server-side assignor).
 func (g *Group) Protocol() string { return g.protocol }
 
 // Size returns the number of members.
@@ -376,7 +403,7 @@ func (g *Group) addMember(now time.Time, id string, c Caller, r *regroupv1.JoinG
 	if m.instanceID != "" {
 		g.instances[m.instanceID] = m
 	}
-	if g.leader == "" {
+	if g.leader == "" && !g.next {
 		g.leader = id
 	}
 	g.newMemberAdded = true

@@ -26,6 +26,10 @@ func (g *Group) Heartbeat(now time.Time, req ReqID, c Caller, r *regroupv1.Heart
 		out.fail(req, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q was deleted", g.id))
 		return out
 	}
+	if err := g.claimKind(false); err != nil {
+		out.fail(req, err)
+		return out
+	}
 	m, err := g.validateMember(r.GetMemberId(), r.GetGroupInstanceId())
 	if err == nil {
 		err = g.authorize(m, c)
@@ -83,6 +87,10 @@ func (g *Group) Leave(now time.Time, req ReqID, c Caller, r *regroupv1.LeaveGrou
 		out.fail(req, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q was deleted", g.id))
 		return out
 	}
+	if err := g.claimKind(false); err != nil && !c.Admin {
+		out.fail(req, err)
+		return out
+	}
 	resp := &regroupv1.LeaveGroupResponse{}
 	var left []string
 	dropped := false
@@ -116,6 +124,15 @@ func (g *Group) Leave(now time.Time, req ReqID, c Caller, r *regroupv1.LeaveGrou
 		}
 	}
 	out.reply(req, resp)
+	if g.next {
+		// An administrator's removal (the only leave of such a group).
+		if len(left) > 0 {
+			g.claims, g.releases = nil, true
+			g.bumpEpoch(now, &out, kind, fmt.Sprintf("%s left", joinWords(left)))
+		}
+		g.settle(now, &out)
+		return out
+	}
 	if dropped {
 		g.maybeCompleteJoin(now, &out)
 	}
@@ -266,6 +283,11 @@ func (g *Group) rebalanceForTopics(now time.Time, out *Output) string {
 	}
 	slices.Sort(changes)
 	cause := joinWords(changes)
+	if g.next {
+		g.bumpEpoch(now, out, CauseTopicChanged, cause)
+		g.settle(now, out)
+		return cause
+	}
 	g.prepareRebalance(now, out, CauseTopicChanged, cause)
 	return cause
 }
@@ -276,6 +298,10 @@ func (g *Group) rebalanceForTopics(now time.Time, out *Output) string {
 func (g *Group) Tick(now time.Time) Output {
 	g.now = now
 	var out Output
+	if g.next {
+		g.tickNext(now, &out)
+		return out
+	}
 	// Pending ids may have expired, or stopped holding the barrier.
 	g.pending.expire(now)
 	g.maybeCompleteJoin(now, &out)

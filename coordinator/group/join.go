@@ -28,6 +28,10 @@ func (g *Group) Join(now time.Time, req ReqID, c Caller, r *regroupv1.JoinGroupR
 		out.fail(req, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "group %q was deleted", g.id))
 		return out
 	}
+	if err := g.claimKind(false); err != nil {
+		out.fail(req, err)
+		return out
+	}
 	var counted int32 // what this member's parked join reported lost
 	if m := g.members[r.GetMemberId()]; m != nil {
 		counted = m.lostCounted

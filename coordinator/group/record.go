@@ -26,7 +26,7 @@ import (
 // it before the next input.
 func (g *Group) Record() *storev1.GroupRecord {
 	if g.state == Dead {
-		return &storev1.GroupRecord{GroupId: g.id, Generation: g.generation, State: g.state.Proto(), Holds: g.holdRecords()}
+		return &storev1.GroupRecord{GroupId: g.id, Generation: g.generation, State: g.state.Proto(), Holds: g.holdRecords(), LastFencingToken: g.lastToken}
 	}
 	rec := &storev1.GroupRecord{
 		GroupId:      g.id,
@@ -37,6 +37,11 @@ func (g *Group) Record() *storev1.GroupRecord {
 		History:      slices.Clone(g.history), // the group drops old entries in place
 		Replacements: g.replacements,
 		Topics:       topicList(g.seen),
+
+		LastFencingToken: g.lastToken,
+	}
+	if g.next {
+		rec.GroupProtocol, rec.AssignmentEpoch = "next", g.assignEpoch
 	}
 	if g.state == Empty {
 		rec.EmptySince = timestamppb.New(g.emptySince)
@@ -65,6 +70,8 @@ func (g *Group) Record() *storev1.GroupRecord {
 			AwaitingSync:         m.awaitingSync,
 			Absent:               m.absent,
 			MemberSecret:         m.secret,
+			MemberEpoch:          m.epoch,
+			Target:               m.target.toProto(),
 		})
 	}
 	rec.Holds = g.holdRecords()
@@ -109,6 +116,14 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 	g.leader = rec.GetLeaderId()
 	g.history = rec.GetHistory()
 	g.replacements = rec.GetReplacements()
+	g.lastToken = rec.GetLastFencingToken()
+	switch rec.GetGroupProtocol() {
+	case "":
+	case "next":
+		g.next, g.assignEpoch = true, rec.GetAssignmentEpoch()
+	default:
+		return nil, out, fmt.Errorf("regroup: stored group %q has unknown group protocol %q", g.id, rec.GetGroupProtocol())
+	}
 	for _, t := range rec.GetTopics() {
 		g.seen[t.GetName()] = t.GetPartitions()
 	}
@@ -132,6 +147,8 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 			awaitingSync:     mr.GetAwaitingSync(),
 			absent:           mr.GetAbsent(),
 			secret:           mr.GetMemberSecret(),
+			epoch:            mr.GetMemberEpoch(),
+			target:           partsFromProto(mr.GetTarget()),
 		}
 		if m.sessionTimeout <= 0 || len(m.protocols) == 0 {
 			return nil, out, fmt.Errorf("regroup: stored member %q of group %q has no session timeout or no protocols", m.id, g.id)
@@ -159,6 +176,10 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 	}
 	if g.leader != "" && g.members[g.leader] == nil {
 		return nil, out, fmt.Errorf("regroup: stored group %q names leader %q, which is not a member", g.id, g.leader)
+	}
+	if g.next && len(g.members) > 0 {
+		g.restoreNext(now, &out, rec)
+		return g, out, nil
 	}
 	switch rec.GetState() {
 	case regroupv1.GroupState_GROUP_STATE_DEAD:
@@ -232,12 +253,13 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 // Summary returns the group's line in ListGroups.
 func (g *Group) Summary() *regroupv1.GroupSummary {
 	return &regroupv1.GroupSummary{
-		GroupId:      g.id,
-		State:        g.state.Proto(),
-		Generation:   g.generation,
-		ProtocolName: g.protocol,
-		Members:      int32(len(g.members)),
-		LeaderId:     g.leader,
+		GroupId:       g.id,
+		State:         g.state.Proto(),
+		Generation:    g.generation,
+		ProtocolName:  g.protocol,
+		Members:       int32(len(g.members)),
+		LeaderId:      g.leader,
+		GroupProtocol: g.GroupProtocol(),
 	}
 }
 
@@ -253,6 +275,10 @@ func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
 		Rebalances:    slices.Clone(g.history),
 		Topics:        topicList(g.subscribedCounts()),
 		UnknownTopics: g.UnknownTopics(),
+		GroupProtocol: g.GroupProtocol(),
+	}
+	if g.next {
+		d.AssignmentEpoch = g.assignEpoch
 	}
 	if g.reb != nil {
 		d.Rebalances = append(d.Rebalances, g.reb)
@@ -283,6 +309,10 @@ func (g *Group) Describe() *regroupv1.DescribeGroupResponse {
 		})
 		if !m.deliverAt.IsZero() {
 			d.Members[len(d.Members)-1].AssignmentWaitsUntil = timestamppb.New(m.deliverAt)
+		}
+		if g.next {
+			md := d.Members[len(d.Members)-1]
+			md.MemberEpoch, md.Target, md.Revoking = m.epoch, m.target.toProto(), m.owned.minus(m.assigned).toProto()
 		}
 	}
 	d.PendingMemberIds = g.pending.sorted()

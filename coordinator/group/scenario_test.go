@@ -35,6 +35,10 @@ import (
 //	sync req=N [at=T] member=ID gen=G [instance=I] [protocol=P]
 //	     (input: one line per member, "ID: topic=0,1 topic2=3")
 //	heartbeat req=N [at=T] member=ID gen=G [instance=I] [hold=1s]
+//	reconcile req=N [at=T] [member=ID] [epoch=E] [instance=I] [topics=a,b]
+//	     [owned=a:0-3/b:1] [hold=3s] [session=10s] [rebalance=30s]
+//	     [assignor=NAME] [lost=N] [no-secret | secret=S]   (a next-generation
+//	     member's call; with a member id it carries that member's secret)
 //	leave req=N [at=T] [members=ID,ID] [instances=I,I] [temporary] [reason=R]
 //	      [no-secret | secret=S]   (an entry with a member id carries the
 //	      secret that member last got in a JoinGroup answer, unless told)
@@ -90,6 +94,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.heartbeat(t, d)
 	case "leave":
 		h.leave(t, d)
+	case "reconcile":
+		h.reconcile(t, d)
 	case "tick":
 	case "describe":
 		h.describe()
@@ -238,6 +244,9 @@ func (h *harness) show(t *testing.T, out group.Output) {
 		if j, ok := r.Msg.(*regroupv1.JoinGroupResponse); ok {
 			h.secrets[j.GetMemberId()] = j.GetMemberSecret()
 		}
+		if rr, ok := r.Msg.(*regroupv1.ReconcileResponse); ok && rr.GetMemberSecret() != "" {
+			h.secrets[rr.GetMemberId()] = rr.GetMemberSecret()
+		}
 		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(h, r))
 	}
 	if next := h.g.NextDeadline(); !next.IsZero() {
@@ -303,6 +312,20 @@ func fmtReply(h *harness, r group.Reply) string {
 		s = fmt.Sprintf("sync assignment=%s token=%s", scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))
 		if u := m.GetUnknownTopics(); len(u) > 0 {
 			s += " unknown-topics=" + strings.Join(u, ",")
+		}
+	case *regroupv1.ReconcileResponse:
+		s = fmt.Sprintf("reconcile member=%s epoch=%d", m.GetMemberId(), m.GetMemberEpoch())
+		if a := m.GetAssignment(); a != nil {
+			s += fmt.Sprintf(" assignment=%s token=%s", scenario.Parts(a.GetPartitions(), "="), scenario.Token(a.GetFencingToken()))
+		}
+		if m.GetMemberSecret() != "" {
+			s += " secret"
+		}
+		if u := m.GetUnknownTopics(); len(u) > 0 {
+			s += " unknown-topics=" + strings.Join(u, ",")
+		}
+		if !r.HoldUntil.IsZero() {
+			s += fmt.Sprintf(" (held until t=%v)", r.HoldUntil.Sub(epoch))
 		}
 	case *regroupv1.HeartbeatResponse:
 		s = "heartbeat ok"
@@ -417,10 +440,22 @@ func (h *harness) leave(t *testing.T, d *datadriven.TestData) {
 	h.show(t, h.g.Leave(h.at(), h.req(t, d), caller(d), r))
 }
 
+func (h *harness) reconcile(t *testing.T, d *datadriven.TestData) {
+	r := scenario.ReconcileRequest(t, d)
+	r.MemberSecret = scenario.ArgOr(d, "secret", h.secrets[r.GetMemberId()])
+	if _, ok := scenario.Arg(d, "no-secret"); ok {
+		r.MemberSecret = ""
+	}
+	h.show(t, h.g.Reconcile(h.at(), h.req(t, d), caller(d), r))
+}
+
 func (h *harness) describe() {
 	d := h.g.Describe()
 	h.printf("state=%s generation=%d protocol=%s leader=%s\n",
 		strings.TrimPrefix(d.GetState().String(), "GROUP_STATE_"), d.GetGeneration(), d.GetProtocolName(), d.GetLeaderId())
+	if d.GetGroupProtocol() == "next" {
+		h.printf("  next-generation assignment-epoch=%d\n", d.GetAssignmentEpoch())
+	}
 	for _, m := range d.GetMembers() {
 		flags := []string{}
 		if m.GetStatic() {
@@ -437,6 +472,12 @@ func (h *harness) describe() {
 		}
 		if w := m.GetAssignmentWaitsUntil(); w != nil {
 			flags = append(flags, fmt.Sprintf("waits-until=t=%v", w.AsTime().Sub(epoch)))
+		}
+		if d.GetGroupProtocol() == "next" {
+			flags = append(flags, fmt.Sprintf("epoch=%d target=%s", m.GetMemberEpoch(), scenario.Parts(m.GetTarget(), "=")))
+			if r := m.GetRevoking(); len(r) > 0 {
+				flags = append(flags, "revoking="+scenario.Parts(r, "="))
+			}
 		}
 		h.printf("  %s%s session-deadline=t=%v assignment=%s token=%s\n", m.GetMemberId(), prefixSpace(strings.Join(flags, " ")),
 			m.GetSessionDeadline().AsTime().Sub(epoch), scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))

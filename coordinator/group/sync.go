@@ -31,6 +31,10 @@ func (g *Group) Sync(now time.Time, req ReqID, c Caller, r *regroupv1.SyncGroupR
 		out.fail(req, regroup.Errorf(regroup.CodeUnknownMemberID, "group %q has no members", g.id))
 		return out
 	}
+	if err := g.claimKind(false); err != nil {
+		out.fail(req, err)
+		return out
+	}
 	m, err := g.validateMember(r.GetMemberId(), r.GetGroupInstanceId())
 	if err == nil {
 		err = g.authorize(m, c)

@@ -21,11 +21,16 @@ func (e timerEntry) Before(o timerEntry) bool { return e.at.Before(o.at) }
 // live reports whether e is its member's live entry.
 func (e timerEntry) live() bool { return !e.member.removed && e.at.Equal(e.member.timerAt) }
 
-// schedule makes sure m's session is checked no later than its deadline.
+// schedule makes sure m's session is checked no later than its deadline
+// (or, in a next-generation group, its revocation deadline if earlier).
 func (g *Group) schedule(m *member) {
-	if m.timerAt.IsZero() || m.sessionDeadline.Before(m.timerAt) {
-		g.timers.Push(timerEntry{at: m.sessionDeadline, member: m})
-		m.timerAt = m.sessionDeadline
+	at := m.sessionDeadline
+	if !m.revokeBy.IsZero() && m.revokeBy.Before(at) {
+		at = m.revokeBy
+	}
+	if m.timerAt.IsZero() || at.Before(m.timerAt) {
+		g.timers.Push(timerEntry{at: at, member: m})
+		m.timerAt = at
 	}
 }
 
@@ -60,6 +65,8 @@ func (g *Group) NextDeadline() time.Time {
 		g.timers.Pop()
 	}
 	at(g.pending.nextDeadline(g.cfg.PendingMemberTimeout))
+	at(g.assignAt)
+	at(g.holdCheck)
 	switch g.state {
 	case PreparingRebalance:
 		at(g.delayDeadline)

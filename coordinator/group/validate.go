@@ -234,12 +234,76 @@ func (c Config) validateJoin(r *regroupv1.JoinGroupRequest) *regroup.Error {
 	if size > c.MaxMetadataBytes {
 		return invalid("protocols", "metadata is %d bytes, the limit is %d", size, c.MaxMetadataBytes)
 	}
-	if ms := r.GetSessionTimeoutMs(); ms < c.MinSessionTimeout.Milliseconds() || ms > c.MaxSessionTimeout.Milliseconds() {
+	return c.checkSessionBounds(r.GetSessionTimeoutMs())
+}
+
+// checkSessionBounds refuses a session timeout outside the coordinator's
+// bounds with INVALID_SESSION_TIMEOUT.
+func (c Config) checkSessionBounds(ms int64) *regroup.Error {
+	if ms < c.MinSessionTimeout.Milliseconds() || ms > c.MaxSessionTimeout.Milliseconds() {
 		return regroup.Errorf(regroup.CodeInvalidSessionTimeout,
 			"session timeout %v is outside %v..%v; choose one within the coordinator's --min-session-timeout and --max-session-timeout",
 			time.Duration(ms)*time.Millisecond, c.MinSessionTimeout, c.MaxSessionTimeout).
 			With(regroup.MetaMinSessionTimeoutMs, strconv.FormatInt(c.MinSessionTimeout.Milliseconds(), 10)).
 			With(regroup.MetaMaxSessionTimeoutMs, strconv.FormatInt(c.MaxSessionTimeout.Milliseconds(), 10))
+	}
+	return nil
+}
+
+// validateReconcile checks a Reconcile request (see ValidateReconcile).
+func (c Config) validateReconcile(r *regroupv1.ReconcileRequest) *regroup.Error {
+	epoch := r.GetMemberEpoch()
+	if err := checkIdentity(r.GetGroupId(), r.GetMemberId(), r.GetGroupInstanceId(), epoch != 0); err != nil {
+		return err
+	}
+	switch {
+	case epoch < -2:
+		return invalid("member_epoch", "is %d; send 0 to join, -1 to leave, -2 to leave temporarily, or the epoch of your last answer", epoch)
+	case epoch == -2 && r.GetGroupInstanceId() == "":
+		return invalid("member_epoch", "-2 (a temporary leave) applies to static members only: set group_instance_id, or leave with -1")
+	case epoch == 0 && r.GetMemberId() != "" && r.GetMemberSecret() == "":
+		return invalid("member_secret", "must be sent with a member_id")
+	}
+	if err := checkName("client_id", r.GetClientId(), false); err != nil {
+		return err
+	}
+	if err := checkName("server_assignor", r.GetServerAssignor(), false); err != nil {
+		return err
+	}
+	if r.GetHoldMs() < 0 || r.GetHoldMs() > MaxHoldMs {
+		return invalid("hold_ms", "must be between 0 and %d (a day), got %d", MaxHoldMs, r.GetHoldMs())
+	}
+	if r.GetPartitionsLost() < 0 {
+		return invalid("partitions_lost", "is %d; it counts partitions, 0 or more", r.GetPartitionsLost())
+	}
+	for i, t := range r.GetSubscribedTopics() {
+		if !nameOK(t, true) {
+			return nameError(fmt.Sprintf("subscribed_topics[%d]", i), t, true)
+		}
+	}
+	if err := checkPartitions(func() string { return "owned" }, r.GetOwned()); err != nil {
+		return err
+	}
+	if size := proto.Size(r); size > c.MaxMetadataBytes {
+		return invalid("owned", "the request is %d bytes, the limit is %d", size, c.MaxMetadataBytes)
+	}
+	if epoch < 0 {
+		return nil // a leave: the timeouts no longer matter
+	}
+	if err := checkTimeout("session_timeout_ms", r.GetSessionTimeoutMs(), 0); err != nil {
+		return err
+	}
+	if err := checkTimeout("rebalance_timeout_ms", r.GetRebalanceTimeoutMs(), c.MaxRebalanceTimeout); err != nil {
+		return err
+	}
+	return c.checkSessionBounds(r.GetSessionTimeoutMs())
+}
+
+// ValidateReconcile checks a Reconcile request as the group would before
+// acting on it, so that a driver creates a group only for a valid join.
+func (c Config) ValidateReconcile(r *regroupv1.ReconcileRequest) error {
+	if err := c.validateReconcile(r); err != nil {
+		return err
 	}
 	return nil
 }

@@ -79,3 +79,27 @@ func SyncRequest(t testing.TB, d *datadriven.TestData) *regroupv1.SyncGroupReque
 	}
 	return r
 }
+
+// ReconcileRequest builds a ReconcileRequest from a command's arguments:
+// [group=g] [member=ID] [epoch=E] [instance=I] [client=c] [session=10s]
+// [rebalance=30s] [topics=orders] [owned=a:0-3/b:1] [hold=0s]
+// [assignor=NAME] [lost=N]. The caller sets the member secret.
+func ReconcileRequest(t testing.TB, d *datadriven.TestData) *regroupv1.ReconcileRequest {
+	r := &regroupv1.ReconcileRequest{
+		GroupId:            ArgOr(d, "group", "g"),
+		MemberId:           ArgOr(d, "member", ""),
+		MemberEpoch:        int32(Int(t, ArgOr(d, "epoch", "0"))),
+		GroupInstanceId:    ArgOr(d, "instance", ""),
+		ClientId:           ArgOr(d, "client", "c"),
+		SessionTimeoutMs:   Duration(t, ArgOr(d, "session", "10s")).Milliseconds(),
+		RebalanceTimeoutMs: Duration(t, ArgOr(d, "rebalance", "30s")).Milliseconds(),
+		SubscribedTopics:   List(ArgOr(d, "topics", "orders")),
+		ServerAssignor:     ArgOr(d, "assignor", ""),
+		HoldMs:             Duration(t, ArgOr(d, "hold", "0s")).Milliseconds(),
+		PartitionsLost:     int32(Int(t, ArgOr(d, "lost", "0"))),
+	}
+	if o, ok := Arg(d, "owned"); ok && o != "" {
+		r.Owned = Partitions(t, o)
+	}
+	return r
+}
