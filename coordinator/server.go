@@ -321,6 +321,13 @@ func (s *Server) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest)
 	return replyOf[*regroupv1.HeartbeatResponse](r, err)
 }
 
+// Reconcile implements the Coordinator service.
+func (s *Server) Reconcile(ctx context.Context, req *regroupv1.ReconcileRequest) (_ *regroupv1.ReconcileResponse, err error) {
+	defer func(start time.Time) { s.finish("Reconcile", req, start, err) }(time.Now())
+	r, err := s.call(ctx, req)
+	return replyOf[*regroupv1.ReconcileResponse](r, err)
+}
+
 // FindCoordinator implements the Coordinator service. Every coordinator
 // answers it from what it sees of the election; it is never forwarded.
 func (s *Server) FindCoordinator(_ context.Context, req *regroupv1.FindCoordinatorRequest) (_ *regroupv1.FindCoordinatorResponse, err error) {

@@ -69,6 +69,7 @@ var methods = map[string]access{
 	regroupv1.Coordinator_SyncGroup_FullMethodName:       {right: Consume, group: true},
 	regroupv1.Coordinator_Heartbeat_FullMethodName:       {right: Consume, group: true},
 	regroupv1.Coordinator_LeaveGroup_FullMethodName:      {right: Consume, group: true},
+	regroupv1.Coordinator_Reconcile_FullMethodName:       {right: Consume, group: true},
 	regroupv1.Coordinator_FindCoordinator_FullMethodName: {right: Consume, group: true},
 	regroupv1.Admin_DescribeGroup_FullMethodName:         {right: Describe, group: true},
 	regroupv1.Admin_WatchGroup_FullMethodName:            {right: Describe, group: true},

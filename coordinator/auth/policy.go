@@ -13,7 +13,7 @@ type Right string
 
 // The rights a policy grants.
 const (
-	// Consume: JoinGroup, SyncGroup, Heartbeat, LeaveGroup and
+	// Consume: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, Reconcile and
 	// FindCoordinator on the matching groups.
 	Consume Right = "consume"
 	// Describe: DescribeGroup and WatchGroup on the matching groups;

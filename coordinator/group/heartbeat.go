@@ -469,6 +469,8 @@ func AnswerUnknownGroup(cfg Config, req proto.Message) Reply {
 		err, id = cfg.validateSync(r), r.GetGroupId()
 	case *regroupv1.HeartbeatRequest:
 		err, id = validateHeartbeat(r), r.GetGroupId()
+	case *regroupv1.ReconcileRequest:
+		err, id = cfg.validateReconcile(r), r.GetGroupId()
 	case *regroupv1.LeaveGroupRequest:
 		if err := validateLeave(r); err != nil {
 			return Reply{Err: err}

@@ -28,6 +28,15 @@ func (n *Node) request(r Request) {
 		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Heartbeat(n.now, r.Req, c, m) })
 	case *regroupv1.LeaveGroupRequest:
 		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Leave(n.now, r.Req, c, m) })
+	case *regroupv1.ReconcileRequest:
+		join := m.GetMemberId() == "" && m.GetMemberEpoch() == 0
+		if join {
+			if err := n.load.refusal(); err != nil {
+				n.fail(r, err) // new work: shed while overloaded
+				return
+			}
+		}
+		n.groupCall(r, m.GetGroupId(), join, func(g *group.Group) group.Output { return g.Reconcile(n.now, r.Req, c, m) })
 	case *regroupv1.RemoveMembersRequest:
 		n.removeMembers(r, m)
 	case *regroupv1.DeleteGroupRequest:
@@ -72,7 +81,7 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 			n.send(reply)
 			return
 		}
-		if err := n.cfg.Group.ValidateJoin(r.Msg.(*regroupv1.JoinGroupRequest)); err != nil {
+		if err := validateFirst(n.cfg.Group, r.Msg); err != nil {
 			n.fail(r, err)
 			return
 		}
@@ -84,6 +93,15 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 	if !n.stepGroup(e, step) {
 		n.fail(r, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "internal error in group %q; it is reloaded from the store: retry shortly", id))
 	}
+}
+
+// validateFirst checks the call that would create a group: a JoinGroup or
+// a Reconcile join.
+func validateFirst(cfg group.Config, msg any) error {
+	if m, ok := msg.(*regroupv1.ReconcileRequest); ok {
+		return cfg.ValidateReconcile(m)
+	}
+	return cfg.ValidateJoin(msg.(*regroupv1.JoinGroupRequest))
 }
 
 // lookup returns a group's entry, nil if the node has none, or the error

@@ -181,7 +181,7 @@ func (m *Metrics) GroupEvent(_ string, e group.Event) {
 	}
 }
 
-// Request implements coordinator.Metrics. A held heartbeat is counted but
+// Request implements coordinator.Metrics. A held heartbeat (or Reconcile) is counted but
 // its duration is not observed: the coordinator holds it on purpose, up to
 // hold_ms, and answers early when a rebalance starts, so its duration says
 // nothing about how fast the coordinator answers.
@@ -192,6 +192,9 @@ func (m *Metrics) Request(method string, req proto.Message, d time.Duration, cod
 	m.requests.WithLabelValues(method, string(code)).Inc()
 	if hb, ok := req.(*regroupv1.HeartbeatRequest); ok && hb.GetHoldMs() > 0 {
 		return
+	}
+	if rc, ok := req.(*regroupv1.ReconcileRequest); ok && rc.GetHoldMs() > 0 {
+		return // held the same way
 	}
 	m.requestDuration.WithLabelValues(method).Observe(d.Seconds())
 }
