@@ -24,6 +24,9 @@ const (
 	// session timeouts of at least three times it; shorter sessions get a
 	// third of the session timeout (but never less than MinBackoff).
 	DefaultMaxBackoff = 5 * time.Second
+	// DefaultServerAssignor is a Next member's server assignor when none
+	// is given.
+	DefaultServerAssignor = "cooperative-sticky"
 )
 
 // FailoverOverhead is what a coordinator failover takes beyond the dead
@@ -58,7 +61,7 @@ func SessionToRide(budget time.Duration) time.Duration {
 }
 
 // WithDefaults returns c with its zero durations filled in, each from the
-// values filled in before it:
+// values filled in before it, and a Next member's server assignor:
 //
 //	SessionTimeout     20 s
 //	RebalanceTimeout   30 s
@@ -66,6 +69,7 @@ func SessionToRide(budget time.Duration) time.Duration {
 //	Margin             SessionTimeout/10
 //	MinBackoff         100 ms
 //	MaxBackoff         max(MinBackoff, min(5 s, SessionTimeout/3))
+//	ServerAssignor     cooperative-sticky (Protocol Next only)
 //
 // Values already set are kept (even invalid ones: New reports those). A
 // configuration whose durations are all defaults passes New's checks.
@@ -87,6 +91,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = max(c.MinBackoff, min(DefaultMaxBackoff, c.SessionTimeout/3))
+	}
+	if c.Protocol == Next && c.ServerAssignor == "" {
+		c.ServerAssignor = DefaultServerAssignor
 	}
 	return c
 }

@@ -3,8 +3,14 @@
 // assignment, which partitions to revoke, when ownership is lost, how to
 // react to each error, and when to retry.
 //
-// A Member reads no clock, starts no goroutine and does no I/O. Every input
-// carries the current time; every step returns an Output listing the
+// There is a machine for each group protocol (Protocol): Member speaks the
+// classic one (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), NextMember the
+// next-generation one (Reconcile, next.go). Both are a Machine, built by
+// NewMachine from a Config, and share the lease rule (lease.go) and the
+// pacing of calls (pacing.go).
+//
+// A machine reads no clock, starts no goroutine and does no I/O. Every
+// input carries the current time; every step returns an Output listing the
 // requests to send, the application callbacks to run (in order, one at a
 // time) and whether the member is done. The driver calls Tick at
 // NextDeadline. It is not safe for concurrent use.
@@ -24,7 +30,6 @@
 package fsm
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -39,17 +44,28 @@ import (
 
 // Config is what the state machine needs to know about its member.
 type Config struct {
+	// Protocol is the group protocol the member speaks: Classic (the zero
+	// value; New) or Next (NewNext). NewMachine builds either.
+	Protocol   Protocol
 	GroupID    string
 	InstanceID string // empty for a dynamic member
 	ClientID   string
-	Rack       string
+	Rack       string // Classic only: Reconcile carries no rack
 	Topics     []string
 	// Assignors in preference order; the member is cooperative only if
-	// every one supports it.
+	// every one supports it. Classic only: a Next member's group is
+	// assigned by the coordinator (ServerAssignor).
 	Assignors []assignor.Assignor
+	// ServerAssignor is the coordinator's assignor that computes a Next
+	// group's target assignment (a name of the coordinator's assignor
+	// registry; the group's first member's choice is the group's).
+	// WithDefaults fills in DefaultServerAssignor for Next; Classic
+	// members leave it empty.
+	ServerAssignor string
 	// SessionTimeout, RebalanceTimeout and HeartbeatInterval are sent to
 	// the coordinator; heartbeats are held for at most HeartbeatInterval
-	// (see Jitter).
+	// (see Jitter). A Next member holds its calls for the interval the
+	// coordinator sets, HeartbeatInterval until it has said.
 	SessionTimeout    time.Duration
 	RebalanceTimeout  time.Duration
 	HeartbeatInterval time.Duration
@@ -75,7 +91,7 @@ type Config struct {
 	// (without jitter), so that a rebalance notice waits for the member's
 	// next heartbeat instead of reaching it at once in the answer to a
 	// held one. The simulator uses it (heartbeats=classic); a production
-	// member should not.
+	// member should not. Classic only.
 	ClassicHeartbeats bool
 }
 
@@ -128,14 +144,15 @@ type Callback struct {
 }
 
 // Request asks the driver to send a message (a *regroupv1.JoinGroupRequest,
-// SyncGroupRequest, HeartbeatRequest or LeaveGroupRequest) and to report
-// the answer with Response, giving up after Timeout.
+// SyncGroupRequest, HeartbeatRequest or LeaveGroupRequest; a Next member's
+// are all *regroupv1.ReconcileRequest) and to report the answer with
+// Response, giving up after Timeout.
 type Request struct {
 	ID      uint64
 	Msg     proto.Message
 	Timeout time.Duration
-	// Probe marks an unheld heartbeat sent because the coordinator went
-	// silent (a held heartbeat's answer is overdue): a driver that knows
+	// Probe marks an unheld heartbeat (or Reconcile) sent because the
+	// coordinator went silent (a held call's answer is overdue): a driver that knows
 	// several coordinators sends it to all of them at once, since the one
 	// it used may be hung or cut off, and follows whichever answers.
 	Probe bool
@@ -219,17 +236,18 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
-// beat is a heartbeat in flight (id 0: none).
+// beat is a held call in flight (id 0: none): a heartbeat, or a Next
+// member's Reconcile.
 type beat struct {
 	id      uint64
 	member  string
-	gen     int32
+	gen     int32 // the generation, or the member epoch, it carries
 	sent    time.Time
 	hold    time.Duration
 	timeout time.Duration
 }
 
-// overdue is when a heartbeat's answer is late enough to send a probe
+// overdue is when a held call's answer is late enough to send a probe
 // beside it: its hold (zero if not held) plus the slack.
 func (b beat) overdue(session time.Duration) time.Time {
 	return b.sent.Add(b.hold + heartbeatSlack(session))
@@ -266,8 +284,6 @@ type Member struct {
 	mainReq   uint64
 	mainKind  step
 	joinResp  *regroupv1.JoinGroupResponse
-	stopping  bool
-	done      bool
 	stopAfter bool // the stop's revocation was emitted
 
 	// A revocation that must end before the main line continues: when it
@@ -312,30 +328,11 @@ type Member struct {
 	lostSent int32
 }
 
-// New validates cfg and returns a member that has not started.
+// New validates cfg, a Classic configuration, and returns a classic member
+// that has not started.
 func New(cfg Config) (*Member, error) {
-	switch {
-	case cfg.GroupID == "":
-		return nil, errors.New("regroup: member: the group id is empty")
-	case len(cfg.Topics) == 0:
-		return nil, errors.New("regroup: member: no topics to subscribe to")
-	case len(cfg.Assignors) == 0:
-		return nil, errors.New("regroup: member: no assignors")
-	case cfg.SessionTimeout <= 0 || cfg.RebalanceTimeout <= 0 || cfg.HeartbeatInterval <= 0:
-		return nil, errors.New("regroup: member: session timeout, rebalance timeout and heartbeat interval must be positive")
-	case cfg.HeartbeatInterval*3 > cfg.SessionTimeout:
-		return nil, fmt.Errorf("regroup: member: heartbeat interval %v must be at most a third of the session timeout %v", cfg.HeartbeatInterval, cfg.SessionTimeout)
-	case cfg.Margin < 0 || cfg.Margin >= cfg.SessionTimeout-cfg.HeartbeatInterval:
-		return nil, fmt.Errorf("regroup: member: safety margin %v must be between 0 and the session timeout minus the heartbeat interval", cfg.Margin)
-	case cfg.MinBackoff <= 0 || cfg.MaxBackoff < cfg.MinBackoff:
-		return nil, fmt.Errorf("regroup: member: backoff bounds %v..%v are not increasing positive durations", cfg.MinBackoff, cfg.MaxBackoff)
-	}
-	seen := map[string]bool{}
-	for _, a := range cfg.Assignors {
-		if seen[a.Name()] {
-			return nil, fmt.Errorf("regroup: member: assignor %q listed twice", a.Name())
-		}
-		seen[a.Name()] = true
+	if err := cfg.validate(Classic); err != nil {
+		return nil, err
 	}
 	m := &Member{
 		base:        base{cfg: cfg},
@@ -363,13 +360,10 @@ func (m *Member) Leader() bool { return m.leader }
 
 // State returns the member's state.
 func (m *Member) State() State {
+	if s, ok := m.ending(); ok {
+		return s
+	}
 	switch {
-	case m.done && m.stopping:
-		return Stopped
-	case m.done:
-		return Failed
-	case m.stopping:
-		return Stopping
 	case m.blocking != 0:
 		return Revoking
 	case m.mainKind == stepSync || m.next == stepSync:
@@ -467,18 +461,11 @@ func (m *Member) expire(now time.Time, out *Output) {
 
 // NextDeadline returns when Tick must be called next (zero: nothing due).
 func (m *Member) NextDeadline() time.Time {
-	var next time.Time
-	at := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
+	next := m.soonest()
 	if m.done {
-		return next
+		return next.t
 	}
-	if len(m.owned) > 0 {
-		at(m.lease)
-	}
+	at := next.at
 	if m.blocking != 0 {
 		at(m.blockingDeadline)
 	}
@@ -493,7 +480,7 @@ func (m *Member) NextDeadline() time.Time {
 			at(m.probeAt)
 		}
 	}
-	return next
+	return next.t
 }
 
 // checkLease declares everything lost once the lease has ended; the member

@@ -25,6 +25,10 @@ type base struct {
 	failures int
 	retryAt  time.Time
 
+	// stopping: Stop was called; done: the member has finished (stopped,
+	// or failed).
+	stopping, done bool
+
 	// overloaded: a call was shed (COORDINATOR_OVERLOADED) and none has
 	// succeeded since; the overload was reported.
 	overloaded bool
@@ -39,6 +43,39 @@ type base struct {
 func (b *base) id() uint64 {
 	b.nextID++
 	return b.nextID
+}
+
+// ending returns the state of a member that is stopping or has finished,
+// or false.
+func (b *base) ending() (State, bool) {
+	switch {
+	case b.done && b.stopping:
+		return Stopped, true
+	case b.done:
+		return Failed, true
+	case b.stopping:
+		return Stopping, true
+	}
+	return 0, false
+}
+
+// soonest starts the search for a machine's next deadline: none once the
+// member has finished, else the lease's end if it owns partitions.
+func (b *base) soonest() deadline {
+	var d deadline
+	if !b.done && len(b.owned) > 0 {
+		d.at(b.lease)
+	}
+	return d
+}
+
+// deadline is the earliest of the times given to at (zero: none yet).
+type deadline struct{ t time.Time }
+
+func (d *deadline) at(t time.Time) {
+	if !t.IsZero() && (d.t.IsZero() || t.Before(d.t)) {
+		d.t = t
+	}
 }
 
 // Assignment returns the partitions the member owns, sorted.

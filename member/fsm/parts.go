@@ -22,13 +22,13 @@ func comparePartitions(a, b Partition) int {
 
 // assignedPartitions returns the partitions of a, sorted and without
 // duplicates, each with token tok.
-func assignedPartitions(a *regroupv1.Assignment, tok int64) []Partition {
+func assignedPartitions(a []*regroupv1.TopicPartitions, tok int64) []Partition {
 	n := 0
-	for _, t := range a.GetPartitions() {
+	for _, t := range a {
 		n += len(t.GetPartitions())
 	}
 	out := make([]Partition, 0, n)
-	for _, t := range a.GetPartitions() {
+	for _, t := range a {
 		for _, p := range t.GetPartitions() {
 			out = append(out, Partition{Topic: t.GetTopic(), Partition: p, Token: tok})
 		}
@@ -43,14 +43,14 @@ func assignedPartitions(a *regroupv1.Assignment, tok int64) []Partition {
 // those of a (with token tok) that owned lacks, and the number of distinct
 // partitions in a. An assignment sorted by topic and partition, as the
 // coordinator sends it, is compared as it is; another is sorted first.
-func diffAssignment(owned []Partition, a *regroupv1.Assignment, tok int64) (revoked, added []Partition, n int) {
+func diffAssignment(owned []Partition, a []*regroupv1.TopicPartitions, tok int64) (revoked, added []Partition, n int) {
 	if !sortedAssignment(a) {
 		assigned := assignedPartitions(a, tok)
 		revoked, added = diffPartitions(owned, assigned)
 		return revoked, added, len(assigned)
 	}
 	i := 0
-	for _, list := range a.GetPartitions() {
+	for _, list := range a {
 		t := list.GetTopic()
 		for i < len(owned) && owned[i].Topic < t {
 			revoked = append(revoked, owned[i])
@@ -74,10 +74,10 @@ func diffAssignment(owned []Partition, a *regroupv1.Assignment, tok int64) (revo
 
 // sortedAssignment reports whether a lists its partitions in increasing
 // order of topic and partition, each once.
-func sortedAssignment(a *regroupv1.Assignment) bool {
+func sortedAssignment(a []*regroupv1.TopicPartitions) bool {
 	var last Partition // the last partition seen
 	seen := false
-	for _, list := range a.GetPartitions() {
+	for _, list := range a {
 		ps := list.GetPartitions()
 		if len(ps) == 0 {
 			continue

@@ -39,14 +39,14 @@ func TestDiffAssignment(t *testing.T) {
 				}
 			}
 		}
-		revoked, added, n := diffAssignment(owned, &a, 2)
+		revoked, added, n := diffAssignment(owned, a.Partitions, 2)
 		var wantRevoked, wantAdded []Partition
 		for _, p := range owned {
 			if !set[Partition{Topic: p.Topic, Partition: p.Partition}] {
 				wantRevoked = append(wantRevoked, p)
 			}
 		}
-		for _, p := range assignedPartitions(&a, 2) {
+		for _, p := range assignedPartitions(a.Partitions, 2) {
 			if !slices.ContainsFunc(owned, func(o Partition) bool { return comparePartitions(o, p) == 0 }) {
 				wantAdded = append(wantAdded, p)
 			}

@@ -155,12 +155,11 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 	m.next = 0
 	m.joinResp = nil
 	m.rebalanceDeadline = time.Time{}
-	revoked, added, assigned := diffAssignment(m.owned, resp.GetAssignment(), resp.GetFencingToken())
+	revoked, added, assigned := diffAssignment(m.owned, resp.GetAssignment().GetPartitions(), resp.GetFencingToken())
 	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: detail("generation ", int(m.generation), ": ", assigned, " partitions, ",
 		len(added), " new, ", len(revoked), " to revoke")})
 	if unknown := resp.GetUnknownTopics(); len(unknown) > 0 {
-		out.Events = append(out.Events, Event{Kind: EventUnknownTopics, Detail: fmt.Sprintf(
-			"topics %s are not in the coordinator's registry: this member owns none of their partitions until an operator creates them (regroup topics put), or until its subscription drops them", strings.Join(unknown, ", "))})
+		out.Events = append(out.Events, unknownTopicsEvent(unknown))
 	}
 	if m.hb.id == 0 {
 		m.hbAt = m.firstBeat(now) // a held heartbeat at once, for the next rebalance notice
@@ -182,6 +181,13 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 		// the member owns now.
 		m.rejoin(now)
 	}
+}
+
+// unknownTopicsEvent reports that the coordinator's registry lacks topics
+// the member subscribes to.
+func unknownTopicsEvent(topics []string) Event {
+	return Event{Kind: EventUnknownTopics, Detail: fmt.Sprintf(
+		"topics %s are not in the coordinator's registry: this member owns none of their partitions until an operator creates them (regroup topics put), or until its subscription drops them", strings.Join(topics, ", "))}
 }
 
 // detail concatenates strings and ints into one string, with one

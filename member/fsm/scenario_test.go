@@ -27,9 +27,12 @@ import (
 // unless it is marked paused: then, as in a process that was frozen, no
 // timer ran in between):
 //
-//	config [instance=I] [topics=a,b] [assignors=cooperative-sticky,range]
+//	config [protocol=classic|next] [instance=I] [topics=a,b]
+//	       [assignors=cooperative-sticky,range] [server-assignor=range]
 //	       [session=10s] [rebalance=30s] [heartbeat=3s] [margin=1s]
 //	       [leave-on-stop] [classic]
+//	       (protocol=next: no assignors unless given; the scenario files
+//	        of the next-generation member are in testdata/next)
 //	start [at=T]
 //	join id=N [at=T] gen=G member=M leader=L [protocol=P] [skip] [secret=S]
 //	     (input, leader only: "member ID topics=a,b [owned=a:0-3] [gen=G]"
@@ -37,6 +40,9 @@ import (
 //	sync id=N [at=T] [assignment=a:0-3/b:1] token=G.R
 //	heartbeat id=N [at=T]
 //	leave id=N [at=T]
+//	reconcile id=N [at=T] [member=M] [epoch=E] [secret=S] [interval=3s]
+//	          [assignment=a:0-3/b:1 token=G.R] [unknown-topics=a,b]
+//	          (assignment= alone: an empty assignment)
 //	error id=N [at=T] code=CODE [rebalance-ms=N] [member-id=M] [retry-after-ms=N]
 //	fail id=N [at=T]   (a transport failure)
 //	done cb=N [at=T]   (callback N returned)
@@ -55,7 +61,7 @@ func TestScenarios(t *testing.T) {
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type harness struct {
-	m    *fsm.Member
+	m    fsm.Machine
 	now  time.Duration
 	sent map[uint64]proto.Message
 	b    strings.Builder
@@ -90,13 +96,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		if v := scenario.ArgOr(d, "assignment", ""); v != "" {
 			a.Partitions = scenario.Partitions(t, v)
 		}
-		gen, rep, _ := strings.Cut(scenario.ArgOr(d, "token", "0.0"), ".")
-		tok := scenario.Int(t, gen)<<32 | scenario.Int(t, rep)
-		h.respond(t, d, &regroupv1.SyncGroupResponse{Assignment: a, FencingToken: tok, UnknownTopics: scenario.List(scenario.ArgOr(d, "unknown-topics", ""))}, nil)
+		h.respond(t, d, &regroupv1.SyncGroupResponse{Assignment: a, FencingToken: token(t, d), UnknownTopics: scenario.List(scenario.ArgOr(d, "unknown-topics", ""))}, nil)
 	case "heartbeat":
 		h.respond(t, d, &regroupv1.HeartbeatResponse{}, nil)
 	case "leave":
 		h.respond(t, d, &regroupv1.LeaveGroupResponse{}, nil)
+	case "reconcile":
+		h.respond(t, d, reconcileResponse(t, d), nil)
 	case "error":
 		e := &regroup.Error{Code: regroup.Code(scenario.ArgOr(d, "code", "")), Message: "test", Metadata: map[string]string{}}
 		if v, ok := scenario.Arg(d, "rebalance-ms"); ok {
@@ -120,7 +126,11 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "stop":
 		h.show(h.m.Stop(h.at()))
 	case "state":
-		h.printf("state=%s member=%s generation=%d leader=%v cooperative=%v\n", h.m.State(), h.m.MemberID(), h.m.Generation(), h.m.Leader(), h.m.Cooperative())
+		if c, ok := h.m.(*fsm.Member); ok {
+			h.printf("state=%s member=%s generation=%d leader=%v cooperative=%v\n", h.m.State(), h.m.MemberID(), h.m.Generation(), c.Leader(), h.m.Cooperative())
+		} else {
+			h.printf("state=%s member=%s epoch=%d cooperative=%v\n", h.m.State(), h.m.MemberID(), h.m.Generation(), h.m.Cooperative())
+		}
 		h.printf("owned=%s\n", fmtOwned(h.m.Assignment()))
 		if l := h.m.Lease(); !l.IsZero() {
 			h.printf("lease until t=%v\n", l.Sub(epoch))
@@ -137,7 +147,7 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 		SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second, HeartbeatInterval: 3 * time.Second,
 		Margin: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second,
 	}
-	names := []string{"cooperative-sticky"}
+	var names []string
 	if d != nil {
 		for _, a := range d.CmdArgs {
 			v := ""
@@ -145,6 +155,14 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 				v = a.Vals[0]
 			}
 			switch a.Key {
+			case "protocol":
+				p, err := fsm.ParseProtocol(v)
+				if err != nil {
+					t.Fatalf("%s: %v", d.Pos, err)
+				}
+				cfg.Protocol = p
+			case "server-assignor":
+				cfg.ServerAssignor = v
 			case "instance":
 				cfg.InstanceID = v
 			case "topics":
@@ -168,6 +186,12 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 			}
 		}
 	}
+	if names == nil && cfg.Protocol == fsm.Classic {
+		names = []string{"cooperative-sticky"}
+	}
+	if cfg.Protocol == fsm.Next && cfg.ServerAssignor == "" {
+		cfg.ServerAssignor = fsm.DefaultServerAssignor
+	}
 	for _, n := range names {
 		a, err := assignor.Lookup(n)
 		if err != nil {
@@ -175,7 +199,7 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 		}
 		cfg.Assignors = append(cfg.Assignors, a)
 	}
-	m, err := fsm.New(cfg)
+	m, err := fsm.NewMachine(cfg)
 	if err != nil {
 		h.printf("error: %v\n", err)
 		return
@@ -212,6 +236,33 @@ func (h *harness) respond(t *testing.T, d *datadriven.TestData, msg proto.Messag
 	}
 	delete(h.sent, id)
 	h.show(h.m.Response(h.at(), id, msg, err))
+}
+
+// reconcileResponse is a Reconcile answer; token= is the fencing token as
+// generation.rank (see sync).
+func reconcileResponse(t *testing.T, d *datadriven.TestData) *regroupv1.ReconcileResponse {
+	r := &regroupv1.ReconcileResponse{
+		MemberId:      scenario.ArgOr(d, "member", ""),
+		MemberEpoch:   int32(scenario.Int(t, scenario.ArgOr(d, "epoch", "0"))),
+		MemberSecret:  scenario.ArgOr(d, "secret", ""),
+		UnknownTopics: scenario.List(scenario.ArgOr(d, "unknown-topics", "")),
+	}
+	if v, ok := scenario.Arg(d, "interval"); ok {
+		r.HeartbeatIntervalMs = scenario.Duration(t, v).Milliseconds()
+	}
+	if v, ok := scenario.Arg(d, "assignment"); ok {
+		r.Assignment = &regroupv1.ReconcileAssignment{FencingToken: token(t, d)}
+		if v != "" {
+			r.Assignment.Partitions = scenario.Partitions(t, v)
+		}
+	}
+	return r
+}
+
+// token reads token=G.R as a fencing token.
+func token(t *testing.T, d *datadriven.TestData) int64 {
+	gen, rep, _ := strings.Cut(scenario.ArgOr(d, "token", "0.0"), ".")
+	return scenario.Int(t, gen)<<32 | scenario.Int(t, rep)
 }
 
 func (h *harness) joinResponse(t *testing.T, d *datadriven.TestData) *regroupv1.JoinGroupResponse {
@@ -269,7 +320,11 @@ func (h *harness) show(out fsm.Output) {
 	}
 	for _, r := range out.Requests {
 		h.sent[r.ID] = r.Msg
-		h.printf("  send id=%d %s (timeout %v)\n", r.ID, fmtRequest(r.Msg), r.Timeout)
+		probe := ""
+		if r.Probe {
+			probe = " probe"
+		}
+		h.printf("  send id=%d %s (timeout %v)%s\n", r.ID, fmtRequest(r.Msg), r.Timeout, probe)
 	}
 	for _, c := range out.Callbacks {
 		h.printf("  callback cb=%d %s %s (deadline t=%v)\n", c.ID, c.Kind, fmtOwned(c.Partitions), c.Deadline.Sub(epoch))
@@ -317,6 +372,21 @@ func fmtRequest(msg proto.Message) string {
 		return s
 	case *regroupv1.HeartbeatRequest:
 		return fmt.Sprintf("heartbeat gen=%d member=%s hold=%dms", r.GetGeneration(), r.GetMemberId(), r.GetHoldMs())
+	case *regroupv1.ReconcileRequest:
+		s := fmt.Sprintf("reconcile member=%q epoch=%d owned=%s hold=%dms", r.GetMemberId(), r.GetMemberEpoch(), scenario.Parts(r.GetOwned(), ":"), r.GetHoldMs())
+		if r.GetGroupInstanceId() != "" {
+			s += " instance=" + r.GetGroupInstanceId()
+		}
+		if r.GetMemberSecret() != "" {
+			s += " secret=" + r.GetMemberSecret()
+		}
+		if r.GetServerAssignor() != fsm.DefaultServerAssignor {
+			s += " assignor=" + r.GetServerAssignor()
+		}
+		if n := r.GetPartitionsLost(); n > 0 {
+			s += fmt.Sprintf(" lost=%d", n)
+		}
+		return s
 	case *regroupv1.LeaveGroupRequest:
 		e := r.GetMembers()[0]
 		s := "leave member=" + e.GetMemberId()
