@@ -166,6 +166,7 @@ func (g *Group) addNext(now time.Time, c Caller, join *regroupv1.JoinGroupReques
 	m := g.addMember(now, g.ids.MemberID(prefix), c, join)
 	m.isNew = false
 	g.refresh(now, m)
+	m.settled = true // not counted yet: note counts it if it has not converged
 	g.note(m)
 	return m
 }
@@ -193,9 +194,8 @@ func (g *Group) reconcileCall(now time.Time, out *Output, req ReqID, c Caller, r
 		out.reply(req, &regroupv1.ReconcileResponse{MemberId: m.id, MemberEpoch: -1})
 		return
 	case epoch == -2:
-		g.released += m.owned.count()
-		g.owns(m, parts{})
 		m.absent = true
+		g.owns(m, parts{})
 		if m.hbReq != 0 {
 			out.reply(m.hbReq, &regroupv1.ReconcileResponse{MemberId: m.id, MemberEpoch: -2})
 			m.hbReq = 0
@@ -256,7 +256,9 @@ func (g *Group) owns(m *member, reported parts) {
 	if kept.equal(m.owned) {
 		return
 	}
-	g.released += m.owned.count() - kept.count()
+	if g.reb != nil {
+		g.released += m.owned.count() - kept.count()
+	}
 	m.owned = kept
 	if a := m.assigned.intersect(kept); !a.equal(m.assigned) {
 		m.assigned = a
@@ -282,6 +284,8 @@ func (g *Group) dropNext(now time.Time, out *Output, m *member, why string, grac
 	if !m.settled {
 		g.unsettled--
 	}
+	// Moves count from its target, whatever it was given of it yet.
+	g.departed = append(g.departed, ownerParts{owner: m.key(), parts: m.target})
 	g.remove(now, out, m, why, graceful, err)
 	g.claims, g.releases = nil, true
 }

@@ -304,6 +304,9 @@ func (g *Group) updateState(now time.Time, out *Output) {
 			g.emptySince = now
 			g.assignAt = time.Time{}
 			g.assignEpoch = g.generation
+			if g.reb != nil {
+				g.reb.Generation, g.reb.Members = g.generation, nil
+			}
 			g.finishRebalance(now, out, 0)
 			out.Persist = true
 		}
@@ -367,11 +370,14 @@ func (g *Group) restoreNext(now time.Time, out *Output, rec *storev1.GroupRecord
 	if rec.GetState() != regroupv1.GroupState_GROUP_STATE_STABLE {
 		g.state = CompletingRebalance
 	}
-	for _, m := range g.order {
+	var ids []string
+	for _, m := range g.byID() {
+		m.settled = true // not counted yet: see addNext
 		g.note(m)
+		ids = append(ids, m.id)
 	}
 	if cause := rec.GetRebalanceCause(); cause != "" {
-		g.reb = &regroupv1.Rebalance{CauseKind: string(CauseFailover), Cause: cause + " (resumed by a new coordinator)", Start: nowStamp(now), Generation: g.generation}
+		g.reb = &regroupv1.Rebalance{CauseKind: string(CauseFailover), Cause: cause + " (resumed by a new coordinator)", Start: nowStamp(now), Generation: g.generation, Members: ids}
 	}
 	if g.assignEpoch != g.generation {
 		g.assignAt = now
