@@ -32,6 +32,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/store"
@@ -420,13 +422,20 @@ func (n *Node) send(r group.Reply) {
 
 // deliver puts r in the step's output. While the node is overloaded, a
 // heartbeat's answer asks the member to hold its next heartbeat longer
-// (see Overload); it is a new message, because a group shares one answer
-// between a member's held heartbeat and the next, and the first may be on
-// its way out.
+// (see Overload), and a Reconcile answer sets a longer interval; each is a
+// new message, because a group shares one answer between a member's held
+// heartbeat and the next, and the first may be on its way out.
 func (n *Node) deliver(r group.Reply) {
 	if hold := n.load.advisedHold(); hold > 0 && r.Err == nil {
-		if _, ok := r.Msg.(*regroupv1.HeartbeatResponse); ok {
+		switch m := r.Msg.(type) {
+		case *regroupv1.HeartbeatResponse:
 			r.Msg = &regroupv1.HeartbeatResponse{NextHoldMs: hold.Milliseconds()}
+		case *regroupv1.ReconcileResponse:
+			if m.GetHeartbeatIntervalMs() < hold.Milliseconds() {
+				c := proto.CloneOf(m)
+				c.HeartbeatIntervalMs = hold.Milliseconds()
+				r.Msg = c
+			}
 		}
 	}
 	n.out.Replies = append(n.out.Replies, group.Reply{Req: r.Req, Msg: r.Msg, Err: r.Err})

@@ -41,6 +41,8 @@ import (
 //	heartbeat req=N [group=g] member=ID [instance=I] gen=G [hold=D]
 //	leave req=N [group=g] [members=ID[/INSTANCE],...] [temporary]
 //	     (each member sends the secret its last JoinGroup answer gave it)
+//	reconcile req=N (the arguments of internal/scenario.ReconcileRequest;
+//	     a member id sends the secret its first answer gave it)
 //	remove req=N [group=g] instances=I,...
 //	delete req=N [group=g]
 //	put-topic req=N name=T partitions=P
@@ -125,6 +127,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			member, instance, _ := strings.Cut(id, "/")
 			r.Members = append(r.Members, &regroupv1.LeaveMember{MemberId: member, GroupInstanceId: instance, Temporary: temporary, MemberSecret: h.secrets[member]})
 		}
+		h.call(t, d, r)
+	case "reconcile":
+		r := scenario.ReconcileRequest(t, d)
+		r.MemberSecret = h.secrets[r.GetMemberId()]
 		h.call(t, d, r)
 	case "remove":
 		h.call(t, d, &regroupv1.RemoveMembersRequest{GroupId: scenario.ArgOr(d, "group", "g"), GroupInstanceIds: scenario.List(scenario.ArgOr(d, "instances", ""))})
@@ -316,6 +322,9 @@ func (h *harness) show(out node.Output) {
 		if j, ok := r.Msg.(*regroupv1.JoinGroupResponse); ok {
 			h.secrets[j.GetMemberId()] = j.GetMemberSecret()
 		}
+		if rr, ok := r.Msg.(*regroupv1.ReconcileResponse); ok && rr.GetMemberSecret() != "" {
+			h.secrets[rr.GetMemberId()] = rr.GetMemberSecret()
+		}
 		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(r))
 	}
 	if out.Ended != "" {
@@ -357,6 +366,12 @@ func fmtReply(r group.Reply) string {
 			return fmt.Sprintf("heartbeat ok next_hold=%v", time.Duration(m.GetNextHoldMs())*time.Millisecond)
 		}
 		return "heartbeat ok"
+	case *regroupv1.ReconcileResponse:
+		s := fmt.Sprintf("reconcile member=%s epoch=%d interval=%v", m.GetMemberId(), m.GetMemberEpoch(), time.Duration(m.GetHeartbeatIntervalMs())*time.Millisecond)
+		if a := m.GetAssignment(); a != nil {
+			s += fmt.Sprintf(" assignment=%s token=%s", scenario.Parts(a.GetPartitions(), "="), scenario.Token(a.GetFencingToken()))
+		}
+		return s
 	case *regroupv1.LeaveGroupResponse:
 		return fmtLeave(m.GetMembers())
 	case *regroupv1.RemoveMembersResponse:
