@@ -557,3 +557,55 @@ func TestWatchShowsPartitionsLost(t *testing.T) {
 		t.Errorf("with none lost: %q", got)
 	}
 }
+
+// groups describe and list show a next-generation group's epochs and each
+// member's assignment against its target, in the middle of a
+// reconciliation: the first member still has to give up what the second's
+// target has.
+func TestDescribeNextGenerationGroup(t *testing.T) {
+	s := startServe(t)
+	conn := dial(t, s.addr)
+	admin := regroupv1.NewAdminClient(conn)
+	ctx := context.Background()
+	if _, err := admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	client := regroupv1.NewCoordinatorClient(conn)
+	join := func() *regroupv1.ReconcileResponse {
+		resp, err := client.Reconcile(ctx, &regroupv1.ReconcileRequest{GroupId: "n", SessionTimeoutMs: 30_000, RebalanceTimeoutMs: 30_000, SubscribedTopics: []string{"orders"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	first := join()
+	if n, _ := summarize(&regroupv1.Assignment{Partitions: first.GetAssignment().GetPartitions()}); n != 4 {
+		t.Fatalf("the first member got %v, want all 4 partitions", first.GetAssignment())
+	}
+	join()
+	// The second join is assigned within the assignment interval.
+	waitfor.Until(t, "group n reconciling its second target", func() error {
+		d, err := admin.DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: "n"})
+		if err != nil {
+			return err
+		}
+		if d.GetState() != regroupv1.GroupState_GROUP_STATE_COMPLETING_REBALANCE {
+			return fmt.Errorf("group is %v", d.GetState())
+		}
+		return nil
+	})
+	c := cli{t: t, endpoint: s.addr}
+	out := c.ok("groups", "describe", "n")
+	contains(t, "groups describe", out,
+		`^Group protocol:\s+next \(Reconcile\)$`, `^Epochs:\s+group 2, target assignment 2$`, `^Assignor:\s+cooperative-sticky$`,
+		`^MEMBER\s+INSTANCE\s+SESSION\s+EPOCH\s+PARTITIONS\s+TARGET$`)
+	// Members are listed by id: either may come first.
+	contains(t, "groups describe", out, `\s1\s+2 orders:\S+ \(revoking 2\)\s+2 orders:\S+$`)
+	contains(t, "groups describe", out, `\s2\s+0\s+2 orders:\S+$`)
+	contains(t, "groups list", c.ok("groups", "list"), `^n\s+CompletingRebalance\s+2\s+2\s+next/cooperative-…$`)
+	d := c.json("groups", "describe", "n")
+	if epochs := []any{field(d, "members", 0, "member_epoch"), field(d, "members", 1, "member_epoch")}; field(d, "group_protocol") != "next" ||
+		!(epochs[0] == 1.0 && epochs[1] == 2.0 || epochs[0] == 2.0 && epochs[1] == 1.0) {
+		t.Errorf("groups describe -o json: %v, want group_protocol next and members at epochs 1 and 2", d)
+	}
+}

@@ -71,8 +71,12 @@ func groupsListCmd(c *client) *cobra.Command {
 			t, f := newTable(cmd.OutOrStdout()), c.cells()
 			t.row("GROUP", "STATE", "GEN", "MEMBERS", "PROTOCOL")
 			for _, g := range resp.GetGroups() {
+				protocol := g.GetProtocolName()
+				if g.GetGroupProtocol() == "next" {
+					protocol = "next/" + protocol // its server-side assignor
+				}
 				t.row(f.shorten(g.GetGroupId(), groupWidth), stateName(g.GetState()), strconv.Itoa(int(g.GetGeneration())),
-					strconv.Itoa(int(g.GetMembers())), f.clip(g.GetProtocolName(), protocolWidth))
+					strconv.Itoa(int(g.GetMembers())), f.clip(protocol, protocolWidth))
 			}
 			return t.Flush()
 		},
@@ -113,9 +117,17 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 	t := newTable(out)
 	t.row("Group:", f.clip(d.GetGroupId(), headerWidth))
 	t.row("State:", stateName(d.GetState()))
-	t.row("Generation:", strconv.Itoa(int(d.GetGeneration())))
-	t.row("Protocol:", orNone(f.clip(d.GetProtocolName(), headerWidth)))
-	t.row("Leader:", orNone(f.shorten(d.GetLeaderId(), headerWidth)))
+	next := d.GetGroupProtocol() == "next"
+	if next {
+		// The next-generation protocol: a server-side assignor, epochs, no leader.
+		t.row("Group protocol:", "next (Reconcile)")
+		t.row("Epochs:", fmt.Sprintf("group %d, target assignment %d", d.GetGeneration(), d.GetAssignmentEpoch()))
+		t.row("Assignor:", orNone(f.clip(d.GetProtocolName(), headerWidth)))
+	} else {
+		t.row("Generation:", strconv.Itoa(int(d.GetGeneration())))
+		t.row("Protocol:", orNone(f.clip(d.GetProtocolName(), headerWidth)))
+		t.row("Leader:", orNone(f.shorten(d.GetLeaderId(), headerWidth)))
+	}
 	// Unknown topics first: a clipped line must not hide them.
 	var topics []string
 	for _, u := range d.GetUnknownTopics() {
@@ -140,19 +152,33 @@ func printDescription(cmd *cobra.Command, d *regroupv1.DescribeGroupResponse, no
 	if len(d.GetMembers()) > 0 {
 		fmt.Fprintln(out)
 		t = newTable(out)
-		t.row("MEMBER", "INSTANCE", "HOST", "SESSION", "PARTITIONS")
+		if next {
+			// No host column: the target takes its place (-o json has it).
+			t.row("MEMBER", "INSTANCE", "SESSION", "EPOCH", "PARTITIONS", "TARGET")
+		} else {
+			t.row("MEMBER", "INSTANCE", "HOST", "SESSION", "PARTITIONS")
+		}
 		for _, m := range d.GetMembers() {
 			session := "-"
 			if m.GetSessionDeadline() != nil {
 				session = timeLeft(m.GetSessionDeadline().AsTime().Sub(now))
 			}
-			n, summary := summarize(m.GetAssignment())
-			parts := strconv.Itoa(n)
-			if n > 0 {
-				parts = f.clip(parts+" "+summary, partsWidth)
+			parts := f.partitions(m.GetAssignment().GetPartitions())
+			member, instance := f.member(m.GetMemberId(), memberWidth), orDash(f.shorten(m.GetGroupInstanceId(), instanceWidth))
+			if !next {
+				t.row(member, instance, orDash(f.shorten(m.GetClientHost(), hostWidth)), session, parts)
+				continue
 			}
-			t.row(f.member(m.GetMemberId(), memberWidth), orDash(f.shorten(m.GetGroupInstanceId(), instanceWidth)),
-				orDash(f.shorten(m.GetClientHost(), hostWidth)), session, parts)
+			// What it was given so far, what it still gives up, and its part
+			// of the target ("same" once it has converged).
+			if n, _ := summarize(&regroupv1.Assignment{Partitions: m.GetRevoking()}); n > 0 {
+				parts += fmt.Sprintf(" (revoking %d)", n)
+			}
+			target := f.partitions(m.GetTarget())
+			if target == f.partitions(m.GetAssignment().GetPartitions()) && len(m.GetRevoking()) == 0 {
+				target = "same"
+			}
+			t.row(member, instance, session, strconv.Itoa(int(m.GetMemberEpoch())), parts, target)
 		}
 		if err := t.Flush(); err != nil {
 			return err
@@ -224,6 +250,16 @@ func timeLeft(d time.Duration) string {
 
 // summarize returns the number of partitions of an assignment and a compact
 // list of them: "orders:0-7,12 payments:3".
+// partitions is a member's partitions as the members table shows them:
+// their count and, clipped, their ranges.
+func (f cells) partitions(tps []*regroupv1.TopicPartitions) string {
+	n, summary := summarize(&regroupv1.Assignment{Partitions: tps})
+	if n == 0 {
+		return "0"
+	}
+	return f.clip(strconv.Itoa(n)+" "+summary, partsWidth)
+}
+
 func summarize(a *regroupv1.Assignment) (int, string) {
 	n := 0
 	var topics []string
