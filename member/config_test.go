@@ -34,6 +34,12 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		{"assignor twice", func(c *member.Config) { c.Assignors = []assignor.Assignor{sticky, sticky} }, "listed twice"},
 		{"nil assignor", func(c *member.Config) { c.Assignors = []assignor.Assignor{nil} }, "is nil"},
 		{"leave-on-stop without an instance", func(c *member.Config) { c.LeaveOnStop = true }, "applies to static members"},
+		{"unknown protocol", func(c *member.Config) { c.Protocol = "kip-848" }, `use "classic" or "next"`},
+		{"server assignor with classic", func(c *member.Config) { c.ServerAssignor = "range" }, "applies to the next-generation protocol"},
+		{"assignors with next", func(c *member.Config) {
+			c.Protocol, c.Assignors = "next", []assignor.Assignor{sticky}
+		}, "the coordinator assigns"},
+		{"rack with next", func(c *member.Config) { c.Protocol, c.Rack = "next", "r1" }, "does not carry a rack"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good()
@@ -44,11 +50,15 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 			}
 		})
 	}
-	m, err := member.New(good())
-	if err != nil {
-		t.Fatalf("the defaults are refused: %v", err)
-	}
-	if len(m.Assignment()) != 0 {
-		t.Fatal("a new member owns partitions")
+	for _, protocol := range []string{"", "classic", "next"} {
+		c := good()
+		c.Protocol = protocol
+		m, err := member.New(c)
+		if err != nil {
+			t.Fatalf("protocol %q: the defaults are refused: %v", protocol, err)
+		}
+		if len(m.Assignment()) != 0 {
+			t.Fatal("a new member owns partitions")
+		}
 	}
 }

@@ -268,9 +268,11 @@ func (r *running) stop(t testing.TB) {
 	}
 }
 
-func startMember(t testing.TB, c *coordinatorProc, rec *recorder, name, instance string, assignors []assignor.Assignor) *running {
+// startMember runs a member of group g with the tests' short timeouts;
+// opts change its configuration (withProtocol).
+func startMember(t testing.TB, c *coordinatorProc, rec *recorder, name, instance string, assignors []assignor.Assignor, opts ...func(*member.Config)) *running {
 	px := cutproxy.Start(t, func() string { return c.addr })
-	m, err := member.New(member.Config{
+	cfg := member.Config{
 		Endpoints:         []string{px.Addr()},
 		Group:             "g",
 		Topics:            []string{"orders"},
@@ -283,7 +285,11 @@ func startMember(t testing.TB, c *coordinatorProc, rec *recorder, name, instance
 		ClientID:          name,
 		Listener:          rec.listener(name),
 		Logger:            quietLogger(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, err := member.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,18 +349,28 @@ func lookupAll(t testing.TB, names ...string) []assignor.Assignor {
 	return as
 }
 
+// withProtocol sets a member's group protocol ("classic" or "next").
+func withProtocol(protocol string) func(*member.Config) {
+	return func(c *member.Config) { c.Protocol = protocol }
+}
+
 // TestOwnershipThroughFaults runs groups of 10 members over 64 partitions,
-// eager and cooperative, through joins one by one, a graceful leave, a
-// member cut off from the coordinator, a member paused past its session
-// timeout, and a coordinator restart. After each step every partition has
-// exactly one owner, and at no recorded instant did two members own one.
+// eager and cooperative with the classic protocol and with the
+// next-generation one (whose members the coordinator assigns), through
+// joins one by one, a graceful leave, a member cut off from the
+// coordinator (a crash, as the others see it), a member paused past its
+// session timeout, and a coordinator restart. After each step every
+// partition has exactly one owner, and at no recorded instant did two
+// members own one.
 func TestOwnershipThroughFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
+		protocol  string
 		assignors []string
 	}{
-		{"cooperative", []string{"cooperative-sticky"}},
-		{"eager", []string{"sticky"}},
+		{"cooperative", "classic", []string{"cooperative-sticky"}},
+		{"eager", "classic", []string{"sticky"}},
+		{"next", "next", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const partitions = 64
@@ -366,7 +382,7 @@ func TestOwnershipThroughFaults(t *testing.T) {
 			rec := newRecorder()
 			var live []*running
 			for i := range 10 {
-				live = append(live, startMember(t, c, rec, fmt.Sprintf("m%d", i), "", lookupAll(t, tc.assignors...)))
+				live = append(live, startMember(t, c, rec, fmt.Sprintf("m%d", i), "", lookupAll(t, tc.assignors...), withProtocol(tc.protocol)))
 				waitfor.Until(t, fmt.Sprintf("%d members converge", i+1), func() error { return converged(admin, rec, live, partitions) })
 			}
 
@@ -418,7 +434,10 @@ func TestOwnershipThroughFaults(t *testing.T) {
 				for _, r := range d.GetRebalances() {
 					inHistory += r.GetPartitionsLost()
 				}
-				if got != want || inHistory == 0 {
+				// A next-generation group writes them into its history only
+				// when a rebalance is under way as they are reported (the
+				// coordinator's countLostNext); its metrics count them all.
+				if got != want || inHistory == 0 && tc.protocol == "classic" {
 					return fmt.Errorf("the coordinator counts %d lost partitions (%d in its history), the members declared %d", got, inHistory, want)
 				}
 				return nil
@@ -428,7 +447,7 @@ func TestOwnershipThroughFaults(t *testing.T) {
 			c.restart()
 			waitfor.Until(t, "after a coordinator restart", func() error { return converged(admin, rec, live, partitions) })
 
-			if tc.name == "cooperative" {
+			if tc.name != "eager" {
 				if err := rec.movedOnly(); err != nil {
 					t.Error(err)
 				}
@@ -448,10 +467,16 @@ func TestOwnershipThroughFaults(t *testing.T) {
 	}
 }
 
-// TestStaticRollingRestart restarts ten static members one at a time: each
-// new process takes its predecessor's place and partitions with no
-// rebalance, and no other member revokes anything.
+// TestStaticRollingRestart restarts ten static members one at a time,
+// with either protocol: each new process takes its predecessor's place and
+// partitions with no rebalance, and no other member revokes anything.
 func TestStaticRollingRestart(t *testing.T) {
+	for _, protocol := range []string{"classic", "next"} {
+		t.Run(protocol, func(t *testing.T) { staticRollingRestart(t, protocol) })
+	}
+}
+
+func staticRollingRestart(t *testing.T, protocol string) {
 	const partitions = 64
 	c := startCoordinator(t)
 	admin := c.admin()
@@ -459,9 +484,13 @@ func TestStaticRollingRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
+	var assignors []assignor.Assignor // a next-generation group is assigned by the coordinator
+	if protocol == "classic" {
+		assignors = lookupAll(t, "cooperative-sticky")
+	}
 	var live []*running
 	for i := range 10 {
-		live = append(live, startMember(t, c, rec, fmt.Sprintf("p%d", i), fmt.Sprintf("i%d", i), lookupAll(t, "cooperative-sticky")))
+		live = append(live, startMember(t, c, rec, fmt.Sprintf("p%d", i), fmt.Sprintf("i%d", i), assignors, withProtocol(protocol)))
 	}
 	waitfor.Until(t, "ten static members converge", func() error { return converged(admin, rec, live, partitions) })
 	d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
@@ -486,7 +515,7 @@ func TestStaticRollingRestart(t *testing.T) {
 		rec.mu.Lock()
 		revokesBefore += len(before[fmt.Sprintf("i%d", i)]) // the stopping process revokes its own
 		rec.mu.Unlock()
-		live[i] = startMember(t, c, rec, fmt.Sprintf("p%d'", i), fmt.Sprintf("i%d", i), lookupAll(t, "cooperative-sticky"))
+		live[i] = startMember(t, c, rec, fmt.Sprintf("p%d'", i), fmt.Sprintf("i%d", i), assignors, withProtocol(protocol))
 		waitfor.Until(t, fmt.Sprintf("restart of i%d", i), func() error { return converged(admin, rec, live, partitions) })
 	}
 	d, err = admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})

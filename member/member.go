@@ -39,9 +39,26 @@
 // context given to each ends when the library's deadline for that step
 // passes: OnRevoked's when the rebalance (or the lease) would leave no more
 // time, OnLost's at the instant ownership ended (so it is already done).
-// OnRevoked completes before the member rejoins. A static member stopped by
-// Run's context revokes its partitions and releases them without leaving, so
-// that its restart gets them back at once and without a rebalance.
+// OnRevoked completes before the member rejoins (classic) or reports the
+// partitions released (next). A static member stopped by Run's context
+// revokes its partitions and releases them without leaving, so that its
+// restart gets them back at once and without a rebalance.
+//
+// # Group protocols
+//
+// Config.Protocol chooses how the member and the coordinator agree on
+// ownership. With "classic" (the default) every rebalance is a round of
+// JoinGroup and SyncGroup, in which the group's leader computes the
+// assignment with the members' Assignors; a held heartbeat carries the
+// notice of the next round. With "next" (Kafka's KIP-848 model) the member
+// keeps one held Reconcile call outstanding; the coordinator computes the
+// assignment itself (ServerAssignor) and answers the call as soon as the
+// member's part changes: the member revokes what it must give up
+// (OnRevoked), reports that it did, and is then given what nobody else may
+// still hold (OnAssigned). A member whose partitions do not move makes no
+// extra call, and no member waits for the slowest. The Listener, the
+// callbacks, the lease and the fencing tokens are the same with either.
+// Every member of a group must use the same protocol.
 package member
 
 import (
@@ -117,13 +134,28 @@ type Config struct {
 	Group string
 	// Topics are the topics to consume. Required.
 	Topics []string
+	// Protocol is the group protocol: "classic" (the default; JoinGroup,
+	// SyncGroup and held heartbeats, the group's leader assigning with
+	// Assignors) or "next" (the next-generation protocol, Kafka's KIP-848
+	// model: one held Reconcile call at a time, the coordinator assigning
+	// with ServerAssignor, no group-wide barrier). A group keeps the
+	// protocol of its first member until it is empty: every member of a
+	// group must use the same one (else Run fails with
+	// GROUP_PROTOCOL_MISMATCH).
+	Protocol string
+	// ServerAssignor names the coordinator's assignor that computes a
+	// "next" group's assignment (the first member's choice is the
+	// group's). Default cooperative-sticky (fsm.DefaultServerAssignor).
+	// For "next" only.
+	ServerAssignor string
 	// InstanceID makes the member static: a restart with the same instance
 	// id takes the place (and the partitions) of the previous process
 	// without a rebalance. Two live processes must never share one.
 	InstanceID string
 	// Assignors are the assignors offered, in preference order. Default
 	// cooperative-sticky. The member rebalances cooperatively only if every
-	// one supports it.
+	// one supports it. For "classic" only: a "next" member always
+	// rebalances cooperatively.
 	Assignors []assignor.Assignor
 	// SessionTimeout is how long the coordinator keeps the member without
 	// a heartbeat. Default 20 s (fsm.DefaultSessionTimeout), which rides
@@ -138,14 +170,17 @@ type Config struct {
 	// the member always has one outstanding, so it learns of a rebalance
 	// within one round trip whatever this is. At most a third of the
 	// session timeout. Default 3 s (fsm.DefaultHeartbeatInterval), or a
-	// third of the session timeout if that is less.
+	// third of the session timeout if that is less. A "next" member holds
+	// its calls for the interval the coordinator sets, this one until it
+	// has said.
 	HeartbeatInterval time.Duration
 	// SafetyMargin is taken off the member's lease for clock drift. Default
 	// a tenth of the session timeout (fsm.Config.WithDefaults).
 	SafetyMargin time.Duration
 	// ClientID names the program to operators. Default the executable's name.
 	ClientID string
-	// Rack is the member's failure domain, for rack-aware assignors.
+	// Rack is the member's failure domain, for rack-aware assignors. For
+	// "classic" only: Reconcile carries no rack.
 	Rack string
 	// LeaveOnStop makes a static member leave the group when Run's context
 	// ends, instead of keeping its place for a restart.
@@ -182,7 +217,10 @@ func (c Config) withDefaults() Config {
 	if len(c.Endpoints) == 0 {
 		c.Endpoints = []string{"127.0.0.1:7070"}
 	}
-	if len(c.Assignors) == 0 {
+	if c.Protocol == "" {
+		c.Protocol = fsm.Classic.String()
+	}
+	if len(c.Assignors) == 0 && c.Protocol == fsm.Classic.String() {
 		a, _ := assignor.Lookup("cooperative-sticky")
 		c.Assignors = []assignor.Assignor{a}
 	}
@@ -228,14 +266,14 @@ type Change struct {
 	Time       time.Time
 	State      fsm.State
 	MemberID   string
-	Generation int32
+	Generation int32 // the generation, or a "next" member's epoch
 	Assignment []Partition
 }
 
 // Member is one member of a group. Create it with New and run it with Run.
 type Member struct {
 	cfg     Config
-	machine *fsm.Member
+	machine fsm.Machine
 	log     hclog.Logger
 	tr      *transport
 	started atomic.Bool
@@ -275,7 +313,13 @@ func New(cfg Config) (*Member, error) {
 	if cfg.InstanceID == "" && cfg.LeaveOnStop {
 		return nil, errors.New("regroup: member: LeaveOnStop applies to static members (set InstanceID); dynamic members always leave")
 	}
+	protocol, err := fsm.ParseProtocol(cfg.Protocol)
+	if err != nil {
+		return nil, err
+	}
 	fcfg := fsm.Config{
+		Protocol:          protocol,
+		ServerAssignor:    cfg.ServerAssignor,
 		GroupID:           cfg.Group,
 		InstanceID:        cfg.InstanceID,
 		ClientID:          cfg.ClientID,
@@ -289,7 +333,7 @@ func New(cfg Config) (*Member, error) {
 		LeaveOnStop:       cfg.LeaveOnStop,
 		Jitter:            jitter, // the backoff bounds are the defaults
 	}.WithDefaults()
-	machine, err := fsm.New(fcfg)
+	machine, err := fsm.NewMachine(fcfg)
 	if err != nil {
 		return nil, err
 	}

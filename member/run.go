@@ -42,7 +42,7 @@ func (m *Member) Run(ctx context.Context) error {
 	cbs := newCallbackRunner(life, m.cfg.Listener, answers)
 	defer cbs.stop()
 
-	m.log.Info("joining", "endpoints", m.cfg.Endpoints, "topics", m.cfg.Topics, "cooperative", m.machine.Cooperative())
+	m.log.Info("joining", "endpoints", m.cfg.Endpoints, "topics", m.cfg.Topics, "protocol", m.cfg.Protocol, "cooperative", m.machine.Cooperative())
 	out := m.machine.Start(time.Now())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()

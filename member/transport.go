@@ -288,6 +288,8 @@ func (t *transport) send(ctx context.Context, addr string, req proto.Message) (p
 		return c.Heartbeat(ctx, r)
 	case *regroupv1.LeaveGroupRequest:
 		return c.LeaveGroup(ctx, r)
+	case *regroupv1.ReconcileRequest:
+		return c.Reconcile(ctx, r)
 	}
 	return nil, fmt.Errorf("regroup: member: cannot send %T", req)
 }
