@@ -82,6 +82,8 @@ Every flag can also be set through the environment variable shown with it.`,
 	fl.DurationVar(&f.group.NewMemberJoinTimeout, "new-member-join-timeout", f.group.NewMemberJoinTimeout, "how long a new member's first join may wait at the barrier")
 	fl.DurationVar(&f.group.EmptyRetention, "empty-group-retention", f.group.EmptyRetention, "how long an Empty group is kept before it is deleted")
 	fl.IntVar(&f.group.MaxMetadataBytes, "max-metadata-bytes", f.group.MaxMetadataBytes, "largest subscription metadata (and assignment user data) accepted, in bytes")
+	fl.DurationVar(&f.group.AssignmentInterval, "assignment-interval", f.group.AssignmentInterval, "shortest time between two target assignments of a next-generation group (a storm of joins is assigned once per interval)")
+	fl.DurationVar(&f.group.MemberHeartbeat, "member-heartbeat", f.group.MemberHeartbeat, "how long next-generation members hold their calls (at most a third of their session)")
 	fl.DurationVar(&f.overloadDelay, "overload-delay", 200*time.Millisecond, "queueing delay past which the coordinator sheds new members and Admin reads (COORDINATOR_OVERLOADED), when every call of a second waited longer (0 disables)")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "address to serve net/http/pprof on, at /debug/pprof/ (empty disables; loopback only unless --pprof-allow-remote)")
 	fl.BoolVar(&f.pprofRemote, "pprof-allow-remote", false, "allow --pprof-addr on a non-loopback address")
