@@ -65,6 +65,12 @@ func (g *Group) countLost(out *Output, req ReqID, r *regroupv1.JoinGroupRequest,
 	if m.joinReq == req {
 		m.lostCounted = r.GetPartitionsLost()
 	}
+	g.addLost(out, n)
+}
+
+// addLost counts n partitions a member declared lost: in the rebalance in
+// progress, or else in the latest one.
+func (g *Group) addLost(out *Output, n int32) {
 	if n == 0 {
 		return
 	}

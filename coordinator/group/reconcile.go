@@ -118,7 +118,6 @@ func (g *Group) reconcileJoin(now time.Time, out *Output, req ReqID, c Caller, r
 		}
 		g.dropNext(now, out, old, "replaced by a restart of its instance", true, nil)
 		m := g.addNext(now, c, join, r)
-		g.countLostNext(out, r)
 		m.target, m.epoch = old.target, old.epoch
 		g.replacements++
 		g.addHistory(&regroupv1.Rebalance{
@@ -126,6 +125,7 @@ func (g *Group) reconcileJoin(now time.Time, out *Output, req ReqID, c Caller, r
 			Cause: fmt.Sprintf("static member %s (instance %s) replaced %s", m.id, inst, old.id), CauseKind: string(CauseStaticReplaced),
 		})
 		out.event(Event{Kind: EventMemberReplaced, Member: m.id, Detail: "replaced " + old.id})
+		g.countLostNext(out, r)
 		g.parkCall(now, out, req, m, r, true)
 		g.reconcileMember(now, out, m)
 		return
@@ -139,8 +139,8 @@ func (g *Group) reconcileJoin(now time.Time, out *Output, req ReqID, c Caller, r
 		return
 	}
 	m := g.addNext(now, c, join, r)
-	g.countLostNext(out, r)
 	g.bumpEpoch(now, out, CauseMemberJoined, "member "+m.id+" joined")
+	g.countLostNext(out, r) // in the rebalance its join starts
 	g.parkCall(now, out, req, m, r, true)
 }
 
@@ -225,15 +225,10 @@ func (g *Group) reconcileCall(now time.Time, out *Output, req ReqID, c Caller, r
 	g.reconcileMember(now, out, m)
 }
 
-// countLostNext counts what a member reports it declared lost.
+// countLostNext counts what a member reports it declared lost (each call
+// reports what is new since its last answered one).
 func (g *Group) countLostNext(out *Output, r *regroupv1.ReconcileRequest) {
-	if n := r.GetPartitionsLost(); n > 0 {
-		g.lost += int64(n)
-		if g.reb != nil {
-			g.reb.PartitionsLost += n
-		}
-		out.Persist = true
-	}
+	g.addLost(out, r.GetPartitionsLost())
 }
 
 // parkCall makes req the member's outstanding call, answering the one it
