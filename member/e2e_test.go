@@ -434,10 +434,7 @@ func TestOwnershipThroughFaults(t *testing.T) {
 				for _, r := range d.GetRebalances() {
 					inHistory += r.GetPartitionsLost()
 				}
-				// A next-generation group writes them into its history only
-				// when a rebalance is under way as they are reported (the
-				// coordinator's countLostNext); its metrics count them all.
-				if got != want || inHistory == 0 && tc.protocol == "classic" {
+				if got != want || inHistory == 0 {
 					return fmt.Errorf("the coordinator counts %d lost partitions (%d in its history), the members declared %d", got, inHistory, want)
 				}
 				return nil
