@@ -8,37 +8,51 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/internal/cutproxy"
 	"github.com/regroup-dev/regroup/internal/waitfor"
 	"github.com/regroup-dev/regroup/member"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
-// BenchmarkRebalance measures, end to end on loopback with 100 real member
-// libraries over 1,000 partitions and a heartbeat interval of 3 s, how long
-// the group takes to own every partition again after a graceful leave, a
-// join, and a crash (counted from the coordinator's detection of it), with
-// the partitions revoked and the partition-seconds without an owner.
+// BenchmarkRebalance measures, end to end on loopback with real member
+// libraries and a heartbeat interval of 3 s, how long a group takes to own
+// every partition again after a graceful leave, a join, and a crash
+// (counted from the coordinator's detection of it), with the partitions
+// revoked and the partition-seconds without an owner: classic
+// cooperative-sticky and the next-generation protocol (its server-side
+// cooperative-sticky) at 16, 100 and 1,000 members over 1,000 partitions
+// and 1,000 members over 10,000; classic eager at 100 members.
 //
-//	go test ./member -run '^$' -bench Rebalance -benchtime 5x
+//	go test ./member -run '^$' -bench 'Rebalance/(cooperative|next)/100x1000' -benchtime 5x
 func BenchmarkRebalance(b *testing.B) {
-	for _, proto := range []struct {
-		name     string
-		assignor string
-	}{{"cooperative", "cooperative-sticky"}, {"eager", "sticky"}} {
-		for _, event := range []string{"leave", "join", "crash"} {
-			b.Run(proto.name+"/"+event, func(b *testing.B) {
-				benchEvent(b, proto.assignor, event)
-			})
+	for _, size := range benchSizes {
+		for _, proto := range benchProtocols {
+			if proto.name == "eager" && size != (benchSize{100, 1000}) {
+				continue
+			}
+			for _, event := range []string{"leave", "join", "crash"} {
+				b.Run(fmt.Sprintf("%s/%dx%d/%s", proto.name, size.members, size.partitions, event), func(b *testing.B) {
+					benchEvent(b, proto, size, event)
+				})
+			}
 		}
 	}
 }
 
-const (
-	benchMembers    = 100
-	benchPartitions = 1000
-)
+// benchSize is a group's members and partitions.
+type benchSize struct{ members, partitions int }
+
+var benchSizes = []benchSize{{16, 1000}, {100, 1000}, {1000, 1000}, {1000, 10000}}
+
+// benchProtocol is how the benchmark's members rebalance: a group protocol
+// and an assignor (the server-side one for the next-generation protocol).
+type benchProtocol struct{ name, protocol, assignor string }
+
+var benchProtocols = []benchProtocol{
+	{"cooperative", "classic", "cooperative-sticky"},
+	{"eager", "classic", "sticky"},
+	{"next", "next", "cooperative-sticky"},
+}
 
 // tracker follows who owns each partition and accumulates the time
 // partitions spend without an owner.
@@ -50,12 +64,13 @@ type tracker struct {
 	complete  time.Time // when the last unowned partition got an owner
 	revoked   int
 	stopping  map[string]bool
+	assigned  map[string]time.Time // member -> its last OnAssigned
 }
 
-func newTracker() *tracker {
-	tr := &tracker{owners: map[int32]int{}, unownedAt: map[int32]time.Time{}, stopping: map[string]bool{}}
+func newTracker(partitions int) *tracker {
+	tr := &tracker{owners: map[int32]int{}, unownedAt: map[int32]time.Time{}, stopping: map[string]bool{}, assigned: map[string]time.Time{}}
 	start := time.Now()
-	for p := range int32(benchPartitions) {
+	for p := range int32(partitions) {
 		tr.unownedAt[p] = start
 	}
 	return tr
@@ -86,7 +101,12 @@ func (tr *tracker) listener(name string) member.Listener {
 		}
 	}
 	return member.ListenerFuncs{
-		Assigned: func(_ context.Context, ps []member.Partition) { change(ps, +1, false) },
+		Assigned: func(_ context.Context, ps []member.Partition) {
+			change(ps, +1, false)
+			tr.mu.Lock()
+			tr.assigned[name] = time.Now()
+			tr.mu.Unlock()
+		},
 		Revoked:  func(_ context.Context, ps []member.Partition) { change(ps, -1, true) },
 		Lost:     func(_ context.Context, ps []member.Partition) { change(ps, -1, false) },
 	}
@@ -112,44 +132,69 @@ func (tr *tracker) settled() (bool, time.Time, time.Duration, int) {
 	return len(tr.unownedAt) == 0, tr.complete, tr.unowned, tr.revoked
 }
 
-func benchEvent(b *testing.B, assignorName, event string) {
+// benchGroup is a benchmark's coordinator and group, formed.
+type benchGroup struct {
+	c     *coordinatorProc
+	admin regroupv1.AdminClient
+	tr    *tracker
+	live  []*running
+	start func() *running
+}
+
+// formBenchGroup starts a coordinator and size.members members of proto,
+// and waits until the group is Stable with every partition owned.
+func formBenchGroup(b *testing.B, proto benchProtocol, size benchSize, proxied bool) *benchGroup {
 	c := startCoordinator(b)
-	admin := c.admin()
-	if _, err := admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: benchPartitions}}); err != nil {
-		b.Fatal(err)
-	}
-	tr := newTracker()
-	a, err := assignor.Lookup(assignorName)
-	if err != nil {
+	g := &benchGroup{c: c, admin: c.admin(), tr: newTracker(size.partitions)}
+	if _, err := g.admin.PutTopic(context.Background(), &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: int32(size.partitions)}}); err != nil {
 		b.Fatal(err)
 	}
 	n := 0
-	start := func() *running {
+	g.start = func() *running {
 		n++
-		// Only a crash needs a link the test can cut; the others connect
-		// directly, so that the proxy's copying does not count.
-		return startBenchMember(b, c, tr, fmt.Sprintf("m%d", n), a, event == "crash")
+		return startBenchMember(b, c, g.tr, fmt.Sprintf("m%d", n), proto, proxied)
 	}
-	var live []*running
-	for range benchMembers {
-		live = append(live, start())
+	for range size.members {
+		g.live = append(g.live, g.start())
 	}
-	stable := func(members int) func() error {
-		return func() error {
-			d, err := admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
-			if err != nil {
-				return err
-			}
-			if d.GetState() != regroupv1.GroupState_GROUP_STATE_STABLE || len(d.GetMembers()) != members {
-				return fmt.Errorf("%v with %d members", d.GetState(), len(d.GetMembers()))
-			}
-			if ok, _, _, _ := tr.settled(); !ok {
-				return fmt.Errorf("not every partition is owned")
-			}
-			return nil
+	waitfor.Until(b, "the group forms", g.stable(size.members))
+	return g
+}
+
+// stable reports whether the group is Stable with members members and
+// every partition owned.
+func (g *benchGroup) stable(members int) func() error {
+	return func() error {
+		d, err := g.admin.DescribeGroup(context.Background(), &regroupv1.DescribeGroupRequest{GroupId: "g"})
+		if err != nil {
+			return err
 		}
+		if d.GetState() != regroupv1.GroupState_GROUP_STATE_STABLE || len(d.GetMembers()) != members {
+			return fmt.Errorf("%v with %d members", d.GetState(), len(d.GetMembers()))
+		}
+		if ok, _, _, _ := g.tr.settled(); !ok {
+			return fmt.Errorf("not every partition is owned")
+		}
+		return nil
 	}
-	waitfor.Until(b, "the group forms", stable(benchMembers))
+}
+
+// stop ends every member still running.
+func (g *benchGroup) stop() {
+	for _, r := range g.live {
+		r.cancel()
+	}
+	for _, r := range g.live {
+		<-r.done
+	}
+}
+
+func benchEvent(b *testing.B, proto benchProtocol, size benchSize, event string) {
+	// Only a crash needs a link the test can cut; the others connect
+	// directly, so that the proxy's copying does not count.
+	g := formBenchGroup(b, proto, size, event == "crash")
+	admin, tr, stable, start := g.admin, g.tr, g.stable, g.start
+	live := g.live
 
 	var latencies []time.Duration
 	var unowned []float64
@@ -215,7 +260,7 @@ func benchEvent(b *testing.B, assignorName, event string) {
 			victim.cancel()
 			<-victim.done
 		}
-		waitfor.Until(b, "the group recovers", stable(benchMembers))
+		waitfor.Until(b, "the group recovers", stable(size.members))
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -226,33 +271,91 @@ func benchEvent(b *testing.B, assignorName, event string) {
 	b.ReportMetric(float64(latencies[len(latencies)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(revoked[len(revoked)/2]), "revoked")
 	b.ReportMetric(unowned[len(unowned)/2], "unowned-partition-s")
-	for _, r := range live {
-		r.cancel()
-	}
-	for _, r := range live {
-		<-r.done
+	g.live = live
+	g.stop()
+}
+
+// BenchmarkPausedMember pauses one member of 100 (over 1,000 partitions)
+// for a second, as a stop-the-world pause would, and at once makes another
+// leave gracefully; it reports how long the other members took to receive
+// what the leave gave them (from the leave to the last OnAssigned of a
+// member other than the paused one). The classic protocol's barrier waits
+// for the paused member; the next-generation protocol does not.
+//
+//	go test ./member -run '^$' -bench PausedMember -benchtime 5x
+func BenchmarkPausedMember(b *testing.B) {
+	for _, proto := range []benchProtocol{benchProtocols[0], benchProtocols[2]} {
+		b.Run(proto.name, func(b *testing.B) {
+			g := formBenchGroup(b, proto, benchSize{100, 1000}, false)
+			var took []time.Duration
+			b.ResetTimer()
+			for range b.N {
+				time.Sleep(200 * time.Millisecond)
+				paused, leaver := g.live[0], g.live[1]
+				g.live = g.live[2:]
+				g.tr.mu.Lock()
+				clear(g.tr.assigned)
+				g.tr.mu.Unlock()
+				paused.m.PauseForTest(time.Second)
+				t0 := time.Now()
+				leaver.cancel()
+				<-leaver.done
+				// Everyone but the paused member has what it will get once
+				// nothing more arrives for a while.
+				var last time.Time
+				waitfor.Until(b, "the others receive the leaver's partitions", func() error {
+					g.tr.mu.Lock()
+					defer g.tr.mu.Unlock()
+					last = time.Time{}
+					for name, at := range g.tr.assigned {
+						if name != paused.name && at.After(last) {
+							last = at
+						}
+					}
+					if last.IsZero() || time.Since(last) < 1500*time.Millisecond {
+						return fmt.Errorf("assignments still arriving")
+					}
+					return nil
+				})
+				took = append(took, last.Sub(t0))
+				b.StopTimer()
+				g.live = append(g.live, paused, g.start())
+				waitfor.Until(b, "the group recovers", g.stable(100))
+				b.StartTimer()
+			}
+			b.StopTimer()
+			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "others-ms")
+			g.stop()
+		})
 	}
 }
 
-func startBenchMember(b *testing.B, c *coordinatorProc, tr *tracker, name string, a assignor.Assignor, proxied bool) *running {
+func startBenchMember(b *testing.B, c *coordinatorProc, tr *tracker, name string, proto benchProtocol, proxied bool) *running {
 	var px *cutproxy.Proxy
 	endpoint := c.addr
 	if proxied {
 		px = cutproxy.Start(b, func() string { return c.addr })
 		endpoint = px.Addr()
 	}
-	m, err := member.New(member.Config{
+	cfg := member.Config{
 		Endpoints:         []string{endpoint},
 		Group:             "g",
 		Topics:            []string{"orders"},
-		Assignors:         []assignor.Assignor{a},
+		Protocol:          proto.protocol,
 		SessionTimeout:    9 * time.Second,
 		RebalanceTimeout:  20 * time.Second,
 		HeartbeatInterval: 3 * time.Second,
 		ClientID:          name,
 		Listener:          tr.listener(name),
 		Logger:            quietLogger(),
-	})
+	}
+	if proto.protocol == "next" {
+		cfg.ServerAssignor = proto.assignor
+	} else {
+		cfg.Assignors = lookupAll(b, proto.assignor)
+	}
+	m, err := member.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

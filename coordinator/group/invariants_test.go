@@ -22,7 +22,7 @@ func unmarshal(b []byte) (*storev1.GroupRecord, error) {
 // generations never decrease; every JoinGroup answer of a generation names
 // the same leader, and only the leader gets the member list; no partition is
 // delivered to two members of the group in one generation; no request is
-// answered twice (a held heartbeat may be answered again, once).
+// answered twice (a held answer may be replaced until a final one).
 type invariants struct {
 	generation int32
 	leaders    map[int32]string
@@ -65,11 +65,9 @@ func (v *invariants) verify(g *group.Group, out group.Output) error {
 		if v.answered[r.Req] && !v.held[r.Req] {
 			return fmt.Errorf("request %d answered twice", r.Req)
 		}
-		if v.held[r.Req] {
-			delete(v.held, r.Req)
-		} else if !r.HoldUntil.IsZero() {
-			v.held[r.Req] = true
-		}
+		// A held answer may be replaced, by another held one or by a
+		// final one.
+		v.held[r.Req] = !r.HoldUntil.IsZero()
 		v.answered[r.Req] = true
 		switch m := r.Msg.(type) {
 		case *regroupv1.JoinGroupResponse:

@@ -313,8 +313,9 @@ func (g *Group) due(m *member) {
 }
 
 // answerCalls answers the outstanding calls of the members due: at once if
-// the member has news (a new epoch, an assignment that differs from its
-// report, or its join's id), otherwise held until its hold ends.
+// the member's assignment differs from its report (partitions to give up
+// or to take), otherwise held until its hold ends, with its epoch as it
+// is then.
 func (g *Group) answerCalls(now time.Time, out *Output) {
 	for _, m := range g.toAnswer {
 		m.answerDue = false
@@ -322,7 +323,10 @@ func (g *Group) answerCalls(now time.Time, out *Output) {
 			continue
 		}
 		resp := g.answer(m)
-		news := m.epoch != m.callEpoch || resp.Assignment != nil
+		// A new epoch alone waits for the hold's end: the member's next
+		// call may name the old one, and a group-wide change would
+		// otherwise answer every member at once.
+		news := resp.Assignment != nil
 		if news || !m.holdUntil.After(now) {
 			out.reply(m.hbReq, resp)
 			m.hbReq = 0
