@@ -107,8 +107,8 @@ func (tr *tracker) listener(name string) member.Listener {
 			tr.assigned[name] = time.Now()
 			tr.mu.Unlock()
 		},
-		Revoked:  func(_ context.Context, ps []member.Partition) { change(ps, -1, true) },
-		Lost:     func(_ context.Context, ps []member.Partition) { change(ps, -1, false) },
+		Revoked: func(_ context.Context, ps []member.Partition) { change(ps, -1, true) },
+		Lost:    func(_ context.Context, ps []member.Partition) { change(ps, -1, false) },
 	}
 }
 
