@@ -366,6 +366,9 @@ func (z *nextFuzzer) handle(out group.Output) error {
 	if err := z.inv.verify(z.g, out); err != nil {
 		return err
 	}
+	if err := z.g.CheckNextCounts(); err != nil {
+		return fmt.Errorf("t=%v: %w", z.now.Sub(epoch), err)
+	}
 	if out.Persist || out.Delete {
 		b, err := marshal(z.g.Record())
 		if err != nil {

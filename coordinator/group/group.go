@@ -479,6 +479,15 @@ func (g *Group) refresh(now time.Time, m *member) {
 // what it may still hold is kept from others until its lease ends.
 func (g *Group) remove(now time.Time, out *Output, m *member, why string, graceful bool, err error) {
 	g.held = nil
+	if g.next {
+		if !m.settled {
+			g.unsettled--
+		}
+		// Moves count from its target, whatever it was given of it yet;
+		// what it held may go to others once released or its hold ends.
+		g.departed = append(g.departed, ownerParts{owner: m.key(), parts: m.target})
+		g.claims, g.releases = nil, true
+	}
 	for _, req := range []ReqID{m.joinReq, m.syncReq, m.hbReq} {
 		if req != 0 {
 			out.fail(req, err)

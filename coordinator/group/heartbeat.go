@@ -127,7 +127,6 @@ func (g *Group) Leave(now time.Time, req ReqID, c Caller, r *regroupv1.LeaveGrou
 	if g.next {
 		// An administrator's removal (the only leave of such a group).
 		if len(left) > 0 {
-			g.claims, g.releases = nil, true
 			g.bumpEpoch(now, &out, kind, fmt.Sprintf("%s left", joinWords(left)))
 		}
 		g.settle(now, &out)

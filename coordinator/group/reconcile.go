@@ -196,6 +196,7 @@ func (g *Group) reconcileCall(now time.Time, out *Output, req ReqID, c Caller, r
 	case epoch == -2:
 		m.absent = true
 		g.owns(m, parts{})
+		g.note(m)
 		if m.hbReq != 0 {
 			out.reply(m.hbReq, &regroupv1.ReconcileResponse{MemberId: m.id, MemberEpoch: -2})
 			m.hbReq = 0
@@ -276,13 +277,7 @@ func (g *Group) dropNext(now time.Time, out *Output, m *member, why string, grac
 		out.reply(m.hbReq, &regroupv1.ReconcileResponse{MemberId: m.id, MemberEpoch: -1})
 		m.hbReq = 0
 	}
-	if !m.settled {
-		g.unsettled--
-	}
-	// Moves count from its target, whatever it was given of it yet.
-	g.departed = append(g.departed, ownerParts{owner: m.key(), parts: m.target})
 	g.remove(now, out, m, why, graceful, err)
-	g.claims, g.releases = nil, true
 }
 
 // answer is m's answer as it stands: its epoch, and its assignment when it

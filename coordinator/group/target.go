@@ -156,7 +156,11 @@ func (p parts) forAssignor() []assignor.TopicPartitions {
 // it moves to the target's epoch and is given what of its target nobody
 // else may hold. What it is still owed, it gets when released.
 func (g *Group) reconcileMember(now time.Time, out *Output, m *member) {
-	if m.absent || m.removed {
+	if m.removed {
+		return
+	}
+	if m.absent {
+		g.note(m) // its place waits for its restart: nothing to converge
 		return
 	}
 	if keep := m.assigned.intersect(m.target); !keep.equal(m.assigned) {
