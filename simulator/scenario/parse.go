@@ -23,7 +23,7 @@ var usage = map[string]string{
 	"topic":             "topic NAME partitions=N",
 	"group":             "group NAME " + memberUsage,
 	"run":               "run until=D",
-	"expect":            "expect METRIC{=,<=,>=,<,>}VALUE [since=D] [cause=KIND]",
+	"expect":            "expect METRIC{=,<=,>=,<,>}VALUE [since=D] [cause=KIND] [protocol=classic|next]",
 	"at":                "at TIME COMMAND ARGS... [repeat=N every=D]",
 	"join":              "join MEMBERS [group=G] " + memberUsage + " [stagger=D]",
 	"leave":             "leave MEMBERS [stagger=D]",
@@ -39,7 +39,7 @@ var usage = map[string]string{
 	"churn":             "churn every=D for=D [kinds=restart,crash,pause] [down=D] [pause=D|D..D] [group=G]",
 }
 
-const memberUsage = "[topics=T,...] [assignors=A,...] [static|dynamic] [leave-on-stop] [session=D] [rebalance=D] [heartbeat=D] [margin=D] [backoff=D..D] [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [assign-time=D|D..D] [drift=P] [heartbeats=held|classic]"
+const memberUsage = "[topics=T,...] [assignors=A,...] [static|dynamic] [leave-on-stop] [session=D] [rebalance=D] [heartbeat=D] [margin=D] [backoff=D..D] [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [assign-time=D|D..D] [drift=P] [heartbeats=held|classic] [protocol=classic|next]"
 
 // timedCommands are the commands that follow "at TIME".
 var timedCommands = []string{"join", "leave", "crash", "restart", "pause", "partition", "heal", "slow", "failover", "store", "pause-coordinator", "topic", "network", "churn"}
@@ -566,6 +566,13 @@ func applyMember(a *args, c *MemberConfig) error {
 	if a.flag("leave-on-stop") {
 		c.LeaveOnStop = true
 	}
+	if v, ok := a.get("protocol"); ok {
+		p, err := fsm.ParseProtocol(v)
+		if err != nil || v == "" {
+			return fmt.Errorf("%s: protocol=%s: want classic (JoinGroup, SyncGroup and heartbeats; the default) or next (the next-generation protocol: Reconcile, the coordinator assigns)", a.cmd, v)
+		}
+		c.Protocol = p
+	}
 	if v, ok := a.get("heartbeats"); ok {
 		switch v {
 		case "held":
@@ -619,28 +626,50 @@ func defaultMember() MemberConfig {
 // fsm.Config.WithDefaults as the member library does, and checks the result
 // with the member state machine's own validation.
 func complete(c *MemberConfig, group string) error {
-	cfg := fsm.Config{
-		GroupID: group, Topics: c.Topics,
-		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout, HeartbeatInterval: c.HeartbeatInterval,
-		Margin: c.Margin, MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff,
-	}.WithDefaults()
+	cfg, err := c.Machine(group)
+	if err != nil {
+		return err
+	}
+	cfg = cfg.WithDefaults()
 	// The session and rebalance timeouts' defaults are defaultMember's (the
-	// same constants): one set to 0 by an argument stays 0, for New to
-	// refuse.
+	// same constants): one set to 0 by an argument stays 0, for the state
+	// machine to refuse.
 	cfg.SessionTimeout, cfg.RebalanceTimeout = c.SessionTimeout, c.RebalanceTimeout
 	c.HeartbeatInterval, c.Margin, c.MinBackoff, c.MaxBackoff = cfg.HeartbeatInterval, cfg.Margin, cfg.MinBackoff, cfg.MaxBackoff
 	if c.LeaveOnStop && !c.Static {
 		return errors.New("leave-on-stop applies to static members; dynamic members always leave")
 	}
+	_, err = fsm.NewMachine(cfg)
+	return err
+}
+
+// Machine returns the member state machine's configuration for c in group,
+// as the member library builds it: the assignors looked up, or under
+// fsm.Next the one c names as the group's server-side assignor. What
+// differs per process (InstanceID, ClientID, Jitter) is left to the caller,
+// and the result is not validated (fsm.NewMachine does that).
+func (c MemberConfig) Machine(group string) (fsm.Config, error) {
+	cfg := fsm.Config{
+		GroupID: group, Topics: c.Topics, Protocol: c.Protocol,
+		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout, HeartbeatInterval: c.HeartbeatInterval,
+		Margin: c.Margin, LeaveOnStop: c.LeaveOnStop, MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff,
+		ClassicHeartbeats: c.ClassicHeartbeats,
+	}
+	if c.Protocol == fsm.Next && len(c.Assignors) != 1 {
+		return fsm.Config{}, fmt.Errorf("protocol=next: the coordinator assigns with the group's server-side assignor: name one (assignors=NAME), not %d", len(c.Assignors))
+	}
 	for _, n := range c.Assignors {
 		a, err := assignor.Lookup(n)
 		if err != nil {
-			return err
+			return fsm.Config{}, err
+		}
+		if c.Protocol == fsm.Next {
+			cfg.ServerAssignor = n
+			break
 		}
 		cfg.Assignors = append(cfg.Assignors, a)
 	}
-	_, err := fsm.New(cfg)
-	return err
+	return cfg, nil
 }
 
 func (p *parser) expect(n int, f []string) error {
@@ -704,6 +733,13 @@ func (p *parser) expect(n int, f []string) error {
 			return fmt.Errorf("expect: unknown cause %q; causes: %s", v, causeList())
 		}
 		e.Cause = v
+	}
+	if v, ok := a.get("protocol"); ok {
+		pr, err := fsm.ParseProtocol(v)
+		if err != nil || v == "" {
+			return fmt.Errorf("expect: protocol=%s: want classic or next (the expectation holds only when every member speaks it)", v)
+		}
+		e.Protocol = pr.String()
 	}
 	if _, ok := a.kv["since"]; ok {
 		switch e.Metric {

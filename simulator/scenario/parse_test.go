@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regroup-dev/regroup/member/fsm"
 )
 
 func TestParse(t *testing.T) {
@@ -96,6 +98,48 @@ func TestDefaults(t *testing.T) {
 	if c := sc.Actions[0].Do.(Join).Config; c.Assignors[0] != "range" || !c.Static {
 		t.Errorf("after SetAssignors and SetStatic: %+v", c)
 	}
+	if p, same := sc.Protocol(); p != fsm.Classic || !same {
+		t.Errorf("Protocol() = %v, %v; want classic for every member", p, same)
+	}
+}
+
+// TestNextProtocol: protocol=next makes a member speak the next-generation
+// protocol with its one assignor as the server-side one, for a group's
+// members or one join's; SetProtocol does it for every member, keeping the
+// first of several assignors; an expect line may be for one protocol.
+func TestNextProtocol(t *testing.T) {
+	sc, err := Parse("", `topic orders partitions=8
+group g assignors=range
+at 0s join m1 protocol=next
+at 0s join m2 assignors=sticky,range
+expect rebalances=1 protocol=next
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sc.Actions[0].Do.(Join).Config
+	cfg, err := c.Machine("g")
+	if err != nil || c.Protocol != fsm.Next || cfg.Protocol != fsm.Next || cfg.ServerAssignor != "range" || len(cfg.Assignors) != 0 {
+		t.Errorf("m1: %+v; machine %+v, %v", c, cfg, err)
+	}
+	if _, same := sc.Protocol(); same {
+		t.Errorf("Protocol() says every member speaks one protocol; m2 is classic")
+	}
+	if e := sc.Expects[0]; e.Protocol != "next" {
+		t.Errorf("expect protocol=next: %+v", e)
+	}
+	sc.SetProtocol(fsm.Next)
+	c = sc.Actions[1].Do.(Join).Config
+	if cfg, err := c.Machine("g"); err != nil || cfg.ServerAssignor != "sticky" || c.Protocol != fsm.Next {
+		t.Errorf("m2 after SetProtocol(Next): %+v; machine %+v, %v", c, cfg, err)
+	}
+	if p, same := sc.Protocol(); p != fsm.Next || !same {
+		t.Errorf("Protocol() = %v, %v after SetProtocol(Next)", p, same)
+	}
+	sc.SetProtocol(fsm.Classic)
+	if cfg, err := sc.Actions[1].Do.(Join).Config.Machine("g"); err != nil || cfg.Protocol != fsm.Classic || len(cfg.Assignors) != 1 || cfg.ServerAssignor != "" {
+		t.Errorf("m2 after SetProtocol(Classic): machine %+v, %v", cfg, err)
+	}
 }
 
 func TestErrors(t *testing.T) {
@@ -128,6 +172,10 @@ func TestErrors(t *testing.T) {
 		{top + "group g\ngroup g", "line 3: group: g is declared twice"},
 		{top + "at 1s join m1 leave-on-stop", "line 2: join: leave-on-stop applies to static members"},
 		{top + "at 1s join m1 heartbeats=kafka", "line 2: join: heartbeats=kafka: want held (Regroup's) or classic"},
+		{top + "at 1s join m1 protocol=kip848", "line 2: join: protocol=kip848: want classic"},
+		{top + "at 1s join m1 protocol=next assignors=sticky,range", "line 2: join: protocol=next: the coordinator assigns with the group's server-side assignor: name one"},
+		{top + "at 1s join m1 protocol=next heartbeats=classic", "line 2: join: regroup: member: classic heartbeats are a baseline of the classic protocol"},
+		{top + "expect rebalances=1 protocol=both", "line 2: expect: protocol=both: want classic or next"},
 		{"at 1s join m1", "no topic"},
 		{top + "at 1s churn every=1s", "line 2: churn: missing for=D"},
 		{top + "at 1s churn every=1s for=1m kinds=meteor", "line 2: churn: unknown kind \"meteor\""},

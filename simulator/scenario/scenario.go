@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/member/fsm"
 )
 
 // Scenario is a parsed scenario. Actions are sorted by time, then by line.
@@ -104,7 +105,13 @@ type MemberConfig struct {
 	// Topics the member subscribes to (default: every topic declared
 	// before the first action).
 	Topics []string
-	// Assignors offered, in preference order (default cooperative-sticky).
+	// Protocol is the group protocol the member speaks: fsm.Classic (the
+	// default) or fsm.Next, the next-generation protocol, in which the
+	// coordinator assigns (Assignors then names one assignor, the group's
+	// server-side one) and each member converges on its own.
+	Protocol fsm.Protocol
+	// Assignors offered, in preference order (default cooperative-sticky);
+	// under fsm.Next, the one server-side assignor the member asks for.
 	Assignors []string
 	// Static makes the member use an instance id (its name).
 	Static bool
@@ -126,7 +133,9 @@ type MemberConfig struct {
 	Drift float64
 	// AssignTime is how long the assignor takes to compute a plan when
 	// the member leads, drawn per plan (default 0s): the SyncGroup request
-	// that carries the plan leaves that much later.
+	// that carries the plan leaves that much later. A next-generation
+	// member leads nothing: it does not apply (the coordinator's own
+	// compute time is not modelled).
 	AssignTime Dist
 	// ClassicHeartbeats makes the member beat as Kafka's classic client,
 	// a baseline (fsm.Config.ClassicHeartbeats): no held heartbeats, so a
@@ -302,6 +311,10 @@ type Expect struct {
 	Since time.Duration
 	// Cause restricts rebalances to one cause kind (group.Cause).
 	Cause string
+	// Protocol, if set ("classic" or "next"), checks the expectation only
+	// when every member speaks that group protocol (Scenario.Protocol):
+	// how many rebalances a disturbance costs, for one, is the protocol's.
+	Protocol string
 }
 
 // Metric names what an Expect measures.
@@ -467,6 +480,34 @@ func (s *Scenario) SetAssignors(names []string) {
 // (classic) or hold its heartbeats (the default).
 func (s *Scenario) SetClassicHeartbeats(classic bool) {
 	_ = s.eachMember(func(c *MemberConfig, _ string) error { c.ClassicHeartbeats = classic; return nil })
+}
+
+// Protocol returns the group protocol every member speaks, or false if
+// they do not all speak the same.
+func (s *Scenario) Protocol() (fsm.Protocol, bool) {
+	var p fsm.Protocol
+	first, same := true, true
+	_ = s.eachMember(func(c *MemberConfig, _ string) error {
+		if first {
+			p, first = c.Protocol, false
+		}
+		same = same && c.Protocol == p
+		return nil
+	})
+	return p, same
+}
+
+// SetProtocol makes every member speak group protocol p. Under fsm.Next a
+// member names one assignor, the group's server-side one: a member that
+// offered several keeps the one it prefers, the first.
+func (s *Scenario) SetProtocol(p fsm.Protocol) {
+	_ = s.eachMember(func(c *MemberConfig, _ string) error {
+		c.Protocol = p
+		if p == fsm.Next && len(c.Assignors) > 1 {
+			c.Assignors = c.Assignors[:1:1]
+		}
+		return nil
+	})
 }
 
 // SetStatic makes every member static (with its name as instance id) or
