@@ -10,7 +10,6 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
-	"github.com/regroup-dev/regroup/internal/scenario"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -107,36 +106,18 @@ type queued struct {
 }
 
 type nextFuzzer struct {
-	ops        []byte
+	world
 	queue      []queued // answers in flight, in the order they were sent
-	cfg        group.Config
-	ids        *scenario.SeqIDs
-	g          *group.Group
-	now        time.Time
-	registry   map[string]int32
 	procs      []*nproc
 	inflight   map[group.ReqID]nsent
 	next       group.ReqID
-	trace      func(string)
-	inv        *invariants
-	stored     []byte
 	actOnStale bool // a broken process, for TestNextFuzzCatchesTwoOwners
 }
 
 func runNextFuzz(ops []byte, trace func(string)) error { return newNextFuzzer(ops, trace).run() }
 
 func newNextFuzzer(ops []byte, trace func(string)) *nextFuzzer {
-	cfg := group.DefaultConfig()
-	cfg.MinSessionTimeout = time.Second
-	cfg.EmptyRetention = time.Hour
-	cfg.MaxSize = 5
-	z := &nextFuzzer{
-		ops: ops, cfg: cfg, ids: &scenario.SeqIDs{}, now: epoch,
-		registry: map[string]int32{"a": 3, "b": 2},
-		inflight: map[group.ReqID]nsent{}, inv: newInvariants(), trace: trace,
-	}
-	z.g = group.New("g", cfg, z.ids, z.registry, z.now)
-	return z
+	return &nextFuzzer{world: newWorld(ops, trace), inflight: map[group.ReqID]nsent{}}
 }
 
 func (z *nextFuzzer) run() error {
@@ -157,26 +138,11 @@ func (z *nextFuzzer) run() error {
 	return nil
 }
 
-func (z *nextFuzzer) byte() int {
-	if len(z.ops) == 0 {
-		return 0
-	}
-	b := z.ops[0]
-	z.ops = z.ops[1:]
-	return int(b)
-}
-
 func (z *nextFuzzer) proc() *nproc {
 	if len(z.procs) == 0 {
 		return nil
 	}
 	return z.procs[z.byte()%len(z.procs)]
-}
-
-func (z *nextFuzzer) logf(format string, args ...any) {
-	if z.trace != nil {
-		z.trace(fmt.Sprintf("t=%v ", z.now.Sub(epoch)) + fmt.Sprintf(format, args...))
-	}
 }
 
 func (z *nextFuzzer) step() error {
@@ -226,7 +192,7 @@ func (z *nextFuzzer) step() error {
 			Members: []*regroupv1.LeaveMember{{GroupInstanceId: fmt.Sprintf("i%d", z.byte()%3)}}}))
 	case 7:
 		z.logf("failover")
-		return z.failover()
+		return z.failover(z.handle)
 	case 8: // crash: what it owns stays owned until its lease ends
 		if p := z.proc(); p != nil {
 			z.logf("crash %s", p.name)
@@ -343,43 +309,12 @@ func (z *nextFuzzer) arrive(n int) error {
 	return nil
 }
 
-func (z *nextFuzzer) failover() error {
-	if z.stored == nil {
-		return nil
-	}
-	if err := z.handle(z.g.Abort(regroup.Errorf(regroup.CodeNotCoordinator, "failover"))); err != nil {
-		return err
-	}
-	rec, err := unmarshal(z.stored)
-	if err != nil {
-		return err
-	}
-	g, out, err := group.Restore(rec, z.cfg, z.ids, z.registry, z.now)
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	z.g = g
-	return z.handle(out)
-}
-
 func (z *nextFuzzer) handle(out group.Output) error {
-	if err := z.inv.verify(z.g, out); err != nil {
-		return err
-	}
 	if err := z.g.CheckNextCounts(); err != nil {
 		return fmt.Errorf("t=%v: %w", z.now.Sub(epoch), err)
 	}
-	if out.Persist || out.Delete {
-		b, err := marshal(z.g.Record())
-		if err != nil {
-			return err
-		}
-		z.stored = b
-	}
-	if out.Delete {
-		if err := z.failover(); err != nil {
-			return err
-		}
+	if err := z.store(out, z.handle); err != nil {
+		return err
 	}
 	// Answers go on their way, as the node sends them: a held answer
 	// waits until its HoldUntil unless a newer answer to the same call

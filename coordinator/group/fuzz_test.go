@@ -110,49 +110,100 @@ type sent struct {
 	at   time.Time
 }
 
-type fuzzer struct {
+// world is what both fuzzers (FuzzGroup's and FuzzNextGroup's) keep: the
+// input, the group, its clock, its topic registry and its store.
+type world struct {
 	ops      []byte
 	cfg      group.Config
 	ids      *scenario.SeqIDs
 	g        *group.Group
 	now      time.Time
 	registry map[string]int32
-	procs    []*proc
-	inflight map[group.ReqID]sent
-	next     group.ReqID
 	trace    func(string)
 	inv      *invariants
 	stored   []byte
 }
 
-func (z *fuzzer) byte() int {
-	if len(z.ops) == 0 {
-		return 0
-	}
-	b := z.ops[0]
-	z.ops = z.ops[1:]
-	return int(b)
-}
-
-func runFuzz(ops []byte) error { return runFuzzTrace(ops, nil) }
-
-func runFuzzTrace(ops []byte, trace func(string)) error {
+func newWorld(ops []byte, trace func(string)) world {
 	cfg := group.DefaultConfig()
 	cfg.InitialRebalanceDelay = 0
 	cfg.MinSessionTimeout = time.Second
 	cfg.EmptyRetention = time.Hour
 	cfg.MaxSize = 5
-	z := &fuzzer{
-		ops:      ops,
-		cfg:      cfg,
-		ids:      &scenario.SeqIDs{},
-		now:      epoch,
-		registry: map[string]int32{"a": 3, "b": 2},
-		inflight: map[group.ReqID]sent{},
-		inv:      newInvariants(),
-		trace:    trace,
+	w := world{ops: ops, cfg: cfg, ids: &scenario.SeqIDs{}, now: epoch, registry: map[string]int32{"a": 3, "b": 2}, inv: newInvariants(), trace: trace}
+	w.g = group.New("g", cfg, w.ids, w.registry, w.now)
+	return w
+}
+
+// byte takes the input's next byte (0 once it is used up).
+func (w *world) byte() int {
+	if len(w.ops) == 0 {
+		return 0
 	}
-	z.g = group.New("g", cfg, z.ids, z.registry, z.now)
+	b := w.ops[0]
+	w.ops = w.ops[1:]
+	return int(b)
+}
+
+func (w *world) logf(format string, args ...any) {
+	if w.trace != nil {
+		w.trace(fmt.Sprintf("t=%v ", w.now.Sub(epoch)) + fmt.Sprintf(format, args...))
+	}
+}
+
+// store checks the invariants on a step's output and keeps the group's
+// record when the step asks for it to be written; a deleted group is
+// created again from its tombstone, as the next call would. handle takes
+// the outputs of what that does.
+func (w *world) store(out group.Output, handle func(group.Output) error) error {
+	if err := w.inv.verify(w.g, out); err != nil {
+		return err
+	}
+	if out.Persist || out.Delete {
+		b, err := marshal(w.g.Record())
+		if err != nil {
+			return err
+		}
+		w.stored = b
+	}
+	if out.Delete {
+		return w.failover(handle)
+	}
+	return nil
+}
+
+// failover restores the group from its stored record, as a new
+// coordinator does, after the old one answered what it held.
+func (w *world) failover(handle func(group.Output) error) error {
+	if w.stored == nil {
+		return nil
+	}
+	if err := handle(w.g.Abort(regroup.Errorf(regroup.CodeNotCoordinator, "failover"))); err != nil {
+		return err
+	}
+	rec, err := unmarshal(w.stored)
+	if err != nil {
+		return err
+	}
+	g, out, err := group.Restore(rec, w.cfg, w.ids, w.registry, w.now)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	w.g = g
+	return handle(out)
+}
+
+type fuzzer struct {
+	world
+	procs    []*proc
+	inflight map[group.ReqID]sent
+	next     group.ReqID
+}
+
+func runFuzz(ops []byte) error { return runFuzzTrace(ops, nil) }
+
+func runFuzzTrace(ops []byte, trace func(string)) error {
+	z := &fuzzer{world: newWorld(ops, trace), inflight: map[group.ReqID]sent{}}
 	for len(z.ops) > 0 {
 		if err := z.step(); err != nil {
 			return err
@@ -232,7 +283,7 @@ func (z *fuzzer) step() error {
 		})
 	case 8: // coordinator failover
 		z.logf("failover")
-		return z.failover()
+		return z.failover(z.handle)
 	case 9: // crash: the process stops; what it owns stays owned until its lease ends
 		if p := z.proc(); p != nil {
 			z.logf("crash %s", p.name)
@@ -384,12 +435,6 @@ func (z *fuzzer) plan(l *regroupv1.JoinGroupResponse, random bool) []*regroupv1.
 	return out
 }
 
-func (z *fuzzer) logf(format string, args ...any) {
-	if z.trace != nil {
-		z.trace(fmt.Sprintf("t=%v ", z.now.Sub(epoch)) + fmt.Sprintf(format, args...))
-	}
-}
-
 func (z *fuzzer) send(p *proc, kind string, call func(req group.ReqID) group.Output) error {
 	z.next++
 	z.logf("req %d: %s %s from %s (%s, instance %q, gen %d, owns %v)", z.next, kind, "", p.name, p.member, p.instance, p.gen, sortedTPs(p.owned))
@@ -415,42 +460,9 @@ func (z *fuzzer) advance(d time.Duration) error {
 	return nil
 }
 
-func (z *fuzzer) failover() error {
-	if z.stored == nil {
-		return nil
-	}
-	if err := z.handle(z.g.Abort(regroup.Errorf(regroup.CodeNotCoordinator, "failover"))); err != nil {
-		return err
-	}
-	rec, err := unmarshal(z.stored)
-	if err != nil {
-		return err
-	}
-	g, out, err := group.Restore(rec, z.cfg, z.ids, z.registry, z.now)
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	z.g = g
-	return z.handle(out)
-}
-
 func (z *fuzzer) handle(out group.Output) error {
-	if err := z.inv.verify(z.g, out); err != nil {
+	if err := z.store(out, z.handle); err != nil {
 		return err
-	}
-	if out.Persist || out.Delete {
-		b, err := marshal(z.g.Record())
-		if err != nil {
-			return err
-		}
-		z.stored = b
-	}
-	if out.Delete {
-		// The group is gone; the next request finds it created again from
-		// its tombstone.
-		if err := z.failover(); err != nil {
-			return err
-		}
 	}
 	for _, r := range out.Replies {
 		s, ok := z.inflight[r.Req]
