@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/member/fsm"
 	"github.com/regroup-dev/regroup/simulator/scenario"
@@ -61,7 +60,7 @@ func (s *sim) setup() error {
 		s.groups = append(s.groups, gs)
 		s.byGroup[g.Name] = gs
 	}
-	s.joinAssignors = make([][]assignor.Assignor, len(s.sc.Actions))
+	s.joinConfigs = make([]fsm.Config, len(s.sc.Actions))
 	for i, a := range s.sc.Actions {
 		s.pending++
 		s.at(int64(a.At), event{kind: evAction, idx: i})
@@ -78,11 +77,14 @@ func (s *sim) setup() error {
 				g.topics = append(g.topics, t)
 			}
 		}
-		as, err := s.checkConfig(j)
+		cfg, err := j.Config.Machine(j.Group)
+		if err == nil {
+			_, err = fsm.NewMachine(cfg) // the state machine's own checks
+		}
 		if err != nil {
 			return fmt.Errorf("regroup: simulator: line %d: join %s: %w", a.Line, j.Member, err)
 		}
-		s.joinAssignors[i] = as
+		s.joinConfigs[i] = cfg
 		if s.byName[j.Member] == nil {
 			n := &node{name: j.Member, group: g, instance: j.Member}
 			s.nodes = append(s.nodes, n)
@@ -102,26 +104,6 @@ func (s *sim) setup() error {
 		s.allDisturbed()
 	}
 	return nil
-}
-
-// checkConfig validates a join's configuration with the member state
-// machine's own checks and returns its assignors.
-func (s *sim) checkConfig(j scenario.Join) ([]assignor.Assignor, error) {
-	var as []assignor.Assignor
-	for _, name := range j.Config.Assignors {
-		a, err := assignor.Lookup(name)
-		if err != nil {
-			return nil, err
-		}
-		as = append(as, a)
-	}
-	c := j.Config
-	_, err := fsm.New(fsm.Config{
-		GroupID: j.Group, Topics: c.Topics, Assignors: as,
-		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout, HeartbeatInterval: c.HeartbeatInterval,
-		Margin: c.Margin, MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff,
-	})
-	return as, err
 }
 
 // activate adds a group's partitions to the ledger when its first member
@@ -235,7 +217,7 @@ func (s *sim) action(i int) {
 			skip("it is running")
 			break
 		}
-		n.cfg, n.assignors, n.callbacks = c.Config, s.joinAssignors[i], c.Config.Callbacks
+		n.cfg, n.machine, n.callbacks = c.Config, s.joinConfigs[i], c.Config.Callbacks
 		s.startProcess(n)
 	case scenario.Leave:
 		if p == nil {

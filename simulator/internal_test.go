@@ -3,9 +3,11 @@ package simulator
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/regroup-dev/regroup/member/fsm"
 	"github.com/regroup-dev/regroup/simulator/scenario"
 )
 
@@ -68,5 +70,39 @@ func TestT975(t *testing.T) {
 		if got := t975(df); math.Abs(got-want) > 0.001 {
 			t.Errorf("t975(%d) = %.4f, want %.3f", df, got, want)
 		}
+	}
+}
+
+// epochs is a member machine whose generation the test sets.
+type epochs struct {
+	fsm.Machine
+	gen int32
+}
+
+func (e *epochs) Generation() int32 { return e.gen }
+
+// TestNextEpochCheck: a next-generation member's epoch may start again
+// from 0 (it rejoins after being fenced or removed), but an epoch it was
+// given never goes back: 3, 0, 5 passes; then 4 is a generation violation.
+func TestNextEpochCheck(t *testing.T) {
+	sc, err := scenario.Parse("epochs", "topic orders partitions=8\ngroup g protocol=next\nat 0s join m1\nrun until=1s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSim(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &epochs{}
+	p := &process{node: s.nodes[0], inc: 1, fsm: m, maxGen: -1, leaderGen: -1}
+	for i, gen := range []int32{3, 0, 5, 5, 4} {
+		m.gen = gen
+		s.checkMember(p)
+		if want := i == 4; (len(s.violations) > 0) != want {
+			t.Fatalf("after epochs %v: violations %v", []int32{3, 0, 5, 5, 4}[:i+1], s.violations)
+		}
+	}
+	if v := s.violations[0]; v.Kind != "generation" || !strings.Contains(v.Detail, "from generation 5 to 4") {
+		t.Errorf("violation %v", v)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/member/fsm"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 	"github.com/regroup-dev/regroup/simulator/scenario"
@@ -22,10 +21,10 @@ type node struct {
 	name        string
 	group       *groupState
 	cfg         scenario.MemberConfig // of the latest join
-	assignors   []assignor.Assignor
-	callbacks   scenario.Callbacks // current durations (slow changes them)
-	instance    string             // static instance id
-	instances   int                // instance ids used so far
+	machine     fsm.Config            // its state machine's, but for what differs per process
+	callbacks   scenario.Callbacks    // current durations (slow changes them)
+	instance    string                // static instance id
+	instances   int                   // instance ids used so far
 	proc        *process
 	starts      int
 	partitioned bool
@@ -35,15 +34,16 @@ type node struct {
 	restart     *scenario.Restart // a restart waiting for the process to exit
 }
 
-// process is one run of a member: a member/fsm state machine with its
-// timers, requests in flight and callback queue, as member.Run drives it.
+// process is one run of a member: a member/fsm state machine (of either
+// protocol) with its timers, requests in flight and callback queue, as
+// member.Run drives it.
 type process struct {
 	node     *node
 	owner    int32 // index in sim.procs: its identity in the ownership ledger
 	inc      int
 	instance string   // static instance id, or ""
 	topics   []string // the topics it subscribes to
-	fsm      *fsm.Member
+	fsm      fsm.Machine
 	rate     float64 // clock rate error
 
 	alive    bool // not crashed or exited
@@ -156,13 +156,9 @@ func (s *sim) startProcess(n *node) {
 		instance = n.instance
 	}
 	p.instance, p.topics = instance, c.Topics
-	m, err := fsm.New(fsm.Config{
-		GroupID: n.group.name, InstanceID: instance, ClientID: n.name, Topics: c.Topics,
-		Assignors: n.assignors, SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout,
-		HeartbeatInterval: c.HeartbeatInterval, Margin: c.Margin, LeaveOnStop: c.LeaveOnStop,
-		MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff, Jitter: s.rng.Float64,
-		ClassicHeartbeats: c.ClassicHeartbeats,
-	})
+	cfg := n.machine
+	cfg.InstanceID, cfg.ClientID, cfg.Jitter = instance, n.name, s.rng.Float64
+	m, err := fsm.NewMachine(cfg)
 	if err != nil {
 		panic(fmt.Sprintf("simulator: member %s: configuration checked at setup fails now: %v", n.name, err))
 	}
@@ -177,7 +173,7 @@ func (s *sim) startProcess(n *node) {
 		if p.rate != 0 {
 			drift = fmt.Sprintf(", clock %+.4f%%", p.rate*100)
 		}
-		s.tracef(p.name(), "start (%s, %s, assignors %s%s)", kind, protocolOf(m), strings.Join(c.Assignors, ","), drift)
+		s.tracef(p.name(), "start (%s, %s%s)", kind, protocolOf(m, c), drift)
 	}
 	if s.tl != nil {
 		s.tl.addProcess(p)
@@ -185,11 +181,17 @@ func (s *sim) startProcess(n *node) {
 	s.applyMember(p, m.Start(p.local(s.now)))
 }
 
-func protocolOf(m *fsm.Member) string {
-	if m.Cooperative() {
-		return "cooperative"
+// protocolOf says how machine m, configured as c, rebalances, and with
+// which assignors.
+func protocolOf(m fsm.Machine, c scenario.MemberConfig) string {
+	names := strings.Join(c.Assignors, ",")
+	switch {
+	case c.Protocol == fsm.Next:
+		return "next, server assignor " + names
+	case m.Cooperative():
+		return "cooperative, assignors " + names
 	}
-	return "eager"
+	return "eager, assignors " + names
 }
 
 // applyMember carries out one step's output as member.Run does: send the
@@ -610,17 +612,21 @@ func (s *sim) refresh(p *process) {
 }
 
 // checkMember checks that the process's generation never goes back and
-// that no two members lead one generation.
+// that no two members lead one generation. A next-generation member's
+// generation is its member epoch: 0 while it joins, again whenever it
+// rejoins (fenced or removed), and the epochs it is given never go back;
+// it leads nothing.
 func (s *sim) checkMember(p *process) {
 	gen := p.fsm.Generation()
-	if gen < 0 {
+	classic, ok := p.fsm.(*fsm.Member)
+	if gen < 0 || gen == 0 && !ok {
 		return
 	}
 	if gen < p.maxGen {
 		s.violate("generation", "%s went back from generation %d to %d", p.name(), p.maxGen, gen)
 	}
 	p.maxGen = max(p.maxGen, gen)
-	if !p.fsm.Leader() || gen == p.leaderGen {
+	if !ok || !classic.Leader() || gen == p.leaderGen {
 		return
 	}
 	p.leaderGen = gen

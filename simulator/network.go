@@ -106,6 +106,12 @@ func describe(msg proto.Message, err error) string {
 			ids = append(ids, e.GetMemberId())
 		}
 		return "LeaveGroup " + strings.Join(ids, ",")
+	case *regroupv1.ReconcileRequest:
+		what := fmt.Sprintf("Reconcile epoch=%d member=%q owned=%s hold=%dms", m.GetMemberEpoch(), m.GetMemberId(), fmtTopicParts(m.GetOwned()), m.GetHoldMs())
+		if n := m.GetPartitionsLost(); n > 0 {
+			what += fmt.Sprintf(" lost=%d", n)
+		}
+		return what
 	case *regroupv1.JoinGroupResponse:
 		return fmt.Sprintf("JoinGroup ok gen=%d leader=%s", m.GetGeneration(), m.GetLeaderId())
 	case *regroupv1.SyncGroupResponse:
@@ -114,6 +120,12 @@ func describe(msg proto.Message, err error) string {
 		return "Heartbeat ok"
 	case *regroupv1.LeaveGroupResponse:
 		return "LeaveGroup ok"
+	case *regroupv1.ReconcileResponse:
+		what := fmt.Sprintf("Reconcile ok epoch=%d member=%s", m.GetMemberEpoch(), m.GetMemberId())
+		if a := m.GetAssignment(); a != nil {
+			what += fmt.Sprintf(" assignment=%s @%d.%d", fmtTopicParts(a.GetPartitions()), a.GetFencingToken()>>32, a.GetFencingToken()&(1<<32-1))
+		}
+		return what
 	}
 	return fmt.Sprintf("%T", msg)
 }

@@ -2,7 +2,11 @@
 // group protocol in virtual time: the coordinator's coordinator/group state
 // machines with a memory store, each member's member/fsm state machine with
 // simulated application callbacks, and the real assignors, exchanging the
-// real request and response messages through a simulated network.
+// real request and response messages through a simulated network. Members
+// speak the classic protocol or the next-generation one (fsm.Next: Reconcile
+// calls, the coordinator's server-side assignor), as their configuration
+// says (scenario.MemberConfig.Protocol); the simulator drives both machines
+// alike, through fsm.Machine.
 //
 // The simulator makes no protocol decision. It does what the drivers do
 // (coordinator.Server and member.Run): it delivers requests and replies,
@@ -43,7 +47,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/member/fsm"
 	"github.com/regroup-dev/regroup/simulator/ownership"
 	"github.com/regroup-dev/regroup/simulator/scenario"
 )
@@ -162,10 +166,10 @@ type sim struct {
 	disturbances []int64
 	bound        int64 // the liveness bound
 
-	joinAssignors [][]assignor.Assignor // per action: a join's assignors
-	metrics       Metrics
-	tl            *Timeline
-	stopped       bool
+	joinConfigs []fsm.Config // per action: a join's state machine configuration
+	metrics     Metrics
+	tl          *Timeline
+	stopped     bool
 
 	violations []Violation
 	leaders    map[leaderKey]string

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/member/fsm"
 	"github.com/regroup-dev/regroup/simulator"
 	"github.com/regroup-dev/regroup/simulator/report"
 	"github.com/regroup-dev/regroup/simulator/scenario"
@@ -37,28 +38,42 @@ func load(t *testing.T, path string) *scenario.Scenario {
 // expect lines, with the safety checks after every event and the liveness
 // check after the last disturbance. Its summary and windows must match
 // testdata/NAME.golden (go test ./simulator -run TestScenarios -rewrite
-// writes them; review the diff like code).
+// writes them; review the diff like code). Each scenario runs again with
+// every member speaking the next-generation protocol (NAME/next, as `sim
+// run --protocol next` does), with the expect lines written for it or for
+// both, against testdata/NAME.next.golden.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.sim")
 	if err != nil || len(files) < 10 {
 		t.Fatalf("want the shipped scenarios in testdata/, found %v (%v)", files, err)
 	}
 	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".sim"), func(t *testing.T) {
-			res, err := simulator.Run(load(t, f), simulator.Options{})
-			if err != nil {
-				t.Fatal(err)
+		name := strings.TrimSuffix(filepath.Base(f), ".sim")
+		for _, proto := range []fsm.Protocol{fsm.Classic, fsm.Next} {
+			sub, want, flag := name, strings.TrimSuffix(f, ".sim")+".golden", ""
+			if proto == fsm.Next {
+				sub, want, flag = name+"/next", strings.TrimSuffix(f, ".sim")+".next.golden", " --protocol next"
 			}
-			if !res.OK() {
-				var b bytes.Buffer
-				_ = report.Summary(&b, res)
-				t.Errorf("%s\nreplay with: go run ./cmd/regroup sim run %s --trace", b.String(), f)
-			}
-			if !res.Metrics.LivenessChecked {
-				t.Errorf("the run ends before its liveness could be checked")
-			}
-			golden(t, strings.TrimSuffix(f, ".sim")+".golden", res)
-		})
+			t.Run(sub, func(t *testing.T) {
+				sc := load(t, f)
+				if proto == fsm.Next {
+					sc.SetProtocol(fsm.Next)
+				}
+				res, err := simulator.Run(sc, simulator.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !res.OK() {
+					var b bytes.Buffer
+					_ = report.Summary(&b, res)
+					t.Errorf("%s\nreplay with: go run ./cmd/regroup sim run %s%s --trace", b.String(), f, flag)
+				}
+				if !res.Metrics.LivenessChecked {
+					t.Errorf("the run ends before its liveness could be checked")
+				}
+				golden(t, want, res)
+			})
+		}
 	}
 }
 
@@ -130,39 +145,51 @@ func TestDeterminism(t *testing.T) {
 	}
 }
 
-// TestSweep runs 50 random scenarios and expects no violation. The long
-// sweep is "regroup sim sweep --seeds 1000" (docs/simulator.md).
+// TestSweep runs 50 random scenarios, and the same under the
+// next-generation protocol (as "sim sweep --protocol next" does), and
+// expects no violation. The long sweeps are "regroup sim sweep --seeds
+// 1000" and "regroup sim sweep --seeds 1000 --protocol next"
+// (docs/simulator.md).
 func TestSweep(t *testing.T) {
-	for seed := range uint64(50) {
-		sc, err := scenario.Parse(fmt.Sprintf("random-%d", seed), scenario.Random(seed))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := simulator.Run(sc, simulator.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Violations) > 0 {
-			t.Errorf("seed %d: %v\nreplay with: go run ./cmd/regroup sim run --random %d --trace", seed, res.Violations, seed)
+	for _, proto := range []fsm.Protocol{fsm.Classic, fsm.Next} {
+		for seed := range uint64(50) {
+			sc, err := scenario.Parse(fmt.Sprintf("random-%d", seed), scenario.Random(seed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			flag := ""
+			if proto == fsm.Next {
+				sc.SetProtocol(fsm.Next)
+				flag = " --protocol next"
+			}
+			res, err := simulator.Run(sc, simulator.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Violations) > 0 {
+				t.Errorf("%v, seed %d: %v\nreplay with: go run ./cmd/regroup sim run --random %d%s --trace", proto, seed, res.Violations, seed, flag)
+			}
 		}
 	}
 }
 
 // TestDriftBeyondMargin: members whose clocks run up to 40% slow keep
 // believing in a lease the coordinator already ended; cut off from it,
-// they hold partitions that others were given, and the checker says so.
-// Within the margin (5%) nothing overlaps.
+// they hold partitions that others were given, and the checker says so,
+// under either protocol. Within the margin (5%) nothing overlaps.
 func TestDriftBeyondMargin(t *testing.T) {
 	for _, tc := range []struct {
-		drift string
-		bad   bool
-	}{{"40%", true}, {"5%", false}} {
-		sc, err := scenario.Parse("drift", `
+		drift, protocol string
+		seed            int
+		bad             bool
+	}{{"40%", "classic", 1, true}, {"5%", "classic", 1, false}, {"40%", "next", 8, true}, {"5%", "next", 8, false}} {
+		sc, err := scenario.Parse("drift", fmt.Sprintf(`
+seed %d
 topic orders partitions=32
-group g session=10s drift=`+tc.drift+`
+group g session=10s drift=%s protocol=%s
 at 0s join m1..m8
 at 40s partition m1..m4 for=30s
-`)
+`, tc.seed, tc.drift, tc.protocol))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +204,7 @@ at 40s partition m1..m4 for=30s
 			}
 		}
 		if (overlaps > 0) != tc.bad {
-			t.Errorf("drift %s: %d overlaps (violations %v)", tc.drift, overlaps, res.Violations)
+			t.Errorf("%s, drift %s: %d overlaps (violations %v)", tc.protocol, tc.drift, overlaps, res.Violations)
 		}
 	}
 }
