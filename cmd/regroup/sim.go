@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regroup-dev/regroup/member/fsm"
 	"github.com/regroup-dev/regroup/simulator"
 	"github.com/regroup-dev/regroup/simulator/report"
 	"github.com/regroup-dev/regroup/simulator/scenario"
@@ -31,8 +32,9 @@ members) in virtual time: joins, crashes, pauses, partitions, failovers and topi
 changes, with safety and liveness checks after every event. The scenario language
 is documented in docs/simulator.md.`,
 		Example: `  regroup sim run simulator/testdata/one-crash.sim --trace
-  regroup sim compare simulator/testdata/rolling-restart.sim --protocols eager,cooperative --static
-  regroup sim sweep --seeds 1000`,
+  regroup sim compare simulator/testdata/rolling-restart.sim --protocols eager,cooperative,next --static
+  regroup sim sweep --seeds 1000
+  regroup sim sweep --seeds 1000 --protocol next`,
 	}
 	cmd.AddCommand(simRunCmd(), simCompareCmd(), simSweepCmd(), simRandomCmd())
 	for _, c := range cmd.Commands() {
@@ -94,6 +96,28 @@ func loadScenario(cmd *cobra.Command, path string, random int64, replay string) 
 	return scenario.Parse(name, text)
 }
 
+// setProtocol makes every member of sc speak the group protocol named
+// name, "classic" or "next" (--protocol); "" keeps the scenario's own.
+func setProtocol(sc *scenario.Scenario, name string) error {
+	if name == "" {
+		return nil
+	}
+	p, err := fsm.ParseProtocol(name)
+	if err != nil {
+		return fmt.Errorf("--protocol %q: want classic or next", name)
+	}
+	sc.SetProtocol(p)
+	return nil
+}
+
+// protocolArg is the --protocol argument of a replay command, or "".
+func protocolArg(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " --protocol " + name
+}
+
 // writeFile writes what render produces to path.
 func writeFile(path string, render func(w io.Writer) error) error {
 	var b bytes.Buffer
@@ -124,6 +148,7 @@ func simRunCmd() *cobra.Command {
 		jitter, since     time.Duration
 		replay, ownF      string
 		svgFrom, svgTo    time.Duration
+		protocol          string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
@@ -145,6 +170,12 @@ interval, so that faults fall at a random phase of the heartbeats), and prints
 each metric's mean, p50, p95, p99 and 95% confidence interval of the mean
 (--csv and --json write the same). A failing seed is listed with the command that
 replays it.
+
+--protocol next runs every member with the next-generation group protocol
+(the coordinator assigns with the member's first assignor, its server-side
+one, and each member converges on its own); --protocol classic with the
+classic one. By default each member speaks the protocol its scenario gives it
+(protocol= in a group or join line; classic unless set).
 
 --svg draws the run's timeline: per member the partitions it owns and those it
 processes, its revocations, pauses, time past its lease and OnLost calls, cuts
@@ -172,6 +203,9 @@ say otherwise.`,
   # export every partition's ownership over time:
   regroup sim run setup.sim --replay events.csv --ownership ownership.csv
 
+  # The same scenario under the next-generation protocol:
+  regroup sim run simulator/testdata/rolling-restart.sim --protocol next
+
   # Replay a seed a sweep reported:
   regroup sim run --random 229 --trace`,
 		Args: cobra.MaximumNArgs(1),
@@ -193,6 +227,9 @@ say otherwise.`,
 			if cmd.Flags().Changed("seed") {
 				sc.Seed = uint64(seed)
 			}
+			if err := setProtocol(sc, protocol); err != nil {
+				return err
+			}
 			if seeds < 1 || since < 0 {
 				return fmt.Errorf("--seeds %d, --since %v: want at least one seed, and a time from the start of the run", seeds, since)
 			}
@@ -205,7 +242,7 @@ say otherwise.`,
 				if trace || messages || svgF != "" || windows || ownF != "" {
 					return fmt.Errorf("--trace, --messages, --svg, --ownership and --windows show one run: drop them, or run one seed (--seeds 1)")
 				}
-				b := batch{path: path, random: random, first: sc.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel, replay: replay}
+				b := batch{path: path, random: random, first: sc.Seed, seeds: seeds, jitter: jitter, since: since, parallel: parallel, replay: replay, protocol: protocol}
 				rows, failing, err := b.run(cmd, []simulator.Variant{{}}, nil)
 				if err != nil {
 					return err
@@ -294,6 +331,7 @@ say otherwise.`,
 	f.DurationVar(&since, "since", 0, "count only what happened from this time on (as expect's since=): rebalances, partitions, partition-seconds, disturbances")
 	f.StringVar(&replay, "replay", "", "replay the events of this trace (CSV: time,event,member,duration; see docs/simulator.md) after the scenario's own")
 	f.StringVar(&ownF, "ownership", "", "write every partition's ownership and processing intervals as CSV to this file")
+	f.StringVar(&protocol, "protocol", "", "run every member with this group protocol: classic or next (default: the scenario's)")
 	return cmd
 }
 
@@ -343,6 +381,9 @@ type batch struct {
 	parallel int
 	// param is the swept parameter, or "".
 	param string
+	// protocol is the group protocol every member speaks (--protocol), or
+	// "" for the scenario's; a variant sets its own.
+	protocol string
 }
 
 // failure is a failing run of a batch, with the command that replays it.
@@ -403,6 +444,9 @@ func (b batch) one(cmd *cobra.Command, v simulator.Variant, value string, seed u
 		return nil, err
 	}
 	sc.Seed = seed
+	if err := setProtocol(sc, b.protocol); err != nil {
+		return nil, err
+	}
 	if v.Assignor != "" {
 		sc.Expects = nil // written for the scenario's own configuration
 		v.Apply(sc)
@@ -441,7 +485,7 @@ func (b batch) failure(row report.StatRow, res *simulator.Result) failure {
 	if b.replay != "" {
 		src += " --replay " + b.replay
 	}
-	replay := fmt.Sprintf("regroup sim run %s --seed %d --jitter %v --trace", src, res.Seed, b.jitter)
+	replay := fmt.Sprintf("regroup sim run %s --seed %d --jitter %v%s --trace", src, res.Seed, b.jitter, protocolArg(b.protocol))
 	if b.param != "" || row.Variant.Assignor != "" {
 		replay = b.label(row) + replay + " (with that setting)"
 	}
@@ -547,10 +591,17 @@ expect lines are not checked (they are written for its own configuration).
 
 The protocols classic-eager and classic-cooperative are baselines: members beat
 as Kafka's classic client does, holding no heartbeat, so a rebalance notice
-waits for each member's next heartbeat instead of reaching it at once.`,
-		Example: `  # Eager, cooperative and static membership side by side after one crash:
+waits for each member's next heartbeat instead of reaching it at once.
+
+The protocol next is the next-generation group protocol (Kafka's KIP-848
+model): every member calls Reconcile, the coordinator computes the assignment
+with the assignor (its server-side assignor; every assignor runs, since the
+members converge to its plan incrementally) and each member gives up and takes
+its partitions on its own, with no group-wide barrier.`,
+		Example: `  # Eager, cooperative, next-generation and static membership side by side
+  # after one crash:
   regroup sim compare simulator/testdata/one-crash.sim \
-      --protocols eager,cooperative --assignors range,sticky,cooperative-sticky,static --static
+      --protocols eager,cooperative,next --assignors range,sticky,cooperative-sticky,static --static
 
   # Without the initial join: rebalances and partition-seconds from 30s on:
   regroup sim compare simulator/testdata/one-crash.sim --since 30s
@@ -657,7 +708,7 @@ waits for each member's next heartbeat instead of reaching it at once.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "rebalance protocols to compare: eager, cooperative, and Kafka's classic client's heartbeats (none held) under either, classic-eager, classic-cooperative")
+	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative", "next"}, "rebalance protocols to compare: eager, cooperative, Kafka's classic client's heartbeats (none held) under either, classic-eager, classic-cooperative, and the next-generation protocol, next")
 	f.StringSliceVar(&assignors, "assignors", []string{"range", "sticky", "cooperative-sticky", "static"}, "assignors to compare (built-in names)")
 	f.BoolVar(&static, "static", false, "run every combination with all members dynamic and with all members static")
 	f.Int64Var(&seed, "seed", 0, "seed for every run (default: the scenario's)")
@@ -681,7 +732,7 @@ func simSweepCmd() *cobra.Command {
 		metrics              []string
 		static               bool
 		jitter, since        time.Duration
-		replay               string
+		replay, protocol     string
 	)
 	cmd := &cobra.Command{
 		Use:   "sweep [FILE --param NAME=FROM..TO:STEP]",
@@ -699,7 +750,10 @@ its interval, to --svg. A progress bar runs on standard error.
 Without a FILE, run the random scenario of every seed from --start to
 --start+--seeds-1 (default 100; see "regroup sim random"), checking safety after
 every event and liveness after the last disturbance. Prints the failing seeds,
-each with the command that replays it, and exits with an error if any failed.`,
+each with the command that replays it, and exits with an error if any failed.
+--protocol next runs every random scenario with the next-generation group
+protocol (the scenario's assignor is then the coordinator's); by default they
+run the classic one.`,
 		Example: `  # The figure of docs/simulator.md: not-processing partition-seconds after a
   # crash-restart against the session timeout, eager against cooperative, static
   # against dynamic members, 10 seeds a point:
@@ -712,6 +766,9 @@ each with the command that replays it, and exits with an error if any failed.`,
   # The random sweep recorded in docs/simulator.md:
   regroup sim sweep --seeds 1000
 
+  # The same random scenarios under the next-generation protocol:
+  regroup sim sweep --seeds 1000 --protocol next
+
   # Continue from seed 1000, four runs at once, failures as JSON:
   regroup sim sweep --seeds 1000 --start 1000 --parallel 4 -o json`,
 		Args: cobra.MaximumNArgs(1),
@@ -723,7 +780,10 @@ each with the command that replays it, and exits with an error if any failed.`,
 				if param != "" {
 					return fmt.Errorf("--param sweeps a scenario: give its FILE")
 				}
-				return randomSweep(cmd, seeds, start, parallel, output)
+				return randomSweep(cmd, seeds, start, parallel, output, protocol)
+			}
+			if protocol != "" {
+				return fmt.Errorf("--protocol applies to the random sweep; with --param, --protocols lists the protocols to compare (next among them)")
 			}
 			if param == "" {
 				return fmt.Errorf("give --param NAME=FROM..TO:STEP (or NAME=V1,V2,...) to sweep %s; parameters: %s", args[0], strings.Join(scenario.Params, ", "))
@@ -796,7 +856,8 @@ each with the command that replays it, and exits with an error if any failed.`,
 	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&param, "param", "", "the parameter to sweep and its values: NAME=FROM..TO:STEP or NAME=V1,V2,... (session, heartbeat, members, partitions, pause, failover-gap, write-latency, assign-time)")
-	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "with --param: rebalance protocols, one line each: eager, cooperative, classic-eager, classic-cooperative")
+	f.StringSliceVar(&protocols, "protocols", []string{"eager", "cooperative"}, "with --param: rebalance protocols, one line each: eager, cooperative, classic-eager, classic-cooperative, next")
+	f.StringVar(&protocol, "protocol", "", "random sweep: run every member with this group protocol, classic or next (default: classic)")
 	f.StringSliceVar(&assignors, "assignors", []string{"cooperative-sticky"}, "with --param: assignors, one line each")
 	f.BoolVar(&static, "static", false, "with --param: every combination with all members dynamic and with all static")
 	f.StringSliceVar(&metrics, "metric", []string{"not-processing"}, "with --param: the metrics to print; the first is drawn (all go to --csv)")
@@ -856,11 +917,15 @@ func parseParam(p string) (string, []string, error) {
 	return name, values, nil
 }
 
-// randomSweep runs the random scenarios of seeds start to start+seeds-1
-// and reports the failing ones.
-func randomSweep(cmd *cobra.Command, seeds int, start int64, parallel int, output string) error {
+// randomSweep runs the random scenarios of seeds start to start+seeds-1,
+// every member speaking protocol ("" for the scenario's own), and reports
+// the failing ones.
+func randomSweep(cmd *cobra.Command, seeds int, start int64, parallel int, output, protocol string) error {
 	if seeds <= 0 || start < 0 {
 		return fmt.Errorf("--seeds must be positive and --start not negative")
+	}
+	if err := setProtocol(&scenario.Scenario{}, protocol); err != nil {
+		return err
 	}
 	results := make([]*failure, seeds)
 	errs := make([]error, seeds)
@@ -869,9 +934,12 @@ func randomSweep(cmd *cobra.Command, seeds int, start int64, parallel int, outpu
 		seed := uint64(start) + uint64(i)
 		sc, err := scenario.Parse(fmt.Sprintf("random-%d", seed), scenario.Random(seed))
 		if err == nil {
+			err = setProtocol(sc, protocol)
+		}
+		if err == nil {
 			var res *simulator.Result
 			if res, err = simulator.Run(sc, simulator.Options{}); err == nil && !res.OK() {
-				f := failureOf(res, fmt.Sprintf("regroup sim run --random %d --trace", seed))
+				f := failureOf(res, fmt.Sprintf("regroup sim run --random %d%s --trace", seed, protocolArg(protocol)))
 				results[i] = &f
 			}
 		}
@@ -899,7 +967,11 @@ func randomSweep(cmd *cobra.Command, seeds int, start int64, parallel int, outpu
 			return err
 		}
 	} else {
-		fmt.Fprintf(out, "%d seeds (%d to %d): %d failing\n", seeds, start, start+int64(seeds)-1, len(failing))
+		under := ""
+		if protocol != "" {
+			under = ", protocol " + protocol
+		}
+		fmt.Fprintf(out, "%d seeds (%d to %d)%s: %d failing\n", seeds, start, start+int64(seeds)-1, under, len(failing))
 		printFailures(out, failing)
 	}
 	if len(failing) > 0 {

@@ -137,6 +137,38 @@ func TestSimSweep(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "# Random scenario 12") {
 		t.Errorf("random: %v\n%s", err, out)
 	}
+	// The same random scenarios under the next-generation protocol.
+	out, progress, err = runSim(t, "sweep", "--seeds", "5", "--start", "10", "--protocol", "next")
+	if err != nil || !strings.Contains(out, "5 seeds (10 to 14), protocol next: 0 failing") || !strings.Contains(progress, "5/5 seeds, 0 failing") {
+		t.Errorf("sweep --protocol next: %v, output %q, progress %q", err, out, progress)
+	}
+	if _, _, err := runSim(t, "sweep", "--seeds", "5", "--protocol", "kip848"); err == nil || !strings.Contains(err.Error(), `--protocol "kip848": want classic or next`) {
+		t.Errorf("sweep --protocol kip848: %v", err)
+	}
+	if _, _, err := runSim(t, "sweep", "../../simulator/testdata/one-crash.sim", "--param", "session=10s", "--protocol", "next"); err == nil || !strings.Contains(err.Error(), "--protocols lists") {
+		t.Errorf("sweep --param with --protocol: %v", err)
+	}
+}
+
+// sim run --protocol next runs every member with the next-generation
+// protocol: the trace shows Reconcile calls, and the scenario's expect
+// lines for the classic protocol only are not checked.
+func TestSimRunNext(t *testing.T) {
+	out, _, err := runSim(t, "run", "../../simulator/testdata/one-join.sim", "--protocol", "next", "--trace", "--messages")
+	if err != nil {
+		t.Fatalf("%v\n%.3000s", err, out)
+	}
+	for _, want := range []string{"m1       start (dynamic, next, server assignor cooperative-sticky)", "-> coord Reconcile epoch=0", "Reconcile ok epoch=", "expectations    all held"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in the output:\n%.3000s", want, out)
+		}
+	}
+	if strings.Contains(out, "JoinGroup") {
+		t.Errorf("a next-generation member sent a JoinGroup:\n%.3000s", out)
+	}
+	if _, _, err := runSim(t, "run", "../../simulator/testdata/one-join.sim", "--protocol", "newest"); err == nil || !strings.Contains(err.Error(), "want classic or next") {
+		t.Errorf("run --protocol newest: %v", err)
+	}
 }
 
 // A long run (here: one that started two seconds ago) prints a line per
@@ -201,7 +233,8 @@ func TestSimSeeds(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if len(rows) != 2 || rows[0].Protocol != "eager" || rows[1].Runs != 3 || len(rows[1].Stats) != 12 {
+	// The default protocols: eager, cooperative and next.
+	if len(rows) != 3 || rows[0].Protocol != "eager" || rows[2].Protocol != "next" || rows[1].Runs != 3 || len(rows[1].Stats) != 12 {
 		t.Errorf("compare --seeds 3: %+v", rows)
 	}
 	if _, _, err := runSim(t, "run", "../../simulator/testdata/one-crash.sim", "--seeds", "3", "--trace"); err == nil {
