@@ -150,10 +150,19 @@ func formBenchGroup(b *testing.B, proto benchProtocol, size benchSize, proxied b
 		b.Fatal(err)
 	}
 	n := 0
+	var all []*running
 	g.start = func() *running {
 		n++
-		return startBenchMember(b, c, g.tr, fmt.Sprintf("m%d", n), proto, proxied)
+		r := startBenchMember(b, c, g.tr, fmt.Sprintf("m%d", n), proto, proxied)
+		all = append(all, r)
+		return r
 	}
+	// A run that fails leaves no member behind to load the next one.
+	b.Cleanup(func() {
+		for _, r := range all {
+			r.cancel()
+		}
+	})
 	for range size.members {
 		g.live = append(g.live, g.start())
 	}
@@ -331,7 +340,7 @@ func BenchmarkPausedMember(b *testing.B) {
 	}
 }
 
-func startBenchMember(b *testing.B, c *coordinatorProc, tr *tracker, name string, proto benchProtocol, proxied bool) *running {
+func startBenchMember(b testing.TB, c *coordinatorProc, tr *tracker, name string, proto benchProtocol, proxied bool) *running {
 	var px *cutproxy.Proxy
 	endpoint := c.addr
 	if proxied {

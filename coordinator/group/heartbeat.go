@@ -353,15 +353,8 @@ func (g *Group) tickJoin(now time.Time, out *Output) {
 		if now.Before(g.delayDeadline) {
 			return
 		}
-		if g.newMemberAdded && g.delayBudget > 0 {
-			// Members keep arriving: extend by another delay, within the
-			// rebalance timeout (KIP-134).
-			g.newMemberAdded = false
-			step := min(g.cfg.InitialRebalanceDelay, g.delayBudget)
-			g.delayBudget = max(g.delayBudget-g.delayStep, 0)
-			g.delayStep = step
-			g.delayDeadline = now.Add(step)
-			return
+		if g.extendDelay(now) {
+			return // members keep arriving
 		}
 		g.completeJoin(now, out)
 		return

@@ -423,10 +423,7 @@ func (g *Group) prepareRebalance(now time.Time, out *Output, kind Cause, cause s
 	out.event(Event{Kind: EventRebalanceStarted, Cause: kind, Detail: cause})
 	g.delayDeadline, g.joinDeadline = time.Time{}, time.Time{}
 	if initial && g.cfg.InitialRebalanceDelay > 0 {
-		g.delayStep = g.cfg.InitialRebalanceDelay
-		g.delayBudget = max(g.rebalanceTimeout()-g.delayStep, 0)
-		g.delayDeadline = now.Add(g.delayStep)
-		g.newMemberAdded = false
+		g.startDelay(now)
 	} else {
 		g.joinDeadline = now.Add(g.rebalanceTimeout())
 	}
@@ -442,6 +439,31 @@ func (g *Group) prepareRebalance(now time.Time, out *Output, kind Cause, cause s
 		m.deliverAt = time.Time{}
 	}
 	g.maybeCompleteJoin(now, out)
+}
+
+// startDelay starts an empty group's initial rebalance delay: its first
+// rebalance waits for more members (KIP-134), at least the delay, extended
+// by extendDelay while they keep arriving.
+func (g *Group) startDelay(now time.Time) {
+	g.delayStep = g.cfg.InitialRebalanceDelay
+	g.delayBudget = max(g.rebalanceTimeout()-g.delayStep, 0)
+	g.delayDeadline = now.Add(g.delayStep)
+	g.newMemberAdded = false
+}
+
+// extendDelay extends the initial delay that ends at now by another step,
+// within the rebalance timeout, if members arrived during it; it reports
+// whether it did.
+func (g *Group) extendDelay(now time.Time) bool {
+	if !g.newMemberAdded || g.delayBudget <= 0 {
+		return false
+	}
+	g.newMemberAdded = false
+	step := min(g.cfg.InitialRebalanceDelay, g.delayBudget)
+	g.delayBudget = max(g.delayBudget-g.delayStep, 0)
+	g.delayStep = step
+	g.delayDeadline = now.Add(step)
+	return true
 }
 
 // errRebalancing is REBALANCE_IN_PROGRESS with the time left to rejoin.

@@ -31,7 +31,15 @@ func (g *Group) bumpEpoch(now time.Time, out *Output, kind Cause, cause string) 
 	} else if len(g.reb.Cause) < 1024 {
 		g.reb.Cause += "; then " + cause
 	}
-	if g.assignAt.IsZero() {
+	switch {
+	case !g.assignAt.IsZero():
+	case g.state == Empty && g.cfg.InitialRebalanceDelay > 0:
+		// An empty group's first target waits for more members, as a
+		// classic group's first barrier does: a group that forms is
+		// assigned once, not once per arrival.
+		g.startDelay(now)
+		g.assignAt = g.delayDeadline
+	default:
 		g.assignAt = now
 		if next := g.lastAssign.Add(g.cfg.AssignmentInterval); next.After(now) {
 			g.assignAt = next
@@ -44,7 +52,12 @@ func (g *Group) bumpEpoch(now time.Time, out *Output, kind Cause, cause string) 
 // calls that are due and updates the state.
 func (g *Group) settle(now time.Time, out *Output) {
 	if !g.assignAt.IsZero() && !now.Before(g.assignAt) {
-		g.assign(now, out)
+		if !g.delayDeadline.IsZero() && g.extendDelay(now) {
+			g.assignAt = g.delayDeadline // members keep arriving
+		} else {
+			g.delayDeadline = time.Time{}
+			g.assign(now, out)
+		}
 	}
 	if g.releases || (!g.holdCheck.IsZero() && !now.Before(g.holdCheck)) {
 		g.releases = false
