@@ -65,7 +65,7 @@ func (g *Group) claimKind(next bool) error {
 // Reconcile handles a next-generation member's call: a join (no member
 // id), a leave (epoch -1 or -2), or a report and heartbeat. The answer may
 // be held (see Reply.HoldUntil) and replaced as soon as the member's
-// assignment or epoch changes.
+// assignment changes.
 func (g *Group) Reconcile(now time.Time, req ReqID, c Caller, r *regroupv1.ReconcileRequest) Output {
 	g.now = now
 	var out Output

@@ -1143,8 +1143,8 @@ type ReconcileRequest struct {
 	// finished giving them up). Everything it no longer reports is released.
 	Owned []*TopicPartitions `protobuf:"bytes,10,rep,name=owned" json:"owned,omitempty"`
 	// Hold the call for up to this long, answering early when the member's
-	// assignment or epoch changes. 0 answers at once. At most a third of the
-	// session timeout.
+	// assignment changes. 0 answers at once. At most a third of the session
+	// timeout.
 	HoldMs int64 `protobuf:"varint,11,opt,name=hold_ms,json=holdMs" json:"hold_ms,omitempty"`
 	// The secret of the member's first answer; required with a member_id.
 	MemberSecret string `protobuf:"bytes,12,opt,name=member_secret,json=memberSecret" json:"member_secret,omitempty"`

@@ -182,7 +182,8 @@ type CoordinatorClient interface {
 	//
 	// A member joins with member_epoch 0 and an empty member_id, keeps one
 	// call outstanding, held for hold_ms (the coordinator answers it early,
-	// within a round trip, when the member's assignment or epoch changes),
+	// within a round trip, when the member's assignment changes; a new epoch
+	// alone comes at the hold's end),
 	// and sends the next call as soon as it has acted on the answer, always
 	// reporting the partitions it holds (owned). A partition it stops
 	// reporting is released and may go to another member at once. Leaving:
@@ -434,7 +435,8 @@ type CoordinatorServer interface {
 	//
 	// A member joins with member_epoch 0 and an empty member_id, keeps one
 	// call outstanding, held for hold_ms (the coordinator answers it early,
-	// within a round trip, when the member's assignment or epoch changes),
+	// within a round trip, when the member's assignment changes; a new epoch
+	// alone comes at the hold's end),
 	// and sends the next call as soon as it has acted on the answer, always
 	// reporting the partitions it holds (owned). A partition it stops
 	// reporting is released and may go to another member at once. Leaving:
