@@ -433,33 +433,35 @@ func (s *sim) release(p *process, x fsm.Partition, end int64) {
 // releaseAll ends everything p owns: it crashed or exited. A process
 // that crashed during a pause did nothing since the pause began, so its
 // ownership ended then. A partition whose revocation was under way (running
-// or queued) ended at that revocation's deadline if it came first.
+// or queued) ended at that revocation's deadline if it came first, and one
+// whose loss was queued (an OnLost waiting behind another callback) at the
+// end of the lease, OnLost's deadline.
 func (s *sim) releaseAll(p *process) {
 	end := s.now
 	if p.paused() {
 		end = p.pausedSince
 	}
-	revokedBy := map[int32]int64{}
+	endsBy := map[int32]int64{}
 	pending := p.queue
 	if p.cur != nil {
 		pending = append([]fsm.Callback{*p.cur}, pending...)
 	}
 	for _, cb := range pending {
-		if cb.Kind != fsm.Revoked {
+		if cb.Kind != fsm.Revoked && cb.Kind != fsm.Lost {
 			continue
 		}
 		d := p.globalOf(cb.Deadline)
 		for _, x := range cb.Partitions {
 			if idx := p.node.group.partition(x.Topic, x.Partition); idx >= 0 {
-				if prev, ok := revokedBy[idx]; !ok || d < prev {
-					revokedBy[idx] = d
+				if prev, ok := endsBy[idx]; !ok || d < prev {
+					endsBy[idx] = d
 				}
 			}
 		}
 	}
 	for _, idx := range sortedKeys(p.owns) {
 		e := end
-		if d, ok := revokedBy[idx]; ok && d < e {
+		if d, ok := endsBy[idx]; ok && d < e {
 			e = d
 		}
 		s.ledger.End(idx, p.owner, e, s.now)

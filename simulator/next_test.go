@@ -2,6 +2,7 @@ package simulator_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +59,38 @@ func TestProtocolMismatch(t *testing.T) {
 			t.Errorf("a %s member joining a %s group: violations %v, %d fatal, assignment %v, stable %v; want m4 failed alone",
 				tc.late, tc.group, res.Violations, res.Metrics.Fatal, res.Assignment, res.Metrics.Stable)
 		}
+	}
+}
+
+// TestLossQueuedAtCrash: a member paused past its lease resumes, starts a
+// 14 s revocation it was sent during the pause and queues OnLost behind it
+// for the rest, then crashes before OnLost runs. Its partitions were no
+// longer its own from the end of its lease (OnLost's deadline), when the
+// coordinator had already given them to others: the ownership record ends
+// them there, not at the crash (which made two owners before).
+func TestLossQueuedAtCrash(t *testing.T) {
+	sc, err := scenario.Parse("lost-queued", `
+topic orders partitions=6
+group g session=9s on-revoked=14s protocol=next
+at 0s join m1..m2
+at 30s pause m2 for=17s
+at 30.2s join m3
+at 50s crash m2
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trace strings.Builder
+	res, err := simulator.Run(sc, simulator.Options{Trace: &trace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := trace.String()
+	revoked, lost, crash := strings.Index(tr, "m2       on-revoked"), strings.Index(tr, "m2       on-lost"), strings.Index(tr, "m2       crash")
+	if !strings.Contains(tr, "m2       lease ended") || revoked < 0 || crash < revoked || lost >= 0 && lost < crash {
+		t.Fatalf("the run does not crash m2 with its OnLost queued behind its revocation:\n%s", tr)
+	}
+	if len(res.Violations) != 0 {
+		t.Errorf("violations %v", res.Violations)
 	}
 }
