@@ -31,16 +31,9 @@ func TestClassicHeartbeats(t *testing.T) {
 		sc.Seed, sc.Expects = seed, nil // written for cooperative rounds
 		simulator.Variant{Protocol: assignor.Eager, Assignor: "cooperative-sticky", Classic: classic}.Apply(sc)
 		simulator.Jitter(sc, 3*time.Second)
-		res, err := simulator.Run(sc, simulator.Options{Since: 30 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, m := runFrom(t, sc, 30*time.Second)
 		if !res.OK() {
 			t.Fatalf("seed %d, classic %v: violations %v, failed %v", seed, classic, res.Violations, res.Failed)
-		}
-		m, err := res.Metrics.From(30 * time.Second)
-		if err != nil {
-			t.Fatal(err)
 		}
 		if m.Rebalances != 1 {
 			t.Fatalf("seed %d, classic %v: %d rebalances after the join, want 1 (eager)", seed, classic, m.Rebalances)

@@ -11,6 +11,20 @@ import (
 	"github.com/regroup-dev/regroup/simulator/scenario"
 )
 
+// testSim parses text and sets up its run, not started.
+func testSim(t *testing.T, text string) *sim {
+	t.Helper()
+	sc, err := scenario.Parse(t.Name(), text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSim(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestLivenessCheck: with a liveness bound shorter than the initial
 // rebalance, the run reports one liveness violation; with the real bound,
 // none.
@@ -19,14 +33,7 @@ func TestLivenessCheck(t *testing.T) {
 		bound time.Duration
 		want  int
 	}{{time.Second, 1}, {0, 0}} {
-		sc, err := scenario.Parse("liveness", "topic orders partitions=8\nat 0s join m1..m3\nrun until=1m\n")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := newSim(sc, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := testSim(t, "topic orders partitions=8\nat 0s join m1..m3\nrun until=1m\n")
 		if tc.bound > 0 {
 			s.bound = int64(tc.bound)
 		}
@@ -85,14 +92,7 @@ func (e *epochs) Generation() int32 { return e.gen }
 // from 0 (it rejoins after being fenced or removed), but an epoch it was
 // given never goes back: 3, 0, 5 passes; then 4 is a generation violation.
 func TestNextEpochCheck(t *testing.T) {
-	sc, err := scenario.Parse("epochs", "topic orders partitions=8\ngroup g protocol=next\nat 0s join m1\nrun until=1s\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSim(sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := testSim(t, "topic orders partitions=8\ngroup g protocol=next\nat 0s join m1\nrun until=1s\n")
 	m := &epochs{}
 	p := &process{node: s.nodes[0], inc: 1, fsm: m, maxGen: -1, leaderGen: -1}
 	for i, gen := range []int32{3, 0, 5, 5, 4} {

@@ -27,14 +27,7 @@ func TestNextVariants(t *testing.T) {
 		sc := load(t, "testdata/one-join.sim")
 		sc.Expects = nil
 		v.Apply(sc)
-		res, err := simulator.Run(sc, simulator.Options{Since: 30 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := res.Metrics.From(30 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, m := runFrom(t, sc, 30*time.Second)
 		if !res.OK() || m.Rebalances != 1 || m.Moved == 0 || m.Revoked != m.Moved || m.Lost != 0 {
 			t.Errorf("%v: violations %v, failed %v; from 30s %d rebalances, %d moved, %d revoked, %d lost; want 1 rebalance revoking what moves",
 				v, res.Violations, res.Failed, m.Rebalances, m.Moved, m.Revoked, m.Lost)
@@ -69,7 +62,7 @@ func TestProtocolMismatch(t *testing.T) {
 // coordinator had already given them to others: the ownership record ends
 // them there, not at the crash (which made two owners before).
 func TestLossQueuedAtCrash(t *testing.T) {
-	sc, err := scenario.Parse("lost-queued", `
+	res, tr := runText(t, "lost-queued", `
 topic orders partitions=6
 group g session=9s on-revoked=14s protocol=next
 at 0s join m1..m2
@@ -77,15 +70,6 @@ at 30s pause m2 for=17s
 at 30.2s join m3
 at 50s crash m2
 `)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trace strings.Builder
-	res, err := simulator.Run(sc, simulator.Options{Trace: &trace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := trace.String()
 	revoked, lost, crash := strings.Index(tr, "m2       on-revoked"), strings.Index(tr, "m2       on-lost"), strings.Index(tr, "m2       crash")
 	if !strings.Contains(tr, "m2       lease ended") || revoked < 0 || crash < revoked || lost >= 0 && lost < crash {
 		t.Fatalf("the run does not crash m2 with its OnLost queued behind its revocation:\n%s", tr)

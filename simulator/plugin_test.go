@@ -44,15 +44,7 @@ func TestPluggedInAssignor(t *testing.T) {
 	if err != nil || len(vs) != 1 || len(skipped) != 1 {
 		t.Fatalf("variants %v, skipped %v, %v: want the eager one, and the cooperative one skipped", vs, skipped, err)
 	}
-	sc, err := scenario.Parse("plug", "topic orders partitions=12\ngroup g assignors=first-taker\nat 0s join m1..m4\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trace strings.Builder
-	res, err := simulator.Run(sc, simulator.Options{Trace: &trace})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, trace := runText(t, "plug", "topic orders partitions=12\ngroup g assignors=first-taker\nat 0s join m1..m4\n")
 	owners := 0
 	for _, owned := range res.Assignment {
 		if len(owned) > 0 {
@@ -62,7 +54,7 @@ func TestPluggedInAssignor(t *testing.T) {
 			}
 		}
 	}
-	if !res.OK() || owners != 1 || !strings.Contains(trace.String(), "protocol first-taker") {
+	if !res.OK() || owners != 1 || !strings.Contains(trace, "protocol first-taker") {
 		t.Errorf("ok %v, %d owners (%v), want one, chosen by first-taker", res.OK(), owners, res.Assignment)
 	}
 }

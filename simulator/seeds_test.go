@@ -72,14 +72,7 @@ func TestCrashOverSeeds(t *testing.T) {
 		sc := load(t, "testdata/one-crash.sim")
 		sc.Seed = seed
 		simulator.Jitter(sc, 3*time.Second)
-		res, err := simulator.Run(sc, simulator.Options{Since: 30 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := res.Metrics.From(30 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, m := runFrom(t, sc, 30*time.Second)
 		if m.Moved != 7 {
 			t.Fatalf("seed %d: %d partitions moved, want the crashed member's 7", seed, m.Moved)
 		}

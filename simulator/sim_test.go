@@ -34,6 +34,37 @@ func load(t *testing.T, path string) *scenario.Scenario {
 	return sc
 }
 
+// runFrom runs sc with its partition-seconds measured from since, and
+// returns the result and its metrics from since on.
+func runFrom(t *testing.T, sc *scenario.Scenario, since time.Duration) (*simulator.Result, simulator.Metrics) {
+	t.Helper()
+	res, err := simulator.Run(sc, simulator.Options{Since: since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := res.Metrics.From(since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, m
+}
+
+// runText parses text as scenario name, runs it and returns the result
+// and the trace.
+func runText(t *testing.T, name, text string) (*simulator.Result, string) {
+	t.Helper()
+	sc, err := scenario.Parse(name, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trace strings.Builder
+	res, err := simulator.Run(sc, simulator.Options{Trace: &trace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, trace.String()
+}
+
 // TestScenarios runs every shipped scenario in testdata/ and checks its
 // expect lines, with the safety checks after every event and the liveness
 // check after the last disturbance. Its summary and windows must match
