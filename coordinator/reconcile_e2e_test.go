@@ -54,7 +54,7 @@ func TestReconcileOverGRPC(t *testing.T) {
 	heldErr := make(chan error, 1)
 	go func() {
 		r, err := call(&regroupv1.ReconcileRequest{MemberId: a.GetMemberId(), MemberSecret: a.GetMemberSecret(), MemberEpoch: 1,
-			Owned: a.GetAssignment().GetPartitions(), HoldMs: 5000})
+			Owned: a.GetAssignment().GetPartitions(), AssignmentRevision: a.GetAssignment().GetRevision(), HoldMs: 5000})
 		held <- r
 		heldErr <- err
 	}()
@@ -86,7 +86,7 @@ func TestReconcileOverGRPC(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 	if _, err := call(&regroupv1.ReconcileRequest{MemberId: a.GetMemberId(), MemberSecret: a.GetMemberSecret(), MemberEpoch: 1,
-		Owned: revoke.GetAssignment().GetPartitions()}); err != nil {
+		Owned: revoke.GetAssignment().GetPartitions(), AssignmentRevision: revoke.GetAssignment().GetRevision()}); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -17,9 +17,10 @@ import (
 // joins, calls, revocations that finish late or never, leaves, temporary
 // leaves, crashes, static restarts, subscription and topic changes, admin
 // removals, forged calls, coordinator failovers and time passing, from
-// simulated processes that follow the protocol as the member library does
-// (one call acted upon at a time: the answer to a superseded call is
-// ignored). After every step it checks the invariants and the safety
+// simulated processes that follow the protocol with several calls in
+// flight (as the member library's probes and retries make them), acting on
+// every answer whose assignment revision is newer than the last one they
+// acted on. After every step it checks the invariants and the safety
 // property: when a process takes a partition, no other process may still
 // believe it owns it (it owns what it was given and has not reported
 // released, until the send time of its last answered call plus its
@@ -59,8 +60,8 @@ func TestNextRandomSequences(t *testing.T) {
 }
 
 // TestNextFuzzCatchesTwoOwners shows that the safety check fails when a
-// process acts on the answer to a call it superseded, which the member
-// library must never do.
+// process acts on an assignment older than one it already acted on, which
+// the member library must never do.
 func TestNextFuzzCatchesTwoOwners(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range 3000 {
@@ -69,13 +70,13 @@ func TestNextFuzzCatchesTwoOwners(t *testing.T) {
 			ops[j] = byte(rng.UintN(256))
 		}
 		z := newNextFuzzer(ops, nil)
-		z.actOnStale = true
+		z.actOnOld = true
 		if err := z.run(); err != nil {
 			t.Logf("sequence %d caught: %v", i, err)
 			return
 		}
 	}
-	t.Fatal("acting on superseded answers gave no partition two owners in 3000 sequences: the check is too weak")
+	t.Fatal("acting on old assignments gave no partition two owners in 3000 sequences: the check is too weak")
 }
 
 // nproc is one simulated next-generation process.
@@ -83,19 +84,20 @@ type nproc struct {
 	name, instance  string
 	member, secret  string
 	epoch           int32
+	rev             int64 // the revision of the last assignment it acted on
 	session         time.Duration
 	topics          []string
 	owned, revoking map[tp]bool
 	lastOK          time.Time
-	current         group.ReqID // the call it acts on the answer of
 	dead            bool
 }
 
 func (p *nproc) leaseEnd() time.Time { return p.lastOK.Add(p.session) }
 
 type nsent struct {
-	p  *nproc
-	at time.Time
+	p      *nproc
+	member string // the member id it was sent as
+	at     time.Time
 }
 
 // queued is an answer on its way: delivered at at, unless a newer answer
@@ -111,7 +113,7 @@ type nextFuzzer struct {
 	procs      []*nproc
 	inflight   map[group.ReqID]nsent
 	next       group.ReqID
-	actOnStale bool // a broken process, for TestNextFuzzCatchesTwoOwners
+	actOnOld   bool // a broken process, for TestNextFuzzCatchesTwoOwners
 }
 
 func runNextFuzz(ops []byte, trace func(string)) error { return newNextFuzzer(ops, trace).run() }
@@ -236,6 +238,7 @@ func (z *nextFuzzer) call(p *nproc, epoch int32) error {
 		GroupId: "g", MemberId: p.member, MemberEpoch: epoch, GroupInstanceId: p.instance, ClientId: "c",
 		SessionTimeoutMs: p.session.Milliseconds(), RebalanceTimeoutMs: int64(1+z.byte()%5) * 1000,
 		SubscribedTopics: p.topics, Owned: owned, HoldMs: int64(z.byte()%3) * 500, MemberSecret: p.secret,
+		AssignmentRevision: p.rev,
 	}
 	if epoch == 0 {
 		r.MemberId, r.MemberSecret = "", ""
@@ -247,9 +250,8 @@ func (z *nextFuzzer) call(p *nproc, epoch int32) error {
 		}
 	}
 	z.next++
-	p.current = z.next
-	z.logf("call %d from %s (%s epoch %d, owns %v, revoking %v)", z.next, p.name, p.member, epoch, sortedTPs(p.owned), sortedTPs(p.revoking))
-	z.inflight[z.next] = nsent{p: p, at: z.now}
+	z.logf("call %d from %s (%s epoch %d rev %d, owns %v, revoking %v)", z.next, p.name, p.member, epoch, p.rev, sortedTPs(p.owned), sortedTPs(p.revoking))
+	z.inflight[z.next] = nsent{p: p, member: r.GetMemberId(), at: z.now}
 	return z.handle(z.g.Reconcile(z.now, z.next, client, r))
 }
 
@@ -285,17 +287,24 @@ func (z *nextFuzzer) advance(d time.Duration) error {
 	return z.arrive(len(z.queue))
 }
 
-// arrive delivers up to n of the answers in flight that are due, oldest
-// first.
+// arrive delivers up to n of the answers in flight that are due, in any
+// order.
 func (z *nextFuzzer) arrive(n int) error {
-	for i := 0; i < len(z.queue) && n > 0; {
-		q := z.queue[i]
-		if q.at.After(z.now) {
-			i++
-			continue
+	for ; n > 0; n-- {
+		// Answers to different calls may overtake each other: any due one
+		// may come next.
+		var due []int
+		for i, q := range z.queue {
+			if !q.at.After(z.now) {
+				due = append(due, i)
+			}
 		}
+		if len(due) == 0 {
+			return nil
+		}
+		i := due[z.byte()%len(due)]
+		q := z.queue[i]
 		z.queue = append(z.queue[:i], z.queue[i+1:]...)
-		n--
 		s, ok := z.inflight[q.r.Req]
 		if !ok {
 			continue
@@ -339,10 +348,11 @@ func (z *nextFuzzer) handle(out group.Output) error {
 }
 
 // deliver applies an answer to the process that sent the call, as the
-// member library does: only the answer to its current call counts.
+// member library does: an answer to a call sent as another member (before
+// a rejoin) is ignored, and so is an assignment older than one acted on.
 func (z *nextFuzzer) deliver(req group.ReqID, s nsent, r group.Reply) error {
 	p := s.p
-	if p.dead || (req != p.current && !z.actOnStale) {
+	if p.dead || s.member != p.member {
 		return nil
 	}
 	if !p.lastOK.IsZero() && !z.now.Before(p.leaseEnd()) {
@@ -351,7 +361,7 @@ func (z *nextFuzzer) deliver(req group.ReqID, s nsent, r group.Reply) error {
 	}
 	if r.Err != nil {
 		if errors.Is(r.Err, regroup.ErrUnknownMemberID) || errors.Is(r.Err, regroup.ErrFencedMemberEpoch) {
-			p.member, p.secret, p.epoch = "", "", 0
+			p.member, p.secret, p.epoch, p.rev = "", "", 0, 0
 			clear(p.owned)
 			clear(p.revoking)
 		}
@@ -367,14 +377,15 @@ func (z *nextFuzzer) deliver(req group.ReqID, s nsent, r group.Reply) error {
 	if m.GetMemberEpoch() < 0 {
 		return nil
 	}
-	p.member, p.epoch = m.GetMemberId(), m.GetMemberEpoch()
+	p.member, p.epoch = m.GetMemberId(), max(p.epoch, m.GetMemberEpoch())
 	if m.GetMemberSecret() != "" {
 		p.secret = m.GetMemberSecret()
 	}
 	a := m.GetAssignment()
-	if a == nil {
+	if a == nil || a.GetRevision() <= p.rev && !z.actOnOld {
 		return nil
 	}
+	p.rev = max(p.rev, a.GetRevision())
 	given := map[tp]bool{}
 	for _, t := range a.GetPartitions() {
 		for _, q := range t.GetPartitions() {

@@ -153,8 +153,9 @@ type member struct {
 	epoch       int32     // member epoch
 	target      parts     // its part of the target assignment
 	revokeBy    time.Time // when it must have released what is not in target
-	reported    parts     // what its outstanding call reported holding
-	callEpoch   int32     // the epoch its outstanding call named
+	revision    int64     // the revision of assigned: it grows with every change
+	unacked     parts     // granted in revisions the member has not acknowledged
+	callRev     int64     // the revision its outstanding call acknowledged
 	holdUntil   time.Time // when its outstanding call is answered at the latest
 	joinCall    bool      // the outstanding call is its join: the answer carries the secret
 	answerDue   bool      // listed in toAnswer

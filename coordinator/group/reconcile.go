@@ -29,7 +29,11 @@ import (
 //     timeout is removed, and its partitions wait for its lease.
 //   - A member's assigned partitions are what it was told it owns, owned
 //     what it may still hold (assigned and what it has yet to report
-//     released); reported is what its last call said it holds.
+//     released). Every change of assigned is a new revision; a call names
+//     the last revision the member acted on, and its report releases only
+//     what the member left out of an assignment it has seen: a member may
+//     have several calls in flight, and a report sent before an answer
+//     arrived says nothing of what that answer gives.
 
 // DefaultServerAssignor is the server-side assignor of a next-generation
 // group whose first member names none.
@@ -222,7 +226,10 @@ func (g *Group) reconcileCall(now time.Time, out *Output, req ReqID, c Caller, r
 		m.rebalanceTimeout = time.Duration(r.GetRebalanceTimeoutMs()) * time.Millisecond
 	}
 	g.parkCall(now, out, req, m, r, false)
-	g.owns(m, partsFromProto(r.GetOwned()))
+	if r.GetAssignmentRevision() >= m.revision {
+		m.unacked = nil // it has seen every grant
+	}
+	g.owns(m, partsFromProto(r.GetOwned()).union(m.unacked))
 	g.reconcileMember(now, out, m)
 }
 
@@ -240,8 +247,7 @@ func (g *Group) parkCall(now time.Time, out *Output, req ReqID, m *member, r *re
 	}
 	hold := min(time.Duration(r.GetHoldMs())*time.Millisecond, m.sessionTimeout/3)
 	m.hbReq, m.holdUntil, m.joinCall = req, now.Add(hold), join
-	m.callEpoch = r.GetMemberEpoch()
-	m.reported = partsFromProto(r.GetOwned())
+	m.callRev = r.GetAssignmentRevision()
 	g.due(m)
 }
 
@@ -281,7 +287,7 @@ func (g *Group) dropNext(now time.Time, out *Output, m *member, why string, grac
 }
 
 // answer is m's answer as it stands: its epoch, and its assignment when it
-// differs from what its outstanding call reported.
+// changed since the revision its outstanding call acknowledged.
 func (g *Group) answer(m *member) *regroupv1.ReconcileResponse {
 	resp := &regroupv1.ReconcileResponse{
 		MemberId:            m.id,
@@ -293,8 +299,8 @@ func (g *Group) answer(m *member) *regroupv1.ReconcileResponse {
 	if m.joinCall {
 		resp.MemberSecret = m.secret
 	}
-	if !m.assigned.equal(m.reported) {
-		resp.Assignment = &regroupv1.ReconcileAssignment{Partitions: m.assigned.toProto(), FencingToken: m.token}
+	if m.revision != m.callRev {
+		resp.Assignment = &regroupv1.ReconcileAssignment{Partitions: m.assigned.toProto(), FencingToken: m.token, Revision: m.revision}
 	}
 	return resp
 }
@@ -308,9 +314,9 @@ func (g *Group) due(m *member) {
 }
 
 // answerCalls answers the outstanding calls of the members due: at once if
-// the member's assignment differs from its report (partitions to give up
-// or to take), otherwise held until its hold ends, with its epoch as it
-// is then.
+// the member's assignment changed since the revision its call acknowledged
+// (partitions to give up or to take), otherwise held until its hold ends,
+// with its epoch as it is then.
 func (g *Group) answerCalls(now time.Time, out *Output) {
 	for _, m := range g.toAnswer {
 		m.answerDue = false

@@ -72,6 +72,7 @@ func (g *Group) Record() *storev1.GroupRecord {
 			MemberSecret:         m.secret,
 			MemberEpoch:          m.epoch,
 			Target:               m.target.toProto(),
+			AssignmentRevision:   m.revision,
 		})
 	}
 	rec.Holds = g.holdRecords()
@@ -149,6 +150,7 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 			secret:           mr.GetMemberSecret(),
 			epoch:            mr.GetMemberEpoch(),
 			target:           partsFromProto(mr.GetTarget()),
+			revision:         mr.GetAssignmentRevision(),
 		}
 		if m.sessionTimeout <= 0 || len(m.protocols) == 0 {
 			return nil, out, fmt.Errorf("regroup: stored member %q of group %q has no session timeout or no protocols", m.id, g.id)

@@ -37,8 +37,10 @@ import (
 //	heartbeat req=N [at=T] member=ID gen=G [instance=I] [hold=1s]
 //	reconcile req=N [at=T] [member=ID] [epoch=E] [instance=I] [topics=a,b]
 //	     [owned=a:0-3/b:1] [hold=3s] [session=10s] [rebalance=30s]
-//	     [assignor=NAME] [lost=N] [no-secret | secret=S]   (a next-generation
-//	     member's call; with a member id it carries that member's secret)
+//	     [assignor=NAME] [lost=N] [no-secret | secret=S] [rev=N]   (a
+//	     next-generation member's call; with a member id it carries that
+//	     member's secret, and the revision of the last assignment an
+//	     answer gave it unless rev is given)
 //	leave req=N [at=T] [members=ID,ID] [instances=I,I] [temporary] [reason=R]
 //	      [no-secret | secret=S]   (an entry with a member id carries the
 //	      secret that member last got in a JoinGroup answer, unless told)
@@ -70,6 +72,7 @@ type harness struct {
 	stored   []byte
 	inv      *invariants
 	secrets  map[string]string // member id -> the secret its last JoinGroup answer carried
+	revs     map[string]int64  // member id -> the revision of the last assignment an answer gave it
 	b        strings.Builder
 }
 
@@ -144,6 +147,7 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 	h.g = group.New("g", h.cfg, h.ids, h.registry, epoch)
 	h.inv = newInvariants()
 	h.secrets = map[string]string{}
+	h.revs = map[string]int64{}
 }
 
 // applyConfig sets the config keys of d on h.cfg.
@@ -244,8 +248,13 @@ func (h *harness) show(t *testing.T, out group.Output) {
 		if j, ok := r.Msg.(*regroupv1.JoinGroupResponse); ok {
 			h.secrets[j.GetMemberId()] = j.GetMemberSecret()
 		}
-		if rr, ok := r.Msg.(*regroupv1.ReconcileResponse); ok && rr.GetMemberSecret() != "" {
-			h.secrets[rr.GetMemberId()] = rr.GetMemberSecret()
+		if rr, ok := r.Msg.(*regroupv1.ReconcileResponse); ok {
+			if rr.GetMemberSecret() != "" {
+				h.secrets[rr.GetMemberId()] = rr.GetMemberSecret()
+			}
+			if a := rr.GetAssignment(); a != nil && r.HoldUntil.IsZero() {
+				h.revs[rr.GetMemberId()] = max(h.revs[rr.GetMemberId()], a.GetRevision())
+			}
 		}
 		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(h, r))
 	}
@@ -316,7 +325,7 @@ func fmtReply(h *harness, r group.Reply) string {
 	case *regroupv1.ReconcileResponse:
 		s = fmt.Sprintf("reconcile member=%s epoch=%d", m.GetMemberId(), m.GetMemberEpoch())
 		if a := m.GetAssignment(); a != nil {
-			s += fmt.Sprintf(" assignment=%s token=%s", scenario.Parts(a.GetPartitions(), "="), scenario.Token(a.GetFencingToken()))
+			s += fmt.Sprintf(" assignment=%s token=%s rev=%d", scenario.Parts(a.GetPartitions(), "="), scenario.Token(a.GetFencingToken()), a.GetRevision())
 		}
 		if m.GetMemberSecret() != "" {
 			s += " secret"
@@ -443,6 +452,9 @@ func (h *harness) leave(t *testing.T, d *datadriven.TestData) {
 func (h *harness) reconcile(t *testing.T, d *datadriven.TestData) {
 	r := scenario.ReconcileRequest(t, d)
 	r.MemberSecret = scenario.ArgOr(d, "secret", h.secrets[r.GetMemberId()])
+	if _, ok := scenario.Arg(d, "rev"); !ok {
+		r.AssignmentRevision = h.revs[r.GetMemberId()]
+	}
 	if _, ok := scenario.Arg(d, "no-secret"); ok {
 		r.MemberSecret = ""
 	}

@@ -204,6 +204,7 @@ func (g *Group) reconcileMember(now time.Time, out *Output, m *member) {
 		if add := owed.intersect(m.owned).union(free); add.count() > 0 {
 			m.assigned = m.assigned.union(add)
 			m.owned = m.owned.union(add)
+			m.unacked = m.unacked.union(add)
 			g.lastToken = max(g.lastToken+1, token(g.generation, 0))
 			m.token = g.lastToken
 			g.setAssignment(m)
@@ -223,10 +224,11 @@ func (g *Group) reconcileMember(now time.Time, out *Output, m *member) {
 	g.note(m)
 }
 
-// setAssignment refreshes m's assignment message from its set (the
+// setAssignment makes a new revision of m's assignment, from its set (the
 // footprint counts assignments again at each target: see assign).
 func (g *Group) setAssignment(m *member) {
 	m.assignment = &regroupv1.Assignment{Partitions: m.assigned.toProto()}
+	m.revision++
 }
 
 // await lists m among the members owed partitions that others hold.
@@ -389,6 +391,10 @@ func (g *Group) restoreNext(now time.Time, out *Output, rec *storev1.GroupRecord
 	}
 	var ids []string
 	for _, m := range g.byID() {
+		// Whether the member saw its last grants is not stored: its
+		// reports release nothing of its assignment until it names the
+		// revision it has.
+		m.unacked = m.assigned
 		m.settled = true // not counted yet: see addNext
 		g.note(m)
 		ids = append(ids, m.id)

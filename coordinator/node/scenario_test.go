@@ -56,7 +56,7 @@ import (
 // node got to it (Input.Queued; 0 by default).
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		h := &harness{stored: map[string][]byte{}, topics: map[string]int32{}, secrets: map[string]string{}}
+		h := &harness{stored: map[string][]byte{}, topics: map[string]int32{}, secrets: map[string]string{}, revs: map[string]int64{}}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			return h.run(t, d)
 		})
@@ -77,6 +77,7 @@ type harness struct {
 	topics     map[string]int32
 	writes     map[node.WriteID]node.Write
 	secrets    map[string]string // member id -> the secret its JoinGroup answer gave
+	revs       map[string]int64  // member id -> the revision of the last assignment an answer gave it
 	b          strings.Builder
 }
 
@@ -131,6 +132,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "reconcile":
 		r := scenario.ReconcileRequest(t, d)
 		r.MemberSecret = h.secrets[r.GetMemberId()]
+		if _, ok := scenario.Arg(d, "rev"); !ok {
+			r.AssignmentRevision = h.revs[r.GetMemberId()]
+		}
 		h.call(t, d, r)
 	case "remove":
 		h.call(t, d, &regroupv1.RemoveMembersRequest{GroupId: scenario.ArgOr(d, "group", "g"), GroupInstanceIds: scenario.List(scenario.ArgOr(d, "instances", ""))})
@@ -322,8 +326,13 @@ func (h *harness) show(out node.Output) {
 		if j, ok := r.Msg.(*regroupv1.JoinGroupResponse); ok {
 			h.secrets[j.GetMemberId()] = j.GetMemberSecret()
 		}
-		if rr, ok := r.Msg.(*regroupv1.ReconcileResponse); ok && rr.GetMemberSecret() != "" {
-			h.secrets[rr.GetMemberId()] = rr.GetMemberSecret()
+		if rr, ok := r.Msg.(*regroupv1.ReconcileResponse); ok {
+			if rr.GetMemberSecret() != "" {
+				h.secrets[rr.GetMemberId()] = rr.GetMemberSecret()
+			}
+			if a := rr.GetAssignment(); a != nil {
+				h.revs[rr.GetMemberId()] = max(h.revs[rr.GetMemberId()], a.GetRevision())
+			}
 		}
 		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(r))
 	}
@@ -369,7 +378,7 @@ func fmtReply(r group.Reply) string {
 	case *regroupv1.ReconcileResponse:
 		s := fmt.Sprintf("reconcile member=%s epoch=%d interval=%v", m.GetMemberId(), m.GetMemberEpoch(), time.Duration(m.GetHeartbeatIntervalMs())*time.Millisecond)
 		if a := m.GetAssignment(); a != nil {
-			s += fmt.Sprintf(" assignment=%s token=%s", scenario.Parts(a.GetPartitions(), "="), scenario.Token(a.GetFencingToken()))
+			s += fmt.Sprintf(" assignment=%s token=%s rev=%d", scenario.Parts(a.GetPartitions(), "="), scenario.Token(a.GetFencingToken()), a.GetRevision())
 		}
 		return s
 	case *regroupv1.LeaveGroupResponse:

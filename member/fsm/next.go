@@ -21,10 +21,13 @@ import (
 //
 // The member keeps one call in flight, held by the coordinator for the
 // heartbeat interval the coordinator set (spread as held heartbeats are,
-// spreadPeriod) and answered early when the member's assignment or epoch
-// changes. Every call carries the member's epoch (that of the last answer
-// acted on) and the partitions it holds now. The member acts on every
-// successful answer of its call at once, and sends the next call at once:
+// spreadPeriod) and answered early when the member's assignment changes.
+// Every call carries the member's epoch (that of the last answer acted on),
+// the revision of the last assignment it acted on, and the partitions it
+// holds now. The member acts on every successful answer of its call at
+// once (an assignment only if its revision is newer than the last one
+// acted on: answers to a call and its probe may cross), and sends the next
+// call at once:
 //
 //   - an answer with an assignment is the member's whole assignment: the
 //     partitions it holds that are not in it are revoked (OnRevoked), and
@@ -56,6 +59,7 @@ type NextMember struct {
 	memberID string
 	secret   string // the member_secret of the join's answer
 	epoch    int32
+	revision int64 // of the last assignment acted on
 	interval time.Duration // how long to hold a call: the coordinator's heartbeat interval
 	unknown  []string      // the unknown topics last reported
 
@@ -206,6 +210,9 @@ func (m *NextMember) Response(now time.Time, id uint64, msg proto.Message, err e
 		// partitions this call reported lost: the next call reports them.
 		m.lostUnreported += c.lost
 	}
+	// A lease that ended before the answer came is lost first: the
+	// application hears of it before anything the answer starts.
+	m.expire(now, &out)
 	switch {
 	case id == m.leave:
 		m.finish(&out, nil)
@@ -266,8 +273,10 @@ func (m *NextMember) onAnswer(now time.Time, c call, resp *regroupv1.ReconcileRe
 			out.Events = append(out.Events, unknownTopicsEvent(u))
 		}
 	}
-	// A stopping member gives everything up: it takes nothing new.
-	if a != nil && !m.stopping {
+	// A stopping member gives everything up: it takes nothing new. An
+	// assignment no newer than the last one acted on is old news.
+	if a != nil && !m.stopping && a.GetRevision() > m.revision {
+		m.revision = a.GetRevision()
 		m.reconcile(now, a, out)
 	}
 	// The member's calls keep the place in the interval that the last
@@ -307,7 +316,7 @@ func (m *NextMember) onError(now time.Time, c call, err error, out *Output) {
 		out.Events = append(out.Events, Event{Kind: EventLost, Detail: fmt.Sprintf("the coordinator removed this member (%v): every partition is lost; joining afresh", err)})
 		m.lose(now, out, now)
 		m.revoking = nil
-		m.memberID, m.secret, m.epoch, m.unknown = "", "", 0, nil
+		m.memberID, m.secret, m.epoch, m.revision, m.unknown = "", "", 0, 0, nil
 		m.supersede()
 		return
 	}
@@ -459,6 +468,7 @@ func (m *NextMember) send(now time.Time, out *Output, epoch int32, hold, timeout
 		HoldMs:             hold.Milliseconds(),
 		MemberSecret:       m.secret,
 		PartitionsLost:     c.lost,
+		AssignmentRevision: m.revision,
 	}
 	out.Requests = append(out.Requests, Request{ID: c.id, Msg: req, Timeout: timeout, Probe: probe})
 	return c

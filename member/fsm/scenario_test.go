@@ -41,8 +41,9 @@ import (
 //	heartbeat id=N [at=T]
 //	leave id=N [at=T]
 //	reconcile id=N [at=T] [member=M] [epoch=E] [secret=S] [interval=3s]
-//	          [assignment=a:0-3/b:1 token=G.R] [unknown-topics=a,b]
-//	          (assignment= alone: an empty assignment)
+//	          [assignment=a:0-3/b:1 token=G.R [rev=N]] [unknown-topics=a,b]
+//	          (assignment= alone: an empty assignment; each assignment is
+//	          the next revision unless rev= says which)
 //	error id=N [at=T] code=CODE [rebalance-ms=N] [member-id=M] [retry-after-ms=N]
 //	fail id=N [at=T]   (a transport failure)
 //	done cb=N [at=T]   (callback N returned)
@@ -64,6 +65,7 @@ type harness struct {
 	m    fsm.Machine
 	now  time.Duration
 	sent map[uint64]proto.Message
+	rev  int64 // the last assignment revision a reconcile answer carried
 	b    strings.Builder
 }
 
@@ -102,7 +104,15 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "leave":
 		h.respond(t, d, &regroupv1.LeaveGroupResponse{}, nil)
 	case "reconcile":
-		h.respond(t, d, reconcileResponse(t, d), nil)
+		r := reconcileResponse(t, d)
+		if a := r.GetAssignment(); a != nil {
+			h.rev++
+			if v, ok := scenario.Arg(d, "rev"); ok {
+				h.rev = scenario.Int(t, v)
+			}
+			a.Revision = h.rev
+		}
+		h.respond(t, d, r, nil)
 	case "error":
 		e := &regroup.Error{Code: regroup.Code(scenario.ArgOr(d, "code", "")), Message: "test", Metadata: map[string]string{}}
 		if v, ok := scenario.Arg(d, "rebalance-ms"); ok {
@@ -374,6 +384,9 @@ func fmtRequest(msg proto.Message) string {
 		return fmt.Sprintf("heartbeat gen=%d member=%s hold=%dms", r.GetGeneration(), r.GetMemberId(), r.GetHoldMs())
 	case *regroupv1.ReconcileRequest:
 		s := fmt.Sprintf("reconcile member=%q epoch=%d owned=%s hold=%dms", r.GetMemberId(), r.GetMemberEpoch(), scenario.Parts(r.GetOwned(), ":"), r.GetHoldMs())
+		if r.GetAssignmentRevision() > 0 {
+			s += fmt.Sprintf(" rev=%d", r.GetAssignmentRevision())
+		}
 		if r.GetGroupInstanceId() != "" {
 			s += " instance=" + r.GetGroupInstanceId()
 		}

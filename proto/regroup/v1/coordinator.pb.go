@@ -1151,8 +1151,14 @@ type ReconcileRequest struct {
 	// How many partitions the member declared lost (OnLost) since its last
 	// answered call, for the group's history and the coordinator's metrics.
 	PartitionsLost int32 `protobuf:"varint,13,opt,name=partitions_lost,json=partitionsLost" json:"partitions_lost,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The revision of the last assignment the member acted on (0 before
+	// any). A member may have several calls in flight (a probe, a retry), so
+	// a report can leave out partitions an answer on its way gives it: the
+	// coordinator releases only what the member left out of an assignment
+	// it has seen.
+	AssignmentRevision int64 `protobuf:"varint,14,opt,name=assignment_revision,json=assignmentRevision" json:"assignment_revision,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ReconcileRequest) Reset() {
@@ -1276,6 +1282,13 @@ func (x *ReconcileRequest) GetPartitionsLost() int32 {
 	return 0
 }
 
+func (x *ReconcileRequest) GetAssignmentRevision() int64 {
+	if x != nil {
+		return x.AssignmentRevision
+	}
+	return 0
+}
+
 // ReconcileResponse answers a Reconcile call.
 type ReconcileResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1289,10 +1302,10 @@ type ReconcileResponse struct {
 	MemberSecret string `protobuf:"bytes,3,opt,name=member_secret,json=memberSecret" json:"member_secret,omitempty"`
 	// How long to hold the next call: the coordinator sets the interval.
 	HeartbeatIntervalMs int64 `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs" json:"heartbeat_interval_ms,omitempty"`
-	// Present when the member's assignment differs from what it reported
-	// owning: it must give up every partition it holds that is not in the
-	// assignment (then call again, reporting the rest), and it owns every
-	// partition of the assignment from now on.
+	// Present when the member's assignment changed since the revision it
+	// reported acting on: it must give up every partition it holds that is
+	// not in the assignment (then call again, reporting the rest), and it
+	// owns every partition of the assignment from now on.
 	Assignment *ReconcileAssignment `protobuf:"bytes,5,opt,name=assignment" json:"assignment,omitempty"`
 	// The member's session timeout as the coordinator applies it.
 	SessionTimeoutMs int64 `protobuf:"varint,6,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
@@ -1391,7 +1404,12 @@ type ReconcileAssignment struct {
 	// it was acquired with. Tokens only grow: a partition's next owner
 	// always gets a larger one than any token given before (see
 	// SyncGroupResponse.fencing_token).
-	FencingToken  int64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken" json:"fencing_token,omitempty"`
+	FencingToken int64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken" json:"fencing_token,omitempty"`
+	// The assignment's revision: it grows with every change of the member's
+	// assignment. Act on an assignment only if its revision is larger than
+	// the last one acted on (answers may arrive out of order), and send it
+	// back in assignment_revision.
+	Revision      int64 `protobuf:"varint,3,opt,name=revision" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1436,6 +1454,13 @@ func (x *ReconcileAssignment) GetPartitions() []*TopicPartitions {
 func (x *ReconcileAssignment) GetFencingToken() int64 {
 	if x != nil {
 		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *ReconcileAssignment) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
 	}
 	return 0
 }
@@ -1529,7 +1554,7 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"d\n" +
 	"\x17FindCoordinatorResponse\x12%\n" +
 	"\x0eleader_address\x18\x01 \x01(\tR\rleaderAddress\x12\"\n" +
-	"\fcoordinators\x18\x02 \x03(\tR\fcoordinators\"\x86\x04\n" +
+	"\fcoordinators\x18\x02 \x03(\tR\fcoordinators\"\xb7\x04\n" +
 	"\x10ReconcileRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
@@ -1544,7 +1569,8 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	" \x03(\v2\x1b.regroup.v1.TopicPartitionsR\x05owned\x12\x17\n" +
 	"\ahold_ms\x18\v \x01(\x03R\x06holdMs\x12#\n" +
 	"\rmember_secret\x18\f \x01(\tR\fmemberSecret\x12'\n" +
-	"\x0fpartitions_lost\x18\r \x01(\x05R\x0epartitionsLost\"\xc2\x02\n" +
+	"\x0fpartitions_lost\x18\r \x01(\x05R\x0epartitionsLost\x12/\n" +
+	"\x13assignment_revision\x18\x0e \x01(\x03R\x12assignmentRevision\"\xc2\x02\n" +
 	"\x11ReconcileResponse\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
 	"\fmember_epoch\x18\x02 \x01(\x05R\vmemberEpoch\x12#\n" +
@@ -1554,12 +1580,13 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"assignment\x18\x05 \x01(\v2\x1f.regroup.v1.ReconcileAssignmentR\n" +
 	"assignment\x12,\n" +
 	"\x12session_timeout_ms\x18\x06 \x01(\x03R\x10sessionTimeoutMs\x12%\n" +
-	"\x0eunknown_topics\x18\a \x03(\tR\runknownTopics\"w\n" +
+	"\x0eunknown_topics\x18\a \x03(\tR\runknownTopics\"\x93\x01\n" +
 	"\x13ReconcileAssignment\x12;\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1b.regroup.v1.TopicPartitionsR\n" +
 	"partitions\x12#\n" +
-	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken2\xde\x03\n" +
+	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision2\xde\x03\n" +
 	"\vCoordinator\x12H\n" +
 	"\tJoinGroup\x12\x1c.regroup.v1.JoinGroupRequest\x1a\x1d.regroup.v1.JoinGroupResponse\x12H\n" +
 	"\tSyncGroup\x12\x1c.regroup.v1.SyncGroupRequest\x1a\x1d.regroup.v1.SyncGroupResponse\x12H\n" +

@@ -247,9 +247,11 @@ type MemberRecord struct {
 	// Next-generation groups: the member's epoch.
 	MemberEpoch int32 `protobuf:"varint,16,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
 	// Next-generation groups: its part of the target assignment.
-	Target        []*v1.TopicPartitions `protobuf:"bytes,17,rep,name=target,proto3" json:"target,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Target []*v1.TopicPartitions `protobuf:"bytes,17,rep,name=target,proto3" json:"target,omitempty"`
+	// Next-generation groups: the revision of its assignment.
+	AssignmentRevision int64 `protobuf:"varint,18,opt,name=assignment_revision,json=assignmentRevision,proto3" json:"assignment_revision,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *MemberRecord) Reset() {
@@ -401,6 +403,13 @@ func (x *MemberRecord) GetTarget() []*v1.TopicPartitions {
 	return nil
 }
 
+func (x *MemberRecord) GetAssignmentRevision() int64 {
+	if x != nil {
+		return x.AssignmentRevision
+	}
+	return 0
+}
+
 // HoldRecord keeps the partitions of a removed member that may still be in
 // use until the member's lease could have ended.
 type HoldRecord struct {
@@ -500,7 +509,7 @@ const file_regroup_store_v1_records_proto_rawDesc = "" +
 	"\x0frebalance_cause\x18\f \x01(\tR\x0erebalanceCause\x12%\n" +
 	"\x0egroup_protocol\x18\r \x01(\tR\rgroupProtocol\x12)\n" +
 	"\x10assignment_epoch\x18\x0e \x01(\x05R\x0fassignmentEpoch\x12,\n" +
-	"\x12last_fencing_token\x18\x0f \x01(\x03R\x10lastFencingToken\"\xc4\x05\n" +
+	"\x12last_fencing_token\x18\x0f \x01(\x03R\x10lastFencingToken\"\xf5\x05\n" +
 	"\fMemberRecord\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x1b\n" +
@@ -522,7 +531,8 @@ const file_regroup_store_v1_records_proto_rawDesc = "" +
 	"\rmember_secret\x18\x0e \x01(\tR\fmemberSecret\x12\x1a\n" +
 	"\bidentity\x18\x0f \x01(\tR\bidentity\x12!\n" +
 	"\fmember_epoch\x18\x10 \x01(\x05R\vmemberEpoch\x123\n" +
-	"\x06target\x18\x11 \x03(\v2\x1b.regroup.v1.TopicPartitionsR\x06target\"\xc6\x01\n" +
+	"\x06target\x18\x11 \x03(\v2\x1b.regroup.v1.TopicPartitionsR\x06target\x12/\n" +
+	"\x13assignment_revision\x18\x12 \x01(\x03R\x12assignmentRevision\"\xc6\x01\n" +
 	"\n" +
 	"HoldRecord\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12;\n" +
