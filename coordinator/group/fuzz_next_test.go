@@ -109,11 +109,11 @@ type queued struct {
 
 type nextFuzzer struct {
 	world
-	queue      []queued // answers in flight, in the order they were sent
-	procs      []*nproc
-	inflight   map[group.ReqID]nsent
-	next       group.ReqID
-	actOnOld   bool // a broken process, for TestNextFuzzCatchesTwoOwners
+	queue    []queued // answers in flight, in the order they were sent
+	procs    []*nproc
+	inflight map[group.ReqID]nsent
+	next     group.ReqID
+	actOnOld bool // a broken process, for TestNextFuzzCatchesTwoOwners
 }
 
 func runNextFuzz(ops []byte, trace func(string)) error { return newNextFuzzer(ops, trace).run() }

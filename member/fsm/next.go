@@ -59,7 +59,7 @@ type NextMember struct {
 	memberID string
 	secret   string // the member_secret of the join's answer
 	epoch    int32
-	revision int64 // of the last assignment acted on
+	revision int64         // of the last assignment acted on
 	interval time.Duration // how long to hold a call: the coordinator's heartbeat interval
 	unknown  []string      // the unknown topics last reported
 
