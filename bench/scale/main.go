@@ -96,6 +96,7 @@ type options struct {
 type settings struct {
 	regroup             string
 	partitionsPerMember int
+	protocol            string // the members' group protocol: classic or next
 	workers             int
 	workerNice          int
 	profileWorkers      bool
@@ -122,6 +123,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	sizes := fl.String("sizes", "1x1000", "loads to measure, comma-separated, each GROUPSxMEMBERS (members per group)")
 	fl.IntVar(&o.partitionsPerMember, "partitions-per-member", 10, "partitions of the group's topic per member")
+	fl.StringVar(&o.protocol, "protocol", "classic", "the members' group protocol: classic (cooperative-sticky, assigned by each group's leader) or next (the next-generation protocol, assigned by the coordinator)")
 	fl.IntVar(&o.workers, "workers", 4, "worker processes the members are spread over")
 	fl.IntVar(&o.workerNice, "worker-nice", 10, "niceness the worker processes run at, so that the load generator, on the same cores, does not take the CPU the coordinator needs (0: the same priority as the coordinator; needs nice(1))")
 	fl.StringVar(&o.coordinatorCPUs, "coordinator-cpus", "", "CPUs the coordinator may run on, as taskset(1) takes them (e.g. 0): with --worker-cpus, a coordinator whose capacity the load generator cannot take (\"\": any)")
@@ -156,6 +158,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		o.sizes = append(o.sizes, size{Groups: gn, Members: mn})
 	}
 	switch {
+	case o.protocol != "classic" && o.protocol != "next":
+		return nil, fmt.Errorf("--protocol %q: want classic or next", o.protocol)
 	case o.output != "table" && o.output != "json":
 		return nil, fmt.Errorf("-o %q: want table or json", o.output)
 	case o.workerNice < 0 || o.workerNice > 19:

@@ -47,6 +47,7 @@ type result struct {
 	Size       string `json:"size"`
 	Groups     int    `json:"groups"`
 	PerGroup   int    `json:"members_per_group"`
+	Protocol   string `json:"protocol"`
 	Members    int    `json:"members"`
 	Partitions int    `json:"partitions_per_group"`
 	Workers    int    `json:"worker_processes"`
@@ -88,7 +89,8 @@ type result struct {
 	RSSKBPerMember     float64 `json:"coordinator_rss_kb_per_member"`
 	// Heartbeats answered per second over the steady window, and the
 	// lowest and highest one-second rate within it (-1: the coordinator's
-	// metrics did not answer).
+	// metrics did not answer); a next-generation member's Reconcile calls
+	// are its heartbeats.
 	HeartbeatsPerS    float64 `json:"heartbeats_per_s"`
 	HeartbeatsMinPerS float64 `json:"heartbeats_min_per_s"`
 	HeartbeatsMaxPerS float64 `json:"heartbeats_max_per_s"`
@@ -141,6 +143,9 @@ type tracker struct {
 	groups [][]groupReport // [group][worker]
 	totals []report        // latest per worker
 	ready  int
+	// next: the members run the next-generation protocol, whose member
+	// epochs differ while only some members' assignments changed.
+	next bool
 }
 
 func (t *tracker) update(w int, r report) {
@@ -179,10 +184,13 @@ func (t *tracker) group(g int) (running, stable int, lo, hi int32, owned int, la
 }
 
 // settled reports whether group g has want running members, all Stable in
-// one generation above after, owning every one of partitions.
+// one generation above after (classic groups: next-generation members learn
+// an epoch that moved nothing of theirs at their next held call), owning
+// every one of partitions.
 func (t *tracker) settled(g, want, partitions int, after int32) (bool, int64) {
 	running, stable, lo, hi, owned, last := t.group(g)
-	return running == want && stable == want && lo == hi && lo > after && owned == partitions, last
+	sameGeneration := t.next || lo == hi && lo > after
+	return running == want && stable == want && sameGeneration && owned == partitions, last
 }
 
 func (t *tracker) sum() (r report) {
@@ -207,7 +215,7 @@ func (t *tracker) sum() (r report) {
 func measure(ctx context.Context, c runConfig) (*result, error) {
 	n := c.size.Groups * c.size.Members
 	parts := c.size.Members * c.partitionsPerMember
-	res := &result{Size: c.size.String(), Groups: c.size.Groups, PerGroup: c.size.Members, Members: n,
+	res := &result{Size: c.size.String(), Groups: c.size.Groups, PerGroup: c.size.Members, Protocol: c.protocol, Members: n,
 		Partitions: parts, Workers: c.workers, StableS: -1, BeyondDelayS: -1, LeaveMedianMs: -1, LogDir: c.logDir}
 	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
 		return nil, err
@@ -253,7 +261,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		return nil, err
 	}
 	surgeN := n * c.surge
-	t := &tracker{totals: make([]report, c.workers), groups: make([][]groupReport, c.size.Groups*(1+c.surge))}
+	t := &tracker{totals: make([]report, c.workers), groups: make([][]groupReport, c.size.Groups*(1+c.surge)), next: c.protocol == "next"}
 	for g := range t.groups {
 		t.groups[g] = make([]groupReport, c.workers)
 	}
@@ -273,7 +281,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	}()
 	for i := range c.workers {
 		first, count := i*n/c.workers, (i+1)*n/c.workers-i*n/c.workers
-		spec := workerSpec{Index: i, Endpoint: addr, Topic: "scale", First: first, Count: count, PerGroup: c.size.Members,
+		spec := workerSpec{Index: i, Endpoint: addr, Topic: "scale", First: first, Count: count, PerGroup: c.size.Members, Protocol: c.protocol,
 			Session: c.session, Heartbeat: c.heartbeat, LogPath: filepath.Join(c.logDir, fmt.Sprintf("worker-%d.log", i)),
 			SurgeFirst: n + i*surgeN/c.workers, SurgeCount: (i+1)*surgeN/c.workers - i*surgeN/c.workers}
 		if c.profileWorkers {
@@ -381,8 +389,12 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	windowStart := time.Now()
 	var first, prev float64
 	var firstAt, prevAt time.Time
+	beat := "Heartbeat"
+	if c.protocol == "next" {
+		beat = "Reconcile"
+	}
 	if counts := scrape(); counts != nil {
-		first, prev = sumMethod(counts, "Heartbeat"), sumMethod(counts, "Heartbeat")
+		first, prev = sumMethod(counts, beat), sumMethod(counts, beat)
 		firstAt, prevAt = windowStart, windowStart
 	}
 	res.HeartbeatsPerS, res.HeartbeatsMinPerS = -1, -1
@@ -394,7 +406,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		if counts == nil {
 			continue
 		}
-		hb, at := sumMethod(counts, "Heartbeat"), time.Now()
+		hb, at := sumMethod(counts, beat), time.Now()
 		if firstAt.IsZero() {
 			first, prev, firstAt, prevAt = hb, hb, at, at
 			continue

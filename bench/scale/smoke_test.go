@@ -24,8 +24,8 @@ func TestMain(m *testing.M) {
 }
 
 // TestSmoke runs the load generator on a tiny load, with a surge that
-// doubles it, against a real regroup serve: every measurement is taken,
-// nothing is lost.
+// doubles it, against a real regroup serve, with each group protocol:
+// every measurement is taken, nothing is lost.
 func TestSmoke(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "regroup")
@@ -33,11 +33,18 @@ func TestSmoke(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building regroup: %v\n%s", err, out)
 	}
+	for _, protocol := range []string{"classic", "next"} {
+		t.Run(protocol, func(t *testing.T) { smoke(t, bin, protocol) })
+	}
+}
+
+func smoke(t *testing.T, bin, protocol string) {
+	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := measure(ctx, runConfig{
 		settings: settings{
-			regroup: bin, partitionsPerMember: 2, workers: 2,
+			regroup: bin, partitionsPerMember: 2, workers: 2, protocol: protocol,
 			delay: 100 * time.Millisecond, steady: 2 * time.Second, timeout: time.Minute, leaves: 1,
 			session: 6 * time.Second, heartbeat: 300 * time.Millisecond,
 			surge: 1, surgeWindow: time.Minute,

@@ -32,6 +32,7 @@ type workerSpec struct {
 	First     int           `json:"first"`
 	Count     int           `json:"count"`
 	PerGroup  int           `json:"per_group"`
+	Protocol  string        `json:"protocol"`
 	Session   time.Duration `json:"session"`
 	Heartbeat time.Duration `json:"heartbeat"`
 	LogPath   string        `json:"log_path"`
@@ -164,6 +165,7 @@ func runWorker() error {
 			Group:             groupName(wm.group),
 			Topics:            []string{spec.Topic},
 			ClientID:          fmt.Sprintf("scale-%d", spec.Index),
+			Protocol:          spec.Protocol,
 			SessionTimeout:    spec.Session,
 			HeartbeatInterval: spec.Heartbeat,
 			Logger:            log,
