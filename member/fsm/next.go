@@ -73,7 +73,10 @@ type NextMember struct {
 	held       bool // no call failed since the last success: the next may be held
 	spread     bool // the last answer came at its hold's end with no news (spreadPeriod)
 
-	revoking []revocation // under way, in the order emitted
+	// revoking is the revocation under way (at most one); queued are the
+	// partitions to revoke once it ends (see revoke).
+	revoking []revocation
+	queued   []Partition
 
 	revokedAll bool   // the stop's revocation was emitted
 	leave      uint64 // the leave in flight
@@ -158,7 +161,7 @@ func (m *NextMember) CallbackDone(now time.Time, id uint64) Output {
 	m.expire(now, &out)
 	for i, r := range m.revoking {
 		if r.id == id {
-			m.endRevocation(i)
+			m.endRevocation(now, &out, i)
 			break
 		}
 	}
@@ -292,6 +295,8 @@ func (m *NextMember) reconcile(now time.Time, a *regroupv1.ReconcileAssignment, 
 	revoked, added, n := diffAssignment(m.owned, a.GetPartitions(), a.GetFencingToken())
 	out.Events = append(out.Events, Event{Kind: EventAssignment, Detail: detail("epoch ", int(m.epoch), ": ", n, " partitions, ",
 		len(added), " new, ", len(revoked), " to revoke")})
+	// What waits to be revoked and is in the assignment again stays.
+	m.queued = withoutPartitions(m.queued, withoutPartitions(m.queued, revoked))
 	m.revoke(now, out, revoked)
 	if len(added) > 0 {
 		m.owned = withPartitions(m.owned, added)
@@ -315,7 +320,7 @@ func (m *NextMember) onError(now time.Time, c call, err error, out *Output) {
 	if errors.Is(err, regroup.ErrFencedMemberEpoch) || errors.Is(err, regroup.ErrUnknownMemberID) {
 		out.Events = append(out.Events, Event{Kind: EventLost, Detail: fmt.Sprintf("the coordinator removed this member (%v): every partition is lost; joining afresh", err)})
 		m.lose(now, out, now)
-		m.revoking = nil
+		m.revoking, m.queued = nil, nil
 		m.memberID, m.secret, m.epoch, m.revision, m.unknown = "", "", 0, 0, nil
 		m.supersede()
 		return
@@ -339,21 +344,32 @@ func (m *NextMember) onError(now time.Time, c call, err error, out *Output) {
 func (m *NextMember) expire(now time.Time, out *Output) {
 	for i := len(m.revoking) - 1; i >= 0; i-- {
 		if !now.Before(m.revoking[i].deadline) {
-			m.endRevocation(i)
+			m.endRevocation(now, out, i)
 		}
 	}
 	if m.leaseEnded(now, out) {
-		m.revoking = nil
+		m.revoking, m.queued = nil, nil
 		m.supersede()
 	}
 }
 
 // revoke starts OnRevoked for the partitions of parts that are not under
-// revocation already.
+// revocation already. One revocation runs at a time: partitions to revoke
+// while one runs wait for it (the member still holds them, and reports
+// them), then go in the next OnRevoked, with a deadline of its own. Queued
+// behind the running callback, a second OnRevoked would start after its
+// deadline had begun to run (or passed), while the application, not yet
+// told, still worked on its partitions.
 func (m *NextMember) revoke(now time.Time, out *Output, parts []Partition) {
 	for _, r := range m.revoking {
 		parts = withoutPartitions(parts, r.parts)
 	}
+	if len(m.revoking) > 0 {
+		m.queued = withPartitions(m.queued, withoutPartitions(parts, m.queued))
+		return
+	}
+	parts = withPartitions(m.queued, withoutPartitions(parts, m.queued))
+	m.queued = nil
 	if len(parts) == 0 {
 		return
 	}
@@ -363,10 +379,11 @@ func (m *NextMember) revoke(now time.Time, out *Output, parts []Partition) {
 }
 
 // endRevocation ends revocation i: its partitions are given up, and a new
-// call reports it.
-func (m *NextMember) endRevocation(i int) {
+// call reports it; the partitions queued behind it are revoked next.
+func (m *NextMember) endRevocation(now time.Time, out *Output, i int) {
 	m.owned = withoutPartitions(m.owned, m.revoking[i].parts)
 	m.revoking = slices.Delete(m.revoking, i, i+1)
+	m.revoke(now, out, nil)
 	m.supersede()
 }
 
@@ -416,7 +433,7 @@ func (m *NextMember) advanceStop(now time.Time, out *Output) bool {
 		m.revokedAll = true
 		m.revoke(now, out, m.owned)
 	}
-	if len(m.revoking) > 0 {
+	if len(m.revoking) > 0 || len(m.queued) > 0 {
 		return false
 	}
 	epoch := int32(-1)
