@@ -49,10 +49,7 @@ func TestNextRandomSequences(t *testing.T) {
 		n = 100
 	}
 	for i := range n {
-		ops := make([]byte, 20+rng.IntN(300))
-		for j := range ops {
-			ops[j] = byte(rng.UintN(256))
-		}
+		ops := randomOps(rng, 300)
 		if err := runNextFuzz(ops, nil); err != nil {
 			t.Fatalf("sequence %d (%x): %v", i, ops, err)
 		}
@@ -65,10 +62,7 @@ func TestNextRandomSequences(t *testing.T) {
 func TestNextFuzzCatchesTwoOwners(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range 3000 {
-		ops := make([]byte, 20+rng.IntN(300))
-		for j := range ops {
-			ops[j] = byte(rng.UintN(256))
-		}
+		ops := randomOps(rng, 300)
 		z := newNextFuzzer(ops, nil)
 		z.actOnOld = true
 		if err := z.run(); err != nil {

@@ -72,14 +72,20 @@ func TestRandomSequences(t *testing.T) {
 		n = 50
 	}
 	for i := range n {
-		ops := make([]byte, 20+rng.IntN(200))
-		for j := range ops {
-			ops[j] = byte(rng.UintN(256))
-		}
+		ops := randomOps(rng, 200)
 		if err := runFuzz(ops); err != nil {
 			t.Fatalf("sequence %d (%x): %v", i, ops, err)
 		}
 	}
+}
+
+// randomOps is a fuzz input of 20 to 20+spread random bytes.
+func randomOps(rng *rand.Rand, spread int) []byte {
+	ops := make([]byte, 20+rng.IntN(spread))
+	for j := range ops {
+		ops[j] = byte(rng.UintN(256))
+	}
+	return ops
 }
 
 type tp struct {
