@@ -101,6 +101,7 @@ type settings struct {
 	workerNice          int
 	profileWorkers      bool
 	coordinatorCPUs     string
+	coordinatorQuota    float64 // CPUs the coordinator may use (cgroup); 0: no limit
 	workerCPUs          string
 	surge               int
 	surgeWindow         time.Duration
@@ -127,6 +128,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fl.IntVar(&o.workers, "workers", 4, "worker processes the members are spread over")
 	fl.IntVar(&o.workerNice, "worker-nice", 10, "niceness the worker processes run at, so that the load generator, on the same cores, does not take the CPU the coordinator needs (0: the same priority as the coordinator; needs nice(1))")
 	fl.StringVar(&o.coordinatorCPUs, "coordinator-cpus", "", "CPUs the coordinator may run on, as taskset(1) takes them (e.g. 0): with --worker-cpus, a coordinator whose capacity the load generator cannot take (\"\": any)")
+	fl.Float64Var(&o.coordinatorQuota, "coordinator-cpu-quota", 0, "limit the coordinator to this many CPUs (0.25: a quarter of one) with a cgroup (cgroup v1 cpu controller; root): a coordinator whose capacity the load generator can exceed twice over on a small machine (0: no limit)")
 	fl.StringVar(&o.workerCPUs, "worker-cpus", "", "CPUs the worker processes may run on, as taskset(1) takes them (e.g. 1; \"\": any)")
 	fl.IntVar(&o.surge, "surge", 0, "after the leaves, start this many times the size's members more, in groups of their own, all at once, and watch whether the members that were there lose leases (0: no surge; 1 doubles the load)")
 	fl.DurationVar(&o.surgeWindow, "surge-window", time.Minute, "how long to watch the surge at most (it ends 10s after every new group settled)")
@@ -166,6 +168,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--worker-nice must be from 0 to 19 (a lower priority than the coordinator's)")
 	case o.workers < 1 || o.partitionsPerMember < 1 || o.leaves < 0:
 		return nil, errors.New("--workers and --partitions-per-member must be positive and --leaves not negative")
+	case o.coordinatorQuota < 0:
+		return nil, errors.New("--coordinator-cpu-quota must not be negative")
 	case o.surge < 0 || o.surgeWindow <= 0:
 		return nil, errors.New("--surge must not be negative and --surge-window must be positive")
 	case o.steady < time.Second:

@@ -86,7 +86,11 @@ type result struct {
 	WorkersCPUPct      float64 `json:"workers_cpu_pct"`
 	CPUPctPer1kMembers float64 `json:"coordinator_cpu_pct_per_1k_members"`
 	CoordRSSMB         float64 `json:"coordinator_rss_mb"`
-	RSSKBPerMember     float64 `json:"coordinator_rss_kb_per_member"`
+	// CoordQuota is --coordinator-cpu-quota, and CoordThrottledS how long
+	// the quota held the coordinator back over the whole run.
+	CoordQuota      float64 `json:"coordinator_cpu_quota,omitempty"`
+	CoordThrottledS float64 `json:"coordinator_throttled_s,omitempty"`
+	RSSKBPerMember  float64 `json:"coordinator_rss_kb_per_member"`
 	// Heartbeats answered per second over the steady window, and the
 	// lowest and highest one-second rate within it (-1: the coordinator's
 	// metrics did not answer); a next-generation member's Reconcile calls
@@ -248,8 +252,20 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	}
 	coordExited := make(chan struct{})
 	go func() { _ = coord.Wait(); close(coordExited) }()
+	var quota *cpuQuota
+	defer func() {
+		if quota != nil {
+			quota.remove() // once the coordinator has exited (deferred below)
+		}
+	}()
 	defer stopProcess(coord, coordExited, 10*time.Second)
 	pid := coord.Process.Pid
+	if c.coordinatorQuota > 0 {
+		if quota, err = limitCPU(pid, c.coordinatorQuota); err != nil {
+			return nil, err
+		}
+		progress("the coordinator may use %.2f CPUs (cgroup %s)", c.coordinatorQuota, quota.dir)
+	}
 	if err := putTopic(ctx, addr, parts, coordExited); err != nil {
 		return nil, fmt.Errorf("%w (coordinator log: %s)", err, coordLog.Name())
 	}
@@ -492,6 +508,10 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 				res.Answers[k] = d
 			}
 		}
+	}
+	if quota != nil {
+		res.CoordQuota = c.coordinatorQuota
+		res.CoordThrottledS, _ = quota.throttled()
 	}
 	return res, nil
 }
