@@ -51,7 +51,9 @@ func (g *Group) Record() *storev1.GroupRecord {
 	}
 	if g.reb != nil && g.state == Stable {
 		// Its answers wait for a lease: kept, without an end (see Restore).
-		rec.History = append(rec.History, g.reb)
+		// A copy: the rebalance in progress changes in place, and the
+		// record may be encoded after the group's next step.
+		rec.History = append(rec.History, proto.CloneOf(g.reb))
 	}
 	for _, m := range g.order {
 		rec.Members = append(rec.Members, &storev1.MemberRecord{
