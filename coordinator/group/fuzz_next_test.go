@@ -43,17 +43,7 @@ func FuzzNextGroup(f *testing.F) {
 // TestNextRandomSequences runs FuzzNextGroup's body on seeded random
 // inputs, so that every `go test` explores beyond the fuzz corpus.
 func TestNextRandomSequences(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	n := 1000
-	if testing.Short() {
-		n = 100
-	}
-	for i := range n {
-		ops := randomOps(rng, 300)
-		if err := runNextFuzz(ops, nil); err != nil {
-			t.Fatalf("sequence %d (%x): %v", i, ops, err)
-		}
-	}
+	runRandom(t, 3, 1000, 100, 300, func(ops []byte) error { return runNextFuzz(ops, nil) })
 }
 
 // TestNextFuzzCatchesTwoOwners shows that the safety check fails when a

@@ -65,15 +65,18 @@ func TestReplay(t *testing.T) {
 
 // TestRandomSequences runs FuzzGroup's body on seeded random inputs, so that
 // every `go test` explores beyond the fuzz corpus.
-func TestRandomSequences(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	n := 400
+func TestRandomSequences(t *testing.T) { runRandom(t, 1, 400, 50, 200, runFuzz) }
+
+// runRandom runs run on n inputs (short with -short) of randomOps(spread)
+// from a generator seeded with seed, and fails at the first error.
+func runRandom(t *testing.T, seed uint64, n, short, spread int, run func(ops []byte) error) {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
 	if testing.Short() {
-		n = 50
+		n = short
 	}
 	for i := range n {
-		ops := randomOps(rng, 200)
-		if err := runFuzz(ops); err != nil {
+		ops := randomOps(rng, spread)
+		if err := run(ops); err != nil {
 			t.Fatalf("sequence %d (%x): %v", i, ops, err)
 		}
 	}
