@@ -124,12 +124,7 @@ func (z *nextFuzzer) run() error {
 	return nil
 }
 
-func (z *nextFuzzer) proc() *nproc {
-	if len(z.procs) == 0 {
-		return nil
-	}
-	return z.procs[z.byte()%len(z.procs)]
-}
+func (z *nextFuzzer) proc() *nproc { return pick(&z.world, z.procs) }
 
 func (z *nextFuzzer) step() error {
 	switch op := z.byte() % 13; op {

@@ -228,11 +228,15 @@ func runFuzzTrace(ops []byte, trace func(string)) error {
 	return nil
 }
 
-func (z *fuzzer) proc() *proc {
-	if len(z.procs) == 0 {
+func (z *fuzzer) proc() *proc { return pick(&z.world, z.procs) }
+
+// pick returns an element of list chosen by the input's next byte, or nil
+// (consuming nothing) when list is empty.
+func pick[T any](w *world, list []*T) *T {
+	if len(list) == 0 {
 		return nil
 	}
-	return z.procs[z.byte()%len(z.procs)]
+	return list[w.byte()%len(list)]
 }
 
 func (z *fuzzer) step() error {

@@ -3,6 +3,7 @@ package group
 import (
 	"crypto/subtle"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/regroup-dev/regroup"
@@ -123,7 +124,6 @@ func (g *Group) reconcileJoin(now time.Time, out *Output, req ReqID, c Caller, r
 		g.dropNext(now, out, old, "replaced by a restart of its instance", true, nil)
 		m := g.addNext(now, c, join, r)
 		m.target, m.epoch = old.target, old.epoch
-		g.replacements++
 		g.addHistory(&regroupv1.Rebalance{
 			Generation: g.generation, NoRebalance: true, Start: nowStamp(now), End: nowStamp(now),
 			Cause: fmt.Sprintf("static member %s (instance %s) replaced %s", m.id, inst, old.id), CauseKind: string(CauseStaticReplaced),
@@ -217,9 +217,10 @@ func (g *Group) reconcileCall(now time.Time, out *Output, req ReqID, c Caller, r
 	// An epoch behind the member's is an answer that did not reach it: its
 	// report still says what it holds, and the answer repeats the rest.
 	g.refresh(now, m)
-	join := joinOf(r, g.protocol)
-	if !sameSubscriptions(m.protocols, join.GetProtocols()) {
-		g.update(m, join)
+	// Every call carries the subscription: compared as it is, and only a
+	// change builds the member's protocols anew.
+	if !slices.Equal(g.subscription(m).GetTopics(), r.GetSubscribedTopics()) {
+		g.update(m, joinOf(r, g.protocol))
 		g.bumpEpoch(now, out, CauseSubscriptionChanged, "member "+m.id+" changed its subscription")
 	} else {
 		m.sessionTimeout = time.Duration(r.GetSessionTimeoutMs()) * time.Millisecond
