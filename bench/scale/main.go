@@ -43,7 +43,8 @@ their leases, and stops everything. Progress goes to stderr; the table
 
 Columns:
   stable       seconds from the start until every member of every group was
-               Stable in one generation and every partition owned
+               Stable in one generation and every partition owned (the
+               members' own time of the last change, not the report's)
   beyond delay stable less the initial rebalance delay a group whose members
                arrive together waits (two steps of --initial-rebalance-delay:
                the first and one extension)

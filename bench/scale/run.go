@@ -54,7 +54,8 @@ type result struct {
 	// StartedS is how long the workers took to call Run for every member.
 	StartedS float64 `json:"started_s"`
 	// StableS is from the start until every member of every group was
-	// Stable in one generation and every partition owned.
+	// Stable in one generation and every partition owned: the members' own
+	// time of the last change that made it so.
 	StableS float64 `json:"stable_s"`
 	// BeyondDelayS is StableS less the initial delay a group whose members
 	// arrive together waits (InitialDelayS).
@@ -341,27 +342,31 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	for g := range want {
 		want[g] = c.size.Members
 	}
-	allSettled := func() int {
+	// allSettled counts the settled groups and returns the last change of
+	// a member among them (Unix ns, as the member saw it), so that the
+	// time to stable is when the last member took its assignment, not
+	// when the next report came.
+	allSettled := func() (k int, last int64) {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		k := 0
 		for g := range want {
-			if ok, _ := t.settled(g, want[g], parts, 0); ok {
+			if ok, l := t.settled(g, want[g], parts, 0); ok {
 				k++
+				last = max(last, l)
 			}
 		}
-		return k
+		return k, last
 	}
 	lastProgress := time.Now()
 	cpu0, _ := cpuTime(pid)
 	for {
-		settledGroups := allSettled()
+		settledGroups, last := allSettled()
 		sum := t.sum()
 		if res.StartedS < 0.001 && sum.Started == n {
 			res.StartedS = time.Since(start).Seconds()
 		}
 		if settledGroups == c.size.Groups {
-			res.StableS = time.Since(start).Seconds()
+			res.StableS = time.Unix(0, last).Sub(start).Seconds()
 			break
 		}
 		if time.Since(lastProgress) >= 2*time.Second {
