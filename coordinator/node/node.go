@@ -90,6 +90,10 @@ type Node struct {
 	topics    topicQueue
 
 	load loadMeter // see Overload
+	// arrivals is when each held call in the node (a Heartbeat, a
+	// Reconcile) came to the driver, its step less its queueing: its answer
+	// says how long the coordinator held it (see stamp).
+	arrivals map[group.ReqID]time.Time
 
 	out Output // the step's output, being built
 }
@@ -146,6 +150,7 @@ func New(cfg Config, snap *store.Snapshot, now, validUntil time.Time) (*Node, Ou
 		brokenTopics: map[string]error{},
 		awaitTopic:   map[string][]string{},
 		held:         map[group.ReqID]group.Reply{},
+		arrivals:     map[group.ReqID]time.Time{},
 		writes:       map[WriteID]*entry{},
 		load:         loadMeter{cfg: cfg.Overload},
 	}
@@ -206,6 +211,10 @@ func (n *Node) Step(in Input) Output {
 	switch e := in.Event.(type) {
 	case Request:
 		n.load.observe(n.now, in.Queued)
+		switch e.Msg.(type) {
+		case *regroupv1.HeartbeatRequest, *regroupv1.ReconcileRequest:
+			n.arrivals[e.Req] = n.now.Add(-in.Queued)
+		}
 		n.request(e)
 	case Tick:
 		n.load.observe(n.now, in.Queued)
@@ -420,25 +429,36 @@ func (n *Node) send(r group.Reply) {
 	n.deliver(r)
 }
 
-// deliver puts r in the step's output. While the node is overloaded, a
-// heartbeat's answer asks the member to hold its next heartbeat longer
-// (see Overload), and a Reconcile answer sets a longer interval; each is a
-// new message, because a group shares one answer between a member's held
-// heartbeat and the next, and the first may be on its way out.
+// deliver puts r in the step's output, stamped (see stamp).
 func (n *Node) deliver(r group.Reply) {
-	if hold := n.load.advisedHold(); hold > 0 && r.Err == nil {
-		switch m := r.Msg.(type) {
-		case *regroupv1.HeartbeatResponse:
-			r.Msg = &regroupv1.HeartbeatResponse{NextHoldMs: hold.Milliseconds()}
-		case *regroupv1.ReconcileResponse:
-			if m.GetHeartbeatIntervalMs() < hold.Milliseconds() {
-				c := proto.CloneOf(m)
-				c.HeartbeatIntervalMs = hold.Milliseconds()
-				r.Msg = c
-			}
+	if at, ok := n.arrivals[r.Req]; ok {
+		delete(n.arrivals, r.Req)
+		if r.Err == nil {
+			r.Msg = n.stamp(r.Msg, n.now.Sub(at))
 		}
 	}
 	n.out.Replies = append(n.out.Replies, group.Reply{Req: r.Req, Msg: r.Msg, Err: r.Err})
+}
+
+// stamp returns the answer msg of a held call that the coordinator held
+// for held: it says so (held_ms), from which the member learns the transit
+// it reports (see Overload), and while the node is overloaded a heartbeat's
+// answer asks the member to hold its next heartbeat longer, a Reconcile
+// answer sets a longer interval. The stamped answer is a new message,
+// because a group shares one answer between a member's held call and the
+// next, and the first may be on its way out.
+func (n *Node) stamp(msg proto.Message, held time.Duration) proto.Message {
+	advice := n.load.advisedHold().Milliseconds()
+	switch m := msg.(type) {
+	case *regroupv1.HeartbeatResponse:
+		return &regroupv1.HeartbeatResponse{NextHoldMs: advice, HeldMs: held.Milliseconds()}
+	case *regroupv1.ReconcileResponse:
+		c := proto.CloneOf(m)
+		c.HeldMs = held.Milliseconds()
+		c.HeartbeatIntervalMs = max(c.GetHeartbeatIntervalMs(), advice)
+		return c
+	}
+	return msg
 }
 
 // arm puts e's next deadline in the node's timer heap: its group's, or,

@@ -1,20 +1,36 @@
 package node
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/regroup-dev/regroup"
 )
 
-// Overload sheds new work, not leases. The driver measures how long each
-// call waited before the node got to it (from the RPC's arrival until its
-// step) and how late each timer fired, and passes it in (Input.Queued,
-// Node.Admit). The node keeps, per interval, the least delay it saw: if
-// even the least-delayed call or timer of a whole interval waited longer
-// than the threshold, a queue stands before the node (a burst drains
-// within an interval; a standing queue does not), and the node is
-// overloaded until a call or a timer is served within the threshold again.
+// Overload sheds new work, not leases. Two queues stand in front of the
+// node when it is short of capacity, and it watches both:
+//
+//   - The queue between a call's handler and the node's step. The driver
+//     measures how long each call waited there and how late each timer
+//     fired, and passes it in (Input.Queued, Node.Admit).
+//   - The queue before the handler: a coordinator short of CPU leaves
+//     calls in the kernel's socket buffers and in its transport, where no
+//     handler has them yet, and answers sit in the same places on their
+//     way out. The driver cannot time that, but members can: each held
+//     call (a heartbeat, a Reconcile) reports its member's transit, how
+//     much longer than the coordinator held it the member's last answered
+//     call took, round trip.
+//
+// For each the node keeps, per interval, the least delay it saw: if even
+// the least-delayed call or timer of a whole interval waited longer than
+// its threshold (Delay; Transit, over at least minTransitReports reports),
+// a queue stands before the node (a burst drains within an interval; a
+// standing queue does not), and the node is overloaded until a call is
+// served, or reported, within the threshold again. The least of many
+// reports is what the honest majority of members see: a member that
+// reports a long transit cannot overload the node on its own, only when
+// every member in an interval does.
 //
 // While overloaded it refuses, with COORDINATOR_OVERLOADED and a back-off
 // hint, the work that would add members or only reads: a JoinGroup with an
@@ -38,9 +54,16 @@ import (
 
 // Overload configures load shedding.
 type Overload struct {
-	// Delay is the queueing delay past which the node sheds new work: when
-	// every call and timer of an Interval waited longer. Zero sheds nothing.
+	// Delay is the queueing delay before the node past which it sheds new
+	// work: when every call and timer of an Interval waited longer. Zero
+	// sheds nothing on this account.
 	Delay time.Duration
+	// Transit is the members' reported transit past which the node sheds
+	// new work: when every report of an Interval (at least
+	// minTransitReports of them) is longer. It includes the network's
+	// round trip, so it must be well above that. Zero sheds nothing on
+	// this account.
+	Transit time.Duration
 	// Interval is the window over which the least delay is taken; zero
 	// means one second.
 	Interval time.Duration
@@ -49,14 +72,26 @@ type Overload struct {
 // maxHintDoublings caps the back-off hint at 2^4 = 16 intervals.
 const maxHintDoublings = 4
 
+// minTransitReports is the fewest transit reports an interval needs to
+// count: fewer members than that do not load a coordinator, and a handful
+// of clients cannot make it shed by reporting long transits.
+const minTransitReports = 16
+
 // loadMeter decides whether the node is overloaded (see Overload).
 type loadMeter struct {
-	cfg       Overload
-	windowEnd time.Time     // end of the current window; zero before the first sample
-	windowMin time.Duration // least delay seen in the current window
-	// windows counts the consecutive full windows whose least delay
-	// exceeded the threshold; 0 when the last one did not.
-	windows int
+	cfg     Overload
+	queue   window // delays before the node's step
+	transit window // the members' reported transits
+}
+
+// window keeps the least of the delays of one kind seen per interval.
+type window struct {
+	end     time.Time     // end of the current window; zero before the first sample
+	least   time.Duration // least delay seen in the current window
+	samples int           // how many the current window has seen
+	// over counts the consecutive full windows whose least delay exceeded
+	// the threshold (with enough samples); 0 when the last one did not.
+	over int
 }
 
 func (l *loadMeter) interval() time.Duration {
@@ -66,36 +101,64 @@ func (l *loadMeter) interval() time.Duration {
 	return time.Second
 }
 
-// observe takes one delay measured at now.
-func (l *loadMeter) observe(now time.Time, queued time.Duration) {
-	if l.cfg.Delay <= 0 {
+// observe takes one delay measured at now against threshold, of which a
+// full window needs at least need samples to count as over it.
+func (w *window) observe(now time.Time, d, threshold, interval time.Duration, need int) {
+	if threshold <= 0 {
 		return
 	}
-	if l.windowEnd.IsZero() || !now.Before(l.windowEnd) {
+	if w.end.IsZero() || !now.Before(w.end) {
 		switch {
-		case l.windowEnd.IsZero() || now.Sub(l.windowEnd) >= l.interval():
-			l.windows = 0 // a whole window without a sample: no standing queue
-		case l.windowMin > l.cfg.Delay:
-			l.windows++
+		case w.end.IsZero() || now.Sub(w.end) >= interval:
+			w.over = 0 // a whole window without a sample: no standing queue
+		case w.least > threshold && w.samples >= need:
+			w.over++
 		default:
-			l.windows = 0
+			w.over = 0
 		}
-		l.windowEnd, l.windowMin = now.Add(l.interval()), queued
+		w.end, w.least, w.samples = now.Add(interval), d, 1
 		return
 	}
-	l.windowMin = min(l.windowMin, queued)
+	w.least = min(w.least, d)
+	w.samples++
 }
 
-// overloaded reports whether new work is shed: the last full window's
-// least delay exceeded the threshold, and so has every delay seen since.
+// overloaded reports whether the last full window's least delay exceeded
+// threshold, and so has every delay seen since.
+func (w *window) overloaded(threshold time.Duration) bool {
+	return w.over > 0 && w.least > threshold
+}
+
+// observe takes one queueing delay (Input.Queued) measured at now.
+func (l *loadMeter) observe(now time.Time, queued time.Duration) {
+	l.queue.observe(now, queued, l.cfg.Delay, l.interval(), 1)
+}
+
+// observeTransit takes one transit a member reported at now; 0 is no
+// report.
+func (l *loadMeter) observeTransit(now time.Time, transit time.Duration) {
+	if transit > 0 {
+		l.transit.observe(now, transit, l.cfg.Transit, l.interval(), minTransitReports)
+	}
+}
+
+// overloaded reports whether new work is shed: a queue stands before the
+// node's step or before its handlers.
 func (l *loadMeter) overloaded() bool {
-	return l.windows > 0 && l.windowMin > l.cfg.Delay
+	return l.queue.overloaded(l.cfg.Delay) || l.transit.overloaded(l.cfg.Transit)
 }
 
 // hint is how long the node asks callers to back off while overloaded:
 // an interval, doubled for every further interval the overload lasted.
 func (l *loadMeter) hint() time.Duration {
-	return l.interval() << min(l.windows-1, maxHintDoublings)
+	over := 0
+	if l.queue.overloaded(l.cfg.Delay) {
+		over = l.queue.over
+	}
+	if l.transit.overloaded(l.cfg.Transit) {
+		over = max(over, l.transit.over)
+	}
+	return l.interval() << min(over-1, maxHintDoublings)
 }
 
 // refusal returns the COORDINATOR_OVERLOADED error for a call shed now, or
@@ -106,8 +169,16 @@ func (l *loadMeter) refusal() error {
 	}
 	hint := l.hint()
 	return regroup.Errorf(regroup.CodeCoordinatorOverloaded,
-		"the coordinator is overloaded (calls wait more than %v before it gets to them) and takes no new members or reads now; retry in %v",
-		l.cfg.Delay, hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
+		"the coordinator is overloaded (%s) and takes no new members or reads now; retry in %v",
+		l.cause(), hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
+}
+
+// cause says which queue made the node overloaded.
+func (l *loadMeter) cause() string {
+	if l.queue.overloaded(l.cfg.Delay) {
+		return fmt.Sprintf("calls wait more than %v before it gets to them", l.cfg.Delay)
+	}
+	return fmt.Sprintf("its members' calls spend more than %v in transit: it is short of CPU or its network is congested", l.cfg.Transit)
 }
 
 // advisedHold returns the hold the node asks heartbeats to take while it

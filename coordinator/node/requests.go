@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
@@ -25,6 +26,7 @@ func (n *Node) request(r Request) {
 	case *regroupv1.SyncGroupRequest:
 		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Sync(n.now, r.Req, c, m) })
 	case *regroupv1.HeartbeatRequest:
+		n.load.observeTransit(n.now, time.Duration(m.GetTransitMs())*time.Millisecond)
 		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Heartbeat(n.now, r.Req, c, m) })
 	case *regroupv1.LeaveGroupRequest:
 		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Leave(n.now, r.Req, c, m) })
@@ -36,6 +38,7 @@ func (n *Node) request(r Request) {
 				return
 			}
 		}
+		n.load.observeTransit(n.now, time.Duration(m.GetTransitMs())*time.Millisecond)
 		n.groupCall(r, m.GetGroupId(), join, func(g *group.Group) group.Output { return g.Reconcile(n.now, r.Req, c, m) })
 	case *regroupv1.RemoveMembersRequest:
 		n.removeMembers(r, m)

@@ -31,14 +31,17 @@ import (
 // the node at every deadline up to T, as the driver's timer would):
 //
 //	topics NAME=COUNT ...            (put in the store directly)
-//	start [at=T] [valid-until=T] [max-groups=N] [overload=D]   (a new term
-//	     loads the store; overload is Overload.Delay, with 1 s intervals)
+//	start [at=T] [valid-until=T] [max-groups=N] [overload=D] [transit=D]
+//	     (a new term loads the store; overload is Overload.Delay, transit
+//	     Overload.Transit, with 1 s intervals)
 //	valid-until t=T                  (the term's validity from now on)
 //	join req=N (the arguments of internal/scenario.JoinRequest; a client
 //	     id starting with "panic" makes the id source panic, standing for
 //	     a bug in the group's state machine)
 //	sync req=N [group=g] member=ID [instance=I] gen=G   (input: "ID: topic=0,1" lines)
 //	heartbeat req=N [group=g] member=ID [instance=I] gen=G [hold=D]
+//	     [transit=D] [repeat=K]   (K heartbeats, req N to N+K-1, all
+//	     answered at once: only the last one's output is shown)
 //	leave req=N [group=g] [members=ID[/INSTANCE],...] [temporary]
 //	     (each member sends the secret its last JoinGroup answer gave it)
 //	reconcile req=N (the arguments of internal/scenario.ReconcileRequest;
@@ -72,6 +75,7 @@ type harness struct {
 	validUntil time.Duration // 0: no limit
 	maxGroups  int           // 0: the default
 	overload   time.Duration // Overload.Delay; 0: none
+	transit    time.Duration // Overload.Transit; 0: none
 	queued     time.Duration // the command's queued=D
 	stored     map[string][]byte
 	topics     map[string]int32
@@ -107,6 +111,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		if v, ok := scenario.Arg(d, "overload"); ok {
 			h.overload = scenario.Duration(t, v)
 		}
+		if v, ok := scenario.Arg(d, "transit"); ok {
+			h.transit = scenario.Duration(t, v)
+		}
 		h.start(t)
 	case "valid-until":
 		h.validUntil = scenario.Duration(t, scenario.ArgOr(d, "t", "0s"))
@@ -115,12 +122,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "sync":
 		h.call(t, d, scenario.SyncRequest(t, d))
 	case "heartbeat":
-		h.call(t, d, &regroupv1.HeartbeatRequest{
-			GroupId: scenario.ArgOr(d, "group", "g"), MemberId: scenario.ArgOr(d, "member", ""),
-			GroupInstanceId: scenario.ArgOr(d, "instance", ""),
-			Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
-			HoldMs:          scenario.Duration(t, scenario.ArgOr(d, "hold", "0s")).Milliseconds(),
-		})
+		h.heartbeats(t, d)
 	case "leave":
 		r := &regroupv1.LeaveGroupRequest{GroupId: scenario.ArgOr(d, "group", "g")}
 		_, temporary := scenario.Arg(d, "temporary")
@@ -198,7 +200,7 @@ func (h *harness) start(t *testing.T) {
 	if h.validUntil > 0 {
 		validUntil = epoch.Add(h.validUntil)
 	}
-	n, out := node.New(node.Config{Group: cfg, IDs: h.ids, Overload: node.Overload{Delay: h.overload}}, snap, h.at(), validUntil)
+	n, out := node.New(node.Config{Group: cfg, IDs: h.ids, Overload: node.Overload{Delay: h.overload, Transit: h.transit}}, snap, h.at(), validUntil)
 	h.n = n
 	h.printf("started: groups=%s tombstones=%d\n", strings.Join(n.GroupIDs(), ","), n.Tombstones())
 	broken, topics := n.Broken(), n.BrokenTopics()
@@ -237,6 +239,31 @@ func (h *harness) call(t *testing.T, d *datadriven.TestData, msg proto.Message) 
 		t.Fatalf("%s: missing req=N", d.Pos)
 	}
 	h.show(h.n.Step(h.input(node.Request{Req: group.ReqID(scenario.Int(t, v)), Host: "127.0.0.1", Msg: msg})))
+}
+
+// heartbeats sends d's heartbeat, repeat=K times (req N to N+K-1): the
+// output of all but the last must be one answer each, and is not shown.
+func (h *harness) heartbeats(t *testing.T, d *datadriven.TestData) {
+	req := scenario.Int(t, scenario.ArgOr(d, "req", "0"))
+	k := scenario.Int(t, scenario.ArgOr(d, "repeat", "1"))
+	for i := range k {
+		in := h.input(node.Request{Req: group.ReqID(req + i), Host: "127.0.0.1", Msg: &regroupv1.HeartbeatRequest{
+			GroupId: scenario.ArgOr(d, "group", "g"), MemberId: scenario.ArgOr(d, "member", ""),
+			GroupInstanceId: scenario.ArgOr(d, "instance", ""),
+			Generation:      int32(scenario.Int(t, scenario.ArgOr(d, "gen", "0"))),
+			HoldMs:          scenario.Duration(t, scenario.ArgOr(d, "hold", "0s")).Milliseconds(),
+			TransitMs:       scenario.Duration(t, scenario.ArgOr(d, "transit", "0s")).Milliseconds(),
+		}})
+		out := h.n.Step(in)
+		if i == k-1 {
+			h.show(out)
+		} else if len(out.Replies) != 1 || out.Replies[0].Err != nil {
+			t.Fatalf("%s: heartbeat %d of %d: want one answer, have %+v", d.Pos, i+1, k, out.Replies)
+		}
+	}
+	if k > 1 {
+		h.printf("  (%d heartbeats before it answered alike)\n", k-1)
+	}
 }
 
 func (h *harness) done(t *testing.T, d *datadriven.TestData) {
@@ -371,16 +398,17 @@ func fmtReply(r group.Reply) string {
 	case *regroupv1.SyncGroupResponse:
 		return fmt.Sprintf("sync assignment=%s token=%s", scenario.Parts(m.GetAssignment().GetPartitions(), "="), scenario.Token(m.GetFencingToken()))
 	case *regroupv1.HeartbeatResponse:
+		s := "heartbeat ok"
 		if m.GetNextHoldMs() > 0 {
-			return fmt.Sprintf("heartbeat ok next_hold=%v", time.Duration(m.GetNextHoldMs())*time.Millisecond)
+			s += fmt.Sprintf(" next_hold=%v", time.Duration(m.GetNextHoldMs())*time.Millisecond)
 		}
-		return "heartbeat ok"
+		return s + fmtHeld(m.GetHeldMs())
 	case *regroupv1.ReconcileResponse:
 		s := fmt.Sprintf("reconcile member=%s epoch=%d interval=%v", m.GetMemberId(), m.GetMemberEpoch(), time.Duration(m.GetHeartbeatIntervalMs())*time.Millisecond)
 		if a := m.GetAssignment(); a != nil {
 			s += fmt.Sprintf(" assignment=%s token=%s rev=%d", scenario.Parts(a.GetPartitions(), "="), scenario.Token(a.GetFencingToken()), a.GetRevision())
 		}
-		return s
+		return s + fmtHeld(m.GetHeldMs())
 	case *regroupv1.LeaveGroupResponse:
 		return fmtLeave(m.GetMembers())
 	case *regroupv1.RemoveMembersResponse:
@@ -391,6 +419,14 @@ func fmtReply(r group.Reply) string {
 		return fmt.Sprintf("topic put (was %d) rebalanced=%s", m.GetPreviousPartitions(), strings.Join(m.GetRebalancedGroups(), ","))
 	}
 	return fmt.Sprintf("%T", r.Msg)
+}
+
+// fmtHeld shows how long the node says it held a call, if at all.
+func fmtHeld(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" held=%v", time.Duration(ms)*time.Millisecond)
 }
 
 func fmtLeave(rs []*regroupv1.LeaveMemberResult) string {

@@ -59,6 +59,7 @@ type Metrics struct {
 	requestDuration *prometheus.HistogramVec
 	storeWrites     *prometheus.HistogramVec
 	queueDelay      prometheus.Histogram
+	transit         prometheus.Histogram
 	shed            *prometheus.CounterVec
 }
 
@@ -128,6 +129,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "How long calls waited before the coordinator's core got to them, and how late its timers fired: its measure of its own load.",
 			Buckets: latencyBuckets,
 		}),
+		transit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "regroup_member_transit_seconds",
+			Help:    "The transits members report with their held calls: how much longer than the coordinator held it a member's last call took, round trip (the network, and the queues before the coordinator's handlers: a coordinator short of CPU). Reports under a millisecond are not counted.",
+			Buckets: latencyBuckets,
+		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regroup_shed_calls_total",
 			Help: "Calls refused with COORDINATOR_OVERLOADED because the coordinator was overloaded, by method (JoinGroup, ListGroups, DescribeGroup, WatchGroup).",
@@ -143,7 +149,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.triggers, m.rebalances, m.duration, m.joinWait, m.syncWait, m.moved, m.revoked,
 		m.refusals, m.removals, m.replacements, m.requests, m.requestDuration, m.storeWrites,
-		m.queueDelay, m.shed,
+		m.queueDelay, m.transit, m.shed,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("regroup: registering coordinator metrics: %w", err)
@@ -190,13 +196,26 @@ func (m *Metrics) Request(method string, req proto.Message, d time.Duration, cod
 		code = "OK"
 	}
 	m.requests.WithLabelValues(method, string(code)).Inc()
-	if hb, ok := req.(*regroupv1.HeartbeatRequest); ok && hb.GetHoldMs() > 0 {
-		return
+	if hb, ok := req.(*regroupv1.HeartbeatRequest); ok {
+		m.observeTransit(hb.GetTransitMs())
+		if hb.GetHoldMs() > 0 {
+			return
+		}
 	}
-	if rc, ok := req.(*regroupv1.ReconcileRequest); ok && rc.GetHoldMs() > 0 {
-		return // held the same way
+	if rc, ok := req.(*regroupv1.ReconcileRequest); ok {
+		m.observeTransit(rc.GetTransitMs())
+		if rc.GetHoldMs() > 0 {
+			return // held the same way
+		}
 	}
 	m.requestDuration.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// observeTransit counts a transit a member reported (0: none).
+func (m *Metrics) observeTransit(ms int64) {
+	if ms > 0 {
+		m.transit.Observe(float64(ms) / 1000)
+	}
 }
 
 // StoreWrite implements coordinator.Metrics.

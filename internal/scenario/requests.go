@@ -83,8 +83,8 @@ func SyncRequest(t testing.TB, d *datadriven.TestData) *regroupv1.SyncGroupReque
 // ReconcileRequest builds a ReconcileRequest from a command's arguments:
 // [group=g] [member=ID] [epoch=E] [instance=I] [client=c] [session=10s]
 // [rebalance=30s] [topics=orders] [owned=a:0-3/b:1] [hold=0s]
-// [assignor=NAME] [lost=N] [rev=N]. The caller sets the member secret, and
-// the assignment revision unless rev is given.
+// [assignor=NAME] [lost=N] [rev=N] [transit=D]. The caller sets the member
+// secret, and the assignment revision unless rev is given.
 func ReconcileRequest(t testing.TB, d *datadriven.TestData) *regroupv1.ReconcileRequest {
 	r := &regroupv1.ReconcileRequest{
 		GroupId:            ArgOr(d, "group", "g"),
@@ -99,6 +99,7 @@ func ReconcileRequest(t testing.TB, d *datadriven.TestData) *regroupv1.Reconcile
 		HoldMs:             Duration(t, ArgOr(d, "hold", "0s")).Milliseconds(),
 		PartitionsLost:     int32(Int(t, ArgOr(d, "lost", "0"))),
 		AssignmentRevision: Int(t, ArgOr(d, "rev", "0")),
+		TransitMs:          Duration(t, ArgOr(d, "transit", "0s")).Milliseconds(),
 	}
 	if o, ok := Arg(d, "owned"); ok && o != "" {
 		r.Owned = Partitions(t, o)

@@ -248,9 +248,9 @@ type beat struct {
 }
 
 // overdue is when a held call's answer is late enough to send a probe
-// beside it: its hold (zero if not held) plus the slack.
-func (b beat) overdue(session time.Duration) time.Time {
-	return b.sent.Add(b.hold + heartbeatSlack(session))
+// beside it: its hold (zero if not held) plus the slack (base.slack).
+func (b beat) overdue(slack time.Duration) time.Time {
+	return b.sent.Add(b.hold + slack)
 }
 
 // step is what the member does next on its main line of requests.
@@ -705,7 +705,7 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 	switch {
 	case m.hb.id == 0 && !now.Before(m.hbAt):
 		m.hb = m.beat(now, out, m.hold(now), 0)
-		m.probeAt, m.probes = m.hb.overdue(m.cfg.SessionTimeout), 0
+		m.probeAt, m.probes = m.hb.overdue(m.slack(now)), 0
 	case m.hb.id != 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt):
 		m.probe = m.beat(now, out, 0, m.probeGap(now, m.probes))
 		out.Requests[len(out.Requests)-1].Probe = true
@@ -727,7 +727,7 @@ func (m *Member) beat(now time.Time, out *Output, hold, timeout time.Duration) b
 	blk := &beatBlock{}
 	msg := &blk.msg
 	msg.GroupId, msg.Generation, msg.MemberId = m.cfg.GroupID, m.generation, m.memberID
-	msg.GroupInstanceId, msg.HoldMs = m.cfg.InstanceID, hold.Milliseconds()
+	msg.GroupInstanceId, msg.HoldMs, msg.TransitMs = m.cfg.InstanceID, hold.Milliseconds(), m.transit.Milliseconds()
 	if out.Requests == nil {
 		out.Requests = blk.list[:0]
 	}

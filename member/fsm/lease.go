@@ -38,6 +38,11 @@ type base struct {
 	// (each machine says when a call reports them).
 	losses         int
 	lostUnreported int32
+
+	// transit is how much longer than the coordinator held it the last
+	// answered held call took, round trip, and transitEstimate what the
+	// member expects of the next (see noteTransit).
+	transit, transitEstimate time.Duration
 }
 
 func (b *base) id() uint64 {

@@ -229,6 +229,7 @@ func (m *NextMember) Response(now time.Time, id uint64, msg proto.Message, err e
 		if !ok {
 			panic(fmt.Sprintf("fsm: the answer to a Reconcile is a %T", msg))
 		}
+		m.noteTransit(now, c.sent, resp.GetHeldMs())
 		m.onAnswer(now, c, resp, &out)
 	default:
 		m.onError(now, c, err, &out)
@@ -406,7 +407,7 @@ func (m *NextMember) advance(now time.Time, out *Output) {
 		if m.memberID != "" {
 			// A join is never probed: a second one would add a second
 			// member.
-			m.probeAt = m.cur.overdue(m.cfg.SessionTimeout)
+			m.probeAt = m.cur.overdue(m.slack(now))
 		}
 	}
 	if m.cur.id != 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt) {
@@ -486,6 +487,7 @@ func (m *NextMember) send(now time.Time, out *Output, epoch int32, hold, timeout
 		MemberSecret:       m.secret,
 		PartitionsLost:     c.lost,
 		AssignmentRevision: m.revision,
+		TransitMs:          m.transit.Milliseconds(),
 	}
 	out.Requests = append(out.Requests, Request{ID: c.id, Msg: req, Timeout: timeout, Probe: probe})
 	return c

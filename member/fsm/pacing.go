@@ -47,6 +47,23 @@ func heartbeatSlack(session time.Duration) time.Duration {
 	return min(max(session/10, 200*time.Millisecond), time.Second)
 }
 
+// slack is how long past its hold a held call's answer may take before a
+// probe goes beside it: heartbeatSlack, plus twice the transit the
+// member's answers have lately taken (transitEstimate), within the lease
+// (withinLease). A coordinator short of CPU answers every call late, and
+// a probe that goes before the answer can come is one more call in the
+// queue that made it late: with a fixed slack, every member would probe
+// every interval once transits pass it, doubling the load of an
+// overloaded coordinator. As the lease runs out the added part shrinks,
+// so that a probe still goes while the lease can be saved.
+func (b *base) slack(now time.Time) time.Duration {
+	d := heartbeatSlack(b.cfg.SessionTimeout)
+	if extra := 2 * b.transitEstimate; extra > 0 {
+		d += min(extra, b.withinLease(now, extra))
+	}
+	return d
+}
+
 // probeGap is how long a probe waits for its answer before the next probe
 // goes: the slack, doubled for every probe already sent (probes) for the
 // same held call, within the lease (withinLease). A coordinator that is
@@ -56,7 +73,7 @@ func heartbeatSlack(session time.Duration) time.Duration {
 // the queue that made them late. Within the lease, the gaps shrink as it
 // runs out, so a probe still goes while the lease can be saved.
 func (b *base) probeGap(now time.Time, probes int) time.Duration {
-	d := heartbeatSlack(b.cfg.SessionTimeout)
+	d := b.slack(now)
 	for i := 0; i < probes && d < b.cfg.SessionTimeout; i++ {
 		d *= 2
 	}
@@ -89,6 +106,29 @@ func (b *base) withinLease(now time.Time, d time.Duration) time.Duration {
 		d = max(min(d, b.lease.Sub(now)/4), b.cfg.MinBackoff)
 	}
 	return d
+}
+
+// noteTransit records the transit of a held call (a heartbeat or a
+// Reconcile, or its probe) sent at sent and answered at now, which the
+// coordinator says it held for heldMs: the round trip less the hold, the
+// time the call and its answer spent in networks, kernels and the
+// coordinator's transport. The member's next held call reports it
+// (transit_ms): a coordinator short of CPU queues calls where it cannot
+// time them itself, and sheds new work when all its members report long
+// transits.
+//
+// It also keeps transitEstimate, which lengthens the slack before a probe:
+// it takes a longer transit at once and lets a shorter one in by a quarter
+// of the difference per answer, as TCP's retransmission timer does with
+// round trips, and never exceeds a third of the session (a member frozen
+// by a pause sees one very long transit).
+func (b *base) noteTransit(now, sent time.Time, heldMs int64) {
+	b.transit = max(now.Sub(sent)-time.Duration(heldMs)*time.Millisecond, 0)
+	if b.transit >= b.transitEstimate {
+		b.transitEstimate = min(b.transit, b.cfg.SessionTimeout/3)
+	} else {
+		b.transitEstimate -= (b.transitEstimate - b.transit) / 4
+	}
 }
 
 // overloadHint reports whether err is the coordinator shedding a call

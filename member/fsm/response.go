@@ -28,6 +28,7 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 	}
 	if hb, ok := msg.(*regroupv1.HeartbeatResponse); ok && err == nil {
 		m.hbAdvised = time.Duration(hb.GetNextHoldMs()) * time.Millisecond
+		m.noteTransit(now, sent, hb.GetHeldMs())
 	}
 	switch id {
 	case m.hb.id:

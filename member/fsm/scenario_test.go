@@ -65,8 +65,11 @@ type harness struct {
 	m    fsm.Machine
 	now  time.Duration
 	sent map[uint64]proto.Message
-	rev  int64 // the last assignment revision a reconcile answer carried
-	b    strings.Builder
+	// sentAt is when each request was sent: an answer's held-ms is, unless
+	// the scenario gives it, the whole round trip (no transit).
+	sentAt map[uint64]time.Duration
+	rev    int64 // the last assignment revision a reconcile answer carried
+	b      strings.Builder
 }
 
 func (h *harness) printf(format string, args ...any) { fmt.Fprintf(&h.b, format, args...) }
@@ -100,11 +103,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		h.respond(t, d, &regroupv1.SyncGroupResponse{Assignment: a, FencingToken: token(t, d), UnknownTopics: scenario.List(scenario.ArgOr(d, "unknown-topics", ""))}, nil)
 	case "heartbeat":
-		h.respond(t, d, &regroupv1.HeartbeatResponse{}, nil)
+		h.respond(t, d, &regroupv1.HeartbeatResponse{HeldMs: h.held(t, d)}, nil)
 	case "leave":
 		h.respond(t, d, &regroupv1.LeaveGroupResponse{}, nil)
 	case "reconcile":
 		r := reconcileResponse(t, d)
+		r.HeldMs = h.held(t, d)
 		if a := r.GetAssignment(); a != nil {
 			h.rev++
 			if v, ok := scenario.Arg(d, "rev"); ok {
@@ -214,7 +218,7 @@ func (h *harness) configure(t *testing.T, d *datadriven.TestData) {
 		h.printf("error: %v\n", err)
 		return
 	}
-	h.m, h.now, h.sent = m, 0, map[uint64]proto.Message{}
+	h.m, h.now, h.sent, h.sentAt = m, 0, map[uint64]proto.Message{}, map[uint64]time.Duration{}
 }
 
 // advance fires Tick at every deadline up to offset.
@@ -324,12 +328,22 @@ func fmtOwned(ps []fsm.Partition) string {
 	return strings.Join(ss, " ")
 }
 
+// held is the held-ms of the answer d gives: its held-ms argument, or the
+// whole time since the request was sent.
+func (h *harness) held(t *testing.T, d *datadriven.TestData) int64 {
+	if v, ok := scenario.Arg(d, "held-ms"); ok {
+		return scenario.Int(t, v)
+	}
+	return (h.now - h.sentAt[uint64(scenario.Int(t, scenario.ArgOr(d, "id", "0")))]).Milliseconds()
+}
+
 func (h *harness) show(out fsm.Output) {
 	for _, e := range out.Events {
 		h.printf("  event %s\n", e.Detail)
 	}
 	for _, r := range out.Requests {
 		h.sent[r.ID] = r.Msg
+		h.sentAt[r.ID] = h.now
 		probe := ""
 		if r.Probe {
 			probe = " probe"
@@ -381,7 +395,11 @@ func fmtRequest(msg proto.Message) string {
 		}
 		return s
 	case *regroupv1.HeartbeatRequest:
-		return fmt.Sprintf("heartbeat gen=%d member=%s hold=%dms", r.GetGeneration(), r.GetMemberId(), r.GetHoldMs())
+		s := fmt.Sprintf("heartbeat gen=%d member=%s hold=%dms", r.GetGeneration(), r.GetMemberId(), r.GetHoldMs())
+		if r.GetTransitMs() > 0 {
+			s += fmt.Sprintf(" transit=%dms", r.GetTransitMs())
+		}
+		return s
 	case *regroupv1.ReconcileRequest:
 		s := fmt.Sprintf("reconcile member=%q epoch=%d owned=%s hold=%dms", r.GetMemberId(), r.GetMemberEpoch(), scenario.Parts(r.GetOwned(), ":"), r.GetHoldMs())
 		if r.GetAssignmentRevision() > 0 {
@@ -395,6 +413,9 @@ func fmtRequest(msg proto.Message) string {
 		}
 		if r.GetServerAssignor() != fsm.DefaultServerAssignor {
 			s += " assignor=" + r.GetServerAssignor()
+		}
+		if r.GetTransitMs() > 0 {
+			s += fmt.Sprintf(" transit=%dms", r.GetTransitMs())
 		}
 		if n := r.GetPartitionsLost(); n > 0 {
 			s += fmt.Sprintf(" lost=%d", n)

@@ -623,7 +623,16 @@ type HeartbeatRequest struct {
 	// Hold the call for up to this long, answering early when a rebalance
 	// starts or the member is removed. 0 answers at once. At most a third of
 	// the session timeout.
-	HoldMs        int64 `protobuf:"varint,5,opt,name=hold_ms,json=holdMs" json:"hold_ms,omitempty"`
+	HoldMs int64 `protobuf:"varint,5,opt,name=hold_ms,json=holdMs" json:"hold_ms,omitempty"`
+	// How much longer than the coordinator held it (the held_ms of its
+	// answer) the member's last answered heartbeat took, round trip: the
+	// time the call spent in networks, kernels and the coordinator's
+	// transport before and after the coordinator's handler had it. A
+	// coordinator short of CPU queues calls there, where it cannot measure
+	// them itself, and sheds new work when every member reports a long
+	// transit (see docs/operations.md). 0: not measured, or under a
+	// millisecond.
+	TransitMs     int64 `protobuf:"varint,6,opt,name=transit_ms,json=transitMs" json:"transit_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +702,13 @@ func (x *HeartbeatRequest) GetHoldMs() int64 {
 	return 0
 }
 
+func (x *HeartbeatRequest) GetTransitMs() int64 {
+	if x != nil {
+		return x.TransitMs
+	}
+	return 0
+}
+
 // HeartbeatResponse acknowledges a heartbeat.
 type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -703,7 +719,11 @@ type HeartbeatResponse struct {
 	// off it without losing their leases: a lease is measured from the
 	// send time, and a held heartbeat is answered early when a rebalance
 	// starts. 0: hold as usual.
-	NextHoldMs    int64 `protobuf:"varint,1,opt,name=next_hold_ms,json=nextHoldMs" json:"next_hold_ms,omitempty"`
+	NextHoldMs int64 `protobuf:"varint,1,opt,name=next_hold_ms,json=nextHoldMs" json:"next_hold_ms,omitempty"`
+	// How long the coordinator held the call, from when its handler had it
+	// until it answered: the member subtracts it from the round trip to
+	// learn the transit it reports (HeartbeatRequest.transit_ms).
+	HeldMs        int64 `protobuf:"varint,2,opt,name=held_ms,json=heldMs" json:"held_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -741,6 +761,13 @@ func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
 func (x *HeartbeatResponse) GetNextHoldMs() int64 {
 	if x != nil {
 		return x.NextHoldMs
+	}
+	return 0
+}
+
+func (x *HeartbeatResponse) GetHeldMs() int64 {
+	if x != nil {
+		return x.HeldMs
 	}
 	return 0
 }
@@ -1157,8 +1184,10 @@ type ReconcileRequest struct {
 	// coordinator releases only what the member left out of an assignment
 	// it has seen.
 	AssignmentRevision int64 `protobuf:"varint,14,opt,name=assignment_revision,json=assignmentRevision" json:"assignment_revision,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// As HeartbeatRequest.transit_ms, for the member's last answered call.
+	TransitMs     int64 `protobuf:"varint,15,opt,name=transit_ms,json=transitMs" json:"transit_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReconcileRequest) Reset() {
@@ -1289,6 +1318,13 @@ func (x *ReconcileRequest) GetAssignmentRevision() int64 {
 	return 0
 }
 
+func (x *ReconcileRequest) GetTransitMs() int64 {
+	if x != nil {
+		return x.TransitMs
+	}
+	return 0
+}
+
 // ReconcileResponse answers a Reconcile call.
 type ReconcileResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1311,6 +1347,8 @@ type ReconcileResponse struct {
 	SessionTimeoutMs int64 `protobuf:"varint,6,opt,name=session_timeout_ms,json=sessionTimeoutMs" json:"session_timeout_ms,omitempty"`
 	// Topics the member subscribes to that are not in the topic registry.
 	UnknownTopics []string `protobuf:"bytes,7,rep,name=unknown_topics,json=unknownTopics" json:"unknown_topics,omitempty"`
+	// As HeartbeatResponse.held_ms.
+	HeldMs        int64 `protobuf:"varint,8,opt,name=held_ms,json=heldMs" json:"held_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1392,6 +1430,13 @@ func (x *ReconcileResponse) GetUnknownTopics() []string {
 		return x.UnknownTopics
 	}
 	return nil
+}
+
+func (x *ReconcileResponse) GetHeldMs() int64 {
+	if x != nil {
+		return x.HeldMs
+	}
+	return 0
 }
 
 // ReconcileAssignment is a next-generation member's whole assignment.
@@ -1522,7 +1567,7 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"assignment\x12#\n" +
 	"\rfencing_token\x18\x03 \x01(\x03R\ffencingToken\x12,\n" +
 	"\x12session_timeout_ms\x18\x04 \x01(\x03R\x10sessionTimeoutMs\x12%\n" +
-	"\x0eunknown_topics\x18\x05 \x03(\tR\runknownTopics\"\xaf\x01\n" +
+	"\x0eunknown_topics\x18\x05 \x03(\tR\runknownTopics\"\xce\x01\n" +
 	"\x10HeartbeatRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1e\n" +
 	"\n" +
@@ -1530,10 +1575,13 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"generation\x12\x1b\n" +
 	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x04 \x01(\tR\x0fgroupInstanceId\x12\x17\n" +
-	"\ahold_ms\x18\x05 \x01(\x03R\x06holdMs\"5\n" +
+	"\ahold_ms\x18\x05 \x01(\x03R\x06holdMs\x12\x1d\n" +
+	"\n" +
+	"transit_ms\x18\x06 \x01(\x03R\ttransitMs\"N\n" +
 	"\x11HeartbeatResponse\x12 \n" +
 	"\fnext_hold_ms\x18\x01 \x01(\x03R\n" +
-	"nextHoldMs\"\xb1\x01\n" +
+	"nextHoldMs\x12\x17\n" +
+	"\aheld_ms\x18\x02 \x01(\x03R\x06heldMs\"\xb1\x01\n" +
 	"\vLeaveMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x16\n" +
@@ -1554,7 +1602,7 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"d\n" +
 	"\x17FindCoordinatorResponse\x12%\n" +
 	"\x0eleader_address\x18\x01 \x01(\tR\rleaderAddress\x12\"\n" +
-	"\fcoordinators\x18\x02 \x03(\tR\fcoordinators\"\xb7\x04\n" +
+	"\fcoordinators\x18\x02 \x03(\tR\fcoordinators\"\xd6\x04\n" +
 	"\x10ReconcileRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
@@ -1570,7 +1618,9 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"\ahold_ms\x18\v \x01(\x03R\x06holdMs\x12#\n" +
 	"\rmember_secret\x18\f \x01(\tR\fmemberSecret\x12'\n" +
 	"\x0fpartitions_lost\x18\r \x01(\x05R\x0epartitionsLost\x12/\n" +
-	"\x13assignment_revision\x18\x0e \x01(\x03R\x12assignmentRevision\"\xc2\x02\n" +
+	"\x13assignment_revision\x18\x0e \x01(\x03R\x12assignmentRevision\x12\x1d\n" +
+	"\n" +
+	"transit_ms\x18\x0f \x01(\x03R\ttransitMs\"\xdb\x02\n" +
 	"\x11ReconcileResponse\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
 	"\fmember_epoch\x18\x02 \x01(\x05R\vmemberEpoch\x12#\n" +
@@ -1580,7 +1630,8 @@ const file_regroup_v1_coordinator_proto_rawDesc = "" +
 	"assignment\x18\x05 \x01(\v2\x1f.regroup.v1.ReconcileAssignmentR\n" +
 	"assignment\x12,\n" +
 	"\x12session_timeout_ms\x18\x06 \x01(\x03R\x10sessionTimeoutMs\x12%\n" +
-	"\x0eunknown_topics\x18\a \x03(\tR\runknownTopics\"\x93\x01\n" +
+	"\x0eunknown_topics\x18\a \x03(\tR\runknownTopics\x12\x17\n" +
+	"\aheld_ms\x18\b \x01(\x03R\x06heldMs\"\x93\x01\n" +
 	"\x13ReconcileAssignment\x12;\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1b.regroup.v1.TopicPartitionsR\n" +
