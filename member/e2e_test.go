@@ -17,6 +17,7 @@ import (
 	"github.com/regroup-dev/regroup/assignor"
 	"github.com/regroup-dev/regroup/coordinator"
 	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/node"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	"github.com/regroup-dev/regroup/internal/cutproxy"
 	"github.com/regroup-dev/regroup/internal/waitfor"
@@ -32,6 +33,8 @@ type coordinatorProc struct {
 	data *memstore.Data
 	srv  *coordinator.Server
 	gs   *grpc.Server
+	// overload is the coordinator's load shedding (none by default).
+	overload node.Overload
 }
 
 func quietLogger() hclog.Logger {
@@ -46,11 +49,16 @@ func testGroupConfig() group.Config {
 }
 
 func startCoordinator(t testing.TB) *coordinatorProc {
+	return startShedding(t, node.Overload{})
+}
+
+// startShedding starts a coordinator that sheds load as overload says.
+func startShedding(t testing.TB, overload node.Overload) *coordinatorProc {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &coordinatorProc{t: t, addr: lis.Addr().String(), data: &memstore.Data{}}
+	c := &coordinatorProc{t: t, addr: lis.Addr().String(), data: &memstore.Data{}, overload: overload}
 	c.serve(lis)
 	t.Cleanup(c.stop)
 	return c
@@ -58,8 +66,9 @@ func startCoordinator(t testing.TB) *coordinatorProc {
 
 func (c *coordinatorProc) serve(lis net.Listener) {
 	srv, err := coordinator.New(context.Background(), coordinator.Config{
-		Group:  testGroupConfig(),
-		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: io.Discard}),
+		Group:    testGroupConfig(),
+		Logger:   hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: io.Discard}),
+		Overload: c.overload,
 	}, c.data.Open())
 	if err != nil {
 		c.t.Fatal(err)

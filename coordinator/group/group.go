@@ -298,6 +298,22 @@ func (g *Group) Size() int { return len(g.members) }
 // generation's assignment left without an owner (0 before the first).
 func (g *Group) Unowned() int { return g.unowned }
 
+// Owning reports whether a member of the group may hold a partition (its
+// own, or one held for a member that left until its lease ends): a group
+// whose members own nothing yet has no lease to keep, and its calls are
+// new work that an overloaded coordinator may shed (node.Overload).
+func (g *Group) Owning() bool {
+	if len(g.holds) > 0 {
+		return true
+	}
+	for _, m := range g.members {
+		if len(m.owned) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // PartitionsLost returns how many partitions members reported, in their
 // JoinGroups, that they declared lost (OnLost) since this Group was created
 // or restored: a counter, for metrics.

@@ -22,24 +22,31 @@ import (
 //     much longer than the coordinator held it the member's last answered
 //     call took, round trip.
 //
-// For each the node keeps, per interval, the least delay it saw: if even
-// the least-delayed call or timer of a whole interval waited longer than
-// its threshold (Delay; Transit, over at least minTransitReports reports),
-// a queue stands before the node (a burst drains within an interval; a
-// standing queue does not), and the node is overloaded until a call is
-// served, or reported, within the threshold again. The least of many
-// reports is what the honest majority of members see: a member that
-// reports a long transit cannot overload the node on its own, only when
-// every member in an interval does.
+// For the first the node keeps, per interval, the least delay it saw: if
+// even the least-delayed call or timer of a whole interval waited longer
+// than Delay, a queue stands before the node (a burst drains within an
+// interval; a standing queue does not), and the node is overloaded until
+// a call is served within the threshold again. The transits of a process
+// short of CPU are not so even: a call that comes as the process gets the
+// CPU back is served at once, beside calls that waited seconds. So for the
+// second the node counts the reports of each interval: if most of them
+// (and at least minTransitReports) are longer than Transit, it is
+// overloaded until an interval's reports are mostly within it again. A
+// minority of members, or a handful of clients, that report long transits
+// cannot make it shed.
 //
 // While overloaded it refuses, with COORDINATOR_OVERLOADED and a back-off
-// hint, the work that would add members or only reads: a JoinGroup with an
-// empty member id (a member not in the group yet, a group's first member
-// included) and the Admin reads (ListGroups, DescribeGroup, WatchGroup).
-// It never refuses the calls of members in a group (JoinGroup with a
-// member id, SyncGroup, Heartbeat, LeaveGroup), nor the calls that change
-// the registry or remove members: members that own partitions keep their
-// leases, and an operator can act. The hint doubles with every interval
+// hint, the work that would add members or only reads: a JoinGroup (or a
+// Reconcile join) with an empty member id (a member not in the group yet,
+// a group's first member included), every call but a leave of a group
+// whose members own nothing yet (group.Group.Owning: a group still
+// forming has no lease to keep, and a surge of new groups that got their
+// member ids before the overload showed would otherwise keep all its
+// load), and the Admin reads (ListGroups, DescribeGroup, WatchGroup). It
+// never refuses the calls of members of a group that owns partitions
+// (JoinGroup with a member id, SyncGroup, Heartbeat, LeaveGroup,
+// Reconcile), nor the calls that change the registry or remove members:
+// members that own partitions keep their leases, and an operator can act. The hint doubles with every interval
 // the overload lasts, from one interval up to 16.
 //
 // Heartbeats are most of the work, so while overloaded the node also asks
@@ -59,8 +66,8 @@ type Overload struct {
 	// sheds nothing on this account.
 	Delay time.Duration
 	// Transit is the members' reported transit past which the node sheds
-	// new work: when every report of an Interval (at least
-	// minTransitReports of them) is longer. It includes the network's
+	// new work: when most reports of an Interval (at least
+	// minTransitReports of them) are longer. It includes the network's
 	// round trip, so it must be well above that. Zero sheds nothing on
 	// this account.
 	Transit time.Duration
@@ -84,15 +91,24 @@ type loadMeter struct {
 	transit window // the members' reported transits
 }
 
-// window keeps the least of the delays of one kind seen per interval.
+// window keeps one interval's delays of one kind against a threshold:
+// the least, how many there were, and how many exceeded the threshold.
 type window struct {
 	end     time.Time     // end of the current window; zero before the first sample
 	least   time.Duration // least delay seen in the current window
 	samples int           // how many the current window has seen
-	// over counts the consecutive full windows whose least delay exceeded
-	// the threshold (with enough samples); 0 when the last one did not.
+	above   int           // how many of them exceeded the threshold
+	// over counts the consecutive full windows past the threshold (see
+	// past); 0 when the last one was not.
 	over int
 }
+
+// A window's verdict: least, when even its least delay exceeded the
+// threshold; most, when most of at least minTransitReports delays did.
+const (
+	least = iota
+	most
+)
 
 func (l *loadMeter) interval() time.Duration {
 	if l.cfg.Interval > 0 {
@@ -101,9 +117,9 @@ func (l *loadMeter) interval() time.Duration {
 	return time.Second
 }
 
-// observe takes one delay measured at now against threshold, of which a
-// full window needs at least need samples to count as over it.
-func (w *window) observe(now time.Time, d, threshold, interval time.Duration, need int) {
+// observe takes one delay measured at now against threshold, judged by
+// rule (least or most).
+func (w *window) observe(now time.Time, d, threshold, interval time.Duration, rule int) {
 	if threshold <= 0 {
 		return
 	}
@@ -111,51 +127,70 @@ func (w *window) observe(now time.Time, d, threshold, interval time.Duration, ne
 		switch {
 		case w.end.IsZero() || now.Sub(w.end) >= interval:
 			w.over = 0 // a whole window without a sample: no standing queue
-		case w.least > threshold && w.samples >= need:
+		case w.past(threshold, rule):
 			w.over++
 		default:
 			w.over = 0
 		}
-		w.end, w.least, w.samples = now.Add(interval), d, 1
-		return
+		w.end, w.least, w.samples, w.above = now.Add(interval), d, 0, 0
 	}
 	w.least = min(w.least, d)
 	w.samples++
+	if d > threshold {
+		w.above++
+	}
 }
 
-// overloaded reports whether the last full window's least delay exceeded
-// threshold, and so has every delay seen since.
-func (w *window) overloaded(threshold time.Duration) bool {
-	return w.over > 0 && w.least > threshold
+// past reports whether the current window's delays are past threshold by
+// rule.
+func (w *window) past(threshold time.Duration, rule int) bool {
+	if rule == most {
+		return w.samples >= minTransitReports && 2*w.above > w.samples
+	}
+	return w.least > threshold
+}
+
+// overloaded reports whether the last full window was past threshold,
+// and the current one has not shown otherwise: under the least rule, no
+// delay within the threshold since; under the most rule, not enough
+// reports yet, or most of them still past it.
+func (w *window) overloaded(threshold time.Duration, rule int) bool {
+	if w.over == 0 {
+		return false
+	}
+	if rule == most && w.samples < minTransitReports {
+		return true
+	}
+	return w.past(threshold, rule)
 }
 
 // observe takes one queueing delay (Input.Queued) measured at now.
 func (l *loadMeter) observe(now time.Time, queued time.Duration) {
-	l.queue.observe(now, queued, l.cfg.Delay, l.interval(), 1)
+	l.queue.observe(now, queued, l.cfg.Delay, l.interval(), least)
 }
 
 // observeTransit takes one transit a member reported at now; 0 is no
 // report.
 func (l *loadMeter) observeTransit(now time.Time, transit time.Duration) {
 	if transit > 0 {
-		l.transit.observe(now, transit, l.cfg.Transit, l.interval(), minTransitReports)
+		l.transit.observe(now, transit, l.cfg.Transit, l.interval(), most)
 	}
 }
 
 // overloaded reports whether new work is shed: a queue stands before the
 // node's step or before its handlers.
 func (l *loadMeter) overloaded() bool {
-	return l.queue.overloaded(l.cfg.Delay) || l.transit.overloaded(l.cfg.Transit)
+	return l.queue.overloaded(l.cfg.Delay, least) || l.transit.overloaded(l.cfg.Transit, most)
 }
 
 // hint is how long the node asks callers to back off while overloaded:
 // an interval, doubled for every further interval the overload lasted.
 func (l *loadMeter) hint() time.Duration {
 	over := 0
-	if l.queue.overloaded(l.cfg.Delay) {
+	if l.queue.overloaded(l.cfg.Delay, least) {
 		over = l.queue.over
 	}
-	if l.transit.overloaded(l.cfg.Transit) {
+	if l.transit.overloaded(l.cfg.Transit, most) {
 		over = max(over, l.transit.over)
 	}
 	return l.interval() << min(over-1, maxHintDoublings)
@@ -169,13 +204,13 @@ func (l *loadMeter) refusal() error {
 	}
 	hint := l.hint()
 	return regroup.Errorf(regroup.CodeCoordinatorOverloaded,
-		"the coordinator is overloaded (%s) and takes no new members or reads now; retry in %v",
+		"the coordinator is overloaded (%s) and takes no new members, groups that own nothing yet, or reads now; retry in %v",
 		l.cause(), hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
 }
 
 // cause says which queue made the node overloaded.
 func (l *loadMeter) cause() string {
-	if l.queue.overloaded(l.cfg.Delay) {
+	if l.queue.overloaded(l.cfg.Delay, least) {
 		return fmt.Sprintf("calls wait more than %v before it gets to them", l.cfg.Delay)
 	}
 	return fmt.Sprintf("its members' calls spend more than %v in transit: it is short of CPU or its network is congested", l.cfg.Transit)

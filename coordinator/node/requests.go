@@ -92,10 +92,25 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 			n.fail(r, err)
 			return
 		}
+	} else if !leaving(r.Msg) && n.load.overloaded() && !e.g.Owning() {
+		n.fail(r, n.load.refusal()) // nobody owns anything: new work, shed
+		return
 	}
 	if !n.stepGroup(e, step) {
 		n.fail(r, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "internal error in group %q; it is reloaded from the store: retry shortly", id))
 	}
+}
+
+// leaving reports whether msg leaves a group, which an overloaded node
+// never sheds: it takes work off it.
+func leaving(msg any) bool {
+	switch m := msg.(type) {
+	case *regroupv1.LeaveGroupRequest:
+		return true
+	case *regroupv1.ReconcileRequest:
+		return m.GetMemberEpoch() < 0
+	}
+	return false
 }
 
 // validateFirst checks the call that would create a group: a JoinGroup or

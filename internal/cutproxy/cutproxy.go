@@ -2,13 +2,16 @@
 // client off from a server: a network partition between the two, made of
 // real connections that fail as real ones do. Severed, connections are
 // closed and refused; blackholed, they are accepted and kept but carry
-// nothing, as when a network silently drops every packet.
+// nothing, as when a network silently drops every packet; delayed, they
+// carry everything late, as a slow network does.
 package cutproxy
 
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy forwards connections to a target until it is severed; then it
@@ -22,6 +25,8 @@ type Proxy struct {
 	conns []net.Conn
 	cut   bool
 	hole  bool // blackholed
+
+	delay atomic.Int64 // see Delay
 }
 
 // Start listens on a free loopback port and forwards every connection to
@@ -79,19 +84,39 @@ func (p *Proxy) forward(in net.Conn) {
 
 // pipe copies from src to dst while the proxy is open: a chunk read while
 // it is blackholed waits, and the data behind it stays in the kernel's
-// buffers, until the blackhole ends.
+// buffers, until the blackhole ends. A chunk goes no earlier than the
+// delay set when it was read (Delay).
 func (p *Proxy) pipe(dst, src net.Conn) {
-	defer dst.Close()
+	chunks := make(chan chunk, 1024)
+	go func() {
+		defer dst.Close()
+		for c := range chunks {
+			time.Sleep(time.Until(c.due))
+			if !p.pass() || !write(dst, c.b) {
+				src.Close() // the reads end too
+				for range chunks {
+				}
+				return
+			}
+		}
+	}()
+	defer close(chunks)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && (!p.pass() || !write(dst, buf[:n])) {
-			return
+		if n > 0 {
+			chunks <- chunk{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(time.Duration(p.delay.Load()))}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// chunk is what one read got, and when it may be written.
+type chunk struct {
+	b   []byte
+	due time.Time
 }
 
 func write(dst net.Conn, b []byte) bool {
@@ -126,6 +151,11 @@ func (p *Proxy) Restore() {
 	p.hole = false
 	p.open.Broadcast()
 }
+
+// Delay makes every chunk read from now on reach the other side d after it
+// was read, in order: a slow network, or a server whose calls and answers
+// queue in its kernel while its process is starved of CPU. 0 ends it.
+func (p *Proxy) Delay(d time.Duration) { p.delay.Store(int64(d)) }
 
 // Sever closes every connection and refuses new ones, for good.
 func (p *Proxy) Sever() {

@@ -107,3 +107,29 @@ func TestSeverClosesAndRefuses(t *testing.T) {
 		t.Fatal("a connection to a severed proxy carried data")
 	}
 }
+
+func TestDelayCarriesLateInOrder(t *testing.T) {
+	p, c, r := connected(t)
+	const d = 150 * time.Millisecond
+	p.Delay(d)
+	start := time.Now()
+	for _, line := range []string{"one", "two", "three"} {
+		if _, err := c.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"one", "two", "three"} {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := r.ReadString('\n')
+		if err != nil || got != want+"\n" {
+			t.Fatalf("delayed: got %q, %v; want %q (in order)", got, err, want)
+		}
+	}
+	if took := time.Since(start); took < 2*d {
+		t.Fatalf("a round trip through a proxy delaying %v each way took %v", d, took)
+	}
+	p.Delay(0)
+	if got, err := roundTrip(t, c, r, "after", 10*time.Second); err != nil || got != "after" {
+		t.Fatalf("after the delay: got %q, %v", got, err)
+	}
+}

@@ -114,7 +114,7 @@ func (b *base) withinLease(now time.Time, d time.Duration) time.Duration {
 // time the call and its answer spent in networks, kernels and the
 // coordinator's transport. The member's next held call reports it
 // (transit_ms): a coordinator short of CPU queues calls where it cannot
-// time them itself, and sheds new work when all its members report long
+// time them itself, and sheds new work when most of its members report long
 // transits.
 //
 // It also keeps transitEstimate, which lengthens the slack before a probe:

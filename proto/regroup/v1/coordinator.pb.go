@@ -629,7 +629,7 @@ type HeartbeatRequest struct {
 	// time the call spent in networks, kernels and the coordinator's
 	// transport before and after the coordinator's handler had it. A
 	// coordinator short of CPU queues calls there, where it cannot measure
-	// them itself, and sheds new work when every member reports a long
+	// them itself, and sheds new work when most members report a long
 	// transit (see docs/operations.md). 0: not measured, or under a
 	// millisecond.
 	TransitMs     int64 `protobuf:"varint,6,opt,name=transit_ms,json=transitMs" json:"transit_ms,omitempty"`
