@@ -46,8 +46,9 @@ import (
 // never refuses the calls of members of a group that owns partitions
 // (JoinGroup with a member id, SyncGroup, Heartbeat, LeaveGroup,
 // Reconcile), nor the calls that change the registry or remove members:
-// members that own partitions keep their leases, and an operator can act. The hint doubles with every interval
-// the overload lasts, from one interval up to 16.
+// members that own partitions keep their leases, and an operator can act.
+// The hint doubles with every interval the overload lasts, from one
+// interval up to 16.
 //
 // Heartbeats are most of the work, so while overloaded the node also asks
 // the members it answers to beat less often: every heartbeat answer
@@ -71,8 +72,8 @@ type Overload struct {
 	// round trip, so it must be well above that. Zero sheds nothing on
 	// this account.
 	Transit time.Duration
-	// Interval is the window over which the least delay is taken; zero
-	// means one second.
+	// Interval is the window over which delays are judged; zero means one
+	// second.
 	Interval time.Duration
 }
 
@@ -103,10 +104,13 @@ type window struct {
 	over int
 }
 
-// A window's verdict: least, when even its least delay exceeded the
-// threshold; most, when most of at least minTransitReports delays did.
+// rule is how a window's delays are judged against its threshold.
+type rule int
+
+// The rules: least, past the threshold when even the least delay is; most,
+// when most of at least minTransitReports delays are.
 const (
-	least = iota
+	least rule = iota
 	most
 )
 
@@ -118,8 +122,8 @@ func (l *loadMeter) interval() time.Duration {
 }
 
 // observe takes one delay measured at now against threshold, judged by
-// rule (least or most).
-func (w *window) observe(now time.Time, d, threshold, interval time.Duration, rule int) {
+// rule r.
+func (w *window) observe(now time.Time, d, threshold, interval time.Duration, r rule) {
 	if threshold <= 0 {
 		return
 	}
@@ -127,7 +131,7 @@ func (w *window) observe(now time.Time, d, threshold, interval time.Duration, ru
 		switch {
 		case w.end.IsZero() || now.Sub(w.end) >= interval:
 			w.over = 0 // a whole window without a sample: no standing queue
-		case w.past(threshold, rule):
+		case w.past(threshold, r):
 			w.over++
 		default:
 			w.over = 0
@@ -142,9 +146,9 @@ func (w *window) observe(now time.Time, d, threshold, interval time.Duration, ru
 }
 
 // past reports whether the current window's delays are past threshold by
-// rule.
-func (w *window) past(threshold time.Duration, rule int) bool {
-	if rule == most {
+// rule r.
+func (w *window) past(threshold time.Duration, r rule) bool {
+	if r == most {
 		return w.samples >= minTransitReports && 2*w.above > w.samples
 	}
 	return w.least > threshold
@@ -154,14 +158,14 @@ func (w *window) past(threshold time.Duration, rule int) bool {
 // and the current one has not shown otherwise: under the least rule, no
 // delay within the threshold since; under the most rule, not enough
 // reports yet, or most of them still past it.
-func (w *window) overloaded(threshold time.Duration, rule int) bool {
+func (w *window) overloaded(threshold time.Duration, r rule) bool {
 	if w.over == 0 {
 		return false
 	}
-	if rule == most && w.samples < minTransitReports {
+	if r == most && w.samples < minTransitReports {
 		return true
 	}
-	return w.past(threshold, rule)
+	return w.past(threshold, r)
 }
 
 // observe takes one queueing delay (Input.Queued) measured at now.
