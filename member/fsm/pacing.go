@@ -49,8 +49,10 @@ func heartbeatSlack(session time.Duration) time.Duration {
 
 // slack is how long past its hold a held call's answer may take before a
 // probe goes beside it: heartbeatSlack, plus twice the transit the
-// member's answers have lately taken (transitEstimate), within the lease
-// (withinLease). A coordinator short of CPU answers every call late, and
+// member's answers have lately taken (transitEstimate), at most a tenth of
+// the session (a probe is also how a member finds a new leader after a
+// failover, and the new leader's session for it runs from its start) and
+// within the lease (withinLease). A coordinator short of CPU answers every call late, and
 // a probe that goes before the answer can come is one more call in the
 // queue that made it late: with a fixed slack, every member would probe
 // every interval once transits pass it, doubling the load of an
@@ -58,7 +60,7 @@ func heartbeatSlack(session time.Duration) time.Duration {
 // so that a probe still goes while the lease can be saved.
 func (b *base) slack(now time.Time) time.Duration {
 	d := heartbeatSlack(b.cfg.SessionTimeout)
-	if extra := 2 * b.transitEstimate; extra > 0 {
+	if extra := min(2*b.transitEstimate, b.cfg.SessionTimeout/10); extra > 0 {
 		d += min(extra, b.withinLease(now, extra))
 	}
 	return d
