@@ -30,6 +30,9 @@ type Metrics interface {
 	// Shed is called for every call refused because the coordinator is
 	// overloaded (COORDINATOR_OVERLOADED), with its method's name.
 	Shed(method string)
+	// Overloaded is called when the coordinator starts (true) or stops
+	// (false) shedding load.
+	Overloaded(bool)
 }
 
 // GroupStat is one group's state, for gauges read at scrape time.
@@ -113,3 +116,4 @@ func (noMetrics) Request(string, proto.Message, time.Duration, regroup.Code) {}
 func (noMetrics) StoreWrite(time.Duration, error)                            {}
 func (noMetrics) QueueDelay(time.Duration)                                   {}
 func (noMetrics) Shed(string)                                                {}
+func (noMetrics) Overloaded(bool)                                            {}

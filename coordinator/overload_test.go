@@ -33,6 +33,7 @@ import (
 type slowCore struct {
 	perStep time.Duration
 	shed    atomic.Int64
+	started atomic.Int64 // times Overloaded(true) was called
 }
 
 func (*slowCore) GroupEvent(string, group.Event)                             {}
@@ -40,6 +41,11 @@ func (*slowCore) Request(string, proto.Message, time.Duration, regroup.Code) {}
 func (*slowCore) StoreWrite(time.Duration, error)                            {}
 func (c *slowCore) QueueDelay(time.Duration)                                 { time.Sleep(c.perStep) }
 func (c *slowCore) Shed(string)                                              { c.shed.Add(1) }
+func (c *slowCore) Overloaded(on bool) {
+	if on {
+		c.started.Add(1)
+	}
+}
 
 // TestOverloadShedsNewcomersNotLeases floods a coordinator whose core
 // serves about a thousand steps a second with first JoinGroups from 64
@@ -159,6 +165,9 @@ func TestOverloadShedsNewcomersNotLeases(t *testing.T) {
 	}
 	if core.shed.Load() == 0 {
 		t.Error("Metrics.Shed was never called")
+	}
+	if core.started.Load() == 0 {
+		t.Error("Metrics.Overloaded(true) was never called")
 	}
 	advised := 0
 	for i, m := range stable {

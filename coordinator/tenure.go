@@ -33,6 +33,10 @@ type tenure struct {
 	timer   *time.Timer
 	timerAt time.Time
 
+	// overloaded is what the node said of its load after the last step
+	// (see noteLoad).
+	overloaded bool
+
 	ended   atomic.Bool
 	done    chan struct{} // closed by end
 	endOnce sync.Once
@@ -104,6 +108,23 @@ func (t *tenure) step(ev node.Event) { t.stepQueued(ev, 0) }
 func (t *tenure) stepQueued(ev node.Event, queued time.Duration) {
 	out := t.node.Step(node.Input{Now: t.s.clock(), ValidUntil: t.validUntil(), Event: ev, Queued: queued})
 	t.apply(out)
+	t.noteLoad()
+}
+
+// noteLoad tells operators when the node starts or stops shedding load,
+// with t.mu held.
+func (t *tenure) noteLoad() {
+	now := t.node.Overloaded()
+	if now == t.overloaded {
+		return
+	}
+	t.overloaded = now
+	t.s.cfg.Metrics.Overloaded(now)
+	if now {
+		t.s.log.Warn("overloaded: shedding new members, groups that own nothing yet and Admin reads (COORDINATOR_OVERLOADED) while asking members to beat less often", "cause", t.node.OverloadCause())
+	} else {
+		t.s.log.Info("no longer overloaded: taking new work again")
+	}
 }
 
 // queued returns how long a call that arrived at arrived waited for the

@@ -320,6 +320,7 @@ func (w *writeRecorder) GroupEvent(_ string, e group.Event) {
 func (w *writeRecorder) Request(string, proto.Message, time.Duration, regroup.Code) {}
 func (w *writeRecorder) QueueDelay(time.Duration)                                   {}
 func (w *writeRecorder) Shed(string)                                                {}
+func (w *writeRecorder) Overloaded(bool)                                            {}
 func (w *writeRecorder) StoreWrite(d time.Duration, err error) {
 	w.mu.Lock()
 	w.writes = append(w.writes, d)

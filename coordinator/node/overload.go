@@ -240,3 +240,11 @@ func (n *Node) Admit(now time.Time, queued time.Duration) error {
 
 // Overloaded reports whether the node sheds new work at the moment.
 func (n *Node) Overloaded() bool { return n.load.overloaded() }
+
+// OverloadCause says why the node sheds new work, while it does.
+func (n *Node) OverloadCause() string {
+	if !n.load.overloaded() {
+		return ""
+	}
+	return n.load.cause()
+}

@@ -60,6 +60,7 @@ type Metrics struct {
 	storeWrites     *prometheus.HistogramVec
 	queueDelay      prometheus.Histogram
 	transit         prometheus.Histogram
+	overloaded      prometheus.Gauge
 	shed            *prometheus.CounterVec
 }
 
@@ -134,6 +135,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "The transits members report with their held calls: how much longer than the coordinator held it a member's last call took, round trip (the network, and the queues before the coordinator's handlers: a coordinator short of CPU). Reports under a millisecond are not counted.",
 			Buckets: latencyBuckets,
 		}),
+		overloaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "regroup_overloaded",
+			Help: "1 while the coordinator sheds load (COORDINATOR_OVERLOADED for new members, groups that own nothing yet and Admin reads), else 0.",
+		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regroup_shed_calls_total",
 			Help: "Calls refused with COORDINATOR_OVERLOADED because the coordinator was overloaded, by method (JoinGroup, ListGroups, DescribeGroup, WatchGroup).",
@@ -149,7 +154,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.triggers, m.rebalances, m.duration, m.joinWait, m.syncWait, m.moved, m.revoked,
 		m.refusals, m.removals, m.replacements, m.requests, m.requestDuration, m.storeWrites,
-		m.queueDelay, m.transit, m.shed,
+		m.queueDelay, m.transit, m.overloaded, m.shed,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("regroup: registering coordinator metrics: %w", err)
@@ -229,6 +234,15 @@ func (m *Metrics) StoreWrite(d time.Duration, err error) {
 
 // QueueDelay implements coordinator.Metrics.
 func (m *Metrics) QueueDelay(d time.Duration) { m.queueDelay.Observe(d.Seconds()) }
+
+// Overloaded implements coordinator.Metrics.
+func (m *Metrics) Overloaded(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.overloaded.Set(v)
+}
 
 // Shed implements coordinator.Metrics.
 func (m *Metrics) Shed(method string) { m.shed.WithLabelValues(method).Inc() }
