@@ -48,7 +48,9 @@ import (
 // Reconcile), nor the calls that change the registry or remove members:
 // members that own partitions keep their leases, and an operator can act.
 // The hint doubles with every interval the overload lasts, from one
-// interval up to 16.
+// interval up to 16, and halves with every interval without overload in
+// between: an overload at the edge of capacity comes and goes, and its
+// refused callers must not all come back at every lull.
 //
 // Heartbeats are most of the work, so while overloaded the node also asks
 // the members it answers to beat less often: every heartbeat answer
@@ -102,6 +104,12 @@ type window struct {
 	// over counts the consecutive full windows past the threshold (see
 	// past); 0 when the last one was not.
 	over int
+	// level sizes the back-off hint: one more for every full window past
+	// the threshold, one less for every other. An overload at the edge
+	// of capacity comes and goes from one window to the next, and a hint
+	// that fell back to one interval at every lull would bring every
+	// refused caller back at once.
+	level int
 }
 
 // rule is how a window's delays are judged against its threshold.
@@ -130,11 +138,13 @@ func (w *window) observe(now time.Time, d, threshold, interval time.Duration, r 
 	if w.end.IsZero() || !now.Before(w.end) {
 		switch {
 		case w.end.IsZero() || now.Sub(w.end) >= interval:
-			w.over = 0 // a whole window without a sample: no standing queue
+			w.over, w.level = 0, 0 // a whole window without a sample: no standing queue
 		case w.past(threshold, r):
 			w.over++
+			w.level = min(w.level+1, maxHintDoublings+1)
 		default:
 			w.over = 0
+			w.level = max(w.level-1, 0)
 		}
 		w.end, w.least, w.samples, w.above = now.Add(interval), d, 0, 0
 	}
@@ -188,16 +198,17 @@ func (l *loadMeter) overloaded() bool {
 }
 
 // hint is how long the node asks callers to back off while overloaded:
-// an interval, doubled for every further interval the overload lasted.
+// an interval, doubled for every further interval the overload lasted,
+// less one for every interval without it in between (window.level).
 func (l *loadMeter) hint() time.Duration {
-	over := 0
+	level := 0
 	if l.queue.overloaded(l.cfg.Delay, least) {
-		over = l.queue.over
+		level = l.queue.level
 	}
 	if l.transit.overloaded(l.cfg.Transit, most) {
-		over = max(over, l.transit.over)
+		level = max(level, l.transit.level)
 	}
-	return l.interval() << min(over-1, maxHintDoublings)
+	return l.interval() << min(level-1, maxHintDoublings)
 }
 
 // refusal returns the COORDINATOR_OVERLOADED error for a call shed now, or
