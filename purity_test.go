@@ -17,7 +17,7 @@ import (
 // an input and must not reach for a clock, timers, goroutines, locks, the
 // network, gRPC, etcd, the OS, or a global random source (DESIGN.md, "pure
 // cores, thin drivers").
-var pureCores = []string{"coordinator/group", "coordinator/node", "member/fsm", "assignor"}
+var pureCores = []string{"coordinator/group", "coordinator/node", "coordinator/shard", "member/fsm", "assignor"}
 
 // forbiddenImports are import paths (or prefixes ending in "/") that a pure
 // core may not import, directly or through any package of this module or

@@ -1,0 +1,107 @@
+// Package shard places groups on coordinators: a group belongs to the
+// shard its id hashes to (Of), and each shard is led by one of the live
+// coordinators, chosen by Plan so that each leads about as many shards as
+// the others and a change of membership moves as few shards as it can.
+// Both are pure functions: drivers campaign for the shards Plan gives
+// their coordinator and resign the others, and the simulator calls the
+// same functions.
+package shard
+
+import (
+	"cmp"
+	"hash/fnv"
+	"slices"
+)
+
+// Of returns the shard, in [0, n), that group id belongs to: FNV-1a of the
+// id, modulo n. It never changes for a given n, so n is fixed for a
+// cluster's life. It panics if n is not positive.
+func Of(id string, n int) int {
+	if n <= 0 {
+		panic("shard: Of needs a positive number of shards")
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return int(h.Sum32() % uint32(n))
+}
+
+// Plan returns the coordinator each of n shards should be led by, given
+// the live coordinators and each shard's current leader (leaders[i], ""
+// for none; a shorter slice means none for the rest). Every shard gets a
+// live coordinator; each leads n/k or n/k+1 shards (k live ones); and the
+// plan moves the fewest shards that satisfy that: a shard whose leader is
+// live stays unless its leader leads more than its share, and the larger
+// shares go to the coordinators that lead the most already. The result
+// depends only on the set of live coordinators and on leaders, not on
+// their order. With no live coordinator every shard is "".
+func Plan(n int, live []string, leaders []string) []string {
+	plan := make([]string, n)
+	names := slices.Clone(live)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if n <= 0 || len(names) == 0 {
+		return plan
+	}
+	leading := make(map[string]int, len(names))
+	for _, c := range names {
+		leading[c] = 0
+	}
+	for i := range n {
+		if l := leaderOf(leaders, i); l != "" {
+			if _, ok := leading[l]; ok {
+				leading[l]++
+			}
+		}
+	}
+	share := shares(n, names, leading)
+
+	// Keep the shards of live leaders within their share, lowest first.
+	kept := make(map[string]int, len(names))
+	for i := range n {
+		l := leaderOf(leaders, i)
+		if _, ok := share[l]; ok && kept[l] < share[l] {
+			plan[i] = l
+			kept[l]++
+		}
+	}
+	// The others go, lowest first, to the coordinator furthest below its
+	// share (the first by name among equals).
+	for i := range n {
+		if plan[i] != "" {
+			continue
+		}
+		best := ""
+		for _, c := range names {
+			if best == "" || share[c]-kept[c] > share[best]-kept[best] {
+				best = c
+			}
+		}
+		plan[i] = best
+		kept[best]++
+	}
+	return plan
+}
+
+// shares gives each of names (sorted) its number of shards: n/k each, and
+// one more to the n%k that lead the most shards now (the first by name
+// among equals), which keeps the most shards where they are.
+func shares(n int, names []string, leading map[string]int) map[string]int {
+	k := len(names)
+	byLoad := slices.Clone(names)
+	slices.SortStableFunc(byLoad, func(a, b string) int { return cmp.Compare(leading[b], leading[a]) })
+	share := make(map[string]int, k)
+	for i, c := range byLoad {
+		share[c] = n / k
+		if i < n%k {
+			share[c]++
+		}
+	}
+	return share
+}
+
+func leaderOf(leaders []string, i int) string {
+	if i < len(leaders) {
+		return leaders[i]
+	}
+	return ""
+}
