@@ -121,7 +121,7 @@ func (t *tenure) noteLoad() {
 	t.overloaded = now
 	t.s.cfg.Metrics.Overloaded(now)
 	if now {
-		t.s.log.Warn("overloaded: shedding new members, groups that own nothing yet and Admin reads (COORDINATOR_OVERLOADED) while asking members to beat less often", "cause", t.node.OverloadCause())
+		t.s.log.Warn("overloaded: shedding new members, groups not yet formed and Admin reads (COORDINATOR_OVERLOADED) while asking members to beat less often", "cause", t.node.OverloadCause())
 	} else {
 		t.s.log.Info("no longer overloaded: taking new work again")
 	}
@@ -146,6 +146,7 @@ func (t *tenure) measured(d time.Duration) time.Duration {
 // arrived (see node.Node.Admit), with t.mu held.
 func (t *tenure) admit(method string, arrived time.Time) error {
 	err := t.node.Admit(t.s.clock(), t.queued(arrived))
+	t.noteLoad()
 	if err != nil {
 		t.s.cfg.Metrics.Shed(method)
 	}
@@ -304,6 +305,12 @@ func (t *tenure) end(reason string, err error) int {
 		t.box.close()
 		t.apply(out)
 		t.stopTimer()
+		if t.overloaded {
+			// A coordinator that stops leading sheds nothing.
+			t.overloaded = false
+			t.s.cfg.Metrics.Overloaded(false)
+			t.s.log.Info("no longer overloaded: no longer leading")
+		}
 		for req, ch := range t.waiters {
 			delete(t.waiters, req)
 			ch <- group.Reply{Req: req, Err: err}

@@ -198,6 +198,7 @@ type Group struct {
 	now time.Time // time of the latest input
 
 	state      State
+	formed     bool // Stable once since created, or restored: see Forming
 	generation int32
 	protocol   string
 	leader     string
@@ -298,20 +299,20 @@ func (g *Group) Size() int { return len(g.members) }
 // generation's assignment left without an owner (0 before the first).
 func (g *Group) Unowned() int { return g.unowned }
 
-// Owning reports whether a member of the group may hold a partition (its
-// own, or one held for a member that left until its lease ends): a group
-// whose members own nothing yet has no lease to keep, and its calls are
-// new work that an overloaded coordinator may shed (node.Overload).
-func (g *Group) Owning() bool {
-	if len(g.holds) > 0 {
-		return true
-	}
-	for _, m := range g.members {
-		if len(m.owned) > 0 {
-			return true
-		}
-	}
-	return false
+// Forming reports whether the group has never been Stable since it was
+// created (a restored group counts as formed): its members own nothing and
+// never did, so it has no lease to keep, and its calls are new work that
+// an overloaded coordinator may shed (node.Overload). A group that was
+// Stable once is never forming again, even in an eager rebalance where
+// its members own nothing for a while, so that shedding never locks a
+// group out of the rebalance that gives its members their partitions
+// back.
+func (g *Group) Forming() bool { return !g.formed }
+
+// HasMember reports whether id is a member of the group.
+func (g *Group) HasMember(id string) bool {
+	_, ok := g.members[id]
+	return ok
 }
 
 // PartitionsLost returns how many partitions members reported, in their
@@ -325,6 +326,9 @@ func (g *Group) setState(out *Output, s State) {
 	}
 	out.event(Event{Kind: EventStateChanged, From: g.state, To: s})
 	g.state = s
+	if s == Stable {
+		g.formed = true
+	}
 }
 
 // byID returns the members sorted by id. The list is kept until the

@@ -114,6 +114,7 @@ func Restore(rec *storev1.GroupRecord, cfg Config, ids IDSource, registry map[st
 		return nil, out, fmt.Errorf("regroup: stored group %q: %w", rec.GetGroupId(), err)
 	}
 	g := New(rec.GetGroupId(), cfg, ids, registry, now)
+	g.formed = true // stored: it may have been Stable, and owners may wait
 	g.generation = rec.GetGeneration()
 	g.protocol = rec.GetProtocolName()
 	g.leader = rec.GetLeaderId()

@@ -448,7 +448,7 @@ func (n *Node) deliver(r group.Reply) {
 // because a group shares one answer between a member's held call and the
 // next, and the first may be on its way out.
 func (n *Node) stamp(msg proto.Message, held time.Duration) proto.Message {
-	advice := n.load.advisedHold().Milliseconds()
+	advice := n.load.advisedHold(n.now).Milliseconds()
 	switch m := msg.(type) {
 	case *regroupv1.HeartbeatResponse:
 		return &regroupv1.HeartbeatResponse{NextHoldMs: advice, HeldMs: held.Milliseconds()}

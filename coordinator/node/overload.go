@@ -39,14 +39,17 @@ import (
 // hint, the work that would add members or only reads: a JoinGroup (or a
 // Reconcile join) with an empty member id (a member not in the group yet,
 // a group's first member included), every call but a leave of a group
-// whose members own nothing yet (group.Group.Owning: a group still
-// forming has no lease to keep, and a surge of new groups that got their
-// member ids before the overload showed would otherwise keep all its
-// load), and the Admin reads (ListGroups, DescribeGroup, WatchGroup). It
-// never refuses the calls of members of a group that owns partitions
-// (JoinGroup with a member id, SyncGroup, Heartbeat, LeaveGroup,
-// Reconcile), nor the calls that change the registry or remove members:
+// never yet formed (group.Group.Forming: never Stable, so its members
+// never owned anything and have no lease to keep; a surge of new groups
+// that got their member ids before the overload showed would otherwise
+// keep all its load), and the Admin reads (ListGroups, DescribeGroup,
+// WatchGroup). It never refuses the calls of members of a group that has
+// formed (JoinGroup with a member id, SyncGroup, Heartbeat, LeaveGroup,
+// Reconcile), even in an eager rebalance where they own nothing for a
+// while, nor the calls that change the registry or remove members:
 // members that own partitions keep their leases, and an operator can act.
+// Only a member's transit reports count (a call for a group it is a member
+// of), each measurement once.
 // The hint doubles with every interval the overload lasts, from one
 // interval up to 16, and halves with every interval without overload in
 // between: an overload at the edge of capacity comes and goes, and its
@@ -164,15 +167,22 @@ func (w *window) past(threshold time.Duration, r rule) bool {
 	return w.least > threshold
 }
 
-// overloaded reports whether the last full window was past threshold,
-// and the current one has not shown otherwise: under the least rule, no
-// delay within the threshold since; under the most rule, not enough
-// reports yet, or most of them still past it.
-func (w *window) overloaded(threshold time.Duration, r rule) bool {
-	if w.over == 0 {
+// overloaded reports at now whether the last full window was past
+// threshold and the current one has not shown otherwise: under the least
+// rule, no delay within the threshold since; under the most rule, not
+// enough reports yet, or most of them still past it. A window that is over
+// is judged as observe will judge it, and a whole interval without a
+// sample ends the overload: a meter whose samples stopped (no reports,
+// nobody left to report) must not shed for ever.
+func (w *window) overloaded(now time.Time, threshold, interval time.Duration, r rule) bool {
+	switch {
+	case w.over == 0:
 		return false
-	}
-	if r == most && w.samples < minTransitReports {
+	case !now.Before(w.end.Add(interval)):
+		return false
+	case !now.Before(w.end):
+		return w.past(threshold, r)
+	case r == most && w.samples < minTransitReports:
 		return true
 	}
 	return w.past(threshold, r)
@@ -191,53 +201,62 @@ func (l *loadMeter) observeTransit(now time.Time, transit time.Duration) {
 	}
 }
 
-// overloaded reports whether new work is shed: a queue stands before the
-// node's step or before its handlers.
-func (l *loadMeter) overloaded() bool {
-	return l.queue.overloaded(l.cfg.Delay, least) || l.transit.overloaded(l.cfg.Transit, most)
+// queueOver and transitOver report whether each queue sheds at now.
+func (l *loadMeter) queueOver(now time.Time) bool {
+	return l.queue.overloaded(now, l.cfg.Delay, l.interval(), least)
+}
+
+func (l *loadMeter) transitOver(now time.Time) bool {
+	return l.transit.overloaded(now, l.cfg.Transit, l.interval(), most)
+}
+
+// overloaded reports whether new work is shed at now: a queue stands
+// before the node's step or before its handlers.
+func (l *loadMeter) overloaded(now time.Time) bool {
+	return l.queueOver(now) || l.transitOver(now)
 }
 
 // hint is how long the node asks callers to back off while overloaded:
 // an interval, doubled for every further interval the overload lasted,
 // less one for every interval without it in between (window.level).
-func (l *loadMeter) hint() time.Duration {
+func (l *loadMeter) hint(now time.Time) time.Duration {
 	level := 0
-	if l.queue.overloaded(l.cfg.Delay, least) {
+	if l.queueOver(now) {
 		level = l.queue.level
 	}
-	if l.transit.overloaded(l.cfg.Transit, most) {
+	if l.transitOver(now) {
 		level = max(level, l.transit.level)
 	}
 	return l.interval() << min(level-1, maxHintDoublings)
 }
 
-// refusal returns the COORDINATOR_OVERLOADED error for a call shed now, or
-// nil if the node takes it.
-func (l *loadMeter) refusal() error {
-	if !l.overloaded() {
+// refusal returns the COORDINATOR_OVERLOADED error for a call shed at now,
+// or nil if the node takes it.
+func (l *loadMeter) refusal(now time.Time) error {
+	if !l.overloaded(now) {
 		return nil
 	}
-	hint := l.hint()
+	hint := l.hint(now)
 	return regroup.Errorf(regroup.CodeCoordinatorOverloaded,
-		"the coordinator is overloaded (%s) and takes no new members, groups that own nothing yet, or reads now; retry in %v",
-		l.cause(), hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
+		"the coordinator is overloaded (%s) and takes no new members, groups not yet formed, or reads now; retry in %v",
+		l.cause(now), hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
 }
 
-// cause says which queue made the node overloaded.
-func (l *loadMeter) cause() string {
-	if l.queue.overloaded(l.cfg.Delay, least) {
+// cause says which queue made the node overloaded at now.
+func (l *loadMeter) cause(now time.Time) string {
+	if l.queueOver(now) {
 		return fmt.Sprintf("calls wait more than %v before it gets to them", l.cfg.Delay)
 	}
 	return fmt.Sprintf("its members' calls spend more than %v in transit: it is short of CPU or its network is congested", l.cfg.Transit)
 }
 
 // advisedHold returns the hold the node asks heartbeats to take while it
-// is overloaded (the refusal's hint), or 0.
-func (l *loadMeter) advisedHold() time.Duration {
-	if !l.overloaded() {
+// is overloaded at now (the refusal's hint), or 0.
+func (l *loadMeter) advisedHold(now time.Time) time.Duration {
+	if !l.overloaded(now) {
 		return 0
 	}
-	return l.hint()
+	return l.hint(now)
 }
 
 // Admit decides whether the node takes a call that adds work without
@@ -246,16 +265,17 @@ func (l *loadMeter) advisedHold() time.Duration {
 // hint (see Overload). The delay counts as a measurement.
 func (n *Node) Admit(now time.Time, queued time.Duration) error {
 	n.load.observe(now, queued)
-	return n.load.refusal()
+	return n.load.refusal(now)
 }
 
-// Overloaded reports whether the node sheds new work at the moment.
-func (n *Node) Overloaded() bool { return n.load.overloaded() }
+// Overloaded reports whether the node sheds new work, as of its latest
+// step.
+func (n *Node) Overloaded() bool { return n.load.overloaded(n.now) }
 
 // OverloadCause says why the node sheds new work, while it does.
 func (n *Node) OverloadCause() string {
-	if !n.load.overloaded() {
+	if !n.load.overloaded(n.now) {
 		return ""
 	}
-	return n.load.cause()
+	return n.load.cause(n.now)
 }

@@ -15,7 +15,7 @@ func (n *Node) request(r Request) {
 	switch m := r.Msg.(type) {
 	case *regroupv1.JoinGroupRequest:
 		if m.GetMemberId() == "" {
-			if err := n.load.refusal(); err != nil {
+			if err := n.load.refusal(n.now); err != nil {
 				n.fail(r, err) // new work: shed while overloaded
 				return
 			}
@@ -26,19 +26,17 @@ func (n *Node) request(r Request) {
 	case *regroupv1.SyncGroupRequest:
 		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Sync(n.now, r.Req, c, m) })
 	case *regroupv1.HeartbeatRequest:
-		n.load.observeTransit(n.now, time.Duration(m.GetTransitMs())*time.Millisecond)
 		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Heartbeat(n.now, r.Req, c, m) })
 	case *regroupv1.LeaveGroupRequest:
 		n.groupCall(r, m.GetGroupId(), false, func(g *group.Group) group.Output { return g.Leave(n.now, r.Req, c, m) })
 	case *regroupv1.ReconcileRequest:
 		join := m.GetMemberId() == "" && m.GetMemberEpoch() == 0
 		if join {
-			if err := n.load.refusal(); err != nil {
+			if err := n.load.refusal(n.now); err != nil {
 				n.fail(r, err) // new work: shed while overloaded
 				return
 			}
 		}
-		n.load.observeTransit(n.now, time.Duration(m.GetTransitMs())*time.Millisecond)
 		n.groupCall(r, m.GetGroupId(), join, func(g *group.Group) group.Output { return g.Reconcile(n.now, r.Req, c, m) })
 	case *regroupv1.RemoveMembersRequest:
 		n.removeMembers(r, m)
@@ -92,12 +90,37 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 			n.fail(r, err)
 			return
 		}
-	} else if !leaving(r.Msg) && n.load.overloaded() && !e.g.Owning() {
-		n.fail(r, n.load.refusal()) // nobody owns anything: new work, shed
-		return
+	} else {
+		n.noteTransit(e.g, r.Msg)
+		if !leaving(r.Msg) && e.g.Forming() {
+			if err := n.load.refusal(n.now); err != nil {
+				n.fail(r, err) // a group never formed: new work, shed
+				return
+			}
+		}
 	}
 	if !n.stepGroup(e, step) {
 		n.fail(r, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "internal error in group %q; it is reloaded from the store: retry shortly", id))
+	}
+}
+
+// noteTransit gives the load meter the transit a held call of a member of
+// g reports (see Overload). Only members' reports count: a call for
+// another group, or from a process that is not a member, says nothing of
+// the coordinator's members.
+func (n *Node) noteTransit(g *group.Group, msg any) {
+	var member string
+	var ms int64
+	switch m := msg.(type) {
+	case *regroupv1.HeartbeatRequest:
+		member, ms = m.GetMemberId(), m.GetTransitMs()
+	case *regroupv1.ReconcileRequest:
+		member, ms = m.GetMemberId(), m.GetTransitMs()
+	default:
+		return
+	}
+	if ms > 0 && member != "" && g.HasMember(member) {
+		n.load.observeTransit(n.now, time.Duration(ms)*time.Millisecond)
 	}
 }
 

@@ -137,7 +137,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		overloaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "regroup_overloaded",
-			Help: "1 while the coordinator sheds load (COORDINATOR_OVERLOADED for new members, groups that own nothing yet and Admin reads), else 0.",
+			Help: "1 while the coordinator sheds load (COORDINATOR_OVERLOADED for new members, groups not yet formed and Admin reads), else 0.",
 		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regroup_shed_calls_total",

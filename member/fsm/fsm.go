@@ -705,7 +705,7 @@ func (m *Member) maybeHeartbeat(now time.Time, out *Output) {
 	switch {
 	case m.hb.id == 0 && !now.Before(m.hbAt):
 		m.hb = m.beat(now, out, m.hold(now), 0)
-		m.probeAt, m.probes = m.hb.overdue(m.slack(now)), 0
+		m.probeAt, m.probes = m.hb.overdue(m.slack(now, m.hb.hold)), 0
 	case m.hb.id != 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt):
 		m.probe = m.beat(now, out, 0, m.probeGap(now, m.probes))
 		out.Requests[len(out.Requests)-1].Probe = true
@@ -727,7 +727,7 @@ func (m *Member) beat(now time.Time, out *Output, hold, timeout time.Duration) b
 	blk := &beatBlock{}
 	msg := &blk.msg
 	msg.GroupId, msg.Generation, msg.MemberId = m.cfg.GroupID, m.generation, m.memberID
-	msg.GroupInstanceId, msg.HoldMs, msg.TransitMs = m.cfg.InstanceID, hold.Milliseconds(), m.transit.Milliseconds()
+	msg.GroupInstanceId, msg.HoldMs, msg.TransitMs = m.cfg.InstanceID, hold.Milliseconds(), m.takeTransit()
 	if out.Requests == nil {
 		out.Requests = blk.list[:0]
 	}

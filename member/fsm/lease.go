@@ -40,9 +40,11 @@ type base struct {
 	lostUnreported int32
 
 	// transit is how much longer than the coordinator held it the last
-	// answered held call took, round trip, and transitEstimate what the
-	// member expects of the next (see noteTransit).
+	// answered held call took, round trip (to be reported while
+	// transitKnown), and transitEstimate what the member expects of the
+	// next (see noteTransit).
 	transit, transitEstimate time.Duration
+	transitKnown             bool
 }
 
 func (b *base) id() uint64 {

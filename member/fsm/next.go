@@ -212,6 +212,7 @@ func (m *NextMember) Response(now time.Time, id uint64, msg proto.Message, err e
 		// As far as the member knows, the coordinator did not count the
 		// partitions this call reported lost: the next call reports them.
 		m.lostUnreported += c.lost
+		m.transitKnown = false // it may describe a coordinator the member leaves
 	}
 	// A lease that ended before the answer came is lost first: the
 	// application hears of it before anything the answer starts.
@@ -229,7 +230,7 @@ func (m *NextMember) Response(now time.Time, id uint64, msg proto.Message, err e
 		if !ok {
 			panic(fmt.Sprintf("fsm: the answer to a Reconcile is a %T", msg))
 		}
-		m.noteTransit(now, c.sent, resp.GetHeldMs())
+		m.noteTransit(now, c.sent, c.hold, resp.GetHeldMs())
 		m.onAnswer(now, c, resp, &out)
 	default:
 		m.onError(now, c, err, &out)
@@ -407,7 +408,7 @@ func (m *NextMember) advance(now time.Time, out *Output) {
 		if m.memberID != "" {
 			// A join is never probed: a second one would add a second
 			// member.
-			m.probeAt = m.cur.overdue(m.slack(now))
+			m.probeAt = m.cur.overdue(m.slack(now, m.cur.hold))
 		}
 	}
 	if m.cur.id != 0 && m.probe.id == 0 && !m.probeAt.IsZero() && !now.Before(m.probeAt) {
@@ -487,7 +488,7 @@ func (m *NextMember) send(now time.Time, out *Output, epoch int32, hold, timeout
 		MemberSecret:       m.secret,
 		PartitionsLost:     c.lost,
 		AssignmentRevision: m.revision,
-		TransitMs:          m.transit.Milliseconds(),
+		TransitMs:          m.takeTransit(),
 	}
 	out.Requests = append(out.Requests, Request{ID: c.id, Msg: req, Timeout: timeout, Probe: probe})
 	return c

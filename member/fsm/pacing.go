@@ -48,22 +48,25 @@ func heartbeatSlack(session time.Duration) time.Duration {
 }
 
 // slack is how long past its hold a held call's answer may take before a
-// probe goes beside it: heartbeatSlack, plus twice the transit the
-// member's answers have lately taken (transitEstimate), at most a tenth of
-// the session (a probe is also how a member finds a new leader after a
-// failover, and the new leader's session for it runs from its start) and
-// within the lease (withinLease). A coordinator short of CPU answers every call late, and
+// probe goes beside it (sent at now, held for hold): heartbeatSlack, plus
+// twice the transit the member's answers have lately taken
+// (transitEstimate), at most a tenth of the session (a probe is also how
+// a member finds a new leader after a failover, and the new leader's
+// session for it runs from its start), and, while the member owns
+// partitions, no more than leaves the probe's answer the expected transit
+// to come back before the lease ends. A coordinator short of CPU answers every call late, and
 // a probe that goes before the answer can come is one more call in the
 // queue that made it late: with a fixed slack, every member would probe
 // every interval once transits pass it, doubling the load of an
 // overloaded coordinator. As the lease runs out the added part shrinks,
 // so that a probe still goes while the lease can be saved.
-func (b *base) slack(now time.Time) time.Duration {
+func (b *base) slack(now time.Time, hold time.Duration) time.Duration {
 	d := heartbeatSlack(b.cfg.SessionTimeout)
-	if extra := min(2*b.transitEstimate, b.cfg.SessionTimeout/10); extra > 0 {
-		d += min(extra, b.withinLease(now, extra))
+	extra := min(2*b.transitEstimate, b.cfg.SessionTimeout/10)
+	if len(b.owned) > 0 && b.lease.After(now) {
+		extra = min(extra, max(b.lease.Sub(now)-hold-d-b.transitEstimate, 0))
 	}
-	return d
+	return d + extra
 }
 
 // probeGap is how long a probe waits for its answer before the next probe
@@ -75,7 +78,7 @@ func (b *base) slack(now time.Time) time.Duration {
 // the queue that made them late. Within the lease, the gaps shrink as it
 // runs out, so a probe still goes while the lease can be saved.
 func (b *base) probeGap(now time.Time, probes int) time.Duration {
-	d := b.slack(now)
+	d := b.slack(now, 0)
 	for i := 0; i < probes && d < b.cfg.SessionTimeout; i++ {
 		d *= 2
 	}
@@ -111,26 +114,45 @@ func (b *base) withinLease(now time.Time, d time.Duration) time.Duration {
 }
 
 // noteTransit records the transit of a held call (a heartbeat or a
-// Reconcile, or its probe) sent at sent and answered at now, which the
-// coordinator says it held for heldMs: the round trip less the hold, the
-// time the call and its answer spent in networks, kernels and the
-// coordinator's transport. The member's next held call reports it
-// (transit_ms): a coordinator short of CPU queues calls where it cannot
-// time them itself, and sheds new work when most of its members report long
-// transits.
+// Reconcile, or its probe) sent at sent, asked to be held for hold and
+// answered at now, which the coordinator says it held for heldMs: the
+// round trip less the hold, the time the call and its answer spent in
+// networks, kernels and the coordinator's transport. The member's next
+// call reports it, once (takeTransit): a coordinator short of CPU queues
+// calls where it cannot time them itself, and sheds new work when most of
+// its members report long transits. A held call whose answer says it was
+// held for nothing is not measured: an older coordinator does not say how
+// long it held a call, and counting the whole hold as transit would delay
+// every probe.
 //
 // It also keeps transitEstimate, which lengthens the slack before a probe:
 // it takes a longer transit at once and lets a shorter one in by a quarter
 // of the difference per answer, as TCP's retransmission timer does with
 // round trips, and never exceeds a third of the session (a member frozen
 // by a pause sees one very long transit).
-func (b *base) noteTransit(now, sent time.Time, heldMs int64) {
+func (b *base) noteTransit(now, sent time.Time, hold time.Duration, heldMs int64) {
+	if heldMs == 0 && hold > 0 {
+		return
+	}
 	b.transit = max(now.Sub(sent)-time.Duration(heldMs)*time.Millisecond, 0)
+	b.transitKnown = true
 	if b.transit >= b.transitEstimate {
 		b.transitEstimate = min(b.transit, b.cfg.SessionTimeout/3)
 	} else {
 		b.transitEstimate -= (b.transitEstimate - b.transit) / 4
 	}
+}
+
+// takeTransit returns the transit to report with the call being sent, in
+// milliseconds (at least 1 when measured; 0 when there is none), and
+// forgets it: each measurement is reported once, so that a member whose
+// calls stop being answered does not keep reporting what it saw before.
+func (b *base) takeTransit() int64 {
+	if !b.transitKnown {
+		return 0
+	}
+	b.transitKnown = false
+	return max(b.transit.Milliseconds(), 1)
 }
 
 // overloadHint reports whether err is the coordinator shedding a call

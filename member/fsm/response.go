@@ -25,10 +25,17 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 	}
 	if err == nil {
 		m.overloaded = false // the coordinator serves the member again
+	} else {
+		m.transitKnown = false // it may describe a coordinator the member leaves
 	}
 	if hb, ok := msg.(*regroupv1.HeartbeatResponse); ok && err == nil {
 		m.hbAdvised = time.Duration(hb.GetNextHoldMs()) * time.Millisecond
-		m.noteTransit(now, sent, hb.GetHeldMs())
+		switch id {
+		case m.hb.id:
+			m.noteTransit(now, sent, m.hb.hold, hb.GetHeldMs())
+		case m.probe.id:
+			m.noteTransit(now, sent, m.probe.hold, hb.GetHeldMs())
+		}
 	}
 	switch id {
 	case m.hb.id:
