@@ -132,7 +132,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		transit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "regroup_member_transit_seconds",
-			Help:    "The transits members report with their held calls: how much longer than the coordinator held it a member's last call took, round trip (the network, and the queues before the coordinator's handlers: a coordinator short of CPU). Reports under a millisecond are not counted.",
+			Help:    "The transits members report with their held calls: how much longer than the coordinator held it a member's last call took, round trip (the network, and the queues before the coordinator's handlers: a coordinator short of CPU), each measurement once, in milliseconds (under one as 1 ms).",
 			Buckets: latencyBuckets,
 		}),
 		overloaded: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -141,7 +141,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regroup_shed_calls_total",
-			Help: "Calls refused with COORDINATOR_OVERLOADED because the coordinator was overloaded, by method (JoinGroup, ListGroups, DescribeGroup, WatchGroup).",
+			Help: "Calls refused with COORDINATOR_OVERLOADED because the coordinator was overloaded, by method (JoinGroup, ListGroups, DescribeGroup, WatchGroup, and any call of a group not yet formed).",
 		}, []string{"method"}),
 	}
 	for _, method := range []string{"JoinGroup", "ListGroups", "DescribeGroup", "WatchGroup"} {
