@@ -86,7 +86,7 @@ Every flag can also be set through the environment variable shown with it.`,
 	fl.DurationVar(&f.group.AssignmentInterval, "assignment-interval", f.group.AssignmentInterval, "shortest time between two target assignments of a next-generation group (a storm of joins is assigned once per interval)")
 	fl.DurationVar(&f.group.MemberHeartbeat, "member-heartbeat", f.group.MemberHeartbeat, "how long next-generation members hold their calls (at most a third of their session)")
 	fl.DurationVar(&f.overloadDelay, "overload-delay", 200*time.Millisecond, "queueing delay past which the coordinator sheds new members and Admin reads (COORDINATOR_OVERLOADED), when every call of a second waited longer (0 disables)")
-	fl.DurationVar(&f.overloadTransit, "overload-transit", time.Second, "transit past which the coordinator sheds new members and Admin reads, when most of the calls of a second (at least 16) report a longer one: its round trip less the coordinator's hold, the queues of a coordinator short of CPU (must exceed the network's round trip; 0 disables)")
+	fl.DurationVar(&f.overloadTransit, "overload-transit", 500*time.Millisecond, "transit past which the coordinator sheds new members and Admin reads, when most of the calls of a second (at least 16) report a longer one: its round trip less the coordinator's hold, the queues of a coordinator short of CPU (must exceed the network's round trip; 0 disables)")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "address to serve net/http/pprof on, at /debug/pprof/ (empty disables; loopback only unless --pprof-allow-remote)")
 	fl.BoolVar(&f.pprofRemote, "pprof-allow-remote", false, "allow --pprof-addr on a non-loopback address")
 	f.security.register(fl)

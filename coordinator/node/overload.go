@@ -51,9 +51,7 @@ import (
 // Only a member's transit reports count (a call for a group it is a member
 // of), each measurement once.
 // The hint doubles with every interval the overload lasts, from one
-// interval up to 16, and halves with every interval without overload in
-// between: an overload at the edge of capacity comes and goes, and its
-// refused callers must not all come back at every lull.
+// interval up to 16.
 //
 // Heartbeats are most of the work, so while overloaded the node also asks
 // the members it answers to beat less often: every heartbeat answer
@@ -107,12 +105,6 @@ type window struct {
 	// over counts the consecutive full windows past the threshold (see
 	// past); 0 when the last one was not.
 	over int
-	// level sizes the back-off hint: one more for every full window past
-	// the threshold, one less for every other. An overload at the edge
-	// of capacity comes and goes from one window to the next, and a hint
-	// that fell back to one interval at every lull would bring every
-	// refused caller back at once.
-	level int
 }
 
 // rule is how a window's delays are judged against its threshold.
@@ -141,13 +133,11 @@ func (w *window) observe(now time.Time, d, threshold, interval time.Duration, r 
 	if w.end.IsZero() || !now.Before(w.end) {
 		switch {
 		case w.end.IsZero() || now.Sub(w.end) >= interval:
-			w.over, w.level = 0, 0 // a whole window without a sample: no standing queue
+			w.over = 0 // a whole window without a sample: no standing queue
 		case w.past(threshold, r):
 			w.over++
-			w.level = min(w.level+1, maxHintDoublings+1)
 		default:
 			w.over = 0
-			w.level = max(w.level-1, 0)
 		}
 		w.end, w.least, w.samples, w.above = now.Add(interval), d, 0, 0
 	}
@@ -217,17 +207,16 @@ func (l *loadMeter) overloaded(now time.Time) bool {
 }
 
 // hint is how long the node asks callers to back off while overloaded:
-// an interval, doubled for every further interval the overload lasted,
-// less one for every interval without it in between (window.level).
+// an interval, doubled for every further interval the overload lasted.
 func (l *loadMeter) hint(now time.Time) time.Duration {
-	level := 0
+	over := 0
 	if l.queueOver(now) {
-		level = l.queue.level
+		over = l.queue.over
 	}
 	if l.transitOver(now) {
-		level = max(level, l.transit.level)
+		over = max(over, l.transit.over)
 	}
-	return l.interval() << min(level-1, maxHintDoublings)
+	return l.interval() << min(over-1, maxHintDoublings)
 }
 
 // refusal returns the COORDINATOR_OVERLOADED error for a call shed at now,
