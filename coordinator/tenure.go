@@ -113,17 +113,20 @@ func (t *tenure) stepQueued(ev node.Event, queued time.Duration) {
 
 // noteLoad tells operators when the node starts or stops shedding load,
 // with t.mu held.
-func (t *tenure) noteLoad() {
-	now := t.node.Overloaded()
-	if now == t.overloaded {
+func (t *tenure) noteLoad() { t.setOverloaded(t.node.Overloaded(), "taking new work again") }
+
+// setOverloaded records whether the tenure sheds load, and reports a
+// change to the metrics and the log; why says why shedding ended.
+func (t *tenure) setOverloaded(on bool, why string) {
+	if on == t.overloaded {
 		return
 	}
-	t.overloaded = now
-	t.s.cfg.Metrics.Overloaded(now)
-	if now {
+	t.overloaded = on
+	t.s.cfg.Metrics.Overloaded(on)
+	if on {
 		t.s.log.Warn("overloaded: shedding new members, groups not yet formed and Admin reads (COORDINATOR_OVERLOADED) while asking members to beat less often", "cause", t.node.OverloadCause())
 	} else {
-		t.s.log.Info("no longer overloaded: taking new work again")
+		t.s.log.Info("no longer overloaded: " + why)
 	}
 }
 
@@ -305,12 +308,7 @@ func (t *tenure) end(reason string, err error) int {
 		t.box.close()
 		t.apply(out)
 		t.stopTimer()
-		if t.overloaded {
-			// A coordinator that stops leading sheds nothing.
-			t.overloaded = false
-			t.s.cfg.Metrics.Overloaded(false)
-			t.s.log.Info("no longer overloaded: no longer leading")
-		}
+		t.setOverloaded(false, "no longer leading") // it sheds nothing now
 		for req, ch := range t.waiters {
 			delete(t.waiters, req)
 			ch <- group.Reply{Req: req, Err: err}
