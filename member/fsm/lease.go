@@ -29,9 +29,9 @@ type base struct {
 	// or failed).
 	stopping, done bool
 
-	// overloaded: a call was shed (COORDINATOR_OVERLOADED) and none has
-	// succeeded since; the overload was reported.
-	overloaded bool
+	// refusals counts the calls shed (COORDINATOR_OVERLOADED) since a call
+	// last succeeded; the first of them was reported.
+	refusals int
 
 	// losses counts the times the member lost partitions; lostUnreported
 	// counts the partitions lost that no answered call has reported yet

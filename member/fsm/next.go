@@ -254,7 +254,7 @@ func (m *NextMember) answered(id uint64) (call, bool) {
 // onAnswer acts on the success of live call c, and supersedes the live
 // calls: the next one goes at once.
 func (m *NextMember) onAnswer(now time.Time, c call, resp *regroupv1.ReconcileResponse, out *Output) {
-	m.failures, m.overloaded, m.held = 0, false, true
+	m.failures, m.refusals, m.held = 0, 0, true
 	m.renew(c.sent)
 	joined := m.memberID == ""
 	if id := resp.GetMemberId(); id != "" {

@@ -170,24 +170,40 @@ func (b *base) overloadHint(err error) (time.Duration, bool) {
 	return time.Duration(ms) * time.Millisecond, true
 }
 
+// maxShedWait caps how long a member waits after refusals in a row (shed).
+// It is twice the longest hint regroup serve gives (16 s), so a member
+// that a long overload keeps refusing calls about once in 32 to 48 s.
+const maxShedWait = 32 * time.Second
+
 // shed returns how long to wait before sending again a call (what) that
-// the coordinator shed asking for hint: the hint plus a random part of up
-// to half of it, as the protocol asks, so that the refused members do not
-// come back together; but within the lease (withinLease). The lease rule
-// itself is unchanged: a shed call renewed nothing. The first refusal of an
-// overload is reported (EventOverload), later ones are not until a call
-// succeeds.
+// the coordinator shed asking for hint: the hint, doubled for every
+// refusal in a row before this one (up to maxShedWait, never less than the
+// hint), plus a random part of up to half of it, so that the refused
+// members do not come back together; but within the lease (withinLease).
+// The doubling is the member's own: a coordinator's hint starts again at
+// its shortest whenever its overload pauses, and thousands of refused
+// newcomers, all coming back within a hint, would otherwise cost it more
+// in refusals than its settled members' heartbeats; with it, refusals
+// thin out as an overload lasts and the members that wait come back one
+// by one, at random, for the coordinator to admit while it has room.
+// The lease rule itself is unchanged: a shed call renewed nothing. The
+// first refusal of an overload is reported (EventOverload), later ones
+// are not until a call succeeds.
 func (b *base) shed(now time.Time, out *Output, what string, hint time.Duration) time.Duration {
 	d := hint
+	for i := 0; i < b.refusals && d < maxShedWait; i++ {
+		d *= 2
+	}
+	d = max(hint, min(d, maxShedWait))
 	if b.cfg.Jitter != nil {
-		d += time.Duration(b.cfg.Jitter() * float64(hint/2))
+		d += time.Duration(b.cfg.Jitter() * float64(d/2))
 	}
 	d = b.withinLease(now, d)
-	if !b.overloaded {
-		b.overloaded = true
+	if b.refusals == 0 {
 		out.Events = append(out.Events, Event{Kind: EventOverload, Detail: fmt.Sprintf(
-			"the coordinator is overloaded and shed this member's %s; sending it again in %v (it asked for %v; the wait is kept within the lease); further refusals are not logged until a call succeeds", what, d, hint)})
+			"the coordinator is overloaded and shed this member's %s; sending it again in %v (it asked for %v; the wait doubles with every refusal in a row and is kept within the lease); further refusals are not logged until a call succeeds", what, d, hint)})
 	}
+	b.refusals++
 	return d
 }
 

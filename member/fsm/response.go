@@ -24,7 +24,7 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 		return out
 	}
 	if err == nil {
-		m.overloaded = false // the coordinator serves the member again
+		m.refusals = 0 // the coordinator serves the member again
 	} else {
 		m.transitKnown = false // it may describe a coordinator the member leaves
 	}
