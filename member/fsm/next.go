@@ -337,7 +337,7 @@ func (m *NextMember) onError(now time.Time, c call, err error, out *Output) {
 		return
 	}
 	m.supersede()
-	m.retryLater(now, out, "Reconcile", err)
+	m.retryLater(now, out, "Reconcile", err, m.memberID == "")
 }
 
 // expire ends what is due at now: revocations whose deadline passed, then

@@ -170,28 +170,31 @@ func (b *base) overloadHint(err error) (time.Duration, bool) {
 	return time.Duration(ms) * time.Millisecond, true
 }
 
-// maxShedWait caps how long a member waits after refusals in a row (shed).
-// It is twice the longest hint regroup serve gives (16 s), so a member
-// that a long overload keeps refusing calls about once in 32 to 48 s.
+// maxShedWait caps how long a newcomer waits after refusals in a row
+// (shed). It is twice the longest hint regroup serve gives (16 s), so a
+// newcomer that a long overload keeps refusing calls about once in 32 to
+// 48 s.
 const maxShedWait = 32 * time.Second
 
 // shed returns how long to wait before sending again a call (what) that
-// the coordinator shed asking for hint: the hint, doubled for every
-// refusal in a row before this one (up to maxShedWait, never less than the
-// hint), plus a random part of up to half of it, so that the refused
-// members do not come back together; but within the lease (withinLease).
-// The doubling is the member's own: a coordinator's hint starts again at
-// its shortest whenever its overload pauses, and thousands of refused
-// newcomers, all coming back within a hint, would otherwise cost it more
-// in refusals than its settled members' heartbeats; with it, refusals
-// thin out as an overload lasts and the members that wait come back one
-// by one, at random, for the coordinator to admit while it has room.
-// The lease rule itself is unchanged: a shed call renewed nothing. The
-// first refusal of an overload is reported (EventOverload), later ones
-// are not until a call succeeds.
-func (b *base) shed(now time.Time, out *Output, what string, hint time.Duration) time.Duration {
+// the coordinator shed asking for hint: the hint plus a random part of up
+// to half of it, so that the refused members do not come back together;
+// but within the lease (withinLease). A newcomer (a member with no member
+// id, whose call would add it to a group) doubles the hint for every
+// refusal in a row before this one, up to maxShedWait (never less than
+// the hint): a coordinator's hint starts again at its shortest whenever
+// its overload pauses, and thousands of refused newcomers, all coming back
+// within a hint, would otherwise cost it more in refusals than its settled
+// members' heartbeats; with the doubling, refusals thin out as an overload
+// lasts and the newcomers come back one by one, at random, for the
+// coordinator to admit while it has room. A member already in a group
+// waits only the hint: waiting longer than its session would have the
+// group drop it and rebalance again. The lease rule itself is unchanged:
+// a shed call renewed nothing. The first refusal of an overload is
+// reported (EventOverload), later ones are not until a call succeeds.
+func (b *base) shed(now time.Time, out *Output, what string, hint time.Duration, newcomer bool) time.Duration {
 	d := hint
-	for i := 0; i < b.refusals && d < maxShedWait; i++ {
+	for i := 0; newcomer && i < b.refusals && d < maxShedWait; i++ {
 		d *= 2
 	}
 	d = max(hint, min(d, maxShedWait))
@@ -201,19 +204,20 @@ func (b *base) shed(now time.Time, out *Output, what string, hint time.Duration)
 	d = b.withinLease(now, d)
 	if b.refusals == 0 {
 		out.Events = append(out.Events, Event{Kind: EventOverload, Detail: fmt.Sprintf(
-			"the coordinator is overloaded and shed this member's %s; sending it again in %v (it asked for %v; the wait doubles with every refusal in a row and is kept within the lease); further refusals are not logged until a call succeeds", what, d, hint)})
+			"the coordinator is overloaded and shed this member's %s; sending it again in %v (it asked for %v; a newcomer's wait doubles with every refusal in a row; the wait is kept within the lease); further refusals are not logged until a call succeeds", what, d, hint)})
 	}
 	b.refusals++
 	return d
 }
 
 // retryLater schedules the next attempt of the machine's call (what) after
-// a failure: when the coordinator asked (overloaded), at once after a
-// first redirect (the driver follows it), else after the backoff.
-func (b *base) retryLater(now time.Time, out *Output, what string, err error) {
+// a failure: when the coordinator asked (overloaded; see shed for a
+// newcomer's wait), at once after a first redirect (the driver follows
+// it), else after the backoff.
+func (b *base) retryLater(now time.Time, out *Output, what string, err error, newcomer bool) {
 	b.failures++
 	if hint, ok := b.overloadHint(err); ok {
-		b.retryAt = now.Add(b.shed(now, out, what, hint))
+		b.retryAt = now.Add(b.shed(now, out, what, hint, newcomer))
 		return
 	}
 	delay := b.backoff(now, b.failures)

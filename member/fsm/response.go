@@ -92,7 +92,7 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 			// Superseded by another join of ours, or the group changed:
 			// join again.
 		default:
-			m.retryLater(now, out, "JoinGroup", err)
+			m.retryLater(now, out, "JoinGroup", err, m.memberID == "")
 		}
 		m.next = stepJoin
 		return
@@ -148,7 +148,7 @@ func (m *Member) onSync(now, sent time.Time, msg proto.Message, err error, out *
 			out.Events = append(out.Events, Event{Kind: EventRebalance, Detail: fmt.Sprintf("SyncGroup: %v; rejoining", err)})
 			m.rejoin(now)
 		default:
-			m.retryLater(now, out, "SyncGroup", err)
+			m.retryLater(now, out, "SyncGroup", err, false)
 			m.next = stepSync
 		}
 		return
@@ -295,7 +295,7 @@ func (m *Member) onHeartbeat(now time.Time, b beat, main bool, err error, out *O
 		if hint, ok := m.overloadHint(err); ok {
 			// The protocol sheds no member's heartbeat; should a
 			// coordinator do so, wait as asked, within the lease.
-			m.hbAt = now.Add(m.shed(now, out, "Heartbeat", hint))
+			m.hbAt = now.Add(m.shed(now, out, "Heartbeat", hint, false))
 		} else {
 			m.hbAt = now.Add(m.backoff(now, m.hbFailures))
 		}
