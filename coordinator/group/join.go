@@ -243,7 +243,8 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *re
 		m.identity = c.Identity // joined without authentication; bound now
 		out.Persist = true
 	}
-	if released := g.reportOwned(m, r); released > 0 {
+	released := g.reportOwned(m, r)
+	if released > 0 {
 		g.released += released
 		g.recheckStranded(now)
 	}
@@ -256,7 +257,7 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *re
 	case CompletingRebalance:
 		if !changed {
 			g.update(m, r)
-			g.answerJoin(now, out, req, m)
+			g.answerReleased(now, out, req, m, released)
 			return
 		}
 		kind, cause := subscriptionChange(m, r)
@@ -266,7 +267,7 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *re
 	case Stable:
 		if m.id != g.leader && !changed {
 			g.update(m, r)
-			g.answerJoin(now, out, req, m)
+			g.answerReleased(now, out, req, m, released)
 			return
 		}
 		kind, cause := subscriptionChange(m, r)
@@ -286,6 +287,22 @@ func (g *Group) joinKnown(now time.Time, out *Output, req ReqID, c Caller, r *re
 func (g *Group) answerJoin(now time.Time, out *Output, req ReqID, m *member) {
 	g.refresh(now, m)
 	out.reply(req, g.joinResponse(now, m))
+}
+
+// answerReleased is answerJoin for a rejoin answered at once, that
+// released partitions it no longer reports owning: the release is
+// persisted before the answer. No later join repeats it, and a member's
+// heartbeats say nothing of what it owns, so a coordinator that restored
+// the group from an older record would count the member's lease over
+// partitions it released, for as long as it heartbeats, and keep their
+// new owners waiting for good. (A join parked for a barrier needs no
+// write of its own: the barrier persists the membership, and a failover
+// before it has every member rejoin.)
+func (g *Group) answerReleased(now time.Time, out *Output, req ReqID, m *member, released int) {
+	if released > 0 {
+		out.Persist = true
+	}
+	g.answerJoin(now, out, req, m)
 }
 
 // subscriptionChange names the change of a rejoin with changed metadata: a
