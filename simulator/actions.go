@@ -54,7 +54,8 @@ func (s *sim) setup() error {
 	for _, t := range s.sc.Topics {
 		s.topics[t.Name] = t.Partitions
 	}
-	s.coord = newCoordinator(s)
+	s.ids = &idSource{s: s, used: map[string]bool{}}
+	newCluster(s)
 	for _, g := range s.sc.Groups {
 		gs := &groupState{name: g.Name, parts: map[string][]int32{}, maxGen: -1, durableGen: -1}
 		s.groups = append(s.groups, gs)
@@ -131,16 +132,16 @@ func (s *sim) dispatch(e event) {
 		if p.node.partitioned {
 			return // lost in flight
 		}
-		s.coord.receive(p, e.tok, e.msg, e.dur)
+		s.cl.of(p.node.group.name).receive(p, e.tok, e.msg, e.dur)
 	case evCoordTick, evLoadDone:
-		s.coord.input(e.lead, e)
+		e.lead.c.input(e.lead, e)
 	case evWriteDone:
-		s.coord.writeDone(e.lead, e.write, e.outcome)
+		e.lead.c.writeDone(e.lead, e.write, e.outcome)
 	case evCoordWake:
-		s.coord.wake(e.lead)
+		e.lead.c.wake(e.lead)
 		s.disturbed()
 	case evTopic:
-		s.coord.putTopic(e.name)
+		s.cl.shards[e.idx].putTopic(e.name)
 	case evStoreHeal:
 		s.tracef("coord", "store: the fault is over")
 		s.disturbed()
@@ -178,8 +179,9 @@ func (s *sim) dispatch(e event) {
 		}
 		s.disturbed()
 	case evLeader:
-		s.tracef("coord", "a new coordinator takes over and loads the groups from the store")
-		s.coord.takeOver()
+		c := s.cl.shards[e.idx]
+		s.tracef(c.name, "a new coordinator takes over and loads the groups from the store")
+		c.takeOver()
 		s.disturbed()
 	case evStart:
 		n := e.node
@@ -256,36 +258,60 @@ func (s *sim) action(i int) {
 		}
 		s.tracef(n.name, "callbacks now take: on-assigned %s, on-revoked %s, on-lost %s", fmtDist(cb.OnAssigned), fmtDist(cb.OnRevoked), fmtDist(cb.OnLost))
 	case scenario.Failover:
-		if !s.coord.up() {
+		slot := s.cl.slot(c.Coordinator)
+		shards := s.cl.serving(slot)
+		switch {
+		case len(shards) == 0 && len(s.cl.shards) == 1:
 			s.tracef("coord", "failover skipped: no coordinator is serving")
-			break
+		case len(shards) == 0:
+			s.tracef("coord", "failover of %s skipped: it leads no shard that is serving", slot)
+		case len(s.cl.shards) == 1:
+			s.tracef("coord", "failover: the leader's process is killed; a new one takes over in %v", c.Gap)
+		default:
+			s.tracef("coord", "failover: %s's process is killed; a new one takes over its %d shards in %v", slot, len(shards), c.Gap)
 		}
-		gap := c.Gap
-		s.tracef("coord", "failover: the leader's process is killed; a new one takes over in %v", gap)
-		s.coord.failover(int64(gap))
-		s.pending++
-		if s.tl != nil {
-			s.tl.Failovers = append(s.tl.Failovers, Span{From: time.Duration(s.now), To: time.Duration(s.coord.upAt)})
+		for _, sh := range shards {
+			sh.failover(int64(c.Gap))
+			s.pending++
+		}
+		if s.tl != nil && len(shards) > 0 {
+			s.tl.Failovers = append(s.tl.Failovers, Span{From: time.Duration(s.now), To: time.Duration(s.now) + c.Gap})
 		}
 	case scenario.PauseCoordinator:
-		if !s.coord.up() {
+		slot := s.cl.slot(c.Coordinator)
+		shards := s.cl.serving(slot)
+		switch {
+		case len(shards) == 0 && len(s.cl.shards) == 1:
 			s.tracef("coord", "pause-coordinator skipped: no coordinator is serving")
-			break
+		case len(shards) == 0:
+			s.tracef("coord", "pause-coordinator of %s skipped: it leads no shard that is serving", slot)
+		case len(s.cl.shards) > 1:
+			s.tracef("coord", "%s's process freezes for %v: its %d shards with it", slot, c.For, len(shards))
 		}
-		s.pending++
-		s.coord.pause(int64(c.For))
-		if s.tl != nil {
+		for _, sh := range shards {
+			s.pending++
+			sh.pause(int64(c.For))
+		}
+		if s.tl != nil && len(shards) > 0 {
 			s.tl.Failovers = append(s.tl.Failovers, Span{From: time.Duration(s.now), To: time.Duration(s.now) + c.For})
 		}
+	case scenario.AddCoordinator:
+		s.cl.add(c.Name)
+	case scenario.RemoveCoordinator:
+		s.cl.remove(c.Name)
 	case scenario.StoreFault:
 		s.tracef("coord", "store: %s for %v", c.Kind, c.For)
-		s.coord.setFault(c)
+		for _, sh := range s.cl.shards {
+			sh.setFault(c)
+		}
 		s.pending++
 		s.at(s.now+int64(c.For), event{kind: evStoreHeal})
 	case scenario.SetTopic:
 		s.tracef("coord", "topic %s: %d partitions", c.Topic.Name, c.Topic.Partitions)
 		s.topics[c.Topic.Name] = c.Topic.Partitions
-		s.coord.putTopic(c.Topic.Name)
+		for _, sh := range s.cl.shards {
+			sh.putTopic(c.Topic.Name)
+		}
 		for _, g := range s.groups {
 			if g.active {
 				s.activate(g)
@@ -447,7 +473,7 @@ func (s *sim) overlaps() {
 // members is Stable, with every live member Stable and every partition of
 // every topic a live member subscribes to owned.
 func (s *sim) settled() bool {
-	if !s.coord.up() {
+	if !s.cl.up() {
 		return false
 	}
 	for _, g := range s.groups {
@@ -457,7 +483,7 @@ func (s *sim) settled() bool {
 		if g.unstable > 0 {
 			return false
 		}
-		if gr := s.coord.group(g.name); gr == nil || gr.State() != group.Stable {
+		if gr := s.cl.of(g.name).group(g.name); gr == nil || gr.State() != group.Stable {
 			return false
 		}
 		for i := range g.topics {
@@ -471,15 +497,15 @@ func (s *sim) settled() bool {
 
 // unsettled says why the groups are not settled.
 func (s *sim) unsettled() string {
-	if !s.coord.up() {
-		return "no coordinator is serving"
+	if !s.cl.up() {
+		return "no coordinator is serving " + s.cl.down()
 	}
 	var why []string
 	for _, g := range s.groups {
 		if g.live == 0 {
 			continue
 		}
-		if gr := s.coord.group(g.name); gr == nil {
+		if gr := s.cl.of(g.name).group(g.name); gr == nil {
 			why = append(why, fmt.Sprintf("group %s does not exist or cannot serve", g.name))
 		} else if st := gr.State(); st != group.Stable {
 			why = append(why, fmt.Sprintf("group %s is %v in generation %d", g.name, st, gr.Generation()))

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	cnode "github.com/regroup-dev/regroup/coordinator/node"
 	"github.com/regroup-dev/regroup/coordinator/store"
@@ -23,15 +24,21 @@ import (
 // crashes and stop-the-world pauses of the leader's process, and the
 // election of the next leader.
 type coordinator struct {
-	s    *sim
-	cfg  cnode.Config
-	sc   scenario.Coordinator
-	data *memstore.Data
+	s     *sim
+	shard int    // its index in cluster.shards
+	name  string // in the trace: coord, or coord/SHARD when there are several
+	cfg   cnode.Config
+	sc    scenario.Coordinator
+	data  *memstore.Data
 	// lead is the leader members reach, or nil while none serves; upAt is
-	// when the next one takes over.
-	lead  *leader
-	upAt  int64
-	terms int
+	// when the next one takes over, and gapErr what calls hear until then.
+	lead   *leader
+	upAt   int64
+	gapErr error
+	terms  int
+	// electing: a next leader is being elected (its takeover is
+	// scheduled at upAt); the leader in lead, if any, is deposed.
+	electing bool
 	// durable is false when no leader ever loads from the store (no
 	// failover, no coordinator pause): then records need not be encoded.
 	durable bool
@@ -44,8 +51,9 @@ type coordinator struct {
 	idsrc   *idSource
 }
 
-// leader is one coordinator process during its term.
+// leader is one coordinator process during its term of one shard.
 type leader struct {
+	c     *coordinator
 	term  int
 	n     *cnode.Node
 	st    *memstore.Store
@@ -93,16 +101,19 @@ func (i *idSource) MemberID(prefix string) string {
 	}
 }
 
-func newCoordinator(s *sim) *coordinator {
+func newCoordinator(s *sim, shard int, name string) *coordinator {
 	c := &coordinator{
-		s:     s,
-		sc:    s.sc.Coordinator,
-		data:  &memstore.Data{},
-		idsrc: &idSource{s: s, used: map[string]bool{}},
+		s:      s,
+		shard:  shard,
+		name:   name,
+		sc:     s.sc.Coordinator,
+		data:   &memstore.Data{},
+		gapErr: errConnection,
+		idsrc:  s.ids,
 	}
 	c.cfg = cnode.Config{Group: c.sc.Group, IDs: c.idsrc}
 	// The scenario's topics are in the store before the first leader
-	// loads it.
+	// loads it: every shard's leader sees the whole registry.
 	initial := c.data.Open()
 	for _, t := range s.sc.Topics {
 		if err := initial.PutTopic(context.Background(), &regroupv1.Topic{Name: t.Name, Partitions: t.Partitions}); err != nil {
@@ -111,11 +122,10 @@ func newCoordinator(s *sim) *coordinator {
 	}
 	for _, a := range s.sc.Actions {
 		switch a.Do.(type) {
-		case scenario.Failover, scenario.PauseCoordinator:
+		case scenario.Failover, scenario.PauseCoordinator, scenario.AddCoordinator, scenario.RemoveCoordinator:
 			c.durable = true
 		}
 	}
-	c.takeOver()
 	return c
 }
 
@@ -146,7 +156,7 @@ func (c *coordinator) apply(l *leader, out cnode.Output) {
 		c.s.groupStep(o.Group, o.Event)
 	}
 	for _, f := range out.Faults {
-		c.s.tracef("coord", "fault handled: %s", f.Detail)
+		c.s.tracef(c.name, "fault handled: %s", f.Detail)
 		c.s.metrics.StoreFaults++
 	}
 	for _, w := range out.Writes {
@@ -159,7 +169,7 @@ func (c *coordinator) apply(l *leader, out cnode.Output) {
 		c.deliver(r)
 	}
 	if out.Ended != "" {
-		c.s.tracef("coord", "term %d ended: %s", l.term, out.Ended)
+		c.s.tracef(c.name, "term %d ended: %s", l.term, out.Ended)
 		l.timerTok++
 		return
 	}
@@ -277,7 +287,7 @@ func (c *coordinator) input(l *leader, e event) {
 // refused.
 func (c *coordinator) receive(p *process, id uint64, msg proto.Message, timeout int64) {
 	if c.lead == nil {
-		c.s.sendReply(p, id, nil, errConnection)
+		c.s.sendReply(p, id, nil, c.gapErr)
 		return
 	}
 	c.input(c.lead, event{kind: evToCoord, proc: p, tok: id, msg: msg, dur: timeout})
@@ -299,7 +309,7 @@ func (c *coordinator) request(l *leader, p *process, id uint64, msg proto.Messag
 // later change), and one made while no leader serves waits for the next.
 func (c *coordinator) putTopic(name string) {
 	if c.lead == nil || c.lead.pausedAt >= 0 {
-		c.s.at(max(c.upAt, c.s.now+int64(time.Second)), event{kind: evTopic, name: name})
+		c.s.at(max(c.upAt, c.s.now+int64(time.Second)), event{kind: evTopic, name: name, idx: c.shard})
 		return
 	}
 	t := &regroupv1.Topic{Name: name, Partitions: c.s.topics[name]}
@@ -320,8 +330,8 @@ func (c *coordinator) deliver(r group.Reply) {
 	c.retire(w)
 	switch {
 	case topic != nil && r.Err != nil:
-		c.s.tracef("coord", "topic %s not stored (%v); the operator retries in 1s", topic.GetName(), r.Err)
-		c.s.at(c.s.now+int64(time.Second), event{kind: evTopic, name: topic.GetName()})
+		c.s.tracef(c.name, "topic %s not stored (%v); the operator retries in 1s", topic.GetName(), r.Err)
+		c.s.at(c.s.now+int64(time.Second), event{kind: evTopic, name: topic.GetName(), idx: c.shard})
 	case topic != nil:
 	case !late:
 		c.s.sendReply(proc, id, r.Msg, r.Err)
@@ -392,9 +402,29 @@ func (c *coordinator) failover(gap int64) {
 		c.deliver(r)
 	}
 	l.timerTok++
-	c.lead = nil
-	c.upAt = c.s.now + gap
-	c.s.at(c.upAt, event{kind: evLeader})
+	c.s.metrics.ShardFailovers++
+	c.lead, c.gapErr = nil, errConnection
+	c.upAt, c.electing = c.s.now+gap, true
+	c.s.at(c.upAt, event{kind: evLeader, idx: c.shard})
+}
+
+// handoff hands the shard off gracefully (why says to whom): its leader
+// answers every waiting call NOT_COORDINATOR and resigns; its store
+// writes already under way still land, or are fenced once the next leader
+// holds the shard. The next leader serves Election later, once elected
+// and loaded; until then calls are refused as retriable.
+func (c *coordinator) handoff(why string) {
+	l := c.lead
+	err := regroup.Errorf(regroup.CodeNotCoordinator, "this coordinator handed the group's shard off; retry on its new leader")
+	for _, r := range l.n.End(why, err).Replies {
+		c.deliver(r)
+	}
+	l.timerTok++
+	c.s.tracef(c.name, "term %d ended: %s", l.term, why)
+	c.s.metrics.Handoffs++
+	c.lead, c.gapErr = nil, errHandoff
+	c.upAt, c.electing = c.s.now+c.s.cl.handoffGap(), true
+	c.s.at(c.upAt, event{kind: evLeader, idx: c.shard})
 }
 
 // pause freezes the leader's process for d. If its lease ends meanwhile, a
@@ -405,15 +435,16 @@ func (c *coordinator) pause(d int64) {
 	c.s.at(c.s.now+d, event{kind: evCoordWake, lead: l})
 	expiry := c.validUntil(l)
 	if c.s.now+d < expiry {
-		c.s.tracef("coord", "the leader's process freezes for %v, within its lease", time.Duration(d))
+		c.s.tracef(c.name, "the leader's process freezes for %v, within its lease", time.Duration(d))
 		return
 	}
 	l.lostAt = expiry
-	c.upAt = expiry + int64(c.sc.Election)
-	c.s.tracef("coord", "the leader's process freezes for %v; its lease ends at %s and a new leader serves from %s",
+	c.upAt, c.electing = expiry+int64(c.sc.Election), true
+	c.s.tracef(c.name, "the leader's process freezes for %v; its lease ends at %s and a new leader serves from %s",
 		time.Duration(d), fmtTime(expiry), fmtTime(c.upAt))
 	c.s.pending++ // until the new leader serves
-	c.s.at(c.upAt, event{kind: evLeader})
+	c.s.metrics.ShardFailovers++
+	c.s.at(c.upAt, event{kind: evLeader, idx: c.shard})
 }
 
 // wake resumes a frozen leader: what reached it meanwhile is handled now,
@@ -422,12 +453,15 @@ func (c *coordinator) wake(l *leader) {
 	l.pausedAt = -1
 	queued := l.queued
 	l.queued = nil
-	c.s.tracef("coord", "term %d: the leader's process wakes with %d queued inputs", l.term, len(queued))
+	c.s.tracef(c.name, "term %d: the leader's process wakes with %d queued inputs", l.term, len(queued))
 	for _, e := range queued {
 		c.input(l, e)
 	}
 	if l.n.Ended() == "" {
 		c.step(l, cnode.Tick{})
+	}
+	if len(c.s.cl.shards) > 1 {
+		c.s.cl.woke()
 	}
 }
 
@@ -436,7 +470,11 @@ func (c *coordinator) wake(l *leader) {
 // is deposed: its store writes are fenced from now on.
 func (c *coordinator) takeOver() {
 	c.terms++
-	l := &leader{term: c.terms, st: c.data.Open(), start: c.s.now, pausedAt: -1, lostAt: -1, timerAt: -1}
+	c.electing = false
+	l := &leader{c: c, term: c.terms, st: c.data.Open(), start: c.s.now, pausedAt: -1, lostAt: -1, timerAt: -1}
+	if len(c.s.cl.shards) > 1 {
+		c.s.tracef(c.name, "term %d: %s leads the shard", l.term, c.s.cl.leader[c.shard])
+	}
 	snap, err := l.st.Load(context.Background())
 	if err != nil {
 		panic(fmt.Sprintf("simulator: loading the memory store: %v", err))
@@ -448,7 +486,7 @@ func (c *coordinator) takeOver() {
 	}
 	for _, id := range l.n.GroupIDs() {
 		if g, err := l.n.Group(id); err == nil {
-			c.s.tracef("coord", "%s: restored %v generation %d", id, g.State(), g.Generation())
+			c.s.tracef(c.name, "%s: restored %v generation %d", id, g.State(), g.Generation())
 		}
 	}
 	c.lead = l

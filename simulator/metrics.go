@@ -35,6 +35,14 @@ type Metrics struct {
 	Moved   int `json:"moved"`
 	Revoked int `json:"revoked"`
 	Lost    int `json:"lost"`
+	// Shards is how many shards the groups were spread over; Handoffs
+	// counts the shards handed off gracefully from one coordinator to
+	// another, and ShardFailovers those whose leader died or was deposed
+	// and that a new leader took over (one per shard: a process that led
+	// three shards counts three).
+	Shards         int `json:"shards"`
+	Handoffs       int `json:"handoffs"`
+	ShardFailovers int `json:"shard_failovers"`
 	// StoreFaults counts the failed or unacknowledged store operations
 	// the coordinator handled (see the store and pause-coordinator
 	// commands).
@@ -437,6 +445,10 @@ func (m *Metrics) Value(metric scenario.Metric, since time.Duration, cause strin
 		return float64(m.Violations), true
 	case scenario.MetricFatal:
 		return float64(m.Fatal), true
+	case scenario.MetricHandoffs:
+		return float64(m.Handoffs), true
+	case scenario.MetricFailovers:
+		return float64(m.ShardFailovers), true
 	}
 	return 0, false
 }

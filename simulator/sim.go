@@ -145,7 +145,8 @@ type sim struct {
 
 	trace     *bufio.Writer
 	traceHash hash.Hash
-	coord     *coordinator
+	cl        *cluster
+	ids       *idSource // member ids, unique across the shards
 	net       network
 	groups    []*groupState
 	byGroup   map[string]*groupState

@@ -47,6 +47,9 @@ func Summary(w io.Writer, res *simulator.Result) error {
 	p("liveness", "%s", liveness(res))
 	p("messages", "%d", m.Messages)
 	p("fatal", "%d member processes failed", m.Fatal)
+	if m.Shards > 1 {
+		p("shards", "%d: %d handed off, %d failed over", m.Shards, m.Handoffs, m.ShardFailovers)
+	}
 	p("violations", "%d", len(res.Violations))
 	if len(res.Failed) == 0 {
 		p("expectations", "all held")

@@ -89,8 +89,9 @@ func (s *Scenario) Set(param, value string) error {
 	case "failover-gap":
 		s.Coordinator.FailoverGap = d
 		for i, a := range s.Actions {
-			if _, ok := a.Do.(Failover); ok {
-				s.Actions[i].Do = Failover{Gap: d}
+			if f, ok := a.Do.(Failover); ok {
+				f.Gap = d
+				s.Actions[i].Do = f
 			}
 		}
 	case "write-latency":

@@ -17,32 +17,34 @@ import (
 
 // usage is every command's synopsis, for error messages.
 var usage = map[string]string{
-	"seed":              "seed N",
-	"coordinator":       "coordinator [initial-delay=D] [min-session=D] [max-session=D] [max-rebalance=D] [max-size=N] [new-member-timeout=D] [empty-retention=D] [history=N] [lease-ttl=D] [election=D] [failover-gap=D] [write-latency=D|D..D]",
-	"network":           "network [delay=D|D..D] [loss=P]",
-	"topic":             "topic NAME partitions=N",
-	"group":             "group NAME " + memberUsage,
-	"run":               "run until=D",
-	"expect":            "expect METRIC{=,<=,>=,<,>}VALUE [since=D] [cause=KIND] [protocol=classic|next]",
-	"at":                "at TIME COMMAND ARGS... [repeat=N every=D]",
-	"join":              "join MEMBERS [group=G] " + memberUsage + " [stagger=D]",
-	"leave":             "leave MEMBERS [stagger=D]",
-	"crash":             "crash MEMBERS [stagger=D]",
-	"restart":           "restart MEMBERS [down=D] [crash] [new-instance] [stagger=D]",
-	"pause":             "pause MEMBERS for=D [stagger=D]",
-	"partition":         "partition MEMBERS [for=D] [stagger=D]",
-	"heal":              "heal MEMBERS [stagger=D]",
-	"slow":              "slow MEMBERS [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [stagger=D]",
-	"failover":          "failover [gap=D]",
-	"store":             "store fail|lose-acks|slow for=D [latency=D|D..D]",
-	"pause-coordinator": "pause-coordinator for=D",
-	"churn":             "churn every=D for=D [kinds=restart,crash,pause] [down=D] [pause=D|D..D] [group=G]",
+	"seed":               "seed N",
+	"coordinator":        "coordinator [initial-delay=D] [min-session=D] [max-session=D] [max-rebalance=D] [max-size=N] [new-member-timeout=D] [empty-retention=D] [history=N] [lease-ttl=D] [election=D] [failover-gap=D] [write-latency=D|D..D] [coordinators=N] [shards=N]",
+	"network":            "network [delay=D|D..D] [loss=P]",
+	"topic":              "topic NAME partitions=N",
+	"group":              "group NAME " + memberUsage,
+	"run":                "run until=D",
+	"expect":             "expect METRIC{=,<=,>=,<,>}VALUE [since=D] [cause=KIND] [protocol=classic|next]",
+	"at":                 "at TIME COMMAND ARGS... [repeat=N every=D]",
+	"join":               "join MEMBERS [group=G] " + memberUsage + " [stagger=D]",
+	"leave":              "leave MEMBERS [stagger=D]",
+	"crash":              "crash MEMBERS [stagger=D]",
+	"restart":            "restart MEMBERS [down=D] [crash] [new-instance] [stagger=D]",
+	"pause":              "pause MEMBERS for=D [stagger=D]",
+	"partition":          "partition MEMBERS [for=D] [stagger=D]",
+	"heal":               "heal MEMBERS [stagger=D]",
+	"slow":               "slow MEMBERS [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [stagger=D]",
+	"failover":           "failover [gap=D] [coordinator=NAME]",
+	"store":              "store fail|lose-acks|slow for=D [latency=D|D..D]",
+	"pause-coordinator":  "pause-coordinator for=D [coordinator=NAME]",
+	"add-coordinator":    "add-coordinator",
+	"remove-coordinator": "remove-coordinator NAME",
+	"churn":              "churn every=D for=D [kinds=restart,crash,pause] [down=D] [pause=D|D..D] [group=G]",
 }
 
 const memberUsage = "[topics=T,...] [assignors=A,...] [static|dynamic] [leave-on-stop] [session=D] [rebalance=D] [heartbeat=D] [margin=D] [backoff=D..D] [on-assigned=D|D..D] [on-revoked=D|D..D] [on-lost=D|D..D] [assign-time=D|D..D] [drift=P] [heartbeats=held|classic] [protocol=classic|next]"
 
 // timedCommands are the commands that follow "at TIME".
-var timedCommands = []string{"join", "leave", "crash", "restart", "pause", "partition", "heal", "slow", "failover", "store", "pause-coordinator", "topic", "network", "churn"}
+var timedCommands = []string{"join", "leave", "crash", "restart", "pause", "partition", "heal", "slow", "failover", "store", "pause-coordinator", "add-coordinator", "remove-coordinator", "topic", "network", "churn"}
 
 // setupCommands are the commands that stand alone on a line.
 var setupCommands = []string{"seed", "coordinator", "network", "topic", "group", "run", "expect", "at"}
@@ -337,9 +339,11 @@ func Parse(name, text string) (*Scenario, error) {
 			Name: name,
 			Seed: 1,
 			Coordinator: Coordinator{
-				Group:    group.DefaultConfig(),
-				LeaseTTL: 5 * time.Second,
-				Election: 500 * time.Millisecond,
+				Group:        group.DefaultConfig(),
+				LeaseTTL:     5 * time.Second,
+				Election:     500 * time.Millisecond,
+				Coordinators: 1,
+				Shards:       1,
 			},
 			Network: Network{Delay: Dist{Min: time.Millisecond, Max: 5 * time.Millisecond}},
 		},
@@ -492,6 +496,14 @@ func (p *parser) coordinator(f []string) error {
 		return err
 	}
 	c.Group.MaxSize, c.Group.HistoryLimit = int(size), int(hist)
+	coords, shards := int64(c.Coordinators), int64(c.Shards)
+	if err := a.integer("coordinators", 1, 100, &coords); err != nil {
+		return err
+	}
+	if err := a.integer("shards", 1, 4096, &shards); err != nil {
+		return err
+	}
+	c.Coordinators, c.Shards = int(coords), int(shards)
 	if err := a.dist("write-latency", &c.WriteLatency); err != nil {
 		return err
 	}
@@ -703,7 +715,7 @@ func (p *parser) expect(n int, f []string) error {
 			return fmt.Errorf("expect: %s: %q: %w", name, rest, err)
 		}
 		e.Value = d.Seconds()
-	case MetricRebalances, MetricGeneration, MetricMoved, MetricRevoked, MetricLost, MetricMessages, MetricViolations, MetricFatal:
+	case MetricRebalances, MetricGeneration, MetricMoved, MetricRevoked, MetricLost, MetricMessages, MetricViolations, MetricFatal, MetricHandoffs, MetricFailovers:
 		v, err := strconv.ParseInt(rest, 10, 64)
 		if err != nil {
 			return fmt.Errorf("expect: %s: %q is not a whole number", name, rest)
@@ -763,6 +775,7 @@ func metricNames() []string {
 		string(MetricRebalances), string(MetricGeneration), string(MetricMoved), string(MetricRevoked),
 		string(MetricLost), string(MetricUnowned), string(MetricNotProcessing), string(MetricRebalanceMedian), string(MetricRebalanceMax),
 		string(MetricStable) + " (or stable-within)", string(MetricMessages), string(MetricViolations), string(MetricFatal),
+		string(MetricHandoffs), string(MetricFailovers),
 	}
 }
 
@@ -850,7 +863,8 @@ func (p *parser) timed(n int, a *args) ([]timedCmd, error) {
 		if err := a.duration("gap", &f.Gap); err != nil {
 			return nil, err
 		}
-		return []timedCmd{{cmd: f}}, nil
+		f.Coordinator, _ = a.get("coordinator")
+		return []timedCmd{{cmd: f}}, a.finish()
 	case "store":
 		pos, err := a.positional(1, "the fault (fail, lose-acks or slow)")
 		if err != nil {
@@ -883,7 +897,19 @@ func (p *parser) timed(n int, a *args) ([]timedCmd, error) {
 		if c.For <= 0 {
 			return nil, fmt.Errorf("pause-coordinator: give for=D; usage: %s", usage["pause-coordinator"])
 		}
+		c.Coordinator, _ = a.get("coordinator")
 		return []timedCmd{{cmd: c}}, a.finish()
+	case "add-coordinator":
+		if _, err := a.positional(0, ""); err != nil {
+			return nil, err
+		}
+		return []timedCmd{{cmd: AddCoordinator{}}}, a.finish()
+	case "remove-coordinator":
+		pos, err := a.positional(1, "the coordinator to remove (c1, c2, ...)")
+		if err != nil {
+			return nil, err
+		}
+		return []timedCmd{{cmd: RemoveCoordinator{Name: pos[0]}}}, a.finish()
 	case "topic":
 		t, err := p.topic(a)
 		if err != nil {
@@ -1123,9 +1149,37 @@ func (p *parser) finish() error {
 	}
 	sort.SliceStable(p.actions, func(i, k int) bool { return p.actions[i].At < p.actions[k].At })
 	joined := map[string]string{}
+	coords := map[string]bool{}
+	for i := range sc.Coordinator.Coordinators {
+		coords[CoordinatorName(i)] = true
+	}
+	next := sc.Coordinator.Coordinators
+	coordinator := func(a *Action, name string) error {
+		if name != "" && !coords[name] {
+			return fail(a.Line, "%s: no coordinator %s runs at %v (they are c1 to c%d, less those removed)", a.Verb(), name, a.At, next)
+		}
+		return nil
+	}
 	for i := range p.actions {
 		a := &p.actions[i]
 		switch c := a.Do.(type) {
+		case AddCoordinator:
+			c.Name = CoordinatorName(next)
+			next++
+			coords[c.Name] = true
+			a.Do = c
+		case RemoveCoordinator:
+			if err := coordinator(a, c.Name); err != nil {
+				return err
+			}
+			if len(coords) == 1 {
+				return fail(a.Line, "remove-coordinator: %s is the last coordinator; add another first", c.Name)
+			}
+			delete(coords, c.Name)
+		case PauseCoordinator:
+			if err := coordinator(a, c.Coordinator); err != nil {
+				return err
+			}
 		case Join:
 			if g, ok := joined[c.Member]; ok && g != c.Group {
 				return fail(a.Line, "join: %s joined group %s before; a member belongs to one group", c.Member, g)
@@ -1137,6 +1191,9 @@ func (p *parser) finish() error {
 				}
 			}
 		case Failover:
+			if err := coordinator(a, c.Coordinator); err != nil {
+				return err
+			}
 			if c.Gap == 0 {
 				c.Gap = sc.Coordinator.Gap()
 				a.Do = c
@@ -1228,6 +1285,10 @@ func (a Action) Verb() string {
 		return "store"
 	case PauseCoordinator:
 		return "pause-coordinator"
+	case AddCoordinator:
+		return "add-coordinator"
+	case RemoveCoordinator:
+		return "remove-coordinator"
 	case SetTopic:
 		return "topic"
 	case SetNetwork:

@@ -179,6 +179,12 @@ func TestErrors(t *testing.T) {
 		{"at 1s join m1", "no topic"},
 		{top + "at 1s churn every=1s", "line 2: churn: missing for=D"},
 		{top + "at 1s churn every=1s for=1m kinds=meteor", "line 2: churn: unknown kind \"meteor\""},
+		{top + "coordinator shards=0", "line 2: coordinator: shards"},
+		{top + "coordinator coordinators=2\nat 1s remove-coordinator c3", "line 3: remove-coordinator: no coordinator c3 runs at 1s"},
+		{top + "at 1s remove-coordinator c1", "line 2: remove-coordinator: c1 is the last coordinator; add another first"},
+		{top + "coordinator coordinators=2\nat 1s remove-coordinator c2\nat 2s failover coordinator=c2", "line 4: failover: no coordinator c2 runs at 2s"},
+		{top + "at 1s add-coordinator c2", "line 2: add-coordinator: unexpected argument \"c2\""},
+		{top + "at 1s add-coordinator\nat 2s pause-coordinator for=1s coordinator=c2\nat 3s pause-coordinator for=1s coordinator=c3", "line 4: pause-coordinator: no coordinator c3 runs at 3s"},
 	} {
 		_, err := Parse("s.sim", tc.text)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -21,8 +21,11 @@ import (
 // than the lease (a deposed leader that wakes), store faults (failed
 // writes, lost acknowledgements, slow writes), topic growth, slow
 // revocations and network changes (a lossy network becomes reliable again
-// after the last disturbance). Store writes take 0 to 5 ms. The run lasts
-// until the liveness bound after the last disturbance; its seed is seed.
+// after the last disturbance). Store writes take 0 to 5 ms. A third of the
+// seeds also run 2 to 4 coordinators over 1 to 16 shards, with a second
+// group and coordinators joining, leaving, killed and frozen
+// (shardedActions). The run lasts until the liveness bound after the last
+// disturbance; its seed is seed.
 func Random(seed uint64) string {
 	r := rand.New(rand.NewPCG(seed, 0xc0ffee))
 	var b strings.Builder
@@ -35,8 +38,19 @@ func Random(seed uint64) string {
 	line("# Random scenario %d (regroup sim run --random %d).", seed, seed)
 	line("seed %d", seed)
 	ttl := dur(2*time.Second, 6*time.Second).Round(100 * time.Millisecond)
-	line("coordinator initial-delay=%v lease-ttl=%v election=%v write-latency=0s..%v", dur(0, 3*time.Second), ttl,
-		dur(100*time.Millisecond, time.Second), dur(0, 5*time.Millisecond))
+	// A third of the seeds run several coordinators over shards. They are
+	// drawn from a second source, so that the rest of each scenario is
+	// what it was before shards existed.
+	r2 := rand.New(rand.NewPCG(seed, 0x5ba2d))
+	sharded := r2.IntN(3) == 0
+	cluster := ""
+	coords := 1
+	if sharded {
+		coords = 2 + r2.IntN(3)
+		cluster = fmt.Sprintf(" coordinators=%d shards=%d", coords, 1+r2.IntN(16))
+	}
+	line("coordinator initial-delay=%v lease-ttl=%v election=%v write-latency=0s..%v%s", dur(0, 3*time.Second), ttl,
+		dur(100*time.Millisecond, time.Second), dur(0, 5*time.Millisecond), cluster)
 	loss, lossy := "0", false
 	if r.IntN(10) < 3 {
 		lossy = true
@@ -122,6 +136,9 @@ func Random(seed uint64) string {
 			line("at %v pause-coordinator for=%v", at, dur(100*time.Millisecond, 3*ttl))
 		}
 	}
+	if sharded {
+		shardedActions(r2, line, coords, ttl)
+	}
 	if lossy {
 		// Loss is a fault that never ends: end it, so that liveness can be
 		// checked.
@@ -129,4 +146,43 @@ func Random(seed uint64) string {
 	}
 	line("expect violations=0")
 	return b.String()
+}
+
+// shardedActions adds to a random scenario with coords coordinators a
+// second group, h, of 2 to 4 members (so that the groups may sit on
+// different shards), and 1 to 4 coordinator changes between 10 s and
+// 2 min, drawn from r: coordinators joining, leaving gracefully, killed
+// or frozen (for up to 3 lease TTLs), each naming a coordinator that runs
+// at that time.
+func shardedActions(r *rand.Rand, line func(string, ...any), coords int, ttl time.Duration) {
+	dur := func(lo, hi time.Duration) time.Duration {
+		return (lo + time.Duration(r.Int64N(int64(hi-lo)+1))).Round(time.Millisecond)
+	}
+	line("group h")
+	line("at 0s join h1..h%d group=h", 2+r.IntN(3))
+	live := make([]string, coords)
+	for i := range live {
+		live[i] = CoordinatorName(i)
+	}
+	times := make([]time.Duration, 1+r.IntN(4))
+	for i := range times {
+		times[i] = dur(10*time.Second, 120*time.Second).Round(100 * time.Millisecond)
+	}
+	slices.Sort(times)
+	for _, at := range times {
+		c := live[r.IntN(len(live))]
+		switch k := r.IntN(4); {
+		case k == 0:
+			live = append(live, CoordinatorName(coords))
+			coords++
+			line("at %v add-coordinator", at)
+		case k == 1 && len(live) > 1:
+			live = slices.DeleteFunc(live, func(l string) bool { return l == c })
+			line("at %v remove-coordinator %s", at, c)
+		case k == 2:
+			line("at %v pause-coordinator for=%v coordinator=%s", at, dur(100*time.Millisecond, 3*ttl), c)
+		default:
+			line("at %v failover coordinator=%s", at, c)
+		}
+	}
 }

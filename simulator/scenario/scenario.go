@@ -12,6 +12,7 @@
 package scenario
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/regroup-dev/regroup/coordinator/group"
@@ -60,7 +61,17 @@ type Coordinator struct {
 	// WriteLatency is how long a store write takes (default 0: done at
 	// the instant it is issued, after the step that issued it).
 	WriteLatency Dist
+	// Coordinators is how many coordinator processes run at the start,
+	// named c1, c2, ... (default 1), and Shards how many shards the groups
+	// are spread over (default 1): a group belongs to the shard its id
+	// hashes to (coordinator/shard.Of), and coordinator/shard.Plan places
+	// the shards on the coordinators, as regroup serve does.
+	Coordinators, Shards int
 }
+
+// CoordinatorName returns the name of coordinator process i (from 0): c1,
+// c2, ...
+func CoordinatorName(i int) string { return fmt.Sprintf("c%d", i+1) }
 
 // Gap returns how long no coordinator serves after a leader dies: the
 // FailoverGap if set, else what a real failover takes with these
@@ -158,7 +169,7 @@ type Action struct {
 	// Do is what happens: one of the command types of this package
 	// (Join, Leave, Crash, Restart, Pause, Partition, Heal, Slow,
 	// Failover, StoreFault, PauseCoordinator, SetTopic, SetNetwork,
-	// Churn).
+	// Churn, AddCoordinator, RemoveCoordinator).
 	Do Command
 }
 
@@ -166,20 +177,22 @@ type Action struct {
 // package.
 type Command interface{ command() }
 
-func (Join) command()             {}
-func (Leave) command()            {}
-func (Crash) command()            {}
-func (Restart) command()          {}
-func (Pause) command()            {}
-func (Partition) command()        {}
-func (Heal) command()             {}
-func (Slow) command()             {}
-func (Failover) command()         {}
-func (StoreFault) command()       {}
-func (PauseCoordinator) command() {}
-func (SetTopic) command()         {}
-func (SetNetwork) command()       {}
-func (Churn) command()            {}
+func (Join) command()              {}
+func (Leave) command()             {}
+func (Crash) command()             {}
+func (Restart) command()           {}
+func (Pause) command()             {}
+func (Partition) command()         {}
+func (Heal) command()              {}
+func (Slow) command()              {}
+func (Failover) command()          {}
+func (StoreFault) command()        {}
+func (PauseCoordinator) command()  {}
+func (SetTopic) command()          {}
+func (SetNetwork) command()        {}
+func (Churn) command()             {}
+func (AddCoordinator) command()    {}
+func (RemoveCoordinator) command() {}
 
 // Join starts a member process that joins Group with Config.
 type Join struct {
@@ -228,10 +241,29 @@ type Slow struct {
 	OnAssigned, OnRevoked, OnLost *Dist
 }
 
-// Failover makes the coordinator lose its leadership; a new one loads the
-// groups from the store Gap later (Parse fills in the Coordinator's
-// FailoverGap when the command gives none).
-type Failover struct{ Gap time.Duration }
+// Failover kills a coordinator's process (Coordinator, or the one that
+// leads the first group's shard if ""); a new process takes its place at
+// once, and leads its shards, loading their groups from the store, Gap
+// later, once the dead one's lease has ended (Parse fills in the
+// Coordinator's FailoverGap when the command gives none). The shards of
+// the other coordinators are not touched.
+type Failover struct {
+	Gap         time.Duration
+	Coordinator string
+}
+
+// AddCoordinator starts coordinator process Name (the next of c1, c2, ...):
+// the shards that coordinator/shard.Plan moves to it are handed off, each
+// by a graceful handoff: its leader answers its waiting calls, stops and
+// resigns, and the new one loads the shard's groups from the store and
+// serves them Election later, granting every member a full session, as
+// after a failover.
+type AddCoordinator struct{ Name string }
+
+// RemoveCoordinator stops coordinator process Name gracefully: its shards
+// are handed off (see AddCoordinator) to the others as
+// coordinator/shard.Plan places them.
+type RemoveCoordinator struct{ Name string }
 
 // StoreFaultKind is what goes wrong with the store.
 type StoreFaultKind string
@@ -254,12 +286,16 @@ type StoreFault struct {
 	Latency Dist
 }
 
-// PauseCoordinator freezes the leading coordinator's process for For (a
-// SIGSTOP, a long GC, a frozen VM): it does nothing, and its keep-alives
-// stop. If its lease ends meanwhile, a new leader is elected Election
-// later and serves; the old one wakes with stale timers and queued calls,
-// deposed, and must deliver nothing.
-type PauseCoordinator struct{ For time.Duration }
+// PauseCoordinator freezes a coordinator's process (Coordinator, or the
+// one that leads the first group's shard if "") for For (a SIGSTOP, a long
+// GC, a frozen VM): it does nothing, and its keep-alives stop. If its
+// lease ends meanwhile, a new leader of each of its shards is elected
+// Election later and serves; the old one wakes with stale timers and
+// queued calls, deposed, and must deliver nothing.
+type PauseCoordinator struct {
+	For         time.Duration
+	Coordinator string
+}
 
 // SetTopic creates a topic or changes its partition count.
 type SetTopic struct{ Topic Topic }
@@ -335,6 +371,8 @@ const (
 	MetricMessages        Metric = "messages"
 	MetricViolations      Metric = "violations"
 	MetricFatal           Metric = "fatal"
+	MetricHandoffs        Metric = "handoffs"
+	MetricFailovers       Metric = "failovers"
 )
 
 // Op compares a metric with a value.
@@ -439,6 +477,8 @@ func (s *Scenario) LastDisturbance() time.Duration {
 			end += c.For
 		case PauseCoordinator:
 			end += c.For + s.Coordinator.Gap()
+		case AddCoordinator, RemoveCoordinator:
+			end += s.Coordinator.Election
 		case Churn:
 			end += c.For + max(c.Down+reb, c.Pause.Max)
 		}
