@@ -31,6 +31,7 @@ type limitFlags struct {
 func (f *limitFlags) register(fl *pflag.FlagSet, g *group.Config) {
 	fl.Int32Var(&g.MaxTopicPartitions, "max-topic-partitions", g.MaxTopicPartitions, "most partitions a topic may have (assignments are sized by it)")
 	fl.IntVar(&g.MaxGroups, "max-groups", g.MaxGroups, "most groups this coordinator serves; a join that would create one more is refused (0: no limit)")
+	fl.IntVar(&g.MaxMembers, "max-members", g.MaxMembers, "most members of all groups together; a new member past it is refused as overloaded and retries later, so that load beyond what the coordinator serves waits (0: no limit; see docs/operations.md, sizing)")
 	fl.IntVar(&g.MaxPendingMembers, "max-pending-members", g.MaxPendingMembers, "most member ids a group may have minted (MEMBER_ID_REQUIRED) and not yet seen used")
 	fl.DurationVar(&g.PendingMemberTimeout, "pending-member-timeout", g.PendingMemberTimeout, "how long a minted member id stays valid, and the longest a join barrier waits for such ids once every member has rejoined")
 	fl.IntVar(&g.MaxGroupMetadataBytes, "max-group-metadata-bytes", g.MaxGroupMetadataBytes, "most bytes of protocols, assignments and ids a group's members may hold together; at most half of --max-message-bytes (and of etcd's request limit)")

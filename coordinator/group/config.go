@@ -41,6 +41,11 @@ type Config struct {
 	// MaxGroups caps the groups a coordinator serves; a join that would
 	// create one more is refused. Zero means no cap.
 	MaxGroups int
+	// MaxMembers caps the members of all groups of a coordinator together
+	// (counting the dynamic members told their id): a call that would add
+	// one more is refused as overloaded, retriable, until some leave.
+	// Zero means no cap.
+	MaxMembers int
 	// MaxPendingMembers caps a group's minted member ids that no second
 	// JoinGroup has used yet.
 	MaxPendingMembers int
@@ -108,6 +113,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("regroup: maximum rebalance timeout must be positive, got %v", c.MaxRebalanceTimeout)
 	case c.InitialRebalanceDelay < 0:
 		return fmt.Errorf("regroup: initial rebalance delay must not be negative, got %v", c.InitialRebalanceDelay)
+	case c.MaxMembers < 0:
+		return fmt.Errorf("regroup: member limit must not be negative (0 means no limit), got %d", c.MaxMembers)
 	case c.MaxSize < 0:
 		return fmt.Errorf("regroup: maximum group size must not be negative (0 means no limit), got %d", c.MaxSize)
 	case c.NewMemberJoinTimeout <= 0:

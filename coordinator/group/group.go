@@ -309,6 +309,16 @@ func (g *Group) Unowned() int { return g.unowned }
 // back.
 func (g *Group) Forming() bool { return !g.formed }
 
+// Admitted returns how many members the group counts against a
+// coordinator's limit (node.Config.MaxMembers): its members, and the
+// dynamic members told their id (MEMBER_ID_REQUIRED) and expected back.
+func (g *Group) Admitted() int { return len(g.members) + g.pending.len() }
+
+// HasInstance reports whether a static member with instance id inst is a
+// member of the group: a JoinGroup or Reconcile of a restarted process
+// that takes its place adds nobody.
+func (g *Group) HasInstance(inst string) bool { return g.instances[inst] != nil }
+
 // HasMember reports whether id is a member of the group.
 func (g *Group) HasMember(id string) bool {
 	_, ok := g.members[id]

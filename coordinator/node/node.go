@@ -75,6 +75,9 @@ type Node struct {
 	tombstones map[string]*storev1.GroupRecord
 	broken     map[string]error
 	registry   map[string]int32
+	// admitted counts the members of all groups (group.Group.Admitted),
+	// against group.Config.MaxMembers.
+	admitted int
 
 	groupKeys    string              // where group records live (store.Snapshot.GroupKeys)
 	topicKeys    string              // and topic records
@@ -118,6 +121,9 @@ type entry struct {
 	loading bool
 	// tomb is the tombstone being written for a deleted group.
 	tomb *storev1.GroupRecord
+	// admitted is what the group counted in Node.admitted at its last
+	// step (group.Group.Admitted).
+	admitted int
 	// created: a join created the group (from origin, its tombstone, if
 	// any); until its first write it is dropped as soon as it is vacant.
 	created bool
@@ -355,6 +361,8 @@ func (n *Node) add(id string, g *group.Group) *entry {
 func (n *Node) forget(e *entry) {
 	n.timers.remove(e)
 	delete(n.groups, e.id)
+	n.admitted -= e.admitted
+	e.admitted = 0
 }
 
 // stepGroup runs one input of e's group and carries out its output. Should
@@ -397,6 +405,8 @@ func (n *Node) safely(e *entry, input func(g *group.Group) group.Output) (out gr
 // after carries out a group step's output: its events are observed, its
 // changes made durable before its replies leave, and its timer re-armed.
 func (n *Node) after(e *entry, out group.Output) {
+	n.admitted += e.g.Admitted() - e.admitted
+	e.admitted = e.g.Admitted()
 	for _, ev := range out.Events {
 		n.out.Observed = append(n.out.Observed, Observed{Group: e.g, Event: ev})
 	}

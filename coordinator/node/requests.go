@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/regroup-dev/regroup"
@@ -15,8 +16,8 @@ func (n *Node) request(r Request) {
 	switch m := r.Msg.(type) {
 	case *regroupv1.JoinGroupRequest:
 		if m.GetMemberId() == "" {
-			if err := n.load.refusal(n.now); err != nil {
-				n.fail(r, err) // new work: shed while overloaded
+			if err := n.newcomerRefusal(m.GetGroupId(), m.GetGroupInstanceId()); err != nil {
+				n.fail(r, err)
 				return
 			}
 		}
@@ -32,8 +33,8 @@ func (n *Node) request(r Request) {
 	case *regroupv1.ReconcileRequest:
 		join := m.GetMemberId() == "" && m.GetMemberEpoch() == 0
 		if join {
-			if err := n.load.refusal(n.now); err != nil {
-				n.fail(r, err) // new work: shed while overloaded
+			if err := n.newcomerRefusal(m.GetGroupId(), m.GetGroupInstanceId()); err != nil {
+				n.fail(r, err)
 				return
 			}
 		}
@@ -102,6 +103,35 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 	if !n.stepGroup(e, step) {
 		n.fail(r, regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "internal error in group %q; it is reloaded from the store: retry shortly", id))
 	}
+}
+
+// newcomerRefusal returns why the node refuses a call that would add a
+// member to group id (a JoinGroup with an empty member id, or a Reconcile
+// join; inst is its static instance id), or nil. New members are new
+// work: shed while the node is overloaded (Overload), and refused while
+// its groups hold group.Config.MaxMembers, an operator's cap at what one
+// coordinator serves, so that load beyond it waits instead of growing
+// until the coordinator is overloaded: shedding reacts once a queue has
+// formed, and the members it let in meanwhile are members it must keep.
+// A static member that takes its own place adds nobody and is not capped.
+// The refusal is COORDINATOR_OVERLOADED with a back-off hint of one
+// interval, which a newcomer doubles with every refusal in a row
+// (member/fsm).
+func (n *Node) newcomerRefusal(id, inst string) error {
+	if err := n.load.refusal(n.now); err != nil {
+		return err
+	}
+	limit := n.cfg.Group.MaxMembers
+	if limit <= 0 || n.admitted < limit {
+		return nil
+	}
+	if e := n.groups[id]; inst != "" && e != nil && e.g != nil && e.g.HasInstance(inst) {
+		return nil
+	}
+	hint := n.load.interval()
+	return regroup.Errorf(regroup.CodeCoordinatorOverloaded,
+		"the coordinator serves its limit of %d members (--max-members) and takes no new ones now; retry in %v",
+		limit, hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
 }
 
 // noteTransit gives the load meter the transit a held call of a member of

@@ -31,7 +31,7 @@ import (
 // the node at every deadline up to T, as the driver's timer would):
 //
 //	topics NAME=COUNT ...            (put in the store directly)
-//	start [at=T] [valid-until=T] [max-groups=N] [overload=D] [transit=D]
+//	start [at=T] [valid-until=T] [max-groups=N] [max-members=N] [overload=D] [transit=D]
 //	     (a new term loads the store; overload is Overload.Delay, transit
 //	     Overload.Transit, with 1 s intervals)
 //	valid-until t=T                  (the term's validity from now on)
@@ -74,6 +74,7 @@ type harness struct {
 	now        time.Duration
 	validUntil time.Duration // 0: no limit
 	maxGroups  int           // 0: the default
+	maxMembers int           // 0: no limit
 	overload   time.Duration // Overload.Delay; 0: none
 	transit    time.Duration // Overload.Transit; 0: none
 	queued     time.Duration // the command's queued=D
@@ -107,6 +108,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		if v, ok := scenario.Arg(d, "max-groups"); ok {
 			h.maxGroups = int(scenario.Int(t, v))
+		}
+		if v, ok := scenario.Arg(d, "max-members"); ok {
+			h.maxMembers = int(scenario.Int(t, v))
 		}
 		if v, ok := scenario.Arg(d, "overload"); ok {
 			h.overload = scenario.Duration(t, v)
@@ -196,6 +200,7 @@ func (h *harness) start(t *testing.T) {
 	if h.maxGroups > 0 {
 		cfg.MaxGroups = h.maxGroups
 	}
+	cfg.MaxMembers = h.maxMembers
 	var validUntil time.Time
 	if h.validUntil > 0 {
 		validUntil = epoch.Add(h.validUntil)
@@ -312,6 +317,9 @@ func (h *harness) load(t *testing.T, d *datadriven.TestData) {
 }
 
 func (h *harness) show(out node.Output) {
+	if err := node.CheckAdmitted(h.n); err != nil {
+		h.printf("  BUG: %v\n", err)
+	}
 	for _, o := range out.Observed {
 		e := o.Event
 		switch e.Kind {

@@ -161,5 +161,19 @@ func TestJoinStormWritesOncePerRebalance(t *testing.T) {
 		if s.writes != 3 {
 			t.Errorf("a group of %d members formed with %d writes, want 3 (the rebalance's start, its barrier and the plan)", members, s.writes)
 		}
+		if err := node.CheckAdmitted(s.n); err != nil {
+			t.Errorf("after a group of %d members formed: %v", members, err)
+		}
+	}
+}
+
+// TestCheckAdmittedFails shows that the check of the node's member count
+// (run after every step of the scenarios) catches a miscount.
+func TestCheckAdmittedFails(t *testing.T) {
+	s := newStorm(10)
+	s.run(t, 10)
+	node.MiscountAdmitted(s.n, 1)
+	if err := node.CheckAdmitted(s.n); err == nil {
+		t.Fatal("CheckAdmitted passed a node that counts one member too many")
 	}
 }
