@@ -460,9 +460,7 @@ func (c *coordinator) wake(l *leader) {
 	if l.n.Ended() == "" {
 		c.step(l, cnode.Tick{})
 	}
-	if len(c.s.cl.shards) > 1 {
-		c.s.cl.woke()
-	}
+	c.s.cl.woke()
 }
 
 // takeOver makes a new leader: a new store term, every group loaded from

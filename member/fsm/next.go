@@ -324,6 +324,7 @@ func (m *NextMember) onError(now time.Time, c call, err error, out *Output) {
 		m.lose(now, out, now)
 		m.revoking, m.queued = nil, nil
 		m.memberID, m.secret, m.epoch, m.revision, m.unknown = "", "", 0, 0, nil
+		m.refusals = 0
 		m.supersede()
 		return
 	}
@@ -337,7 +338,7 @@ func (m *NextMember) onError(now time.Time, c call, err error, out *Output) {
 		return
 	}
 	m.supersede()
-	m.retryLater(now, out, "Reconcile", err, m.memberID == "")
+	m.retryLater(now, out, "Reconcile", err, m.newcomer(m.memberID))
 }
 
 // expire ends what is due at now: revocations whose deadline passed, then

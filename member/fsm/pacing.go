@@ -179,8 +179,8 @@ const maxShedWait = 32 * time.Second
 // shed returns how long to wait before sending again a call (what) that
 // the coordinator shed asking for hint: the hint plus a random part of up
 // to half of it, so that the refused members do not come back together;
-// but within the lease (withinLease). A newcomer (a member with no member
-// id, whose call would add it to a group) doubles the hint for every
+// but within the lease (withinLease). A newcomer (a dynamic member with no
+// member id, whose call would add it to a group) doubles the hint for every
 // refusal in a row before this one, up to maxShedWait (never less than
 // the hint): a coordinator's hint starts again at its shortest whenever
 // its overload pauses, and thousands of refused newcomers, all coming back
@@ -208,6 +208,14 @@ func (b *base) shed(now time.Time, out *Output, what string, hint time.Duration,
 	}
 	b.refusals++
 	return d
+}
+
+// newcomer reports whether a member with member id memberID is a newcomer
+// (see shed): it has no id, and no static instance id either, since a
+// static member's restart takes its own place in the group, which its
+// session keeps only while it does not wait too long.
+func (b *base) newcomer(memberID string) bool {
+	return memberID == "" && b.cfg.InstanceID == ""
 }
 
 // retryLater schedules the next attempt of the machine's call (what) after

@@ -71,7 +71,7 @@ func (m *Member) Response(now time.Time, id uint64, msg proto.Message, err error
 func (m *Member) resetIdentity(now time.Time, out *Output) {
 	m.lose(now, out, now)
 	m.memberID, m.secret, m.generation, m.leader = "", "", -1, false
-	m.hbAt = time.Time{}
+	m.hbAt, m.refusals = time.Time{}, 0
 	m.rejoin(now)
 }
 
@@ -85,14 +85,14 @@ func (m *Member) onJoin(now, sent time.Time, msg proto.Message, err error, out *
 		case errors.Is(err, regroup.ErrMemberIDRequired):
 			e := asError(err)
 			m.memberID, m.secret = e.Metadata[regroup.MetaMemberID], ""
-			m.failures = 0
+			m.failures, m.refusals = 0, 0
 		case errors.Is(err, regroup.ErrUnknownMemberID):
 			m.resetIdentity(now, out)
 		case errors.Is(err, regroup.ErrRebalanceInProgress):
 			// Superseded by another join of ours, or the group changed:
 			// join again.
 		default:
-			m.retryLater(now, out, "JoinGroup", err, m.memberID == "")
+			m.retryLater(now, out, "JoinGroup", err, m.newcomer(m.memberID))
 		}
 		m.next = stepJoin
 		return
