@@ -141,7 +141,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regroup_shed_calls_total",
-			Help: "Calls refused with COORDINATOR_OVERLOADED because the coordinator was overloaded, by method (JoinGroup, ListGroups, DescribeGroup, WatchGroup, and any call of a group not yet formed).",
+			Help: "Calls refused with COORDINATOR_OVERLOADED because the coordinator was overloaded or served its --max-members, by method (JoinGroup, ListGroups, DescribeGroup, WatchGroup, and any call of a group not yet formed).",
 		}, []string{"method"}),
 	}
 	for _, method := range []string{"JoinGroup", "ListGroups", "DescribeGroup", "WatchGroup"} {
