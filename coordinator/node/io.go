@@ -28,7 +28,7 @@ type Input struct {
 	Queued time.Duration
 }
 
-// Event is one of Request, Tick, WriteDone and LoadDone.
+// Event is one of Request, Tick, WriteDone, LoadDone and TopicsStored.
 type Event interface{ event() }
 
 // Request is a call to answer: a group call (*regroupv1.JoinGroupRequest,
@@ -103,10 +103,28 @@ type LoadDone struct {
 	Err error
 }
 
-func (Request) event()   {}
-func (Tick) event()      {}
-func (WriteDone) event() {}
-func (LoadDone) event()  {}
+// TopicsStored is the topic registry as the store holds it, read by the
+// driver after the registry's keys changed there: a change made by another
+// coordinator (the leader of another shard, which shares the registry).
+// The node applies what differs from its own registry as if it had made
+// the change: subscribers rebalance, and groups refused for a broken topic
+// are reloaded. A topic whose record cannot be used (in Broken, or invalid
+// here) keeps the partitions the node knew, with a Fault: a bad record
+// must not take partitions from their owners. While a change of the
+// node's own is being written the node cannot tell whether the read holds
+// it; it asks for another read once that write is done (Output.ReadTopics).
+type TopicsStored struct {
+	Topics []*regroupv1.Topic
+	// Broken maps the name of each topic whose record could not be
+	// decoded to the reason.
+	Broken map[string]error
+}
+
+func (Request) event()      {}
+func (Tick) event()         {}
+func (WriteDone) event()    {}
+func (LoadDone) event()     {}
+func (TopicsStored) event() {}
 
 // WriteID identifies a Write.
 type WriteID uint64
@@ -154,5 +172,8 @@ type Output struct {
 	Loads    []string
 	Observed []Observed
 	Faults   []Fault
-	Ended    string
+	// ReadTopics asks the driver to read the topic registry again and
+	// step the node with it (TopicsStored).
+	ReadTopics bool
+	Ended      string
 }

@@ -229,6 +229,8 @@ func (n *Node) Step(in Input) Output {
 		n.writeDone(e)
 	case LoadDone:
 		n.loadDone(e)
+	case TopicsStored:
+		n.topics.stored(n, e)
 	default:
 		panic(fmt.Sprintf("node: Step with event %T", in.Event))
 	}

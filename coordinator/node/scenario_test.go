@@ -49,6 +49,10 @@ import (
 //	remove req=N [group=g] instances=I,...
 //	delete req=N [group=g]
 //	put-topic req=N name=T partitions=P
+//	store-topic name=T partitions=P|delete|broken
+//	     (another coordinator changes the store; the node hears nothing)
+//	read-topics                      (the driver reads the registry: TopicsStored;
+//	     shows the node's registry after)
 //	done write=W outcome=ok|failed|unknown|fenced
 //	load group=G [outcome=ok|failed]  (answer the node's load)
 //	tick at=T
@@ -59,7 +63,7 @@ import (
 // node got to it (Input.Queued; 0 by default).
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		h := &harness{stored: map[string][]byte{}, topics: map[string]int32{}, secrets: map[string]string{}, revs: map[string]int64{}}
+		h := &harness{stored: map[string][]byte{}, topics: map[string]int32{}, brokenTopics: map[string]error{}, secrets: map[string]string{}, revs: map[string]int64{}}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			return h.run(t, d)
 		})
@@ -77,13 +81,15 @@ type harness struct {
 	maxMembers int           // 0: no limit
 	overload   time.Duration // Overload.Delay; 0: none
 	transit    time.Duration // Overload.Transit; 0: none
-	queued     time.Duration // the command's queued=D
-	stored     map[string][]byte
-	topics     map[string]int32
-	writes     map[node.WriteID]node.Write
-	secrets    map[string]string // member id -> the secret its JoinGroup answer gave
-	revs       map[string]int64  // member id -> the revision of the last assignment an answer gave it
-	b          strings.Builder
+	// brokenTopics are the store's topic records that cannot be decoded.
+	brokenTopics map[string]error
+	queued       time.Duration // the command's queued=D
+	stored       map[string][]byte
+	topics       map[string]int32
+	writes       map[node.WriteID]node.Write
+	secrets      map[string]string // member id -> the secret its JoinGroup answer gave
+	revs         map[string]int64  // member id -> the revision of the last assignment an answer gave it
+	b            strings.Builder
 }
 
 func (h *harness) printf(format string, args ...any) { fmt.Fprintf(&h.b, format, args...) }
@@ -149,6 +155,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "put-topic":
 		h.call(t, d, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{
 			Name: scenario.ArgOr(d, "name", ""), Partitions: int32(scenario.Int(t, scenario.ArgOr(d, "partitions", "0")))}})
+	case "store-topic":
+		h.storeTopic(t, d)
+	case "read-topics":
+		h.readTopics()
 	case "done":
 		h.done(t, d)
 	case "load":
@@ -302,6 +312,37 @@ func (h *harness) done(t *testing.T, d *datadriven.TestData) {
 	h.show(h.n.Step(h.input(node.WriteDone{ID: id, Outcome: outcome, Err: err})))
 }
 
+// storeTopic changes the store's registry behind the node's back, as the
+// leader of another shard does.
+func (h *harness) storeTopic(t *testing.T, d *datadriven.TestData) {
+	name := scenario.ArgOr(d, "name", "")
+	delete(h.brokenTopics, name)
+	switch {
+	case d.HasArg("delete"):
+		delete(h.topics, name)
+	case d.HasArg("broken"):
+		delete(h.topics, name)
+		h.brokenTopics[name] = fmt.Errorf("simulated undecodable record")
+	default:
+		h.topics[name] = int32(scenario.Int(t, scenario.ArgOr(d, "partitions", "0")))
+	}
+}
+
+// readTopics steps the node with the registry as the store holds it.
+func (h *harness) readTopics() {
+	ev := node.TopicsStored{Broken: maps.Clone(h.brokenTopics)}
+	for _, name := range slices.Sorted(maps.Keys(h.topics)) {
+		ev.Topics = append(ev.Topics, &regroupv1.Topic{Name: name, Partitions: h.topics[name]})
+	}
+	h.show(h.n.Step(h.input(ev)))
+	reg := h.n.Registry()
+	var ts []string
+	for _, name := range slices.Sorted(maps.Keys(reg)) {
+		ts = append(ts, fmt.Sprintf("%s=%d", name, reg[name]))
+	}
+	h.printf("  registry %s\n", strings.Join(ts, " "))
+}
+
 func (h *harness) load(t *testing.T, d *datadriven.TestData) {
 	id := scenario.ArgOr(d, "group", "g")
 	done := node.LoadDone{Group: id, Outcome: node.OK}
@@ -371,6 +412,9 @@ func (h *harness) show(out node.Output) {
 			}
 		}
 		h.printf("  reply req=%d: %s\n", r.Req, fmtReply(r))
+	}
+	if out.ReadTopics {
+		h.printf("  read topics\n")
 	}
 	if out.Ended != "" {
 		h.printf("  ended: %s\n", out.Ended)

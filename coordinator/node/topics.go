@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/group"
@@ -23,6 +24,7 @@ type topicOp struct {
 type topicQueue struct {
 	ops     []topicOp
 	writing WriteID // the first op's write, or 0
+	reread  bool    // a TopicsStored came while writing: read again after
 }
 
 func (q *topicQueue) add(n *Node, op topicOp) {
@@ -96,6 +98,56 @@ func (q *topicQueue) done(n *Node, d WriteDone) {
 		n.send(group.Reply{Req: op.req, Err: regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "the topic change could not be stored (%v); retry it", d.Outcome)})
 	}
 	q.start(n)
+	if q.reread && q.writing == 0 {
+		q.reread = false
+		n.out.ReadTopics = true
+	}
+}
+
+// stored applies the registry another coordinator stored (TopicsStored),
+// or asks for it again once the node's own write is done.
+func (q *topicQueue) stored(n *Node, e TopicsStored) {
+	if q.writing != 0 {
+		q.reread = true
+		return
+	}
+	reg := map[string]int32{}
+	var kept []string
+	keep := func(name string) {
+		if p, ok := n.registry[name]; ok {
+			reg[name] = p
+		}
+		kept = append(kept, name)
+	}
+	for _, t := range e.Topics {
+		if err := n.cfg.Group.ValidateTopic(t); err != nil {
+			keep(t.GetName())
+			continue
+		}
+		reg[t.GetName()] = t.GetPartitions()
+	}
+	for name := range e.Broken {
+		keep(name)
+	}
+	if len(kept) > 0 {
+		slices.Sort(kept)
+		n.fault("", fmt.Sprintf("the stored records of topics %s cannot be used; they keep the partitions this coordinator knew until they are put again or deleted", strings.Join(kept, ", ")))
+	}
+	if maps.Equal(reg, n.registry) {
+		return
+	}
+	old := n.registry
+	n.setRegistry(reg)
+	for name := range old {
+		if _, ok := reg[name]; !ok {
+			n.topicFixed(name)
+		}
+	}
+	for name, p := range reg {
+		if was, ok := old[name]; !ok || was != p {
+			n.topicFixed(name)
+		}
+	}
 }
 
 // fail answers every queued op with err.
