@@ -159,6 +159,9 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 		s.log.Error("group record cannot be used; the group is refused until it is fixed or deleted", "group", id, "error", err)
 	}
 	t.apply(out)
+	if w, ok := st.(store.TopicWatcher); ok {
+		t.followTopics(w)
+	}
 	s.log.Info("loaded state", "groups", len(n.GroupIDs()), "tombstones", n.Tombstones(), "broken", len(n.Broken()),
 		"topics", len(n.Registry()), "duration", s.clock().Sub(start))
 	return t, nil

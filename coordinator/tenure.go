@@ -37,6 +37,10 @@ type tenure struct {
 	// (see noteLoad).
 	overloaded bool
 
+	// topicReads asks for a read of the topic registry (see
+	// followTopics); nil if the store is this coordinator's alone.
+	topicReads chan struct{}
+
 	ended   atomic.Bool
 	done    chan struct{} // closed by end
 	endOnce sync.Once
@@ -169,6 +173,9 @@ func (t *tenure) apply(out node.Output) {
 	}
 	for _, id := range out.Loads {
 		go t.load(id)
+	}
+	if out.ReadTopics && t.topicReads != nil {
+		t.wantTopics()
 	}
 	for _, r := range out.Replies {
 		if ch := t.waiters[r.Req]; ch != nil {

@@ -52,3 +52,15 @@ type Store interface {
 	// DeleteTopic removes a topic; deleting an absent topic is not an error.
 	DeleteTopic(ctx context.Context, name string) error
 }
+
+// TopicWatcher is a Store whose topic registry other coordinators change
+// too (the leaders of other shards, which share it): the coordinator
+// watches it and applies their changes.
+type TopicWatcher interface {
+	// WatchTopics calls changed once it watches the registry, then after
+	// every change of it, one call at a time, until ctx ends; it returns
+	// then. A watch that breaks is set up again (and changed called).
+	WatchTopics(ctx context.Context, changed func())
+	// LoadTopics reads the registry, as Load does.
+	LoadTopics(ctx context.Context) (topics []*regroupv1.Topic, broken map[string]error, err error)
+}

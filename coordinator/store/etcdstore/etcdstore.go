@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -112,20 +113,23 @@ type Fence struct {
 // Store is the store.Store of one leadership term. Its methods are safe for
 // concurrent use.
 type Store struct {
-	kv     clientv3.KV
+	cli    *clientv3.Client
 	prefix string
 	fence  Fence
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.TopicWatcher = (*Store)(nil)
+)
 
 // New returns the Store of the term f, keeping its keys under prefix
-// ("" means DefaultPrefix) through kv (usually a *clientv3.Client).
-func New(kv clientv3.KV, prefix string, f Fence) *Store {
+// ("" means DefaultPrefix) through cli.
+func New(cli *clientv3.Client, prefix string, f Fence) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{kv: kv, prefix: prefix, fence: f}
+	return &Store{cli: cli, prefix: prefix, fence: f}
 }
 
 func (s *Store) guard() clientv3.Cmp {
@@ -136,7 +140,7 @@ func (s *Store) guard() clientv3.Cmp {
 // revision, in one transaction fenced on the term.
 func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	gp, tp := GroupsPrefix(s.prefix), TopicsPrefix(s.prefix)
-	resp, err := s.kv.Txn(ctx).If(s.guard()).Then(
+	resp, err := s.cli.Txn(ctx).If(s.guard()).Then(
 		clientv3.OpGet(gp, clientv3.WithPrefix()),
 		clientv3.OpGet(tp, clientv3.WithPrefix()),
 	).Commit()
@@ -172,7 +176,16 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 		}
 		snap.Groups = append(snap.Groups, rec)
 	}
-	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
+	snap.Topics, snap.BrokenTopics = decodeTopics(resp.Responses[1].GetResponseRange().GetKvs(), tp)
+	return snap, nil
+}
+
+// decodeTopics decodes the topic records kvs, whose keys are under tp: the
+// topics, and why each record that cannot be used cannot.
+func decodeTopics(kvs []*mvccpb.KeyValue, tp string) ([]*regroupv1.Topic, map[string]error) {
+	var topics []*regroupv1.Topic
+	broken := map[string]error{}
+	for _, kv := range kvs {
 		name := strings.TrimPrefix(string(kv.Key), tp)
 		t := &regroupv1.Topic{}
 		err := proto.Unmarshal(kv.Value, t)
@@ -180,12 +193,54 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 			err = fmt.Errorf("the record names topic %q", t.GetName())
 		}
 		if err != nil {
-			snap.BrokenTopics[name] = fmt.Errorf("regroup: topic %q: the record at etcd key %q cannot be decoded (%v); put the topic again (regroup topics put) or delete the key", name, kv.Key, err)
+			broken[name] = fmt.Errorf("regroup: topic %q: the record at etcd key %q cannot be decoded (%v); put the topic again (regroup topics put) or delete the key", name, kv.Key, err)
 			continue
 		}
-		snap.Topics = append(snap.Topics, t)
+		topics = append(topics, t)
 	}
-	return snap, nil
+	return topics, broken
+}
+
+// LoadTopics implements store.TopicWatcher: it reads the registry in one
+// transaction fenced on the term.
+func (s *Store) LoadTopics(ctx context.Context) ([]*regroupv1.Topic, map[string]error, error) {
+	tp := TopicsPrefix(s.prefix)
+	resp, err := s.cli.Txn(ctx).If(s.guard()).Then(clientv3.OpGet(tp, clientv3.WithPrefix())).Commit()
+	if err != nil {
+		return nil, nil, fmt.Errorf("regroup: reading the topics under %s from etcd: %w", tp, err)
+	}
+	if !resp.Succeeded {
+		return nil, nil, store.ErrFenced
+	}
+	topics, broken := decodeTopics(resp.Responses[0].GetResponseRange().GetKvs(), tp)
+	return topics, broken, nil
+}
+
+// watchRetry is how long WatchTopics waits before it watches again after
+// its watch broke (etcd lost its leader, the revision was compacted).
+const watchRetry = 500 * time.Millisecond
+
+// WatchTopics implements store.TopicWatcher with an etcd watch on the
+// registry's keys. It calls changed once the watch is set up, so that a
+// change made between the caller's last read and the watch is not missed.
+func (s *Store) WatchTopics(ctx context.Context, changed func()) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := s.cli.Watch(wctx, TopicsPrefix(s.prefix), clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+		for resp := range wch {
+			if resp.Err() != nil {
+				break
+			}
+			if resp.Created || len(resp.Events) > 0 {
+				changed()
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(watchRetry):
+		}
+	}
 }
 
 // PutGroup implements store.Store.
@@ -240,7 +295,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 func (s *Store) write(ctx context.Context, op clientv3.Op) error {
 	backoff := 20 * time.Millisecond
 	for {
-		resp, err := s.kv.Txn(ctx).If(s.guard()).Then(op).Commit()
+		resp, err := s.cli.Txn(ctx).If(s.guard()).Then(op).Commit()
 		if err == nil {
 			if !resp.Succeeded {
 				return store.ErrFenced

@@ -194,3 +194,50 @@ func TestRecordTooLarge(t *testing.T) {
 		t.Fatalf("a small record after a refused one: %v", err)
 	}
 }
+
+// WatchTopics calls back once it watches and after every change of the
+// registry, whoever made it; LoadTopics reads it, fenced on the term.
+func TestWatchTopics(t *testing.T) {
+	cli := client(t, node.Endpoint())
+	ts := newTerms(t, cli)
+	s := ts.open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.WatchTopics(ctx, func() { changed <- struct{}{} })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no call back within 30s %s", what)
+		}
+	}
+	wait("once the watch was set up")
+	other := ts.open(t) // another term: another shard's leader writes the registry too
+	if err := other.PutTopic(context.Background(), &regroupv1.Topic{Name: "orders", Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	wait("after another coordinator put a topic")
+	if _, _, err := s.LoadTopics(context.Background()); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("LoadTopics of a term that ended: got %v, want store.ErrFenced", err)
+	}
+	topics, broken, err := other.LoadTopics(context.Background())
+	if err != nil || len(topics) != 1 || topics[0].GetPartitions() != 4 || len(broken) != 0 {
+		t.Fatalf("LoadTopics = %v, %v, %v; want orders with 4 partitions", topics, broken, err)
+	}
+	if _, err := cli.Put(context.Background(), etcdstore.TopicsPrefix(ts.prefix)+"bad", "\xff\xff"); err != nil {
+		t.Fatal(err)
+	}
+	wait("after a broken record was put")
+	if _, broken, err := other.LoadTopics(context.Background()); err != nil || broken["bad"] == nil {
+		t.Fatalf("LoadTopics = broken %v, %v; want the record of bad broken", broken, err)
+	}
+}
