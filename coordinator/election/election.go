@@ -58,6 +58,20 @@ type Config struct {
 	Margin time.Duration
 	// Logger receives the election's logs; nil means hclog's default.
 	Logger hclog.Logger
+	// Shards is the cluster's number of shards (see etcdstore.Shards) and
+	// Shard the one this Elector elects a leader of, under
+	// etcdstore.ShardElectionPrefix; its terms' stores hold only that
+	// shard's groups. Shards 0 or 1 means one shard for every group,
+	// elected under etcdstore.ElectionPrefix.
+	Shard, Shards int
+}
+
+// electionPrefix returns the prefix of the election's keys.
+func (c Config) electionPrefix() string {
+	if c.Shards > 1 {
+		return etcdstore.ShardElectionPrefix(c.Prefix, c.Shard)
+	}
+	return etcdstore.ElectionPrefix(c.Prefix)
 }
 
 // Elector campaigns for a coordinator and tells who leads. Its methods are
@@ -100,6 +114,9 @@ func New(cfg Config) (*Elector, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.Default()
+	}
+	if cfg.Shards > 1 && (cfg.Shard < 0 || cfg.Shard >= cfg.Shards) {
+		return nil, fmt.Errorf("regroup: election: shard %d of %d: shards are numbered from 0", cfg.Shard, cfg.Shards)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Elector{cfg: cfg, cli: cfg.Client, log: cfg.Logger, ctx: ctx, stop: cancel, done: make(chan struct{})}
@@ -152,7 +169,7 @@ func (e *Elector) refreshEvery() time.Duration { return max(e.cfg.TTL/5, 200*tim
 // prefix whenever one of them changes and every refreshEvery.
 func (e *Elector) observe(ctx context.Context) {
 	defer close(e.done)
-	pfx := etcdstore.ElectionPrefix(e.cfg.Prefix) + "/"
+	pfx := e.cfg.electionPrefix() + "/"
 	retry := 100 * time.Millisecond
 	blind := false // logged that etcd has not answered for a TTL
 	for ctx.Err() == nil {
@@ -258,7 +275,7 @@ func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Ter
 		return nil, fmt.Errorf("regroup: starting an etcd session: %w", err)
 	}
 	t := &term{keeper: k, sess: sess, lease: grant.ID, cancel: tcancel, revokeLater: e.revokeLater}
-	el := concurrency.NewElection(sess, etcdstore.ElectionPrefix(e.cfg.Prefix))
+	el := concurrency.NewElection(sess, e.cfg.electionPrefix())
 	cctx, ccancel := context.WithCancel(ctx)
 	go func() {
 		select {
@@ -290,6 +307,9 @@ func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Ter
 	}
 	t.info = coordinator.TermInfo{Key: el.Key(), Revision: el.Rev(), LeaseID: int64(grant.ID), LeaseTTL: k.granted()}
 	t.st = etcdstore.New(e.cli, e.cfg.Prefix, etcdstore.Fence{Key: el.Key(), Revision: el.Rev()})
+	if e.cfg.Shards > 1 {
+		t.st = t.st.OfShard(e.cfg.Shard, e.cfg.Shards)
+	}
 	return t, nil
 }
 
@@ -336,7 +356,7 @@ func (e *Elector) revokeLater(k *keeper, lease clientv3.LeaseID) {
 // directory no other process can hold. It returns how many keys it
 // revoked; each is logged with the time its lease had left.
 func (e *Elector) RevokePast(ctx context.Context) (int, error) {
-	pfx := etcdstore.ElectionPrefix(e.cfg.Prefix) + "/"
+	pfx := e.cfg.electionPrefix() + "/"
 	resp, err := e.cli.Get(ctx, pfx, clientv3.WithPrefix())
 	if err != nil {
 		return 0, fmt.Errorf("regroup: election: reading the election keys: %w", err)
@@ -361,7 +381,7 @@ func (e *Elector) RevokePast(ctx context.Context) (int, error) {
 // logWait says, when a campaign has to wait for a leader, whom it waits
 // for and how long that leader's lease has left.
 func (e *Elector) logWait(ctx context.Context) {
-	pfx := etcdstore.ElectionPrefix(e.cfg.Prefix) + "/"
+	pfx := e.cfg.electionPrefix() + "/"
 	resp, err := e.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(1))
 	if err != nil || len(resp.Kvs) == 0 {
 		return

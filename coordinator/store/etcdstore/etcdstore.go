@@ -11,6 +11,15 @@
 //	/regroup/v1/topics/<name>       a regroupv1.Topic (protobuf)
 //	/regroup/v1/leader/<lease id>   the coordinators' election (concurrency.Election);
 //	                                the value is a coordinator's advertised address
+//	/regroup/v1/shards              the number of shards, in decimal, once a
+//	                                cluster has more than one (see Shards)
+//	/regroup/v1/shards/<i>/leader/<lease id>
+//	                                the election of shard i's leader
+//
+// A cluster of several shards keeps its groups under the same keys: the
+// shard of a group is shard.Of(id, count), and the store of shard i's term
+// reads and writes only the groups of shard i, fenced on that shard's
+// election key.
 //
 // # Fencing
 //
@@ -47,6 +56,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/regroup-dev/regroup/coordinator/shard"
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/internal/parallel"
 	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
@@ -73,6 +83,59 @@ func TopicsPrefix(prefix string) string { return prefix + "topics/" }
 // ElectionPrefix returns the prefix of the coordinators' election under
 // prefix, for concurrency.NewElection.
 func ElectionPrefix(prefix string) string { return prefix + "leader" }
+
+// ShardElectionPrefix returns the prefix of the election of shard i's
+// leader under prefix, in a cluster of several shards.
+func ShardElectionPrefix(prefix string, i int) string {
+	return fmt.Sprintf("%sshards/%d/leader", prefix, i)
+}
+
+// ShardsKey returns the key that holds the number of shards under prefix.
+func ShardsKey(prefix string) string { return prefix + "shards" }
+
+// Shards checks that the cluster under prefix ("" means DefaultPrefix) has
+// want shards, storing the count at the cluster's first start: it never
+// changes, since it decides which shard every group belongs to. A cluster
+// that stores no count has one shard; one that already holds groups
+// without a count keeps its one. It fails, naming both counts, if the
+// cluster has another count.
+func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) error {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if want < 1 {
+		return fmt.Errorf("regroup: %d shards: a cluster has at least one", want)
+	}
+	key, gp := ShardsKey(prefix), GroupsPrefix(prefix)
+	have := 1
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("regroup: reading the number of shards at %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 && want > 1 {
+		put, err := cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(gp), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(gp)),
+		).Then(clientv3.OpPut(key, fmt.Sprint(want))).Else(clientv3.OpGet(key)).Commit()
+		if err != nil {
+			return fmt.Errorf("regroup: storing the number of shards at %s: %w", key, err)
+		}
+		if put.Succeeded {
+			return nil
+		}
+		resp = (*clientv3.GetResponse)(put.Responses[0].GetResponseRange())
+	}
+	if len(resp.Kvs) == 1 {
+		if _, err := fmt.Sscan(string(resp.Kvs[0].Value), &have); err != nil || have < 1 {
+			return fmt.Errorf("regroup: the number of shards at etcd key %s is %q, not a positive number; put back the count the cluster was started with", key, resp.Kvs[0].Value)
+		}
+	}
+	if have != want {
+		return fmt.Errorf("regroup: this cluster (%s in etcd) has %d shards, chosen at its first start, and this coordinator was started with %d; start it with --shards %d (a group's shard depends on the count, so it never changes)",
+			prefix, have, want, have)
+	}
+	return nil
+}
 
 // NewClient returns an etcd client for endpoints (e.g.
 // "http://10.0.0.1:2379"), set up for Regroup: it sends records up to
@@ -116,6 +179,9 @@ type Store struct {
 	cli    *clientv3.Client
 	prefix string
 	fence  Fence
+	// shard and shards: the store holds only the groups of shard of
+	// shards; shards is 0 for every group.
+	shard, shards int
 }
 
 var (
@@ -130,6 +196,20 @@ func New(cli *clientv3.Client, prefix string, f Fence) *Store {
 		prefix = DefaultPrefix
 	}
 	return &Store{cli: cli, prefix: prefix, fence: f}
+}
+
+// OfShard returns the Store of the same term that holds only the groups of
+// shard i of n (see coordinator/shard): Load leaves the others out. Topics
+// are shared by every shard.
+func (s *Store) OfShard(i, n int) *Store {
+	c := *s
+	c.shard, c.shards = i, n
+	return &c
+}
+
+// holds reports whether group id belongs to the store's shard.
+func (s *Store) holds(id string) bool {
+	return s.shards == 0 || shard.Of(id, s.shards) == s.shard
 }
 
 func (s *Store) guard() clientv3.Cmp {
@@ -151,7 +231,12 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 		return nil, store.ErrFenced
 	}
 	snap := &store.Snapshot{Broken: map[string]error{}, BrokenTopics: map[string]error{}, GroupKeys: gp, TopicKeys: tp}
-	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	var kvs []*mvccpb.KeyValue
+	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
+		if s.holds(strings.TrimPrefix(string(kv.Key), gp)) {
+			kvs = append(kvs, kv)
+		}
+	}
 	recs := make([]*storev1.GroupRecord, len(kvs))
 	errs := make([]error, len(kvs))
 	// Decoding dominates a large load: spread it over the cores.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/regroup-dev/regroup/coordinator/shard"
 	"github.com/regroup-dev/regroup/coordinator/store"
 	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
 	"github.com/regroup-dev/regroup/coordinator/store/storetest"
@@ -239,5 +241,75 @@ func TestWatchTopics(t *testing.T) {
 	wait("after a broken record was put")
 	if _, broken, err := other.LoadTopics(context.Background()); err != nil || broken["bad"] == nil {
 		t.Fatalf("LoadTopics = broken %v, %v; want the record of bad broken", broken, err)
+	}
+}
+
+// The number of shards is stored at a cluster's first start and never
+// changes: a coordinator started with another count is refused with both
+// counts named, and a cluster that holds groups without a count keeps one.
+func TestShards(t *testing.T) {
+	cli := client(t, node.Endpoint())
+	ctx := context.Background()
+	fresh := func() string { return fmt.Sprintf("/test%d/regroup/v1/", prefixes.Add(1)) }
+
+	prefix := fresh()
+	if err := etcdstore.Shards(ctx, cli, prefix, 8); err != nil {
+		t.Fatalf("first start with 8 shards: %v", err)
+	}
+	if err := etcdstore.Shards(ctx, cli, prefix, 8); err != nil {
+		t.Fatalf("second start with 8 shards: %v", err)
+	}
+	if err := etcdstore.Shards(ctx, cli, prefix, 4); err == nil || !strings.Contains(err.Error(), "has 8 shards") || !strings.Contains(err.Error(), "--shards 8") {
+		t.Fatalf("start with 4 shards of a cluster of 8: got %v, want an error naming 8", err)
+	}
+
+	prefix = fresh()
+	if err := etcdstore.Shards(ctx, cli, prefix, 1); err != nil {
+		t.Fatalf("first start with one shard: %v", err)
+	}
+	if _, err := cli.Put(ctx, etcdstore.GroupsPrefix(prefix)+"g", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := etcdstore.Shards(ctx, cli, prefix, 64); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
+		t.Fatalf("64 shards for a cluster that serves groups with one: got %v, want refused", err)
+	}
+
+	prefix = fresh()
+	if _, err := cli.Put(ctx, etcdstore.ShardsKey(prefix), "many"); err != nil {
+		t.Fatal(err)
+	}
+	if err := etcdstore.Shards(ctx, cli, prefix, 2); err == nil || !strings.Contains(err.Error(), "not a positive number") {
+		t.Fatalf("a count that is not a number: got %v", err)
+	}
+}
+
+// The store of a shard's term loads only the groups of that shard.
+func TestOfShardLoadsItsGroups(t *testing.T) {
+	cli := client(t, node.Endpoint())
+	s := newTerms(t, cli).open(t)
+	const shards = 4
+	want := map[int][]string{}
+	for i := range 40 {
+		id := fmt.Sprint("group-", i)
+		if err := s.PutGroup(context.Background(), &storev1.GroupRecord{GroupId: id, Generation: 1}); err != nil {
+			t.Fatal(err)
+		}
+		sh := shard.Of(id, shards)
+		want[sh] = append(want[sh], id)
+	}
+	for i := range shards {
+		snap, err := s.OfShard(i, shards).Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var have []string
+		for _, rec := range snap.Groups {
+			have = append(have, rec.GetGroupId())
+		}
+		slices.Sort(have)
+		slices.Sort(want[i])
+		if !slices.Equal(have, want[i]) {
+			t.Errorf("shard %d loaded %v, want %v", i, have, want[i])
+		}
 	}
 }
