@@ -21,6 +21,14 @@ import (
 // does not lead refuses it rather than forwarding it again.
 const forwardedFrom = "regroup-forwarded-from"
 
+// Forwarded reports whether an incoming call was forwarded by another
+// coordinator: the caller's coordinator answers it from what it leads and
+// never forwards it again.
+func Forwarded(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return len(md.Get(forwardedFrom)) > 0
+}
+
 // forwarder keeps one connection to the leader for forwarded Admin calls,
 // over TLS when tlsConfig is set.
 type forwarder struct {
@@ -82,8 +90,7 @@ func forward[Req, Resp any](ctx context.Context, s *Server, req Req, call func(r
 	refusal, closed := s.notLeading(), s.closed
 	s.mu.Unlock()
 	leader := s.leader()
-	md, _ := metadata.FromIncomingContext(ctx)
-	if leader == "" || leader == s.cfg.Address || closed || len(md.Get(forwardedFrom)) > 0 {
+	if leader == "" || leader == s.cfg.Address || closed || Forwarded(ctx) {
 		return resp, true, rpcerr.ToStatus(refusal)
 	}
 	if auth.FromContext(ctx).Name != "" && s.cfg.PeerTLS == nil {

@@ -81,7 +81,9 @@ const (
 
 // Run campaigns for leadership and serves groups for as long as each term
 // lasts, then campaigns again, until ctx ends or Close is called; it then
-// resigns and returns. A campaign that fails (etcd unreachable, say) is
+// resigns and returns (a term it led ends with ctx's cause as the reason,
+// when it has one). Run may be called again once it returned, unless
+// Close was called. A campaign that fails (etcd unreachable, say) is
 // retried with capped exponential backoff. Run returns an error only if
 // the Server was not made by NewElected.
 func (s *Server) Run(ctx context.Context) error {
@@ -169,6 +171,9 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 		reason = "the tenure ended"
 	case <-ctx.Done():
 		reason = "shutting down"
+		if c := context.Cause(ctx); c != nil && c != context.Canceled {
+			reason = c.Error()
+		}
 	}
 	s.stepDown(t, reason)
 	return true

@@ -15,6 +15,10 @@
 //	                                cluster has more than one (see Shards)
 //	/regroup/v1/shards/<i>/leader/<lease id>
 //	                                the election of shard i's leader
+//	/regroup/v1/coordinators/<lease id>
+//	                                the live coordinators of a cluster of several
+//	                                shards, each on its own lease; the value is
+//	                                its advertised address
 //
 // A cluster of several shards keeps its groups under the same keys: the
 // shard of a group is shard.Of(id, count), and the store of shard i's term
@@ -87,8 +91,16 @@ func ElectionPrefix(prefix string) string { return prefix + "leader" }
 // ShardElectionPrefix returns the prefix of the election of shard i's
 // leader under prefix, in a cluster of several shards.
 func ShardElectionPrefix(prefix string, i int) string {
-	return fmt.Sprintf("%sshards/%d/leader", prefix, i)
+	return fmt.Sprintf("%s%d/leader", ShardElectionsPrefix(prefix), i)
 }
+
+// ShardElectionsPrefix returns the prefix of every shard's election under
+// prefix.
+func ShardElectionsPrefix(prefix string) string { return prefix + "shards/" }
+
+// CoordinatorsPrefix returns the prefix of the registry of live
+// coordinators under prefix.
+func CoordinatorsPrefix(prefix string) string { return prefix + "coordinators/" }
 
 // ShardsKey returns the key that holds the number of shards under prefix.
 func ShardsKey(prefix string) string { return prefix + "shards" }

@@ -2067,8 +2067,14 @@ type DescribeClusterResponse struct {
 	// It stops serving when this reaches zero without a renewal.
 	LeaseRemainingMs int64 `protobuf:"varint,9,opt,name=lease_remaining_ms,json=leaseRemainingMs" json:"lease_remaining_ms,omitempty"`
 	// The advertised addresses of every coordinator taking part in the
-	// election, the leader first, as this coordinator sees them.
-	Coordinators  []string `protobuf:"bytes,10,rep,name=coordinators" json:"coordinators,omitempty"`
+	// election, the leader first, as this coordinator sees them. In a
+	// cluster of several shards: every live coordinator, sorted.
+	Coordinators []string `protobuf:"bytes,10,rep,name=coordinators" json:"coordinators,omitempty"`
+	// The shards of a cluster of several shards (empty with one), in order:
+	// each one's leader as this coordinator sees it. In such a cluster role
+	// is leader when this coordinator leads at least one shard, and
+	// leader_address and the election fields are those of shard 0.
+	Shards        []*ShardStatus `protobuf:"bytes,11,rep,name=shards" json:"shards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2171,6 +2177,78 @@ func (x *DescribeClusterResponse) GetCoordinators() []string {
 		return x.Coordinators
 	}
 	return nil
+}
+
+func (x *DescribeClusterResponse) GetShards() []*ShardStatus {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+// ShardStatus is one shard of a cluster, as a coordinator sees it.
+type ShardStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The shard's number, from 0.
+	Shard int32 `protobuf:"varint,1,opt,name=shard" json:"shard,omitempty"`
+	// Its leader's address; empty while none is known.
+	LeaderAddress string `protobuf:"bytes,2,opt,name=leader_address,json=leaderAddress" json:"leader_address,omitempty"`
+	// How many groups it holds, when the coordinator answering leads it;
+	// 0 otherwise.
+	Groups        int32 `protobuf:"varint,3,opt,name=groups" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardStatus) Reset() {
+	*x = ShardStatus{}
+	mi := &file_regroup_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardStatus) ProtoMessage() {}
+
+func (x *ShardStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_regroup_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
+func (*ShardStatus) Descriptor() ([]byte, []int) {
+	return file_regroup_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ShardStatus) GetShard() int32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ShardStatus) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
+}
+
+func (x *ShardStatus) GetGroups() int32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
 }
 
 var File_regroup_v1_admin_proto protoreflect.FileDescriptor
@@ -2320,7 +2398,7 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x11AssignmentRefused\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x18\n" +
-	"\x16DescribeClusterRequest\"\xab\x03\n" +
+	"\x16DescribeClusterRequest\"\xdc\x03\n" +
 	"\x17DescribeClusterResponse\x12/\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1b.regroup.v1.CoordinatorRoleR\x04role\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
@@ -2333,7 +2411,12 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"leaseTtlMs\x12,\n" +
 	"\x12lease_remaining_ms\x18\t \x01(\x03R\x10leaseRemainingMs\x12\"\n" +
 	"\fcoordinators\x18\n" +
-	" \x03(\tR\fcoordinators*\xb9\x01\n" +
+	" \x03(\tR\fcoordinators\x12/\n" +
+	"\x06shards\x18\v \x03(\v2\x17.regroup.v1.ShardStatusR\x06shards\"b\n" +
+	"\vShardStatus\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12%\n" +
+	"\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress\x12\x16\n" +
+	"\x06groups\x18\x03 \x01(\x05R\x06groups*\xb9\x01\n" +
 	"\n" +
 	"GroupState\x12\x1b\n" +
 	"\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -2373,7 +2456,7 @@ func file_regroup_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_regroup_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_regroup_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_regroup_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_regroup_v1_admin_proto_goTypes = []any{
 	(GroupState)(0),                 // 0: regroup.v1.GroupState
 	(CoordinatorRole)(0),            // 1: regroup.v1.CoordinatorRole
@@ -2404,35 +2487,36 @@ var file_regroup_v1_admin_proto_goTypes = []any{
 	(*AssignmentRefused)(nil),       // 26: regroup.v1.AssignmentRefused
 	(*DescribeClusterRequest)(nil),  // 27: regroup.v1.DescribeClusterRequest
 	(*DescribeClusterResponse)(nil), // 28: regroup.v1.DescribeClusterResponse
-	(*Subscription)(nil),            // 29: regroup.v1.Subscription
-	(*Assignment)(nil),              // 30: regroup.v1.Assignment
-	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
-	(*TopicPartitions)(nil),         // 32: regroup.v1.TopicPartitions
-	(*Topic)(nil),                   // 33: regroup.v1.Topic
-	(*LeaveMemberResult)(nil),       // 34: regroup.v1.LeaveMemberResult
-	(*durationpb.Duration)(nil),     // 35: google.protobuf.Duration
+	(*ShardStatus)(nil),             // 29: regroup.v1.ShardStatus
+	(*Subscription)(nil),            // 30: regroup.v1.Subscription
+	(*Assignment)(nil),              // 31: regroup.v1.Assignment
+	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
+	(*TopicPartitions)(nil),         // 33: regroup.v1.TopicPartitions
+	(*Topic)(nil),                   // 34: regroup.v1.Topic
+	(*LeaveMemberResult)(nil),       // 35: regroup.v1.LeaveMemberResult
+	(*durationpb.Duration)(nil),     // 36: google.protobuf.Duration
 }
 var file_regroup_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: regroup.v1.GroupSummary.state:type_name -> regroup.v1.GroupState
 	3,  // 1: regroup.v1.ListGroupsResponse.groups:type_name -> regroup.v1.GroupSummary
-	29, // 2: regroup.v1.MemberDescription.subscription:type_name -> regroup.v1.Subscription
-	30, // 3: regroup.v1.MemberDescription.assignment:type_name -> regroup.v1.Assignment
-	31, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
-	31, // 5: regroup.v1.MemberDescription.assignment_waits_until:type_name -> google.protobuf.Timestamp
-	32, // 6: regroup.v1.MemberDescription.target:type_name -> regroup.v1.TopicPartitions
-	32, // 7: regroup.v1.MemberDescription.revoking:type_name -> regroup.v1.TopicPartitions
-	31, // 8: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
-	31, // 9: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
-	31, // 10: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
-	31, // 11: regroup.v1.Rebalance.assignment_accepted:type_name -> google.protobuf.Timestamp
+	30, // 2: regroup.v1.MemberDescription.subscription:type_name -> regroup.v1.Subscription
+	31, // 3: regroup.v1.MemberDescription.assignment:type_name -> regroup.v1.Assignment
+	32, // 4: regroup.v1.MemberDescription.session_deadline:type_name -> google.protobuf.Timestamp
+	32, // 5: regroup.v1.MemberDescription.assignment_waits_until:type_name -> google.protobuf.Timestamp
+	33, // 6: regroup.v1.MemberDescription.target:type_name -> regroup.v1.TopicPartitions
+	33, // 7: regroup.v1.MemberDescription.revoking:type_name -> regroup.v1.TopicPartitions
+	32, // 8: regroup.v1.Rebalance.start:type_name -> google.protobuf.Timestamp
+	32, // 9: regroup.v1.Rebalance.end:type_name -> google.protobuf.Timestamp
+	32, // 10: regroup.v1.Rebalance.join_completed:type_name -> google.protobuf.Timestamp
+	32, // 11: regroup.v1.Rebalance.assignment_accepted:type_name -> google.protobuf.Timestamp
 	0,  // 12: regroup.v1.DescribeGroupResponse.state:type_name -> regroup.v1.GroupState
 	6,  // 13: regroup.v1.DescribeGroupResponse.members:type_name -> regroup.v1.MemberDescription
 	7,  // 14: regroup.v1.DescribeGroupResponse.rebalances:type_name -> regroup.v1.Rebalance
-	33, // 15: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
-	34, // 16: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
-	33, // 17: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
-	33, // 18: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
-	31, // 19: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
+	34, // 15: regroup.v1.DescribeGroupResponse.topics:type_name -> regroup.v1.Topic
+	35, // 16: regroup.v1.RemoveMembersResponse.members:type_name -> regroup.v1.LeaveMemberResult
+	34, // 17: regroup.v1.PutTopicRequest.topic:type_name -> regroup.v1.Topic
+	34, // 18: regroup.v1.ListTopicsResponse.topics:type_name -> regroup.v1.Topic
+	32, // 19: regroup.v1.WatchGroupResponse.time:type_name -> google.protobuf.Timestamp
 	3,  // 20: regroup.v1.WatchGroupResponse.snapshot:type_name -> regroup.v1.GroupSummary
 	21, // 21: regroup.v1.WatchGroupResponse.state_changed:type_name -> regroup.v1.GroupStateChange
 	22, // 22: regroup.v1.WatchGroupResponse.rebalance_started:type_name -> regroup.v1.RebalanceStarted
@@ -2442,33 +2526,34 @@ var file_regroup_v1_admin_proto_depIdxs = []int32{
 	26, // 26: regroup.v1.WatchGroupResponse.assignment_refused:type_name -> regroup.v1.AssignmentRefused
 	0,  // 27: regroup.v1.GroupStateChange.from:type_name -> regroup.v1.GroupState
 	0,  // 28: regroup.v1.GroupStateChange.to:type_name -> regroup.v1.GroupState
-	35, // 29: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
-	35, // 30: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
+	36, // 29: regroup.v1.RebalanceDone.duration:type_name -> google.protobuf.Duration
+	36, // 30: regroup.v1.RebalanceDone.join_duration:type_name -> google.protobuf.Duration
 	1,  // 31: regroup.v1.DescribeClusterResponse.role:type_name -> regroup.v1.CoordinatorRole
-	31, // 32: regroup.v1.DescribeClusterResponse.leading_since:type_name -> google.protobuf.Timestamp
-	2,  // 33: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
-	5,  // 34: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
-	9,  // 35: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
-	11, // 36: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
-	13, // 37: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
-	15, // 38: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
-	17, // 39: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
-	19, // 40: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
-	27, // 41: regroup.v1.Admin.DescribeCluster:input_type -> regroup.v1.DescribeClusterRequest
-	4,  // 42: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
-	8,  // 43: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
-	10, // 44: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
-	12, // 45: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
-	14, // 46: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
-	16, // 47: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
-	18, // 48: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
-	20, // 49: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
-	28, // 50: regroup.v1.Admin.DescribeCluster:output_type -> regroup.v1.DescribeClusterResponse
-	42, // [42:51] is the sub-list for method output_type
-	33, // [33:42] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	32, // 32: regroup.v1.DescribeClusterResponse.leading_since:type_name -> google.protobuf.Timestamp
+	29, // 33: regroup.v1.DescribeClusterResponse.shards:type_name -> regroup.v1.ShardStatus
+	2,  // 34: regroup.v1.Admin.ListGroups:input_type -> regroup.v1.ListGroupsRequest
+	5,  // 35: regroup.v1.Admin.DescribeGroup:input_type -> regroup.v1.DescribeGroupRequest
+	9,  // 36: regroup.v1.Admin.RemoveMembers:input_type -> regroup.v1.RemoveMembersRequest
+	11, // 37: regroup.v1.Admin.DeleteGroup:input_type -> regroup.v1.DeleteGroupRequest
+	13, // 38: regroup.v1.Admin.PutTopic:input_type -> regroup.v1.PutTopicRequest
+	15, // 39: regroup.v1.Admin.ListTopics:input_type -> regroup.v1.ListTopicsRequest
+	17, // 40: regroup.v1.Admin.DeleteTopic:input_type -> regroup.v1.DeleteTopicRequest
+	19, // 41: regroup.v1.Admin.WatchGroup:input_type -> regroup.v1.WatchGroupRequest
+	27, // 42: regroup.v1.Admin.DescribeCluster:input_type -> regroup.v1.DescribeClusterRequest
+	4,  // 43: regroup.v1.Admin.ListGroups:output_type -> regroup.v1.ListGroupsResponse
+	8,  // 44: regroup.v1.Admin.DescribeGroup:output_type -> regroup.v1.DescribeGroupResponse
+	10, // 45: regroup.v1.Admin.RemoveMembers:output_type -> regroup.v1.RemoveMembersResponse
+	12, // 46: regroup.v1.Admin.DeleteGroup:output_type -> regroup.v1.DeleteGroupResponse
+	14, // 47: regroup.v1.Admin.PutTopic:output_type -> regroup.v1.PutTopicResponse
+	16, // 48: regroup.v1.Admin.ListTopics:output_type -> regroup.v1.ListTopicsResponse
+	18, // 49: regroup.v1.Admin.DeleteTopic:output_type -> regroup.v1.DeleteTopicResponse
+	20, // 50: regroup.v1.Admin.WatchGroup:output_type -> regroup.v1.WatchGroupResponse
+	28, // 51: regroup.v1.Admin.DescribeCluster:output_type -> regroup.v1.DescribeClusterResponse
+	43, // [43:52] is the sub-list for method output_type
+	34, // [34:43] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_regroup_v1_admin_proto_init() }
@@ -2493,7 +2578,7 @@ func file_regroup_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_regroup_v1_admin_proto_rawDesc), len(file_regroup_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

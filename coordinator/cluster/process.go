@@ -1,0 +1,402 @@
+// Package cluster runs one `regroup serve` process of a cluster whose
+// groups are sharded (coordinator/shard): a coordinator.Server per shard,
+// each elected through an election.Elector of its own and fenced on its
+// shard's key, behind one set of gRPC services that routes every call by
+// its group's shard (router.go).
+//
+// The process announces itself in a registry of live coordinators
+// (registry.go) and campaigns for the shards that shard.Plan gives it, from
+// the live coordinators and the shards' current leaders: every process
+// computes the same plan, so each leads about as many shards as the
+// others. A shard the plan moves is handed over gracefully: the new
+// leader campaigns first, and the old one, once it sees that, stops
+// serving the shard (every acknowledged change is already stored) and
+// resigns, so the new one is elected at once and loads the shard with full
+// sessions, as after a failover. A process that leaves removes itself
+// from the registry first and hands over every shard it leads the same
+// way; one that dies loses its shards when their leases expire, and only
+// those fail over.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/election"
+	"github.com/regroup-dev/regroup/coordinator/shard"
+	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// Config configures a Process. The zero value of each field has the
+// meaning given in its comment.
+type Config struct {
+	// Client reaches the etcd cluster; required. The Process does not
+	// close it.
+	Client *clientv3.Client
+	// Prefix is the key prefix shared with the store; "" means
+	// etcdstore.DefaultPrefix.
+	Prefix string
+	// Shards is the cluster's number of shards, as etcdstore.Shards
+	// checked it; at least 1.
+	Shards int
+	// TTL is the lease TTL of every shard's term and of the registry key;
+	// 0 means election.DefaultTTL.
+	TTL time.Duration
+	// Server configures the coordinator of every shard; its Address, this
+	// process's advertised address, is required.
+	Server coordinator.Config
+	// Logger receives the process's logs; nil means hclog's default.
+	Logger hclog.Logger
+}
+
+// placeEvery is how often a Process reads the registry and the shards'
+// leaders again when it sees no change.
+const placeEvery = 250 * time.Millisecond
+
+// Process is one coordinator of a cluster of several shards. Its methods
+// are safe for concurrent use.
+type Process struct {
+	regroupv1.UnimplementedCoordinatorServer
+	regroupv1.UnimplementedAdminServer
+
+	cfg      Config
+	log      hclog.Logger
+	servers  []*coordinator.Server
+	electors []*election.Elector
+	live     atomic.Pointer[[]string] // the registry as last read
+	changed  chan struct{}            // the registry or an election changed
+
+	mu        sync.Mutex
+	runs      []*shardRun // the shards this process campaigns for or leads
+	started   atomic.Bool // Run was called
+	ran       chan struct{}
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// shardRun is one shard's coordinator.Server.Run.
+type shardRun struct {
+	cancel   context.CancelCauseFunc
+	stopping bool
+}
+
+// New makes the coordinators of every shard, following until Run
+// campaigns.
+func New(cfg Config) (*Process, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("regroup: cluster: an etcd client is required")
+	}
+	if cfg.Shards < 1 {
+		return nil, fmt.Errorf("regroup: cluster: %d shards: want at least 1", cfg.Shards)
+	}
+	if cfg.Server.Address == "" {
+		return nil, errors.New("regroup: cluster: the coordinator's advertised address is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = etcdstore.DefaultPrefix
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = election.DefaultTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.Default()
+	}
+	p := &Process{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}, 1), runs: make([]*shardRun, cfg.Shards),
+		ran: make(chan struct{}), closing: make(chan struct{})}
+	for i := range cfg.Shards {
+		log := cfg.Logger.With("shard", i)
+		e, err := election.New(election.Config{Client: cfg.Client, Prefix: cfg.Prefix, TTL: cfg.TTL, Logger: log.Named("election"), Shard: i, Shards: cfg.Shards})
+		if err != nil {
+			p.closeAll()
+			return nil, err
+		}
+		p.electors = append(p.electors, e)
+		scfg := cfg.Server
+		scfg.Logger = log
+		s, err := coordinator.NewElected(scfg, e)
+		if err != nil {
+			p.closeAll()
+			return nil, err
+		}
+		p.servers = append(p.servers, s)
+	}
+	return p, nil
+}
+
+// Run announces the process in the registry and campaigns for the shards
+// the plan gives it, handing over the ones it moves, until ctx ends or
+// Close is called; it then leaves the registry, hands over every shard it
+// leads (waiting at most a TTL for each one's successor to campaign) and
+// returns.
+func (p *Process) Run(ctx context.Context) error {
+	if p.started.Swap(true) {
+		return errors.New("regroup: cluster: Run was called already")
+	}
+	defer close(p.ran)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	go p.watch(ctx)
+	// The shards' runs outlive ctx until they are handed over.
+	shards, stopShards := context.WithCancelCause(context.Background())
+	defer stopShards(errors.New("the coordinator is shutting down"))
+	var sess *concurrency.Session
+	tick := time.NewTicker(placeEvery)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		if sess != nil {
+			select {
+			case <-sess.Done():
+				p.log.Warn("this coordinator's registry key expired (etcd unreachable for a TTL?); announcing it again")
+				sess = nil
+			default:
+			}
+		}
+		if sess == nil {
+			s, err := announce(ctx, p.cfg.Client, p.cfg.Prefix, p.cfg.Server.Address, p.cfg.TTL)
+			if err != nil && ctx.Err() == nil {
+				p.log.Error("cannot announce this coordinator in the registry; it leads no new shard until it can", "error", err)
+			}
+			sess = s
+		}
+		p.place(ctx, shards)
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		case <-p.changed:
+		}
+	}
+	if sess != nil {
+		rctx, rcancel := context.WithTimeout(context.Background(), p.cfg.TTL)
+		_, err := p.cfg.Client.Revoke(rctx, sess.Lease())
+		rcancel()
+		sess.Orphan()
+		if err != nil {
+			p.log.Warn("cannot remove this coordinator from the registry; the others see it leave when its lease expires", "error", err)
+		}
+	}
+	p.leave()
+	stopShards(errors.New("the coordinator is shutting down"))
+	p.waitShards()
+	return nil
+}
+
+// watch signals p.changed whenever the registry or a shard's election
+// changes, until ctx ends.
+func (p *Process) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		regs := p.cfg.Client.Watch(wctx, etcdstore.CoordinatorsPrefix(p.cfg.Prefix), clientv3.WithPrefix())
+		elections := p.cfg.Client.Watch(wctx, etcdstore.ShardElectionsPrefix(p.cfg.Prefix), clientv3.WithPrefix())
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case r, ok := <-regs:
+				if !ok || r.Err() != nil {
+					break loop
+				}
+			case r, ok := <-elections:
+				if !ok || r.Err() != nil {
+					break loop
+				}
+			}
+			p.kick()
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(placeEvery):
+		}
+	}
+}
+
+// kick asks Run to place the shards again now.
+func (p *Process) kick() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// place campaigns for the shards the plan gives this process and hands
+// over the others, from the registry and the shards' leaders as read now.
+func (p *Process) place(ctx context.Context, shards context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, p.cfg.TTL)
+	live, err := liveCoordinators(rctx, p.cfg.Client, p.cfg.Prefix)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Debug("cannot read the registry; shards stay where they are", "error", err)
+		}
+		return
+	}
+	p.live.Store(&live)
+	me := p.cfg.Server.Address
+	leaders := make([]string, len(p.electors))
+	for i, e := range p.electors {
+		leaders[i] = e.Leader()
+	}
+	plan := shard.Plan(len(leaders), live, leaders)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range p.runs {
+		switch {
+		case plan[i] == me && r == nil:
+			p.start(shards, i)
+		case plan[i] != me && r != nil && !r.stopping:
+			if leaders[i] == me && !slices.Contains(p.electors[i].Coordinators(), plan[i]) {
+				continue // hand over once the successor campaigns: it is elected at once
+			}
+			p.stop(i, fmt.Errorf("handing shard %d over to %s", i, plan[i]))
+		}
+	}
+}
+
+// start campaigns for shard i, with p.mu held.
+func (p *Process) start(shards context.Context, i int) {
+	ctx, cancel := context.WithCancelCause(shards)
+	r := &shardRun{cancel: cancel}
+	p.runs[i] = r
+	p.log.Info("campaigning for a shard", "shard", i)
+	go func() {
+		_ = p.servers[i].Run(ctx)
+		p.mu.Lock()
+		if p.runs[i] == r {
+			p.runs[i] = nil
+		}
+		p.mu.Unlock()
+		p.kick()
+	}()
+}
+
+// stop ends the campaign for shard i, or its term, with p.mu held.
+func (p *Process) stop(i int, why error) {
+	r := p.runs[i]
+	r.stopping = true
+	p.log.Info("leaving a shard", "shard", i, "reason", why)
+	r.cancel(why)
+}
+
+// leave hands over every shard this process leads once another
+// coordinator campaigns for it (it has seen this one leave the registry),
+// or after a TTL; it stops the other campaigns at once. With no other
+// coordinator live, nobody will campaign: it stops them all.
+func (p *Process) leave() {
+	me := p.cfg.Server.Address
+	give := time.Now().Add(p.cfg.TTL)
+	for {
+		others := slices.DeleteFunc(slices.Clone(p.liveNow()), func(a string) bool { return a == me })
+		p.mu.Lock()
+		waiting := 0
+		for i, r := range p.runs {
+			if r == nil || r.stopping {
+				continue
+			}
+			successor := slices.ContainsFunc(p.electors[i].Coordinators(), func(a string) bool { return a != me })
+			if p.electors[i].Leader() == me && !successor && len(others) > 0 && time.Now().Before(give) {
+				waiting++
+				continue
+			}
+			p.stop(i, fmt.Errorf("leaving the cluster: handing shard %d over", i))
+		}
+		p.mu.Unlock()
+		if waiting == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// liveNow reads the registry, or returns it as last read if etcd does not
+// answer.
+func (p *Process) liveNow() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if live, err := liveCoordinators(ctx, p.cfg.Client, p.cfg.Prefix); err == nil {
+		return live
+	}
+	if l := p.live.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
+// waitShards waits until every shard's run has returned.
+func (p *Process) waitShards() {
+	for {
+		p.mu.Lock()
+		running := slices.ContainsFunc(p.runs, func(r *shardRun) bool { return r != nil })
+		p.mu.Unlock()
+		if !running {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Close leaves the cluster as Run does when its context ends (if Run
+// runs), then closes every shard's coordinator: waiting requests are
+// answered COORDINATOR_NOT_AVAILABLE.
+func (p *Process) Close() {
+	p.closeOnce.Do(func() {
+		close(p.closing)
+		if p.started.Load() {
+			<-p.ran
+		}
+		p.closeAll()
+	})
+}
+
+func (p *Process) closeAll() {
+	for _, s := range p.servers {
+		s.Close()
+	}
+	for _, e := range p.electors {
+		e.Close()
+	}
+}
+
+// Leading reports whether this process leads at least one shard.
+func (p *Process) Leading() bool {
+	return slices.ContainsFunc(p.servers, (*coordinator.Server).Leading)
+}
+
+// Led returns the shards this process leads, in order.
+func (p *Process) Led() []int {
+	var led []int
+	for i, s := range p.servers {
+		if s.Leading() {
+			led = append(led, i)
+		}
+	}
+	return led
+}
+
+// GroupStats returns the state of every group of the shards this process
+// leads.
+func (p *Process) GroupStats() []coordinator.GroupStat {
+	var out []coordinator.GroupStat
+	for _, s := range p.servers {
+		out = append(out, s.GroupStats()...)
+	}
+	return out
+}

@@ -1,0 +1,235 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	"google.golang.org/grpc"
+
+	"github.com/regroup-dev/regroup"
+	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/group"
+	"github.com/regroup-dev/regroup/coordinator/shard"
+	"github.com/regroup-dev/regroup/internal/rpcerr"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
+)
+
+// The process's gRPC services route every call of a group to the
+// coordinator of the group's shard, which serves it when this process
+// leads the shard and otherwise answers NOT_COORDINATOR with the shard
+// leader's address (Admin calls are forwarded there). The topic registry
+// is shared: its calls go to shard 0's coordinator, and every leader
+// follows the changes (coordinator/store.TopicWatcher).
+
+// topicShard is the shard whose coordinator answers the topic registry's
+// calls.
+const topicShard = 0
+
+// Register registers the Coordinator and Admin services on srv.
+func (p *Process) Register(srv grpc.ServiceRegistrar) {
+	regroupv1.RegisterCoordinatorServer(srv, p)
+	regroupv1.RegisterAdminServer(srv, p)
+}
+
+// of returns the coordinator of group id's shard, or the error that
+// answers a call with an invalid group id.
+func (p *Process) of(id string) (*coordinator.Server, error) {
+	if err := group.ValidateGroupID(id); err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return p.servers[shard.Of(id, len(p.servers))], nil
+}
+
+// JoinGroup implements the Coordinator service.
+func (p *Process) JoinGroup(ctx context.Context, req *regroupv1.JoinGroupRequest) (*regroupv1.JoinGroupResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	return s.JoinGroup(ctx, req)
+}
+
+// SyncGroup implements the Coordinator service.
+func (p *Process) SyncGroup(ctx context.Context, req *regroupv1.SyncGroupRequest) (*regroupv1.SyncGroupResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	return s.SyncGroup(ctx, req)
+}
+
+// Heartbeat implements the Coordinator service.
+func (p *Process) Heartbeat(ctx context.Context, req *regroupv1.HeartbeatRequest) (*regroupv1.HeartbeatResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	return s.Heartbeat(ctx, req)
+}
+
+// LeaveGroup implements the Coordinator service.
+func (p *Process) LeaveGroup(ctx context.Context, req *regroupv1.LeaveGroupRequest) (*regroupv1.LeaveGroupResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	return s.LeaveGroup(ctx, req)
+}
+
+// Reconcile implements the Coordinator service.
+func (p *Process) Reconcile(ctx context.Context, req *regroupv1.ReconcileRequest) (*regroupv1.ReconcileResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	return s.Reconcile(ctx, req)
+}
+
+// FindCoordinator implements the Coordinator service: the leader of the
+// group's shard, and every live coordinator, that one first.
+func (p *Process) FindCoordinator(ctx context.Context, req *regroupv1.FindCoordinatorRequest) (*regroupv1.FindCoordinatorResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.FindCoordinator(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if live := p.live.Load(); live != nil {
+		resp.Coordinators = leaderFirst(*live, resp.GetLeaderAddress())
+	}
+	return resp, nil
+}
+
+// leaderFirst returns addrs with leader moved (or added) to the front.
+func leaderFirst(addrs []string, leader string) []string {
+	out := slices.DeleteFunc(slices.Clone(addrs), func(a string) bool { return a == leader })
+	if leader != "" {
+		out = append([]string{leader}, out...)
+	}
+	return out
+}
+
+// DescribeGroup implements the Admin service.
+func (p *Process) DescribeGroup(ctx context.Context, req *regroupv1.DescribeGroupRequest) (*regroupv1.DescribeGroupResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	return s.DescribeGroup(ctx, req)
+}
+
+// WatchGroup implements the Admin service.
+func (p *Process) WatchGroup(req *regroupv1.WatchGroupRequest, stream grpc.ServerStreamingServer[regroupv1.WatchGroupResponse]) error {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return err
+	}
+	return s.WatchGroup(req, stream)
+}
+
+// RemoveMembers implements the Admin service.
+func (p *Process) RemoveMembers(ctx context.Context, req *regroupv1.RemoveMembersRequest) (*regroupv1.RemoveMembersResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	return s.RemoveMembers(ctx, req)
+}
+
+// DeleteGroup implements the Admin service.
+func (p *Process) DeleteGroup(ctx context.Context, req *regroupv1.DeleteGroupRequest) (*regroupv1.DeleteGroupResponse, error) {
+	s, err := p.of(req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	return s.DeleteGroup(ctx, req)
+}
+
+// ListTopics implements the Admin service.
+func (p *Process) ListTopics(ctx context.Context, req *regroupv1.ListTopicsRequest) (*regroupv1.ListTopicsResponse, error) {
+	return p.servers[topicShard].ListTopics(ctx, req)
+}
+
+// PutTopic implements the Admin service.
+func (p *Process) PutTopic(ctx context.Context, req *regroupv1.PutTopicRequest) (*regroupv1.PutTopicResponse, error) {
+	return p.servers[topicShard].PutTopic(ctx, req)
+}
+
+// DeleteTopic implements the Admin service.
+func (p *Process) DeleteTopic(ctx context.Context, req *regroupv1.DeleteTopicRequest) (*regroupv1.DeleteTopicResponse, error) {
+	return p.servers[topicShard].DeleteTopic(ctx, req)
+}
+
+// ListGroups implements the Admin service: the groups of every shard. A
+// call forwarded by another coordinator gets the groups of the shards
+// this one leads; otherwise this one asks each other shard leader once,
+// forwarding the call through the coordinator of one of its shards.
+func (p *Process) ListGroups(ctx context.Context, req *regroupv1.ListGroupsRequest) (*regroupv1.ListGroupsResponse, error) {
+	me := p.cfg.Server.Address
+	var asks []int // one shard of each other leader
+	leaders := map[string]bool{}
+	var sources []*coordinator.Server
+	for i, s := range p.servers {
+		if s.Leading() {
+			sources = append(sources, s)
+			continue
+		}
+		if coordinator.Forwarded(ctx) {
+			continue
+		}
+		l := p.electors[i].Leader()
+		if l == "" || l == me {
+			return nil, rpcerr.ToStatus(regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "shard %d has no leader right now (an election or a handover is under way); retry shortly", i))
+		}
+		if !leaders[l] {
+			leaders[l] = true
+			asks = append(asks, i)
+		}
+	}
+	for _, i := range asks {
+		sources = append(sources, p.servers[i])
+	}
+	resp := &regroupv1.ListGroupsResponse{}
+	seen := map[string]bool{}
+	for _, s := range sources {
+		r, err := s.ListGroups(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range r.GetGroups() {
+			if !seen[g.GetGroupId()] {
+				seen[g.GetGroupId()] = true
+				resp.Groups = append(resp.Groups, g)
+			}
+		}
+	}
+	slices.SortFunc(resp.Groups, func(a, b *regroupv1.GroupSummary) int { return cmp.Compare(a.GetGroupId(), b.GetGroupId()) })
+	return resp, nil
+}
+
+// DescribeCluster implements the Admin service: this coordinator, every
+// live one, and each shard's leader. It is never forwarded.
+func (p *Process) DescribeCluster(ctx context.Context, req *regroupv1.DescribeClusterRequest) (*regroupv1.DescribeClusterResponse, error) {
+	resp, err := p.servers[0].DescribeCluster(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if live := p.live.Load(); live != nil {
+		resp.Coordinators = slices.Clone(*live)
+	}
+	if p.Leading() {
+		resp.Role = regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER
+	}
+	stats := p.GroupStats()
+	groups := make([]int32, len(p.servers))
+	for _, st := range stats {
+		groups[shard.Of(st.ID, len(p.servers))]++
+	}
+	for i, e := range p.electors {
+		resp.Shards = append(resp.Shards, &regroupv1.ShardStatus{Shard: int32(i), LeaderAddress: e.Leader(), Groups: groups[i]})
+	}
+	return resp, nil
+}
