@@ -11,13 +11,17 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/cluster"
 	"github.com/regroup-dev/regroup/coordinator/election"
+	"github.com/regroup-dev/regroup/coordinator/prommetrics"
 	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
 	"github.com/regroup-dev/regroup/coordinator/store/memstore"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
 	"github.com/regroup-dev/regroup/member/fsm"
+	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
 // backendFlags choose where group records live and how coordinators elect
@@ -30,6 +34,7 @@ type backendFlags struct {
 	etcdPeerPort   int
 	advertiseAddr  string
 	leaseTTL       time.Duration
+	shards         int
 	etcdTLS        etcdTLSFlags
 }
 
@@ -41,14 +46,25 @@ func (f *backendFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.etcdPeerPort, "etcd-peer-port", 7380, "loopback port of the embedded etcd's peers")
 	fl.StringVar(&f.advertiseAddr, "advertise-addr", "", "address members and other coordinators reach this one at (default: the --listen address)")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", election.DefaultTTL, "etcd lease TTL, whole seconds: a leader that stops renewing it is replaced after at most this long")
+	fl.IntVar(&f.shards, "shards", 0, "number of shards the groups are spread over, each led by one coordinator: chosen at the cluster's first start and fixed for its life (0: the cluster's count, 1 for a new cluster; see docs/operations.md, \"Shards\")")
 	f.etcdTLS.register(fl)
 }
 
 // backend is a running coordinator over its store.
 type backend struct {
-	srv     *coordinator.Server
+	srv     service
 	run     func(ctx context.Context) // serves until ctx ends or srv closes
 	cleanup func()                    // after run returned
+}
+
+// service is what serve needs of the coordinators of this process: one
+// coordinator.Server, or a cluster.Process of several shards.
+type service interface {
+	regroupv1.CoordinatorServer
+	regroupv1.AdminServer
+	prommetrics.Server
+	Register(grpc.ServiceRegistrar)
+	Close()
 }
 
 // startBackend starts the store chosen by f and a coordinator over it,
@@ -66,6 +82,9 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 	case "memory":
 		if len(f.etcdEndpoints) > 0 {
 			return nil, fmt.Errorf("--etcd-endpoints needs --store etcd")
+		}
+		if f.shards > 1 {
+			return nil, fmt.Errorf("--shards %d needs --store etcd: a coordinator with --store memory serves every group alone", f.shards)
 		}
 		srv, err := coordinator.New(ctx, cfg, memstore.New())
 		if err != nil {
@@ -110,32 +129,53 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { cli.Close() })
+	if len(f.etcdEndpoints) > 0 {
+		go checkEtcd(ctx, cli, log)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	shards, err := etcdstore.Shards(sctx, cli, "", f.shards)
+	cancel()
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("--shards: %w", err)
+	}
+	logFailoverBudget(log, f.leaseTTL, cfg.Group.MinSessionTimeout)
+	// The embedded etcd's data directory is this process's alone: an
+	// election key in it is this coordinator's previous life (a crash,
+	// kill -9), and waiting for its lease would leave the groups without a
+	// coordinator for a lease TTL.
+	revokePast := func(revoke func(context.Context) (int, error)) {
+		if len(f.etcdEndpoints) > 0 {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := revoke(rctx)
+		cancel()
+		if err != nil {
+			log.Warn("could not revoke the previous life's election keys; waiting for their leases to expire", "error", err)
+		}
+	}
+	if shards > 1 {
+		p, err := cluster.New(cluster.Config{Client: cli, Shards: shards, TTL: f.leaseTTL, Server: cfg, Logger: log})
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("--lease-ttl: %w", err)
+		}
+		revokePast(func(ctx context.Context) (int, error) { return cluster.RevokePast(ctx, cli, "", log) })
+		log.Info("groups are spread over shards; this coordinator leads its share of them", "shards", shards)
+		return &backend{srv: p, run: func(ctx context.Context) { _ = p.Run(ctx) }, cleanup: cleanup}, nil
+	}
 	el, err := election.New(election.Config{Client: cli, TTL: f.leaseTTL, Logger: log.Named("election")})
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("--lease-ttl: %w", err)
 	}
 	cleanups = append(cleanups, el.Close)
-	logFailoverBudget(log, f.leaseTTL, cfg.Group.MinSessionTimeout)
-	if len(f.etcdEndpoints) == 0 {
-		// The embedded etcd's data directory is this process's alone: an
-		// election key in it is this coordinator's previous life (a crash,
-		// kill -9), and waiting for its lease would leave the groups
-		// without a coordinator for a lease TTL.
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := el.RevokePast(rctx)
-		cancel()
-		if err != nil {
-			log.Warn("could not revoke the previous life's election key; waiting for its lease to expire", "error", err)
-		}
-	}
+	revokePast(el.RevokePast)
 	srv, err := coordinator.NewElected(cfg, el)
 	if err != nil {
 		cleanup()
 		return nil, err
-	}
-	if len(f.etcdEndpoints) > 0 {
-		go checkEtcd(ctx, cli, log)
 	}
 	return &backend{srv: srv, run: func(ctx context.Context) { _ = srv.Run(ctx) }, cleanup: cleanup}, nil
 }

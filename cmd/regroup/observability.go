@@ -79,7 +79,7 @@ func (o *observability) coordinatorMetrics() coordinator.Metrics {
 // attach registers the health and reflection services on gs, and the
 // gauges read from srv at every scrape, with series of their own for at
 // most maxGroups groups. Call it before gs serves.
-func (o *observability) attach(gs *grpc.Server, srv *coordinator.Server, maxGroups int) error {
+func (o *observability) attach(gs *grpc.Server, srv prommetrics.Server, maxGroups int) error {
 	if o.registry != nil {
 		if err := prommetrics.RegisterServer(o.registry, srv, maxGroups); err != nil {
 			return err

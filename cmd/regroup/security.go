@@ -15,7 +15,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/regroup-dev/regroup/coordinator"
 	"github.com/regroup-dev/regroup/coordinator/auth"
 	"github.com/regroup-dev/regroup/internal/bearer"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
@@ -112,7 +111,7 @@ func (s *security) serverOptions() []grpc.ServerOption {
 // serveAdmin serves the Admin service, health and reflection on
 // --admin-listen, with opts, and reports the server's end on errc. It
 // returns the server, or nil when --admin-listen is not set.
-func (s *security) serveAdmin(srv *coordinator.Server, hs *health.Server, opts []grpc.ServerOption, errc chan<- error) (*grpc.Server, error) {
+func (s *security) serveAdmin(srv regroupv1.AdminServer, hs *health.Server, opts []grpc.ServerOption, errc chan<- error) (*grpc.Server, error) {
 	if s.flags.adminListen == "" {
 		return nil, nil
 	}

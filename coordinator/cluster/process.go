@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -399,4 +400,37 @@ func (p *Process) GroupStats() []coordinator.GroupStat {
 		out = append(out, s.GroupStats()...)
 	}
 	return out
+}
+
+// RevokePast revokes the lease of every shard's election key and of every
+// registry key under prefix ("" means etcdstore.DefaultPrefix), so that a
+// coordinator restarted after a crash does not wait for its past life's
+// leases to expire. As election.Elector.RevokePast, only a coordinator
+// that knows no other one uses this etcd may call it (one on its own
+// embedded etcd). It returns how many leases it revoked.
+func RevokePast(ctx context.Context, cli *clientv3.Client, prefix string, log hclog.Logger) (int, error) {
+	if prefix == "" {
+		prefix = etcdstore.DefaultPrefix
+	}
+	leases := map[clientv3.LeaseID]string{}
+	for _, pfx := range []string{etcdstore.ShardElectionsPrefix(prefix), etcdstore.CoordinatorsPrefix(prefix)} {
+		resp, err := cli.Get(ctx, pfx, clientv3.WithPrefix())
+		if err != nil {
+			return 0, fmt.Errorf("regroup: reading the keys under %s: %w", pfx, err)
+		}
+		for _, kv := range resp.Kvs {
+			if kv.Lease != 0 {
+				leases[clientv3.LeaseID(kv.Lease)] = string(kv.Key)
+			}
+		}
+	}
+	for lease, key := range leases {
+		if _, err := cli.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return 0, fmt.Errorf("regroup: revoking the lease of %s: %w", key, err)
+		}
+	}
+	if len(leases) > 0 {
+		log.Info("revoked the election and registry keys of this coordinator's previous life instead of waiting for their leases", "leases", len(leases))
+	}
+	return len(leases), nil
 }

@@ -223,7 +223,9 @@ type cluster struct {
 	admin   regroupv1.AdminClient
 }
 
-func newCluster(t *testing.T) *cluster {
+// newCluster starts the etcd cluster and three coordinators, each started
+// with serve's extra arguments.
+func newCluster(t *testing.T, serve ...string) *cluster {
 	c := &cluster{t: t, dir: keptDir(t), members: map[string]*proc{}}
 	ports := freePorts(t, 9)
 	var initial, endpoints []string
@@ -241,23 +243,7 @@ func newCluster(t *testing.T) *cluster {
 		c.etcd = append(c.etcd, p)
 	}
 	for i := range 3 {
-		addr := fmt.Sprintf("127.0.0.1:%d", ports[6+i])
-		front := cutproxy.Start(t, func() string { return addr })
-		proxies := []*cutproxy.Proxy{front}
-		var viaProxies []string
-		for _, e := range endpoints {
-			p := cutproxy.Start(t, func() string { return e })
-			proxies = append(proxies, p)
-			viaProxies = append(viaProxies, p.Addr())
-		}
-		p := &proc{t: t, name: fmt.Sprintf("coordinator c%d", i), out: filepath.Join(c.dir, fmt.Sprintf("coord%d.log", i)), args: []string{"regroup", "serve",
-			"--listen", addr, "--advertise-addr", front.Addr(), "--etcd-endpoints", strings.Join(viaProxies, ","),
-			"--metrics-addr", "", "--initial-rebalance-delay", "1s",
-		}}
-		p.start()
-		c.coords = append(c.coords, p)
-		c.addrs = append(c.addrs, addr)
-		c.net = append(c.net, proxies)
+		c.addCoordinator(ports[6+i], serve...)
 	}
 	t.Cleanup(func() {
 		for _, p := range c.members {
@@ -289,6 +275,29 @@ func newCluster(t *testing.T) *cluster {
 	t.Cleanup(func() { conn.Close() })
 	c.admin = regroupv1.NewAdminClient(conn)
 	return c
+}
+
+// addCoordinator starts another coordinator on loopback port port, with
+// proxies of its own, started with serve's extra arguments.
+func (c *cluster) addCoordinator(port int, serve ...string) {
+	i := len(c.coords)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	front := cutproxy.Start(c.t, func() string { return addr })
+	proxies := []*cutproxy.Proxy{front}
+	var viaProxies []string
+	for _, e := range c.etcdEPs {
+		p := cutproxy.Start(c.t, func() string { return e })
+		proxies = append(proxies, p)
+		viaProxies = append(viaProxies, p.Addr())
+	}
+	p := &proc{t: c.t, name: fmt.Sprintf("coordinator c%d", i), out: filepath.Join(c.dir, fmt.Sprintf("coord%d.log", i)), args: append([]string{"regroup", "serve",
+		"--listen", addr, "--advertise-addr", front.Addr(), "--etcd-endpoints", strings.Join(viaProxies, ","),
+		"--metrics-addr", "", "--initial-rebalance-delay", "1s",
+	}, serve...)}
+	p.start()
+	c.coords = append(c.coords, p)
+	c.addrs = append(c.addrs, addr)
+	c.net = append(c.net, proxies)
 }
 
 // etcdLeader returns the index of the etcd node that leads the etcd

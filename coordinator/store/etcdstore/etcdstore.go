@@ -105,24 +105,24 @@ func CoordinatorsPrefix(prefix string) string { return prefix + "coordinators/" 
 // ShardsKey returns the key that holds the number of shards under prefix.
 func ShardsKey(prefix string) string { return prefix + "shards" }
 
-// Shards checks that the cluster under prefix ("" means DefaultPrefix) has
-// want shards, storing the count at the cluster's first start: it never
-// changes, since it decides which shard every group belongs to. A cluster
-// that stores no count has one shard; one that already holds groups
-// without a count keeps its one. It fails, naming both counts, if the
-// cluster has another count.
-func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) error {
+// Shards returns the number of shards of the cluster under prefix (""
+// means DefaultPrefix), storing want at the cluster's first start: the
+// count never changes, since it decides which shard every group belongs
+// to. want 0 takes the cluster's count (1 for a new cluster). A cluster
+// that stores no count has one shard, and one that already holds groups
+// without a count keeps its one. It fails, naming both counts, if want is
+// not the cluster's count.
+func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) (int, error) {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	if want < 1 {
-		return fmt.Errorf("regroup: %d shards: a cluster has at least one", want)
+	if want < 0 {
+		return 0, fmt.Errorf("regroup: %d shards: a cluster has at least one", want)
 	}
 	key, gp := ShardsKey(prefix), GroupsPrefix(prefix)
-	have := 1
 	resp, err := cli.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("regroup: reading the number of shards at %s: %w", key, err)
+		return 0, fmt.Errorf("regroup: reading the number of shards at %s: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 && want > 1 {
 		put, err := cli.Txn(ctx).If(
@@ -130,23 +130,24 @@ func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) 
 			clientv3.Compare(clientv3.CreateRevision(gp), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(gp)),
 		).Then(clientv3.OpPut(key, fmt.Sprint(want))).Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
-			return fmt.Errorf("regroup: storing the number of shards at %s: %w", key, err)
+			return 0, fmt.Errorf("regroup: storing the number of shards at %s: %w", key, err)
 		}
 		if put.Succeeded {
-			return nil
+			return want, nil
 		}
 		resp = (*clientv3.GetResponse)(put.Responses[0].GetResponseRange())
 	}
+	have := 1
 	if len(resp.Kvs) == 1 {
 		if _, err := fmt.Sscan(string(resp.Kvs[0].Value), &have); err != nil || have < 1 {
-			return fmt.Errorf("regroup: the number of shards at etcd key %s is %q, not a positive number; put back the count the cluster was started with", key, resp.Kvs[0].Value)
+			return 0, fmt.Errorf("regroup: the number of shards at etcd key %s is %q, not a positive number; put back the count the cluster was started with", key, resp.Kvs[0].Value)
 		}
 	}
-	if have != want {
-		return fmt.Errorf("regroup: this cluster (%s in etcd) has %d shards, chosen at its first start, and this coordinator was started with %d; start it with --shards %d (a group's shard depends on the count, so it never changes)",
+	if want != 0 && have != want {
+		return 0, fmt.Errorf("regroup: this cluster (%s in etcd) has %d shards, chosen at its first start, and this coordinator was started with %d; start it with --shards %d or without --shards (a group's shard depends on the count, so it never changes)",
 			prefix, have, want, have)
 	}
-	return nil
+	return have, nil
 }
 
 // NewClient returns an etcd client for endpoints (e.g.

@@ -253,24 +253,26 @@ func TestShards(t *testing.T) {
 	fresh := func() string { return fmt.Sprintf("/test%d/regroup/v1/", prefixes.Add(1)) }
 
 	prefix := fresh()
-	if err := etcdstore.Shards(ctx, cli, prefix, 8); err != nil {
-		t.Fatalf("first start with 8 shards: %v", err)
+	if n, err := etcdstore.Shards(ctx, cli, prefix, 0); err != nil || n != 1 {
+		t.Fatalf("a new cluster taken as it is: %d, %v; want 1 shard", n, err)
 	}
-	if err := etcdstore.Shards(ctx, cli, prefix, 8); err != nil {
-		t.Fatalf("second start with 8 shards: %v", err)
+	if n, err := etcdstore.Shards(ctx, cli, prefix, 8); err != nil || n != 8 {
+		t.Fatalf("first start with 8 shards: %d, %v", n, err)
 	}
-	if err := etcdstore.Shards(ctx, cli, prefix, 4); err == nil || !strings.Contains(err.Error(), "has 8 shards") || !strings.Contains(err.Error(), "--shards 8") {
+	for _, want := range []int{8, 0} {
+		if n, err := etcdstore.Shards(ctx, cli, prefix, want); err != nil || n != 8 {
+			t.Fatalf("a later start with %d shards: %d, %v; want 8", want, n, err)
+		}
+	}
+	if _, err := etcdstore.Shards(ctx, cli, prefix, 4); err == nil || !strings.Contains(err.Error(), "has 8 shards") || !strings.Contains(err.Error(), "--shards 8") {
 		t.Fatalf("start with 4 shards of a cluster of 8: got %v, want an error naming 8", err)
 	}
 
 	prefix = fresh()
-	if err := etcdstore.Shards(ctx, cli, prefix, 1); err != nil {
-		t.Fatalf("first start with one shard: %v", err)
-	}
 	if _, err := cli.Put(ctx, etcdstore.GroupsPrefix(prefix)+"g", "x"); err != nil {
 		t.Fatal(err)
 	}
-	if err := etcdstore.Shards(ctx, cli, prefix, 64); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
+	if _, err := etcdstore.Shards(ctx, cli, prefix, 64); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
 		t.Fatalf("64 shards for a cluster that serves groups with one: got %v, want refused", err)
 	}
 
@@ -278,7 +280,7 @@ func TestShards(t *testing.T) {
 	if _, err := cli.Put(ctx, etcdstore.ShardsKey(prefix), "many"); err != nil {
 		t.Fatal(err)
 	}
-	if err := etcdstore.Shards(ctx, cli, prefix, 2); err == nil || !strings.Contains(err.Error(), "not a positive number") {
+	if _, err := etcdstore.Shards(ctx, cli, prefix, 2); err == nil || !strings.Contains(err.Error(), "not a positive number") {
 		t.Fatalf("a count that is not a number: got %v", err)
 	}
 }

@@ -8,6 +8,11 @@
 // generation changes. (The test appends "NANOS exit" once it has killed
 // the process.) Times are wall-clock nanoseconds: every process of
 // the test runs on one machine.
+//
+// With -groups N the process runs one member in each of N groups, GROUP-0
+// to GROUP-(N-1), sharing a connection to each coordinator as members of
+// one process do; their partitions are logged as GROUP-I:TOPIC/P, and no
+// gen lines are written (the test reads generations from the coordinators).
 package main
 
 import (
@@ -33,6 +38,7 @@ func main() {
 	instance := flag.String("instance", "", "static instance id")
 	logPath := flag.String("log", "", "event log to append to")
 	session := flag.Duration("session", 0, "session timeout (0: the library's default)")
+	groups := flag.Int("groups", 0, "run a member in each of this many groups, GROUP-0 to GROUP-(N-1) (0: one member, in GROUP)")
 	flag.Parse()
 	if *endpoints == "" || *logPath == "" {
 		fmt.Fprintln(os.Stderr, "chaosmember: -endpoints and -log are required")
@@ -44,43 +50,66 @@ func main() {
 		os.Exit(1)
 	}
 	w := &writer{f: f, owned: map[string]int64{}}
-	m, err := member.New(member.Config{
-		Endpoints:      strings.Split(*endpoints, ","),
-		Group:          *group,
-		Topics:         []string{*topic},
-		InstanceID:     *instance,
-		ClientID:       "chaosmember",
-		SessionTimeout: *session,
-		Listener: member.ListenerFuncs{
-			Assigned: func(_ context.Context, ps []member.Partition) { w.assigned(ps) },
-			Revoked:  func(_ context.Context, ps []member.Partition) { w.released("revoked", ps, time.Time{}) },
-			Lost: func(ctx context.Context, ps []member.Partition) {
-				deadline, _ := ctx.Deadline()
-				w.released("lost", ps, deadline)
+	newMember := func(grp, prefix string) *member.Member {
+		m, err := member.New(member.Config{
+			Endpoints:      strings.Split(*endpoints, ","),
+			Group:          grp,
+			Topics:         []string{*topic},
+			InstanceID:     *instance,
+			ClientID:       "chaosmember",
+			SessionTimeout: *session,
+			Listener: member.ListenerFuncs{
+				Assigned: func(_ context.Context, ps []member.Partition) { w.assigned(prefix, ps) },
+				Revoked:  func(_ context.Context, ps []member.Partition) { w.released(prefix, "revoked", ps, time.Time{}) },
+				Lost: func(ctx context.Context, ps []member.Partition) {
+					deadline, _ := ctx.Deadline()
+					w.released(prefix, "lost", ps, deadline)
+				},
 			},
-		},
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "chaosmember", Level: hclog.LevelFromString(os.Getenv("CHAOS_LOG_LEVEL")), Output: os.Stderr}),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaosmember:", err)
-		os.Exit(2)
+			Logger: hclog.New(&hclog.LoggerOptions{Name: "chaosmember", Level: hclog.LevelFromString(os.Getenv("CHAOS_LOG_LEVEL")), Output: os.Stderr}),
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaosmember:", err)
+			os.Exit(2)
+		}
+		return m
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	go func() {
-		gen := int32(-2)
-		for c := range m.Changes() {
-			if c.Generation != gen {
-				gen = c.Generation
-				w.line(fmt.Sprintf("gen %d", gen))
-			}
-		}
-	}()
 	go func() {
 		for range time.Tick(50 * time.Millisecond) {
 			w.work()
 		}
 	}()
+	if *groups == 0 {
+		m := newMember(*group, "")
+		go func() {
+			gen := int32(-2)
+			for c := range m.Changes() {
+				if c.Generation != gen {
+					gen = c.Generation
+					w.line(fmt.Sprintf("gen %d", gen))
+				}
+			}
+		}()
+		run(ctx, m)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range *groups {
+		grp := fmt.Sprintf("%s-%d", *group, i)
+		m := newMember(grp, grp+":")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(ctx, m)
+		}()
+	}
+	wg.Wait()
+}
+
+// run runs m until ctx ends; the process exits if it fails.
+func run(ctx context.Context, m *member.Member) {
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "chaosmember:", err)
 		os.Exit(1)
@@ -107,21 +136,24 @@ func (w *writer) write(s string) {
 	}
 }
 
-func (w *writer) assigned(ps []member.Partition) {
+// assigned logs ps, their keys prefixed with prefix.
+func (w *writer) assigned(prefix string, ps []member.Partition) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, p := range ps {
-		key := fmt.Sprintf("%s/%d", p.Topic, p.Partition)
+		key := fmt.Sprintf("%s%s/%d", prefix, p.Topic, p.Partition)
 		w.owned[key] = p.Token
 		w.write(fmt.Sprintf("assigned %s %d", key, p.Token))
 	}
 }
 
-func (w *writer) released(kind string, ps []member.Partition, deadline time.Time) {
+// released logs ps given up (kind revoked or lost), their keys prefixed
+// with prefix.
+func (w *writer) released(prefix, kind string, ps []member.Partition, deadline time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, p := range ps {
-		key := fmt.Sprintf("%s/%d", p.Topic, p.Partition)
+		key := fmt.Sprintf("%s%s/%d", prefix, p.Topic, p.Partition)
 		delete(w.owned, key)
 		if kind == "lost" {
 			w.write(fmt.Sprintf("lost %s %d %d", key, p.Token, deadline.UnixNano()))
