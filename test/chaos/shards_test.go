@@ -17,7 +17,7 @@ import (
 )
 
 const (
-	// shardCount and shardGroups size TestShardsSpreadJoinAndKill.
+	// shardCount and shardGroups size TestShardsJoinKillLeave.
 	shardCount  = 16
 	shardGroups = 300
 	// shardTopic is its topic, small: 300 groups share it.
@@ -25,15 +25,15 @@ const (
 	shardPartitions = 4
 )
 
-// TestShardsSpreadJoinAndKill runs three coordinators with 16 shards on a
+// TestShardsJoinKillLeave runs three coordinators with 16 shards on a
 // three-node etcd, every process real, and 300 groups of two members (two
 // member processes of 300 members each). Each coordinator leads about a
 // third of the shards; a fourth joins and takes its share (four shards
 // move, the fewest) with no member losing a partition and no group
-// rebalancing; then one of the first three is SIGKILLed: only its shards
-// change leader, and again no member loses a partition and no group
-// rebalances.
-func TestShardsSpreadJoinAndKill(t *testing.T) {
+// rebalancing; then one of the first three is SIGKILLed, and then the
+// fourth leaves (SIGTERM): each time only its shards change leader, and
+// again no member loses a partition and no group rebalances.
+func TestShardsJoinKillLeave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes")
 	}
@@ -75,6 +75,19 @@ func TestShardsSpreadJoinAndKill(t *testing.T) {
 	}
 	c.sameGenerations(t, gens, c.shardedGroups(t, killed))
 	c.noLoss(t, "a coordinator was killed", killed)
+
+	// One leaves gracefully (SIGTERM): it hands its shards over.
+	left := time.Now()
+	c.coords[3].stop()
+	last := c.shardLeaders(t, 0, 2)
+	leaver := c.fronts(3)[0]
+	for i := range last {
+		if final[i] != leaver && last[i] != final[i] {
+			t.Errorf("shard %d moved from %s to %s, but only the leaving coordinator's shards should", i, final[i], last[i])
+		}
+	}
+	c.sameGenerations(t, gens, c.shardedGroups(t, left))
+	c.noLoss(t, "a coordinator left", left)
 }
 
 // shardLeaders waits until the coordinators at the given indexes agree on
