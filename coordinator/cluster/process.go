@@ -260,13 +260,13 @@ func (p *Process) place(ctx context.Context, shards context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, r := range p.runs {
-		switch {
-		case plan[i] == me && r == nil:
+		if r != nil && r.stopping {
+			continue // until its run returns
+		}
+		switch shard.Act(me, plan[i], leaders[i], r != nil, slices.Contains(p.electors[i].Coordinators(), plan[i])) {
+		case shard.Campaign:
 			p.start(shards, i)
-		case plan[i] != me && r != nil && !r.stopping:
-			if leaders[i] == me && !slices.Contains(p.electors[i].Coordinators(), plan[i]) {
-				continue // hand over once the successor campaigns: it is elected at once
-			}
+		case shard.Withdraw:
 			p.stop(i, fmt.Errorf("handing shard %d over to %s", i, plan[i]))
 		}
 	}

@@ -105,3 +105,35 @@ func leaderOf(leaders []string, i int) string {
 	}
 	return ""
 }
+
+// Action is what a coordinator does about one shard; see Act.
+type Action int
+
+// The actions of Act.
+const (
+	// Keep: nothing to do.
+	Keep Action = iota
+	// Campaign for the shard: the plan gives it to this coordinator.
+	Campaign
+	// Withdraw the campaign for the shard, or hand it over if this
+	// coordinator leads it: the plan gives it to another one.
+	Withdraw
+)
+
+// Act returns what coordinator me does about a shard that the plan gives
+// to planned and that leader leads now ("" for none), given whether me
+// campaigns for it or leads it (running) and whether planned campaigns
+// for it. A coordinator campaigns for the shards planned for it. It
+// withdraws at once from a campaign for a shard planned for another; a
+// shard it leads it hands over only once the planned leader campaigns, so
+// that the successor is elected the moment it resigns and the shard is
+// without a leader only while the successor loads it.
+func Act(me, planned, leader string, running, plannedCampaigns bool) Action {
+	switch {
+	case planned == me && !running:
+		return Campaign
+	case planned != me && running && (leader != me || plannedCampaigns):
+		return Withdraw
+	}
+	return Keep
+}

@@ -216,3 +216,28 @@ func TestOfIsStableAndSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestAct covers every case of a coordinator's action on one shard.
+func TestAct(t *testing.T) {
+	for _, c := range []struct {
+		me, planned, leader string
+		running, campaigns  bool
+		want                shard.Action
+	}{
+		{"a", "a", "", false, false, shard.Campaign},  // planned here, not campaigning
+		{"a", "a", "b", false, false, shard.Campaign}, // planned here, led elsewhere: queue behind b
+		{"a", "a", "a", true, false, shard.Keep},      // leads what is planned for it
+		{"a", "a", "", true, false, shard.Keep},       // campaigning for it already
+		{"a", "b", "", true, false, shard.Withdraw},   // campaigning for another's shard
+		{"a", "b", "c", true, false, shard.Withdraw},  // queued behind c for b's shard
+		{"a", "b", "a", true, false, shard.Keep},      // leads b's shard: b does not campaign yet
+		{"a", "b", "a", true, true, shard.Withdraw},   // leads b's shard, b campaigns: hand over
+		{"a", "b", "b", false, true, shard.Keep},      // nothing to do with it
+		{"a", "", "a", true, false, shard.Keep},       // no live coordinator: keep leading
+	} {
+		if got := shard.Act(c.me, c.planned, c.leader, c.running, c.campaigns); got != c.want {
+			t.Errorf("Act(me %s, planned %s, leader %q, running %v, planned campaigns %v) = %v, want %v",
+				c.me, c.planned, c.leader, c.running, c.campaigns, got, c.want)
+		}
+	}
+}
