@@ -137,7 +137,7 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 	cancel()
 	if err != nil {
 		cleanup()
-		return nil, fmt.Errorf("--shards: %w", err)
+		return nil, err
 	}
 	logFailoverBudget(log, f.leaseTTL, cfg.Group.MinSessionTimeout)
 	// The embedded etcd's data directory is this process's alone: an

@@ -609,3 +609,29 @@ func TestDescribeNextGenerationGroup(t *testing.T) {
 		t.Errorf("groups describe -o json: %v, want group_protocol next and members at epochs 1 and 2", d)
 	}
 }
+
+// A single coordinator of a cluster of several shards on its embedded etcd
+// leads every shard, and cluster describe shows them.
+func TestClusterDescribeShards(t *testing.T) {
+	s := startServe(t, "--store", "etcd", "--data-dir", t.TempDir(), "--shards", "4", "--lease-ttl", "2s",
+		"--etcd-client-port", fmt.Sprint(freePort(t)), "--etcd-peer-port", fmt.Sprint(freePort(t)))
+	var stdout string
+	waitfor.Until(t, "cluster describe shows every shard led here", func() error {
+		out, stderr, status := regroupCLI(context.Background(), "cluster", "describe", "--endpoint", s.addr)
+		stdout = out
+		if status != 0 || !strings.Contains(out, "Shards:        4, 4 led here") {
+			return fmt.Errorf("status %d, stdout %q, stderr %q", status, out, stderr)
+		}
+		return nil
+	})
+	if strings.Contains(stdout, "Leader:") || !strings.Contains(stdout, "SHARD  LEADER") {
+		t.Errorf("cluster describe of a sharded cluster: %q; want the shards' table, no single leader", stdout)
+	}
+	out, _, status := regroupCLI(context.Background(), "cluster", "describe", "--endpoint", s.addr, "-o", "json")
+	if status != 0 || strings.Count(out, `"leader_address": "`+s.addr+`"`) < 5 {
+		t.Errorf("cluster describe -o json: status %d, stdout %q; want 4 shards (and shard 0 as the leader) led by %s", status, out, s.addr)
+	}
+	if _, stderr, status := regroupCLI(context.Background(), "serve", "--store", "memory", "--shards", "2", "--listen", "127.0.0.1:0", "--metrics-addr", ""); status == 0 || !strings.Contains(stderr, "--shards 2 needs --store etcd") {
+		t.Errorf("serve --store memory --shards 2: status %d, stderr %q; want refused", status, stderr)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -31,13 +32,17 @@ as the groups commands do.`,
 func clusterDescribeCmd(c *client) *cobra.Command {
 	return &cobra.Command{
 		Use:   "describe",
-		Short: "Show the coordinator called: its role, the leader, every coordinator, the leader's lease",
+		Short: "Show the coordinator called: its role, the leader, every coordinator, the leader's lease or the shards",
 		Long: `Show the coordinator at --endpoint as it sees itself and the election: its
 role (leader or follower), the leader's address, every coordinator taking
 part in the election (the leader first) and, when it leads, its election
 key and revision (which fence its writes) and its lease: id, TTL and how
 long it certainly still holds it. The call is answered by the coordinator
-called, never forwarded: ask each coordinator to compare their views.`,
+called, never forwarded: ask each coordinator to compare their views.
+
+In a cluster of several shards (regroup serve --shards) it shows every live
+coordinator with the number of shards each leads, and every shard with its
+leader and, for the shards the coordinator called leads, its groups.`,
 		Example: `  regroup cluster describe
   regroup cluster describe -o json`,
 		Args: cobra.NoArgs,
@@ -58,8 +63,13 @@ called, never forwarded: ask each coordinator to compare their views.`,
 			}
 			t.row("Coordinator:", orDash(d.GetAddress()))
 			t.row("Role:", role)
-			t.row("Leader:", orNone(d.GetLeaderAddress()))
+			if len(d.GetShards()) == 0 {
+				t.row("Leader:", orNone(d.GetLeaderAddress()))
+			}
 			t.row("Coordinators:", orNone(strings.Join(d.GetCoordinators(), ", ")))
+			if len(d.GetShards()) > 0 {
+				return describeShards(cmd.OutOrStdout(), t, d)
+			}
 			if role == "leader" {
 				t.row("Leading since:", d.GetLeadingSince().AsTime().Local().Format(time.DateTime))
 				if d.GetElectionKey() != "" {
@@ -71,4 +81,34 @@ called, never forwarded: ask each coordinator to compare their views.`,
 			return t.Flush()
 		},
 	}
+}
+
+// describeShards writes the shards of a cluster of several shards: how
+// many each coordinator leads, and each shard's leader and groups.
+func describeShards(w io.Writer, t table, d *regroupv1.DescribeClusterResponse) error {
+	led := map[string]int{}
+	for _, sh := range d.GetShards() {
+		led[sh.GetLeaderAddress()]++
+	}
+	t.row("Shards:", fmt.Sprintf("%d, %d led here", len(d.GetShards()), led[d.GetAddress()]))
+	for _, c := range d.GetCoordinators() {
+		t.row("", fmt.Sprintf("%s leads %d", c, led[c]))
+	}
+	if n := led[""]; n > 0 {
+		t.row("", fmt.Sprintf("%d without a leader (an election or a handover under way)", n))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	st := newTable(w)
+	st.row("SHARD", "LEADER", "GROUPS")
+	for _, sh := range d.GetShards() {
+		groups := "-"
+		if sh.GetLeaderAddress() == d.GetAddress() {
+			groups = fmt.Sprint(sh.GetGroups())
+		}
+		st.row(fmt.Sprint(sh.GetShard()), orNone(sh.GetLeaderAddress()), groups)
+	}
+	return st.Flush()
 }
