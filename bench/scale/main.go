@@ -4,9 +4,12 @@
 // worker processes (this program, started again), and reports for each
 // load the time until every group is stable, the latency of graceful
 // leaves, the coordinator's CPU and memory per member, the heartbeat rate,
-// and the leases that ended.
+// and the leases that ended. With --coordinators K it runs K coordinators
+// over shards (regroup serve --shards) sharing an etcd, and with --moves it
+// times a coordinator joining and one being killed.
 //
 //	go run ./bench/scale --sizes 1x1000,1x3000,1000x10
+//	go run ./bench/scale --sizes 600x10 --coordinators 3 --moves
 //
 // Run it with --help for the flags and what each column means.
 package main
@@ -40,6 +43,15 @@ settled, measures a steady window, times graceful leaves, with --surge
 starts more members at once and watches whether the settled ones keep
 their leases, and stops everything. Progress goes to stderr; the table
 (or JSON) to stdout.
+
+With --coordinators K (K > 1) it starts K coordinators (regroup serve
+--shards, 16 shards unless --shards says) over an etcd that runs in this
+process, gives the members every coordinator's address, and reports each
+coordinator's CPU and heartbeats (-o json: each_coordinator_*); with
+--moves it then starts one more coordinator and SIGKILLs one, timing each
+until every coordinator leads its share of the shards and counting the
+lease ends and rebalanced groups in the --move-watch after (-o json:
+handoff_*, failover_*). CPU pinning and quotas apply to every coordinator.
 
 Columns:
   stable       seconds from the start until every member of every group was
@@ -113,6 +125,10 @@ type settings struct {
 	rate                float64
 	session, heartbeat  time.Duration
 	serveArgs           []string
+	coordinators        int           // coordinator processes over shards; 0 or 1: one
+	shards              int           // --shards of each coordinator; 0: one shard
+	moves               bool          // time a join and a kill of coordinators
+	moveWatch           time.Duration // how long to watch the members after each move
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -142,6 +158,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fl.Float64Var(&o.rate, "rate", 0, "members started per second, over all workers (0: all at once)")
 	fl.DurationVar(&o.session, "session-timeout", 0, "the members' session timeout (0: the library's default)")
 	fl.DurationVar(&o.heartbeat, "heartbeat-interval", 0, "the members' heartbeat interval (0: the library's default)")
+	fl.IntVar(&o.coordinators, "coordinators", 1, "coordinator processes, sharing an etcd (run by this process) over --shards shards; 1 with --shards 0 is one coordinator on --store memory")
+	fl.IntVar(&o.shards, "shards", 0, "shards of a cluster of --coordinators (regroup serve --shards; default 16 with several coordinators)")
+	fl.BoolVar(&o.moves, "moves", false, "after the leaves, start one more coordinator, then SIGKILL one: time each until every coordinator leads its share of the shards, and count lease ends and rebalanced groups in the --move-watch after (needs --coordinators 2 or more)")
+	fl.DurationVar(&o.moveWatch, "move-watch", 25*time.Second, "how long to watch the members after each move of --moves (a lease lost to it ends within the members' session)")
 	serveArgs := fl.String("serve-args", "", "more arguments for regroup serve, space-separated (e.g. \"--max-connections 0\")")
 	fl.StringVar(&o.output, "o", "table", "output: table or json")
 	fl.StringVar(&o.logDir, "logs", "", "directory for the coordinator's and workers' logs (default: a new temporary directory, kept)")
@@ -150,6 +170,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fl.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: sizes go in --sizes", fl.Args())
+	}
+	if o.coordinators < 1 || o.shards < 0 {
+		return nil, fmt.Errorf("--coordinators %d --shards %d: want at least one coordinator and a positive number of shards (0: the default)", o.coordinators, o.shards)
+	}
+	if o.coordinators > 1 && o.shards == 0 {
+		o.shards = 16
+	}
+	if o.moves && o.coordinators < 2 {
+		return nil, fmt.Errorf("--moves needs --coordinators 2 or more: one is killed")
 	}
 	for _, s := range strings.Split(*sizes, ",") {
 		g, m, ok := strings.Cut(strings.TrimSpace(s), "x")

@@ -130,6 +130,23 @@ type result struct {
 	SurgeOverloaded    float64 `json:"surge_overloaded_answers,omitempty"`
 	SurgeCoordCPUPct   float64 `json:"surge_coordinator_cpu_pct,omitempty"`
 	SurgeWorkersCPUPct float64 `json:"surge_workers_cpu_pct,omitempty"`
+	// Coordinators and Shards: --coordinators and --shards (0 and 1 for a
+	// lone coordinator). EachCPUPct and EachHeartbeatsPerS are each
+	// coordinator's CPU and heartbeats answered in the steady window.
+	Coordinators       int       `json:"coordinators"`
+	Shards             int       `json:"shards"`
+	EachCPUPct         []float64 `json:"each_coordinator_cpu_pct,omitempty"`
+	EachHeartbeatsPerS []float64 `json:"each_coordinator_heartbeats_per_s,omitempty"`
+	// With --moves: a coordinator joins (Handoff), then one is killed
+	// (Failover); each is timed until every live coordinator leads its
+	// share of the shards, and the members are watched for 25 s after:
+	// lease ends, and groups whose generation changed.
+	HandoffS           float64 `json:"handoff_s,omitempty"`
+	HandoffLeaseEnds   int64   `json:"handoff_lease_ends"`
+	HandoffRebalanced  int     `json:"handoff_groups_rebalanced"`
+	FailoverS          float64 `json:"failover_s,omitempty"`
+	FailoverLeaseEnds  int64   `json:"failover_lease_ends"`
+	FailoverRebalanced int     `json:"failover_groups_rebalanced"`
 	// LogDir holds the coordinator's and the workers' logs.
 	LogDir string `json:"log_dir"`
 }
@@ -220,7 +237,7 @@ func (t *tracker) sum() (r report) {
 func measure(ctx context.Context, c runConfig) (*result, error) {
 	n := c.size.Groups * c.size.Members
 	parts := c.size.Members * c.partitionsPerMember
-	res := &result{Size: c.size.String(), Groups: c.size.Groups, PerGroup: c.size.Members, Protocol: c.protocol, Members: n,
+	res := &result{Size: c.size.String(), Coordinators: c.coordinators, Shards: c.shards, Groups: c.size.Groups, PerGroup: c.size.Members, Protocol: c.protocol, Members: n,
 		Partitions: parts, Workers: c.workers, StableS: -1, BeyondDelayS: -1, LeaveMedianMs: -1, LogDir: c.logDir}
 	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
 		return nil, err
@@ -229,48 +246,21 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		fmt.Fprintf(c.progress, "[%s] "+format+"\n", append([]any{c.size}, args...)...)
 	}
 
-	// The coordinator, in its own process.
-	port, err := freePort()
+	// The coordinators, each in its own process.
+	cs, err := startCoordinators(c, progress)
 	if err != nil {
 		return nil, err
 	}
-	mport, err := freePort()
-	if err != nil {
-		return nil, err
+	defer cs.stop()
+	if err := putTopic(ctx, cs.addr(), parts, cs.exited); err != nil {
+		return nil, fmt.Errorf("%w (coordinator logs: %s)", err, cs.logs())
 	}
-	addr, maddr := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", mport)
-	args := append([]string{"serve", "--store", "memory", "--listen", addr, "--metrics-addr", maddr,
-		"--initial-rebalance-delay", c.delay.String(), "--log-level", "warn"}, c.serveArgs...)
-	coordLog, err := os.Create(filepath.Join(c.logDir, "coordinator.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer coordLog.Close()
-	coord := pinned(c.coordinatorCPUs, 0, c.regroup, args...)
-	coord.Stdout, coord.Stderr = coordLog, coordLog
-	if err := coord.Start(); err != nil {
-		return nil, fmt.Errorf("starting the coordinator %s: %w", c.regroup, err)
-	}
-	coordExited := make(chan struct{})
-	go func() { _ = coord.Wait(); close(coordExited) }()
-	var quota *cpuQuota
-	defer func() {
-		if quota != nil {
-			quota.remove() // once the coordinator has exited (deferred below)
-		}
-	}()
-	defer stopProcess(coord, coordExited, 10*time.Second)
-	pid := coord.Process.Pid
-	if c.coordinatorQuota > 0 {
-		if quota, err = limitCPU(pid, c.coordinatorQuota); err != nil {
+	if c.sharded() {
+		if _, err := cs.placed(ctx, time.Now(), time.Minute); err != nil {
 			return nil, err
 		}
-		progress("the coordinator may use %.2f CPUs (cgroup %s)", c.coordinatorQuota, quota.dir)
 	}
-	if err := putTopic(ctx, addr, parts, coordExited); err != nil {
-		return nil, fmt.Errorf("%w (coordinator log: %s)", err, coordLog.Name())
-	}
-	idleRSS, _ := rss(pid)
+	idleRSS, _ := cs.rss()
 
 	// The workers, each with its share of the members.
 	exe, err := os.Executable()
@@ -298,7 +288,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	}()
 	for i := range c.workers {
 		first, count := i*n/c.workers, (i+1)*n/c.workers-i*n/c.workers
-		spec := workerSpec{Index: i, Endpoint: addr, Topic: "scale", First: first, Count: count, PerGroup: c.size.Members, Protocol: c.protocol,
+		spec := workerSpec{Index: i, Endpoint: strings.Join(cs.addrs(), ","), Topic: "scale", First: first, Count: count, PerGroup: c.size.Members, Protocol: c.protocol,
 			Session: c.session, Heartbeat: c.heartbeat, LogPath: filepath.Join(c.logDir, fmt.Sprintf("worker-%d.log", i)),
 			SurgeFirst: n + i*surgeN/c.workers, SurgeCount: (i+1)*surgeN/c.workers - i*surgeN/c.workers}
 		if c.profileWorkers {
@@ -321,7 +311,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	// scrape returns the coordinator's answers so far, or nil if its
 	// metrics did not answer (an overloaded coordinator may be slow to).
 	scrape := func() map[string]float64 {
-		counts, err := requestCounts(ctx, maddr)
+		counts, _, err := cs.counts(ctx)
 		if err != nil {
 			progress("the coordinator's metrics did not answer: %v", err)
 			return nil
@@ -331,7 +321,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 
 	// Start every member; wait until every group is settled.
 	counts0 := scrape()
-	progress("%d members in %d worker processes against %s (pid %d); logs in %s", n, c.workers, addr, pid, c.logDir)
+	progress("%d members in %d worker processes against %s; logs in %s", n, c.workers, strings.Join(cs.addrs(), ", "), c.logDir)
 	start := time.Now()
 	for _, w := range workers {
 		if err := w.in.Encode(command{Op: "go", Rate: c.rate / float64(c.workers)}); err != nil {
@@ -358,7 +348,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		return k, last
 	}
 	lastProgress := time.Now()
-	cpu0, _ := cpuTime(pid)
+	cpu0 := cs.cpu()
 	for {
 		settledGroups, last := allSettled()
 		sum := t.sum()
@@ -370,8 +360,8 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 			break
 		}
 		if time.Since(lastProgress) >= 2*time.Second {
-			cpu1, _ := cpuTime(pid)
-			r, _ := rss(pid)
+			cpu1 := cs.cpu()
+			r, _ := cs.rss()
 			progress("%5.1fs: %d started, %d running, %d/%d groups settled, %d lease ends, %d member warnings; coordinator %.0f%% CPU, %d MB",
 				time.Since(start).Seconds(), sum.Started, sum.Running, settledGroups, c.size.Groups, sum.Lost, sum.Warnings,
 				100*(cpu1-cpu0).Seconds()/time.Since(lastProgress).Seconds(), r>>20)
@@ -392,7 +382,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 		}
 		res.BeyondDelayS = res.StableS - res.InitialDelayS
 		res.BarrierS, res.AfterBarrierS, res.AcceptedS = -1, -1, -1
-		if barrier, accepted, err := firstRebalances(ctx, addr, c.size.Groups); err != nil {
+		if barrier, accepted, err := firstRebalances(ctx, cs.addr(), c.size.Groups); err != nil {
 			progress("the groups' join barriers are unknown: %v", err)
 		} else {
 			res.BarrierS = barrier.Sub(start).Seconds()
@@ -405,7 +395,8 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 
 	// The steady window. Heartbeats are counted from the first sample the
 	// metrics answered to the last; a sample they missed is skipped.
-	cpuA, _ := cpuTime(pid)
+	cpuA, eachA := cs.cpu(), cs.cpus()
+	_, hbA, _ := cs.counts(ctx)
 	wcpuA := workersCPU(workers)
 	windowStart := time.Now()
 	var first, prev float64
@@ -445,13 +436,23 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 			lastProgress = time.Now()
 		}
 	}
-	cpuB, _ := cpuTime(pid)
+	cpuB, eachB := cs.cpu(), cs.cpus()
+	_, hbB, _ := cs.counts(ctx)
 	window := time.Since(windowStart).Seconds()
 	res.CoordCPUPct = 100 * (cpuB - cpuA).Seconds() / window
+	if c.sharded() {
+		for i := range eachB {
+			res.EachCPUPct = append(res.EachCPUPct, 100*(eachB[i]-eachA[i]).Seconds()/window)
+			if hbA != nil && hbB != nil {
+				res.EachHeartbeatsPerS = append(res.EachHeartbeatsPerS, (sumMethod(hbB[i], beat)-sumMethod(hbA[i], beat))/window)
+			}
+		}
+		progress("steady window, each coordinator: CPU %s%%, heartbeats/s %s", formatList(res.EachCPUPct), formatList(res.EachHeartbeatsPerS))
+	}
 	res.WorkersCPUPct = 100 * (workersCPU(workers) - wcpuA).Seconds() / window
 	progress("steady window: coordinator %.0f%% CPU, the worker processes %.0f%% (100%% = a core)", res.CoordCPUPct, res.WorkersCPUPct)
 	res.CPUPctPer1kMembers = res.CoordCPUPct * 1000 / float64(n)
-	if r, err := rss(pid); err == nil {
+	if r, err := cs.rss(); err == nil {
 		res.CoordRSSMB = float64(r) / (1 << 20)
 		res.RSSKBPerMember = float64(r-idleRSS) / 1024 / float64(n)
 	}
@@ -490,7 +491,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 			ms := float64(time.Unix(0, last).Sub(left).Microseconds()) / 1000
 			res.LeaveMs = append(res.LeaveMs, ms)
 			detail := ""
-			if all, err := rebalances(ctx, addr, g); err == nil && len(all[0]) > 0 {
+			if all, err := rebalances(ctx, cs.addr(), g); err == nil && len(all[0]) > 0 {
 				detail = " (" + phases(all[0][len(all[0])-1]) + ")"
 			}
 			progress("leave %d/%d: group %s settled %.1f ms after the leave%s", i+1, c.leaves, groupName(g), ms, detail)
@@ -501,8 +502,13 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 	}
 	sum := t.sum()
 	res.LeaseEnds, res.PartitionsLost, res.MemberWarnings, res.Failed = sum.Lost, sum.LostParts, sum.Warnings, sum.Failed
+	if c.moves {
+		if err := moves(ctx, c, res, cs, t, progress); err != nil {
+			return nil, err
+		}
+	}
 	if surgeN > 0 {
-		if err := surge(ctx, c, res, workers, t, pid, parts, scrape, progress); err != nil {
+		if err := surge(ctx, c, res, workers, t, cs, parts, scrape, progress); err != nil {
 			return nil, err
 		}
 	}
@@ -514,9 +520,9 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 			}
 		}
 	}
-	if quota != nil {
+	if c.coordinatorQuota > 0 {
 		res.CoordQuota = c.coordinatorQuota
-		res.CoordThrottledS, _ = quota.throttled()
+		res.CoordThrottledS = cs.throttled()
 	}
 	return res, nil
 }
@@ -525,7 +531,7 @@ func measure(ctx context.Context, c runConfig) (*result, error) {
 // --surge-window (or until their groups settled and 10 s more passed):
 // whether the members that were there before lose leases, how the
 // newcomers fare, and what the coordinator refuses.
-func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc, t *tracker, pid, parts int,
+func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc, t *tracker, cs *coordinators, parts int,
 	scrape func() map[string]float64, progress func(string, ...any)) error {
 	n := c.size.Groups * c.size.Members
 	res.SurgeMembers, res.SurgeSettledS = n*c.surge, -1
@@ -540,7 +546,7 @@ func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc,
 	}
 	before := t.sum()
 	counts0 := scrape()
-	cpuA, _ := cpuTime(pid)
+	cpuA := cs.cpu()
 	wcpuA := workersCPU(workers)
 	progress("surge: starting %d more members in %d more groups", res.SurgeMembers, c.size.Groups*c.surge)
 	start := time.Now()
@@ -578,7 +584,7 @@ func surge(ctx context.Context, c runConfig, res *result, workers []*workerProc,
 			lastProgress = time.Now()
 		}
 	}
-	cpuB, _ := cpuTime(pid)
+	cpuB := cs.cpu()
 	res.SurgeCoordCPUPct = 100 * (cpuB - cpuA).Seconds() / time.Since(start).Seconds()
 	res.SurgeWorkersCPUPct = 100 * (workersCPU(workers) - wcpuA).Seconds() / time.Since(start).Seconds()
 	sum := t.sum()

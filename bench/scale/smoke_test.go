@@ -65,3 +65,35 @@ func smoke(t *testing.T, bin, protocol string) {
 			res.LeaseEnds, res.StableLeaseEnds, res.SurgeLeaseEnds, res.Failed, res.LogDir)
 	}
 }
+
+// TestSmokeSharded runs the load generator on a tiny load against two
+// coordinators over four shards, then moves shards (a third joins, one is
+// killed): every measurement is taken, nothing is lost.
+func TestSmokeSharded(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "regroup")
+	build := exec.Command("go", "build", "-o", bin, "github.com/regroup-dev/regroup/cmd/regroup")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building regroup: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := measure(ctx, runConfig{
+		settings: settings{
+			regroup: bin, partitionsPerMember: 2, workers: 2, protocol: "classic",
+			delay: 100 * time.Millisecond, steady: 2 * time.Second, timeout: time.Minute, leaves: 1,
+			heartbeat: 300 * time.Millisecond, coordinators: 2, shards: 4, moves: true, moveWatch: 2 * time.Second,
+		},
+		size: size{Groups: 4, Members: 3}, logDir: filepath.Join(dir, "logs"), progress: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StableS < 0 || len(res.EachCPUPct) != 2 || len(res.EachHeartbeatsPerS) != 2 || res.HandoffS <= 0 || res.FailoverS <= 0 {
+		t.Errorf("measurements missing: %+v", res)
+	}
+	if res.LeaseEnds+res.HandoffLeaseEnds+res.FailoverLeaseEnds != 0 || res.HandoffRebalanced+res.FailoverRebalanced != 0 || res.Failed != 0 {
+		t.Errorf("lease ends %d (%d at the handoff, %d at the failover), %d groups rebalanced by the moves and %d failed members on a tiny load; logs in %s",
+			res.LeaseEnds, res.HandoffLeaseEnds, res.FailoverLeaseEnds, res.HandoffRebalanced+res.FailoverRebalanced, res.Failed, res.LogDir)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,7 @@ const workerEnv = "REGROUP_SCALE_WORKER"
 // start only on "surge"; member k is member k%perGroup of group k/perGroup.
 type workerSpec struct {
 	Index     int           `json:"index"`
-	Endpoint  string        `json:"endpoint"`
+	Endpoint  string        `json:"endpoint"` // the coordinators, comma-separated
 	Topic     string        `json:"topic"`
 	First     int           `json:"first"`
 	Count     int           `json:"count"`
@@ -161,7 +162,7 @@ func runWorker() error {
 			lost, lostParts = &w.surgeLost, &w.surgeLostParts
 		}
 		m, err := member.New(member.Config{
-			Endpoints:         []string{spec.Endpoint},
+			Endpoints:         strings.Split(spec.Endpoint, ","),
 			Group:             groupName(wm.group),
 			Topics:            []string{spec.Topic},
 			ClientID:          fmt.Sprintf("scale-%d", spec.Index),

@@ -392,6 +392,16 @@ func (p *Process) Led() []int {
 	return led
 }
 
+// ShardsLed implements prommetrics.Sharded: whether this process leads
+// each shard.
+func (p *Process) ShardsLed() []bool {
+	led := make([]bool, len(p.servers))
+	for i, s := range p.servers {
+		led[i] = s.Leading()
+	}
+	return led
+}
+
 // GroupStats returns the state of every group of the shards this process
 // leads.
 func (p *Process) GroupStats() []coordinator.GroupStat {

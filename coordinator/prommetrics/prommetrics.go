@@ -14,6 +14,7 @@ package prommetrics
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -256,6 +257,14 @@ type Server interface {
 	Leading() bool
 }
 
+// Sharded is a Server of a cluster of several shards
+// (coordinator/cluster.Process): the gauges show which shards it leads.
+type Sharded interface {
+	// ShardsLed reports, for every shard, whether this coordinator leads
+	// it.
+	ShardsLed() []bool
+}
+
 // states are the states a live group can be in, each reported by
 // regroup_groups even when no group is in it.
 var states = []group.State{group.Empty, group.PreparingRebalance, group.CompletingRebalance, group.Stable}
@@ -297,6 +306,7 @@ type collector struct {
 	timeout     *prometheus.Desc
 	sessionLeft *prometheus.Desc
 	leader      *prometheus.Desc
+	shardLeader *prometheus.Desc
 }
 
 func newCollector(srv Server) *collector {
@@ -320,13 +330,15 @@ func newCollector(srv Server) *collector {
 		sessionLeft: prometheus.NewDesc("regroup_group_session_left_ratio",
 			"The smallest fraction of its session timeout that a member of the group has left before it expires (1 just after a heartbeat, 0 at expiry); members waiting at the join barrier are left out.", []string{"group"}, nil),
 		leader: prometheus.NewDesc("regroup_leader",
-			"1 while this coordinator serves groups (it is the leader), else 0.", nil, nil),
+			"1 while this coordinator serves groups (it is the leader, or leads at least one shard), else 0.", nil, nil),
+		shardLeader: prometheus.NewDesc("regroup_shard_leader",
+			"In a cluster of several shards: 1 for each shard this coordinator leads, else 0.", []string{"shard"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.unknown, c.lost, c.rebalancing, c.timeout, c.sessionLeft, c.leader} {
+	for _, d := range []*prometheus.Desc{c.groups, c.members, c.unowned, c.unknown, c.lost, c.rebalancing, c.timeout, c.sessionLeft, c.leader, c.shardLeader} {
 		ch <- d
 	}
 }
@@ -338,6 +350,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		leader = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.leader, prometheus.GaugeValue, leader)
+	if sh, ok := c.srv.(Sharded); ok {
+		for i, led := range sh.ShardsLed() {
+			v := 0.0
+			if led {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.shardLeader, prometheus.GaugeValue, v, strconv.Itoa(i))
+		}
+	}
 	byState := map[group.State]int{}
 	stats := c.srv.GroupStats()
 	for _, st := range stats {

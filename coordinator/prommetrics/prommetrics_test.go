@@ -171,7 +171,7 @@ regroup_group_rebalance_timeout_seconds{group="b"} 5
 # TYPE regroup_group_session_left_ratio gauge
 regroup_group_session_left_ratio{group="a"} 0.75
 regroup_group_session_left_ratio{group="b"} 0.25
-# HELP regroup_leader 1 while this coordinator serves groups (it is the leader), else 0.
+# HELP regroup_leader 1 while this coordinator serves groups (it is the leader, or leads at least one shard), else 0.
 # TYPE regroup_leader gauge
 regroup_leader 1
 `
@@ -180,10 +180,36 @@ regroup_leader 1
 	}
 	srv.leading, srv.stats = false, nil
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP regroup_leader 1 while this coordinator serves groups (it is the leader), else 0.
+# HELP regroup_leader 1 while this coordinator serves groups (it is the leader, or leads at least one shard), else 0.
 # TYPE regroup_leader gauge
 regroup_leader 0
 `), "regroup_leader", "regroup_group_members"); err != nil {
+		t.Error(err)
+	}
+}
+
+// shardedServer is a fakeServer of a cluster of several shards.
+type shardedServer struct {
+	fakeServer
+	led []bool
+}
+
+func (s *shardedServer) ShardsLed() []bool { return s.led }
+
+// A coordinator of a cluster of several shards reports which it leads.
+func TestShardLeaderGauges(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	srv := &shardedServer{fakeServer: fakeServer{leading: true}, led: []bool{true, false, true}}
+	if err := prommetrics.RegisterServer(reg, srv, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP regroup_shard_leader In a cluster of several shards: 1 for each shard this coordinator leads, else 0.
+# TYPE regroup_shard_leader gauge
+regroup_shard_leader{shard="0"} 1
+regroup_shard_leader{shard="1"} 0
+regroup_shard_leader{shard="2"} 1
+`), "regroup_shard_leader"); err != nil {
 		t.Error(err)
 	}
 }
