@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -132,9 +133,7 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 	if len(f.etcdEndpoints) > 0 {
 		go checkEtcd(ctx, cli, log)
 	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	shards, err := etcdstore.Shards(sctx, cli, "", f.shards)
-	cancel()
+	shards, err := clusterShards(ctx, cli, f.shards, log)
 	if err != nil {
 		cleanup()
 		return nil, err
@@ -159,7 +158,7 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 		p, err := cluster.New(cluster.Config{Client: cli, Shards: shards, TTL: f.leaseTTL, Server: cfg, Logger: log})
 		if err != nil {
 			cleanup()
-			return nil, fmt.Errorf("--lease-ttl: %w", err)
+			return nil, err
 		}
 		revokePast(func(ctx context.Context) (int, error) { return cluster.RevokePast(ctx, cli, "", log) })
 		log.Info("groups are spread over shards; this coordinator leads its share of them", "shards", shards)
@@ -178,6 +177,27 @@ func startBackend(ctx context.Context, f backendFlags, cfg coordinator.Config, l
 		return nil, err
 	}
 	return &backend{srv: srv, run: func(ctx context.Context) { _ = srv.Run(ctx) }, cleanup: cleanup}, nil
+}
+
+// clusterShards returns the cluster's number of shards (etcdstore.Shards),
+// retrying while etcd does not answer, until ctx ends.
+func clusterShards(ctx context.Context, cli *clientv3.Client, want int, log hclog.Logger) (int, error) {
+	retry := time.Second
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := etcdstore.Shards(rctx, cli, "", want)
+		cancel()
+		if err == nil || errors.Is(err, etcdstore.ErrShardCount) || ctx.Err() != nil {
+			return n, err
+		}
+		log.Error("cannot read the cluster's number of shards from etcd; retrying", "error", err, "retry_in", retry)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, 5*time.Second)
+	}
 }
 
 // logFailoverBudget says which members ride through a failover of this

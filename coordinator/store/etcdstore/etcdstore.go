@@ -49,6 +49,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,47 +106,61 @@ func CoordinatorsPrefix(prefix string) string { return prefix + "coordinators/" 
 // ShardsKey returns the key that holds the number of shards under prefix.
 func ShardsKey(prefix string) string { return prefix + "shards" }
 
+// ErrShardCount is wrapped by the errors of Shards that retrying cannot
+// fix: the cluster's count is not the one asked for, or not a number.
+var ErrShardCount = errors.New("the number of shards does not fit")
+
 // Shards returns the number of shards of the cluster under prefix (""
-// means DefaultPrefix), storing want at the cluster's first start: the
-// count never changes, since it decides which shard every group belongs
-// to. want 0 takes the cluster's count (1 for a new cluster). A cluster
-// that stores no count has one shard, and one that already holds groups
-// without a count keeps its one. It fails, naming both counts, if want is
-// not the cluster's count.
+// means DefaultPrefix), storing it at the cluster's first start: the count
+// never changes, since it decides which shard every group belongs to, and
+// coordinators of different counts would serve the same group at once.
+// want 0 takes the cluster's count (1 for a new cluster). A cluster that
+// stores no count yet (made before shards existed) stores 1 if it holds
+// groups or a coordinator campaigns in its one-shard election, so that
+// they stay where they are. It fails, naming both counts, if want is not
+// the cluster's count.
 func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) (int, error) {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	if want < 0 {
-		return 0, fmt.Errorf("regroup: %d shards: a cluster has at least one", want)
+		return 0, fmt.Errorf("regroup: %w: %d shards: a cluster has at least one", ErrShardCount, want)
 	}
-	key, gp := ShardsKey(prefix), GroupsPrefix(prefix)
+	key := ShardsKey(prefix)
 	resp, err := cli.Get(ctx, key)
 	if err != nil {
 		return 0, fmt.Errorf("regroup: reading the number of shards at %s: %w", key, err)
 	}
-	if len(resp.Kvs) == 0 && want > 1 {
+	if len(resp.Kvs) == 0 {
+		// Store want (1 for 0) if the cluster is new; 1 if it already
+		// serves groups with one shard; whatever another coordinator stored
+		// first otherwise.
+		absent := func(pfx string) clientv3.Cmp {
+			return clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(pfx))
+		}
 		put, err := cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(gp), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(gp)),
-		).Then(clientv3.OpPut(key, fmt.Sprint(want))).Else(clientv3.OpGet(key)).Commit()
+			absent(GroupsPrefix(prefix)), absent(ElectionPrefix(prefix)+"/"),
+		).Then(clientv3.OpPut(key, strconv.Itoa(max(want, 1)))).Else(
+			clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+				[]clientv3.Op{clientv3.OpPut(key, "1")}, nil),
+			clientv3.OpGet(key),
+		).Commit()
 		if err != nil {
 			return 0, fmt.Errorf("regroup: storing the number of shards at %s: %w", key, err)
 		}
 		if put.Succeeded {
-			return want, nil
+			return max(want, 1), nil
 		}
-		resp = (*clientv3.GetResponse)(put.Responses[0].GetResponseRange())
+		resp = (*clientv3.GetResponse)(put.Responses[1].GetResponseRange())
 	}
-	have := 1
-	if len(resp.Kvs) == 1 {
-		if _, err := fmt.Sscan(string(resp.Kvs[0].Value), &have); err != nil || have < 1 {
-			return 0, fmt.Errorf("regroup: the number of shards at etcd key %s is %q, not a positive number; put back the count the cluster was started with", key, resp.Kvs[0].Value)
-		}
+	have, err := strconv.Atoi(string(resp.Kvs[0].Value))
+	if err != nil || have < 1 {
+		return 0, fmt.Errorf("regroup: %w: the number of shards at etcd key %s is %q, not a positive number; put back the count the cluster was started with", ErrShardCount, key, resp.Kvs[0].Value)
 	}
 	if want != 0 && have != want {
-		return 0, fmt.Errorf("regroup: this cluster (%s in etcd) has %d shards, chosen at its first start, and this coordinator was started with %d; start it with --shards %d or without --shards (a group's shard depends on the count, so it never changes)",
-			prefix, have, want, have)
+		return 0, fmt.Errorf("regroup: %w: this cluster (%s in etcd) has %d shards, chosen at its first start, and this coordinator was started with %d; start it with --shards %d or without --shards (a group's shard depends on the count, so it never changes)",
+			ErrShardCount, prefix, have, want, have)
 	}
 	return have, nil
 }
@@ -225,15 +240,24 @@ func (s *Store) holds(id string) bool {
 	return s.shards == 0 || shard.Of(id, s.shards) == s.shard
 }
 
-func (s *Store) guard() clientv3.Cmp {
-	return clientv3.Compare(clientv3.CreateRevision(s.fence.Key), "=", s.fence.Revision)
+// guards are the conditions of every read and write of the term: its
+// election key still has its creation revision and, for a shard's term,
+// no coordinator campaigns in the one-shard election (a coordinator of an
+// older version, which knows no shards, would serve every group).
+func (s *Store) guards() []clientv3.Cmp {
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.fence.Key), "=", s.fence.Revision)}
+	if s.shards > 0 {
+		single := ElectionPrefix(s.prefix) + "/"
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(single), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(single)))
+	}
+	return cmps
 }
 
 // Load implements store.Store: it reads every group and topic at one
 // revision, in one transaction fenced on the term.
 func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	gp, tp := GroupsPrefix(s.prefix), TopicsPrefix(s.prefix)
-	resp, err := s.cli.Txn(ctx).If(s.guard()).Then(
+	resp, err := s.cli.Txn(ctx).If(s.guards()...).Then(
 		clientv3.OpGet(gp, clientv3.WithPrefix()),
 		clientv3.OpGet(tp, clientv3.WithPrefix()),
 	).Commit()
@@ -303,7 +327,7 @@ func decodeTopics(kvs []*mvccpb.KeyValue, tp string) ([]*regroupv1.Topic, map[st
 // transaction fenced on the term.
 func (s *Store) LoadTopics(ctx context.Context) ([]*regroupv1.Topic, map[string]error, error) {
 	tp := TopicsPrefix(s.prefix)
-	resp, err := s.cli.Txn(ctx).If(s.guard()).Then(clientv3.OpGet(tp, clientv3.WithPrefix())).Commit()
+	resp, err := s.cli.Txn(ctx).If(s.guards()...).Then(clientv3.OpGet(tp, clientv3.WithPrefix())).Commit()
 	if err != nil {
 		return nil, nil, fmt.Errorf("regroup: reading the topics under %s from etcd: %w", tp, err)
 	}
@@ -393,7 +417,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 func (s *Store) write(ctx context.Context, op clientv3.Op) error {
 	backoff := 20 * time.Millisecond
 	for {
-		resp, err := s.cli.Txn(ctx).If(s.guard()).Then(op).Commit()
+		resp, err := s.cli.Txn(ctx).If(s.guards()...).Then(op).Commit()
 		if err == nil {
 			if !resp.Succeeded {
 				return store.ErrFenced

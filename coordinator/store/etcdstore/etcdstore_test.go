@@ -252,10 +252,17 @@ func TestShards(t *testing.T) {
 	ctx := context.Background()
 	fresh := func() string { return fmt.Sprintf("/test%d/regroup/v1/", prefixes.Add(1)) }
 
+	// A coordinator of one shard stores the count: a later one of several
+	// must not serve the same groups under other keys.
 	prefix := fresh()
 	if n, err := etcdstore.Shards(ctx, cli, prefix, 0); err != nil || n != 1 {
 		t.Fatalf("a new cluster taken as it is: %d, %v; want 1 shard", n, err)
 	}
+	if _, err := etcdstore.Shards(ctx, cli, prefix, 8); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
+		t.Fatalf("8 shards after a one-shard coordinator started: got %v, want refused", err)
+	}
+
+	prefix = fresh()
 	if n, err := etcdstore.Shards(ctx, cli, prefix, 8); err != nil || n != 8 {
 		t.Fatalf("first start with 8 shards: %d, %v", n, err)
 	}
@@ -268,6 +275,16 @@ func TestShards(t *testing.T) {
 		t.Fatalf("start with 4 shards of a cluster of 8: got %v, want an error naming 8", err)
 	}
 
+	// A coordinator that knows no shards campaigns in the one-shard
+	// election and stores nothing: the cluster keeps one shard.
+	prefix = fresh()
+	if _, err := cli.Put(ctx, etcdstore.ElectionPrefix(prefix)+"/old", "addr"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcdstore.Shards(ctx, cli, prefix, 4); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
+		t.Fatalf("4 shards while an older coordinator campaigns: got %v, want refused", err)
+	}
+
 	prefix = fresh()
 	if _, err := cli.Put(ctx, etcdstore.GroupsPrefix(prefix)+"g", "x"); err != nil {
 		t.Fatal(err)
@@ -277,7 +294,7 @@ func TestShards(t *testing.T) {
 	}
 
 	prefix = fresh()
-	if _, err := cli.Put(ctx, etcdstore.ShardsKey(prefix), "many"); err != nil {
+	if _, err := cli.Put(ctx, etcdstore.ShardsKey(prefix), "4 shards"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := etcdstore.Shards(ctx, cli, prefix, 2); err == nil || !strings.Contains(err.Error(), "not a positive number") {
@@ -288,7 +305,13 @@ func TestShards(t *testing.T) {
 // The store of a shard's term loads only the groups of that shard.
 func TestOfShardLoadsItsGroups(t *testing.T) {
 	cli := client(t, node.Endpoint())
-	s := newTerms(t, cli).open(t)
+	prefix := fmt.Sprintf("/test%d/regroup/v1/", prefixes.Add(1))
+	key := etcdstore.ShardElectionPrefix(prefix, 0) + "/term"
+	put, err := cli.Put(context.Background(), key, "addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := etcdstore.New(cli, prefix, etcdstore.Fence{Key: key, Revision: put.Header.Revision})
 	const shards = 4
 	want := map[int][]string{}
 	for i := range 40 {
@@ -303,6 +326,19 @@ func TestOfShardLoadsItsGroups(t *testing.T) {
 		snap, err := s.OfShard(i, shards).Load(context.Background())
 		if err != nil {
 			t.Fatal(err)
+		}
+		if i == 0 {
+			// A coordinator that knows no shards campaigns: the shards'
+			// terms are fenced.
+			if _, err := cli.Put(context.Background(), etcdstore.ElectionPrefix(prefix)+"/old", "addr"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.OfShard(i, shards).Load(context.Background()); !errors.Is(err, store.ErrFenced) {
+				t.Errorf("a shard's load while a one-shard coordinator campaigns: got %v, want store.ErrFenced", err)
+			}
+			if _, err := cli.Delete(context.Background(), etcdstore.ElectionPrefix(prefix)+"/old"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var have []string
 		for _, rec := range snap.Groups {
