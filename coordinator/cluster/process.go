@@ -177,7 +177,7 @@ func (p *Process) Run(ctx context.Context) error {
 			}
 			sess = s
 		}
-		p.place(ctx, shards)
+		p.place(ctx, shards, sess != nil)
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
@@ -240,7 +240,11 @@ func (p *Process) kick() {
 
 // place campaigns for the shards the plan gives this process and hands
 // over the others, from the registry and the shards' leaders as read now.
-func (p *Process) place(ctx context.Context, shards context.Context) {
+// It hands over a shard it leads only while announced (its registry key
+// lives) and while its view of every shard's election is fresh: after an
+// etcd outage, a plan made from expired registry keys or old views would
+// move shards that need not move.
+func (p *Process) place(ctx context.Context, shards context.Context, announced bool) {
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.TTL)
 	live, err := liveCoordinators(rctx, p.cfg.Client, p.cfg.Prefix)
 	cancel()
@@ -257,6 +261,7 @@ func (p *Process) place(ctx context.Context, shards context.Context) {
 		leaders[i] = e.Leader()
 	}
 	plan := shard.Plan(len(leaders), live, leaders)
+	settled := announced && !slices.ContainsFunc(p.electors, func(e *election.Elector) bool { return !e.Fresh() })
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, r := range p.runs {
@@ -267,6 +272,9 @@ func (p *Process) place(ctx context.Context, shards context.Context) {
 		case shard.Campaign:
 			p.start(shards, i)
 		case shard.Withdraw:
+			if leaders[i] == me && !settled {
+				continue
+			}
 			p.stop(i, fmt.Errorf("handing shard %d over to %s", i, plan[i]))
 		}
 	}
@@ -341,8 +349,11 @@ func (p *Process) liveNow() []string {
 	return nil
 }
 
-// waitShards waits until every shard's run has returned.
+// waitShards waits until every shard's run has returned, or for a TTL and
+// the resignation's bound: a run stuck on an etcd that does not answer is
+// left behind (its term ends with its lease).
 func (p *Process) waitShards() {
+	give := time.Now().Add(p.cfg.TTL + resignWait)
 	for {
 		p.mu.Lock()
 		running := slices.ContainsFunc(p.runs, func(r *shardRun) bool { return r != nil })
@@ -350,9 +361,17 @@ func (p *Process) waitShards() {
 		if !running {
 			return
 		}
+		if time.Now().After(give) {
+			p.log.Warn("shards still resigning (etcd does not answer?); leaving their leases to expire")
+			return
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// resignWait bounds how long waitShards waits beyond a TTL: a resignation
+// takes at most 5 s (coordinator's resignTimeout).
+const resignWait = 6 * time.Second
 
 // Close leaves the cluster as Run does when its context ends (if Run
 // runs), then closes every shard's coordinator: waiting requests are

@@ -151,6 +151,12 @@ func (e *Elector) current() *view {
 	return &view{}
 }
 
+// Fresh reports whether the Elector's view of the election is recent: read
+// from etcd within two refresh intervals (a fifth of the TTL each, at
+// least 200 ms). A decision that must not rest on an old view (handing a
+// shard over) waits until it is.
+func (e *Elector) Fresh() bool { return time.Since(e.view.Load().seen) <= 2*e.refreshEvery() }
+
 // Leader returns the address of the coordinator that leads, as last read
 // from etcd, or "" while none is known or etcd has not answered for a TTL.
 func (e *Elector) Leader() string { return e.current().leader }
@@ -289,7 +295,15 @@ func (e *Elector) Campaign(ctx context.Context, address string) (coordinator.Ter
 		e.logWait(wctx)
 		wcancel()
 	}
+	// A campaign given up (ctx ended, or the lease was lost) resigns
+	// through the session's context, which would wait for an etcd that may
+	// not answer: end that context too, and leave the lease to Resign below
+	// (or revokeLater).
+	stop := context.AfterFunc(cctx, tcancel)
 	err = el.Campaign(cctx, address)
+	if !stop() && err == nil {
+		err = fmt.Errorf("given up while elected: %w", context.Cause(cctx))
+	}
 	ccancel()
 	if err == nil && !time.Now().Before(k.deadline()) {
 		err = errors.New("the lease may have expired while campaigning")
