@@ -27,12 +27,7 @@ func TestMain(m *testing.M) {
 // doubles it, against a real regroup serve, with each group protocol:
 // every measurement is taken, nothing is lost.
 func TestSmoke(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "regroup")
-	build := exec.Command("go", "build", "-o", bin, "github.com/regroup-dev/regroup/cmd/regroup")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building regroup: %v\n%s", err, out)
-	}
+	bin := buildRegroup(t)
 	for _, protocol := range []string{"classic", "next"} {
 		t.Run(protocol, func(t *testing.T) { smoke(t, bin, protocol) })
 	}
@@ -70,12 +65,7 @@ func smoke(t *testing.T, bin, protocol string) {
 // coordinators over four shards, then moves shards (a third joins, one is
 // killed): every measurement is taken, nothing is lost.
 func TestSmokeSharded(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "regroup")
-	build := exec.Command("go", "build", "-o", bin, "github.com/regroup-dev/regroup/cmd/regroup")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building regroup: %v\n%s", err, out)
-	}
+	bin, dir := buildRegroup(t), t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := measure(ctx, runConfig{
@@ -96,4 +86,15 @@ func TestSmokeSharded(t *testing.T) {
 		t.Errorf("lease ends %d (%d at the handoff, %d at the failover), %d groups rebalanced by the moves and %d failed members on a tiny load; logs in %s",
 			res.LeaseEnds, res.HandoffLeaseEnds, res.FailoverLeaseEnds, res.HandoffRebalanced+res.FailoverRebalanced, res.Failed, res.LogDir)
 	}
+}
+
+// buildRegroup builds cmd/regroup into the test's temporary directory.
+func buildRegroup(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "regroup")
+	build := exec.Command("go", "build", "-o", bin, "github.com/regroup-dev/regroup/cmd/regroup")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building regroup: %v\n%s", err, out)
+	}
+	return bin
 }

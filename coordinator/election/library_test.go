@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/assignor"
+	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/internal/embedetcd"
 	"github.com/regroup-dev/regroup/internal/waitfor"
 	memberlib "github.com/regroup-dev/regroup/member"
@@ -63,8 +67,30 @@ func (r *libraryRecorder) release(name string, ps []memberlib.Partition, count *
 // moved, nothing revoked or lost.
 func TestMemberLibraryFollowsFailover(t *testing.T) {
 	eps := embedetcd.Endpoints(startEtcd(t, 3))
-	cs := []*coord{startCoord(t, "a", eps, testTTL), startCoord(t, "b", eps, testTTL), startCoord(t, "c", eps, testTTL)}
+	finds := map[*coord]*findCounter{}
+	var cs []*coord
+	for _, name := range []string{"a", "b", "c"} {
+		f := &findCounter{}
+		c, err := tryStartCoord(t, name, "127.0.0.1:0", eps, coordOpts{ttl: testTTL, log: testLogger(t, name), metrics: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+		finds[c] = f
+	}
 	leader := waitLeader(t, cs...)
+	// FindCoordinator names the coordinators the leader sees in the
+	// election: all three, once each has campaigned.
+	waitfor.Until(t, "the leader sees all three coordinators", func() error {
+		d, err := adminOf(t, leader).DescribeCluster(context.Background(), &regroupv1.DescribeClusterRequest{})
+		if err != nil {
+			return err
+		}
+		if n := len(d.GetCoordinators()); n != 3 {
+			return fmt.Errorf("it sees %d: %v", n, d.GetCoordinators())
+		}
+		return nil
+	})
 	putTopic(t, adminOf(t, leader))
 	var endpoints []string
 	for _, c := range cs {
@@ -138,6 +164,15 @@ func TestMemberLibraryFollowsFailover(t *testing.T) {
 		}
 		return owned()
 	})
+	// Each member asks its coordinator which coordinators there are once,
+	// after its first answer: the five given only the leader's address
+	// must have learned the others before the leader dies.
+	waitfor.Until(t, "every member asked the leader which coordinators there are", func() error {
+		if n := finds[leader].n.Load(); n < 10 {
+			return fmt.Errorf("the leader answered %d FindCoordinator calls", n)
+		}
+		return nil
+	})
 	before, err := describe(leader)
 	if err != nil {
 		t.Fatal(err)
@@ -189,3 +224,18 @@ func TestMemberLibraryFollowsFailover(t *testing.T) {
 		t.Errorf("the failover cost %d revoked and %d lost partitions", rec.revoked-revoked, rec.lost-lost)
 	}
 }
+
+// findCounter is a coordinator.Metrics that counts the FindCoordinator
+// calls answered.
+type findCounter struct{ n atomic.Int64 }
+
+func (f *findCounter) GroupEvent(string, group.Event) {}
+func (f *findCounter) Request(method string, _ proto.Message, _ time.Duration, code regroup.Code) {
+	if method == "FindCoordinator" && code == "" {
+		f.n.Add(1)
+	}
+}
+func (f *findCounter) StoreWrite(time.Duration, error) {}
+func (f *findCounter) QueueDelay(time.Duration)        {}
+func (f *findCounter) Shed(string)                     {}
+func (f *findCounter) Overloaded(bool)                 {}

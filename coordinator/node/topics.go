@@ -113,11 +113,13 @@ func (q *topicQueue) stored(n *Node, e TopicsStored) {
 	}
 	reg := map[string]int32{}
 	var kept []string
+	unusable := map[string]bool{}
 	keep := func(name string) {
 		if p, ok := n.registry[name]; ok {
 			reg[name] = p
 		}
 		kept = append(kept, name)
+		unusable[name] = true
 	}
 	for _, t := range e.Topics {
 		if err := n.cfg.Group.ValidateTopic(t); err != nil {
@@ -132,6 +134,13 @@ func (q *topicQueue) stored(n *Node, e TopicsStored) {
 	if len(kept) > 0 {
 		slices.Sort(kept)
 		n.fault("", fmt.Sprintf("the stored records of topics %s cannot be used; they keep the partitions this coordinator knew until they are put again or deleted", strings.Join(kept, ", ")))
+	}
+	// A record broken when this node loaded it and now deleted or put
+	// again: the groups it disabled are read again.
+	for _, name := range slices.Sorted(maps.Keys(n.brokenTopics)) {
+		if !unusable[name] {
+			n.topicFixed(name)
+		}
 	}
 	if maps.Equal(reg, n.registry) {
 		return

@@ -64,30 +64,30 @@ func TestShardsJoinKillLeave(t *testing.T) {
 	c.sameGenerations(t, gens, c.shardedGroups(t, joined))
 	c.noLoss(t, "a coordinator joined", joined)
 
-	killed := time.Now()
-	c.coords[1].kill()
-	final := c.shardLeaders(t, 0, 2, 3)
-	victim := c.fronts(1)[0]
-	for i := range final {
-		if after[i] != victim && final[i] != after[i] {
-			t.Errorf("shard %d moved from %s to %s, but only the killed coordinator's shards should", i, after[i], final[i])
-		}
-	}
-	c.sameGenerations(t, gens, c.shardedGroups(t, killed))
-	c.noLoss(t, "a coordinator was killed", killed)
-
+	final := c.goes(t, "killed", after, gens, 1, func() { c.coords[1].kill() }, 0, 2, 3)
 	// One leaves gracefully (SIGTERM): it hands its shards over.
-	left := time.Now()
-	c.coords[3].stop()
-	last := c.shardLeaders(t, 0, 2)
-	leaver := c.fronts(3)[0]
-	for i := range last {
-		if final[i] != leaver && last[i] != final[i] {
-			t.Errorf("shard %d moved from %s to %s, but only the leaving coordinator's shards should", i, final[i], last[i])
+	c.goes(t, "left", final, gens, 3, func() { c.coords[3].stop() }, 0, 2)
+}
+
+// goes ends coordinator i (end), which leaves the shards to the
+// coordinators rest, and checks that only its shards moved (leaders were
+// the shards' leaders before) and, once every member heartbeated its
+// coordinator again, that no group rebalanced since gens and no partition
+// was lost or moved. It returns the shards' leaders after.
+func (c *cluster) goes(t *testing.T, how string, leaders []string, gens map[string]int32, i int, end func(), rest ...int) []string {
+	t.Helper()
+	at := time.Now()
+	end()
+	now := c.shardLeaders(t, rest...)
+	gone := c.fronts(i)[0]
+	for s := range now {
+		if leaders[s] != gone && now[s] != leaders[s] {
+			t.Errorf("shard %d moved from %s to %s, but only the %s coordinator's shards should", s, leaders[s], now[s], how)
 		}
 	}
-	c.sameGenerations(t, gens, c.shardedGroups(t, left))
-	c.noLoss(t, "a coordinator left", left)
+	c.sameGenerations(t, gens, c.shardedGroups(t, at))
+	c.noLoss(t, "a coordinator "+how, at)
+	return now
 }
 
 // shardLeaders waits until the coordinators at the given indexes agree on
@@ -156,13 +156,19 @@ func movedShards(before, after []string) []int {
 
 // shardedGroups waits until all shardGroups groups are Stable with their
 // two members owning every partition, each member having heartbeated its
-// coordinator after since, and returns their generations.
+// coordinator after since, and returns their generations. It asks about
+// each group until it is so, four times a second at most: 300 groups
+// asked every 20 ms would load the coordinators more than the members do.
 func (c *cluster) shardedGroups(t *testing.T, since time.Time) map[string]int32 {
 	t.Helper()
 	gens := map[string]int32{}
 	waitfor.Until(t, fmt.Sprintf("%d groups are Stable, their members heartbeating since %s", shardGroups, since.Format(time.StampMilli)), func() error {
+		defer time.Sleep(250 * time.Millisecond)
 		for i := range shardGroups {
 			id := fmt.Sprint("g-", i)
+			if _, ok := gens[id]; ok {
+				continue
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			d, err := c.admin.DescribeGroup(ctx, &regroupv1.DescribeGroupRequest{GroupId: id})
 			cancel()
