@@ -42,7 +42,8 @@ called, never forwarded: ask each coordinator to compare their views.
 
 In a cluster of several shards (regroup serve --shards) it shows every live
 coordinator with the number of shards each leads, and every shard with its
-leader and, for the shards the coordinator called leads, its groups.`,
+leader and, for the shards the coordinator called leads, its groups and
+their members (ask each coordinator for the shards it leads).`,
 		Example: `  regroup cluster describe
   regroup cluster describe -o json`,
 		Args: cobra.NoArgs,
@@ -102,13 +103,13 @@ func describeShards(w io.Writer, t table, d *regroupv1.DescribeClusterResponse) 
 	}
 	fmt.Fprintln(w)
 	st := newTable(w)
-	st.row("SHARD", "LEADER", "GROUPS")
+	st.row("SHARD", "LEADER", "GROUPS", "MEMBERS")
 	for _, sh := range d.GetShards() {
-		groups := "-"
+		groups, members := "-", "-"
 		if sh.GetLeaderAddress() == d.GetAddress() {
-			groups = fmt.Sprint(sh.GetGroups())
+			groups, members = fmt.Sprint(sh.GetGroups()), fmt.Sprint(sh.GetMembers())
 		}
-		st.row(fmt.Sprint(sh.GetShard()), orNone(sh.GetLeaderAddress()), groups)
+		st.row(fmt.Sprint(sh.GetShard()), orNone(sh.GetLeaderAddress()), groups, members)
 	}
 	return st.Flush()
 }

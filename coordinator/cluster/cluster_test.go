@@ -270,6 +270,25 @@ func TestShardsSpreadAndMoveWithoutLoss(t *testing.T) {
 	gens := generations(t, admin, time.Time{})
 	waitfor.Until(t, "every group owns every partition", rec.owned)
 
+	// Each coordinator describes the shards it leads: together, every
+	// group and member once.
+	var described, members int32
+	for _, pr := range ps {
+		d, err := dialAdmin(t, pr.addr).DescribeCluster(context.Background(), &regroupv1.DescribeClusterRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sh := range d.GetShards() {
+			if sh.GetLeaderAddress() == pr.addr {
+				described += sh.GetGroups()
+				members += sh.GetMembers()
+			}
+		}
+	}
+	if described != groups || members != 2*groups {
+		t.Errorf("the coordinators describe %d groups and %d members in the shards they lead, want %d and %d", described, members, groups, 2*groups)
+	}
+
 	list, err := admin.ListGroups(context.Background(), &regroupv1.ListGroupsRequest{})
 	if err != nil {
 		t.Fatal(err)

@@ -223,13 +223,14 @@ func (p *Process) DescribeCluster(ctx context.Context, req *regroupv1.DescribeCl
 	if p.Leading() {
 		resp.Role = regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER
 	}
-	stats := p.GroupStats()
-	groups := make([]int32, len(p.servers))
-	for _, st := range stats {
-		groups[shard.Of(st.ID, len(p.servers))]++
+	groups, members := make([]int32, len(p.servers)), make([]int32, len(p.servers))
+	for _, st := range p.GroupStats() {
+		i := shard.Of(st.ID, len(p.servers))
+		groups[i]++
+		members[i] += int32(st.Members)
 	}
 	for i, e := range p.electors {
-		resp.Shards = append(resp.Shards, &regroupv1.ShardStatus{Shard: int32(i), LeaderAddress: e.Leader(), Groups: groups[i]})
+		resp.Shards = append(resp.Shards, &regroupv1.ShardStatus{Shard: int32(i), LeaderAddress: e.Leader(), Groups: groups[i], Members: members[i]})
 	}
 	return resp, nil
 }

@@ -2195,7 +2195,10 @@ type ShardStatus struct {
 	LeaderAddress string `protobuf:"bytes,2,opt,name=leader_address,json=leaderAddress" json:"leader_address,omitempty"`
 	// How many groups it holds, when the coordinator answering leads it;
 	// 0 otherwise.
-	Groups        int32 `protobuf:"varint,3,opt,name=groups" json:"groups,omitempty"`
+	Groups int32 `protobuf:"varint,3,opt,name=groups" json:"groups,omitempty"`
+	// How many members its groups have, when the coordinator answering
+	// leads it; 0 otherwise.
+	Members       int32 `protobuf:"varint,4,opt,name=members" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2247,6 +2250,13 @@ func (x *ShardStatus) GetLeaderAddress() string {
 func (x *ShardStatus) GetGroups() int32 {
 	if x != nil {
 		return x.Groups
+	}
+	return 0
+}
+
+func (x *ShardStatus) GetMembers() int32 {
+	if x != nil {
+		return x.Members
 	}
 	return 0
 }
@@ -2412,11 +2422,12 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x12lease_remaining_ms\x18\t \x01(\x03R\x10leaseRemainingMs\x12\"\n" +
 	"\fcoordinators\x18\n" +
 	" \x03(\tR\fcoordinators\x12/\n" +
-	"\x06shards\x18\v \x03(\v2\x17.regroup.v1.ShardStatusR\x06shards\"b\n" +
+	"\x06shards\x18\v \x03(\v2\x17.regroup.v1.ShardStatusR\x06shards\"|\n" +
 	"\vShardStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12%\n" +
 	"\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress\x12\x16\n" +
-	"\x06groups\x18\x03 \x01(\x05R\x06groups*\xb9\x01\n" +
+	"\x06groups\x18\x03 \x01(\x05R\x06groups\x12\x18\n" +
+	"\amembers\x18\x04 \x01(\x05R\amembers*\xb9\x01\n" +
 	"\n" +
 	"GroupState\x12\x1b\n" +
 	"\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
