@@ -65,6 +65,22 @@ type Config struct {
 // leaders again when it sees no change.
 const placeEvery = 250 * time.Millisecond
 
+// settleFor is how long the plan must have given a shard to the same
+// coordinator before a live leader's shard moves there: the coordinator
+// campaigns for it, and the leader hands it over, only once their own
+// plans have said so that long. Processes read the registry and the
+// elections at different moments, and a plan made from a view that
+// another has not reached yet (a handover half done, a slow etcd) lasts
+// less; without the wait, two such views swap shards that need not move.
+// A shard without a live leader is campaigned for at once.
+const settleFor = time.Second
+
+// plannedFor is what the plan said of a shard, and since when.
+type plannedFor struct {
+	to    string
+	since time.Time
+}
+
 // Process is one coordinator of a cluster of several shards. Its methods
 // are safe for concurrent use.
 type Process struct {
@@ -80,6 +96,7 @@ type Process struct {
 
 	mu        sync.Mutex
 	runs      []*shardRun // the shards this process campaigns for or leads
+	planned   []plannedFor // what the plan said of each shard, and since when
 	started   atomic.Bool // Run was called
 	ran       chan struct{}
 	closing   chan struct{}
@@ -113,7 +130,7 @@ func New(cfg Config) (*Process, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.Default()
 	}
-	p := &Process{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}, 1), runs: make([]*shardRun, cfg.Shards),
+	p := &Process{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}, 1), runs: make([]*shardRun, cfg.Shards), planned: make([]plannedFor, cfg.Shards),
 		ran: make(chan struct{}), closing: make(chan struct{})}
 	for i := range cfg.Shards {
 		log := cfg.Logger.With("shard", i)
@@ -262,17 +279,25 @@ func (p *Process) place(ctx context.Context, shards context.Context, announced b
 	}
 	plan := shard.Plan(len(leaders), live, leaders)
 	settled := announced && !slices.ContainsFunc(p.electors, func(e *election.Elector) bool { return !e.Fresh() })
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, r := range p.runs {
+		if p.planned[i].to != plan[i] {
+			p.planned[i] = plannedFor{to: plan[i], since: now}
+		}
+		stable := now.Sub(p.planned[i].since) >= settleFor
 		if r != nil && r.stopping {
 			continue // until its run returns
 		}
 		switch shard.Act(me, plan[i], leaders[i], r != nil, slices.Contains(p.electors[i].Coordinators(), plan[i])) {
 		case shard.Campaign:
+			if slices.Contains(live, leaders[i]) && !stable {
+				continue // a live leader's shard: only on a settled plan
+			}
 			p.start(shards, i)
 		case shard.Withdraw:
-			if leaders[i] == me && !settled {
+			if leaders[i] == me && !(settled && stable) {
 				continue
 			}
 			p.stop(i, fmt.Errorf("handing shard %d over to %s", i, plan[i]))

@@ -48,7 +48,7 @@ func TestShardsJoinKillLeave(t *testing.T) {
 	})
 	for _, name := range []string{"ma", "mb"} {
 		args := []string{"chaosmember", "-endpoints", strings.Join(c.fronts(0, 1, 2), ","), "-log", filepath.Join(c.dir, name+".events"),
-			"-group", "g", "-groups", fmt.Sprint(shardGroups), "-topic", shardTopic}
+			"-group", "g", "-groups", fmt.Sprint(shardGroups), "-topic", shardTopic, "-work-every", "500ms"}
 		p := &proc{t: t, name: "members " + name, out: filepath.Join(c.dir, name+".log"), args: args}
 		p.start()
 		c.members[name] = p

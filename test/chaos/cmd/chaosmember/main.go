@@ -4,7 +4,7 @@
 // OnAssigned, "NANOS revoked TOPIC/P TOKEN" at the return of OnRevoked,
 // "NANOS lost TOPIC/P TOKEN DEADLINE" at the return of OnLost (DEADLINE:
 // the instant ownership ended, in nanoseconds), "NANOS work TOPIC/P TOKEN"
-// for every owned partition every 50 ms, and "NANOS gen G" whenever its
+// for every owned partition every 50 ms (-work-every), and "NANOS gen G" whenever its
 // generation changes. (The test appends "NANOS exit" once it has killed
 // the process.) Times are wall-clock nanoseconds: every process of
 // the test runs on one machine.
@@ -39,6 +39,7 @@ func main() {
 	logPath := flag.String("log", "", "event log to append to")
 	session := flag.Duration("session", 0, "session timeout (0: the library's default)")
 	groups := flag.Int("groups", 0, "run a member in each of this many groups, GROUP-0 to GROUP-(N-1) (0: one member, in GROUP)")
+	workEvery := flag.Duration("work-every", 50*time.Millisecond, "how often to log a unit of work on every owned partition")
 	flag.Parse()
 	if *endpoints == "" || *logPath == "" {
 		fmt.Fprintln(os.Stderr, "chaosmember: -endpoints and -log are required")
@@ -77,7 +78,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	go func() {
-		for range time.Tick(50 * time.Millisecond) {
+		for range time.Tick(*workEvery) {
 			w.work()
 		}
 	}()
