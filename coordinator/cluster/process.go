@@ -95,9 +95,9 @@ type Process struct {
 	changed  chan struct{}            // the registry or an election changed
 
 	mu        sync.Mutex
-	runs      []*shardRun // the shards this process campaigns for or leads
+	runs      []*shardRun  // the shards this process campaigns for or leads
 	planned   []plannedFor // what the plan said of each shard, and since when
-	started   atomic.Bool // Run was called
+	started   atomic.Bool  // Run was called
 	ran       chan struct{}
 	closing   chan struct{}
 	closeOnce sync.Once
