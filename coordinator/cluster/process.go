@@ -256,11 +256,8 @@ func (p *Process) kick() {
 }
 
 // place campaigns for the shards the plan gives this process and hands
-// over the others, from the registry and the shards' leaders as read now.
-// It hands over a shard it leads only while announced (its registry key
-// lives) and while its view of every shard's election is fresh: after an
-// etcd outage, a plan made from expired registry keys or old views would
-// move shards that need not move.
+// over the others (shard.Act), from the registry and the shards' leaders
+// as read now; announced says whether this process's registry key lives.
 func (p *Process) place(ctx context.Context, shards context.Context, announced bool) {
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.TTL)
 	live, err := liveCoordinators(rctx, p.cfg.Client, p.cfg.Prefix)
@@ -278,7 +275,7 @@ func (p *Process) place(ctx context.Context, shards context.Context, announced b
 		leaders[i] = e.Leader()
 	}
 	plan := shard.Plan(len(leaders), live, leaders)
-	settled := announced && !slices.ContainsFunc(p.electors, func(e *election.Elector) bool { return !e.Fresh() })
+	fresh := announced && !slices.ContainsFunc(p.electors, func(e *election.Elector) bool { return !e.Fresh() })
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -286,20 +283,19 @@ func (p *Process) place(ctx context.Context, shards context.Context, announced b
 		if p.planned[i].to != plan[i] {
 			p.planned[i] = plannedFor{to: plan[i], since: now}
 		}
-		stable := now.Sub(p.planned[i].since) >= settleFor
 		if r != nil && r.stopping {
 			continue // until its run returns
 		}
-		switch shard.Act(me, plan[i], leaders[i], r != nil, slices.Contains(p.electors[i].Coordinators(), plan[i])) {
+		switch shard.Act(shard.View{
+			Me: me, Planned: plan[i], Leader: leaders[i], Running: r != nil,
+			PlannedCampaigns: slices.Contains(p.electors[i].Coordinators(), plan[i]),
+			LeaderLive:       slices.Contains(live, leaders[i]),
+			Settled:          now.Sub(p.planned[i].since) >= settleFor,
+			Fresh:            fresh,
+		}) {
 		case shard.Campaign:
-			if slices.Contains(live, leaders[i]) && !stable {
-				continue // a live leader's shard: only on a settled plan
-			}
 			p.start(shards, i)
 		case shard.Withdraw:
-			if leaders[i] == me && !(settled && stable) {
-				continue
-			}
 			p.stop(i, fmt.Errorf("handing shard %d over to %s", i, plan[i]))
 		}
 	}
@@ -428,8 +424,8 @@ func (p *Process) Leading() bool {
 // Led returns the shards this process leads, in order.
 func (p *Process) Led() []int {
 	var led []int
-	for i, s := range p.servers {
-		if s.Leading() {
+	for i, ok := range p.ShardsLed() {
+		if ok {
 			led = append(led, i)
 		}
 	}

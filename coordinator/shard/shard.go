@@ -120,19 +120,48 @@ const (
 	Withdraw
 )
 
-// Act returns what coordinator me does about a shard that the plan gives
-// to planned and that leader leads now ("" for none), given whether me
-// campaigns for it or leads it (running) and whether planned campaigns
-// for it. A coordinator campaigns for the shards planned for it. It
-// withdraws at once from a campaign for a shard planned for another; a
-// shard it leads it hands over only once the planned leader campaigns, so
-// that the successor is elected the moment it resigns and the shard is
-// without a leader only while the successor loads it.
-func Act(me, planned, leader string, running, plannedCampaigns bool) Action {
+// View is what a coordinator knows of one shard when it decides what to
+// do about it (Act).
+type View struct {
+	// Me is the coordinator deciding, Planned the one the plan gives the
+	// shard, Leader the one that leads it now ("" for none).
+	Me, Planned, Leader string
+	// Running: Me campaigns for the shard or leads it.
+	Running bool
+	// PlannedCampaigns: Planned campaigns for the shard.
+	PlannedCampaigns bool
+	// LeaderLive: Leader is a live coordinator.
+	LeaderLive bool
+	// Settled: the plan has named Planned for the shard for a while (the
+	// driver says how long): processes read the registry and the
+	// elections at different moments, and a plan made from a view another
+	// has not reached yet lasts less.
+	Settled bool
+	// Fresh: Me is announced as live and its view of every shard's
+	// election is recent, so that its plan rests on what is true now.
+	Fresh bool
+}
+
+// Act returns what a coordinator does about one shard, from its view v.
+// It campaigns for a shard planned for it: at once if no live coordinator
+// leads it (a failover), and only on a settled plan if one does. It
+// withdraws at once from a campaign for a shard planned for another. A
+// shard it leads it hands over only on a settled plan and a fresh view,
+// and once the planned leader campaigns, so that the successor is elected
+// the moment it resigns and the shard is without a leader only while the
+// successor loads it. Two processes with different views therefore do not
+// swap shards that need not move.
+func Act(v View) Action {
 	switch {
-	case planned == me && !running:
+	case v.Planned == v.Me && !v.Running:
+		if v.LeaderLive && v.Leader != v.Me && !v.Settled {
+			return Keep
+		}
 		return Campaign
-	case planned != me && running && (leader != me || plannedCampaigns):
+	case v.Planned != v.Me && v.Running:
+		if v.Leader == v.Me && !(v.PlannedCampaigns && v.Settled && v.Fresh) {
+			return Keep
+		}
 		return Withdraw
 	}
 	return Keep

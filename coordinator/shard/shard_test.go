@@ -219,25 +219,29 @@ func TestOfIsStableAndSpread(t *testing.T) {
 
 // TestAct covers every case of a coordinator's action on one shard.
 func TestAct(t *testing.T) {
+	settled := func(v shard.View) shard.View { v.Settled, v.Fresh = true, true; return v }
 	for _, c := range []struct {
-		me, planned, leader string
-		running, campaigns  bool
-		want                shard.Action
+		v    shard.View
+		want shard.Action
+		why  string
 	}{
-		{"a", "a", "", false, false, shard.Campaign},  // planned here, not campaigning
-		{"a", "a", "b", false, false, shard.Campaign}, // planned here, led elsewhere: queue behind b
-		{"a", "a", "a", true, false, shard.Keep},      // leads what is planned for it
-		{"a", "a", "", true, false, shard.Keep},       // campaigning for it already
-		{"a", "b", "", true, false, shard.Withdraw},   // campaigning for another's shard
-		{"a", "b", "c", true, false, shard.Withdraw},  // queued behind c for b's shard
-		{"a", "b", "a", true, false, shard.Keep},      // leads b's shard: b does not campaign yet
-		{"a", "b", "a", true, true, shard.Withdraw},   // leads b's shard, b campaigns: hand over
-		{"a", "b", "b", false, true, shard.Keep},      // nothing to do with it
-		{"a", "", "a", true, false, shard.Keep},       // no live coordinator: keep leading
+		{shard.View{Me: "a", Planned: "a"}, shard.Campaign, "planned here, no leader"},
+		{shard.View{Me: "a", Planned: "a", Leader: "b"}, shard.Campaign, "planned here, its leader dead: fail over at once"},
+		{shard.View{Me: "a", Planned: "a", Leader: "b", LeaderLive: true}, shard.Keep, "planned here, led by a live one: not on a fresh plan"},
+		{settled(shard.View{Me: "a", Planned: "a", Leader: "b", LeaderLive: true}), shard.Campaign, "planned here for a while: queue behind b"},
+		{shard.View{Me: "a", Planned: "a", Leader: "a", Running: true, LeaderLive: true}, shard.Keep, "leads what is planned for it"},
+		{shard.View{Me: "a", Planned: "a", Running: true}, shard.Keep, "campaigning for it already"},
+		{shard.View{Me: "a", Planned: "b", Running: true}, shard.Withdraw, "campaigning for another's shard"},
+		{shard.View{Me: "a", Planned: "b", Leader: "c", Running: true, LeaderLive: true}, shard.Withdraw, "queued behind c for b's shard"},
+		{settled(shard.View{Me: "a", Planned: "b", Leader: "a", Running: true, LeaderLive: true}), shard.Keep, "leads b's shard: b does not campaign yet"},
+		{settled(shard.View{Me: "a", Planned: "b", Leader: "a", Running: true, LeaderLive: true, PlannedCampaigns: true}), shard.Withdraw, "leads b's shard, b campaigns: hand over"},
+		{shard.View{Me: "a", Planned: "b", Leader: "a", Running: true, LeaderLive: true, PlannedCampaigns: true, Fresh: true}, shard.Keep, "b campaigns, but the plan is new"},
+		{shard.View{Me: "a", Planned: "b", Leader: "a", Running: true, LeaderLive: true, PlannedCampaigns: true, Settled: true}, shard.Keep, "b campaigns, but the view is old"},
+		{shard.View{Me: "a", Planned: "b", Leader: "b", PlannedCampaigns: true, LeaderLive: true}, shard.Keep, "nothing to do with it"},
+		{settled(shard.View{Me: "a", Planned: "", Leader: "a", Running: true, LeaderLive: true}), shard.Keep, "no live coordinator planned: keep leading"},
 	} {
-		if got := shard.Act(c.me, c.planned, c.leader, c.running, c.campaigns); got != c.want {
-			t.Errorf("Act(me %s, planned %s, leader %q, running %v, planned campaigns %v) = %v, want %v",
-				c.me, c.planned, c.leader, c.running, c.campaigns, got, c.want)
+		if got := shard.Act(c.v); got != c.want {
+			t.Errorf("%s: Act(%+v) = %v, want %v", c.why, c.v, got, c.want)
 		}
 	}
 }

@@ -135,12 +135,9 @@ func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) 
 		// Store want (1 for 0) if the cluster is new; 1 if it already
 		// serves groups with one shard; whatever another coordinator stored
 		// first otherwise.
-		absent := func(pfx string) clientv3.Cmp {
-			return clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(pfx))
-		}
 		put, err := cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-			absent(GroupsPrefix(prefix)), absent(ElectionPrefix(prefix)+"/"),
+			noKeysUnder(GroupsPrefix(prefix)), noKeysUnder(ElectionPrefix(prefix)+"/"),
 		).Then(clientv3.OpPut(key, strconv.Itoa(max(want, 1)))).Else(
 			clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
 				[]clientv3.Op{clientv3.OpPut(key, "1")}, nil),
@@ -163,6 +160,11 @@ func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) 
 			ErrShardCount, prefix, have, want, have)
 	}
 	return have, nil
+}
+
+// noKeysUnder compares true while no key starts with pfx.
+func noKeysUnder(pfx string) clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(pfx))
 }
 
 // NewClient returns an etcd client for endpoints (e.g.
@@ -247,8 +249,7 @@ func (s *Store) holds(id string) bool {
 func (s *Store) guards() []clientv3.Cmp {
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.fence.Key), "=", s.fence.Revision)}
 	if s.shards > 0 {
-		single := ElectionPrefix(s.prefix) + "/"
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(single), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(single)))
+		cmps = append(cmps, noKeysUnder(ElectionPrefix(s.prefix)+"/"))
 	}
 	return cmps
 }
