@@ -63,6 +63,10 @@ type Config struct {
 	// Overload says when the coordinator sheds new members and Admin
 	// reads (see node.Overload); the zero value never sheds.
 	Overload node.Overload
+	// Shared, if not nil, is shared with the process's other Servers: their
+	// load meter and limits are the process's, and Overload is ignored.
+	// nil means this Server is the process's only one.
+	Shared *Shared
 }
 
 // Server runs the groups of one coordinator. A Server made by New leads at
@@ -80,6 +84,7 @@ type Server struct {
 	ids     group.IDSource
 	reqs    atomic.Uint64
 	elector Elector // nil for a Server made by New
+	share   *share
 	fwd     forwarder
 
 	// cur is the tenure being served; nil while not leading.
@@ -111,7 +116,12 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
+	shared := cfg.Shared
+	if shared == nil {
+		shared = NewShared(cfg.Overload)
+	}
 	return &Server{
+		share:   shared.join(),
 		cfg:     cfg,
 		log:     cfg.Logger,
 		clock:   time.Now,
@@ -150,7 +160,8 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 	go t.run()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach, Overload: s.cfg.Overload}, snap, s.clock(), t.validUntil())
+	s.share.sh.leading.Add(1)
+	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach, Meter: s.share.sh.meter}, snap, s.clock(), t.validUntil())
 	t.node = n
 	for name, err := range n.BrokenTopics() {
 		s.log.Error("topic record cannot be used; the topic is left out of the registry until it is put again or deleted", "topic", name, "error", err)
@@ -159,6 +170,7 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 		s.log.Error("group record cannot be used; the group is refused until it is fixed or deleted", "group", id, "error", err)
 	}
 	t.apply(out)
+	s.share.publish(n.Counts())
 	if w, ok := st.(store.TopicWatcher); ok {
 		t.followTopics(w)
 	}

@@ -33,10 +33,6 @@ type tenure struct {
 	timer   *time.Timer
 	timerAt time.Time
 
-	// overloaded is what the node said of its load after the last step
-	// (see noteLoad).
-	overloaded bool
-
 	// topicReads asks for a read of the topic registry (see
 	// followTopics); nil if the store is this coordinator's alone.
 	topicReads chan struct{}
@@ -110,8 +106,9 @@ func (t *tenure) step(ev node.Event) { t.stepQueued(ev, 0) }
 // stepQueued is step for a call or a tick that waited queued before the
 // node got to it.
 func (t *tenure) stepQueued(ev node.Event, queued time.Duration) {
-	out := t.node.Step(node.Input{Now: t.s.clock(), ValidUntil: t.validUntil(), Event: ev, Queued: queued})
+	out := t.node.Step(node.Input{Now: t.s.clock(), ValidUntil: t.validUntil(), Event: ev, Queued: queued, Elsewhere: t.s.share.elsewhere()})
 	t.apply(out)
+	t.s.share.publish(t.node.Counts())
 	t.noteLoad()
 }
 
@@ -119,13 +116,12 @@ func (t *tenure) stepQueued(ev node.Event, queued time.Duration) {
 // with t.mu held.
 func (t *tenure) noteLoad() { t.setOverloaded(t.node.Overloaded(), "taking new work again") }
 
-// setOverloaded records whether the tenure sheds load, and reports a
+// setOverloaded records whether the process sheds load, and reports a
 // change to the metrics and the log; why says why shedding ended.
 func (t *tenure) setOverloaded(on bool, why string) {
-	if on == t.overloaded {
+	if !t.s.share.sh.noteOverloaded(on) {
 		return
 	}
-	t.overloaded = on
 	t.s.cfg.Metrics.Overloaded(on)
 	if on {
 		t.s.log.Warn("overloaded: shedding new members, groups not yet formed and Admin reads (COORDINATOR_OVERLOADED) while asking members to beat less often", "cause", t.node.OverloadCause())
@@ -315,7 +311,10 @@ func (t *tenure) end(reason string, err error) int {
 		t.box.close()
 		t.apply(out)
 		t.stopTimer()
-		t.setOverloaded(false, "no longer leading") // it sheds nothing now
+		t.s.share.publish(node.Elsewhere{})
+		if t.s.share.sh.leading.Add(-1) == 0 {
+			t.setOverloaded(false, "no longer leading") // the process sheds nothing now
+		}
 		for req, ch := range t.waiters {
 			delete(t.waiters, req)
 			ch <- group.Reply{Req: req, Err: err}

@@ -44,7 +44,7 @@ type proc struct {
 	gone bool
 }
 
-func startProc(t *testing.T, name string, eps []string) *proc {
+func startProc(t *testing.T, name string, eps []string, limits ...func(*group.Config)) *proc {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,6 +57,9 @@ func startProc(t *testing.T, name string, eps []string) *proc {
 	gcfg := group.DefaultConfig()
 	gcfg.MinSessionTimeout = 500 * time.Millisecond
 	gcfg.InitialRebalanceDelay = 0
+	for _, l := range limits {
+		l(&gcfg)
+	}
 	log := hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: testWriter{t}})
 	pr := &proc{name: name, addr: lis.Addr().String(), gs: grpc.NewServer(), done: make(chan struct{})}
 	pr.p, err = cluster.New(cluster.Config{Client: cli, Shards: shards, TTL: ttl, Logger: log,
@@ -177,13 +180,17 @@ func (r *recorder) owned() error {
 }
 
 func dialAdmin(t *testing.T, addr string) regroupv1.AdminClient {
+	return regroupv1.NewAdminClient(dial(t, addr))
+}
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return regroupv1.NewAdminClient(conn)
+	return conn
 }
 
 // generations returns every group's generation, asked of admin (which

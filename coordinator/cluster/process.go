@@ -132,6 +132,8 @@ func New(cfg Config) (*Process, error) {
 	}
 	p := &Process{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}, 1), runs: make([]*shardRun, cfg.Shards), planned: make([]plannedFor, cfg.Shards),
 		ran: make(chan struct{}), closing: make(chan struct{})}
+	// The shards share the process's CPU and limits.
+	shared := coordinator.NewShared(cfg.Server.Overload)
 	for i := range cfg.Shards {
 		log := cfg.Logger.With("shard", i)
 		e, err := election.New(election.Config{Client: cfg.Client, Prefix: cfg.Prefix, TTL: cfg.TTL, Logger: log.Named("election"), Shard: i, Shards: cfg.Shards})
@@ -142,6 +144,7 @@ func New(cfg Config) (*Process, error) {
 		p.electors = append(p.electors, e)
 		scfg := cfg.Server
 		scfg.Logger = log
+		scfg.Shared = shared
 		s, err := coordinator.NewElected(scfg, e)
 		if err != nil {
 			p.closeAll()

@@ -38,11 +38,13 @@ type Config struct {
 	// MaxTopicPartitions caps a topic's partition count in the registry:
 	// assignments and their checks are sized by it.
 	MaxTopicPartitions int32
-	// MaxGroups caps the groups a coordinator serves; a join that would
+	// MaxGroups caps the groups a coordinator serves (a process, over
+	// every shard it leads: node.Input.Elsewhere); a join that would
 	// create one more is refused. Zero means no cap.
 	MaxGroups int
 	// MaxMembers caps the members of all groups of a coordinator together
-	// (counting the dynamic members told their id): a call that would add
+	// (a process, over every shard it leads; counting the dynamic members
+	// told their id): a call that would add
 	// one more is refused as overloaded, retriable, until some leave.
 	// Zero means no cap.
 	MaxMembers int

@@ -26,6 +26,19 @@ type Input struct {
 	// the deadline it was asked for: the node's measure of its own load
 	// (see Overload). Other events ignore it.
 	Queued time.Duration
+	// Elsewhere is what the other nodes of the driver's process hold (a
+	// process that leads several shards runs a node for each): the limits
+	// of group.Config, MaxMembers and MaxGroups, cap the process.
+	Elsewhere Elsewhere
+}
+
+// Elsewhere counts what the other nodes of a process hold, as Counts
+// reports them.
+type Elsewhere struct {
+	// Members counts their members (group.Group.Admitted).
+	Members int
+	// Groups counts their groups.
+	Groups int
 }
 
 // Event is one of Request, Tick, WriteDone, LoadDone and TopicsStored.

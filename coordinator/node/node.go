@@ -54,6 +54,10 @@ type Config struct {
 	// Overload says when the node sheds new work; the zero value never
 	// does.
 	Overload Overload
+	// Meter, if not nil, is the load meter the node shares with the other
+	// nodes of its process (see Meter), and Overload is ignored; nil gives
+	// the node a meter of its own.
+	Meter *Meter
 }
 
 // Retry delays after a failed store operation: they double from
@@ -92,7 +96,10 @@ type Node struct {
 	writes    map[WriteID]*entry // group writes in flight
 	topics    topicQueue
 
-	load loadMeter // see Overload
+	load *Meter // see Overload
+	// elsewhere is what the process's other nodes hold, as of the last
+	// step (Input.Elsewhere).
+	elsewhere Elsewhere
 	// arrivals is when each held call in the node (a Heartbeat, a
 	// Reconcile) came to the driver, its step less its queueing: its answer
 	// says how long the coordinator held it (see stamp).
@@ -158,7 +165,10 @@ func New(cfg Config, snap *store.Snapshot, now, validUntil time.Time) (*Node, Ou
 		held:         map[group.ReqID]group.Reply{},
 		arrivals:     map[group.ReqID]time.Time{},
 		writes:       map[WriteID]*entry{},
-		load:         loadMeter{cfg: cfg.Overload},
+		load:         cfg.Meter,
+	}
+	if n.load == nil {
+		n.load = NewMeter(cfg.Overload)
 	}
 	n.loadTopics(snap)
 	maps.Copy(n.broken, snap.Broken)
@@ -205,6 +215,7 @@ func (n *Node) Step(in Input) Output {
 	if !in.ValidUntil.IsZero() {
 		n.validUntil = in.ValidUntil
 	}
+	n.elsewhere = in.Elsewhere
 	if n.ended == "" && !n.validUntil.IsZero() && !n.now.Before(n.validUntil) {
 		n.endWith("the term's lease may have expired", nil)
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/regroup-dev/regroup"
@@ -79,6 +80,62 @@ type Overload struct {
 	// second.
 	Interval time.Duration
 }
+
+// Meter is the load meter of Overload. The nodes of one process share one
+// (Config.Meter): a process that leads several shards runs a node for each,
+// on the same CPU, so a queue before any of them is the process's, and the
+// transit reports of the members of all its shards count together (a
+// shard's own few would seldom reach minTransitReports). It is safe for
+// concurrent use; the times it is given need not be in order.
+type Meter struct {
+	mu sync.Mutex
+	l  loadMeter
+}
+
+// NewMeter returns a meter that sheds as o says.
+func NewMeter(o Overload) *Meter { return &Meter{l: loadMeter{cfg: o}} }
+
+func (m *Meter) observe(now time.Time, queued time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.l.observe(now, queued)
+}
+
+func (m *Meter) observeTransit(now time.Time, transit time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.l.observeTransit(now, transit)
+}
+
+func (m *Meter) overloaded(now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.l.overloaded(now)
+}
+
+func (m *Meter) refusal(now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.l.refusal(now)
+}
+
+func (m *Meter) advisedHold(now time.Time) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.l.advisedHold(now)
+}
+
+// cause says why the meter sheds at now, "" if it does not.
+func (m *Meter) cause(now time.Time) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.l.overloaded(now) {
+		return ""
+	}
+	return m.l.cause(now)
+}
+
+func (m *Meter) interval() time.Duration { return m.l.interval() }
 
 // maxHintDoublings caps the back-off hint at 2^4 = 16 intervals.
 const maxHintDoublings = 4
@@ -262,9 +319,4 @@ func (n *Node) Admit(now time.Time, queued time.Duration) error {
 func (n *Node) Overloaded() bool { return n.load.overloaded(n.now) }
 
 // OverloadCause says why the node sheds new work, while it does.
-func (n *Node) OverloadCause() string {
-	if !n.load.overloaded(n.now) {
-		return ""
-	}
-	return n.load.cause(n.now)
-}
+func (n *Node) OverloadCause() string { return n.load.cause(n.now) }

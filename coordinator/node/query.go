@@ -50,5 +50,9 @@ func (n *Node) Registry() map[string]int32 { return n.registry }
 // Broken returns the groups whose stored record cannot be used, with why.
 func (n *Node) Broken() map[string]error { return maps.Clone(n.broken) }
 
+// Counts returns what the process's limits count of this node (see
+// Input.Elsewhere): its members (group.Group.Admitted) and its groups.
+func (n *Node) Counts() Elsewhere { return Elsewhere{Members: n.admitted, Groups: len(n.groups)} }
+
 // Tombstones returns how many deleted groups the node remembers.
 func (n *Node) Tombstones() int { return len(n.tombstones) }

@@ -109,8 +109,9 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 // member to group id (a JoinGroup with an empty member id, or a Reconcile
 // join; inst is its static instance id), or nil. New members are new
 // work: shed while the node is overloaded (Overload), and refused while
-// its groups hold group.Config.MaxMembers, an operator's cap at what one
-// coordinator serves, so that load beyond it waits instead of growing
+// its groups and those of the process's other nodes (Input.Elsewhere) hold
+// group.Config.MaxMembers, an operator's cap at what one coordinator
+// serves, so that load beyond it waits instead of growing
 // until the coordinator is overloaded: shedding reacts once a queue has
 // formed, and the members it let in meanwhile are members it must keep.
 // A static member that takes its own place adds nobody and is not capped.
@@ -122,7 +123,7 @@ func (n *Node) newcomerRefusal(id, inst string) error {
 		return err
 	}
 	limit := n.cfg.Group.MaxMembers
-	if limit <= 0 || n.admitted < limit {
+	if limit <= 0 || n.admitted+n.elsewhere.Members < limit {
 		return nil
 	}
 	if e := n.groups[id]; inst != "" && e != nil && e.g != nil && e.g.HasInstance(inst) {
@@ -206,7 +207,7 @@ func (n *Node) loadingError(id string) error {
 // create adds a new Empty group, continuing its tombstone if it has one,
 // unless the coordinator serves as many groups as it may.
 func (n *Node) create(id string) (*entry, error) {
-	if limit := n.cfg.Group.MaxGroups; limit > 0 && len(n.groups) >= limit {
+	if limit := n.cfg.Group.MaxGroups; limit > 0 && len(n.groups)+n.elsewhere.Groups >= limit {
 		return nil, n.cfg.Group.GroupLimitError(id)
 	}
 	tomb := n.tombstones[id]

@@ -58,6 +58,8 @@ import (
 //	tick at=T
 //	describe [group=g]
 //	admit                            (an Admin read asks Node.Admit)
+//	elsewhere members=N groups=M     (what the process's other nodes hold,
+//	     Input.Elsewhere, from the next input on; shows the node's Counts)
 //
 // Every call, tick and admit takes queued=D, how long it waited before the
 // node got to it (Input.Queued; 0 by default).
@@ -84,6 +86,7 @@ type harness struct {
 	// brokenTopics are the store's topic records that cannot be decoded.
 	brokenTopics map[string]error
 	queued       time.Duration // the command's queued=D
+	elsewhere    node.Elsewhere
 	stored       map[string][]byte
 	topics       map[string]int32
 	writes       map[node.WriteID]node.Write
@@ -166,6 +169,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "tick":
 	case "describe":
 		h.describe(scenario.ArgOr(d, "group", "g"))
+	case "elsewhere":
+		h.elsewhere = node.Elsewhere{Members: int(scenario.Int(t, scenario.ArgOr(d, "members", "0"))), Groups: int(scenario.Int(t, scenario.ArgOr(d, "groups", "0")))}
+		c := h.n.Counts()
+		h.printf("here: members=%d groups=%d\n", c.Members, c.Groups)
 	case "admit":
 		if err := h.n.Admit(h.at(), h.queued); err != nil {
 			h.printf("%s\n", scenario.Err(err))
@@ -181,7 +188,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 func (h *harness) at() time.Time { return epoch.Add(h.now) }
 
 func (h *harness) input(ev node.Event) node.Input {
-	in := node.Input{Now: h.at(), Event: ev, Queued: h.queued}
+	in := node.Input{Now: h.at(), Event: ev, Queued: h.queued, Elsewhere: h.elsewhere}
 	if h.validUntil > 0 {
 		in.ValidUntil = epoch.Add(h.validUntil)
 	}
