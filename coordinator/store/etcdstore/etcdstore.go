@@ -23,7 +23,8 @@
 // A cluster of several shards keeps its groups under the same keys: the
 // shard of a group is shard.Of(id, count), and the store of shard i's term
 // reads and writes only the groups of shard i, fenced on that shard's
-// election key.
+// election key; its load reads every group's key but only shard i's
+// records.
 //
 // # Fencing
 //
@@ -50,6 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -255,26 +257,29 @@ func (s *Store) guards() []clientv3.Cmp {
 }
 
 // Load implements store.Store: it reads every group and topic at one
-// revision, in one transaction fenced on the term.
+// revision, in one transaction fenced on the term. The Store of one shard
+// of several (OfShard) reads the groups' keys and the topics first, then
+// only its own groups' records, in fenced transactions of at most
+// shardReadBatch keys: the leader of every shard would otherwise read
+// every record. Its records may be read at a later revision than the keys,
+// which changes nothing: they change only through the term being loaded.
 func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	gp, tp := GroupsPrefix(s.prefix), TopicsPrefix(s.prefix)
-	resp, err := s.cli.Txn(ctx).If(s.guards()...).Then(
-		clientv3.OpGet(gp, clientv3.WithPrefix()),
-		clientv3.OpGet(tp, clientv3.WithPrefix()),
-	).Commit()
+	groups := []clientv3.OpOption{clientv3.WithPrefix()}
+	if s.shards > 0 {
+		groups = append(groups, clientv3.WithKeysOnly())
+	}
+	resp, err := s.fenced(ctx, clientv3.OpGet(gp, groups...), clientv3.OpGet(tp, clientv3.WithPrefix()))
 	if err != nil {
-		return nil, fmt.Errorf("regroup: reading %s from etcd: %w", s.prefix, err)
+		return nil, err
 	}
-	if !resp.Succeeded {
-		return nil, store.ErrFenced
-	}
-	snap := &store.Snapshot{Broken: map[string]error{}, BrokenTopics: map[string]error{}, GroupKeys: gp, TopicKeys: tp}
-	var kvs []*mvccpb.KeyValue
-	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
-		if s.holds(strings.TrimPrefix(string(kv.Key), gp)) {
-			kvs = append(kvs, kv)
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if s.shards > 0 {
+		if kvs, err = s.readShard(ctx, kvs, gp); err != nil {
+			return nil, err
 		}
 	}
+	snap := &store.Snapshot{Broken: map[string]error{}, BrokenTopics: map[string]error{}, GroupKeys: gp, TopicKeys: tp}
 	recs := make([]*storev1.GroupRecord, len(kvs))
 	errs := make([]error, len(kvs))
 	// Decoding dominates a large load: spread it over the cores.
@@ -303,6 +308,44 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	return snap, nil
 }
 
+// shardReadBatch is the most keys a shard's load reads in one
+// transaction, within etcd's --max-txn-ops (128 by default).
+const shardReadBatch = 100
+
+// readShard returns the records of the keys (read without values, under
+// gp) whose groups belong to the store's shard, in the order of keys.
+func (s *Store) readShard(ctx context.Context, keys []*mvccpb.KeyValue, gp string) ([]*mvccpb.KeyValue, error) {
+	var mine []clientv3.Op
+	for _, kv := range keys {
+		if s.holds(strings.TrimPrefix(string(kv.Key), gp)) {
+			mine = append(mine, clientv3.OpGet(string(kv.Key)))
+		}
+	}
+	var kvs []*mvccpb.KeyValue
+	for batch := range slices.Chunk(mine, shardReadBatch) {
+		resp, err := s.fenced(ctx, batch...)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.Responses {
+			kvs = append(kvs, r.GetResponseRange().GetKvs()...)
+		}
+	}
+	return kvs, nil
+}
+
+// fenced runs the reads ops in one transaction guarded by the term.
+func (s *Store) fenced(ctx context.Context, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	resp, err := s.cli.Txn(ctx).If(s.guards()...).Then(ops...).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("regroup: reading %s from etcd: %w", s.prefix, err)
+	}
+	if !resp.Succeeded {
+		return nil, store.ErrFenced
+	}
+	return resp, nil
+}
+
 // decodeTopics decodes the topic records kvs, whose keys are under tp: the
 // topics, and why each record that cannot be used cannot.
 func decodeTopics(kvs []*mvccpb.KeyValue, tp string) ([]*regroupv1.Topic, map[string]error) {
@@ -328,12 +371,9 @@ func decodeTopics(kvs []*mvccpb.KeyValue, tp string) ([]*regroupv1.Topic, map[st
 // transaction fenced on the term.
 func (s *Store) LoadTopics(ctx context.Context) ([]*regroupv1.Topic, map[string]error, error) {
 	tp := TopicsPrefix(s.prefix)
-	resp, err := s.cli.Txn(ctx).If(s.guards()...).Then(clientv3.OpGet(tp, clientv3.WithPrefix())).Commit()
+	resp, err := s.fenced(ctx, clientv3.OpGet(tp, clientv3.WithPrefix()))
 	if err != nil {
-		return nil, nil, fmt.Errorf("regroup: reading the topics under %s from etcd: %w", tp, err)
-	}
-	if !resp.Succeeded {
-		return nil, nil, store.ErrFenced
+		return nil, nil, err
 	}
 	topics, broken := decodeTopics(resp.Responses[0].GetResponseRange().GetKvs(), tp)
 	return topics, broken, nil

@@ -312,9 +312,11 @@ func TestOfShardLoadsItsGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := etcdstore.New(cli, prefix, etcdstore.Fence{Key: key, Revision: put.Header.Revision})
-	const shards = 4
+	// Enough groups that a shard's records take several reads
+	// (shardReadBatch).
+	const shards = 2
 	want := map[int][]string{}
-	for i := range 40 {
+	for i := range 250 {
 		id := fmt.Sprint("group-", i)
 		if err := s.PutGroup(context.Background(), &storev1.GroupRecord{GroupId: id, Generation: 1}); err != nil {
 			t.Fatal(err)
