@@ -50,8 +50,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
