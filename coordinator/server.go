@@ -161,7 +161,7 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s.share.sh.leading.Add(1)
-	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach, Meter: s.share.sh.meter}, snap, s.clock(), t.validUntil())
+	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach, Load: s.share.sh.meter}, snap, s.clock(), t.validUntil())
 	t.node = n
 	for name, err := range n.BrokenTopics() {
 		s.log.Error("topic record cannot be used; the topic is left out of the registry until it is put again or deleted", "topic", name, "error", err)

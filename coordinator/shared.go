@@ -1,7 +1,9 @@
 package coordinator
 
 import (
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/regroup-dev/regroup/coordinator/node"
 )
@@ -15,7 +17,7 @@ import (
 // behind, so shards stepping at the same moment can pass a limit by one
 // member or group each.
 type Shared struct {
-	meter           *node.Meter
+	meter           *lockedMeter
 	members, groups atomic.Int64
 	// leading counts the Servers' tenures that have not ended, and
 	// overloaded is whether the process sheds load, as the last step of
@@ -26,7 +28,45 @@ type Shared struct {
 
 // NewShared returns what Servers configured with it share; their meter
 // sheds as o says (their own Config.Overload is ignored).
-func NewShared(o node.Overload) *Shared { return &Shared{meter: node.NewMeter(o)} }
+func NewShared(o node.Overload) *Shared { return &Shared{meter: &lockedMeter{m: node.NewMeter(o)}} }
+
+// lockedMeter is a node.Meter that the nodes of several Servers share.
+type lockedMeter struct {
+	mu sync.Mutex
+	m  *node.Meter
+}
+
+func (l *lockedMeter) Observe(now time.Time, queued time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m.Observe(now, queued)
+}
+
+func (l *lockedMeter) ObserveTransit(now time.Time, transit time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m.ObserveTransit(now, transit)
+}
+
+func (l *lockedMeter) Refusal(now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m.Refusal(now)
+}
+
+func (l *lockedMeter) AdvisedHold(now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m.AdvisedHold(now)
+}
+
+func (l *lockedMeter) Cause(now time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m.Cause(now)
+}
+
+func (l *lockedMeter) Interval() time.Duration { return l.m.Interval() }
 
 // noteOverloaded records whether the process sheds load and reports
 // whether that changed.

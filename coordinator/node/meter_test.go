@@ -18,9 +18,9 @@ import (
 // call, which a node with a meter of its own takes.
 func TestSharedMeter(t *testing.T) {
 	o := node.Overload{Delay: 200 * time.Millisecond}
-	start := func(m *node.Meter) *node.Node {
+	start := func(m node.Load) *node.Node {
 		snap := &store.Snapshot{Broken: map[string]error{}, GroupKeys: "groups/", TopicKeys: "topics/"}
-		n, _ := node.New(node.Config{Group: group.DefaultConfig(), IDs: &scenario.SeqIDs{}, Overload: o, Meter: m}, snap, epoch, time.Time{})
+		n, _ := node.New(node.Config{Group: group.DefaultConfig(), IDs: &scenario.SeqIDs{}, Overload: o, Load: m}, snap, epoch, time.Time{})
 		return n
 	}
 	slow := 300 * time.Millisecond
@@ -33,7 +33,7 @@ func TestSharedMeter(t *testing.T) {
 		{"own", false, regroup.CodeMemberIDRequired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var m *node.Meter
+			var m node.Load
 			if tc.shared {
 				m = node.NewMeter(o)
 			}

@@ -54,10 +54,10 @@ type Config struct {
 	// Overload says when the node sheds new work; the zero value never
 	// does.
 	Overload Overload
-	// Meter, if not nil, is the load meter the node shares with the other
-	// nodes of its process (see Meter), and Overload is ignored; nil gives
-	// the node a meter of its own.
-	Meter *Meter
+	// Load, if not nil, is the load meter the node shares with the other
+	// nodes of its process (see Load), and Overload is ignored; nil gives
+	// the node a Meter of its own.
+	Load Load
 }
 
 // Retry delays after a failed store operation: they double from
@@ -96,7 +96,7 @@ type Node struct {
 	writes    map[WriteID]*entry // group writes in flight
 	topics    topicQueue
 
-	load *Meter // see Overload
+	load Load // see Overload
 	// elsewhere is what the process's other nodes hold, as of the last
 	// step (Input.Elsewhere).
 	elsewhere Elsewhere
@@ -165,7 +165,7 @@ func New(cfg Config, snap *store.Snapshot, now, validUntil time.Time) (*Node, Ou
 		held:         map[group.ReqID]group.Reply{},
 		arrivals:     map[group.ReqID]time.Time{},
 		writes:       map[WriteID]*entry{},
-		load:         cfg.Meter,
+		load:         cfg.Load,
 	}
 	if n.load == nil {
 		n.load = NewMeter(cfg.Overload)
@@ -227,14 +227,14 @@ func (n *Node) Step(in Input) Output {
 	}
 	switch e := in.Event.(type) {
 	case Request:
-		n.load.observe(n.now, in.Queued)
+		n.load.Observe(n.now, in.Queued)
 		switch e.Msg.(type) {
 		case *regroupv1.HeartbeatRequest, *regroupv1.ReconcileRequest:
 			n.arrivals[e.Req] = n.now.Add(-in.Queued)
 		}
 		n.request(e)
 	case Tick:
-		n.load.observe(n.now, in.Queued)
+		n.load.Observe(n.now, in.Queued)
 		n.tick()
 	case WriteDone:
 		n.writeDone(e)
@@ -471,7 +471,7 @@ func (n *Node) deliver(r group.Reply) {
 // because a group shares one answer between a member's held call and the
 // next, and the first may be on its way out.
 func (n *Node) stamp(msg proto.Message, held time.Duration) proto.Message {
-	advice := n.load.advisedHold(n.now).Milliseconds()
+	advice := n.load.AdvisedHold(n.now).Milliseconds()
 	switch m := msg.(type) {
 	case *regroupv1.HeartbeatResponse:
 		return &regroupv1.HeartbeatResponse{NextHoldMs: advice, HeldMs: held.Milliseconds()}

@@ -3,7 +3,6 @@ package node
 import (
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/regroup-dev/regroup"
@@ -81,61 +80,28 @@ type Overload struct {
 	Interval time.Duration
 }
 
-// Meter is the load meter of Overload. The nodes of one process share one
-// (Config.Meter): a process that leads several shards runs a node for each,
+// Load is a node's load meter (see Overload); *Meter is one. The nodes
+// of a process that leads several shards share one (Config.Load): they run
 // on the same CPU, so a queue before any of them is the process's, and the
 // transit reports of the members of all its shards count together (a
-// shard's own few would seldom reach minTransitReports). It is safe for
-// concurrent use; the times it is given need not be in order.
-type Meter struct {
-	mu sync.Mutex
-	l  loadMeter
+// shard's own few would seldom reach minTransitReports). The driver makes
+// a shared one safe for concurrent use.
+type Load interface {
+	// Observe takes a call's or a tick's queueing delay (Input.Queued)
+	// measured at now.
+	Observe(now time.Time, queued time.Duration)
+	// ObserveTransit takes a transit a member reported at now.
+	ObserveTransit(now time.Time, transit time.Duration)
+	// Refusal returns the COORDINATOR_OVERLOADED error for a call shed at
+	// now, or nil.
+	Refusal(now time.Time) error
+	// AdvisedHold returns the hold asked of heartbeats at now, or 0.
+	AdvisedHold(now time.Time) time.Duration
+	// Cause says why new work is shed at now, "" if it is not.
+	Cause(now time.Time) string
+	// Interval is the window over which delays are judged.
+	Interval() time.Duration
 }
-
-// NewMeter returns a meter that sheds as o says.
-func NewMeter(o Overload) *Meter { return &Meter{l: loadMeter{cfg: o}} }
-
-func (m *Meter) observe(now time.Time, queued time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.l.observe(now, queued)
-}
-
-func (m *Meter) observeTransit(now time.Time, transit time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.l.observeTransit(now, transit)
-}
-
-func (m *Meter) overloaded(now time.Time) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.l.overloaded(now)
-}
-
-func (m *Meter) refusal(now time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.l.refusal(now)
-}
-
-func (m *Meter) advisedHold(now time.Time) time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.l.advisedHold(now)
-}
-
-// cause says why the meter sheds at now, "" if it does not.
-func (m *Meter) cause(now time.Time) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.l.overloaded(now) {
-		return ""
-	}
-	return m.l.cause(now)
-}
-
-func (m *Meter) interval() time.Duration { return m.l.interval() }
 
 // maxHintDoublings caps the back-off hint at 2^4 = 16 intervals.
 const maxHintDoublings = 4
@@ -145,8 +111,9 @@ const maxHintDoublings = 4
 // of clients cannot make it shed by reporting long transits.
 const minTransitReports = 16
 
-// loadMeter decides whether the node is overloaded (see Overload).
-type loadMeter struct {
+// Meter decides whether a node is overloaded (see Overload): the Load of
+// a node that shares none.
+type Meter struct {
 	cfg     Overload
 	queue   window // delays before the node's step
 	transit window // the members' reported transits
@@ -174,7 +141,11 @@ const (
 	most
 )
 
-func (l *loadMeter) interval() time.Duration {
+// NewMeter returns a meter that sheds as o says.
+func NewMeter(o Overload) *Meter { return &Meter{cfg: o} }
+
+// Interval implements Load.
+func (l *Meter) Interval() time.Duration {
 	if l.cfg.Interval > 0 {
 		return l.cfg.Interval
 	}
@@ -235,37 +206,36 @@ func (w *window) overloaded(now time.Time, threshold, interval time.Duration, r 
 	return w.past(threshold, r)
 }
 
-// observe takes one queueing delay (Input.Queued) measured at now.
-func (l *loadMeter) observe(now time.Time, queued time.Duration) {
-	l.queue.observe(now, queued, l.cfg.Delay, l.interval(), least)
+// Observe implements Load.
+func (l *Meter) Observe(now time.Time, queued time.Duration) {
+	l.queue.observe(now, queued, l.cfg.Delay, l.Interval(), least)
 }
 
-// observeTransit takes one transit a member reported at now; 0 is no
-// report.
-func (l *loadMeter) observeTransit(now time.Time, transit time.Duration) {
+// ObserveTransit implements Load; 0 is no report.
+func (l *Meter) ObserveTransit(now time.Time, transit time.Duration) {
 	if transit > 0 {
-		l.transit.observe(now, transit, l.cfg.Transit, l.interval(), most)
+		l.transit.observe(now, transit, l.cfg.Transit, l.Interval(), most)
 	}
 }
 
 // queueOver and transitOver report whether each queue sheds at now.
-func (l *loadMeter) queueOver(now time.Time) bool {
-	return l.queue.overloaded(now, l.cfg.Delay, l.interval(), least)
+func (l *Meter) queueOver(now time.Time) bool {
+	return l.queue.overloaded(now, l.cfg.Delay, l.Interval(), least)
 }
 
-func (l *loadMeter) transitOver(now time.Time) bool {
-	return l.transit.overloaded(now, l.cfg.Transit, l.interval(), most)
+func (l *Meter) transitOver(now time.Time) bool {
+	return l.transit.overloaded(now, l.cfg.Transit, l.Interval(), most)
 }
 
 // overloaded reports whether new work is shed at now: a queue stands
 // before the node's step or before its handlers.
-func (l *loadMeter) overloaded(now time.Time) bool {
+func (l *Meter) overloaded(now time.Time) bool {
 	return l.queueOver(now) || l.transitOver(now)
 }
 
 // hint is how long the node asks callers to back off while overloaded:
 // an interval, doubled for every further interval the overload lasted.
-func (l *loadMeter) hint(now time.Time) time.Duration {
+func (l *Meter) hint(now time.Time) time.Duration {
 	over := 0
 	if l.queueOver(now) {
 		over = l.queue.over
@@ -273,32 +243,33 @@ func (l *loadMeter) hint(now time.Time) time.Duration {
 	if l.transitOver(now) {
 		over = max(over, l.transit.over)
 	}
-	return l.interval() << min(over-1, maxHintDoublings)
+	return l.Interval() << min(over-1, maxHintDoublings)
 }
 
-// refusal returns the COORDINATOR_OVERLOADED error for a call shed at now,
-// or nil if the node takes it.
-func (l *loadMeter) refusal(now time.Time) error {
+// Refusal implements Load.
+func (l *Meter) Refusal(now time.Time) error {
 	if !l.overloaded(now) {
 		return nil
 	}
 	hint := l.hint(now)
 	return regroup.Errorf(regroup.CodeCoordinatorOverloaded,
 		"the coordinator is overloaded (%s) and takes no new members, groups not yet formed, or reads now; retry in %v",
-		l.cause(now), hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
+		l.Cause(now), hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
 }
 
-// cause says which queue made the node overloaded at now.
-func (l *loadMeter) cause(now time.Time) string {
+// Cause implements Load.
+func (l *Meter) Cause(now time.Time) string {
+	if !l.overloaded(now) {
+		return ""
+	}
 	if l.queueOver(now) {
 		return fmt.Sprintf("calls wait more than %v before it gets to them", l.cfg.Delay)
 	}
 	return fmt.Sprintf("its members' calls spend more than %v in transit: it is short of CPU or its network is congested", l.cfg.Transit)
 }
 
-// advisedHold returns the hold the node asks heartbeats to take while it
-// is overloaded at now (the refusal's hint), or 0.
-func (l *loadMeter) advisedHold(now time.Time) time.Duration {
+// AdvisedHold implements Load: the refusal's hint while overloaded.
+func (l *Meter) AdvisedHold(now time.Time) time.Duration {
 	if !l.overloaded(now) {
 		return 0
 	}
@@ -310,13 +281,13 @@ func (l *loadMeter) advisedHold(now time.Time) time.Duration {
 // waited queued: it returns nil, or COORDINATOR_OVERLOADED with a back-off
 // hint (see Overload). The delay counts as a measurement.
 func (n *Node) Admit(now time.Time, queued time.Duration) error {
-	n.load.observe(now, queued)
-	return n.load.refusal(now)
+	n.load.Observe(now, queued)
+	return n.load.Refusal(now)
 }
 
 // Overloaded reports whether the node sheds new work, as of its latest
 // step.
-func (n *Node) Overloaded() bool { return n.load.overloaded(n.now) }
+func (n *Node) Overloaded() bool { return n.load.Cause(n.now) != "" }
 
 // OverloadCause says why the node sheds new work, while it does.
-func (n *Node) OverloadCause() string { return n.load.cause(n.now) }
+func (n *Node) OverloadCause() string { return n.load.Cause(n.now) }

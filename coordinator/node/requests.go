@@ -94,7 +94,7 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 	} else {
 		n.noteTransit(e.g, r.Msg)
 		if !leaving(r.Msg) && e.g.Forming() {
-			if err := n.load.refusal(n.now); err != nil {
+			if err := n.load.Refusal(n.now); err != nil {
 				n.fail(r, err) // a group never formed: new work, shed
 				return
 			}
@@ -119,7 +119,7 @@ func (n *Node) groupCall(r Request, id string, create bool, step func(g *group.G
 // interval, which a newcomer doubles with every refusal in a row
 // (member/fsm).
 func (n *Node) newcomerRefusal(id, inst string) error {
-	if err := n.load.refusal(n.now); err != nil {
+	if err := n.load.Refusal(n.now); err != nil {
 		return err
 	}
 	limit := n.cfg.Group.MaxMembers
@@ -129,7 +129,7 @@ func (n *Node) newcomerRefusal(id, inst string) error {
 	if e := n.groups[id]; inst != "" && e != nil && e.g != nil && e.g.HasInstance(inst) {
 		return nil
 	}
-	hint := n.load.interval()
+	hint := n.load.Interval()
 	return regroup.Errorf(regroup.CodeCoordinatorOverloaded,
 		"the coordinator serves its limit of %d members (--max-members) and takes no new ones now; retry in %v",
 		limit, hint).With(regroup.MetaRetryAfterMs, strconv.FormatInt(hint.Milliseconds(), 10))
@@ -151,7 +151,7 @@ func (n *Node) noteTransit(g *group.Group, msg any) {
 		return
 	}
 	if ms > 0 && member != "" && g.HasMember(member) {
-		n.load.observeTransit(n.now, time.Duration(ms)*time.Millisecond)
+		n.load.ObserveTransit(n.now, time.Duration(ms)*time.Millisecond)
 	}
 }
 
