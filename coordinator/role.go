@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/store"
 )
@@ -164,18 +166,19 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 	s.log.Info("leading: serving groups", "address", s.cfg.Address, "election_key", info.Key, "revision", info.Revision,
 		"lease", info.LeaseID, "lease_ttl", info.LeaseTTL, "lease_left", time.Until(term.ValidUntil()).Round(time.Millisecond))
 	var reason string
+	asked := false
 	select {
 	case <-term.Done():
 		reason = "the lease may have expired: no keep-alive succeeded in time"
 	case <-t.done:
 		reason = "the tenure ended"
 	case <-ctx.Done():
-		reason = "shutting down"
+		reason, asked = "shutting down", true
 		if c := context.Cause(ctx); c != nil && c != context.Canceled {
 			reason = c.Error()
 		}
 	}
-	s.stepDown(t, reason)
+	s.stepDown(t, reason, asked)
 	return true
 }
 
@@ -195,8 +198,10 @@ func (s *Server) install(t *tenure) error {
 
 // stepDown stops serving t's groups at once, if t is being served: every
 // waiting request is answered NOT_COORDINATOR and the groups are dropped
-// from memory (the next leader loads them from the store).
-func (s *Server) stepDown(t *tenure, reason string) {
+// from memory (the next leader loads them from the store). asked: the
+// Server was asked to stop (a shutdown, a handover), which is logged as
+// news, not as a warning.
+func (s *Server) stepDown(t *tenure, reason string, asked bool) {
 	s.mu.Lock()
 	if !s.cur.CompareAndSwap(t, nil) {
 		s.mu.Unlock()
@@ -207,7 +212,11 @@ func (s *Server) stepDown(t *tenure, reason string) {
 	err := regroup.Errorf(regroup.CodeNotCoordinator, "this coordinator stopped leading (%s); retry on another one", reason)
 	s.watchers.end(err)
 	n := t.end(reason, err)
-	s.log.Warn("stopped leading: groups dropped from memory", "reason", reason, "groups", n, "led_for", s.clock().Sub(t.since).Round(time.Millisecond))
+	level := hclog.Warn
+	if asked {
+		level = hclog.Info // a shutdown, a handover
+	}
+	s.log.Log(level, "stopped leading: groups dropped from memory", "reason", reason, "groups", n, "led_for", s.clock().Sub(t.since).Round(time.Millisecond))
 }
 
 // serving returns the tenure to serve a call from, or the error to answer

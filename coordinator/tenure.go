@@ -182,7 +182,7 @@ func (t *tenure) apply(out node.Output) {
 	if out.Ended != "" {
 		t.ended.Store(true)
 		t.stopTimer()
-		go t.s.stepDown(t, out.Ended)
+		go t.s.stepDown(t, out.Ended, false)
 		return
 	}
 	t.arm()

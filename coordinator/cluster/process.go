@@ -97,6 +97,7 @@ type Process struct {
 	mu        sync.Mutex
 	runs      []*shardRun  // the shards this process campaigns for or leads
 	planned   []plannedFor // what the plan said of each shard, and since when
+	logged    []int        // the shards led, as last logged (noteLed)
 	started   atomic.Bool  // Run was called
 	ran       chan struct{}
 	closing   chan struct{}
@@ -135,7 +136,7 @@ func New(cfg Config) (*Process, error) {
 	// The shards share the process's CPU and limits.
 	shared := coordinator.NewShared(cfg.Server.Overload)
 	for i := range cfg.Shards {
-		log := cfg.Logger.With("shard", i)
+		log := demote(cfg.Logger.With("shard", i))
 		e, err := election.New(election.Config{Client: cfg.Client, Prefix: cfg.Prefix, TTL: cfg.TTL, Logger: log.Named("election"), Shard: i, Shards: cfg.Shards})
 		if err != nil {
 			p.closeAll()
@@ -302,6 +303,7 @@ func (p *Process) place(ctx context.Context, shards context.Context, announced b
 			p.stop(i, fmt.Errorf("handing shard %d over to %s", i, plan[i]))
 		}
 	}
+	p.noteLed()
 }
 
 // start campaigns for shard i, with p.mu held.
@@ -309,7 +311,7 @@ func (p *Process) start(shards context.Context, i int) {
 	ctx, cancel := context.WithCancelCause(shards)
 	r := &shardRun{cancel: cancel}
 	p.runs[i] = r
-	p.log.Info("campaigning for a shard", "shard", i)
+	p.log.Debug("campaigning for a shard", "shard", i)
 	go func() {
 		_ = p.servers[i].Run(ctx)
 		p.mu.Lock()
@@ -325,7 +327,7 @@ func (p *Process) start(shards context.Context, i int) {
 func (p *Process) stop(i int, why error) {
 	r := p.runs[i]
 	r.stopping = true
-	p.log.Info("leaving a shard", "shard", i, "reason", why)
+	p.log.Debug("leaving a shard", "shard", i, "reason", why)
 	r.cancel(why)
 }
 
