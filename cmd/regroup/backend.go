@@ -47,7 +47,7 @@ func (f *backendFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.etcdPeerPort, "etcd-peer-port", 7380, "loopback port of the embedded etcd's peers")
 	fl.StringVar(&f.advertiseAddr, "advertise-addr", "", "address members and other coordinators reach this one at (default: the --listen address)")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", election.DefaultTTL, "etcd lease TTL, whole seconds: a leader that stops renewing it is replaced after at most this long")
-	fl.IntVar(&f.shards, "shards", 0, "number of shards the groups are spread over, each led by one coordinator: chosen at the cluster's first start and fixed for its life (0: the cluster's count, 1 for a new cluster; see docs/operations.md, \"Shards\")")
+	fl.IntVar(&f.shards, "shards", 0, "number of shards the groups are spread over, each led by one coordinator: chosen at the cluster's first start and fixed for its life (0: the cluster's count, 64 for a new cluster; see docs/operations.md, \"Shards\")")
 	f.etcdTLS.register(fl)
 }
 

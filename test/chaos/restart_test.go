@@ -87,7 +87,7 @@ func TestSingleNodeKillRestart(t *testing.T) {
 		t.Errorf("the restarted coordinator led only after %v: it waited for its past life's lease (%v)", took, leaseTTL)
 	}
 	c.expectFree(t, "kill -9 and restart", w)
-	if !strings.Contains(tail(coord.out), "revoked the election key of this coordinator's previous life") {
+	if !strings.Contains(tail(coord.out), "of this coordinator's previous life instead of waiting") {
 		t.Error("the restarted coordinator did not say it revoked its previous life's election key")
 	}
 }

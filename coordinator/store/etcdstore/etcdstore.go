@@ -11,8 +11,7 @@
 //	/regroup/v1/topics/<name>       a regroupv1.Topic (protobuf)
 //	/regroup/v1/leader/<lease id>   the coordinators' election (concurrency.Election);
 //	                                the value is a coordinator's advertised address
-//	/regroup/v1/shards              the number of shards, in decimal, once a
-//	                                cluster has more than one (see Shards)
+//	/regroup/v1/shards              the number of shards, in decimal (see Shards)
 //	/regroup/v1/shards/<i>/leader/<lease id>
 //	                                the election of shard i's leader
 //	/regroup/v1/coordinators/<lease id>
@@ -46,6 +45,7 @@
 package etcdstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -108,6 +108,12 @@ func CoordinatorsPrefix(prefix string) string { return prefix + "coordinators/" 
 // ShardsKey returns the key that holds the number of shards under prefix.
 func ShardsKey(prefix string) string { return prefix + "shards" }
 
+// DefaultShards is the number of shards of a new cluster when its first
+// coordinator asks for none: enough that a cluster grows to a few dozen
+// coordinators, each leading its share, while one coordinator alone leads
+// every shard at little cost.
+const DefaultShards = 64
+
 // ErrShardCount is wrapped by the errors of Shards that retrying cannot
 // fix: the cluster's count is not the one asked for, or not a number.
 var ErrShardCount = errors.New("the number of shards does not fit")
@@ -116,7 +122,7 @@ var ErrShardCount = errors.New("the number of shards does not fit")
 // means DefaultPrefix), storing it at the cluster's first start: the count
 // never changes, since it decides which shard every group belongs to, and
 // coordinators of different counts would serve the same group at once.
-// want 0 takes the cluster's count (1 for a new cluster). A cluster that
+// want 0 takes the cluster's count (DefaultShards for a new cluster). A cluster that
 // stores no count yet (made before shards existed) stores 1 if it holds
 // groups or a coordinator campaigns in its one-shard election, so that
 // they stay where they are. It fails, naming both counts, if want is not
@@ -134,13 +140,13 @@ func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) 
 		return 0, fmt.Errorf("regroup: reading the number of shards at %s: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		// Store want (1 for 0) if the cluster is new; 1 if it already
+		// Store want (DefaultShards for 0) if the cluster is new; 1 if it already
 		// serves groups with one shard; whatever another coordinator stored
 		// first otherwise.
 		put, err := cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 			noKeysUnder(GroupsPrefix(prefix)), noKeysUnder(ElectionPrefix(prefix)+"/"),
-		).Then(clientv3.OpPut(key, strconv.Itoa(max(want, 1)))).Else(
+		).Then(clientv3.OpPut(key, strconv.Itoa(cmp.Or(want, DefaultShards)))).Else(
 			clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
 				[]clientv3.Op{clientv3.OpPut(key, "1")}, nil),
 			clientv3.OpGet(key),
@@ -149,7 +155,7 @@ func Shards(ctx context.Context, cli *clientv3.Client, prefix string, want int) 
 			return 0, fmt.Errorf("regroup: storing the number of shards at %s: %w", key, err)
 		}
 		if put.Succeeded {
-			return max(want, 1), nil
+			return cmp.Or(want, DefaultShards), nil
 		}
 		resp = (*clientv3.GetResponse)(put.Responses[1].GetResponseRange())
 	}

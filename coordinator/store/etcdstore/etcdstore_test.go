@@ -252,14 +252,23 @@ func TestShards(t *testing.T) {
 	ctx := context.Background()
 	fresh := func() string { return fmt.Sprintf("/test%d/regroup/v1/", prefixes.Add(1)) }
 
+	// A new cluster asked for no count gets DefaultShards.
+	prefix := fresh()
+	if n, err := etcdstore.Shards(ctx, cli, prefix, 0); err != nil || n != etcdstore.DefaultShards {
+		t.Fatalf("a new cluster taken as it is: %d, %v; want %d shards", n, err, etcdstore.DefaultShards)
+	}
+
 	// A coordinator of one shard stores the count: a later one of several
 	// must not serve the same groups under other keys.
-	prefix := fresh()
-	if n, err := etcdstore.Shards(ctx, cli, prefix, 0); err != nil || n != 1 {
-		t.Fatalf("a new cluster taken as it is: %d, %v; want 1 shard", n, err)
+	prefix = fresh()
+	if n, err := etcdstore.Shards(ctx, cli, prefix, 1); err != nil || n != 1 {
+		t.Fatalf("a new cluster of one shard: %d, %v; want 1 shard", n, err)
 	}
-	if _, err := etcdstore.Shards(ctx, cli, prefix, 8); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
-		t.Fatalf("8 shards after a one-shard coordinator started: got %v, want refused", err)
+	for _, want := range []int{8, 0} {
+		if n, err := etcdstore.Shards(ctx, cli, prefix, want); (want == 0) != (err == nil) || (err == nil && n != 1) ||
+			(err != nil && !strings.Contains(err.Error(), "has 1 shards")) {
+			t.Fatalf("%d shards after a one-shard coordinator started: %d, %v; want 1 for 0, refused otherwise", want, n, err)
+		}
 	}
 
 	prefix = fresh()
