@@ -41,26 +41,49 @@ func (s *Server) ListGroups(ctx context.Context, req *regroupv1.ListGroupsReques
 	if resp, handled, err := forward(ctx, s, req, regroupv1.AdminClient.ListGroups); handled {
 		return resp, err
 	}
-	t, err := s.serving()
+	groups, err := s.LocalGroups()
 	if err != nil {
-		return nil, rpcerr.ToStatus(err)
+		return nil, err
 	}
-	arrived := time.Now()
-	resp := &regroupv1.ListGroupsResponse{}
+	return &regroupv1.ListGroupsResponse{Groups: groups}, nil
+}
+
+// LocalGroups lists the groups this coordinator serves, never forwarding:
+// it fails with NOT_COORDINATOR (or COORDINATOR_NOT_AVAILABLE) unless the
+// coordinator leads from the start of the listing to its end, and with
+// COORDINATOR_OVERLOADED while it sheds reads.
+func (s *Server) LocalGroups() ([]*regroupv1.GroupSummary, error) {
+	for {
+		t, err := s.serving()
+		if err != nil {
+			return nil, rpcerr.ToStatus(err)
+		}
+		groups, err := t.groups(time.Now())
+		if errors.Is(err, errEnded) {
+			continue // serving says why, or names the next tenure
+		}
+		return groups, err
+	}
+}
+
+// groups lists the tenure's groups for an Admin read that arrived at
+// arrived, or fails with errEnded.
+func (t *tenure) groups(arrived time.Time) ([]*regroupv1.GroupSummary, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.ended.Load() {
-		return resp, nil
+		return nil, errEnded
 	}
 	if err := t.admit("ListGroups", arrived); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
+	var groups []*regroupv1.GroupSummary
 	for _, id := range t.node.GroupIDs() {
 		if g, err := t.node.Group(id); err == nil {
-			resp.Groups = append(resp.Groups, g.Summary())
+			groups = append(groups, g.Summary())
 		}
 	}
-	return resp, nil
+	return groups, nil
 }
 
 // DescribeGroup implements the Admin service.

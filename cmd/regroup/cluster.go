@@ -40,10 +40,12 @@ key and revision (which fence its writes) and its lease: id, TTL and how
 long it certainly still holds it. The call is answered by the coordinator
 called, never forwarded: ask each coordinator to compare their views.
 
-In a cluster of several shards (regroup serve --shards) it shows every live
-coordinator with the number of shards each leads, and every shard with its
-leader and, for the shards the coordinator called leads, its groups and
-their members (ask each coordinator for the shards it leads).`,
+In a cluster of several shards (every cluster made by this version) it shows
+every live coordinator with the number of shards each leads, and every shard
+with its leader, its groups and their members: the coordinator called asks
+every other shard leader for them. Should one not answer (a shard without a
+leader, a handover under way), it shows "-" for the shards it does not lead
+itself.`,
 		Example: `  regroup cluster describe
   regroup cluster describe -o json`,
 		Args: cobra.NoArgs,
@@ -106,7 +108,7 @@ func describeShards(w io.Writer, t table, d *regroupv1.DescribeClusterResponse) 
 	st.row("SHARD", "LEADER", "GROUPS", "MEMBERS")
 	for _, sh := range d.GetShards() {
 		groups, members := "-", "-"
-		if sh.GetLeaderAddress() == d.GetAddress() {
+		if sh.GetCounted() {
 			groups, members = fmt.Sprint(sh.GetGroups()), fmt.Sprint(sh.GetMembers())
 		}
 		st.row(fmt.Sprint(sh.GetShard()), orNone(sh.GetLeaderAddress()), groups, members)

@@ -277,23 +277,24 @@ func TestShardsSpreadAndMoveWithoutLoss(t *testing.T) {
 	gens := generations(t, admin, time.Time{})
 	waitfor.Until(t, "every group owns every partition", rec.owned)
 
-	// Each coordinator describes the shards it leads: together, every
+	// Each coordinator describes every shard, asking the others: every
 	// group and member once.
-	var described, members int32
 	for _, pr := range ps {
 		d, err := dialAdmin(t, pr.addr).DescribeCluster(context.Background(), &regroupv1.DescribeClusterRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		var described, members int32
 		for _, sh := range d.GetShards() {
-			if sh.GetLeaderAddress() == pr.addr {
-				described += sh.GetGroups()
-				members += sh.GetMembers()
+			if !sh.GetCounted() {
+				t.Errorf("%s: shard %d (led by %s) not counted", pr.name, sh.GetShard(), sh.GetLeaderAddress())
 			}
+			described += sh.GetGroups()
+			members += sh.GetMembers()
 		}
-	}
-	if described != groups || members != 2*groups {
-		t.Errorf("the coordinators describe %d groups and %d members in the shards they lead, want %d and %d", described, members, groups, 2*groups)
+		if described != groups || members != 2*groups {
+			t.Errorf("%s describes %d groups and %d members, want %d and %d", pr.name, described, members, groups, 2*groups)
+		}
 	}
 
 	list, err := admin.ListGroups(context.Background(), &regroupv1.ListGroupsRequest{})
@@ -305,9 +306,17 @@ func TestShardsSpreadAndMoveWithoutLoss(t *testing.T) {
 	}
 
 	// A fourth coordinator joins: it takes two shards, the fewest moves.
+	// Meanwhile groups list, asked again and again, lists every group or
+	// fails: never some of them.
 	joined := time.Now()
+	listing := listWhileMoving(admin)
 	ps = append(ps, startProc(t, "d", eps))
 	after := placed(t, ps...)
+	if full, failed, partial := listing(); partial != "" {
+		t.Errorf("ListGroups during a handover: %s (%d full listings, %d failed)", partial, full, failed)
+	} else {
+		t.Logf("ListGroups during a handover: %d full listings, %d failed", full, failed)
+	}
 	if moved := countMoved(before, after); moved != shards/4 {
 		t.Errorf("%d shards moved when a fourth coordinator joined, want %d: %v -> %v", moved, shards/4, before, after)
 	}
@@ -351,5 +360,40 @@ func checkNoLoss(t *testing.T, rec *recorder, admin regroupv1.AdminClient, gens 
 	defer rec.mu.Unlock()
 	if rec.lost > 0 {
 		t.Errorf("members declared %d partitions lost", rec.lost)
+	}
+}
+
+// listWhileMoving lists the groups through admin until the returned
+// function is called, which reports how many listings were whole, how many
+// failed, and the first that was neither.
+func listWhileMoving(admin regroupv1.AdminClient) func() (full, failed int, partial string) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var full, failed int
+	var partial string
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			list, err := admin.ListGroups(ctx, &regroupv1.ListGroupsRequest{})
+			cancel()
+			switch {
+			case err != nil:
+				failed++
+			case len(list.GetGroups()) == groups:
+				full++
+			case partial == "":
+				partial = fmt.Sprintf("%d groups of %d listed", len(list.GetGroups()), groups)
+			}
+		}
+	}()
+	return func() (int, int, string) {
+		close(stop)
+		<-done
+		return full, failed, partial
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -164,54 +165,93 @@ func (p *Process) DeleteTopic(ctx context.Context, req *regroupv1.DeleteTopicReq
 }
 
 // ListGroups implements the Admin service: the groups of every shard. A
-// call forwarded by another coordinator gets the groups of the shards
-// this one leads; otherwise this one asks each other shard leader once,
-// forwarding the call through the coordinator of one of its shards.
+// call forwarded by another coordinator gets the groups of the shards this
+// one leads, and their numbers. Otherwise this one lists its own shards
+// and asks the leader of each other shard not yet listed (forwarding the
+// call through that shard's coordinator), which answers for every shard
+// it leads; a shard that moved in between is asked for again, up to
+// listRounds times, and the call fails, naming the shards, rather than
+// leave one out.
 func (p *Process) ListGroups(ctx context.Context, req *regroupv1.ListGroupsRequest) (*regroupv1.ListGroupsResponse, error) {
-	me := p.cfg.Server.Address
-	var asks []int // one shard of each other leader
-	leaders := map[string]bool{}
-	var sources []*coordinator.Server
-	for i, s := range p.servers {
-		if s.Leading() {
-			sources = append(sources, s)
-			continue
-		}
-		if coordinator.Forwarded(ctx) {
-			continue
-		}
-		l := p.electors[i].Leader()
-		if l == "" || l == me {
-			return nil, rpcerr.ToStatus(regroup.Errorf(regroup.CodeCoordinatorNotAvailable, "shard %d has no leader right now (an election or a handover is under way); retry shortly", i))
-		}
-		if !leaders[l] {
-			leaders[l] = true
-			asks = append(asks, i)
-		}
-	}
-	for _, i := range asks {
-		sources = append(sources, p.servers[i])
-	}
+	n := len(p.servers)
+	listed := make([]bool, n)
 	resp := &regroupv1.ListGroupsResponse{}
-	seen := map[string]bool{}
-	for _, s := range sources {
-		r, err := s.ListGroups(ctx, req)
+	var lastErr error
+	local := func(i int) {
+		groups, err := p.servers[i].LocalGroups()
 		if err != nil {
-			return nil, err
+			lastErr = err
+			return
 		}
-		for _, g := range r.GetGroups() {
-			if !seen[g.GetGroupId()] {
-				seen[g.GetGroupId()] = true
-				resp.Groups = append(resp.Groups, g)
+		listed[i] = true
+		resp.Groups = append(resp.Groups, groups...)
+	}
+	if coordinator.Forwarded(ctx) {
+		for i, s := range p.servers {
+			if s.Leading() {
+				local(i)
+			}
+		}
+		if lastErr != nil && !slices.Contains(listed, true) {
+			return nil, lastErr
+		}
+		resp.Shards = shardsWhere(listed, true)
+		return resp, nil
+	}
+	for round := 0; round < listRounds && slices.Contains(listed, false); round++ {
+		for i, s := range p.servers {
+			if listed[i] {
+				continue
+			}
+			if s.Leading() {
+				local(i)
+				continue
+			}
+			r, err := s.ListGroups(ctx, req)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			fresh := make([]bool, n)
+			for _, sh := range r.GetShards() {
+				if sh >= 0 && int(sh) < n && !listed[sh] {
+					listed[sh], fresh[sh] = true, true
+				}
+			}
+			for _, g := range r.GetGroups() {
+				if fresh[shard.Of(g.GetGroupId(), n)] {
+					resp.Groups = append(resp.Groups, g)
+				}
 			}
 		}
 	}
+	if missing := shardsWhere(listed, false); len(missing) > 0 {
+		return nil, rpcerr.ToStatus(regroup.Errorf(regroup.CodeCoordinatorNotAvailable,
+			"the groups of shards %v could not be listed: their leaders moved or did not answer (last: %v); retry shortly", missing, lastErr))
+	}
 	slices.SortFunc(resp.Groups, func(a, b *regroupv1.GroupSummary) int { return cmp.Compare(a.GetGroupId(), b.GetGroupId()) })
+	resp.Shards = shardsWhere(listed, true)
 	return resp, nil
 }
 
+// listRounds is how many times ListGroups asks for a shard not yet listed.
+const listRounds = 3
+
+// shardsWhere returns the numbers of the shards whose flag is v.
+func shardsWhere(flags []bool, v bool) []int32 {
+	var out []int32
+	for i, f := range flags {
+		if f == v {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
 // DescribeCluster implements the Admin service: this coordinator, every
-// live one, and each shard's leader. It is never forwarded.
+// live one, and each shard's leader, groups and members (counted from a
+// ListGroups of the whole cluster, or for the shards this one leads alone
+// when that fails). It is never forwarded.
 func (p *Process) DescribeCluster(ctx context.Context, req *regroupv1.DescribeClusterRequest) (*regroupv1.DescribeClusterResponse, error) {
 	resp, err := p.servers[0].DescribeCluster(ctx, req)
 	if err != nil {
@@ -223,14 +263,36 @@ func (p *Process) DescribeCluster(ctx context.Context, req *regroupv1.DescribeCl
 	if p.Leading() {
 		resp.Role = regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER
 	}
-	groups, members := make([]int32, len(p.servers)), make([]int32, len(p.servers))
-	for _, st := range p.GroupStats() {
-		i := shard.Of(st.ID, len(p.servers))
-		groups[i]++
-		members[i] += int32(st.Members)
+	n := len(p.servers)
+	groups, members, counted := make([]int32, n), make([]int32, n), make([]bool, n)
+	lctx, cancel := context.WithTimeout(ctx, describeListTimeout)
+	all, err := p.ListGroups(lctx, &regroupv1.ListGroupsRequest{})
+	cancel()
+	if err == nil {
+		for i := range counted {
+			counted[i] = true
+		}
+		for _, g := range all.GetGroups() {
+			i := shard.Of(g.GetGroupId(), n)
+			groups[i]++
+			members[i] += g.GetMembers()
+		}
+	} else {
+		for i, s := range p.servers {
+			counted[i] = s.Leading()
+		}
+		for _, st := range p.GroupStats() {
+			i := shard.Of(st.ID, n)
+			groups[i]++
+			members[i] += int32(st.Members)
+		}
 	}
 	for i, e := range p.electors {
-		resp.Shards = append(resp.Shards, &regroupv1.ShardStatus{Shard: int32(i), LeaderAddress: e.Leader(), Groups: groups[i], Members: members[i]})
+		resp.Shards = append(resp.Shards, &regroupv1.ShardStatus{Shard: int32(i), LeaderAddress: e.Leader(), Groups: groups[i], Members: members[i], Counted: counted[i]})
 	}
 	return resp, nil
 }
+
+// describeListTimeout bounds the listing of the cluster's groups that
+// DescribeCluster counts from.
+const describeListTimeout = 5 * time.Second

@@ -286,7 +286,13 @@ func (x *GroupSummary) GetGroupProtocol() string {
 type ListGroupsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The groups, by id.
-	Groups        []*GroupSummary `protobuf:"bytes,1,rep,name=groups" json:"groups,omitempty"`
+	Groups []*GroupSummary `protobuf:"bytes,1,rep,name=groups" json:"groups,omitempty"`
+	// In a cluster of several shards, the shards whose groups are listed:
+	// every shard in an answer to a client; in an answer to a call that
+	// another coordinator forwarded, the shards the one answering leads,
+	// so that the caller asks again for the others (a shard that moved
+	// while it was being listed).
+	Shards        []int32 `protobuf:"varint,2,rep,packed,name=shards" json:"shards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -324,6 +330,13 @@ func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
 	if x != nil {
 		return x.Groups
+	}
+	return nil
+}
+
+func (x *ListGroupsResponse) GetShards() []int32 {
+	if x != nil {
+		return x.Shards
 	}
 	return nil
 }
@@ -2193,12 +2206,15 @@ type ShardStatus struct {
 	Shard int32 `protobuf:"varint,1,opt,name=shard" json:"shard,omitempty"`
 	// Its leader's address; empty while none is known.
 	LeaderAddress string `protobuf:"bytes,2,opt,name=leader_address,json=leaderAddress" json:"leader_address,omitempty"`
-	// How many groups it holds, when the coordinator answering leads it;
-	// 0 otherwise.
+	// How many groups it holds, when counted; 0 otherwise.
 	Groups int32 `protobuf:"varint,3,opt,name=groups" json:"groups,omitempty"`
-	// How many members its groups have, when the coordinator answering
-	// leads it; 0 otherwise.
-	Members       int32 `protobuf:"varint,4,opt,name=members" json:"members,omitempty"`
+	// How many members its groups have, when counted; 0 otherwise.
+	Members int32 `protobuf:"varint,4,opt,name=members" json:"members,omitempty"`
+	// Whether groups and members were counted: the coordinator answering
+	// lists the groups of every shard, asking their leaders; when that
+	// fails (a shard without a leader, a leader that does not answer), only
+	// the shards it leads are counted.
+	Counted       bool `protobuf:"varint,5,opt,name=counted" json:"counted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2261,6 +2277,13 @@ func (x *ShardStatus) GetMembers() int32 {
 	return 0
 }
 
+func (x *ShardStatus) GetCounted() bool {
+	if x != nil {
+		return x.Counted
+	}
+	return false
+}
+
 var File_regroup_v1_admin_proto protoreflect.FileDescriptor
 
 const file_regroup_v1_admin_proto_rawDesc = "" +
@@ -2277,9 +2300,10 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\rprotocol_name\x18\x04 \x01(\tR\fprotocolName\x12\x18\n" +
 	"\amembers\x18\x05 \x01(\x05R\amembers\x12\x1b\n" +
 	"\tleader_id\x18\x06 \x01(\tR\bleaderId\x12%\n" +
-	"\x0egroup_protocol\x18\a \x01(\tR\rgroupProtocol\"F\n" +
+	"\x0egroup_protocol\x18\a \x01(\tR\rgroupProtocol\"^\n" +
 	"\x12ListGroupsResponse\x120\n" +
-	"\x06groups\x18\x01 \x03(\v2\x18.regroup.v1.GroupSummaryR\x06groups\"1\n" +
+	"\x06groups\x18\x01 \x03(\v2\x18.regroup.v1.GroupSummaryR\x06groups\x12\x16\n" +
+	"\x06shards\x18\x02 \x03(\x05R\x06shards\"1\n" +
 	"\x14DescribeGroupRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xce\x06\n" +
 	"\x11MemberDescription\x12\x1b\n" +
@@ -2422,12 +2446,13 @@ const file_regroup_v1_admin_proto_rawDesc = "" +
 	"\x12lease_remaining_ms\x18\t \x01(\x03R\x10leaseRemainingMs\x12\"\n" +
 	"\fcoordinators\x18\n" +
 	" \x03(\tR\fcoordinators\x12/\n" +
-	"\x06shards\x18\v \x03(\v2\x17.regroup.v1.ShardStatusR\x06shards\"|\n" +
+	"\x06shards\x18\v \x03(\v2\x17.regroup.v1.ShardStatusR\x06shards\"\x96\x01\n" +
 	"\vShardStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12%\n" +
 	"\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress\x12\x16\n" +
 	"\x06groups\x18\x03 \x01(\x05R\x06groups\x12\x18\n" +
-	"\amembers\x18\x04 \x01(\x05R\amembers*\xb9\x01\n" +
+	"\amembers\x18\x04 \x01(\x05R\amembers\x12\x18\n" +
+	"\acounted\x18\x05 \x01(\bR\acounted*\xb9\x01\n" +
 	"\n" +
 	"GroupState\x12\x1b\n" +
 	"\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
