@@ -44,11 +44,16 @@ type coordProc struct {
 // sharded reports whether the run has several coordinators over shards.
 func (c runConfig) sharded() bool { return c.coordinators > 1 || c.shards > 1 }
 
+// onEtcd reports whether the coordinators keep their groups in etcd: with
+// shards, or with --shards 1 (one election, as a cluster made by an older
+// version).
+func (c runConfig) onEtcd() bool { return c.coordinators > 1 || c.shards > 0 }
+
 // startCoordinators starts the run's coordinators and waits until they
 // answer.
 func startCoordinators(c runConfig, progress func(string, ...any)) (*coordinators, error) {
 	cs := &coordinators{c: c, exited: make(chan struct{})}
-	if c.sharded() {
+	if c.onEtcd() {
 		node, err := embedetcd.Start(embedetcd.Config{Dir: filepath.Join(c.logDir, "etcd")})
 		if err != nil {
 			return nil, fmt.Errorf("starting etcd: %w", err)

@@ -126,7 +126,7 @@ type settings struct {
 	session, heartbeat  time.Duration
 	serveArgs           []string
 	coordinators        int           // coordinator processes over shards; 0 or 1: one
-	shards              int           // --shards of each coordinator; 0: one shard
+	shards              int           // --shards of each coordinator; 0: one coordinator on --store memory
 	moves               bool          // time a join and a kill of coordinators
 	moveWatch           time.Duration // how long to watch the members after each move
 }
@@ -159,7 +159,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fl.DurationVar(&o.session, "session-timeout", 0, "the members' session timeout (0: the library's default)")
 	fl.DurationVar(&o.heartbeat, "heartbeat-interval", 0, "the members' heartbeat interval (0: the library's default)")
 	fl.IntVar(&o.coordinators, "coordinators", 1, "coordinator processes, sharing an etcd (run by this process) over --shards shards; 1 with --shards 0 is one coordinator on --store memory")
-	fl.IntVar(&o.shards, "shards", 0, "shards of a cluster of --coordinators (regroup serve --shards; default 16 with several coordinators)")
+	fl.IntVar(&o.shards, "shards", 0, "shards of a cluster of --coordinators (regroup serve --shards; default 16 with several coordinators; 1 with one coordinator: its groups in etcd, one election)")
 	fl.BoolVar(&o.moves, "moves", false, "after the leaves, start one more coordinator, then SIGKILL one: time each until every coordinator leads its share of the shards, and count lease ends and rebalanced groups in the --move-watch after (needs --coordinators 2 or more)")
 	fl.DurationVar(&o.moveWatch, "move-watch", 25*time.Second, "how long to watch the members after each move of --moves (a lease lost to it ends within the members' session)")
 	serveArgs := fl.String("serve-args", "", "more arguments for regroup serve, space-separated (e.g. \"--max-connections 0\")")
