@@ -48,6 +48,9 @@ func (t *tenure) readTopics(ctx context.Context, w store.TopicWatcher) {
 			return
 		case <-t.topicReads:
 		}
+		t.mu.Lock()
+		writes := t.node.TopicWrites()
+		t.mu.Unlock()
 		rctx, cancel := context.WithTimeout(ctx, t.s.cfg.WriteTimeout)
 		topics, broken, err := w.LoadTopics(rctx)
 		cancel()
@@ -60,7 +63,7 @@ func (t *tenure) readTopics(ctx context.Context, w store.TopicWatcher) {
 		}
 		t.mu.Lock()
 		if !t.ended.Load() {
-			t.step(node.TopicsStored{Topics: topics, Broken: broken})
+			t.step(node.TopicsStored{Writes: writes, Topics: topics, Broken: broken})
 		}
 		t.mu.Unlock()
 	}

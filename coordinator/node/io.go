@@ -125,8 +125,12 @@ type LoadDone struct {
 // here) keeps the partitions the node knew, with a Fault: a bad record
 // must not take partitions from their owners. While a change of the
 // node's own is being written the node cannot tell whether the read holds
-// it; it asks for another read once that write is done (Output.ReadTopics).
+// it; it asks for another read once that write is done (Output.ReadTopics),
+// and at once for a read begun before a write of its own was done (Writes):
+// an older registry must not undo the node's newer change.
 type TopicsStored struct {
+	// Writes is the node's TopicWrites when the driver began the read.
+	Writes uint64
 	Topics []*regroupv1.Topic
 	// Broken maps the name of each topic whose record could not be
 	// decoded to the reason.

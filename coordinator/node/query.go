@@ -50,6 +50,11 @@ func (n *Node) Registry() map[string]int32 { return n.registry }
 // Broken returns the groups whose stored record cannot be used, with why.
 func (n *Node) Broken() map[string]error { return maps.Clone(n.broken) }
 
+// TopicWrites counts the node's writes of the topic registry that are
+// done; a driver reads it as it begins a read of the registry
+// (TopicsStored.Writes).
+func (n *Node) TopicWrites() uint64 { return n.topics.finished }
+
 // Counts returns what the process's limits count of this node (see
 // Input.Elsewhere): its members (group.Group.Admitted) and its groups.
 func (n *Node) Counts() Elsewhere { return Elsewhere{Members: n.admitted, Groups: len(n.groups)} }

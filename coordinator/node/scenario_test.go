@@ -51,8 +51,10 @@ import (
 //	put-topic req=N name=T partitions=P
 //	store-topic name=T partitions=P|delete|broken
 //	     (another coordinator changes the store; the node hears nothing)
-//	read-topics                      (the driver reads the registry: TopicsStored;
-//	     shows the node's registry after)
+//	read-topics [begun]              (the driver reads the registry: TopicsStored;
+//	     shows the node's registry after; begun: the read that
+//	     begin-read-topics began, delivered now)
+//	begin-read-topics                (the driver begins a read of the registry)
 //	done write=W outcome=ok|failed|unknown|fenced
 //	load group=G [outcome=ok|failed]  (answer the node's load)
 //	tick at=T
@@ -87,6 +89,7 @@ type harness struct {
 	brokenTopics map[string]error
 	queued       time.Duration // the command's queued=D
 	elsewhere    node.Elsewhere
+	begun        node.TopicsStored // the read begin-read-topics began
 	stored       map[string][]byte
 	topics       map[string]int32
 	writes       map[node.WriteID]node.Write
@@ -160,8 +163,11 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			Name: scenario.ArgOr(d, "name", ""), Partitions: int32(scenario.Int(t, scenario.ArgOr(d, "partitions", "0")))}})
 	case "store-topic":
 		h.storeTopic(t, d)
+	case "begin-read-topics":
+		h.begun = h.beginRead()
 	case "read-topics":
-		h.readTopics()
+		_, begun := scenario.Arg(d, "begun")
+		h.readTopics(begun)
 	case "done":
 		h.done(t, d)
 	case "load":
@@ -193,6 +199,15 @@ func (h *harness) input(ev node.Event) node.Input {
 		in.ValidUntil = epoch.Add(h.validUntil)
 	}
 	return in
+}
+
+// beginRead reads the registry as the store holds it now.
+func (h *harness) beginRead() node.TopicsStored {
+	ev := node.TopicsStored{Writes: h.n.TopicWrites(), Broken: maps.Clone(h.brokenTopics)}
+	for _, name := range slices.Sorted(maps.Keys(h.topics)) {
+		ev.Topics = append(ev.Topics, &regroupv1.Topic{Name: name, Partitions: h.topics[name]})
+	}
+	return ev
 }
 
 // start begins a new term over what the store holds.
@@ -336,10 +351,12 @@ func (h *harness) storeTopic(t *testing.T, d *datadriven.TestData) {
 }
 
 // readTopics steps the node with the registry as the store holds it.
-func (h *harness) readTopics() {
-	ev := node.TopicsStored{Broken: maps.Clone(h.brokenTopics)}
-	for _, name := range slices.Sorted(maps.Keys(h.topics)) {
-		ev.Topics = append(ev.Topics, &regroupv1.Topic{Name: name, Partitions: h.topics[name]})
+// readTopics delivers a read of the registry: the one begun by
+// begin-read-topics, or one begun now.
+func (h *harness) readTopics(begun bool) {
+	ev := h.begun
+	if !begun {
+		ev = h.beginRead()
 	}
 	h.show(h.n.Step(h.input(ev)))
 	reg := h.n.Registry()

@@ -25,6 +25,9 @@ type topicQueue struct {
 	ops     []topicOp
 	writing WriteID // the first op's write, or 0
 	reread  bool    // a TopicsStored came while writing: read again after
+	// finished counts the writes done (TopicWrites), whatever their
+	// outcome.
+	finished uint64
 }
 
 func (q *topicQueue) add(n *Node, op topicOp) {
@@ -67,6 +70,7 @@ func (q *topicQueue) done(n *Node, d WriteDone) {
 	}
 	op := q.ops[0]
 	q.ops, q.writing = q.ops[1:], 0
+	q.finished++
 	switch d.Outcome {
 	case OK:
 		reg := maps.Clone(n.registry)
@@ -105,10 +109,15 @@ func (q *topicQueue) done(n *Node, d WriteDone) {
 }
 
 // stored applies the registry another coordinator stored (TopicsStored),
-// or asks for it again once the node's own write is done.
+// or asks for it again once the node's own write is done, or at once if a
+// write of its own was done after the read began (the read may be older).
 func (q *topicQueue) stored(n *Node, e TopicsStored) {
 	if q.writing != 0 {
 		q.reread = true
+		return
+	}
+	if e.Writes != q.finished {
+		n.out.ReadTopics = true
 		return
 	}
 	reg := map[string]int32{}
