@@ -9,7 +9,7 @@ import (
 )
 
 // Shared is what the Servers of one process share when it runs several (a
-// cluster.Process runs one per shard): one load meter, since they share
+// cluster.Process runs one per shard): one timer (wakes), one load meter, since they share
 // the process's CPU (node.Meter), and the counts of members and groups
 // that group.Config.MaxMembers and MaxGroups cap, since those limits are
 // the process's (node.Input.Elsewhere). Each Server publishes its node's
@@ -17,6 +17,7 @@ import (
 // behind, so shards stepping at the same moment can pass a limit by one
 // member or group each.
 type Shared struct {
+	wakes           wakes
 	meter           *lockedMeter
 	members, groups atomic.Int64
 	// leading counts the Servers' tenures that have not ended, and

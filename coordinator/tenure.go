@@ -30,8 +30,7 @@ type tenure struct {
 	mu      sync.Mutex
 	node    *node.Node
 	waiters map[group.ReqID]chan group.Reply
-	timer   *time.Timer
-	timerAt time.Time
+	timerAt time.Time // the deadline its wake is set for (wakes), or zero
 
 	// topicReads asks for a read of the topic registry (see
 	// followTopics); nil if the store is this coordinator's alone.
@@ -198,29 +197,23 @@ func (t *tenure) apply(out node.Output) {
 // clocks, from their send times).
 const timerSlack = 5 * time.Millisecond
 
-// arm sets the timer to fire timerSlack after the node's next deadline.
+// arm asks for a wake timerSlack after the node's next deadline (see
+// wakes).
 func (t *tenure) arm() {
 	next := t.node.NextDeadline()
 	if next.IsZero() {
 		t.stopTimer()
 		return
 	}
-	if t.timer != nil && !t.timerAt.IsZero() && !next.Before(t.timerAt) && next.Before(t.timerAt.Add(timerSlack)) {
+	if !t.timerAt.IsZero() && !next.Before(t.timerAt) && next.Before(t.timerAt.Add(timerSlack)) {
 		return // the armed wake serves next too
 	}
 	t.timerAt = next
-	d := next.Sub(t.s.clock()) + timerSlack
-	if t.timer == nil {
-		t.timer = time.AfterFunc(d, t.tick)
-		return
-	}
-	t.timer.Reset(d)
+	t.s.share.sh.wakes.set(t, time.Now().Add(next.Sub(t.s.clock())+timerSlack))
 }
 
 func (t *tenure) stopTimer() {
-	if t.timer != nil {
-		t.timer.Stop()
-	}
+	t.s.share.sh.wakes.clear(t)
 	t.timerAt = time.Time{}
 }
 
