@@ -303,6 +303,61 @@ func BenchmarkRecovery(b *testing.B) {
 	b.ReportMetric(float64(size), "record-bytes")
 }
 
+// BenchmarkShardLoads measures the start of a lone coordinator of a
+// cluster of 64 shards (the default): every shard's leader loads its own
+// groups of 10,000 at once (etcdstore.Store.OfShard: the keys, then its
+// own records), against one load of every group, in the same run.
+func BenchmarkShardLoads(b *testing.B) {
+	const groups, shards = 10000, 64
+	rec := sampleRecord(b)
+	node, err := embedetcd.Start(embedetcd.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(node.Close)
+	cli, err := etcdstore.NewClient([]string{node.Endpoint()}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cli.Close() })
+	fill(b, cli, rec, groups)
+	key := etcdstore.ShardElectionPrefix(etcdstore.DefaultPrefix, 0) + "/bench"
+	put, err := cli.Put(context.Background(), key, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := etcdstore.New(cli, "", etcdstore.Fence{Key: key, Revision: put.Header.Revision})
+	var ones, all []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if snap, err := st.Load(context.Background()); err != nil || len(snap.Groups) != groups {
+			b.Fatalf("load: %v", err)
+		}
+		ones = append(ones, time.Since(start))
+		start = time.Now()
+		var wg sync.WaitGroup
+		var loaded atomic.Int64
+		for i := range shards {
+			wg.Go(func() {
+				snap, err := st.OfShard(i, shards).Load(context.Background())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				loaded.Add(int64(len(snap.Groups)))
+			})
+		}
+		wg.Wait()
+		if loaded.Load() != groups {
+			b.Fatalf("the shards loaded %d groups, want %d", loaded.Load(), groups)
+		}
+		all = append(all, time.Since(start))
+	}
+	b.ReportMetric(float64(median(ones).Microseconds())/1000, "one-load-ms")
+	b.ReportMetric(float64(median(all).Microseconds())/1000, "64-shard-loads-ms")
+}
+
 // writeRecorder counts store writes and rebalances.
 type writeRecorder struct {
 	mu         sync.Mutex
