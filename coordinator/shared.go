@@ -9,10 +9,10 @@ import (
 )
 
 // Shared is what the Servers of one process share when it runs several (a
-// cluster.Process runs one per shard): one timer (wakes), one load meter, since they share
-// the process's CPU (node.Meter), and the counts of members and groups
-// that group.Config.MaxMembers and MaxGroups cap, since those limits are
-// the process's (node.Input.Elsewhere). Each Server publishes its node's
+// cluster.Process runs one per shard): one timer (wakes) and one load
+// meter (node.Load), since they share the process's CPU, and the counts of
+// members and groups that group.Config.MaxMembers and MaxGroups cap, since
+// those limits are the process's (node.Input.Elsewhere). Each Server publishes its node's
 // counts after every step; the counts a node is given may be a step
 // behind, so shards stepping at the same moment can pass a limit by one
 // member or group each.

@@ -71,7 +71,9 @@ func (w *wakes) fire() {
 		w.reset(next)
 	}
 	w.mu.Unlock()
+	// Each on its own goroutine, as with a timer each: a shard whose
+	// lock is held by a long step delays no other.
 	for _, t := range ready {
-		t.tick()
+		go t.tick()
 	}
 }
