@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator/store/etcdstore"
@@ -23,6 +24,7 @@ import (
 	"github.com/regroup-dev/regroup/internal/embedetcd"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
 	"github.com/regroup-dev/regroup/internal/waitfor"
+	storev1 "github.com/regroup-dev/regroup/proto/regroup/store/v1"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
 )
 
@@ -216,6 +218,23 @@ func TestHostileCorruptedRecords(t *testing.T) {
 	defer cancel()
 	groupKey := etcdstore.GroupsPrefix(etcdstore.DefaultPrefix) + "alice-bad"
 	topicKey := etcdstore.TopicsPrefix(etcdstore.DefaultPrefix) + "payments"
+	// A group is Stable in memory before its Stable record is written:
+	// damage the record only once that write is done, or it overwrites
+	// the damage.
+	waitfor.Until(t, "etcd holds alice-bad's Stable record", func() error {
+		resp, err := cli.Get(ctx, groupKey)
+		if err != nil || len(resp.Kvs) == 0 {
+			return fmt.Errorf("no record yet (%v)", err)
+		}
+		rec := &storev1.GroupRecord{}
+		if err := proto.Unmarshal(resp.Kvs[0].Value, rec); err != nil {
+			return err
+		}
+		if rec.GetState() != regroupv1.GroupState_GROUP_STATE_STABLE {
+			return fmt.Errorf("the record is %v", rec.GetState())
+		}
+		return nil
+	})
 	for _, key := range []string{groupKey, topicKey} {
 		if _, err := cli.Put(ctx, key, "\xff\xff not a record"); err != nil {
 			t.Fatal(err)
