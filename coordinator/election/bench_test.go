@@ -261,11 +261,10 @@ func fence(b *testing.B, cli *clientv3.Client) etcdstore.Fence {
 	return etcdstore.Fence{Key: key, Revision: resp.Header.Revision}
 }
 
-// BenchmarkRecovery measures what a newly elected leader does before it
-// serves: load 10,000 groups of 10 members from etcd and restore them.
-func BenchmarkRecovery(b *testing.B) {
-	const groups = 10000
-	rec := sampleRecord(b)
+// filledEtcd starts an embedded etcd that holds n copies of rec (fill)
+// and returns a client of it.
+func filledEtcd(b *testing.B, rec *storev1.GroupRecord, n int) *clientv3.Client {
+	b.Helper()
 	node, err := embedetcd.Start(embedetcd.Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -276,7 +275,16 @@ func BenchmarkRecovery(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cli.Close() })
-	fill(b, cli, rec, groups)
+	fill(b, cli, rec, n)
+	return cli
+}
+
+// BenchmarkRecovery measures what a newly elected leader does before it
+// serves: load 10,000 groups of 10 members from etcd and restore them.
+func BenchmarkRecovery(b *testing.B) {
+	const groups = 10000
+	rec := sampleRecord(b)
+	cli := filledEtcd(b, rec, groups)
 	st := etcdstore.New(cli, "", fence(b, cli))
 	size := proto.Size(rec)
 	var loads, totals []time.Duration
@@ -309,18 +317,7 @@ func BenchmarkRecovery(b *testing.B) {
 // own records), against one load of every group, in the same run.
 func BenchmarkShardLoads(b *testing.B) {
 	const groups, shards = 10000, 64
-	rec := sampleRecord(b)
-	node, err := embedetcd.Start(embedetcd.Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(node.Close)
-	cli, err := etcdstore.NewClient([]string{node.Endpoint()}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cli.Close() })
-	fill(b, cli, rec, groups)
+	cli := filledEtcd(b, sampleRecord(b), groups)
 	key := etcdstore.ShardElectionPrefix(etcdstore.DefaultPrefix, 0) + "/bench"
 	put, err := cli.Put(context.Background(), key, "bench")
 	if err != nil {
