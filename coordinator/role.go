@@ -106,7 +106,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// the members' sessions.
 	retry := backoff{min: 200 * time.Millisecond, max: time.Second}
 	for ctx.Err() == nil {
-		s.log.Info("campaigning for leadership", "address", s.cfg.Address, "leader", s.elector.Leader())
+		s.cfg.TermLogger.Info("campaigning for leadership", "address", s.cfg.Address, "leader", s.elector.Leader())
 		term, err := s.elector.Campaign(ctx, s.cfg.Address)
 		if err == nil && s.lead(ctx, term) {
 			retry.reset()
@@ -138,7 +138,7 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 			s.log.Warn("resigning failed; the lease is revoked once etcd answers, or expires by itself", "lease", info.LeaseID, "error", err)
 			return
 		}
-		s.log.Info("resigned: the lease is revoked", "lease", info.LeaseID)
+		s.cfg.TermLogger.Info("resigned: the lease is revoked", "lease", info.LeaseID)
 	}()
 	lctx, cancel := context.WithTimeout(ctx, loadTimeout)
 	go func() {
@@ -163,7 +163,7 @@ func (s *Server) lead(ctx context.Context, term Term) bool {
 		s.log.Error("elected, but cannot serve; resigning", "election_key", info.Key, "error", err)
 		return false
 	}
-	s.log.Info("leading: serving groups", "address", s.cfg.Address, "election_key", info.Key, "revision", info.Revision,
+	s.cfg.TermLogger.Info("leading: serving groups", "address", s.cfg.Address, "election_key", info.Key, "revision", info.Revision,
 		"lease", info.LeaseID, "lease_ttl", info.LeaseTTL, "lease_left", time.Until(term.ValidUntil()).Round(time.Millisecond))
 	var reason string
 	asked := false
@@ -212,11 +212,11 @@ func (s *Server) stepDown(t *tenure, reason string, asked bool) {
 	err := regroup.Errorf(regroup.CodeNotCoordinator, "this coordinator stopped leading (%s); retry on another one", reason)
 	s.watchers.end(err)
 	n := t.end(reason, err)
-	level := hclog.Warn
+	log, level := s.log, hclog.Warn
 	if asked {
-		level = hclog.Info // a shutdown, a handover
+		log, level = s.cfg.TermLogger, hclog.Info // a shutdown, a handover
 	}
-	s.log.Log(level, "stopped leading: groups dropped from memory", "reason", reason, "groups", n, "led_for", s.clock().Sub(t.since).Round(time.Millisecond))
+	log.Log(level, "stopped leading: groups dropped from memory", "reason", reason, "groups", n, "led_for", s.clock().Sub(t.since).Round(time.Millisecond))
 }
 
 // serving returns the tenure to serve a call from, or the error to answer

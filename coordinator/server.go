@@ -46,6 +46,11 @@ type Config struct {
 	Group group.Config
 	// Logger receives structured logs; nil means hclog's default logger.
 	Logger hclog.Logger
+	// TermLogger receives the news of the terms' life: campaigning,
+	// elected, loaded, resigned, stepped down when asked; nil means
+	// Logger. A process that runs a Server per shard logs them at Debug
+	// and says in one line which shards it leads.
+	TermLogger hclog.Logger
 	// WriteTimeout bounds each store write; zero means 5 s.
 	WriteTimeout time.Duration
 	// Metrics receives measurements; nil means none are taken.
@@ -84,7 +89,7 @@ type Server struct {
 	ids     group.IDSource
 	reqs    atomic.Uint64
 	elector Elector // nil for a Server made by New
-	share   *share
+	shared  *Shared
 	fwd     forwarder
 
 	// cur is the tenure being served; nil while not leading.
@@ -110,6 +115,9 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.Default()
 	}
+	if cfg.TermLogger == nil {
+		cfg.TermLogger = cfg.Logger
+	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 5 * time.Second
 	}
@@ -121,7 +129,7 @@ func newServer(cfg Config) (*Server, error) {
 		shared = NewShared(cfg.Overload)
 	}
 	return &Server{
-		share:   shared.join(),
+		shared:  shared,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		clock:   time.Now,
@@ -155,13 +163,12 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 	if err != nil {
 		return nil, fmt.Errorf("regroup: loading groups and topics: %w", err)
 	}
-	t := &tenure{s: s, st: st, term: term, since: s.clock(), waiters: map[group.ReqID]chan group.Reply{}, done: make(chan struct{})}
+	t := &tenure{s: s, st: st, term: term, since: s.clock(), part: s.shared.join(), waiters: map[group.ReqID]chan group.Reply{}, done: make(chan struct{})}
 	t.box.wake = make(chan struct{}, 1)
 	go t.run()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s.share.sh.leading.Add(1)
-	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach, Load: s.share.sh.meter}, snap, s.clock(), t.validUntil())
+	n, out := node.New(node.Config{Group: s.cfg.Group, IDs: s.ids, ForEach: parallel.ForEach, Load: s.shared.meter}, snap, s.clock(), t.validUntil())
 	t.node = n
 	for name, err := range n.BrokenTopics() {
 		s.log.Error("topic record cannot be used; the topic is left out of the registry until it is put again or deleted", "topic", name, "error", err)
@@ -170,11 +177,11 @@ func (s *Server) load(ctx context.Context, st store.Store, term Term) (*tenure, 
 		s.log.Error("group record cannot be used; the group is refused until it is fixed or deleted", "group", id, "error", err)
 	}
 	t.apply(out)
-	s.share.publish(n.Counts())
+	t.part.publish(n.Counts())
 	if w, ok := st.(store.TopicWatcher); ok {
 		t.followTopics(w)
 	}
-	s.log.Info("loaded state", "groups", len(n.GroupIDs()), "tombstones", n.Tombstones(), "broken", len(n.Broken()),
+	s.cfg.TermLogger.Info("loaded state", "groups", len(n.GroupIDs()), "tombstones", n.Tombstones(), "broken", len(n.Broken()),
 		"topics", len(n.Registry()), "duration", s.clock().Sub(start))
 	return t, nil
 }

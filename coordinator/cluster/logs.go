@@ -8,11 +8,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// shardLogger is the logger of one shard's coordinator and election: their
-// Info lines (campaigning, elected, loaded) come once per shard, 64 times
-// over for one coordinator of a default cluster, so they are logged at
-// Debug; the Process says what it leads in one line (ledLine). Warnings and
-// errors pass as they are.
+// shardLogger is the logger of one shard's election and of its terms'
+// news (coordinator.Config.TermLogger): their Info lines (campaigning,
+// elected, loaded, resigned) come once per shard, 64 times over for one
+// coordinator of a default cluster, so they are logged at Debug; the
+// Process says what it leads in one line (noteLed). Warnings and errors
+// pass as they are, and the groups' news (rebalances, members removed,
+// topics changed) goes to the shard's ordinary logger.
 type shardLogger struct{ hclog.Logger }
 
 func demote(l hclog.Logger) hclog.Logger { return shardLogger{l} }

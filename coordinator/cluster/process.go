@@ -136,15 +136,15 @@ func New(cfg Config) (*Process, error) {
 	// The shards share the process's CPU and limits.
 	shared := coordinator.NewShared(cfg.Server.Overload)
 	for i := range cfg.Shards {
-		log := demote(cfg.Logger.With("shard", i))
-		e, err := election.New(election.Config{Client: cfg.Client, Prefix: cfg.Prefix, TTL: cfg.TTL, Logger: log.Named("election"), Shard: i, Shards: cfg.Shards})
+		log := cfg.Logger.With("shard", i)
+		e, err := election.New(election.Config{Client: cfg.Client, Prefix: cfg.Prefix, TTL: cfg.TTL, Logger: demote(log.Named("election")), Shard: i, Shards: cfg.Shards})
 		if err != nil {
 			p.closeAll()
 			return nil, err
 		}
 		p.electors = append(p.electors, e)
 		scfg := cfg.Server
-		scfg.Logger = log
+		scfg.Logger, scfg.TermLogger = log, demote(log)
 		scfg.Shared = shared
 		s, err := coordinator.NewElected(scfg, e)
 		if err != nil {
