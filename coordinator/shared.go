@@ -20,11 +20,14 @@ type Shared struct {
 	wakes           wakes
 	meter           *lockedMeter
 	members, groups atomic.Int64
-	// leading counts the Servers' tenures that have not ended, and
-	// overloaded is whether the process sheds load, as the last step of
-	// any of them said (it is reported once, not per Server).
-	leading    atomic.Int32
-	overloaded atomic.Bool
+	// leading counts the tenures that have not ended (their shares).
+	leading atomic.Int32
+
+	// mu orders the reports of overloaded: whether the process sheds
+	// load, as the last step of any tenure said (reported once, not per
+	// Server).
+	mu         sync.Mutex
+	overloaded bool
 }
 
 // NewShared returns what Servers configured with it share; their meter
@@ -69,17 +72,38 @@ func (l *lockedMeter) Cause(now time.Time) string {
 
 func (l *lockedMeter) Interval() time.Duration { return l.m.Interval() }
 
-// noteOverloaded records whether the process sheds load and reports
-// whether that changed.
-func (sh *Shared) noteOverloaded(on bool) bool { return sh.overloaded.Swap(on) != on }
+// noteOverloaded records whether the process sheds load and, if that
+// changed, reports it (with sh.mu held, so that reports come in order).
+func (sh *Shared) noteOverloaded(on bool, report func()) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.overloaded == on {
+		return
+	}
+	sh.overloaded = on
+	report()
+}
 
-// share is one Server's part of a Shared: what its node holds.
+// share is one tenure's part of a Shared: what its node holds. A tenure
+// has one of its own, so that an ending tenure cannot clear the counts of
+// its Server's next one.
 type share struct {
 	sh              *Shared
 	members, groups atomic.Int64
 }
 
-func (sh *Shared) join() *share { return &share{sh: sh} }
+// join returns the share of a new tenure.
+func (sh *Shared) join() *share {
+	sh.leading.Add(1)
+	return &share{sh: sh}
+}
+
+// leave withdraws the share of a tenure that ended and reports whether it
+// was the process's last tenure.
+func (p *share) leave() bool {
+	p.publish(node.Elsewhere{})
+	return p.sh.leading.Add(-1) == 0
+}
 
 // publish records what the Server's node holds now.
 func (p *share) publish(c node.Elsewhere) {

@@ -31,6 +31,7 @@ type tenure struct {
 	node    *node.Node
 	waiters map[group.ReqID]chan group.Reply
 	timerAt time.Time // the deadline its wake is set for (wakes), or zero
+	part    *share    // what its node holds, in the process's counts
 
 	// topicReads asks for a read of the topic registry (see
 	// followTopics); nil if the store is this coordinator's alone.
@@ -105,9 +106,9 @@ func (t *tenure) step(ev node.Event) { t.stepQueued(ev, 0) }
 // stepQueued is step for a call or a tick that waited queued before the
 // node got to it.
 func (t *tenure) stepQueued(ev node.Event, queued time.Duration) {
-	out := t.node.Step(node.Input{Now: t.s.clock(), ValidUntil: t.validUntil(), Event: ev, Queued: queued, Elsewhere: t.s.share.elsewhere()})
+	out := t.node.Step(node.Input{Now: t.s.clock(), ValidUntil: t.validUntil(), Event: ev, Queued: queued, Elsewhere: t.part.elsewhere()})
 	t.apply(out)
-	t.s.share.publish(t.node.Counts())
+	t.part.publish(t.node.Counts())
 	t.noteLoad()
 }
 
@@ -118,15 +119,14 @@ func (t *tenure) noteLoad() { t.setOverloaded(t.node.Overloaded(), "taking new w
 // setOverloaded records whether the process sheds load, and reports a
 // change to the metrics and the log; why says why shedding ended.
 func (t *tenure) setOverloaded(on bool, why string) {
-	if !t.s.share.sh.noteOverloaded(on) {
-		return
-	}
-	t.s.cfg.Metrics.Overloaded(on)
-	if on {
-		t.s.log.Warn("overloaded: shedding new members, groups not yet formed and Admin reads (COORDINATOR_OVERLOADED) while asking members to beat less often", "cause", t.node.OverloadCause())
-	} else {
-		t.s.log.Info("no longer overloaded: " + why)
-	}
+	t.s.shared.noteOverloaded(on, func() {
+		t.s.cfg.Metrics.Overloaded(on)
+		if on {
+			t.s.log.Warn("overloaded: shedding new members, groups not yet formed and Admin reads (COORDINATOR_OVERLOADED) while asking members to beat less often", "cause", t.node.OverloadCause())
+		} else {
+			t.s.log.Info("no longer overloaded: " + why)
+		}
+	})
 }
 
 // queued returns how long a call that arrived at arrived waited for the
@@ -209,11 +209,11 @@ func (t *tenure) arm() {
 		return // the armed wake serves next too
 	}
 	t.timerAt = next
-	t.s.share.sh.wakes.set(t, time.Now().Add(next.Sub(t.s.clock())+timerSlack))
+	t.s.shared.wakes.set(t, time.Now().Add(next.Sub(t.s.clock())+timerSlack))
 }
 
 func (t *tenure) stopTimer() {
-	t.s.share.sh.wakes.clear(t)
+	t.s.shared.wakes.clear(t)
 	t.timerAt = time.Time{}
 }
 
@@ -304,8 +304,7 @@ func (t *tenure) end(reason string, err error) int {
 		t.box.close()
 		t.apply(out)
 		t.stopTimer()
-		t.s.share.publish(node.Elsewhere{})
-		if t.s.share.sh.leading.Add(-1) == 0 {
+		if t.part.leave() {
 			t.setOverloaded(false, "no longer leading") // the process sheds nothing now
 		}
 		for req, ch := range t.waiters {
