@@ -29,3 +29,19 @@ func FromContext(ctx context.Context) Identity {
 	id, _ := ctx.Value(identityKey{}).(Identity)
 	return id
 }
+
+type policyKey struct{}
+
+// withPolicy returns ctx carrying the policy its call was authorized by.
+func withPolicy(ctx context.Context, p *Policy) context.Context {
+	return context.WithValue(ctx, policyKey{}, p)
+}
+
+// MayDescribe reports whether the caller of ctx may describe group: its
+// policy gives it the describe right on the group, or the call was
+// authorized by no policy (authentication is off). ListGroups lists only
+// such groups, and what counts groups for a caller counts only those.
+func MayDescribe(ctx context.Context, group string) bool {
+	p, _ := ctx.Value(policyKey{}).(*Policy)
+	return p == nil || p.AllowsGroup(FromContext(ctx).Name, Describe, group)
+}

@@ -111,10 +111,9 @@ func (a *Auth) unary(l Listener) grpc.UnaryServerInterceptor {
 		}
 		resp, err := handler(ctx, req)
 		if lg, ok := resp.(*regroupv1.ListGroupsResponse); ok && p != nil {
-			name := FromContext(ctx).Name
 			kept := lg.Groups[:0]
 			for _, g := range lg.Groups {
-				if p.AllowsGroup(name, Describe, g.GetGroupId()) {
+				if MayDescribe(ctx, g.GetGroupId()) {
 					kept = append(kept, g)
 				}
 			}
@@ -195,7 +194,7 @@ func (a *Auth) admit(ctx context.Context, l Listener, method string, req any) (c
 	if err := authorize(p, id, method, req); err != nil {
 		return nil, nil, err
 	}
-	return NewContext(ctx, id), p, nil
+	return withPolicy(NewContext(ctx, id), p), p, nil
 }
 
 func adminElsewhere() error {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/regroup-dev/regroup"
 	"github.com/regroup-dev/regroup/coordinator"
+	"github.com/regroup-dev/regroup/coordinator/auth"
 	"github.com/regroup-dev/regroup/coordinator/group"
 	"github.com/regroup-dev/regroup/coordinator/shard"
 	"github.com/regroup-dev/regroup/internal/rpcerr"
@@ -199,6 +201,7 @@ func (p *Process) ListGroups(ctx context.Context, req *regroupv1.ListGroupsReque
 		return resp, nil
 	}
 	for round := 0; round < listRounds && slices.Contains(listed, false); round++ {
+		failed := map[string]bool{} // leaders that did not answer this round
 		for i, s := range p.servers {
 			if listed[i] {
 				continue
@@ -207,9 +210,13 @@ func (p *Process) ListGroups(ctx context.Context, req *regroupv1.ListGroupsReque
 				local(i)
 				continue
 			}
+			leader := p.electors[i].Leader()
+			if failed[leader] {
+				continue // asked already: the next round asks again
+			}
 			r, err := s.ListGroups(ctx, req)
 			if err != nil {
-				lastErr = err
+				lastErr, failed[leader] = err, true
 				continue
 			}
 			fresh := make([]bool, n)
@@ -226,8 +233,15 @@ func (p *Process) ListGroups(ctx context.Context, req *regroupv1.ListGroupsReque
 		}
 	}
 	if missing := shardsWhere(listed, false); len(missing) > 0 {
+		if regroup.CodeOf(rpcerr.FromStatus(lastErr)) == regroup.CodeCoordinatorOverloaded {
+			return nil, lastErr // with its back-off hint
+		}
+		why := "their leaders moved while they were listed"
+		if lastErr != nil {
+			why = fmt.Sprintf("their leaders moved or did not answer (last: %v)", lastErr)
+		}
 		return nil, rpcerr.ToStatus(regroup.Errorf(regroup.CodeCoordinatorNotAvailable,
-			"the groups of shards %v could not be listed: their leaders moved or did not answer (last: %v); retry shortly", missing, lastErr))
+			"the groups of shards %v could not be listed: %s; retry shortly", missing, why))
 	}
 	slices.SortFunc(resp.Groups, func(a, b *regroupv1.GroupSummary) int { return cmp.Compare(a.GetGroupId(), b.GetGroupId()) })
 	resp.Shards = shardsWhere(listed, true)
@@ -268,23 +282,28 @@ func (p *Process) DescribeCluster(ctx context.Context, req *regroupv1.DescribeCl
 	lctx, cancel := context.WithTimeout(ctx, describeListTimeout)
 	all, err := p.ListGroups(lctx, &regroupv1.ListGroupsRequest{})
 	cancel()
+	// Only the groups the caller may describe count: the other leaders'
+	// answers hold only those, and so must this one's part.
+	count := func(id string, m int32) {
+		if auth.MayDescribe(ctx, id) {
+			i := shard.Of(id, n)
+			groups[i]++
+			members[i] += m
+		}
+	}
 	if err == nil {
 		for i := range counted {
 			counted[i] = true
 		}
 		for _, g := range all.GetGroups() {
-			i := shard.Of(g.GetGroupId(), n)
-			groups[i]++
-			members[i] += g.GetMembers()
+			count(g.GetGroupId(), g.GetMembers())
 		}
 	} else {
 		for i, s := range p.servers {
 			counted[i] = s.Leading()
 		}
 		for _, st := range p.GroupStats() {
-			i := shard.Of(st.ID, n)
-			groups[i]++
-			members[i] += int32(st.Members)
+			count(st.ID, int32(st.Members))
 		}
 	}
 	for i, e := range p.electors {
