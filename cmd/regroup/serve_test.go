@@ -45,17 +45,13 @@ func TestServeEmbeddedEtcdKeepsState(t *testing.T) {
 			root.SetArgs(args)
 			done <- root.ExecuteContext(ctx)
 		}()
-		waitfor.Until(t, fmt.Sprintf("run %d: the coordinator leads", run), func() error {
+		waitfor.Until(t, fmt.Sprintf("run %d: the coordinator leads every shard", run), func() error {
 			select {
 			case err := <-done:
 				t.Fatalf("run %d: regroup serve exited early: %v", run, err)
 			default:
 			}
-			d, err := admin.DescribeCluster(ctx, &regroupv1.DescribeClusterRequest{})
-			if err == nil && d.GetRole() != regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER {
-				err = fmt.Errorf("role %v", d.GetRole())
-			}
-			return err
+			return leadsAll(ctx, admin)
 		})
 		if run == 0 {
 			if _, err := admin.PutTopic(ctx, &regroupv1.PutTopicRequest{Topic: &regroupv1.Topic{Name: "orders", Partitions: 8}}); err != nil {
@@ -75,4 +71,23 @@ func TestServeEmbeddedEtcdKeepsState(t *testing.T) {
 			t.Fatalf("run %d: %v", run, err)
 		}
 	}
+}
+
+// leadsAll returns nil once the coordinator admin reaches leads every
+// shard (a lone coordinator of a cluster of 64 leads them one by one), or
+// leads at all in a cluster of one shard.
+func leadsAll(ctx context.Context, admin regroupv1.AdminClient) error {
+	d, err := admin.DescribeCluster(ctx, &regroupv1.DescribeClusterRequest{})
+	if err != nil {
+		return err
+	}
+	if d.GetRole() != regroupv1.CoordinatorRole_COORDINATOR_ROLE_LEADER {
+		return fmt.Errorf("role %v", d.GetRole())
+	}
+	for _, sh := range d.GetShards() {
+		if sh.GetLeaderAddress() != d.GetAddress() {
+			return fmt.Errorf("shard %d is led by %q", sh.GetShard(), sh.GetLeaderAddress())
+		}
+	}
+	return nil
 }
