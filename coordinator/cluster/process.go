@@ -180,6 +180,7 @@ func (p *Process) Run(ctx context.Context) error {
 	shards, stopShards := context.WithCancelCause(context.Background())
 	defer stopShards(errors.New("the coordinator is shutting down"))
 	var sess *concurrency.Session
+	announced := false
 	tick := time.NewTicker(placeEvery)
 	defer tick.Stop()
 	for ctx.Err() == nil {
@@ -197,6 +198,18 @@ func (p *Process) Run(ctx context.Context) error {
 				p.log.Error("cannot announce this coordinator in the registry; it leads no new shard until it can", "error", err)
 			}
 			sess = s
+			if sess != nil && !announced {
+				// Coordinators started together see each other before
+				// the first of them campaigns, and each campaigns for its
+				// share only: otherwise each campaigns for every shard
+				// without a leader and half of them move at once, a
+				// burst of elections that a slow etcd answers late.
+				announced = true
+				select {
+				case <-ctx.Done():
+				case <-time.After(placeEvery):
+				}
+			}
 		}
 		p.place(ctx, shards, sess != nil)
 		select {
