@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/regroup-dev/regroup/examples/pmq/internal/queue"
 	regroupv1 "github.com/regroup-dev/regroup/proto/regroup/v1"
@@ -46,22 +49,38 @@ func runSetup(args []string) error {
 }
 
 // putTopic creates topic in Regroup's registry through the first endpoint
-// that answers.
+// that answers. A coordinator that answers UNAVAILABLE (NOT_COORDINATOR,
+// COORDINATOR_NOT_AVAILABLE: one starting, or an election or a handover
+// under way) is asked again, with the others, until ctx ends.
 func putTopic(ctx context.Context, endpoints []string, topic string, partitions int32) error {
 	var last error
-	for _, e := range endpoints {
-		conn, err := grpc.NewClient(e, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
+	for wait, said := 100*time.Millisecond, false; ; wait = min(2*wait, time.Second) {
+		for _, e := range endpoints {
+			conn, err := grpc.NewClient(e, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				last = err
+				continue
+			}
+			_, err = regroupv1.NewAdminClient(conn).PutTopic(ctx, &regroupv1.PutTopicRequest{
+				Topic: &regroupv1.Topic{Name: topic, Partitions: partitions}})
+			conn.Close()
+			if err == nil {
+				return nil
+			}
 			last = err
-			continue
 		}
-		_, err = regroupv1.NewAdminClient(conn).PutTopic(ctx, &regroupv1.PutTopicRequest{
-			Topic: &regroupv1.Topic{Name: topic, Partitions: partitions}})
-		conn.Close()
-		if err == nil {
-			return nil
+		if status.Code(last) != codes.Unavailable {
+			break
 		}
-		last = err
+		if !said {
+			fmt.Fprintf(os.Stderr, "waiting for a coordinator to take the topic (%v)\n", last)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("registering topic %s in Regroup at %v: %v (is `regroup serve` running?)", topic, endpoints, last)
+		case <-time.After(wait):
+		}
 	}
 	return fmt.Errorf("registering topic %s in Regroup at %v: %v (is `regroup serve` running?)", topic, endpoints, last)
 }
