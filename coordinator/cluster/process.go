@@ -93,6 +93,8 @@ type Process struct {
 	electors []*election.Elector
 	live     atomic.Pointer[[]string] // the registry as last read
 	changed  chan struct{}            // the registry or an election changed
+	// announced: Run has announced the process once (Run's alone).
+	announced bool
 
 	mu        sync.Mutex
 	runs      []*shardRun  // the shards this process campaigns for or leads
@@ -180,37 +182,10 @@ func (p *Process) Run(ctx context.Context) error {
 	shards, stopShards := context.WithCancelCause(context.Background())
 	defer stopShards(errors.New("the coordinator is shutting down"))
 	var sess *concurrency.Session
-	announced := false
 	tick := time.NewTicker(placeEvery)
 	defer tick.Stop()
 	for ctx.Err() == nil {
-		if sess != nil {
-			select {
-			case <-sess.Done():
-				p.log.Warn("this coordinator's registry key expired (etcd unreachable for a TTL?); announcing it again")
-				sess = nil
-			default:
-			}
-		}
-		if sess == nil {
-			s, err := announce(ctx, p.cfg.Client, p.cfg.Prefix, p.cfg.Server.Address, p.cfg.TTL)
-			if err != nil && ctx.Err() == nil {
-				p.log.Error("cannot announce this coordinator in the registry; it leads no new shard until it can", "error", err)
-			}
-			sess = s
-			if sess != nil && !announced {
-				// Coordinators started together see each other before
-				// the first of them campaigns, and each campaigns for its
-				// share only: otherwise each campaigns for every shard
-				// without a leader and half of them move at once, a
-				// burst of elections that a slow etcd answers late.
-				announced = true
-				select {
-				case <-ctx.Done():
-				case <-time.After(placeEvery):
-				}
-			}
-		}
+		sess = p.announce(ctx, sess)
 		p.place(ctx, shards, sess != nil)
 		select {
 		case <-ctx.Done():
@@ -231,6 +206,36 @@ func (p *Process) Run(ctx context.Context) error {
 	stopShards(errors.New("the coordinator is shutting down"))
 	p.waitShards()
 	return nil
+}
+
+// announce returns this process's registry session: sess while its key
+// lives, else a new one (nil if etcd refuses). After the first announcement
+// it waits one placement period, so that coordinators started together see
+// each other before the first of them campaigns and each campaigns for its
+// share only: otherwise each campaigns for every shard without a leader
+// and half of them move at once, a burst of elections that a slow etcd
+// answers late.
+func (p *Process) announce(ctx context.Context, sess *concurrency.Session) *concurrency.Session {
+	if sess != nil {
+		select {
+		case <-sess.Done():
+			p.log.Warn("this coordinator's registry key expired (etcd unreachable for a TTL?); announcing it again")
+		default:
+			return sess
+		}
+	}
+	sess, err := announce(ctx, p.cfg.Client, p.cfg.Prefix, p.cfg.Server.Address, p.cfg.TTL)
+	if err != nil && ctx.Err() == nil {
+		p.log.Error("cannot announce this coordinator in the registry; it leads no new shard until it can", "error", err)
+	}
+	if sess != nil && !p.announced {
+		p.announced = true
+		select {
+		case <-ctx.Done():
+		case <-time.After(placeEvery):
+		}
+	}
+	return sess
 }
 
 // watch signals p.changed whenever the registry or a shard's election
