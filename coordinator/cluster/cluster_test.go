@@ -274,8 +274,10 @@ func TestShardsSpreadAndMoveWithoutLoss(t *testing.T) {
 			}()
 		}
 	}
-	gens := generations(t, admin, time.Time{})
+	// The baseline once every partition is owned: a cooperative group is
+	// Stable with partitions unowned between its two rebalances.
 	waitfor.Until(t, "every group owns every partition", rec.owned)
+	gens := generations(t, admin, time.Time{})
 
 	// Each coordinator describes every shard, asking the others: every
 	// group and member once.
